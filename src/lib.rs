@@ -1,0 +1,12 @@
+//! scim-bridge: a SCIM 2.0 provisioning bridge from identity providers (Entra ID,
+//! Okta) to downstream systems.
+//!
+//! Layers, in the one direction dependencies run: [`scim`] (protocol, no I/O) →
+//! [`store`] (durable state and the outbox) → [`server`] (HTTP). [`config`] describes
+//! the deployment; [`cli`] wires everything together.
+
+pub mod clock;
+pub mod entropy;
+pub mod scim;
+pub mod store;
+pub mod vault;

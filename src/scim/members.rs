@@ -1,0 +1,148 @@
+//! Group `members` operations, turned into [`MemberOp`]s instead of document edits
+//! because members are stored relationally (groups can have 100,000 of them).
+
+use serde_json::Value;
+
+use crate::scim::dialect::{Dialect, Quirk, tolerate};
+use crate::scim::error::ScimError;
+use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::json::get_ci;
+use crate::scim::patch::{MemberOp, MemberRef, PatchOpKind};
+use crate::scim::path::PatchPath;
+
+/// Translates one operation on `members` (with or without path) into member changes.
+pub(crate) fn member_op(
+    op: PatchOpKind,
+    pp: &PatchPath,
+    value: Option<&Value>,
+    dialect: Dialect,
+    quirks: &mut Vec<Quirk>,
+) -> Result<Option<MemberOp>, ScimError> {
+    if pp.attr.sub.is_some() || pp.sub.is_some() {
+        return Err(ScimError::invalid_path(format!(
+            "{pp}: member sub-attributes cannot be patched; add or remove whole members"
+        )));
+    }
+    if let Some(filter) = &pp.filter {
+        if op != PatchOpKind::Remove {
+            return Err(ScimError::invalid_path(format!(
+                "{pp}: a member filter is only supported with remove"
+            )));
+        }
+        return Ok(Some(match member_ids(filter) {
+            Some(ids) => MemberOp::Remove(ids),
+            None => MemberOp::RemoveWhere(filter.clone()),
+        }));
+    }
+    let value = value.filter(|v| !v.is_null());
+    Ok(match (op, value) {
+        (PatchOpKind::Add, None) => None,
+        (PatchOpKind::Add, Some(v)) => Some(MemberOp::Add(member_refs(v, dialect, quirks)?)),
+        (PatchOpKind::Replace, None) => Some(MemberOp::ReplaceAll(Vec::new())),
+        (PatchOpKind::Replace, Some(v)) => {
+            Some(MemberOp::ReplaceAll(member_refs(v, dialect, quirks)?))
+        }
+        (PatchOpKind::Remove, None) => Some(MemberOp::RemoveAll),
+        (PatchOpKind::Remove, Some(v)) => {
+            // Entra's legacy form: remove exactly the listed members, never all of them.
+            tolerate(dialect, Quirk::RemoveWithValueList, quirks, || {
+                ScimError::invalid_syntax("remove takes no value")
+            })?;
+            let refs = member_refs(v, dialect, quirks)?;
+            Some(MemberOp::Remove(
+                refs.into_iter().map(|r| r.value).collect(),
+            ))
+        }
+    })
+}
+
+/// `value eq "x"`, or an or-list of those, as plain ids.
+fn member_ids(filter: &Filter) -> Option<Vec<String>> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Value::String(id),
+        } if path.schema.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Some(vec![id.clone()])
+        }
+        Filter::Or(l, r) => {
+            let mut ids = member_ids(l)?;
+            ids.extend(member_ids(r)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// Parses a member list (or a single member) as sent in `value`.
+pub fn member_refs(
+    v: &Value,
+    dialect: Dialect,
+    quirks: &mut Vec<Quirk>,
+) -> Result<Vec<MemberRef>, ScimError> {
+    let items = match v {
+        Value::Array(a) => a.iter().collect::<Vec<_>>(),
+        single => {
+            tolerate(dialect, Quirk::SingleValueWrapped, quirks, || {
+                ScimError::invalid_value("members must be an array")
+            })?;
+            vec![single]
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let r = match item {
+            Value::Object(_) => {
+                let value = get_ci(item, "value")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        ScimError::invalid_value("each member needs a non-empty \"value\"")
+                    })?;
+                let kind = match get_ci(item, "type") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => {
+                        Some("User".to_string())
+                    }
+                    Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => {
+                        Some("Group".to_string())
+                    }
+                    Some(other) => {
+                        return Err(ScimError::invalid_value(format!(
+                            "member type must be \"User\" or \"Group\", got {other}"
+                        )));
+                    }
+                };
+                let display = get_ci(item, "display")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                MemberRef {
+                    value: value.to_string(),
+                    kind,
+                    display,
+                }
+            }
+            Value::String(s) if !s.is_empty() => {
+                tolerate(dialect, Quirk::BareStringForComplex, quirks, || {
+                    ScimError::invalid_value("each member must be an object with \"value\"")
+                })?;
+                MemberRef {
+                    value: s.clone(),
+                    kind: None,
+                    display: None,
+                }
+            }
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "each member must be an object with \"value\"",
+                ));
+            }
+        };
+        out.push(r);
+    }
+    Ok(out)
+}

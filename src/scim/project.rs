@@ -1,0 +1,224 @@
+//! `attributes` / `excludedAttributes` projection (RFC 7644 §3.4.2.5) with `returned` rules.
+
+use serde_json::{Map, Value};
+
+use crate::scim::error::ScimError;
+use crate::scim::path::AttrPath;
+use crate::scim::schema::{Attribute, ResourceKind, Returned, SchemaRegistry};
+
+/// Parses a comma-separated attribute list such as `userName,name.givenName`.
+pub fn parse_attr_list(s: &str) -> Result<Vec<AttrPath>, ScimError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(AttrPath::parse)
+        .collect()
+}
+
+/// The representation to return: `id` and `schemas` always, `returned: never` never,
+/// `attributes` (when non-empty) as the only other ones, else the defaults minus `excluded`.
+pub fn project(
+    resource: &Value,
+    kind: ResourceKind,
+    reg: &SchemaRegistry,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Value {
+    let Value::Object(obj) = resource else {
+        return resource.clone();
+    };
+    let core_urn = reg.core(kind).id.as_str();
+    let mut out = Map::new();
+    for (k, v) in obj {
+        if k.eq_ignore_ascii_case("schemas") {
+            out.insert(k.clone(), v.clone());
+            continue;
+        }
+        if let Some(ext) = reg.extension_for(kind, k) {
+            let whole = |list: &[AttrPath]| {
+                list.iter()
+                    .any(|p| p.sub.is_none() && p.qualified_name().eq_ignore_ascii_case(&ext.id))
+            };
+            let Value::Object(attrs) = v else { continue };
+            if (!attributes.is_empty() && whole(attributes)) || whole(excluded) {
+                if whole(excluded) {
+                    continue;
+                }
+                out.insert(
+                    k.clone(),
+                    Value::Object(strip_never(attrs, &ext.attributes)),
+                );
+                continue;
+            }
+            let mut kept = Map::new();
+            for (ak, av) in attrs {
+                if let Some(pv) = decide(ext.attr(ak), &ext.id, ak, av, attributes, excluded) {
+                    kept.insert(ak.clone(), pv);
+                }
+            }
+            if !kept.is_empty() {
+                out.insert(k.clone(), Value::Object(kept));
+            }
+            continue;
+        }
+        let def = reg
+            .common()
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(k))
+            .or_else(|| reg.core(kind).attr(k));
+        if let Some(pv) = decide(def, core_urn, k, v, attributes, excluded) {
+            out.insert(k.clone(), pv);
+        }
+    }
+    Value::Object(out)
+}
+
+fn strip_never(attrs: &Map<String, Value>, defs: &[Attribute]) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|(k, _)| {
+            !defs
+                .iter()
+                .any(|d| d.name.eq_ignore_ascii_case(k) && d.returned == Returned::Never)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn names(p: &AttrPath, urn: &str, name: &str) -> bool {
+    p.name.eq_ignore_ascii_case(name)
+        && p.schema
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(urn))
+}
+
+fn decide(
+    def: Option<&Attribute>,
+    urn: &str,
+    name: &str,
+    value: &Value,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Option<Value> {
+    let returned = def.map_or(Returned::Default, |d| d.returned);
+    match returned {
+        Returned::Never => return None,
+        Returned::Always => return Some(value.clone()),
+        _ => {}
+    }
+    if !attributes.is_empty() {
+        let hits: Vec<&AttrPath> = attributes.iter().filter(|p| names(p, urn, name)).collect();
+        if hits.iter().any(|p| p.sub.is_none()) {
+            return Some(value.clone());
+        }
+        let subs: Vec<&str> = hits.iter().filter_map(|p| p.sub.as_deref()).collect();
+        if subs.is_empty() {
+            return None;
+        }
+        return Some(map_subs(value, |k| {
+            subs.iter().any(|s| s.eq_ignore_ascii_case(k))
+        }));
+    }
+    if returned == Returned::Request {
+        return None;
+    }
+    let hits: Vec<&AttrPath> = excluded.iter().filter(|p| names(p, urn, name)).collect();
+    if hits.iter().any(|p| p.sub.is_none()) {
+        return None;
+    }
+    let subs: Vec<&str> = hits.iter().filter_map(|p| p.sub.as_deref()).collect();
+    if subs.is_empty() {
+        return Some(value.clone());
+    }
+    Some(map_subs(value, |k| {
+        !subs.iter().any(|s| s.eq_ignore_ascii_case(k))
+    }))
+}
+
+/// Keeps the sub-attributes `keep` accepts, in an object or in every element of an array.
+fn map_subs(value: &Value, keep: impl Fn(&str) -> bool + Copy) -> Value {
+    match value {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|i| map_subs(i, keep)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    fn user() -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT],
+            "id": "u1",
+            "userName": "b",
+            "password": "leak",
+            "name": {"givenName": "B", "familyName": "J"},
+            "emails": [{"value": "a@b", "type": "work"}],
+            "meta": {"resourceType": "User"},
+            ENT: {"department": "D", "employeeNumber": "7"}
+        })
+    }
+
+    #[test]
+    fn projections() {
+        let reg = SchemaRegistry::new();
+        let list = |s: &str| parse_attr_list(s).unwrap_or_else(|e| panic!("{e}"));
+        let cases = [
+            (
+                "",
+                "",
+                json!({"schemas": user()["schemas"], "id": "u1", "userName": "b", "name": {"givenName": "B", "familyName": "J"}, "emails": [{"value": "a@b", "type": "work"}], "meta": {"resourceType": "User"}, ENT: {"department": "D", "employeeNumber": "7"}}),
+            ),
+            (
+                "userName,name.givenName",
+                "",
+                json!({"schemas": user()["schemas"], "id": "u1", "userName": "b", "name": {"givenName": "B"}}),
+            ),
+            (
+                "emails.value, password",
+                "",
+                json!({"schemas": user()["schemas"], "id": "u1", "emails": [{"value": "a@b"}]}),
+            ),
+            (
+                &format!("{ENT}:department"),
+                "",
+                json!({"schemas": user()["schemas"], "id": "u1", ENT: {"department": "D"}}),
+            ),
+            (
+                ENT,
+                "",
+                json!({"schemas": user()["schemas"], "id": "u1", ENT: {"department": "D", "employeeNumber": "7"}}),
+            ),
+            (
+                "",
+                "emails,name.familyName,id,meta",
+                json!({"schemas": user()["schemas"], "id": "u1", "userName": "b", "name": {"givenName": "B"}, ENT: {"department": "D", "employeeNumber": "7"}}),
+            ),
+            (
+                "",
+                ENT,
+                json!({"schemas": user()["schemas"], "id": "u1", "userName": "b", "name": {"givenName": "B", "familyName": "J"}, "emails": [{"value": "a@b", "type": "work"}], "meta": {"resourceType": "User"}}),
+            ),
+        ];
+        for (attrs, excl, want) in cases {
+            let got = project(&user(), ResourceKind::User, &reg, &list(attrs), &list(excl));
+            assert_eq!(got, want, "attributes={attrs} excluded={excl}");
+        }
+        let g = json!({"id": "g", "displayName": "G", "members": [{"value": "u"}]});
+        assert_eq!(
+            project(&g, ResourceKind::Group, &reg, &[], &list("members")),
+            json!({"id": "g", "displayName": "G"})
+        );
+        assert!(parse_attr_list("a b").is_err());
+    }
+}

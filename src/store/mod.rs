@@ -1,0 +1,93 @@
+//! Durable state behind one [`Store`] trait: resources, group memberships, the
+//! change-event outbox and API tokens. Only this module knows SQL.
+//!
+//! Every resource change is written in the same transaction as its change event, so
+//! a 2xx from the SCIM front means both are on disk. Callers never branch on the
+//! engine: SQLite (embedded, group commit) and PostgreSQL implement the same trait.
+
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use model::{
+    ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
+    MutationKind, Page, StoreStatus, StoredResource,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::scim::{MemberRef, ResourceKind};
+
+/// The engine-independent storage interface. Implementations must make every
+/// successful [`Store::apply`] durable before returning.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies one change (resource + member rows + change event) atomically and durably.
+    async fn apply(&self, m: Mutation) -> Result<Committed, StoreError>;
+
+    /// One resource by id, without group members.
+    async fn get(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError>;
+
+    /// Resources found through an index (ids, userNames, externalIds, displayNames, emails).
+    async fn lookup(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        lookup: Lookup,
+    ) -> Result<Vec<StoredResource>, StoreError>;
+
+    /// A page of resources in creation order after `after_seq` (keyset paging), for
+    /// listings and for filters no index answers.
+    async fn scan(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// How many resources of `kind` a provider has.
+    async fn count(&self, provider: &str, kind: ResourceKind) -> Result<u64, StoreError>;
+
+    /// Members of a group, in insertion order.
+    async fn members(&self, provider: &str, group_id: &str) -> Result<Vec<MemberRef>, StoreError>;
+
+    /// Ids of the groups `member_id` belongs to (for a User's read-only `groups`).
+    async fn groups_of(
+        &self,
+        provider: &str,
+        member_id: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError>;
+
+    /// Change events after `after_seq`, oldest first (the outbox, read by delivery).
+    async fn events_after(&self, after_seq: i64, limit: usize)
+    -> Result<Vec<ChangeEvent>, StoreError>;
+
+    /// Stores a new API token (only its hash).
+    async fn create_token(&self, token: ApiToken) -> Result<(), StoreError>;
+
+    /// A token by its public id.
+    async fn find_token(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// All tokens, newest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Revokes a token; `false` when there is no such token.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Records when tokens were last used (batched by the caller).
+    async fn touch_tokens(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;
+
+    /// Health, schema version and outbox figures, touching the database.
+    async fn status(&self) -> Result<StoreStatus, StoreError>;
+
+    /// Stops accepting writes and waits until everything acknowledged is flushed.
+    async fn close(&self);
+}

@@ -1,0 +1,273 @@
+//! Plain data passed across the [`Store`](super::Store) boundary.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::scim::{MemberRef, ResourceKind};
+
+/// A stored User or Group. `doc` is the normalised SCIM document without `id`,
+/// `meta` and (for groups) `members`, which live in their own rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// Position in creation order; used for keyset paging.
+    pub seq: i64,
+    /// The identity provider that owns it.
+    pub provider: String,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// The SCIM id.
+    pub id: String,
+    /// Incremented on every change; the weak ETag.
+    pub version: i64,
+    /// `meta.created`.
+    pub created: DateTime<Utc>,
+    /// `meta.lastModified`.
+    pub last_modified: DateTime<Utc>,
+    /// The document.
+    pub doc: Value,
+}
+
+/// Values the store indexes, extracted from a document by [`IndexKeys::from_doc`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexKeys {
+    /// `userName`, lower-cased: unique per provider, matched case-insensitively.
+    pub user_name: Option<String>,
+    /// `externalId`, exact (caseExact in RFC 7643).
+    pub external_id: Option<String>,
+    /// `displayName`, lower-cased.
+    pub display_name: Option<String>,
+    /// Every `emails[].value`, lower-cased.
+    pub emails: Vec<String>,
+}
+
+impl IndexKeys {
+    /// The keys of a normalised document.
+    pub fn from_doc(kind: ResourceKind, doc: &Value) -> Self {
+        let s = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        let emails = doc
+            .get("emails")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get("value").and_then(Value::as_str))
+                    .map(str::to_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
+        IndexKeys {
+            user_name: match kind {
+                ResourceKind::User => s("userName").map(|u| u.to_lowercase()),
+                ResourceKind::Group => None,
+            },
+            external_id: s("externalId"),
+            display_name: s("displayName").map(|d| d.to_lowercase()),
+            emails,
+        }
+    }
+}
+
+/// An index lookup. Values are compared the way the index stores them
+/// (case-insensitively except ids and externalIds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// By SCIM id.
+    Ids(Vec<String>),
+    /// By userName.
+    UserNames(Vec<String>),
+    /// By externalId.
+    ExternalIds(Vec<String>),
+    /// By displayName.
+    DisplayNames(Vec<String>),
+    /// By any email value.
+    Emails(Vec<String>),
+}
+
+/// A change to a group's member rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    /// Add (idempotent).
+    Add(Vec<MemberRef>),
+    /// Remove these ids (absent ones ignored).
+    Remove(Vec<String>),
+    /// Remove all.
+    RemoveAll,
+    /// Replace the whole set.
+    ReplaceAll(Vec<MemberRef>),
+}
+
+/// What a [`Mutation`] does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MutationKind {
+    /// A new resource with this document and initial members.
+    Create {
+        /// The document.
+        doc: Value,
+        /// Initial members (groups).
+        members: Vec<MemberRef>,
+    },
+    /// A new document and/or member changes for an existing resource.
+    Update {
+        /// The new document.
+        doc: Value,
+        /// Member changes, applied in order.
+        members: Vec<MemberChange>,
+    },
+    /// Deletion, with its member rows.
+    Delete,
+}
+
+/// One durable change and the change event that goes with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
+    /// The owning provider.
+    pub provider: String,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// The SCIM id.
+    pub id: String,
+    /// When set, the change applies only if the stored version is this one.
+    pub expected_version: Option<i64>,
+    /// The time of the change (from the caller's clock).
+    pub at: DateTime<Utc>,
+    /// The request that caused it, for tracing a change end to end.
+    pub request_id: Option<String>,
+    /// The change.
+    pub change: MutationKind,
+}
+
+/// The outcome of a committed [`Mutation`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The resource's version after the change.
+    pub version: i64,
+    /// `meta.created`.
+    pub created: DateTime<Utc>,
+    /// `meta.lastModified`.
+    pub last_modified: DateTime<Utc>,
+    /// The change event's sequence number.
+    pub event_seq: i64,
+}
+
+/// A page of a keyset scan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// The resources, in creation order.
+    pub items: Vec<StoredResource>,
+    /// Pass as `after_seq` for the next page; `None` at the end.
+    pub next: Option<i64>,
+}
+
+/// The operation a change event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// Created.
+    Create,
+    /// Updated (document and/or members).
+    Update,
+    /// Deleted.
+    Delete,
+}
+
+impl ChangeOp {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Create => "create",
+            ChangeOp::Update => "update",
+            ChangeOp::Delete => "delete",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(ChangeOp::Create),
+            "update" => Some(ChangeOp::Update),
+            "delete" => Some(ChangeOp::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the outbox. Delivery reads the resource's current state when it
+/// pushes, so events carry only what cannot be read back: member deltas and, for a
+/// deletion, the keys a target needs to find its copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    /// Global order.
+    pub seq: i64,
+    /// The owning provider.
+    pub provider: String,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// The SCIM id.
+    pub resource_id: String,
+    /// What happened.
+    pub op: ChangeOp,
+    /// The resource version this event produced.
+    pub version: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `{"added":[ids],"removed":[ids],"replaced":bool}` for groups, and
+    /// `{"userName","externalId","displayName"}` of a deleted resource.
+    pub detail: Value,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+}
+
+/// An API token as stored: never the secret, only its SHA-256.
+#[derive(Clone, PartialEq)]
+pub struct ApiToken {
+    /// Public id, part of the token string.
+    pub id: String,
+    /// The provider whose SCIM base it opens (None for admin tokens).
+    pub provider: Option<String>,
+    /// `scim` or `admin`.
+    pub scope: String,
+    /// SHA-256 of the secret part.
+    pub secret_hash: [u8; 32],
+    /// When created.
+    pub created: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires: Option<DateTime<Utc>>,
+    /// Last successful use (flushed periodically).
+    pub last_used: Option<DateTime<Utc>>,
+    /// When revoked.
+    pub revoked: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash is not the secret, but it is offline-guessable material: keep it out.
+        f.debug_struct("ApiToken")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("scope", &self.scope)
+            .field("created", &self.created)
+            .field("expires", &self.expires)
+            .field("last_used", &self.last_used)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/readyz` and `status` report about the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStatus {
+    /// `sqlite` or `postgres`.
+    pub engine: &'static str,
+    /// Where (a path, or a URL with the password removed).
+    pub location: String,
+    /// Schema version in the database.
+    pub schema_version: i64,
+    /// Schema version this binary expects.
+    pub expected_schema_version: i64,
+    /// Number of change events in the outbox.
+    pub events: i64,
+    /// Highest change event sequence number.
+    pub last_event_seq: i64,
+    /// Users and groups stored, all providers.
+    pub users: i64,
+    /// Groups stored, all providers.
+    pub groups: i64,
+}

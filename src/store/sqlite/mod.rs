@@ -1,0 +1,488 @@
+//! The embedded SQLite store: WAL, `synchronous = FULL`, one writer thread with
+//! group commit (see [`writer`]), and a small pool of read-only connections.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use self::rows::{RESOURCE_COLUMNS, parse_kind, parse_time, resource};
+use self::writer::Job;
+use crate::scim::{MemberRef, ResourceKind};
+use crate::store::{
+    ApiToken, ChangeEvent, ChangeOp, Committed, Lookup, Mutation, Page, Store, StoreError,
+    StoreStatus, StoredResource,
+};
+
+pub use self::schema::SCHEMA_VERSION;
+
+/// Read connections; reads never wait on the writer in WAL mode.
+const READERS: usize = 4;
+/// Queue in front of the writer; callers wait (backpressure) when it is full.
+const QUEUE: usize = 8192;
+
+/// SQLite behind the [`Store`] trait.
+pub struct SqliteStore {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+    migrated_from: i64,
+}
+
+struct ReadPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens or creates the database at `path`, refusing foreign or newer files,
+    /// applying embedded migrations, and starting the writer thread. Must be called
+    /// inside a Tokio runtime only for its later async use; opening itself blocks.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        schema::refuse_foreign_file(path)?;
+        let mut conn = schema::connect(path, false)?;
+        let migrated_from = schema::prepare(&mut conn, path)?;
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let c = schema::connect(path, true)?;
+            c.execute_batch("PRAGMA query_only = ON")?;
+            conns.push(c);
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            sender: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Arc::new(ReadPool {
+                conns: Mutex::new(conns),
+                permits: Semaphore::new(READERS),
+            }),
+            migrated_from,
+        })
+    }
+
+    /// The schema version the file had before this open migrated it.
+    pub fn migrated_from(&self) -> i64 {
+        self.migrated_from
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        sender
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = Arc::clone(&self.readers);
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool2 = Arc::clone(&pool);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool2
+                .conns
+                .lock()
+                .map_err(|_| StoreError::Database("read pool poisoned".into()))?
+                .pop()
+                .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
+            let out = f(&conn);
+            if let Ok(mut v) = pool2.conns.lock() {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn get_one(
+    c: &Connection,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<StoredResource>, StoreError> {
+    let raw = c
+        .prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE provider = ?1 AND kind = ?2 AND id = ?3"
+        ))?
+        .query_row(params![provider, kind.name(), id], resource)
+        .optional()?;
+    raw.map(rows::RawResource::into_resource).transpose()
+}
+
+fn lookup_by(
+    c: &Connection,
+    provider: &str,
+    kind: ResourceKind,
+    lookup: &Lookup,
+) -> Result<Vec<StoredResource>, StoreError> {
+    let (sql, values, lower) = match lookup {
+        Lookup::Ids(v) => ("id = ?3", v, false),
+        Lookup::UserNames(v) => ("user_name_ci = ?3", v, true),
+        Lookup::ExternalIds(v) => ("external_id = ?3", v, false),
+        Lookup::DisplayNames(v) => ("display_name_ci = ?3", v, true),
+        Lookup::Emails(v) => (
+            "seq IN (SELECT resource_seq FROM resource_emails WHERE value_ci = ?3)",
+            v,
+            true,
+        ),
+    };
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE provider = ?1 AND kind = ?2 AND {sql}"
+    ))?;
+    let mut out: Vec<StoredResource> = Vec::new();
+    for v in values {
+        let key = if lower { v.to_lowercase() } else { v.clone() };
+        let found = st
+            .query_map(params![provider, kind.name(), key], resource)?
+            .collect::<Result<Vec<_>, _>>()?;
+        for raw in found {
+            let r = raw.into_resource()?;
+            if !out.iter().any(|o| o.seq == r.seq) {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by_key(|r| r.seq);
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, m: Mutation) -> Result<Committed, StoreError> {
+        self.submit(|tx| Job::Apply(Box::new(m), tx)).await
+    }
+
+    async fn get(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let (p, i) = (provider.to_owned(), id.to_owned());
+        self.read(move |c| get_one(c, &p, kind, &i)).await
+    }
+
+    async fn lookup(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        lookup: Lookup,
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let p = provider.to_owned();
+        self.read(move |c| lookup_by(c, &p, kind, &lookup)).await
+    }
+
+    async fn scan(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let p = provider.to_owned();
+        self.read(move |c| {
+            let items = c
+                .prepare_cached(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources
+                     WHERE provider = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+                ))?
+                .query_map(params![p, kind.name(), after_seq, limit as i64], resource)?
+                .map(|r| r.map_err(StoreError::from).and_then(|r| r.into_resource()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if items.len() == limit {
+                items.last().map(|r| r.seq)
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn count(&self, provider: &str, kind: ResourceKind) -> Result<u64, StoreError> {
+        let p = provider.to_owned();
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM resources WHERE provider = ?1 AND kind = ?2")?
+                .query_row(params![p, kind.name()], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn members(&self, provider: &str, group_id: &str) -> Result<Vec<MemberRef>, StoreError> {
+        let (p, g) = (provider.to_owned(), group_id.to_owned());
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT m.member_id, m.member_type, m.display FROM group_members m
+                     JOIN resources r ON r.seq = m.group_seq
+                     WHERE r.provider = ?1 AND r.kind = 'Group' AND r.id = ?2
+                     ORDER BY m.pos",
+                )?
+                .query_map(params![p, g], |r| {
+                    Ok(MemberRef {
+                        value: r.get(0)?,
+                        kind: r.get(1)?,
+                        display: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn groups_of(
+        &self,
+        provider: &str,
+        member_id: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let (p, m) = (provider.to_owned(), member_id.to_owned());
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT r.id, json_extract(r.doc, '$.displayName') FROM group_members m
+                     JOIN resources r ON r.seq = m.group_seq
+                     WHERE m.member_id = ?1 AND r.provider = ?2 AND r.kind = 'Group'
+                     ORDER BY r.seq",
+                )?
+                .query_map(params![m, p], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn events_after(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        self.read(move |c| {
+            type Raw = (i64, String, String, String, String, i64, String, String, Option<String>);
+            let raws: Vec<Raw> = c
+                .prepare_cached(
+                    "SELECT seq, provider, kind, resource_id, op, version, at, detail, request_id
+                     FROM change_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after_seq, limit as i64], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            raws.into_iter()
+                .map(|(seq, provider, kind, resource_id, op, version, at, detail, request_id)| {
+                    Ok(ChangeEvent {
+                        seq,
+                        provider,
+                        kind: parse_kind(&kind)?,
+                        resource_id,
+                        op: ChangeOp::parse(&op).ok_or_else(|| {
+                            StoreError::Database(format!("bad stored op {op:?}"))
+                        })?,
+                        version,
+                        at: parse_time(&at)?,
+                        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+                        request_id,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
+        self.submit(|tx| Job::CreateToken(Box::new(token), tx)).await
+    }
+
+    async fn find_token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let raw = c
+                .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"))?
+                .query_row([id], token_row)
+                .optional()?;
+            raw.map(RawToken::into_token).transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        self.read(|c| {
+            let raws = c
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created DESC, id"
+                ))?
+                .query_map([], token_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            raws.into_iter().map(RawToken::into_token).collect()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.submit(|tx| Job::RevokeToken(id, at, tx)).await
+    }
+
+    async fn touch_tokens(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.submit(|tx| Job::TouchTokens(used, tx)).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus, StoreError> {
+        let location = self.path.display().to_string();
+        self.read(move |c| {
+            let v: String = c.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )?;
+            let (events, last): (i64, Option<i64>) = c.query_row(
+                "SELECT count(*), max(seq) FROM change_events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (users, groups): (i64, i64) = c.query_row(
+                "SELECT count(*) FILTER (WHERE kind = 'User'), count(*) FILTER (WHERE kind = 'Group') FROM resources",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(StoreStatus {
+                engine: "sqlite",
+                location,
+                schema_version: v.parse().unwrap_or(0),
+                expected_schema_version: SCHEMA_VERSION,
+                events,
+                last_event_seq: last.unwrap_or(0),
+                users,
+                groups,
+            })
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        // Dropping the last sender lets the writer drain its queue, commit and exit.
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, provider, scope, secret_hash, created, expires, last_used, revoked";
+
+struct RawToken {
+    id: String,
+    provider: Option<String>,
+    scope: String,
+    hash: Vec<u8>,
+    created: String,
+    expires: Option<String>,
+    last_used: Option<String>,
+    revoked: Option<String>,
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawToken> {
+    Ok(RawToken {
+        id: r.get(0)?,
+        provider: r.get(1)?,
+        scope: r.get(2)?,
+        hash: r.get(3)?,
+        created: r.get(4)?,
+        expires: r.get(5)?,
+        last_used: r.get(6)?,
+        revoked: r.get(7)?,
+    })
+}
+
+impl RawToken {
+    fn into_token(self) -> Result<ApiToken, StoreError> {
+        let opt = |s: Option<String>| s.as_deref().map(parse_time).transpose();
+        Ok(ApiToken {
+            secret_hash: self
+                .hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Database("bad stored token hash".into()))?,
+            id: self.id,
+            provider: self.provider,
+            scope: self.scope,
+            created: parse_time(&self.created)?,
+            expires: opt(self.expires)?,
+            last_used: opt(self.last_used)?,
+            revoked: opt(self.revoked)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
