@@ -6,7 +6,11 @@
 //! the deployment; [`cli`] wires everything together.
 
 pub mod clock;
+pub mod directory;
 pub mod entropy;
+pub mod metrics;
 pub mod scim;
+pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod vault;

@@ -332,6 +332,7 @@ pub struct SchemaRegistry {
     group: Schema,
     common: Vec<Attribute>,
     user_extensions: Vec<Schema>,
+    group_extensions: Vec<Schema>,
 }
 
 impl Default for SchemaRegistry {
@@ -348,6 +349,7 @@ impl SchemaRegistry {
             group: crate::scim::schema_core::group_schema(),
             common: crate::scim::schema_core::common_attributes(),
             user_extensions: vec![crate::scim::schema_core::enterprise_schema()],
+            group_extensions: Vec::new(),
         }
     }
 
@@ -363,7 +365,7 @@ impl SchemaRegistry {
     pub fn extensions(&self, kind: ResourceKind) -> &[Schema] {
         match kind {
             ResourceKind::User => &self.user_extensions,
-            ResourceKind::Group => &[],
+            ResourceKind::Group => &self.group_extensions,
         }
     }
 
@@ -371,7 +373,40 @@ impl SchemaRegistry {
     pub fn all(&self) -> Vec<&Schema> {
         let mut v = vec![&self.user, &self.group];
         v.extend(self.user_extensions.iter());
+        v.extend(self.group_extensions.iter());
         v
+    }
+
+    /// Registers a whole extension schema on `kind` (a provider's custom schema).
+    pub fn add_extension(&mut self, kind: ResourceKind, schema: Schema) -> Result<(), SchemaError> {
+        if !schema.id.to_ascii_lowercase().starts_with("urn:") {
+            return Err(SchemaError::InvalidUrn(schema.id));
+        }
+        if self.all().iter().any(|s| s.id.eq_ignore_ascii_case(&schema.id)) {
+            return Err(SchemaError::Duplicate {
+                schema: schema.id.clone(),
+                name: schema.id,
+            });
+        }
+        for (i, a) in schema.attributes.iter().enumerate() {
+            if !crate::scim::path::is_attr_name(&a.name) {
+                return Err(SchemaError::InvalidName(a.name.clone()));
+            }
+            if schema.attributes[..i]
+                .iter()
+                .any(|b| b.name.eq_ignore_ascii_case(&a.name))
+            {
+                return Err(SchemaError::Duplicate {
+                    schema: schema.id.clone(),
+                    name: a.name.clone(),
+                });
+            }
+        }
+        match kind {
+            ResourceKind::User => self.user_extensions.push(schema),
+            ResourceKind::Group => self.group_extensions.push(schema),
+        }
+        Ok(())
     }
 
     /// Common attributes (`id`, `externalId`, `meta`) shared by every resource.

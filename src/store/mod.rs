@@ -43,13 +43,14 @@ pub trait Store: Send + Sync {
         lookup: Lookup,
     ) -> Result<Vec<StoredResource>, StoreError>;
 
-    /// A page of resources in creation order after `after_seq` (keyset paging), for
-    /// listings and for filters no index answers.
+    /// Up to `limit` resources in creation order after `after_seq`, skipping the first
+    /// `skip` of those: keyset paging for full scans, offset paging for listings.
     async fn scan(
         &self,
         provider: &str,
         kind: ResourceKind,
         after_seq: i64,
+        skip: usize,
         limit: usize,
     ) -> Result<Page, StoreError>;
 

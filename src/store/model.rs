@@ -266,8 +266,12 @@ pub struct StoreStatus {
     pub events: i64,
     /// Highest change event sequence number.
     pub last_event_seq: i64,
-    /// Users and groups stored, all providers.
+    /// Users stored, all providers.
     pub users: i64,
     /// Groups stored, all providers.
     pub groups: i64,
+    /// Write transactions since start (group commits).
+    pub write_batches: u64,
+    /// Writes since start; `write_jobs / write_batches` is the group-commit factor.
+    pub write_jobs: u64,
 }

@@ -6,6 +6,7 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,6 +37,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     migrated_from: i64,
+    stats: Arc<writer::WriterStats>,
 }
 
 struct ReadPool {
@@ -72,9 +74,11 @@ impl SqliteStore {
             conns.push(c);
         }
         let (tx, rx) = mpsc::channel(QUEUE);
+        let stats = Arc::new(writer::WriterStats::default());
+        let writer_stats = Arc::clone(&stats);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, writer_stats))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path: path.to_owned(),
@@ -85,6 +89,7 @@ impl SqliteStore {
                 permits: Semaphore::new(READERS),
             }),
             migrated_from,
+            stats,
         })
     }
 
@@ -228,6 +233,7 @@ impl Store for SqliteStore {
         provider: &str,
         kind: ResourceKind,
         after_seq: i64,
+        skip: usize,
         limit: usize,
     ) -> Result<Page, StoreError> {
         let p = provider.to_owned();
@@ -235,9 +241,12 @@ impl Store for SqliteStore {
             let items = c
                 .prepare_cached(&format!(
                     "SELECT {RESOURCE_COLUMNS} FROM resources
-                     WHERE provider = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+                     WHERE provider = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4 OFFSET ?5"
                 ))?
-                .query_map(params![p, kind.name(), after_seq, limit as i64], resource)?
+                .query_map(
+                    params![p, kind.name(), after_seq, limit as i64, skip as i64],
+                    resource,
+                )?
                 .map(|r| r.map_err(StoreError::from).and_then(|r| r.into_resource()))
                 .collect::<Result<Vec<_>, _>>()?;
             let next = if items.len() == limit {
@@ -395,6 +404,8 @@ impl Store for SqliteStore {
 
     async fn status(&self) -> Result<StoreStatus, StoreError> {
         let location = self.path.display().to_string();
+        let write_batches = self.stats.batches.load(Ordering::Relaxed);
+        let write_jobs = self.stats.jobs.load(Ordering::Relaxed);
         self.read(move |c| {
             let v: String = c.query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -420,6 +431,8 @@ impl Store for SqliteStore {
                 last_event_seq: last.unwrap_or(0),
                 users,
                 groups,
+                write_batches,
+                write_jobs,
             })
         })
         .await

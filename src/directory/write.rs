@@ -1,0 +1,370 @@
+//! Reads and writes of single resources: POST, GET, PUT, PATCH, DELETE.
+
+use serde_json::Value;
+
+use super::render::{if_match_allows, member_json, to_scim};
+use super::{Ctx, Directory, store_error};
+use crate::entropy::uuid_v4;
+use crate::scim::json::remove_ci;
+use crate::scim::{
+    AttrPath, MemberOp, MemberRef, ResourceKind, ScimError, apply_patch, check_immutable,
+    member_refs, normalize_resource, parse_patch, project,
+};
+use crate::store::{MemberChange, Mutation, MutationKind, StoreError, StoredResource};
+
+/// Concurrent PATCHes to one resource retry their read-modify-write this many times
+/// before giving up with 409; only a client's own `If-Match` turns a race into 412.
+const MAX_ATTEMPTS: usize = 8;
+
+/// `attributes` / `excludedAttributes` of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    /// Only these (plus `id`, `schemas`, `returned: always`).
+    pub attributes: Vec<AttrPath>,
+    /// All defaults except these.
+    pub excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Whether group members must be loaded: never for `excludedAttributes=members`.
+    pub fn wants_members(&self) -> bool {
+        let names_members = |list: &[AttrPath]| {
+            list.iter().any(|p| {
+                p.name.eq_ignore_ascii_case("members")
+                    || p.qualified_name().to_ascii_lowercase().ends_with(":members")
+            })
+        };
+        if names_members(&self.excluded) {
+            return false;
+        }
+        self.attributes.is_empty() || names_members(&self.attributes)
+    }
+
+    /// True when the client asked for any projection at all.
+    pub fn is_requested(&self) -> bool {
+        !self.attributes.is_empty() || !self.excluded.is_empty()
+    }
+}
+
+/// A written resource, rendered.
+#[derive(Debug)]
+pub struct Written {
+    /// The SCIM representation (projected), or `None` when the answer is 204.
+    pub body: Option<Value>,
+    /// `meta.location`.
+    pub location: String,
+    /// The new version (for the ETag header).
+    pub version: i64,
+}
+
+impl Directory {
+    /// Loads a resource or answers 404.
+    async fn load(&self, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<StoredResource, ScimError> {
+        self.store
+            .get(&ctx.provider.name, kind, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())))
+    }
+
+    /// Renders `r` with members when the projection needs them.
+    pub(super) async fn render(
+        &self,
+        ctx: &Ctx,
+        r: &StoredResource,
+        proj: &Projection,
+    ) -> Result<Value, ScimError> {
+        let members = if r.kind == ResourceKind::Group && proj.wants_members() {
+            Some(
+                self.store
+                    .members(&ctx.provider.name, &r.id)
+                    .await
+                    .map_err(store_error)?,
+            )
+        } else {
+            None
+        };
+        let full = to_scim(&ctx.base_url, r, members.as_deref());
+        Ok(project(
+            &full,
+            r.kind,
+            &ctx.provider.registry,
+            &proj.attributes,
+            &proj.excluded,
+        ))
+    }
+
+    /// `GET /{kind}/{id}`.
+    pub async fn get(
+        &self,
+        ctx: &Ctx,
+        kind: ResourceKind,
+        id: &str,
+        proj: &Projection,
+    ) -> Result<(Value, i64), ScimError> {
+        let r = self.load(ctx, kind, id).await?;
+        Ok((self.render(ctx, &r, proj).await?, r.version))
+    }
+
+    /// Validates a POST/PUT body; splits group members off the document.
+    fn prepare(
+        &self,
+        ctx: &mut Ctx,
+        kind: ResourceKind,
+        body: Value,
+    ) -> Result<(Value, Option<Vec<MemberRef>>), ScimError> {
+        let provider = ctx.provider.clone();
+        let mut doc = normalize_resource(
+            body,
+            kind,
+            &provider.registry,
+            provider.dialect,
+            &mut ctx.quirks,
+        )?;
+        let mut members = None;
+        if let Value::Object(o) = &mut doc {
+            remove_ci(o, "id");
+            remove_ci(o, "meta");
+            if kind == ResourceKind::Group
+                && let Some(m) = remove_ci(o, "members")
+            {
+                members = Some(if m.is_null() {
+                    Vec::new()
+                } else {
+                    member_refs(&m, provider.dialect, &mut ctx.quirks)?
+                });
+            }
+        }
+        Ok((doc, members))
+    }
+
+    fn mutation(&self, ctx: &Ctx, kind: ResourceKind, id: &str, change: MutationKind) -> Mutation {
+        Mutation {
+            provider: ctx.provider.name.clone(),
+            kind,
+            id: id.to_owned(),
+            expected_version: None,
+            at: self.clock.now(),
+            request_id: ctx.request_id.clone(),
+            change,
+        }
+    }
+
+    /// `POST /{kind}`: 201 with the new resource.
+    pub async fn create(
+        &self,
+        ctx: &mut Ctx,
+        kind: ResourceKind,
+        body: Value,
+        proj: &Projection,
+    ) -> Result<Written, ScimError> {
+        let (doc, members) = self.prepare(ctx, kind, body)?;
+        let id = uuid_v4(self.entropy.as_ref());
+        let members = members.unwrap_or_default();
+        let m = self.mutation(
+            ctx,
+            kind,
+            &id,
+            MutationKind::Create {
+                doc: doc.clone(),
+                members: members.clone(),
+            },
+        );
+        let at = m.at;
+        let c = self.store.apply(m).await.map_err(store_error)?;
+        let stored = StoredResource {
+            seq: 0,
+            provider: ctx.provider.name.clone(),
+            kind,
+            id,
+            version: c.version,
+            created: at,
+            last_modified: at,
+            doc,
+        };
+        let full = to_scim(&ctx.base_url, &stored, Some(&members));
+        Ok(Written {
+            location: super::render::location(&ctx.base_url, kind, &stored.id),
+            body: Some(project(
+                &full,
+                kind,
+                &ctx.provider.registry,
+                &proj.attributes,
+                &proj.excluded,
+            )),
+            version: c.version,
+        })
+    }
+
+    /// `PUT /{kind}/{id}`: full replacement, immutable attributes enforced.
+    pub async fn replace(
+        &self,
+        ctx: &mut Ctx,
+        kind: ResourceKind,
+        id: &str,
+        body: Value,
+        if_match: Option<&str>,
+        proj: &Projection,
+    ) -> Result<Written, ScimError> {
+        let (doc, members) = self.prepare(ctx, kind, body)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let cur = self.load(ctx, kind, id).await?;
+            precondition(if_match, cur.version)?;
+            check_immutable(&cur.doc, &doc, kind, &ctx.provider.registry)?;
+            // PUT replaces every attribute, members included: absent means none.
+            let changes = if kind == ResourceKind::Group {
+                vec![MemberChange::ReplaceAll(members.clone().unwrap_or_default())]
+            } else {
+                Vec::new()
+            };
+            let mut m = self.mutation(
+                ctx,
+                kind,
+                id,
+                MutationKind::Update {
+                    doc: doc.clone(),
+                    members: changes,
+                },
+            );
+            m.expected_version = Some(cur.version);
+            match self.store.apply(m).await {
+                Ok(_) => return self.written(ctx, kind, id, proj, true).await,
+                Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(contended(id))
+    }
+
+    /// `PATCH /{kind}/{id}`. Users answer 200 with the resource; groups answer 204
+    /// unless a projection is requested, so that a member change never has to render
+    /// a 100,000-member group (RFC 7644 §3.5.2 allows either).
+    pub async fn patch(
+        &self,
+        ctx: &mut Ctx,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        proj: &Projection,
+    ) -> Result<Written, ScimError> {
+        let provider = ctx.provider.clone();
+        let ops = parse_patch(body, provider.dialect, &mut ctx.quirks)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let cur = self.load(ctx, kind, id).await?;
+            precondition(if_match, cur.version)?;
+            let mut doc = cur.doc.clone();
+            let member_ops = apply_patch(
+                &mut doc,
+                kind,
+                &provider.registry,
+                &ops,
+                provider.dialect,
+                &mut ctx.quirks,
+            )?;
+            let mut changes = Vec::with_capacity(member_ops.len());
+            for op in member_ops {
+                changes.push(match op {
+                    MemberOp::Add(refs) => MemberChange::Add(refs),
+                    MemberOp::Remove(ids) => MemberChange::Remove(ids),
+                    MemberOp::RemoveAll => MemberChange::RemoveAll,
+                    MemberOp::ReplaceAll(refs) => MemberChange::ReplaceAll(refs),
+                    MemberOp::RemoveWhere(filter) => {
+                        let members = self
+                            .store
+                            .members(&provider.name, id)
+                            .await
+                            .map_err(store_error)?;
+                        let attr = provider.registry.find(kind, &AttrPath::simple("members"));
+                        MemberChange::Remove(
+                            members
+                                .iter()
+                                .filter(|m| {
+                                    filter.matches_element(&member_json(&ctx.base_url, m), attr)
+                                })
+                                .map(|m| m.value.clone())
+                                .collect(),
+                        )
+                    }
+                });
+            }
+            let mut m = self.mutation(
+                ctx,
+                kind,
+                id,
+                MutationKind::Update {
+                    doc,
+                    members: changes,
+                },
+            );
+            m.expected_version = Some(cur.version);
+            match self.store.apply(m).await {
+                Ok(_) => {
+                    let with_body = kind == ResourceKind::User || proj.is_requested();
+                    return self.written(ctx, kind, id, proj, with_body).await;
+                }
+                Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(contended(id))
+    }
+
+    async fn written(
+        &self,
+        ctx: &Ctx,
+        kind: ResourceKind,
+        id: &str,
+        proj: &Projection,
+        with_body: bool,
+    ) -> Result<Written, ScimError> {
+        let r = self.load(ctx, kind, id).await?;
+        let body = if with_body {
+            Some(self.render(ctx, &r, proj).await?)
+        } else {
+            None
+        };
+        Ok(Written {
+            body,
+            location: super::render::location(&ctx.base_url, kind, id),
+            version: r.version,
+        })
+    }
+
+    /// `DELETE /{kind}/{id}`.
+    pub async fn delete(
+        &self,
+        ctx: &Ctx,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), ScimError> {
+        let mut m = self.mutation(ctx, kind, id, MutationKind::Delete);
+        if let Some(h) = if_match {
+            let cur = self.load(ctx, kind, id).await?;
+            precondition(Some(h), cur.version)?;
+            m.expected_version = Some(cur.version);
+        }
+        self.store.apply(m).await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn precondition(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(h) if !if_match_allows(h, version) => Err(ScimError::new(
+            412,
+            None,
+            format!("If-Match {h} does not match the current version W/\"{version}\""),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn contended(id: &str) -> ScimError {
+    ScimError::new(
+        409,
+        None,
+        format!("{id} is being changed concurrently; retry the request"),
+    )
+}

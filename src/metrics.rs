@@ -1,0 +1,126 @@
+//! A small Prometheus registry owned by the server state. The `metrics` facade would
+//! need a process-global recorder; keeping the registry in state keeps tests isolated
+//! and the rule "no global state" intact.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency buckets in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// Counters and latency histograms, labelled.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    quirks: Mutex<BTreeMap<(String, String), u64>>,
+    auth_failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Records one HTTP request.
+    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry(route.to_owned()).or_default();
+            let s = took.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if s <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += s;
+            h.count += 1;
+        }
+    }
+
+    /// Counts a tolerated IdP quirk.
+    pub fn quirk(&self, provider: &str, quirk: &str) {
+        if let Ok(mut m) = self.quirks.lock() {
+            *m.entry((provider.to_owned(), quirk.to_owned())).or_default() += 1;
+        }
+    }
+
+    /// Counts a refused token by reason.
+    pub fn auth_failure(&self, reason: &str) {
+        if let Ok(mut m) = self.auth_failures.lock() {
+            *m.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition, followed by `gauges` (name, help, value).
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP scim_bridge_http_requests_total HTTP requests by method, route and status.\n# TYPE scim_bridge_http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str("# HELP scim_bridge_http_request_duration_seconds Request latency by route.\n# TYPE scim_bridge_http_request_duration_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for (route, h) in m.iter() {
+                let r = escape(route);
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "scim_bridge_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\nscim_bridge_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\nscim_bridge_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                    h.count, h.sum, h.count
+                );
+            }
+        }
+        out.push_str("# HELP scim_bridge_dialect_quirks_total IdP deviations from the RFCs that were tolerated.\n# TYPE scim_bridge_dialect_quirks_total counter\n");
+        if let Ok(m) = self.quirks.lock() {
+            for ((provider, quirk), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_dialect_quirks_total{{provider=\"{}\",quirk=\"{quirk}\"}} {n}",
+                    escape(provider)
+                );
+            }
+        }
+        out.push_str("# HELP scim_bridge_auth_failures_total Refused bearer tokens by reason.\n# TYPE scim_bridge_auth_failures_total counter\n");
+        if let Ok(m) = self.auth_failures.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(out, "scim_bridge_auth_failures_total{{reason=\"{reason}\"}} {n}");
+            }
+        }
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,80 @@
+//! Bearer-token authentication of a provider's SCIM base.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+use super::respond::scim_error;
+use crate::directory::Provider;
+use crate::scim::ScimError;
+use crate::tokens::{self, Refusal, SCOPE_SCIM};
+
+/// The provider a request is for, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<Provider>);
+
+/// Resolves `{provider}` and checks the bearer token against the store on every
+/// request, so `token revoke` from the CLI takes effect at once.
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let name = req
+        .uri()
+        .path()
+        .strip_prefix("/scim/v2/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(provider) = state.directory.provider(&name) else {
+        return scim_error(&ScimError::not_found(format!("no provider named {name:?}")));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    let Some(presented) = presented else {
+        state.metrics.auth_failure("missing");
+        return scim_error(&ScimError::unauthorized(
+            "missing bearer token (Authorization: Bearer <token>)",
+        ));
+    };
+    let refusal = match tokens::parse(presented) {
+        None => Err(Refusal::Invalid),
+        Some((id, secret)) => match state.directory.store().find_token(id).await {
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return scim_error(&ScimError::new(503, None, "cannot check the token right now"));
+            }
+            Ok(None) => Err(Refusal::Invalid),
+            Ok(Some(record)) => {
+                let now = state.clock.now();
+                tokens::verify(&record, secret, Some(&provider.name), SCOPE_SCIM, now).map(|()| {
+                    if let Ok(mut m) = state.token_use.lock() {
+                        m.insert(record.id.clone(), now);
+                    }
+                })
+            }
+        },
+    };
+    if let Err(r) = refusal {
+        state.metrics.auth_failure(match r {
+            Refusal::Invalid => "invalid",
+            Refusal::Revoked => "revoked",
+            Refusal::Expired => "expired",
+            Refusal::WrongAudience => "wrong_audience",
+        });
+        return scim_error(&ScimError::unauthorized(r.detail()));
+    }
+    req.extensions_mut().insert(Authenticated(provider));
+    next.run(req).await
+}

@@ -1,0 +1,185 @@
+//! The HTTP face of the daemon (axum): per-provider SCIM bases, health, metrics.
+//! Handlers are thin: they authenticate, decode, call [`Directory`] and encode.
+
+mod auth;
+mod health;
+mod respond;
+mod scim_routes;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::directory::Directory;
+use crate::entropy::{Entropy, uuid_v4};
+use crate::metrics::Metrics;
+use crate::scim::ScimError;
+
+pub use respond::SCIM_JSON;
+
+/// HTTP settings taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Externally visible base URL (`https://bridge.example.com`), for `meta.location`.
+    pub public_url: String,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before 503.
+    pub request_timeout: Duration,
+}
+
+/// Shared state of every request.
+pub struct AppState {
+    /// The SCIM resource service.
+    pub directory: Arc<Directory>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness (request ids).
+    pub entropy: Arc<dyn Entropy>,
+    /// HTTP settings.
+    pub settings: Settings,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Set when shutdown starts, so `/readyz` turns 503 and load balancers drain us.
+    pub shutting_down: AtomicBool,
+    /// Vault state for `/readyz` (`"not configured"`, `"unlocked"`).
+    pub vault_state: String,
+    started: Instant,
+    token_use: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for a server over `directory`.
+    pub fn new(
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        settings: Settings,
+        vault_state: String,
+    ) -> Self {
+        AppState {
+            directory,
+            clock,
+            entropy,
+            settings,
+            metrics: Metrics::default(),
+            shutting_down: AtomicBool::new(false),
+            vault_state,
+            started: Instant::now(),
+            token_use: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Writes buffered token last-use times to the store. Called periodically and at
+    /// shutdown; losing a few seconds of "last used" on a crash is acceptable, a write
+    /// per request is not.
+    pub async fn flush_token_use(&self) {
+        let used: Vec<_> = match self.token_use.lock() {
+            Ok(mut m) => m.drain().collect(),
+            Err(_) => return,
+        };
+        if let Err(e) = self.directory.store().touch_tokens(used).await {
+            tracing::warn!(error = %e, "could not record token use");
+        }
+    }
+
+    /// Marks shutdown: `/readyz` answers 503 from now on.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Identifies a request in logs, responses (`X-Request-Id`) and change events.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The whole application.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .nest("/scim/v2/{provider}", scim_routes::routes(Arc::clone(&state)))
+        .fallback(|| async {
+            respond::scim_error(&ScimError::not_found(
+                "no such endpoint; SCIM bases are /scim/v2/{provider}",
+            ))
+        })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// Request id, span, timeout, access log and metrics around every request.
+async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid_v4(state.entropy.as_ref()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let timeout = state.settings.request_timeout;
+    let mut resp = async {
+        match tokio::time::timeout(timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(?timeout, "request timed out");
+                respond::scim_error(&ScimError::new(
+                    503,
+                    None,
+                    format!("the request took longer than {timeout:?}"),
+                ))
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let took = started.elapsed();
+    let status = resp.status();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), ms = took.as_secs_f64() * 1e3, "request");
+        } else {
+            tracing::info!(status = status.as_u16(), ms = took.as_secs_f64() * 1e3, "request");
+        }
+    });
+    state.metrics.request(&method, &route, status.as_u16(), took);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// 405 with a SCIM body, for every route's unsupported methods.
+async fn method_not_allowed() -> Response {
+    respond::scim_error(&ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+        None,
+        "method not allowed on this endpoint",
+    ))
+}

@@ -1,0 +1,45 @@
+//! SCIM responses: content type, ETag/Location headers, error bodies.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::scim::ScimError;
+
+/// The SCIM media type (RFC 7644 §8.1).
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// A JSON body with the SCIM content type.
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    r
+}
+
+/// A SCIM error body (RFC 7644 §3.12).
+pub fn scim_error(e: &ScimError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = scim_json(status, &e.to_json());
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"scim-bridge\""),
+        );
+    }
+    r
+}
+
+/// Adds `ETag` and, when given, `Location`.
+pub fn with_resource_headers(mut r: Response, version: i64, location: Option<&str>) -> Response {
+    let h: &mut HeaderMap = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&super::super::directory::etag_of(version)) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(l) = location
+        && let Ok(v) = HeaderValue::from_str(l)
+    {
+        h.insert(header::LOCATION, v);
+    }
+    r
+}

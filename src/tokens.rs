@@ -1,0 +1,179 @@
+//! SCIM and admin API tokens: `sb_<id>_<secret>`. Only SHA-256 of the secret is
+//! stored; the id finds the row, the secret is compared in constant time.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::entropy::Entropy;
+use crate::store::ApiToken;
+
+/// Scope of a token that opens one provider's SCIM base.
+pub const SCOPE_SCIM: &str = "scim";
+/// Scope of a token for the admin API (workspace resolution, operations).
+pub const SCOPE_ADMIN: &str = "admin";
+
+const PREFIX: &str = "sb_";
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// A newly minted token: the string to hand out once, and the row to store.
+pub struct NewToken {
+    /// The full token; shown once, never stored.
+    pub plaintext: zeroize::Zeroizing<String>,
+    /// What the store keeps.
+    pub record: ApiToken,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mints a token for `provider` (SCIM) or for the admin API (`provider = None`).
+pub fn mint(
+    provider: Option<&str>,
+    scope: &str,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    entropy: &dyn Entropy,
+) -> NewToken {
+    use base64::Engine;
+    let mut id = [0u8; ID_BYTES];
+    entropy.fill(&mut id);
+    let mut secret = zeroize::Zeroizing::new([0u8; SECRET_BYTES]);
+    entropy.fill(secret.as_mut());
+    let id = hex::encode(id);
+    let secret = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref()),
+    );
+    NewToken {
+        plaintext: zeroize::Zeroizing::new(format!("{PREFIX}{id}_{}", secret.as_str())),
+        record: ApiToken {
+            id,
+            provider: provider.map(str::to_owned),
+            scope: scope.to_owned(),
+            secret_hash: hash(&secret),
+            created: now,
+            expires,
+            last_used: None,
+            revoked: None,
+        },
+    }
+}
+
+/// Splits a presented token into its id and secret; `None` when malformed.
+pub fn parse(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let id_ok = id.len() == ID_BYTES * 2 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    (id_ok && !secret.is_empty() && secret.len() <= 128).then_some((id, secret))
+}
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Why a token was refused. Deliberately coarse in what reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a token of ours, unknown id, or wrong secret.
+    Invalid,
+    /// Revoked by an admin.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Valid, but for another provider or scope.
+    WrongAudience,
+}
+
+impl Refusal {
+    /// Message for the 401 body; does not say which part of a token was wrong.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Refusal::Invalid => "invalid bearer token",
+            Refusal::Revoked => "the bearer token has been revoked",
+            Refusal::Expired => "the bearer token has expired",
+            Refusal::WrongAudience => "the bearer token is not valid for this endpoint",
+        }
+    }
+}
+
+/// Checks `secret` against the stored `record` for `provider` and `scope` at `now`.
+pub fn verify(
+    record: &ApiToken,
+    secret: &str,
+    provider: Option<&str>,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if !bool::from(hash(secret).ct_eq(&record.secret_hash)) {
+        return Err(Refusal::Invalid);
+    }
+    if record.revoked.is_some() {
+        return Err(Refusal::Revoked);
+    }
+    if record.expires.is_some_and(|e| e <= now) {
+        return Err(Refusal::Expired);
+    }
+    if record.scope != scope || (scope == SCOPE_SCIM && record.provider.as_deref() != provider) {
+        return Err(Refusal::WrongAudience);
+    }
+    Ok(())
+}
+
+/// Parses `5y`, `90d`, `12h`, `30m` into a duration for `--expires`.
+pub fn parse_lifetime(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    match unit {
+        "y" => chrono::Duration::try_days(n.checked_mul(365)?),
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::SeededEntropy;
+
+    #[test]
+    fn mint_parse_verify() {
+        let now = Utc::now();
+        let t = mint(Some("entra"), SCOPE_SCIM, None, now, &SeededEntropy::new(1));
+        let (id, secret) = parse(&t.plaintext).unwrap();
+        assert_eq!(id, t.record.id);
+        assert_eq!(verify(&t.record, secret, Some("entra"), SCOPE_SCIM, now), Ok(()));
+        assert_eq!(verify(&t.record, "nope", Some("entra"), SCOPE_SCIM, now), Err(Refusal::Invalid));
+        assert_eq!(
+            verify(&t.record, secret, Some("okta"), SCOPE_SCIM, now),
+            Err(Refusal::WrongAudience)
+        );
+        assert_eq!(
+            verify(&t.record, secret, None, SCOPE_ADMIN, now),
+            Err(Refusal::WrongAudience)
+        );
+        let mut expired = t.record.clone();
+        expired.expires = Some(now);
+        assert_eq!(verify(&expired, secret, Some("entra"), SCOPE_SCIM, now), Err(Refusal::Expired));
+        assert!(!format!("{t:?}").contains(secret));
+        assert!(parse("sb_zz_x").is_none());
+        assert!(parse("Bearer x").is_none());
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("5y"), chrono::Duration::try_days(1825));
+        assert_eq!(parse_lifetime("12h"), chrono::Duration::try_hours(12));
+        assert_eq!(parse_lifetime("0d"), None);
+        assert_eq!(parse_lifetime("5w"), None);
+        assert_eq!(parse_lifetime("y"), None);
+    }
+}
