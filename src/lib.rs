@@ -5,7 +5,9 @@
 //! [`store`] (durable state and the outbox) → [`server`] (HTTP). [`config`] describes
 //! the deployment; [`cli`] wires everything together.
 
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod directory;
 pub mod entropy;
 pub mod metrics;

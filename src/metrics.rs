@@ -38,7 +38,8 @@ impl Metrics {
     /// Records one HTTP request.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+            *m.entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
             let h = m.entry(route.to_owned()).or_default();
@@ -56,7 +57,8 @@ impl Metrics {
     /// Counts a tolerated IdP quirk.
     pub fn quirk(&self, provider: &str, quirk: &str) {
         if let Ok(mut m) = self.quirks.lock() {
-            *m.entry((provider.to_owned(), quirk.to_owned())).or_default() += 1;
+            *m.entry((provider.to_owned(), quirk.to_owned()))
+                .or_default() += 1;
         }
     }
 
@@ -111,7 +113,10 @@ impl Metrics {
         out.push_str("# HELP scim_bridge_auth_failures_total Refused bearer tokens by reason.\n# TYPE scim_bridge_auth_failures_total counter\n");
         if let Ok(m) = self.auth_failures.lock() {
             for (reason, n) in m.iter() {
-                let _ = writeln!(out, "scim_bridge_auth_failures_total{{reason=\"{reason}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_auth_failures_total{{reason=\"{reason}\"}} {n}"
+                );
             }
         }
         for (name, help, v) in gauges {
@@ -122,5 +127,7 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

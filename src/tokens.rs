@@ -150,8 +150,14 @@ mod tests {
         let t = mint(Some("entra"), SCOPE_SCIM, None, now, &SeededEntropy::new(1));
         let (id, secret) = parse(&t.plaintext).unwrap();
         assert_eq!(id, t.record.id);
-        assert_eq!(verify(&t.record, secret, Some("entra"), SCOPE_SCIM, now), Ok(()));
-        assert_eq!(verify(&t.record, "nope", Some("entra"), SCOPE_SCIM, now), Err(Refusal::Invalid));
+        assert_eq!(
+            verify(&t.record, secret, Some("entra"), SCOPE_SCIM, now),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&t.record, "nope", Some("entra"), SCOPE_SCIM, now),
+            Err(Refusal::Invalid)
+        );
         assert_eq!(
             verify(&t.record, secret, Some("okta"), SCOPE_SCIM, now),
             Err(Refusal::WrongAudience)
@@ -162,7 +168,10 @@ mod tests {
         );
         let mut expired = t.record.clone();
         expired.expires = Some(now);
-        assert_eq!(verify(&expired, secret, Some("entra"), SCOPE_SCIM, now), Err(Refusal::Expired));
+        assert_eq!(
+            verify(&expired, secret, Some("entra"), SCOPE_SCIM, now),
+            Err(Refusal::Expired)
+        );
         assert!(!format!("{t:?}").contains(secret));
         assert!(parse("sb_zz_x").is_none());
         assert!(parse("Bearer x").is_none());

@@ -34,7 +34,9 @@ impl Directory {
     /// Runs a BulkRequest and returns the BulkResponse.
     pub async fn bulk(&self, ctx: &mut Ctx, body: &Value) -> Result<Value, ScimError> {
         let Value::Object(o) = body else {
-            return Err(ScimError::invalid_syntax("a BulkRequest must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "a BulkRequest must be a JSON object",
+            ));
         };
         let schemas_ok = o
             .get("schemas")
@@ -45,15 +47,13 @@ impl Directory {
                 "schemas must contain {BULK_REQUEST}"
             )));
         }
-        let fail_on_errors = match o.get("failOnErrors") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ScimError::invalid_value("failOnErrors must be an integer ≥ 1"))?
-                    as usize,
-            ),
-        };
+        let fail_on_errors =
+            match o.get("failOnErrors") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                    ScimError::invalid_value("failOnErrors must be an integer ≥ 1")
+                })? as usize),
+            };
         let ops = o
             .get("Operations")
             .and_then(Value::as_array)
@@ -97,7 +97,12 @@ impl Directory {
                 if let Some((bulk_id, id)) = result.1 {
                     resolved.insert(bulk_id, id);
                 }
-                if result.0.get("status").and_then(Value::as_str).is_some_and(|s| !s.starts_with('2')) {
+                if result
+                    .0
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.starts_with('2'))
+                {
                     errors += 1;
                 }
                 results[index] = Some(result.0);
@@ -140,7 +145,10 @@ impl Directory {
             Some("Groups") => ResourceKind::Group,
             _ => {
                 return (
-                    op_error(op, &ScimError::invalid_path(format!("bad bulk path {path:?}"))),
+                    op_error(
+                        op,
+                        &ScimError::invalid_path(format!("bad bulk path {path:?}")),
+                    ),
                     None,
                 );
             }
@@ -152,35 +160,34 @@ impl Directory {
             data.clone()
                 .ok_or_else(|| ScimError::invalid_syntax(format!("{method} needs data")))
         };
-        let outcome: Result<(u16, Option<String>, Option<i64>, Option<Value>), ScimError> =
-            async {
-                match (method.as_str(), id.as_deref()) {
-                    ("POST", None) => {
-                        let w = self.create(ctx, kind, data_or_err()?, &proj).await?;
-                        Ok((201, Some(w.location), Some(w.version), w.body))
-                    }
-                    ("PUT", Some(id)) => {
-                        let w = self
-                            .replace(ctx, kind, id, data_or_err()?, op.version.as_deref(), &proj)
-                            .await?;
-                        Ok((200, Some(w.location), Some(w.version), None))
-                    }
-                    ("PATCH", Some(id)) => {
-                        let w = self
-                            .patch(ctx, kind, id, &data_or_err()?, op.version.as_deref(), &proj)
-                            .await?;
-                        Ok((200, Some(w.location), Some(w.version), None))
-                    }
-                    ("DELETE", Some(id)) => {
-                        self.delete(ctx, kind, id, op.version.as_deref()).await?;
-                        Ok((204, None, None, None))
-                    }
-                    _ => Err(ScimError::invalid_syntax(format!(
-                        "{method} {path} is not a valid bulk operation"
-                    ))),
+        let outcome: Result<(u16, Option<String>, Option<i64>, Option<Value>), ScimError> = async {
+            match (method.as_str(), id.as_deref()) {
+                ("POST", None) => {
+                    let w = self.create(ctx, kind, data_or_err()?, &proj).await?;
+                    Ok((201, Some(w.location), Some(w.version), w.body))
                 }
+                ("PUT", Some(id)) => {
+                    let w = self
+                        .replace(ctx, kind, id, data_or_err()?, op.version.as_deref(), &proj)
+                        .await?;
+                    Ok((200, Some(w.location), Some(w.version), None))
+                }
+                ("PATCH", Some(id)) => {
+                    let w = self
+                        .patch(ctx, kind, id, &data_or_err()?, op.version.as_deref(), &proj)
+                        .await?;
+                    Ok((200, Some(w.location), Some(w.version), None))
+                }
+                ("DELETE", Some(id)) => {
+                    self.delete(ctx, kind, id, op.version.as_deref()).await?;
+                    Ok((204, None, None, None))
+                }
+                _ => Err(ScimError::invalid_syntax(format!(
+                    "{method} {path} is not a valid bulk operation"
+                ))),
             }
-            .await;
+        }
+        .await;
         match outcome {
             Ok((status, location, version, body)) => {
                 let mut r = Map::new();
@@ -211,8 +218,9 @@ impl Directory {
 
 fn parse_op(index: usize, v: &Value) -> Result<Op, ScimError> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let method = s("method")
-        .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{index}].method is missing")))?;
+    let method = s("method").ok_or_else(|| {
+        ScimError::invalid_syntax(format!("Operations[{index}].method is missing"))
+    })?;
     let path = s("path")
         .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{index}].path is missing")))?;
     let bulk_id = s("bulkId");

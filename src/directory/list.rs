@@ -59,9 +59,15 @@ impl ListParams {
     /// Reads a SearchRequest body (RFC 7644 §3.4.3).
     pub fn from_search_request(body: &Value) -> Result<Self, ScimError> {
         let Value::Object(o) = body else {
-            return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "a SearchRequest must be a JSON object",
+            ));
         };
-        let get = |k: &str| o.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+        let get = |k: &str| {
+            o.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
         let string = |k: &str| -> Result<Option<String>, ScimError> {
             match get(k) {
                 None | Some(Value::Null) => Ok(None),
@@ -82,7 +88,9 @@ impl ListParams {
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(|v| Some(v.join(","))),
-                Some(_) => Err(ScimError::invalid_value(format!("{k} must be an array of strings"))),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{k} must be an array of strings"
+                ))),
             }
         };
         let int = |k: &str| -> Result<Option<i64>, ScimError> {
@@ -148,7 +156,11 @@ impl Directory {
 
         // Unfiltered, unsorted, one type: page straight from the store.
         if let ([kind], None, None) = (kinds, &filter, &sort) {
-            let total = self.store.count(&provider.name, *kind).await.map_err(store_error)?;
+            let total = self
+                .store
+                .count(&provider.name, *kind)
+                .await
+                .map_err(store_error)?;
             let mut resources = Vec::new();
             if count > 0 {
                 let page = self
@@ -181,7 +193,10 @@ impl Directory {
                         {
                             if seen.insert(r.seq) {
                                 let (r, full) = self.candidate(ctx, r, need_members).await?;
-                                if filter.as_ref().is_none_or(|f| f.matches(&full, kind, &provider.registry)) {
+                                if filter
+                                    .as_ref()
+                                    .is_none_or(|f| f.matches(&full, kind, &provider.registry))
+                                {
                                     matched.push((r, full));
                                 }
                             }
@@ -198,7 +213,10 @@ impl Directory {
                             .map_err(store_error)?;
                         for r in page.items {
                             let (r, full) = self.candidate(ctx, r, need_members).await?;
-                            if filter.as_ref().is_none_or(|f| f.matches(&full, kind, &provider.registry)) {
+                            if filter
+                                .as_ref()
+                                .is_none_or(|f| f.matches(&full, kind, &provider.registry))
+                            {
                                 matched.push((r, full));
                             }
                         }
@@ -361,21 +379,39 @@ mod tests {
     #[test]
     fn idp_lookups_use_indexes() {
         let u = ResourceKind::User;
-        assert_eq!(p(r#"userName eq "a""#, u), Some(vec![Lookup::UserNames(vec!["a".into()])]));
-        assert_eq!(p(r#"externalId eq "x""#, u), Some(vec![Lookup::ExternalIds(vec!["x".into()])]));
-        assert_eq!(p(r#"emails.value eq "m""#, u), Some(vec![Lookup::Emails(vec!["m".into()])]));
+        assert_eq!(
+            p(r#"userName eq "a""#, u),
+            Some(vec![Lookup::UserNames(vec!["a".into()])])
+        );
+        assert_eq!(
+            p(r#"externalId eq "x""#, u),
+            Some(vec![Lookup::ExternalIds(vec!["x".into()])])
+        );
+        assert_eq!(
+            p(r#"emails.value eq "m""#, u),
+            Some(vec![Lookup::Emails(vec!["m".into()])])
+        );
         assert_eq!(
             p(r#"emails[type eq "work" and value eq "m"]"#, u),
             None,
             "first conjunct is not indexable; scanning is correct, just slower"
         );
-        assert_eq!(p(r#"emails[value eq "m"]"#, u), Some(vec![Lookup::Emails(vec!["m".into()])]));
         assert_eq!(
-            p(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#, u),
+            p(r#"emails[value eq "m"]"#, u),
+            Some(vec![Lookup::Emails(vec!["m".into()])])
+        );
+        assert_eq!(
+            p(
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#,
+                u
+            ),
             Some(vec![Lookup::UserNames(vec!["a".into()])])
         );
         assert_eq!(
-            p(r#"displayName eq "G" and externalId eq "e""#, ResourceKind::Group),
+            p(
+                r#"displayName eq "G" and externalId eq "e""#,
+                ResourceKind::Group
+            ),
             Some(vec![Lookup::DisplayNames(vec!["G".into()])])
         );
         assert_eq!(

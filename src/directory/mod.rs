@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::entropy::Entropy;
-use crate::scim::{Dialect, FilterLimits, Quirk, ScimError, SchemaRegistry};
+use crate::scim::{Dialect, FilterLimits, Quirk, SchemaRegistry, ScimError};
 use crate::store::{Store, StoreError};
 
 /// One identity provider's SCIM endpoint: its name, dialect and schemas.

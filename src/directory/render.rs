@@ -14,9 +14,10 @@ pub fn etag(version: i64) -> String {
 /// Parses an `If-Match` value: `*`, or a list of (weak or strong) ETags.
 pub fn if_match_allows(header: &str, version: i64) -> bool {
     let want = version.to_string();
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"') == want
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"') == want)
 }
 
 /// `{base}/Users/{id}`.
@@ -25,11 +26,7 @@ pub fn location(base_url: &str, kind: ResourceKind, id: &str) -> String {
 }
 
 /// The full resource: schemas, id, document attributes, members, meta.
-pub fn to_scim(
-    base_url: &str,
-    r: &StoredResource,
-    members: Option<&[MemberRef]>,
-) -> Value {
+pub fn to_scim(base_url: &str, r: &StoredResource, members: Option<&[MemberRef]>) -> Value {
     let mut out = Map::new();
     let doc = r.doc.as_object();
     if let Some(s) = doc.and_then(|d| d.get("schemas")) {
@@ -76,7 +73,10 @@ pub fn member_json(base_url: &str, m: &MemberRef) -> Value {
         _ => None,
     };
     if let Some(k) = kind {
-        o.insert("$ref".into(), Value::String(location(base_url, k, &m.value)));
+        o.insert(
+            "$ref".into(),
+            Value::String(location(base_url, k, &m.value)),
+        );
         o.insert("type".into(), Value::String(k.name().into()));
     }
     if let Some(d) = &m.display {

@@ -31,7 +31,9 @@ impl Projection {
         let names_members = |list: &[AttrPath]| {
             list.iter().any(|p| {
                 p.name.eq_ignore_ascii_case("members")
-                    || p.qualified_name().to_ascii_lowercase().ends_with(":members")
+                    || p.qualified_name()
+                        .to_ascii_lowercase()
+                        .ends_with(":members")
             })
         };
         if names_members(&self.excluded) {
@@ -59,7 +61,12 @@ pub struct Written {
 
 impl Directory {
     /// Loads a resource or answers 404.
-    async fn load(&self, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<StoredResource, ScimError> {
+    async fn load(
+        &self,
+        ctx: &Ctx,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<StoredResource, ScimError> {
         self.store
             .get(&ctx.provider.name, kind, id)
             .await
@@ -213,7 +220,9 @@ impl Directory {
             check_immutable(&cur.doc, &doc, kind, &ctx.provider.registry)?;
             // PUT replaces every attribute, members included: absent means none.
             let changes = if kind == ResourceKind::Group {
-                vec![MemberChange::ReplaceAll(members.clone().unwrap_or_default())]
+                vec![MemberChange::ReplaceAll(
+                    members.clone().unwrap_or_default(),
+                )]
             } else {
                 Vec::new()
             };
@@ -254,6 +263,11 @@ impl Directory {
             let cur = self.load(ctx, kind, id).await?;
             precondition(if_match, cur.version)?;
             let mut doc = cur.doc.clone();
+            // Okta repeats the resource's `id` in a path-less replace; with the id in
+            // the document the patch engine can accept it as an unchanged read-only value.
+            if let Value::Object(o) = &mut doc {
+                o.insert("id".into(), Value::String(id.to_owned()));
+            }
             let member_ops = apply_patch(
                 &mut doc,
                 kind,
@@ -262,6 +276,9 @@ impl Directory {
                 provider.dialect,
                 &mut ctx.quirks,
             )?;
+            if let Value::Object(o) = &mut doc {
+                remove_ci(o, "id");
+            }
             let mut changes = Vec::with_capacity(member_ops.len());
             for op in member_ops {
                 changes.push(match op {

@@ -382,7 +382,11 @@ impl SchemaRegistry {
         if !schema.id.to_ascii_lowercase().starts_with("urn:") {
             return Err(SchemaError::InvalidUrn(schema.id));
         }
-        if self.all().iter().any(|s| s.id.eq_ignore_ascii_case(&schema.id)) {
+        if self
+            .all()
+            .iter()
+            .any(|s| s.id.eq_ignore_ascii_case(&schema.id))
+        {
             return Err(SchemaError::Duplicate {
                 schema: schema.id.clone(),
                 name: schema.id,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -24,9 +24,12 @@ pub async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let name = req
-        .uri()
-        .path()
+    // Inside the nested router the URI has lost its prefix; the original keeps it.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
+    let name = path
         .strip_prefix("/scim/v2/")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()
@@ -53,7 +56,11 @@ pub async fn require_token(
         Some((id, secret)) => match state.directory.store().find_token(id).await {
             Err(e) => {
                 tracing::error!(error = %e, "token lookup failed");
-                return scim_error(&ScimError::new(503, None, "cannot check the token right now"));
+                return scim_error(&ScimError::new(
+                    503,
+                    None,
+                    "cannot check the token right now",
+                ));
             }
             Ok(None) => Err(Refusal::Invalid),
             Ok(Some(record)) => {

@@ -68,7 +68,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         gauges.extend([
             ("scim_bridge_users", "Users stored.", s.users as f64),
             ("scim_bridge_groups", "Groups stored.", s.groups as f64),
-            ("scim_bridge_change_events", "Change events in the outbox.", s.events as f64),
+            (
+                "scim_bridge_change_events",
+                "Change events in the outbox.",
+                s.events as f64,
+            ),
             (
                 "scim_bridge_store_write_batches",
                 "Write transactions committed since start (group commits).",

@@ -115,7 +115,10 @@ pub struct RequestId(pub String);
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
-        .nest("/scim/v2/{provider}", scim_routes::routes(Arc::clone(&state)))
+        .nest(
+            "/scim/v2/{provider}",
+            scim_routes::routes(Arc::clone(&state)),
+        )
         .fallback(|| async {
             respond::scim_error(&ScimError::not_found(
                 "no such endpoint; SCIM bases are /scim/v2/{provider}",
@@ -163,12 +166,22 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     let status = resp.status();
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), ms = took.as_secs_f64() * 1e3, "request");
+            tracing::warn!(
+                status = status.as_u16(),
+                ms = took.as_secs_f64() * 1e3,
+                "request"
+            );
         } else {
-            tracing::info!(status = status.as_u16(), ms = took.as_secs_f64() * 1e3, "request");
+            tracing::info!(
+                status = status.as_u16(),
+                ms = took.as_secs_f64() * 1e3,
+                "request"
+            );
         }
     });
-    state.metrics.request(&method, &route, status.as_u16(), took);
+    state
+        .metrics
+        .request(&method, &route, status.as_u16(), took);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -30,11 +30,20 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/Schemas", get(schemas).fallback(method_not_allowed))
         .route("/Schemas/{id}", get(schema).fallback(method_not_allowed))
-        .route("/ResourceTypes", get(resource_types).fallback(method_not_allowed))
-        .route("/ResourceTypes/{id}", get(resource_type).fallback(method_not_allowed))
+        .route(
+            "/ResourceTypes",
+            get(resource_types).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes/{id}",
+            get(resource_type).fallback(method_not_allowed),
+        )
         .route("/.search", post(search_all).fallback(method_not_allowed))
         .route("/Bulk", post(bulk).fallback(method_not_allowed))
-        .route("/{kind}", get(list).post(create).fallback(method_not_allowed))
+        .route(
+            "/{kind}",
+            get(list).post(create).fallback(method_not_allowed),
+        )
         .route("/{kind}/.search", post(search).fallback(method_not_allowed))
         .route(
             "/{kind}/{id}",
@@ -65,10 +74,7 @@ fn kind_of(p: &HashMap<String, String>) -> Result<ResourceKind, ScimError> {
 fn ctx(state: &AppState, auth: &Authenticated, rid: &RequestId) -> Ctx {
     Ctx {
         provider: Arc::clone(&auth.0),
-        base_url: format!(
-            "{}/scim/v2/{}",
-            state.settings.public_url, auth.0.name
-        ),
+        base_url: format!("{}/scim/v2/{}", state.settings.public_url, auth.0.name),
         request_id: Some(rid.0.clone()),
         quirks: Vec::new(),
     }
@@ -83,7 +89,8 @@ fn finish(state: &AppState, ctx: &Ctx, r: Result<Response, ScimError>) -> Respon
 }
 
 fn query_params(q: RawQuery) -> Result<HashMap<String, String>, ScimError> {
-    let Query(pairs) = q.map_err(|e| ScimError::invalid_syntax(format!("bad query string: {e}")))?;
+    let Query(pairs) =
+        q.map_err(|e| ScimError::invalid_syntax(format!("bad query string: {e}")))?;
     Ok(pairs
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
@@ -150,7 +157,9 @@ async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Valu
     {
         return Err(too_big());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_big())?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_big())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
@@ -216,7 +225,11 @@ async fn search_all(
         let params = ListParams::from_search_request(&body)?;
         let out = state
             .directory
-            .list(&mut ctx, &[ResourceKind::User, ResourceKind::Group], &params)
+            .list(
+                &mut ctx,
+                &[ResourceKind::User, ResourceKind::Group],
+                &params,
+            )
             .await?;
         Ok(scim_json(StatusCode::OK, &out))
     }
@@ -290,7 +303,14 @@ async fn replace(
         let body = read_json(&headers, body, state.settings.max_body_bytes).await?;
         let w = state
             .directory
-            .replace(&mut ctx, kind, id, body, if_match(&headers).as_deref(), &proj)
+            .replace(
+                &mut ctx,
+                kind,
+                id,
+                body,
+                if_match(&headers).as_deref(),
+                &proj,
+            )
             .await?;
         let resp = scim_json(StatusCode::OK, &w.body.unwrap_or(Value::Null));
         Ok(with_resource_headers(resp, w.version, Some(&w.location)))
@@ -316,7 +336,14 @@ async fn patch(
         let body = read_json(&headers, body, state.settings.max_body_bytes).await?;
         let w = state
             .directory
-            .patch(&mut ctx, kind, id, &body, if_match(&headers).as_deref(), &proj)
+            .patch(
+                &mut ctx,
+                kind,
+                id,
+                &body,
+                if_match(&headers).as_deref(),
+                &proj,
+            )
             .await?;
         let resp = match &w.body {
             Some(b) => scim_json(StatusCode::OK, b),
@@ -433,7 +460,10 @@ async fn resource_types(
     Extension(auth): Extension<Authenticated>,
 ) -> Response {
     let base = format!("{}/scim/v2/{}", state.settings.public_url, auth.0.name);
-    scim_json(StatusCode::OK, &resource_types_list_json(&auth.0.registry, &base))
+    scim_json(
+        StatusCode::OK,
+        &resource_types_list_json(&auth.0.registry, &base),
+    )
 }
 
 async fn resource_type(
@@ -452,5 +482,8 @@ async fn resource_type(
             )));
         }
     };
-    scim_json(StatusCode::OK, &resource_type_json(&auth.0.registry, kind, &base))
+    scim_json(
+        StatusCode::OK,
+        &resource_type_json(&auth.0.registry, kind, &base),
+    )
 }

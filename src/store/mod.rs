@@ -68,8 +68,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<(String, Option<String>)>, StoreError>;
 
     /// Change events after `after_seq`, oldest first (the outbox, read by delivery).
-    async fn events_after(&self, after_seq: i64, limit: usize)
-    -> Result<Vec<ChangeEvent>, StoreError>;
+    async fn events_after(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StoreError>;
 
     /// Stores a new API token (only its hash).
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError>;

@@ -320,7 +320,17 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ChangeEvent>, StoreError> {
         self.read(move |c| {
-            type Raw = (i64, String, String, String, String, i64, String, String, Option<String>);
+            type Raw = (
+                i64,
+                String,
+                String,
+                String,
+                String,
+                i64,
+                String,
+                String,
+                Option<String>,
+            );
             let raws: Vec<Raw> = c
                 .prepare_cached(
                     "SELECT seq, provider, kind, resource_id, op, version, at, detail, request_id
@@ -341,35 +351,40 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             raws.into_iter()
-                .map(|(seq, provider, kind, resource_id, op, version, at, detail, request_id)| {
-                    Ok(ChangeEvent {
-                        seq,
-                        provider,
-                        kind: parse_kind(&kind)?,
-                        resource_id,
-                        op: ChangeOp::parse(&op).ok_or_else(|| {
-                            StoreError::Database(format!("bad stored op {op:?}"))
-                        })?,
-                        version,
-                        at: parse_time(&at)?,
-                        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                        request_id,
-                    })
-                })
+                .map(
+                    |(seq, provider, kind, resource_id, op, version, at, detail, request_id)| {
+                        Ok(ChangeEvent {
+                            seq,
+                            provider,
+                            kind: parse_kind(&kind)?,
+                            resource_id,
+                            op: ChangeOp::parse(&op).ok_or_else(|| {
+                                StoreError::Database(format!("bad stored op {op:?}"))
+                            })?,
+                            version,
+                            at: parse_time(&at)?,
+                            detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+                            request_id,
+                        })
+                    },
+                )
                 .collect()
         })
         .await
     }
 
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
-        self.submit(|tx| Job::CreateToken(Box::new(token), tx)).await
+        self.submit(|tx| Job::CreateToken(Box::new(token), tx))
+            .await
     }
 
     async fn find_token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
             let raw = c
-                .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"))?
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"
+                ))?
                 .query_row([id], token_row)
                 .optional()?;
             raw.map(RawToken::into_token).transpose()
@@ -450,7 +465,8 @@ impl Store for SqliteStore {
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, provider, scope, secret_hash, created, expires, last_used, revoked";
+const TOKEN_COLUMNS: &str =
+    "id, provider, scope, secret_hash, created, expires, last_used, revoked";
 
 struct RawToken {
     id: String,
@@ -498,4 +514,3 @@ impl RawToken {
 
 #[cfg(test)]
 mod tests;
-

@@ -7,8 +7,7 @@ use crate::scim::ResourceKind;
 use crate::store::{StoreError, StoredResource};
 
 /// Columns [`resource`] expects, in order.
-pub const RESOURCE_COLUMNS: &str =
-    "seq, provider, kind, id, version, created, last_modified, doc";
+pub const RESOURCE_COLUMNS: &str = "seq, provider, kind, id, version, created, last_modified, doc";
 
 /// Timestamps are stored as RFC 3339 UTC with milliseconds, which sort as text.
 pub fn fmt_time(t: DateTime<Utc>) -> String {

@@ -75,7 +75,9 @@ pub fn prepare(conn: &mut Connection, path: &Path) -> Result<i64, StoreError> {
             |r| r.get(0),
         )?;
         if !has_meta {
-            return Err(foreign(format!("it has {tables} tables but no scim-bridge marker")));
+            return Err(foreign(format!(
+                "it has {tables} tables but no scim-bridge marker"
+            )));
         }
         let app: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'app'", [], |r| r.get(0))

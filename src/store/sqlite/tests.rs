@@ -4,7 +4,9 @@ use chrono::TimeZone;
 use serde_json::json;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .unwrap_or_default()
 }
 
 fn create(id: &str, kind: ResourceKind, doc: Value, members: Vec<MemberRef>) -> Mutation {
@@ -37,48 +39,91 @@ async fn create_read_update_delete_with_events() {
         .await
         .unwrap();
     assert_eq!(c.version, 1);
-    let got = store.get("entra", ResourceKind::User, "u1").await.unwrap().unwrap();
+    let got = store
+        .get("entra", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.doc, doc);
     // Lookups are case-insensitive for userName and emails, scoped per provider.
     let by_name = store
-        .lookup("entra", ResourceKind::User, Lookup::UserNames(vec!["alice@example.COM".into()]))
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::UserNames(vec!["alice@example.COM".into()]),
+        )
         .await
         .unwrap();
     assert_eq!(by_name.len(), 1);
     let by_mail = store
-        .lookup("entra", ResourceKind::User, Lookup::Emails(vec!["a@X.com".into()]))
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::Emails(vec!["a@X.com".into()]),
+        )
         .await
         .unwrap();
     assert_eq!(by_mail.len(), 1);
-    assert!(store
-        .lookup("okta", ResourceKind::User, Lookup::UserNames(vec!["alice@example.com".into()]))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .lookup(
+                "okta",
+                ResourceKind::User,
+                Lookup::UserNames(vec!["alice@example.com".into()])
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Duplicate userName (different case) is a uniqueness conflict; the same name
     // under another provider is fine.
     let dup = store
-        .apply(create("u2", ResourceKind::User, json!({"userName": "ALICE@example.com"}), vec![]))
+        .apply(create(
+            "u2",
+            ResourceKind::User,
+            json!({"userName": "ALICE@example.com"}),
+            vec![],
+        ))
         .await;
     assert!(matches!(dup, Err(StoreError::Uniqueness { .. })), "{dup:?}");
-    let mut other = create("u2", ResourceKind::User, json!({"userName": "alice@example.com"}), vec![]);
+    let mut other = create(
+        "u2",
+        ResourceKind::User,
+        json!({"userName": "alice@example.com"}),
+        vec![],
+    );
     other.provider = "okta".into();
     store.apply(other).await.unwrap();
 
     let upd = Mutation {
         expected_version: Some(1),
-        change: MutationKind::Update { doc: json!({"userName": "bob"}), members: vec![] },
+        change: MutationKind::Update {
+            doc: json!({"userName": "bob"}),
+            members: vec![],
+        },
         ..create("u1", ResourceKind::User, json!({}), vec![])
     };
     assert_eq!(store.apply(upd.clone()).await.unwrap().version, 2);
     let stale = store.apply(upd).await;
-    assert!(matches!(stale, Err(StoreError::VersionMismatch { expected: 1, found: 2 })));
-    assert!(store
-        .lookup("entra", ResourceKind::User, Lookup::Emails(vec!["a@x.com".into()]))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(matches!(
+        stale,
+        Err(StoreError::VersionMismatch {
+            expected: 1,
+            found: 2
+        })
+    ));
+    assert!(
+        store
+            .lookup(
+                "entra",
+                ResourceKind::User,
+                Lookup::Emails(vec!["a@x.com".into()])
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let del = Mutation {
         change: MutationKind::Delete,
@@ -86,10 +131,19 @@ async fn create_read_update_delete_with_events() {
     };
     store.apply(del.clone()).await.unwrap();
     assert!(matches!(store.apply(del).await, Err(StoreError::NotFound)));
-    assert!(store.get("entra", ResourceKind::User, "u1").await.unwrap().is_none());
+    assert!(
+        store
+            .get("entra", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let events = store.events_after(0, 100).await.unwrap();
-    let ops: Vec<_> = events.iter().map(|e| (e.provider.as_str(), e.op, e.version)).collect();
+    let ops: Vec<_> = events
+        .iter()
+        .map(|e| (e.provider.as_str(), e.op, e.version))
+        .collect();
     assert_eq!(
         ops,
         vec![
@@ -109,11 +163,19 @@ async fn member_changes_are_recorded_as_deltas() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
     store
-        .apply(create("g1", ResourceKind::Group, json!({"displayName": "G"}), vec![member("a"), member("b")]))
+        .apply(create(
+            "g1",
+            ResourceKind::Group,
+            json!({"displayName": "G"}),
+            vec![member("a"), member("b")],
+        ))
         .await
         .unwrap();
     let upd = |members| Mutation {
-        change: MutationKind::Update { doc: json!({"displayName": "G"}), members },
+        change: MutationKind::Update {
+            doc: json!({"displayName": "G"}),
+            members,
+        },
         ..create("g1", ResourceKind::Group, json!({}), vec![])
     };
     store
@@ -123,19 +185,37 @@ async fn member_changes_are_recorded_as_deltas() {
         ]))
         .await
         .unwrap();
-    let ids: Vec<_> = store.members("entra", "g1").await.unwrap().into_iter().map(|m| m.value).collect();
+    let ids: Vec<_> = store
+        .members("entra", "g1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
     assert_eq!(ids, vec!["a", "c"]);
     let ev = store.events_after(1, 10).await.unwrap();
     assert_eq!(ev[0].detail, json!({"added": ["c"], "removed": ["b"]}));
-    assert_eq!(store.groups_of("entra", "c").await.unwrap(), vec![("g1".to_owned(), Some("G".to_owned()))]);
+    assert_eq!(
+        store.groups_of("entra", "c").await.unwrap(),
+        vec![("g1".to_owned(), Some("G".to_owned()))]
+    );
 
     // A failing job in a batch leaves the others committed.
-    let bad = Mutation { expected_version: Some(99), ..upd(vec![MemberChange::RemoveAll]) };
+    let bad = Mutation {
+        expected_version: Some(99),
+        ..upd(vec![MemberChange::RemoveAll])
+    };
     let good = upd(vec![MemberChange::ReplaceAll(vec![member("z")])]);
     let (a, b) = tokio::join!(store.apply(bad), store.apply(good));
     assert!(a.is_err());
     assert!(b.is_ok());
-    let ids: Vec<_> = store.members("entra", "g1").await.unwrap().into_iter().map(|m| m.value).collect();
+    let ids: Vec<_> = store
+        .members("entra", "g1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
     assert_eq!(ids, vec!["z"]);
     store.close().await;
 }
@@ -147,15 +227,22 @@ async fn refuses_foreign_and_corrupt_files_without_touching_them() {
     std::fs::write(&junk, b"this is my thesis, not a database").unwrap();
     let err = SqliteStore::open(&junk).unwrap_err();
     assert!(matches!(err, StoreError::Foreign(_)), "{err}");
-    assert_eq!(std::fs::read(&junk).unwrap(), b"this is my thesis, not a database");
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        b"this is my thesis, not a database"
+    );
 
     let other = dir.path().join("other.db");
     {
         let c = Connection::open(&other).unwrap();
-        c.execute_batch("CREATE TABLE invoices (id INTEGER)").unwrap();
+        c.execute_batch("CREATE TABLE invoices (id INTEGER)")
+            .unwrap();
     }
     let err = SqliteStore::open(&other).unwrap_err();
-    assert!(err.to_string().contains("not a scim-bridge database"), "{err}");
+    assert!(
+        err.to_string().contains("not a scim-bridge database"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +252,12 @@ async fn reopen_keeps_data_and_tokens() {
     {
         let store = SqliteStore::open(&path).unwrap();
         store
-            .apply(create("u1", ResourceKind::User, json!({"userName": "a"}), vec![]))
+            .apply(create(
+                "u1",
+                ResourceKind::User,
+                json!({"userName": "a"}),
+                vec![],
+            ))
             .await
             .unwrap();
         let tok = ApiToken {
@@ -179,23 +271,36 @@ async fn reopen_keeps_data_and_tokens() {
             revoked: None,
         };
         store.create_token(tok.clone()).await.unwrap();
-        assert!(matches!(store.create_token(tok).await, Err(StoreError::DuplicateId(_))));
+        assert!(matches!(
+            store.create_token(tok).await,
+            Err(StoreError::DuplicateId(_))
+        ));
         store.touch_tokens(vec![("t1".into(), t0())]).await.unwrap();
         assert!(store.revoke_token("t1", t0()).await.unwrap());
         assert!(!store.revoke_token("nope", t0()).await.unwrap());
         store.close().await;
         assert!(matches!(
-            store.apply(create("u2", ResourceKind::User, json!({}), vec![])).await,
+            store
+                .apply(create("u2", ResourceKind::User, json!({}), vec![]))
+                .await,
             Err(StoreError::Closed)
         ));
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.migrated_from(), SCHEMA_VERSION);
     let st = store.status().await.unwrap();
-    assert_eq!((st.users, st.events, st.schema_version), (1, 1, SCHEMA_VERSION));
+    assert_eq!(
+        (st.users, st.events, st.schema_version),
+        (1, 1, SCHEMA_VERSION)
+    );
     let t = store.find_token("t1").await.unwrap().unwrap();
     assert_eq!(t.last_used, Some(t0()));
     assert_eq!(t.revoked, Some(t0()));
-    assert_eq!(IndexKeys::from_doc(ResourceKind::User, &json!({"userName": "A"})).user_name.as_deref(), Some("a"));
+    assert_eq!(
+        IndexKeys::from_doc(ResourceKind::User, &json!({"userName": "A"}))
+            .user_name
+            .as_deref(),
+        Some("a")
+    );
     store.close().await;
 }

@@ -25,7 +25,10 @@ const MAX_BATCH: usize = 1024;
 /// A unit of work for the writer.
 pub enum Job {
     /// A resource change.
-    Apply(Box<Mutation>, oneshot::Sender<Result<Committed, StoreError>>),
+    Apply(
+        Box<Mutation>,
+        oneshot::Sender<Result<Committed, StoreError>>,
+    ),
     /// A new token.
     CreateToken(Box<ApiToken>, oneshot::Sender<Result<(), StoreError>>),
     /// Revoke a token.
@@ -47,8 +50,14 @@ enum Reply {
         oneshot::Sender<Result<Committed, StoreError>>,
         Result<Committed, StoreError>,
     ),
-    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
-    Bool(oneshot::Sender<Result<bool, StoreError>>, Result<bool, StoreError>),
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Bool(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
 }
 
 impl Reply {

@@ -1,0 +1,158 @@
+//! The `scim-bridge` command line: parsing, dispatch and exit codes.
+//!
+//! Exit codes (documented in the README):
+//! 0 success · 1 runtime failure · 2 usage error · 3 invalid configuration ·
+//! 4 database cannot be opened (foreign, corrupt, newer, unwritable) ·
+//! 5 cannot listen (address in use, permission).
+
+mod serve;
+mod setup;
+mod status;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Why a command failed, and with which exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// One clear message (may span lines).
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit code 1.
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+    /// Exit code 3.
+    pub fn config(message: impl Into<String>) -> Self {
+        Failure {
+            code: 3,
+            message: message.into(),
+        }
+    }
+    /// Exit code 4.
+    pub fn store(message: impl Into<String>) -> Self {
+        Failure {
+            code: 4,
+            message: message.into(),
+        }
+    }
+    /// Exit code 5.
+    pub fn listen(message: impl Into<String>) -> Self {
+        Failure {
+            code: 5,
+            message: message.into(),
+        }
+    }
+}
+
+/// SCIM 2.0 provisioning bridge: Entra ID / Okta in; iManage, SCIM apps and webhooks out.
+#[derive(Debug, Parser)]
+#[command(name = "scim-bridge", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: ./config/scim-bridge.toml when present, else /etc/scim-bridge/scim-bridge.toml]
+    #[arg(long, global = true, value_name = "PATH", env = "SCIM_BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory, overriding `server.data_dir`
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Listen address, overriding `server.listen` (e.g. 0.0.0.0:8080)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate the configuration and secret files without starting anything.
+    CheckConfig,
+    /// Create the database or bring its schema up to date, then exit.
+    Migrate,
+    /// Create, list and revoke API tokens.
+    Token {
+        /// Token action.
+        #[command(subcommand)]
+        action: token::TokenCommand,
+    },
+    /// Show the store's state and, when the daemon runs, its readiness.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Blocking tasks (store readers) must not keep a finished command alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let env = crate::config::Environment::from_process();
+    match cli.command {
+        Command::Serve { listen } => {
+            serve::serve(cli.config.as_deref(), cli.data_dir, listen, &env).await
+        }
+        Command::CheckConfig => setup::check_config(cli.config.as_deref(), cli.data_dir, &env),
+        Command::Migrate => {
+            let loaded = setup::load_config(cli.config.as_deref(), cli.data_dir, None, &env)?;
+            let store = setup::open_sqlite(&loaded.config).await?;
+            println!(
+                "database {} is at schema version {} (was {})",
+                store.path().display(),
+                crate::store::sqlite::SCHEMA_VERSION,
+                store.migrated_from()
+            );
+            crate::store::Store::close(&store).await;
+            Ok(())
+        }
+        Command::Token { action } => {
+            token::run(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Status { json } => {
+            status::run(cli.config.as_deref(), cli.data_dir, json, &env).await
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! `scim-bridge serve`: the daemon's life cycle.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Failure;
+use super::setup;
+use crate::clock::SystemClock;
+use crate::config::Environment;
+use crate::directory::Directory;
+use crate::entropy::OsEntropy;
+use crate::server::{self, AppState, Settings};
+use crate::store::Store;
+
+/// How often buffered token last-use times reach the database.
+const TOKEN_FLUSH: Duration = Duration::from_secs(15);
+
+pub async fn serve(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let loaded = setup::load_config(config, data_dir, listen, env)?;
+    let cfg = loaded.config;
+    setup::init_logging(&cfg, env);
+    OsEntropy::probe()
+        .map_err(|e| Failure::runtime(format!("the OS random generator does not work: {e}")))?;
+    let (_, secret_errors) = crate::config::check_secret_files(&cfg, env);
+    if !secret_errors.is_empty() {
+        return Err(Failure::config(secret_errors.join("\n")));
+    }
+    let providers = setup::build_providers(&cfg)?;
+    let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another process is listening there; stop it or choose --listen ADDR)"
+            } else {
+                ""
+            };
+            Failure::listen(format!("cannot listen on {}: {e}{hint}", cfg.server.listen))
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::listen(format!("cannot read the listening address: {e}")))?;
+    let public_url = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let clock = Arc::new(SystemClock);
+    let entropy = Arc::new(OsEntropy);
+    let directory = Arc::new(Directory::new(
+        Arc::clone(&store),
+        clock.clone(),
+        entropy.clone(),
+        providers,
+        setup::limits(&cfg),
+    ));
+    let state = Arc::new(AppState::new(
+        directory,
+        clock,
+        entropy,
+        Settings {
+            public_url: public_url.clone(),
+            max_body_bytes: cfg.server.max_body_bytes,
+            request_timeout: cfg.server.request_timeout,
+        },
+        if cfg.vault.is_some() {
+            "configured"
+        } else {
+            "not configured"
+        }
+        .to_owned(),
+    ));
+
+    print_next_steps(&state, &public_url, local, &cfg).await;
+    tracing::info!(listen = %local, public_url = %public_url, "scim-bridge ready");
+    notify(&[sd_notify::NotifyState::Ready, status_line("serving")]);
+
+    let watchdog = tokio::spawn(watchdog(Arc::clone(&state)));
+    let flusher = tokio::spawn({
+        let state = Arc::clone(&state);
+        async move {
+            let mut tick = tokio::time::interval(TOKEN_FLUSH);
+            loop {
+                tick.tick().await;
+                state.flush_token_use().await;
+            }
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(Arc::clone(&state));
+    let grace = cfg.server.shutdown_timeout;
+    let server_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let signal = shutdown_signal().await;
+    tracing::info!(
+        signal,
+        "shutting down: no new connections, finishing requests"
+    );
+    state.begin_shutdown();
+    notify(&[sd_notify::NotifyState::Stopping, status_line("stopping")]);
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, server_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "requests still running after the grace period; closing"
+        ),
+    }
+    watchdog.abort();
+    flusher.abort();
+    state.flush_token_use().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon could never stop cleanly; ctrl_c is the
+        // portable fallback.
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+fn status_line(s: &str) -> sd_notify::NotifyState<'_> {
+    sd_notify::NotifyState::Status(s)
+}
+
+/// Pings systemd's watchdog only while the store answers, so a wedged database gets
+/// the service restarted instead of silently failing requests.
+async fn watchdog(state: Arc<AppState>) {
+    let Some(timeout) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
+    let period = timeout / 2;
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(period, state.directory.store().status()).await {
+            Ok(Ok(s)) => {
+                let line = format!(
+                    "serving; {} users, {} groups, {} change events",
+                    s.users, s.groups, s.events
+                );
+                notify(&[
+                    sd_notify::NotifyState::Watchdog,
+                    sd_notify::NotifyState::Status(&line),
+                ]);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store check failed; withholding watchdog ping")
+            }
+            Err(_) => tracing::error!("store check timed out; withholding watchdog ping"),
+        }
+    }
+}
+
+/// The quickstart's promise: tell the operator exactly what to do next.
+async fn print_next_steps(
+    state: &AppState,
+    public_url: &str,
+    local: SocketAddr,
+    cfg: &crate::config::Config,
+) {
+    let tokens = state
+        .directory
+        .store()
+        .list_tokens()
+        .await
+        .unwrap_or_default();
+    let config_arg = cfg
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .filter(|p| p != setup::REPO_CONFIG)
+        .map_or_else(String::new, |p| format!(" --config {p}"));
+    let mut lines = vec![format!("scim-bridge is listening on http://{local}")];
+    for p in state.directory.providers() {
+        let has = tokens
+            .iter()
+            .any(|t| t.provider.as_deref() == Some(&p.name) && t.revoked.is_none());
+        lines.push(format!(
+            "  {:<8} tenant URL: {public_url}/scim/v2/{}{}",
+            p.name,
+            p.name,
+            if has { "" } else { "   (no token yet)" }
+        ));
+    }
+    lines.push(format!(
+        "Create a secret token for a provider in another terminal:\n  cargo run --release --{config_arg} token create --provider {}\nPaste the tenant URL and the token into the IdP's provisioning settings (see README: Entra ID / Okta setup).\nHealth: http://{local}/healthz  readiness: http://{local}/readyz  metrics: http://{local}/metrics",
+        state
+            .directory
+            .providers()
+            .next()
+            .map_or("NAME", |p| p.name.as_str())
+    ));
+    eprintln!("{}", lines.join("\n"));
+}

@@ -1,0 +1,80 @@
+//! `scim-bridge status`: what is stored, and whether the daemon is ready.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Failure, setup};
+use crate::config::Environment;
+use crate::store::Store;
+
+pub async fn run(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    as_json: bool,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let loaded = setup::load_config(config, data_dir, None, env)?;
+    let cfg = loaded.config;
+    let store = setup::open_sqlite(&cfg).await?;
+    let s = store
+        .status()
+        .await
+        .map_err(|e| Failure::store(e.to_string()));
+    store.close().await;
+    let s = s?;
+    let daemon = readyz(cfg.server.listen).await;
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "database": {
+                    "engine": s.engine, "location": s.location,
+                    "schema_version": s.schema_version, "users": s.users,
+                    "groups": s.groups, "change_events": s.events,
+                },
+                "daemon": daemon.clone().unwrap_or(Value::Null),
+            })
+        );
+    } else {
+        println!(
+            "database   {} ({}), schema v{}",
+            s.location, s.engine, s.schema_version
+        );
+        println!("resources  {} users, {} groups", s.users, s.groups);
+        println!(
+            "outbox     {} change events (last #{})",
+            s.events, s.last_event_seq
+        );
+        match &daemon {
+            Some(d) => println!(
+                "daemon     {} on {}",
+                d.get("status").and_then(Value::as_str).unwrap_or("unknown"),
+                cfg.server.listen
+            ),
+            None => println!("daemon     not reachable on {}", cfg.server.listen),
+        }
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.0 GET of `/readyz`; the CLI carries no HTTP client for this.
+async fn readyz(addr: std::net::SocketAddr) -> Option<Value> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let body = text.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(body).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), fetch)
+        .await
+        .ok()
+        .flatten()
+}

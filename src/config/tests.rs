@@ -1,0 +1,1183 @@
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Environment {
+    pairs.iter().copied().collect()
+}
+
+fn write_config(text: &str) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim-bridge.toml");
+    fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn load_ok(text: &str, env: &Environment) -> (TempDir, PathBuf, Loaded) {
+    let (dir, path) = write_config(text);
+    match load(&path, env) {
+        Ok(loaded) => (dir, path, loaded),
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn load_err(text: &str, env: &Environment) -> (TempDir, PathBuf, ConfigErrors) {
+    let (dir, path) = write_config(text);
+    match load(&path, env) {
+        Ok(loaded) => panic!("expected errors, got {loaded:?}"),
+        Err(e) => (dir, path, e),
+    }
+}
+
+fn only_error(errors: &ConfigErrors) -> &ConfigError {
+    assert_eq!(errors.errors.len(), 1, "expected one error, got:\n{errors}");
+    &errors.errors[0]
+}
+
+fn write_secret(dir: &Path, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, contents).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+fn vault_with(passphrase: SecretRef) -> Config {
+    Config {
+        vault: Some(VaultConfig {
+            passphrase,
+            memory_kib: VaultConfig::DEFAULT_MEMORY_KIB,
+            iterations: VaultConfig::DEFAULT_ITERATIONS,
+            parallelism: VaultConfig::DEFAULT_PARALLELISM,
+        }),
+        ..Config::default()
+    }
+}
+
+const FULL: &str = r#"
+[server]
+listen = "0.0.0.0:9000"
+public_url = "https://scim.example.com/base/"
+data_dir = "state"
+max_body_bytes = "2MiB"
+request_timeout = "500ms"
+shutdown_timeout = "2m"
+
+[database]
+url = "postgres://bridge@db.internal/scim"
+
+[logging]
+format = "json"
+level = "warn,scim_bridge=debug"
+
+[vault]
+passphrase = { file = "secrets/vault" }
+memory_kib = 131072
+iterations = 4
+parallelism = 2
+
+[scim]
+max_filter_length = 4096
+max_filter_depth = 16
+default_page_size = 50
+max_page_size = 500
+bulk_max_operations = 200
+bulk_max_payload_bytes = 1048576
+
+[[providers]]
+name = "entra"
+dialect = "entra"
+
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User"
+name = "DiliTrust User"
+description = "Roles"
+resource = "User"
+
+[[providers.schemas.attributes]]
+name = "roleId"
+type = "string"
+multi_valued = true
+required = true
+case_exact = true
+mutability = "immutable"
+returned = "always"
+uniqueness = "server"
+canonical_values = ["0b8e7f4c-3f2a-4d6e-9c1b-2a5d8e7f6a10", "6f1d2c3b-4a5e-4f70-8b9c-0d1e2f3a4b5c"]
+description = "Role"
+
+[[providers.schemas.attributes]]
+name = "manager"
+type = "complex"
+
+[[providers.schemas.attributes.sub_attributes]]
+name = "value"
+type = "reference"
+mutability = "readOnly"
+returned = "request"
+uniqueness = "global"
+
+[[providers]]
+name = "okta"
+dialect = "okta"
+
+[[providers.schemas]]
+id = "urn:example:groups"
+name = "Group extras"
+resource = "Group"
+
+[[providers.schemas.attributes]]
+name = "costCenter"
+type = "integer"
+"#;
+
+#[test]
+fn full_config_with_every_key() {
+    let (dir, path, loaded) = load_ok(FULL, &Environment::new());
+    let base = dir.path();
+    let sub_attribute = CustomAttribute {
+        name: "value".into(),
+        kind: AttrKind::Reference,
+        multi_valued: false,
+        required: false,
+        case_exact: false,
+        mutability: MutabilitySetting::ReadOnly,
+        returned: ReturnedSetting::Request,
+        uniqueness: UniquenessSetting::Global,
+        canonical_values: vec![],
+        description: None,
+        sub_attributes: vec![],
+    };
+    let expected = Config {
+        source: Some(path.clone()),
+        server: ServerConfig {
+            listen: "0.0.0.0:9000".parse().unwrap(),
+            public_url: Some("https://scim.example.com/base".into()),
+            data_dir: base.join("state"),
+            max_body_bytes: 2 * 1024 * 1024,
+            request_timeout: Duration::from_millis(500),
+            shutdown_timeout: Duration::from_secs(120),
+        },
+        database: DatabaseConfig {
+            url: DatabaseUrl::Postgres("postgres://bridge@db.internal/scim".into()),
+        },
+        logging: LoggingConfig {
+            format: LogFormat::Json,
+            level: "warn,scim_bridge=debug".into(),
+        },
+        vault: Some(VaultConfig {
+            passphrase: SecretRef::File(base.join("secrets/vault")),
+            memory_kib: 131072,
+            iterations: 4,
+            parallelism: 2,
+        }),
+        scim: ScimConfig {
+            max_filter_length: 4096,
+            max_filter_depth: 16,
+            default_page_size: 50,
+            max_page_size: 500,
+            bulk_max_operations: 200,
+            bulk_max_payload_bytes: 1048576,
+        },
+        providers: vec![
+            ProviderConfig {
+                name: "entra".into(),
+                dialect: DialectSetting::Entra,
+                schemas: vec![CustomSchema {
+                    id: "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User".into(),
+                    name: "DiliTrust User".into(),
+                    description: Some("Roles".into()),
+                    resource: ResourceSetting::User,
+                    attributes: vec![
+                        CustomAttribute {
+                            name: "roleId".into(),
+                            kind: AttrKind::String,
+                            multi_valued: true,
+                            required: true,
+                            case_exact: true,
+                            mutability: MutabilitySetting::Immutable,
+                            returned: ReturnedSetting::Always,
+                            uniqueness: UniquenessSetting::Server,
+                            canonical_values: vec![
+                                "0b8e7f4c-3f2a-4d6e-9c1b-2a5d8e7f6a10".into(),
+                                "6f1d2c3b-4a5e-4f70-8b9c-0d1e2f3a4b5c".into(),
+                            ],
+                            description: Some("Role".into()),
+                            sub_attributes: vec![],
+                        },
+                        CustomAttribute {
+                            name: "manager".into(),
+                            kind: AttrKind::Complex,
+                            multi_valued: false,
+                            required: false,
+                            case_exact: false,
+                            mutability: MutabilitySetting::ReadWrite,
+                            returned: ReturnedSetting::Default,
+                            uniqueness: UniquenessSetting::None,
+                            canonical_values: vec![],
+                            description: None,
+                            sub_attributes: vec![sub_attribute],
+                        },
+                    ],
+                }],
+            },
+            ProviderConfig {
+                name: "okta".into(),
+                dialect: DialectSetting::Okta,
+                schemas: vec![CustomSchema {
+                    id: "urn:example:groups".into(),
+                    name: "Group extras".into(),
+                    description: None,
+                    resource: ResourceSetting::Group,
+                    attributes: vec![CustomAttribute {
+                        name: "costCenter".into(),
+                        kind: AttrKind::Integer,
+                        multi_valued: false,
+                        required: false,
+                        case_exact: false,
+                        mutability: MutabilitySetting::ReadWrite,
+                        returned: ReturnedSetting::Default,
+                        uniqueness: UniquenessSetting::None,
+                        canonical_values: vec![],
+                        description: None,
+                        sub_attributes: vec![],
+                    }],
+                }],
+            },
+        ],
+    };
+    assert_eq!(loaded.config, expected);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config.sqlite_path(), None);
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let (dir, path, loaded) = load_ok("", &Environment::new());
+    let expected = Config {
+        source: Some(path),
+        server: ServerConfig {
+            data_dir: dir.path().join("data"),
+            ..ServerConfig::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(loaded.config, expected);
+    let server = &loaded.config.server;
+    assert_eq!(
+        server.listen,
+        "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(server.max_body_bytes, 1_048_576);
+    assert_eq!(server.request_timeout, Duration::from_secs(30));
+    assert_eq!(server.shutdown_timeout, Duration::from_secs(10));
+    assert_eq!(loaded.config.logging.level, "info");
+    assert_eq!(loaded.config.logging.format, LogFormat::Text);
+    assert_eq!(loaded.config.scim.max_filter_length, 8192);
+    assert_eq!(loaded.config.scim.max_filter_depth, 64);
+    assert_eq!(loaded.config.scim.default_page_size, 100);
+    assert_eq!(loaded.config.scim.max_page_size, 1000);
+    assert_eq!(loaded.config.scim.bulk_max_operations, 1000);
+    assert_eq!(loaded.config.scim.bulk_max_payload_bytes, 1_048_576);
+    assert_eq!(
+        loaded.config.sqlite_path(),
+        Some(dir.path().join("data").join("scim-bridge.db"))
+    );
+    // Only the public_url warning: 127.0.0.1 is loopback.
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("server.public_url"));
+    assert!(loaded.warnings[0].contains("meta.location"));
+}
+
+#[test]
+fn malformed_toml_reports_line_and_column() {
+    let (_dir, path, errors) = load_err("[server]\nlisten = 127.0.0.1:8080\n", &Environment::new());
+    let error = only_error(&errors);
+    assert_eq!(error.origin, path.display().to_string());
+    assert_eq!(error.line, Some(2));
+    assert!(error.column.is_some());
+    assert_eq!(error.key_path, "server.listen");
+    assert!(error.message.starts_with("invalid TOML"), "{error}");
+    assert!(error.message.contains("quoted"), "{error}");
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:2:", path.display())),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(&format!("1 error in {}", path.display())),
+        "{shown}"
+    );
+
+    let (_dir, _path, errors) =
+        load_err("[server\nlisten = \"127.0.0.1:1\"\n", &Environment::new());
+    assert_eq!(errors.errors[0].line, Some(1), "{errors}");
+    assert!(
+        errors.errors[0].message.contains("invalid TOML"),
+        "{errors}"
+    );
+
+    let (_dir, _path, errors) = load_err(
+        "[logging]\nlevel = \"info\nformat = \"text\"\n",
+        &Environment::new(),
+    );
+    assert_eq!(errors.errors[0].line, Some(2), "{errors}");
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let text = "[scim]\nmax_page_size = \"big\"\n\n[logging]\nlevel = 5\n\n[[providers]]\nname = \"a\"\n[[providers.schemas]]\nid = \"urn:x:y\"\nname = \"X\"\ndescription = 5\n[[providers.schemas.attributes]]\nname = \"n\"\nrequired = \"yes\"\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let messages: Vec<(Option<usize>, &str, &str)> = errors
+        .errors
+        .iter()
+        .map(|e| (e.line, e.key_path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            (
+                Some(2),
+                "scim.max_page_size",
+                "expected an integer, found \"big\""
+            ),
+            (
+                Some(5),
+                "logging.level",
+                "expected a log filter like \"info\" or \"info,scim_bridge=debug\", found an integer"
+            ),
+            (
+                Some(12),
+                "providers[0].schemas[0].description",
+                "expected a string, found an integer"
+            ),
+            (
+                Some(15),
+                "providers[0].schemas[0].attributes[0].required",
+                "expected true or false, found \"yes\""
+            ),
+        ],
+        "{errors}"
+    );
+}
+
+#[test]
+fn unknown_key_gets_a_suggestion() {
+    let (_dir, path, errors) = load_err("[server]\nlistn = \"127.0.0.1:1\"\n", &Environment::new());
+    let error = only_error(&errors);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}:2:1: server.listn: unknown key \"listn\" (did you mean \"listen\"?)",
+            path.display()
+        )
+    );
+
+    let (_dir, _path, errors) = load_err("[server]\nmaxBodyBytes = 5\n", &Environment::new());
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("did you mean \"max_body_bytes\"")
+    );
+
+    let (_dir, _path, errors) = load_err("[logging]\nzzzzzz = 1\n", &Environment::new());
+    assert_eq!(
+        only_error(&errors).message,
+        "unknown key \"zzzzzz\"; expected one of: format, level"
+    );
+
+    let (_dir, _path, errors) = load_err("[sever]\n", &Environment::new());
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("did you mean \"server\"")
+    );
+}
+
+#[test]
+fn unknown_key_in_nested_array_table_has_full_path() {
+    let text = r#"
+[[providers]]
+name = "entra"
+
+[[providers.schemas]]
+id = "urn:example:ext"
+name = "Ext"
+
+[[providers.schemas.attributes]]
+name = "a"
+
+[[providers.schemas.attributes]]
+name = "b"
+typo = true
+"#;
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let error = only_error(&errors);
+    assert_eq!(error.key_path, "providers[0].schemas[0].attributes[1].typo");
+    assert_eq!(error.line, Some(14));
+    assert_eq!(error.column, Some(1));
+    assert!(error.message.contains("did you mean \"type\""), "{error}");
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = r#"
+[server]
+listen = "localhost"
+max_body_bytes = "lots"
+request_timeout = "5y"
+
+[logging]
+format = "xml"
+levle = "info"
+
+[[providers]]
+dialect = "azure"
+"#;
+    let (_dir, path, errors) = load_err(text, &Environment::new());
+    assert_eq!(errors.errors.len(), 7, "{errors}");
+    let lines: Vec<Option<usize>> = errors.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 4, 5, 8, 9, 11, 12].map(Some));
+    let shown = errors.to_string();
+    assert!(shown.contains("expected a socket address like \"127.0.0.1:8080\""));
+    assert!(shown.contains("found \"localhost\""));
+    assert!(shown.contains("expected a duration like \"30s\""));
+    assert!(shown.contains("found \"5y\""));
+    assert!(shown.contains("expected one of \"text\" or \"json\", found \"xml\""));
+    assert!(shown.contains("unknown key \"levle\" (did you mean \"level\"?)"));
+    assert!(shown.contains("providers[0].name: missing required key \"name\""));
+    assert!(
+        shown.contains("providers[0].dialect: expected one of \"strict\", \"entra\" or \"okta\"")
+    );
+    assert!(
+        shown.ends_with(&format!("7 errors in {}", path.display())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn env_overrides_are_applied() {
+    let env = env(&[
+        ("SCIM_BRIDGE__SERVER__LISTEN", "0.0.0.0:9000"),
+        (
+            "scim_bridge__server__public_url",
+            "https://scim.example.com",
+        ),
+        ("SCIM_BRIDGE__DATABASE__URL", "postgres://bridge@db/scim"),
+        ("SCIM_BRIDGE__SCIM__MAX_PAGE_SIZE", "50"),
+        ("SCIM_BRIDGE__LOGGING__LEVEL", "debug"),
+        (
+            "SCIM_BRIDGE__VAULT__PASSPHRASE",
+            "{ credential = \"vault\" }",
+        ),
+        ("SCIM_BRIDGE__SERVER__MAX_BODY_BYTES", "4MiB"),
+        // Not overrides: single underscore, unrelated.
+        ("SCIM_BRIDGE_CONFIG", "/etc/scim-bridge.toml"),
+        ("PATH", "/usr/bin"),
+    ]);
+    let (_dir, _path, loaded) = load_ok("[server]\nlisten = \"127.0.0.1:1\"\n", &env);
+    let config = &loaded.config;
+    assert_eq!(
+        config.server.listen,
+        "0.0.0.0:9000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.server.public_url.as_deref(),
+        Some("https://scim.example.com")
+    );
+    assert_eq!(config.server.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(
+        config.database.url,
+        DatabaseUrl::Postgres("postgres://bridge@db/scim".into())
+    );
+    assert_eq!(config.scim.max_page_size, 50);
+    // Lowering only the maximum clamps the default page size.
+    assert_eq!(config.scim.default_page_size, 50);
+    assert_eq!(config.logging.level, "debug");
+    assert_eq!(
+        config.vault.as_ref().map(|v| &v.passphrase),
+        Some(&SecretRef::Credential("vault".into()))
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn env_override_errors_name_the_variable() {
+    let env = env(&[
+        ("SCIM_BRIDGE__SERVER__LISTEN", "localhost"),
+        ("SCIM_BRIDGE__SERVER__LISTN", "0.0.0.0:1"),
+        ("SCIM_BRIDGE__PROVIDERS__NAME", "x"),
+        ("SCIM_BRIDGE__SERVER____LISTEN", "x"),
+    ]);
+    let (_dir, _path, errors) = load_err("[[providers]]\nname = \"entra\"\n", &env);
+    let shown: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 4, "{errors}");
+    assert!(errors.errors.iter().all(|e| e.line.is_none()));
+    assert!(shown.contains(&"env SCIM_BRIDGE__SERVER__LISTEN: server.listen: expected a socket address like \"127.0.0.1:8080\" or \"[::1]:8080\" (an IP address and a port; host names are not resolved), found \"localhost\"".to_owned()), "{shown:#?}");
+    assert!(shown.contains(&"env SCIM_BRIDGE__SERVER__LISTN: server.listn: unknown key \"listn\" (did you mean \"listen\"?)".to_owned()), "{shown:#?}");
+    assert!(
+        shown.iter().any(|s| s.starts_with(
+            "env SCIM_BRIDGE__PROVIDERS__NAME: providers: entries of an array of tables"
+        )),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.starts_with("env SCIM_BRIDGE__SERVER____LISTEN: expected a name like")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn env_strings_that_look_like_toml_stay_strings() {
+    // `1.0` parses as a TOML float, but a string setting takes it verbatim.
+    let env = env(&[("SCIM_BRIDGE__DATABASE__URL", "sqlite://1.0")]);
+    let (_dir, _path, loaded) = load_ok("", &env);
+    assert_eq!(
+        loaded.config.database.url,
+        DatabaseUrl::Sqlite("1.0".into())
+    );
+}
+
+#[test]
+fn inline_secrets_are_refused_without_echoing_them() {
+    let (_dir, _path, errors) = load_err(
+        "[vault]\npassphrase = \"hunter2-secret\"\n",
+        &Environment::new(),
+    );
+    let error = only_error(&errors);
+    assert_eq!(error.key_path, "vault.passphrase");
+    assert!(error.message.contains("never taken inline"), "{error}");
+    assert!(error.message.contains("credential"), "{error}");
+    assert!(error.message.contains("file"), "{error}");
+    assert!(!errors.to_string().contains("hunter2"));
+
+    let env = env(&[("SCIM_BRIDGE__VAULT__PASSPHRASE", "hunter2-secret")]);
+    let (_dir, _path, errors) = load_err("", &env);
+    let error = only_error(&errors);
+    assert_eq!(error.origin, "env SCIM_BRIDGE__VAULT__PASSPHRASE");
+    assert!(!errors.to_string().contains("hunter2"));
+}
+
+#[test]
+fn secret_ref_needs_exactly_one_source() {
+    let text = "[vault]\npassphrase = { file = \"a\", env = \"B\" }\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("found both file and env")
+    );
+
+    let (_dir, _path, errors) = load_err("[vault]\npassphrase = {}\n", &Environment::new());
+    assert!(only_error(&errors).message.contains("exactly one of"));
+
+    let text = "[vault]\npassphrase = { credential = \"../etc/shadow\" }\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("systemd credential name")
+    );
+
+    let text = "[vault]\npassphrase = { vault = \"x\" }\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("cannot come from the vault")
+    );
+
+    let (_dir, _path, errors) = load_err("[vault]\n", &Environment::new());
+    let error = only_error(&errors);
+    assert_eq!(error.key_path, "vault.passphrase");
+    assert_eq!(error.line, Some(1));
+}
+
+#[test]
+fn file_secret_is_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "vault", b"correct horse\n", 0o600);
+    let text = "[vault]\npassphrase = { file = \"vault\" }\n";
+    let loaded = load_str(text, "inline.toml", dir.path(), &Environment::new()).unwrap();
+    let vault = loaded.config.vault.as_ref().unwrap();
+    assert_eq!(vault.passphrase, SecretRef::File(dir.path().join("vault")));
+    let secret = vault.passphrase.resolve(&Environment::new()).unwrap();
+    assert_eq!(secret.expose(), "correct horse");
+    let (warnings, errors) = check_secret_files(&loaded.config, &Environment::new());
+    assert!(
+        warnings.is_empty() && errors.is_empty(),
+        "{warnings:?} {errors:?}"
+    );
+
+    // Only one newline is trimmed; the rest may be deliberate.
+    let path = write_secret(dir.path(), "crlf", b"pass \r\n", 0o600);
+    assert_eq!(
+        SecretRef::File(path)
+            .resolve(&Environment::new())
+            .unwrap()
+            .expose(),
+        "pass "
+    );
+    let path = write_secret(dir.path(), "two", b"pass\n\n", 0o600);
+    assert_eq!(
+        SecretRef::File(path)
+            .resolve(&Environment::new())
+            .unwrap()
+            .expose(),
+        "pass\n"
+    );
+}
+
+#[test]
+fn missing_or_empty_secret_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let config = vault_with(SecretRef::File(missing.clone()));
+    let error = config
+        .vault
+        .as_ref()
+        .unwrap()
+        .passphrase
+        .resolve(&Environment::new())
+        .unwrap_err();
+    assert!(matches!(error, SecretError::FileMissing { .. }));
+    assert_eq!(
+        error.to_string(),
+        format!("secret file {} does not exist", missing.display())
+    );
+    let (warnings, errors) = check_secret_files(&config, &Environment::new());
+    assert!(warnings.is_empty());
+    assert_eq!(
+        errors,
+        vec![format!(
+            "vault.passphrase: secret file {} does not exist",
+            missing.display()
+        )]
+    );
+
+    let empty = write_secret(dir.path(), "empty", b"\n", 0o600);
+    let error = SecretRef::File(empty.clone())
+        .resolve(&Environment::new())
+        .unwrap_err();
+    assert!(matches!(error, SecretError::FileEmpty { .. }), "{error}");
+    let (_, errors) = check_secret_files(
+        &vault_with(SecretRef::File(dir.path().into())),
+        &Environment::new(),
+    );
+    assert!(errors[0].contains("not a regular file"), "{errors:?}");
+
+    let big = write_secret(dir.path(), "big", &vec![b'x'; 70 * 1024], 0o600);
+    let error = SecretRef::File(big)
+        .resolve(&Environment::new())
+        .unwrap_err();
+    assert!(matches!(error, SecretError::FileTooLarge { .. }), "{error}");
+}
+
+#[test]
+fn credential_comes_from_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "vault-passphrase", b"from systemd\n", 0o400);
+    let secret = SecretRef::Credential("vault-passphrase".into());
+    let env = env(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]);
+    assert_eq!(secret.resolve(&env).unwrap().expose(), "from systemd");
+    let (warnings, errors) = check_secret_files(&vault_with(secret.clone()), &env);
+    assert!(
+        warnings.is_empty() && errors.is_empty(),
+        "{warnings:?} {errors:?}"
+    );
+
+    let error = secret.resolve(&Environment::new()).unwrap_err();
+    assert!(matches!(error, SecretError::NoCredentialsDirectory { .. }));
+    let message = error.to_string();
+    assert!(
+        message.contains("CREDENTIALS_DIRECTORY") && message.contains("LoadCredential"),
+        "{message}"
+    );
+    assert!(message.contains("{ file = "), "{message}");
+    let (_, errors) = check_secret_files(&vault_with(secret), &Environment::new());
+    assert_eq!(errors.len(), 1);
+
+    let other = SecretRef::Credential("other".into());
+    let error = other.resolve(&env).unwrap_err();
+    assert!(
+        matches!(error, SecretError::CredentialMissing { .. }),
+        "{error}"
+    );
+    let (_, errors) = check_secret_files(&vault_with(other), &env);
+    assert!(errors[0].contains("LoadCredential=other"), "{errors:?}");
+}
+
+#[test]
+fn readable_secret_file_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_secret(dir.path(), "vault", b"s3cret", 0o644);
+    let config = vault_with(SecretRef::File(path.clone()));
+    let (warnings, errors) = check_secret_files(&config, &Environment::new());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains(&path.display().to_string()));
+    assert!(warnings[0].contains("0644"), "{}", warnings[0]);
+    assert!(warnings[0].contains("chmod 600"), "{}", warnings[0]);
+
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).unwrap();
+    assert_eq!(check_secret_files(&config, &Environment::new()).0.len(), 1);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(
+        check_secret_files(&config, &Environment::new())
+            .0
+            .is_empty()
+    );
+}
+
+#[test]
+fn env_secrets_warn_and_must_be_set() {
+    let config = vault_with(SecretRef::Env("VAULT_PASSPHRASE".into()));
+    let (warnings, errors) = check_secret_files(&config, &env(&[("VAULT_PASSPHRASE", "x")]));
+    assert!(errors.is_empty());
+    assert!(warnings[0].contains("/proc"), "{warnings:?}");
+    let (_, errors) = check_secret_files(&config, &Environment::new());
+    assert_eq!(
+        errors,
+        vec!["vault.passphrase: environment variable VAULT_PASSPHRASE is not set".to_owned()]
+    );
+    let secret = config
+        .vault
+        .as_ref()
+        .unwrap()
+        .passphrase
+        .resolve(&env(&[("VAULT_PASSPHRASE", "pw")]));
+    assert_eq!(secret.unwrap().expose(), "pw");
+    assert!(matches!(
+        SecretRef::Vault("db".into()).resolve(&Environment::new()),
+        Err(SecretError::NeedsVault(name)) if name == "db"
+    ));
+
+    let text = "[vault]\npassphrase = { env = \"SCIM_BRIDGE__X\" }\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert!(only_error(&errors).message.contains("reserved"));
+}
+
+#[test]
+fn duplicate_provider_name_points_at_both() {
+    let text = "[[providers]]\nname = \"entra\"\n\n[[providers]]\nname = \"okta\"\n\n[[providers]]\nname = \"entra\"\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let error = only_error(&errors);
+    assert_eq!(error.line, Some(8));
+    assert_eq!(error.key_path, "providers[2].name");
+    assert_eq!(
+        error.message,
+        "duplicate provider name \"entra\" (first defined at line 2)"
+    );
+
+    let (_dir, _path, errors) =
+        load_err("[[providers]]\nname = \"Entra ID\"\n", &Environment::new());
+    assert!(only_error(&errors).message.contains("found \"Entra ID\""));
+}
+
+#[test]
+fn custom_attribute_names_and_nesting_are_checked() {
+    let text = r#"
+[[providers]]
+name = "p"
+[[providers.schemas]]
+id = "urn:example:ext"
+name = "Ext"
+[[providers.schemas.attributes]]
+name = "2fa"
+[[providers.schemas.attributes]]
+name = "role id"
+[[providers.schemas.attributes]]
+name = "Role"
+[[providers.schemas.attributes]]
+name = "role"
+[[providers.schemas.attributes]]
+name = "plain"
+[[providers.schemas.attributes.sub_attributes]]
+name = "x"
+[[providers.schemas.attributes]]
+name = "outer"
+type = "complex"
+[[providers.schemas.attributes.sub_attributes]]
+name = "inner"
+type = "complex"
+[[providers.schemas.attributes]]
+name = "lonely"
+type = "complex"
+[[providers.schemas.attributes]]
+name = "kind"
+type = "datetime"
+"#;
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let found: Vec<(&str, &str)> = errors
+        .errors
+        .iter()
+        .map(|e| (e.key_path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 7, "{errors}");
+    assert!(found[0].0.ends_with("attributes[0].name") && found[0].1.contains("RFC 7643 ATTRNAME"));
+    assert!(found[1].0.ends_with("attributes[1].name") && found[1].1.contains("found \"role id\""));
+    assert!(
+        found[2].0.ends_with("attributes[3].name")
+            && found[2].1.contains("duplicate attribute name \"role\"")
+    );
+    assert!(
+        found[3].0.ends_with("attributes[4].sub_attributes")
+            && found[3].1.contains("only allowed when type = \"complex\"")
+    );
+    assert!(
+        found[4].0.ends_with("attributes[5].sub_attributes[0].type")
+            && found[4].1.contains("cannot be complex")
+    );
+    assert!(
+        found[5].0.ends_with("attributes[6].sub_attributes")
+            && found[5].1.contains("missing required key")
+    );
+    assert!(
+        found[6].1.contains("(did you mean \"dateTime\"?)"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn schema_ids_are_checked() {
+    let text = "[[providers]]\nname = \"p\"\n[[providers.schemas]]\nid = \"urn:ietf:params:scim:schemas:core:2.0:User\"\nname = \"U\"\nattributes = []\n[[providers.schemas]]\nid = \"acme\"\nname = \"A\"\n[[providers.schemas.attributes]]\nname = \"a\"\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert_eq!(errors.errors.len(), 3, "{errors}");
+    assert!(errors.errors[0].message.contains("built-in SCIM schema"));
+    assert!(errors.errors[1].message.contains("at least one attribute"));
+    assert!(errors.errors[2].message.contains("expected a schema URN"));
+}
+
+#[test]
+fn postgres_password_is_redacted_in_debug() {
+    let url = DatabaseUrl::Postgres("postgres://bridge:hunter2@db.internal:5432/scim".into());
+    assert_eq!(
+        format!("{url:?}"),
+        "Postgres(\"postgres://bridge:***@db.internal:5432/scim\")"
+    );
+    let url = DatabaseUrl::Postgres("postgresql://db/scim?sslmode=require&password=hunter2".into());
+    assert_eq!(
+        format!("{url:?}"),
+        "Postgres(\"postgresql://db/scim?sslmode=require&password=***\")"
+    );
+    let url = DatabaseUrl::Postgres("postgres://u:hun/ter2@db/scim".into());
+    assert!(!format!("{url:?}").contains("ter2"));
+
+    let text = "[database]\nurl = \"postgres://bridge:hunter2@db/scim\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    assert!(!format!("{:?}", loaded.config).contains("hunter2"));
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("password inline"))
+    );
+
+    let (_dir, _path, errors) = load_err(
+        "[database]\nurl = \"mysql://root:hunter2@db/x\"\n",
+        &Environment::new(),
+    );
+    assert!(
+        only_error(&errors)
+            .message
+            .contains("mysql://root:***@db/x")
+    );
+    assert!(!errors.to_string().contains("hunter2"));
+}
+
+#[test]
+fn secrets_never_appear_in_debug_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_secret(dir.path(), "s", b"hunter2", 0o600);
+    let secret = SecretRef::File(path).resolve(&Environment::new()).unwrap();
+    assert_eq!(format!("{secret:?}"), "SecretValue(***)");
+
+    let path = write_secret(dir.path(), "bad", b"hunter2\xff", 0o600);
+    let error = SecretRef::File(path)
+        .resolve(&Environment::new())
+        .unwrap_err();
+    assert!(matches!(error, SecretError::FileNotUtf8 { .. }));
+    assert!(!error.to_string().contains("hunter2"));
+    assert!(!format!("{error:?}").contains("hunter2"));
+
+    let env = env(&[("VAULT_PASSPHRASE", "hunter2")]);
+    assert!(!format!("{env:?}").contains("hunter2"));
+    assert!(format!("{env:?}").contains("VAULT_PASSPHRASE"));
+}
+
+#[test]
+fn bulk_payload_cannot_exceed_body_limit() {
+    let (_dir, _path, errors) = load_err(
+        "[server]\nmax_body_bytes = \"512KiB\"\n",
+        &Environment::new(),
+    );
+    let error = only_error(&errors);
+    assert_eq!(error.key_path, "server.max_body_bytes");
+    assert!(
+        error
+            .message
+            .contains("scim.bulk_max_payload_bytes (1048576)"),
+        "{error}"
+    );
+    assert!(
+        error.message.contains("server.max_body_bytes (524288)"),
+        "{error}"
+    );
+
+    let (_dir, _path, errors) = load_err(
+        "[scim]\nbulk_max_payload_bytes = \"2MiB\"\n",
+        &Environment::new(),
+    );
+    assert_eq!(only_error(&errors).key_path, "scim.bulk_max_payload_bytes");
+
+    let text = "[server]\nmax_body_bytes = 4194304\n[scim]\nbulk_max_payload_bytes = \"4MiB\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    assert_eq!(loaded.config.scim.bulk_max_payload_bytes, 4 << 20);
+}
+
+#[test]
+fn cli_overrides_rebase_relative_sqlite_path() {
+    let text = "[server]\ndata_dir = \"/srv/scim\"\n[database]\nurl = \"sqlite://db/bridge.db\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let mut config = loaded.config;
+    assert_eq!(
+        config.database.url,
+        DatabaseUrl::Sqlite("db/bridge.db".into())
+    );
+    assert_eq!(
+        config.sqlite_path(),
+        Some(PathBuf::from("/srv/scim/db/bridge.db"))
+    );
+    let listen: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    config.apply_overrides(Some(listen), Some(PathBuf::from("/var/lib/scim-bridge")));
+    assert_eq!(config.server.listen, listen);
+    assert_eq!(
+        config.sqlite_path(),
+        Some(PathBuf::from("/var/lib/scim-bridge/db/bridge.db"))
+    );
+    config.apply_overrides(None, None);
+    assert_eq!(config.server.listen, listen);
+
+    let (_dir, _path, loaded) = load_ok(
+        "[database]\nurl = \"sqlite:///abs/x.db\"\n",
+        &Environment::new(),
+    );
+    assert_eq!(
+        loaded.config.sqlite_path(),
+        Some(PathBuf::from("/abs/x.db"))
+    );
+}
+
+#[test]
+fn exposure_warnings() {
+    let (_dir, _path, loaded) =
+        load_ok("[server]\nlisten = \"0.0.0.0:8080\"\n", &Environment::new());
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    let text = "[server]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"http://scim.example.com\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("https://"));
+    let text = "[server]\nlisten = \"[::]:8080\"\npublic_url = \"https://scim.example.com/\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.config.server.public_url.as_deref(),
+        Some("https://scim.example.com")
+    );
+}
+
+#[test]
+fn vault_parameters_are_checked() {
+    let text =
+        "[vault]\npassphrase = { env = \"P\" }\nmemory_kib = 8\nparallelism = 2\niterations = 0\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert_eq!(errors.errors.len(), 2, "{errors}");
+    assert!(
+        errors.errors[0]
+            .message
+            .contains("at least 8 × vault.parallelism"),
+        "{errors}"
+    );
+    assert_eq!(
+        errors.errors[1].message,
+        "expected an integer from 1 to 4294967295, found 0"
+    );
+
+    let text = "[vault]\npassphrase = { env = \"P\" }\nparallelism = 17\n";
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    assert_eq!(
+        only_error(&errors).message,
+        "expected an integer from 1 to 16, found 17"
+    );
+}
+
+#[test]
+fn value_parsers() {
+    assert_eq!(values::byte_size("1MiB"), Ok(1 << 20));
+    assert_eq!(values::byte_size("512 KiB"), Ok(512 << 10));
+    assert_eq!(values::byte_size("10"), Ok(10));
+    assert_eq!(values::byte_size("2MB"), Ok(2_000_000));
+    assert!(values::byte_size("1.5MiB").is_err());
+    assert!(values::byte_size("99999999999GiB").is_err());
+    assert_eq!(values::duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(values::duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(values::duration("30").is_err());
+    assert!(values::duration("s").is_err());
+    assert!(values::log_level("info,scim_bridge::server=trace,tower_http=off").is_ok());
+    assert!(values::log_level("WARN").is_ok());
+    assert!(values::log_level("inof").is_err());
+    assert!(values::log_level("info,").is_err());
+    assert!(values::log_level("=debug").is_err());
+    assert!(values::public_url("ftp://x").is_err());
+    assert!(values::public_url("https://").is_err());
+    assert!(values::public_url("https://x/?a=b").is_err());
+    assert!(values::credential_name("..").is_err());
+    assert!(values::credential_name("a/b").is_err());
+    assert_eq!(
+        reader::suggest("listn", &["listen", "public_url"]),
+        Some("listen")
+    );
+    assert_eq!(reader::suggest("xy", &["id"]), None);
+}
+
+#[test]
+fn unreadable_config_file_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    let errors = load(&path, &Environment::new()).unwrap_err();
+    let error = only_error(&errors);
+    assert_eq!(error.origin, path.display().to_string());
+    assert!(
+        error.message.contains("cannot read the configuration file"),
+        "{error}"
+    );
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let deep = format!("a = {}", "[".repeat(100_000));
+    let inputs = [
+        "\0",
+        "[[[",
+        "a = {",
+        "= 1",
+        "[server]\nlisten = [1, 2, {}]\n",
+        "server = 5\nproviders = 5\n",
+        "providers = [1, \"x\", []]\n",
+        "[[providers]]\n[[providers.schemas]]\n[[providers.schemas.attributes]]\n[[providers.schemas.attributes.sub_attributes]]\n[[providers.schemas.attributes.sub_attributes.sub_attributes]]\n",
+        "[scim]\nmax_page_size = 99999999999999999999999999999999999999999\n",
+        "[scim]\nmax_page_size = -1\n",
+        "[server]\nmax_body_bytes = 0\nrequest_timeout = \"0s\"\n",
+        "[server.listen]\nx = 1\n",
+        "\u{feff}[server]\n",
+        "[server]\nlisten = \"é\"\npublic_url = \"https://é\"\n",
+        &deep,
+    ];
+    let env = env(&[
+        ("SCIM_BRIDGE__", "1"),
+        ("SCIM_BRIDGE__SERVER__LISTEN__X", "1"),
+        ("SCIM_BRIDGE__A__B__C", "{ d = [1, { e = 2 }] }"),
+    ]);
+    for input in inputs {
+        let result = load_str(input, "hostile.toml", Path::new("/tmp"), &env);
+        assert!(result.is_err(), "{input:?} was accepted");
+        if let Err(errors) = result {
+            assert!(!errors.errors.is_empty());
+        }
+    }
+}
+
+/// Turns `# key = value` back into `key = value` (and `# # note` into a
+/// comment) so the commented examples in the shipped file are tested too.
+fn uncomment(block: &str) -> String {
+    block
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .or_else(|| line.strip_prefix('#'))
+                .unwrap_or(line)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn shipped_default_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scim-bridge.toml");
+    let loaded = match load(&path, &Environment::new()) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{e}"),
+    };
+    let config = &loaded.config;
+    let names: Vec<(&str, DialectSetting)> = config
+        .providers
+        .iter()
+        .map(|p| (p.name.as_str(), p.dialect))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("entra", DialectSetting::Entra),
+            ("okta", DialectSetting::Okta)
+        ]
+    );
+    assert!(
+        config.server.data_dir.ends_with("config/../data"),
+        "{:?}",
+        config.server.data_dir
+    );
+    assert_eq!(config.server.listen, ServerConfig::default().listen);
+    assert_eq!(config.scim, ScimConfig::default());
+    assert_eq!(config.logging, LoggingConfig::default());
+    assert_eq!(config.database, DatabaseConfig::default());
+    assert_eq!(config.vault, None);
+
+    // The commented-out examples must be valid once uncommented.
+    let text = fs::read_to_string(&path).unwrap();
+    let vault_start = text.find("# [vault]").unwrap();
+    let vault_len = text[vault_start..].find("\n\n").unwrap();
+    let schema_start = text.find("# [[providers.schemas]]").unwrap();
+    let with_examples = format!(
+        "{}\n{}\n{}",
+        text,
+        uncomment(&text[schema_start..]),
+        uncomment(&text[vault_start..vault_start + vault_len]),
+    );
+    let base = path.parent().unwrap();
+    let loaded = match load_str(&with_examples, "examples", base, &Environment::new()) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{e}"),
+    };
+    let okta = &loaded.config.providers[1];
+    assert_eq!(okta.schemas.len(), 1);
+    let schema = &okta.schemas[0];
+    assert_eq!(
+        schema.id,
+        "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User"
+    );
+    assert_eq!(schema.attributes[0].name, "roleId");
+    assert_eq!(schema.attributes[0].canonical_values.len(), 2);
+    assert_eq!(
+        loaded.config.vault.map(|v| v.passphrase),
+        Some(SecretRef::Credential("vault-passphrase".into()))
+    );
+}
+
+#[test]
+fn env_override_can_reach_into_nested_tables() {
+    let env = env(&[("SCIM_BRIDGE__VAULT__PASSPHRASE__FILE", "/run/secrets/vault")]);
+    let (_dir, _path, loaded) = load_ok("[vault]\niterations = 5\n", &env);
+    let vault = loaded.config.vault.unwrap();
+    assert_eq!(
+        vault.passphrase,
+        SecretRef::File("/run/secrets/vault".into())
+    );
+    assert_eq!(vault.iterations, 5);
+}

@@ -1,0 +1,243 @@
+//! Test kit: the real `scim-bridge` binary on a free port with a throwaway config and
+//! data directory, driven over real HTTP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
+
+/// A config with the two shipped providers, listening on `port`.
+pub fn config_text(port: u16, data_dir: &Path, extra: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+data_dir = "{}"
+
+[logging]
+level = "info"
+
+[[providers]]
+name = "entra"
+dialect = "entra"
+
+[[providers]]
+name = "okta"
+dialect = "okta"
+{extra}
+"#,
+        data_dir.display()
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Runs the binary to completion.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SCIM_BRIDGE_CONFIG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
+}
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon with the default test config plus `extra` TOML.
+    pub fn start(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = dir.path().join("scim-bridge.toml");
+        std::fs::write(&config, config_text(port, &dir.path().join("data"), extra))
+            .expect("write config");
+        let mut d = Daemon {
+            log: dir.path().join("daemon.log"),
+            dir,
+            config,
+            port,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not start; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn base(&self, provider: &str) -> String {
+        self.url(&format!("/scim/v2/{provider}"))
+    }
+
+    /// Runs a CLI subcommand against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        let cfg = self.config.to_str().expect("utf8 path");
+        all.extend(["--config", cfg]);
+        run(&all, &[])
+    }
+
+    /// A fresh SCIM token for `provider`.
+    pub fn token(&self, provider: &str) -> String {
+        let out = self.cli(&["token", "create", "--provider", provider]);
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        unsafe_free_sigterm(c.id());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        None
+    }
+}
+
+fn unsafe_free_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A client that sends SCIM requests with a bearer token.
+pub struct Scim {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Scim {
+    pub fn new(base: String, token: String) -> Scim {
+        Scim {
+            http: reqwest::Client::new(),
+            base,
+            token,
+        }
+    }
+
+    pub async fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, headers, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (s, _, j) = self.req(reqwest::Method::GET, path, None).await;
+        (s, j)
+    }
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (s, _, j) = self.req(reqwest::Method::POST, path, Some(body)).await;
+        (s, j)
+    }
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (s, _, j) = self.req(reqwest::Method::PUT, path, Some(body)).await;
+        (s, j)
+    }
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (s, _, j) = self.req(reqwest::Method::PATCH, path, Some(body)).await;
+        (s, j)
+    }
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.req(reqwest::Method::DELETE, path, None).await.0
+    }
+}
