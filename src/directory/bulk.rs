@@ -21,6 +21,9 @@ pub struct BulkLimits {
     pub max_payload_bytes: usize,
 }
 
+/// Status, location, version and body of a successful operation.
+type OpOutcome = (u16, Option<String>, Option<i64>, Option<Value>);
+
 struct Op {
     index: usize,
     method: String,
@@ -160,7 +163,7 @@ impl Directory {
             data.clone()
                 .ok_or_else(|| ScimError::invalid_syntax(format!("{method} needs data")))
         };
-        let outcome: Result<(u16, Option<String>, Option<i64>, Option<Value>), ScimError> = async {
+        let outcome: Result<OpOutcome, ScimError> = async {
             match (method.as_str(), id.as_deref()) {
                 ("POST", None) => {
                     let w = self.create(ctx, kind, data_or_err()?, &proj).await?;

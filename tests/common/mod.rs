@@ -10,13 +10,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
 
 /// A config with the two shipped providers, listening on `port`.
 pub fn config_text(port: u16, data_dir: &Path, extra: &str) -> String {
+    config_text_at(port, data_dir, extra, "info")
+}
+
+/// Like [`config_text`] with a log level.
+pub fn config_text_at(port: u16, data_dir: &Path, extra: &str, level: &str) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
 data_dir = "{}"
 
 [logging]
-level = "info"
+level = "{level}"
 
 [[providers]]
 name = "entra"
@@ -62,11 +67,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon with the default test config plus `extra` TOML.
     pub fn start(extra: &str) -> Daemon {
+        Self::start_at(extra, "info")
+    }
+
+    /// Starts a daemon logging at `level`.
+    pub fn start_at(extra: &str, level: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("scim-bridge.toml");
-        std::fs::write(&config, config_text(port, &dir.path().join("data"), extra))
-            .expect("write config");
+        std::fs::write(
+            &config,
+            config_text_at(port, &dir.path().join("data"), extra, level),
+        )
+        .expect("write config");
         let mut d = Daemon {
             log: dir.path().join("daemon.log"),
             dir,

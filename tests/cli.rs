@@ -1,0 +1,182 @@
+//! The binary's behaviour on bad input, signals and secrets: one clear message and
+//! a documented exit code, never a panic.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Daemon, Scim, config_text, free_port, run};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_config(dir: &std::path::Path, text: &str) -> String {
+    let p = dir.join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn version_and_usage() {
+    let o = run(&["--version"], &[]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let o = run(&["frobnicate"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn shipped_default_config_is_valid_from_the_repository_root() {
+    let o = std::process::Command::new(BIN)
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SCIM_BRIDGE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn config_errors_are_all_reported_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[server]\nlisten = \"nowhere\"\nlistn = 1\n\n[[providers]]\nname = \"entra\"\ndialect = \"azure\"\n",
+    );
+    let o = run(&["check-config", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = stderr(&o);
+    assert!(
+        e.contains("c.toml:2:") && e.contains("server.listen"),
+        "{e}"
+    );
+    assert!(
+        e.contains("c.toml:3:") && e.contains("did you mean \"listen\""),
+        "{e}"
+    );
+    assert!(e.contains("providers[0].dialect"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+
+    let cfg = write_config(dir.path(), "[server\nlisten = 1\n");
+    let o = run(&["check-config", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("c.toml:1:"), "{}", stderr(&o));
+
+    let o = run(&["check-config", "--config", "/nonexistent/x.toml"], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("/nonexistent/x.toml"));
+
+    // Env overrides are validated too, naming the variable.
+    let cfg = write_config(dir.path(), "");
+    let o = run(
+        &["check-config", "--config", &cfg],
+        &[("SCIM_BRIDGE__SERVER__LISTEN", "bogus")],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("SCIM_BRIDGE__SERVER__LISTEN"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn secret_files_missing_or_world_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("pass");
+    let extra = format!(
+        "\n[vault]\npassphrase = {{ file = \"{}\" }}\n",
+        secret.display()
+    );
+    let cfg = write_config(
+        dir.path(),
+        &(config_text(free_port(), &dir.path().join("data"), "") + &extra),
+    );
+    let o = run(&["check-config", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&secret.display().to_string()));
+
+    std::fs::write(&secret, "x".repeat(120)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&["check-config", "--config", &cfg], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains(&"x".repeat(120)),
+        "secret value leaked"
+    );
+
+    // Inline secrets are refused.
+    let cfg = write_config(dir.path(), "[vault]\npassphrase = \"hunter2hunter2\"\n");
+    let o = run(&["check-config", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!stderr(&o).contains("hunter2hunter2"), "{}", stderr(&o));
+}
+
+#[test]
+fn foreign_database_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("scim-bridge.db"),
+        b"not a database at all, my precious notes",
+    )
+    .unwrap();
+    let cfg = write_config(dir.path(), &config_text(free_port(), &data, ""));
+    let o = run(&["serve", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(data.join("scim-bridge.db")).unwrap(),
+        b"not a database at all, my precious notes"
+    );
+}
+
+#[test]
+fn unwritable_data_dir_and_port_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &config_text(free_port(), &blocker.join("sub"), ""),
+    );
+    let o = run(&["migrate", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot"), "{}", stderr(&o));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = write_config(dir.path(), &config_text(port, &dir.path().join("data"), ""));
+    let o = run(&["serve", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("in use") || stderr(&o).contains("another process"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero_and_no_secret_reaches_the_log() {
+    let mut d = Daemon::start_at("", "trace");
+    let token = d.token("entra");
+    let scim = Scim::new(d.base("entra"), token.clone());
+    let (s, _) = scim.get("/Users?filter=userName+eq+%22x%22").await;
+    assert_eq!(s, 200);
+    let bad = Scim::new(d.base("entra"), format!("{token}tampered"));
+    assert_eq!(bad.get("/Users").await.0, 401);
+    let ready = reqwest::get(d.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let started = Instant::now();
+    assert_eq!(d.terminate(), Some(0), "log:\n{}", d.log_text());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let log = d.log_text();
+    let secret = token.rsplit('_').next().unwrap();
+    assert!(!log.contains(secret), "token secret in the log:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
