@@ -1,0 +1,132 @@
+//! Store benchmark: durable writes per second with group commit, against the raw
+//! fsync rate of the same disk. Run: `cargo bench --bench store`.
+//! Scale with STORE_BENCH_SECONDS (default 3).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use scim_bridge::scim::ResourceKind;
+use scim_bridge::store::sqlite::SqliteStore;
+use scim_bridge::store::{Mutation, MutationKind, Store};
+use serde_json::json;
+
+fn seconds() -> Duration {
+    let s = std::env::var("STORE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(s)
+}
+
+/// What one fsync costs here: the ceiling for one-transaction-per-write designs.
+fn fsync_rate(dir: &std::path::Path, for_: Duration) -> f64 {
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let block = [7u8; 4096];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < for_ {
+        f.write_all(&block).expect("write");
+        f.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn create(n: u64, worker: u64) -> Mutation {
+    let id = format!("{worker:04}-{n:08}");
+    Mutation {
+        provider: "bench".into(),
+        kind: ResourceKind::User,
+        id: id.clone(),
+        expected_version: None,
+        at: Utc::now(),
+        request_id: None,
+        change: MutationKind::Create {
+            doc: json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("user-{id}@bench.example"),
+                "emails": [{"value": format!("user-{id}@bench.example"), "type": "work"}],
+                "active": true,
+            }),
+            members: vec![],
+        },
+    }
+}
+
+async fn run(store: Arc<SqliteStore>, writers: u64, for_: Duration, tag: u64) -> (f64, u64, u64) {
+    let before = store.status().await.expect("status");
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&store);
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while start.elapsed() < for_ {
+                store
+                    .apply(create(i, tag * 10_000 + w))
+                    .await
+                    .expect("apply");
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = store.status().await.expect("status");
+    let n = done.load(Ordering::Relaxed);
+    (
+        n as f64 / secs,
+        after.write_batches - before.write_batches,
+        after.write_jobs - before.write_jobs,
+    )
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into()))
+        .expect("tempdir");
+    let for_ = seconds();
+    println!(
+        "scim-bridge store benchmark (SQLite, WAL, synchronous=FULL: every acknowledged write fsync'd)"
+    );
+    println!(
+        "command: cargo bench --bench store   (STORE_BENCH_SECONDS={})",
+        for_.as_secs_f64()
+    );
+    println!(
+        "machine: {} cores; data in {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        dir.path().display()
+    );
+    let fsyncs = fsync_rate(dir.path(), for_);
+    println!(
+        "\nraw fsync rate (4 KiB write + fdatasync): {fsyncs:>9.0} /s  ({:.2} ms each)",
+        1000.0 / fsyncs
+    );
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("open store"));
+    println!(
+        "\n{:>8} {:>14} {:>12} {:>14} {:>12}",
+        "writers", "writes/s", "commits", "writes/commit", "x fsync"
+    );
+    for (tag, writers) in [1u64, 8, 32, 128].into_iter().enumerate() {
+        let (rate, batches, jobs) = rt.block_on(run(Arc::clone(&store), writers, for_, tag as u64));
+        println!(
+            "{writers:>8} {rate:>14.0} {batches:>12} {:>14.1} {:>12.1}",
+            jobs as f64 / batches.max(1) as f64,
+            rate / fsyncs
+        );
+    }
+    rt.block_on(store.close());
+}
