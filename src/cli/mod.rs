@@ -60,7 +60,13 @@ impl Failure {
 #[command(name = "scim-bridge", version, about, propagate_version = true)]
 pub struct Cli {
     /// Configuration file [default: ./config/scim-bridge.toml when present, else /etc/scim-bridge/scim-bridge.toml]
-    #[arg(short = 'c', long, global = true, value_name = "PATH", env = "SCIM_BRIDGE_CONFIG")]
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "SCIM_BRIDGE_CONFIG"
+    )]
     pub config: Option<PathBuf>,
     /// Data directory, overriding `server.data_dir`
     #[arg(long, global = true, value_name = "DIR")]

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::auth::{Authenticated, require_token};
@@ -150,21 +151,46 @@ async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Valu
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     };
-    if headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n > limit)
-    {
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        drain(body, limit).await;
         return Err(too_big());
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_big())?;
+    let mut body = body;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ScimError::invalid_syntax(format!("cannot read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                drain(body, limit).await;
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Reads and discards an oversized body (up to 16 times the limit) so the client,
+/// still sending, receives the 413 instead of a reset connection.
+async fn drain(mut body: Body, limit: usize) {
+    let mut seen = 0usize;
+    let cap = limit.saturating_mul(16);
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > cap {
+                return;
+            }
+        }
+    }
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
