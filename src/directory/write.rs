@@ -231,7 +231,7 @@ impl Directory {
                 kind,
                 id,
                 MutationKind::Update {
-                    doc: doc.clone(),
+                    doc: Some(doc.clone()),
                     members: changes,
                 },
             );
@@ -305,16 +305,19 @@ impl Directory {
                     }
                 });
             }
+            // Member-only changes commute row by row, so concurrent member PATCHes to
+            // one large group (Entra sends many) need no version check and never retry.
+            let doc_changed = doc != cur.doc;
             let mut m = self.mutation(
                 ctx,
                 kind,
                 id,
                 MutationKind::Update {
-                    doc,
+                    doc: doc_changed.then_some(doc),
                     members: changes,
                 },
             );
-            m.expected_version = Some(cur.version);
+            m.expected_version = (doc_changed || if_match.is_some()).then_some(cur.version);
             match self.store.apply(m).await {
                 Ok(_) => {
                     let with_body = kind == ResourceKind::User || proj.is_requested();

@@ -107,8 +107,9 @@ pub enum MutationKind {
     },
     /// A new document and/or member changes for an existing resource.
     Update {
-        /// The new document.
-        doc: Value,
+        /// The new document; `None` keeps the stored one (member-only changes, which
+        /// must not write back a document that may have changed concurrently).
+        doc: Option<Value>,
         /// Member changes, applied in order.
         members: Vec<MemberChange>,
     },

@@ -99,7 +99,7 @@ async fn create_read_update_delete_with_events() {
     let upd = Mutation {
         expected_version: Some(1),
         change: MutationKind::Update {
-            doc: json!({"userName": "bob"}),
+            doc: Some(json!({"userName": "bob"})),
             members: vec![],
         },
         ..create("u1", ResourceKind::User, json!({}), vec![])
@@ -173,7 +173,7 @@ async fn member_changes_are_recorded_as_deltas() {
         .unwrap();
     let upd = |members| Mutation {
         change: MutationKind::Update {
-            doc: json!({"displayName": "G"}),
+            doc: None,
             members,
         },
         ..create("g1", ResourceKind::Group, json!({}), vec![])
@@ -302,5 +302,36 @@ async fn reopen_keeps_data_and_tokens() {
             .as_deref(),
         Some("a")
     );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn member_only_update_keeps_a_concurrently_changed_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    store
+        .apply(create("g1", ResourceKind::Group, json!({"displayName": "Old"}), vec![]))
+        .await
+        .unwrap();
+    let rename = Mutation {
+        change: MutationKind::Update {
+            doc: Some(json!({"displayName": "New"})),
+            members: vec![],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    store.apply(rename).await.unwrap();
+    // A member add computed from the old document must not write it back.
+    let add = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Add(vec![member("a")])],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    let c = store.apply(add).await.unwrap();
+    assert_eq!(c.version, 3);
+    let g = store.get("entra", ResourceKind::Group, "g1").await.unwrap().unwrap();
+    assert_eq!(g.doc["displayName"], "New");
     store.close().await;
 }

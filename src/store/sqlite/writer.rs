@@ -317,26 +317,36 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
         }
         MutationKind::Update { doc, members } => {
             let cur = current(c, m)?;
-            let keys = IndexKeys::from_doc(m.kind, doc);
-            check_user_name(c, m, &keys, Some(cur.seq))?;
             let version = cur.version + 1;
-            c.prepare_cached(
-                "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
-                   external_id = ?5, display_name_ci = ?6, doc = ?7
-                 WHERE seq = ?1",
-            )?
-            .execute(params![
-                cur.seq,
-                version,
-                at,
-                keys.user_name,
-                keys.external_id,
-                keys.display_name,
-                doc.to_string()
-            ])?;
-            c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
-                .execute([cur.seq])?;
-            insert_emails(c, cur.seq, &keys)?;
+            match doc {
+                Some(doc) => {
+                    let keys = IndexKeys::from_doc(m.kind, doc);
+                    check_user_name(c, m, &keys, Some(cur.seq))?;
+                    c.prepare_cached(
+                        "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
+                           external_id = ?5, display_name_ci = ?6, doc = ?7
+                         WHERE seq = ?1",
+                    )?
+                    .execute(params![
+                        cur.seq,
+                        version,
+                        at,
+                        keys.user_name,
+                        keys.external_id,
+                        keys.display_name,
+                        doc.to_string()
+                    ])?;
+                    c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
+                        .execute([cur.seq])?;
+                    insert_emails(c, cur.seq, &keys)?;
+                }
+                None => {
+                    c.prepare_cached(
+                        "UPDATE resources SET version = ?2, last_modified = ?3 WHERE seq = ?1",
+                    )?
+                    .execute(params![cur.seq, version, at])?;
+                }
+            }
             let detail = if m.kind == ResourceKind::Group {
                 member_changes(c, cur.seq, members)?
             } else {
@@ -416,7 +426,8 @@ fn check_user_name(
 impl Mutation {
     fn change_doc(&self) -> Option<&Value> {
         match &self.change {
-            MutationKind::Create { doc, .. } | MutationKind::Update { doc, .. } => Some(doc),
+            MutationKind::Create { doc, .. } => Some(doc),
+            MutationKind::Update { doc, .. } => doc.as_ref(),
             MutationKind::Delete => None,
         }
     }
