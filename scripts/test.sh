@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo test"
 cargo build --locked --bins
-cargo test --locked --all-targets
+cargo test --locked
 
 echo "== peer SCIM suites (scim2-tester, scim-sanity)"
 scripts/peer/install.sh
