@@ -117,9 +117,10 @@ pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterS
                 Err(_) => break,
             }
         }
+        let jobs = batch.len() as u64;
         commit_batch(&mut conn, &mut batch);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.jobs.fetch_add(jobs, Ordering::Relaxed);
         batch.clear();
     }
 }
