@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::render::{if_match_allows, member_json, to_scim};
 use super::{Ctx, Directory, store_error};
-use crate::entropy::uuid_v4;
+use crate::entropy::uuid_v7;
 use crate::scim::json::remove_ci;
 use crate::scim::{
     AttrPath, MemberOp, MemberRef, ResourceKind, ScimError, apply_patch, check_immutable,
@@ -166,7 +166,8 @@ impl Directory {
         proj: &Projection,
     ) -> Result<Written, ScimError> {
         let (doc, members) = self.prepare(ctx, kind, body)?;
-        let id = uuid_v4(self.entropy.as_ref());
+        let now_ms = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
+        let id = uuid_v7(now_ms, self.entropy.as_ref());
         let members = members.unwrap_or_default();
         let m = self.mutation(
             ctx,

@@ -6,8 +6,9 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +30,15 @@ pub use self::schema::SCHEMA_VERSION;
 const READERS: usize = 4;
 /// Queue in front of the writer; callers wait (backpressure) when it is full.
 const QUEUE: usize = 8192;
+/// Page cache of the writer connection, KiB: index pages touched by inserts.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// Page cache per reader, KiB; the OS page cache holds the rest of the file.
+const READER_CACHE_KIB: u32 = 4 * 1024;
+/// How often the checkpointer folds the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages at which the writer checkpoints by itself: only reached if the
+/// checkpointer thread is not keeping up.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
 /// SQLite behind the [`Store`] trait.
 pub struct SqliteStore {
@@ -38,6 +48,57 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     migrated_from: i64,
     stats: Arc<writer::WriterStats>,
+    checkpointer: Mutex<Option<Checkpointer>>,
+}
+
+/// Background WAL checkpoints. SQLite's automatic checkpoint runs inside the commit
+/// of whichever write crosses the threshold, adding a burst of page writes and an
+/// fsync of the database file to that batch's latency; a passive checkpoint on its
+/// own connection does the same work without holding up the writer.
+struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Without `close` (an error path, a test) the thread must still end.
+        if let Some(c) = self.checkpointer.get_mut().ok().and_then(Option::take) {
+            c.stop.store(true, Ordering::Release);
+            c.thread.thread().unpark();
+        }
+    }
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Result<Self, StoreError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+                // Writes have stopped: fold everything in and shrink the WAL.
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                    tracing::warn!(error = %e, "final WAL checkpoint failed");
+                }
+            })
+            .map_err(|e| {
+                StoreError::Database(format!("cannot start the checkpoint thread: {e}"))
+            })?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
 }
 
 struct ReadPool {
@@ -65,11 +126,15 @@ impl SqliteStore {
             })?;
         }
         schema::refuse_foreign_file(path)?;
-        let mut conn = schema::connect(path, false)?;
+        let mut conn = schema::connect(path, false, WRITER_CACHE_KIB)?;
         let migrated_from = schema::prepare(&mut conn, path)?;
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}"
+        ))?;
+        let checkpointer = Checkpointer::start(schema::connect(path, false, 1024)?)?;
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let c = schema::connect(path, true)?;
+            let c = schema::connect(path, true, READER_CACHE_KIB)?;
             c.execute_batch("PRAGMA query_only = ON")?;
             conns.push(c);
         }
@@ -90,6 +155,7 @@ impl SqliteStore {
             }),
             migrated_from,
             stats,
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -119,6 +185,35 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a point read (one index probe, a handful of rows) on the calling task.
+    /// Such a read takes microseconds from the page cache; handing it to a blocking
+    /// thread and back costs more than the read itself (futex wake-ups, context
+    /// switches), which capped lookup throughput. Anything that can touch many rows
+    /// goes through [`Self::read`] instead.
+    async fn read_point<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let conn = self
+            .readers
+            .conns
+            .lock()
+            .map_err(|_| StoreError::Database("read pool poisoned".into()))?
+            .pop()
+            .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
+        let out = f(&conn);
+        if let Ok(mut v) = self.readers.conns.lock() {
+            v.push(conn);
+        }
+        out
     }
 
     async fn read<T: Send + 'static>(
@@ -215,7 +310,7 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
         let (p, i) = (provider.to_owned(), id.to_owned());
-        self.read(move |c| get_one(c, &p, kind, &i)).await
+        self.read_point(move |c| get_one(c, &p, kind, &i)).await
     }
 
     async fn lookup(
@@ -225,7 +320,8 @@ impl Store for SqliteStore {
         lookup: Lookup,
     ) -> Result<Vec<StoredResource>, StoreError> {
         let p = provider.to_owned();
-        self.read(move |c| lookup_by(c, &p, kind, &lookup)).await
+        self.read_point(move |c| lookup_by(c, &p, kind, &lookup))
+            .await
     }
 
     async fn scan(
@@ -380,7 +476,7 @@ impl Store for SqliteStore {
 
     async fn find_token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             let raw = c
                 .prepare_cached(&format!(
                     "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"
@@ -459,9 +555,16 @@ impl Store for SqliteStore {
             s.take();
         }
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
+        let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+            if let Some(c) = checkpointer {
+                c.stop();
+            }
+        })
+        .await;
     }
 }
 

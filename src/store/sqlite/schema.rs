@@ -16,7 +16,7 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Opens (creating if absent) a connection with the pragmas every connection needs.
-pub fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+pub fn connect(path: &Path, read_only: bool, cache_kib: u32) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -31,12 +31,12 @@ pub fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
     // synchronous=FULL in WAL mode fsyncs the log at every commit: an acknowledged
     // write survives power loss, not just a process crash.
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA busy_timeout = 5000;
          PRAGMA synchronous = FULL;
-         PRAGMA cache_size = -32768;
-         PRAGMA temp_store = MEMORY;",
-    )
+         PRAGMA cache_size = -{cache_kib};
+         PRAGMA temp_store = MEMORY;"
+    ))
     .map_err(open_err)?;
     Ok(conn)
 }

@@ -172,10 +172,7 @@ async fn member_changes_are_recorded_as_deltas() {
         .await
         .unwrap();
     let upd = |members| Mutation {
-        change: MutationKind::Update {
-            doc: None,
-            members,
-        },
+        change: MutationKind::Update { doc: None, members },
         ..create("g1", ResourceKind::Group, json!({}), vec![])
     };
     store
@@ -310,7 +307,12 @@ async fn member_only_update_keeps_a_concurrently_changed_document() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
     store
-        .apply(create("g1", ResourceKind::Group, json!({"displayName": "Old"}), vec![]))
+        .apply(create(
+            "g1",
+            ResourceKind::Group,
+            json!({"displayName": "Old"}),
+            vec![],
+        ))
         .await
         .unwrap();
     let rename = Mutation {
@@ -331,7 +333,11 @@ async fn member_only_update_keeps_a_concurrently_changed_document() {
     };
     let c = store.apply(add).await.unwrap();
     assert_eq!(c.version, 3);
-    let g = store.get("entra", ResourceKind::Group, "g1").await.unwrap().unwrap();
+    let g = store
+        .get("entra", ResourceKind::Group, "g1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(g.doc["displayName"], "New");
     store.close().await;
 }
