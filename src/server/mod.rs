@@ -145,7 +145,15 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // Reads are the bulk of IdP traffic (Entra looks every user up before each change)
+    // and change nothing: their request line is debug unless they fail. Writes and
+    // failures are always logged; the request id ties them to change events.
+    let is_read = req.method() == axum::http::Method::GET;
+    let span = if is_read {
+        tracing::debug_span!("request", request_id = %id, %method, %path)
+    } else {
+        tracing::info_span!("request", request_id = %id, %method, %path)
+    };
     let timeout = state.settings.request_timeout;
     let mut resp = async {
         match tokio::time::timeout(timeout, next.run(req)).await {
@@ -160,25 +168,19 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
             }
         }
     }
-    .instrument(span.clone())
+    .instrument(span)
     .await;
     let took = started.elapsed();
     let status = resp.status();
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::warn!(
-                status = status.as_u16(),
-                ms = took.as_secs_f64() * 1e3,
-                "request"
-            );
-        } else {
-            tracing::info!(
-                status = status.as_u16(),
-                ms = took.as_secs_f64() * 1e3,
-                "request"
-            );
-        }
-    });
+    let ms = took.as_secs_f64() * 1e3;
+    let code = status.as_u16();
+    if status.is_server_error() {
+        tracing::warn!(request_id = %id, %method, %path, status = code, ms, "request");
+    } else if !is_read || status.is_client_error() {
+        tracing::info!(request_id = %id, %method, %path, status = code, ms, "request");
+    } else {
+        tracing::debug!(request_id = %id, %method, %path, status = code, ms, "request");
+    }
     state
         .metrics
         .request(&method, &route, status.as_u16(), took);
