@@ -168,14 +168,15 @@ fn run_job(conn: &Connection, job: Job) -> Reply {
         conn: &Connection,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        conn.execute_batch("SAVEPOINT job")?;
+        conn.prepare_cached("SAVEPOINT job")?.execute([])?;
         match f(conn) {
             Ok(v) => {
-                conn.execute_batch("RELEASE job")?;
+                conn.prepare_cached("RELEASE job")?.execute([])?;
                 Ok(v)
             }
             Err(e) => {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                conn.prepare_cached("RELEASE job")?.execute([])?;
                 Err(e)
             }
         }
@@ -273,30 +274,27 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
     match &m.change {
         MutationKind::Create { doc, members } => {
             let keys = IndexKeys::from_doc(m.kind, doc);
-            let exists: bool = c
+            // The unique indexes decide conflicts; probing them first would cost two
+            // extra index lookups on every create.
+            let inserted = c
                 .prepare_cached(
-                    "SELECT count(*) > 0 FROM resources WHERE provider = ?1 AND kind = ?2 AND id = ?3",
-                )?
-                .query_row(params![m.provider, m.kind.name(), m.id], |r| r.get(0))?;
-            if exists {
-                return Err(StoreError::DuplicateId(m.id.clone()));
-            }
-            check_user_name(c, m, &keys, None)?;
-            c.prepare_cached(
-                "INSERT INTO resources (provider, kind, id, version, created, last_modified,
+                    "INSERT INTO resources (provider, kind, id, version, created, last_modified,
                    user_name_ci, external_id, display_name_ci, doc)
                  VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                m.provider,
-                m.kind.name(),
-                m.id,
-                at,
-                keys.user_name,
-                keys.external_id,
-                keys.display_name,
-                doc.to_string()
-            ])?;
+                )?
+                .execute(params![
+                    m.provider,
+                    m.kind.name(),
+                    m.id,
+                    at,
+                    keys.user_name,
+                    keys.external_id,
+                    keys.display_name,
+                    doc.to_string()
+                ]);
+            if let Err(e) = inserted {
+                return Err(create_conflict(e, m, &keys));
+            }
             let seq = c.last_insert_rowid();
             insert_emails(c, seq, &keys)?;
             let mut added = Vec::new();
@@ -392,6 +390,27 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                 event_seq,
             })
         }
+    }
+}
+
+/// Names the conflict a failed resource INSERT ran into.
+fn create_conflict(e: rusqlite::Error, m: &Mutation, keys: &IndexKeys) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("UNIQUE") && msg.contains("user_name_ci") {
+        StoreError::Uniqueness {
+            attribute: "userName",
+            value: m
+                .change_doc()
+                .and_then(|d| d.get("userName"))
+                .and_then(Value::as_str)
+                .or(keys.user_name.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    } else if msg.contains("UNIQUE") && msg.contains("resources.id") {
+        StoreError::DuplicateId(m.id.clone())
+    } else {
+        StoreError::from(e)
     }
 }
 
