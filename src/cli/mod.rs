@@ -3,12 +3,14 @@
 //! Exit codes (documented in the README):
 //! 0 success · 1 runtime failure · 2 usage error · 3 invalid configuration ·
 //! 4 database cannot be opened (foreign, corrupt, newer, unwritable) ·
-//! 5 cannot listen (address in use, permission).
+//! 5 cannot listen (address in use, permission) ·
+//! 6 vault: wrong or too short passphrase, damaged vault, vault missing.
 
 mod serve;
 mod setup;
 mod status;
 mod token;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +97,18 @@ pub enum Command {
         #[command(subcommand)]
         action: token::TokenCommand,
     },
+    /// Initialise, inspect and rotate the secret vault.
+    Vault {
+        /// Vault action.
+        #[command(subcommand)]
+        action: vault::VaultCommand,
+    },
+    /// Store, list and delete encrypted secrets.
+    Secret {
+        /// Secret action.
+        #[command(subcommand)]
+        action: vault::SecretCommand,
+    },
     /// Show the store's state and, when the daemon runs, its readiness.
     Status {
         /// Print JSON instead of text.
@@ -169,6 +183,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Token { action } => {
             token::run(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Vault { action } => {
+            vault::run_vault(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Secret { action } => {
+            vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Status { json } => {
             status::run(cli.config.as_deref(), cli.data_dir, json, &env).await

@@ -34,6 +34,16 @@ pub async fn serve(
     }
     let providers = setup::build_providers(&cfg)?;
     let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    // A wrong passphrase stops the daemon here, before anything is written.
+    let vault_key = match &cfg.vault {
+        Some(_) => super::vault::unlock(store.as_ref(), &cfg, env).await?,
+        None => None,
+    };
+    let vault_state = match (&cfg.vault, &vault_key) {
+        (Some(_), Some(_)) => "unlocked".to_owned(),
+        (Some(_), None) => "not initialised (run `scim-bridge vault init`)".to_owned(),
+        (None, _) => "not configured".to_owned(),
+    };
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| {
@@ -70,12 +80,7 @@ pub async fn serve(
             max_body_bytes: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout,
         },
-        if cfg.vault.is_some() {
-            "configured"
-        } else {
-            "not configured"
-        }
-        .to_owned(),
+        vault_state,
     ));
 
     print_next_steps(&state, &public_url, local, &cfg).await;
@@ -125,6 +130,7 @@ pub async fn serve(
     flusher.abort();
     state.flush_token_use().await;
     store.close().await;
+    drop(vault_key);
     tracing::info!("stopped");
     Ok(())
 }

@@ -41,6 +41,9 @@ pub enum StoreError {
         /// Highest version this binary knows.
         supported: i64,
     },
+    /// The state changed underneath an operation that required it not to.
+    #[error("{0}")]
+    Conflict(String),
     /// The store is shutting down and accepts no more writes.
     #[error("the store is shutting down")]
     Closed,

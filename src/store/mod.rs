@@ -12,7 +12,7 @@ pub mod sqlite;
 pub use error::StoreError;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
-    MutationKind, Page, StoreStatus, StoredResource,
+    MutationKind, Page, SecretRow, StoreStatus, StoredResource, VaultRecord,
 };
 
 use async_trait::async_trait;
@@ -88,6 +88,41 @@ pub trait Store: Send + Sync {
 
     /// Records when tokens were last used (batched by the caller).
     async fn touch_tokens(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;
+
+    /// The vault header, when the vault has been initialised.
+    async fn vault(&self) -> Result<Option<VaultRecord>, StoreError>;
+
+    /// Stores the header of a new vault; fails with [`StoreError::DuplicateId`] when
+    /// one exists (a second init would orphan every stored secret).
+    async fn init_vault(&self, header: String, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Creates or replaces a sealed secret.
+    async fn put_secret(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// One sealed secret.
+    async fn secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;
+
+    /// Every sealed secret, by name.
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
+
+    /// Deletes a secret; `false` when there was none.
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Replaces the header and every secret in one transaction (passphrase rotation).
+    /// Fails, changing nothing, unless the stored header is still `old_header` and
+    /// `rows` covers exactly the stored secrets.
+    async fn rotate_vault(
+        &self,
+        old_header: String,
+        new_header: String,
+        rows: Vec<(String, Vec<u8>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Health, schema version and outbox figures, touching the database.
     async fn status(&self) -> Result<StoreStatus, StoreError>;

@@ -276,3 +276,39 @@ pub struct StoreStatus {
     /// Writes since start; `write_jobs / write_batches` is the group-commit factor.
     pub write_jobs: u64,
 }
+
+/// A sealed vault secret as stored. `sealed` is AES-256-GCM output, useless without
+/// the vault key.
+#[derive(Clone, PartialEq)]
+pub struct SecretRow {
+    /// The secret's name, also its associated data.
+    pub name: String,
+    /// Version byte, nonce, ciphertext and tag.
+    pub sealed: Vec<u8>,
+    /// When first stored.
+    pub created: DateTime<Utc>,
+    /// When last changed (set or re-encrypted).
+    pub updated: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRow")
+            .field("name", &self.name)
+            .field("sealed_len", &self.sealed.len())
+            .field("created", &self.created)
+            .field("updated", &self.updated)
+            .finish()
+    }
+}
+
+/// The stored vault header and its dates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultRecord {
+    /// The header as JSON (salt, costs, key check; nothing secret).
+    pub header: String,
+    /// When the vault was initialised.
+    pub created: DateTime<Utc>,
+    /// When the passphrase was last rotated.
+    pub rotated: Option<DateTime<Utc>>,
+}

@@ -16,12 +16,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use self::rows::{RESOURCE_COLUMNS, parse_kind, parse_time, resource};
+use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_kind, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeOp, Committed, Lookup, Mutation, Page, Store, StoreError,
-    StoreStatus, StoredResource,
+    ApiToken, ChangeEvent, ChangeOp, Committed, Lookup, Mutation, Page, SecretRow, Store,
+    StoreError, StoreStatus, StoredResource, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -214,6 +214,13 @@ impl SqliteStore {
             v.push(conn);
         }
         out
+    }
+
+    async fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.submit(|tx| writer::exec_job(f, tx)).await
     }
 
     async fn read<T: Send + 'static>(
@@ -513,6 +520,128 @@ impl Store for SqliteStore {
         self.submit(|tx| Job::TouchTokens(used, tx)).await
     }
 
+    async fn vault(&self) -> Result<Option<VaultRecord>, StoreError> {
+        self.read_point(|c| {
+            let raw: Option<(String, String, Option<String>)> = c
+                .prepare_cached("SELECT header, created, rotated FROM vault WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            raw.map(|(header, created, rotated)| {
+                Ok(VaultRecord {
+                    header,
+                    created: parse_time(&created)?,
+                    rotated: rotated.as_deref().map(parse_time).transpose()?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn init_vault(&self, header: String, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.exec(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO vault (id, header, created) VALUES (1, ?1, ?2)",
+                params![header, fmt_time(at)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::DuplicateId("vault".into()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_secret(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.exec(move |c| {
+            c.execute(
+                "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
+                params![name, sealed, fmt_time(at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
+        let name = name.to_owned();
+        self.read_point(move |c| {
+            let raw = c
+                .prepare_cached(
+                    "SELECT name, sealed, created, updated FROM secrets WHERE name = ?1",
+                )?
+                .query_row([name], secret_row)
+                .optional()?;
+            raw.map(RawSecret::into_row).transpose()
+        })
+        .await
+    }
+
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.read(|c| {
+            let raws = c
+                .prepare_cached("SELECT name, sealed, created, updated FROM secrets ORDER BY name")?
+                .query_map([], secret_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            raws.into_iter().map(RawSecret::into_row).collect()
+        })
+        .await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.exec(move |c| Ok(c.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0))
+            .await
+    }
+
+    async fn rotate_vault(
+        &self,
+        old_header: String,
+        new_header: String,
+        rows: Vec<(String, Vec<u8>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(move |c| {
+            let current: Option<String> = c
+                .query_row("SELECT header FROM vault WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            if current.as_deref() != Some(old_header.as_str()) {
+                return Err(StoreError::Conflict(
+                    "the vault changed during rotation (another rotation or init ran); nothing was changed".into(),
+                ));
+            }
+            let stored: i64 = c.query_row("SELECT count(*) FROM secrets", [], |r| r.get(0))?;
+            if stored != rows.len() as i64 {
+                return Err(StoreError::Conflict(format!(
+                    "{stored} secrets are stored but {} were re-encrypted (one was added or deleted meanwhile); nothing was changed",
+                    rows.len()
+                )));
+            }
+            let now = fmt_time(at);
+            let mut st = c.prepare_cached("UPDATE secrets SET sealed = ?2, updated = ?3 WHERE name = ?1")?;
+            for (name, sealed) in &rows {
+                if st.execute(params![name, sealed, now])? != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "secret {name:?} disappeared during rotation; nothing was changed"
+                    )));
+                }
+            }
+            c.execute(
+                "UPDATE vault SET header = ?1, rotated = ?2 WHERE id = 1",
+                params![new_header, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn status(&self) -> Result<StoreStatus, StoreError> {
         let location = self.path.display().to_string();
         let write_batches = self.stats.batches.load(Ordering::Relaxed);
@@ -565,6 +694,33 @@ impl Store for SqliteStore {
             }
         })
         .await;
+    }
+}
+
+struct RawSecret {
+    name: String,
+    sealed: Vec<u8>,
+    created: String,
+    updated: String,
+}
+
+fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSecret> {
+    Ok(RawSecret {
+        name: r.get(0)?,
+        sealed: r.get(1)?,
+        created: r.get(2)?,
+        updated: r.get(3)?,
+    })
+}
+
+impl RawSecret {
+    fn into_row(self) -> Result<SecretRow, StoreError> {
+        Ok(SecretRow {
+            name: self.name,
+            sealed: self.sealed,
+            created: parse_time(&self.created)?,
+            updated: parse_time(&self.updated)?,
+        })
     }
 }
 

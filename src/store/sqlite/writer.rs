@@ -22,8 +22,16 @@ use crate::store::{
 /// Most jobs folded into one transaction; bounds commit latency under heavy load.
 const MAX_BATCH: usize = 1024;
 
+/// Runs inside the batch transaction; returns whether it succeeded and how to answer
+/// its caller once the commit's outcome is known.
+pub type ExecFn = Box<dyn FnOnce(&Connection) -> (bool, ReplyFn) + Send>;
+/// Delivers a job's result; receives the commit error, if the commit failed.
+pub type ReplyFn = Box<dyn FnOnce(Option<&str>) + Send>;
+
 /// A unit of work for the writer.
 pub enum Job {
+    /// Any write, already wrapped with its reply (see [`exec_job`]).
+    Exec(ExecFn),
     /// A resource change.
     Apply(
         Box<Mutation>,
@@ -58,6 +66,7 @@ enum Reply {
         oneshot::Sender<Result<bool, StoreError>>,
         Result<bool, StoreError>,
     ),
+    Custom(bool, ReplyFn),
 }
 
 impl Reply {
@@ -66,6 +75,7 @@ impl Reply {
             Reply::Apply(_, r) => r.is_ok(),
             Reply::Unit(_, r) => r.is_ok(),
             Reply::Bool(_, r) => r.is_ok(),
+            Reply::Custom(ok, _) => *ok,
         }
     }
 
@@ -93,6 +103,7 @@ impl Reply {
                     (_, r) => r,
                 });
             }
+            Reply::Custom(_, reply) => reply(commit_err),
         }
     }
 }
@@ -159,29 +170,57 @@ fn fail_job(job: Job, msg: &str) {
         Job::Apply(_, tx) => drop(tx.send(Err(err()))),
         Job::CreateToken(_, tx) | Job::TouchTokens(_, tx) => drop(tx.send(Err(err()))),
         Job::RevokeToken(_, _, tx) => drop(tx.send(Err(err()))),
+        Job::Exec(f) => {
+            // The job never ran; its reply reports the failed transaction.
+            let _ = f;
+        }
     }
 }
 
-/// Runs one job inside a savepoint so its failure leaves the rest of the batch intact.
-fn run_job(conn: &Connection, job: Job) -> Reply {
-    fn guarded<T>(
-        conn: &Connection,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        conn.prepare_cached("SAVEPOINT job")?.execute([])?;
-        match f(conn) {
-            Ok(v) => {
-                conn.prepare_cached("RELEASE job")?.execute([])?;
-                Ok(v)
-            }
-            Err(e) => {
-                conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
-                conn.prepare_cached("RELEASE job")?.execute([])?;
-                Err(e)
-            }
+/// Wraps `f` as a writer job answering on `tx` after the commit.
+pub fn exec_job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+) -> Job {
+    Job::Exec(Box::new(move |conn| {
+        let r = guarded(conn, f);
+        let ok = r.is_ok();
+        let reply: ReplyFn = Box::new(move |commit_err| {
+            let _ = tx.send(match (commit_err, r) {
+                (Some(e), Ok(_)) => Err(StoreError::Database(format!("commit failed: {e}"))),
+                (_, r) => r,
+            });
+        });
+        (ok, reply)
+    }))
+}
+
+/// Runs `f` inside a savepoint so its failure leaves the rest of the batch intact.
+fn guarded<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    match f(conn) {
+        Ok(v) => {
+            conn.prepare_cached("RELEASE job")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
+            Err(e)
         }
     }
+}
+
+/// Runs one job, each in its own savepoint.
+fn run_job(conn: &Connection, job: Job) -> Reply {
     match job {
+        Job::Exec(f) => {
+            let (ok, reply) = f(conn);
+            Reply::Custom(ok, reply)
+        }
         Job::Apply(m, tx) => Reply::Apply(tx, guarded(conn, |c| apply(c, &m))),
         Job::CreateToken(t, tx) => Reply::Unit(tx, guarded(conn, |c| create_token(c, &t))),
         Job::RevokeToken(id, at, tx) => Reply::Bool(

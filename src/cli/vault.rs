@@ -1,0 +1,392 @@
+//! `scim-bridge vault init|status|rotate` and `secret set|list|delete`.
+//!
+//! Passphrases and secret values come from files, systemd credentials, environment
+//! variables or stdin — never from the command line, where `ps` would show them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{Failure, setup};
+use crate::config::{Config, Environment, SecretRef};
+use crate::entropy::OsEntropy;
+use crate::store::Store;
+use crate::vault::{KdfParams, Passphrase, Vault, VaultHeader, VaultKey, rekey};
+
+/// Vault actions.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Create the vault with the passphrase `[vault] passphrase` names.
+    Init,
+    /// Whether the vault exists, its costs, and whether the configured passphrase opens it.
+    Status,
+    /// Re-encrypt every secret under a new passphrase, in one transaction.
+    Rotate {
+        /// File holding the new passphrase
+        #[arg(long, value_name = "PATH", group = "new")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Environment variable holding the new passphrase
+        #[arg(long, value_name = "VAR", group = "new")]
+        new_passphrase_env: Option<String>,
+        /// systemd credential holding the new passphrase
+        #[arg(long, value_name = "NAME", group = "new")]
+        new_passphrase_credential: Option<String>,
+    },
+}
+
+/// Secret actions.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret; the value is read from stdin (one trailing newline dropped).
+    Set {
+        /// Name, as referenced in the config: `{ vault = "NAME" }`
+        name: String,
+    },
+    /// Names and dates of stored secrets (never values).
+    List,
+    /// Delete a secret.
+    Delete {
+        /// Name
+        name: String,
+    },
+}
+
+/// The associated data binding a sealed secret to its name.
+pub fn secret_aad(name: &str) -> Vec<u8> {
+    format!("secret:{name}").into_bytes()
+}
+
+fn vault_failure(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 6,
+        message: message.into(),
+    }
+}
+
+/// The configured passphrase.
+fn passphrase(cfg: &Config, env: &Environment) -> Result<Passphrase, Failure> {
+    let vc = cfg.vault.as_ref().ok_or_else(|| {
+        Failure::config(
+            "no [vault] section in the configuration: add one with passphrase = { credential = \"…\" } or { file = \"…\" }",
+        )
+    })?;
+    passphrase_from(&vc.passphrase, env, "vault.passphrase")
+}
+
+fn passphrase_from(r: &SecretRef, env: &Environment, what: &str) -> Result<Passphrase, Failure> {
+    let value = r
+        .resolve(env)
+        .map_err(|e| Failure::config(format!("{what}: {e}")))?;
+    Passphrase::new(value.expose().to_owned()).map_err(|e| vault_failure(format!("{what}: {e}")))
+}
+
+fn params(cfg: &Config) -> KdfParams {
+    cfg.vault.as_ref().map_or(
+        KdfParams {
+            m_cost_kib: 65536,
+            t_cost: 3,
+            p_cost: 1,
+        },
+        |v| KdfParams {
+            m_cost_kib: v.memory_kib,
+            t_cost: v.iterations,
+            p_cost: v.parallelism,
+        },
+    )
+}
+
+/// Unlocks the stored vault with the configured passphrase.
+pub async fn unlock(
+    store: &dyn Store,
+    cfg: &Config,
+    env: &Environment,
+) -> Result<Option<VaultKey>, Failure> {
+    let Some(record) = store
+        .vault()
+        .await
+        .map_err(|e| Failure::store(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let header = VaultHeader::from_json(&record.header)
+        .map_err(|e| vault_failure(format!("the stored vault header is damaged: {e}")))?;
+    let pass = passphrase(cfg, env)?;
+    let key = tokio::task::spawn_blocking(move || Vault::unlock(&pass, &header))
+        .await
+        .map_err(|e| Failure::runtime(format!("unlock task failed: {e}")))?
+        .map_err(|e| vault_failure(e.to_string()))?;
+    Ok(Some(key))
+}
+
+fn valid_name(name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 2,
+            message: format!(
+                "secret name {name:?}: use 1–128 characters from a-z, A-Z, 0-9, '.', '_', '-'"
+            ),
+        })
+    }
+}
+
+pub async fn run_vault(
+    action: VaultCommand,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let store = setup::open_sqlite(&cfg).await?;
+    let result = vault_action(action, &cfg, &store, env).await;
+    store.close().await;
+    result
+}
+
+async fn vault_action(
+    action: VaultCommand,
+    cfg: &Config,
+    store: &dyn Store,
+    env: &Environment,
+) -> Result<(), Failure> {
+    match action {
+        VaultCommand::Init => {
+            if store
+                .vault()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?
+                .is_some()
+            {
+                return Err(vault_failure(
+                    "the vault already exists; to change its passphrase use `scim-bridge vault rotate`",
+                ));
+            }
+            let pass = passphrase(cfg, env)?;
+            let params = params(cfg);
+            params
+                .validate()
+                .map_err(|e| Failure::config(format!("[vault]: {e}")))?;
+            let (header, _key) =
+                tokio::task::spawn_blocking(move || Vault::init(&pass, params, &OsEntropy))
+                    .await
+                    .map_err(|e| Failure::runtime(format!("init task failed: {e}")))?
+                    .map_err(|e| vault_failure(e.to_string()))?;
+            let json = header.to_json().map_err(|e| vault_failure(e.to_string()))?;
+            store
+                .init_vault(json, Utc::now())
+                .await
+                .map_err(|e| vault_failure(format!("cannot store the vault: {e}")))?;
+            println!(
+                "vault initialised (Argon2id m={} KiB, t={}, p={}); keep the passphrase safe: without it the stored secrets cannot be recovered",
+                params.m_cost_kib, params.t_cost, params.p_cost
+            );
+            Ok(())
+        }
+        VaultCommand::Status => {
+            let Some(record) = store
+                .vault()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?
+            else {
+                println!("vault: not initialised (run `scim-bridge vault init`)");
+                return Ok(());
+            };
+            let header = VaultHeader::from_json(&record.header)
+                .map_err(|e| vault_failure(format!("the stored vault header is damaged: {e}")))?;
+            let secrets = store
+                .secrets()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
+            println!(
+                "vault: initialised {}{}; Argon2id m={} KiB, t={}, p={}; {} secret(s)",
+                record.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                record
+                    .rotated
+                    .map(|r| format!(", rotated {}", r.format("%Y-%m-%d %H:%M:%S UTC")))
+                    .unwrap_or_default(),
+                header.params.m_cost_kib,
+                header.params.t_cost,
+                header.params.p_cost,
+                secrets.len()
+            );
+            let key = unlock(store, cfg, env)
+                .await?
+                .ok_or_else(|| vault_failure("the vault disappeared while reading it"))?;
+            // Open every secret: a truncated or tampered row shows up here, not when a
+            // delivery needs it.
+            for s in &secrets {
+                key.open(&secret_aad(&s.name), &s.sealed).map_err(|e| {
+                    vault_failure(format!("secret {:?} does not open: {e}", s.name))
+                })?;
+            }
+            println!(
+                "passphrase: the configured passphrase opens the vault and all {} secret(s)",
+                secrets.len()
+            );
+            Ok(())
+        }
+        VaultCommand::Rotate {
+            new_passphrase_file,
+            new_passphrase_env,
+            new_passphrase_credential,
+        } => {
+            let new_ref = match (
+                new_passphrase_file,
+                new_passphrase_env,
+                new_passphrase_credential,
+            ) {
+                (Some(p), None, None) => SecretRef::File(p),
+                (None, Some(v), None) => SecretRef::Env(v),
+                (None, None, Some(c)) => SecretRef::Credential(c),
+                _ => {
+                    return Err(Failure {
+                        code: 2,
+                        message: "give the new passphrase with exactly one of --new-passphrase-file, --new-passphrase-env, --new-passphrase-credential".into(),
+                    });
+                }
+            };
+            let new_pass = passphrase_from(&new_ref, env, "new passphrase")?;
+            let record = store
+                .vault()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?
+                .ok_or_else(|| {
+                    vault_failure("no vault to rotate (run `scim-bridge vault init`)")
+                })?;
+            let old_key = unlock(store, cfg, env)
+                .await?
+                .ok_or_else(|| vault_failure("no vault to rotate"))?;
+            let params = params(cfg);
+            let (new_header, new_key) =
+                tokio::task::spawn_blocking(move || Vault::init(&new_pass, params, &OsEntropy))
+                    .await
+                    .map_err(|e| Failure::runtime(format!("rotate task failed: {e}")))?
+                    .map_err(|e| vault_failure(e.to_string()))?;
+            let secrets = store
+                .secrets()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
+            let mut rows = Vec::with_capacity(secrets.len());
+            for s in &secrets {
+                let sealed = rekey(
+                    &old_key,
+                    &new_key,
+                    &secret_aad(&s.name),
+                    &s.sealed,
+                    &OsEntropy,
+                )
+                .map_err(|e| {
+                    vault_failure(format!(
+                        "secret {:?} does not open ({e}); nothing was changed",
+                        s.name
+                    ))
+                })?;
+                rows.push((s.name.clone(), sealed));
+            }
+            let json = new_header
+                .to_json()
+                .map_err(|e| vault_failure(e.to_string()))?;
+            store
+                .rotate_vault(record.header, json, rows, Utc::now())
+                .await
+                .map_err(|e| vault_failure(format!("rotation failed: {e}")))?;
+            println!(
+                "vault rotated: {} secret(s) re-encrypted under the new passphrase. Point [vault] passphrase at it now; the old one no longer opens the vault.",
+                secrets.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn run_secret(
+    action: SecretCommand,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    if let SecretCommand::Set { name } | SecretCommand::Delete { name } = &action {
+        valid_name(name)?;
+    }
+    let store = setup::open_sqlite(&cfg).await?;
+    let result = secret_action(action, &cfg, &store, env).await;
+    store.close().await;
+    result
+}
+
+async fn secret_action(
+    action: SecretCommand,
+    cfg: &Config,
+    store: &dyn Store,
+    env: &Environment,
+) -> Result<(), Failure> {
+    match action {
+        SecretCommand::Set { name } => {
+            let key = unlock(store, cfg, env).await?.ok_or_else(|| {
+                vault_failure("the vault is not initialised (run `scim-bridge vault init`)")
+            })?;
+            let mut value = zeroize::Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .read_to_end(&mut value)
+                .map_err(|e| Failure::runtime(format!("cannot read the secret from stdin: {e}")))?;
+            if value.last() == Some(&b'\n') {
+                value.pop();
+                if value.last() == Some(&b'\r') {
+                    value.pop();
+                }
+            }
+            if value.is_empty() {
+                return Err(Failure {
+                    code: 2,
+                    message: "the secret read from stdin is empty".into(),
+                });
+            }
+            let sealed = key
+                .seal(&secret_aad(&name), &value, &OsEntropy)
+                .map_err(|e| vault_failure(e.to_string()))?;
+            store
+                .put_secret(&name, sealed, Utc::now())
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
+            println!("secret {name} stored ({} bytes, encrypted)", value.len());
+            Ok(())
+        }
+        SecretCommand::List => {
+            let rows = store
+                .secrets()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
+            println!("{:<40} {:<20} UPDATED", "NAME", "CREATED");
+            for r in rows {
+                println!(
+                    "{:<40} {:<20} {}",
+                    r.name,
+                    r.created.format("%Y-%m-%d %H:%M:%S"),
+                    r.updated.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+            Ok(())
+        }
+        SecretCommand::Delete { name } => {
+            if store
+                .delete_secret(&name)
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?
+            {
+                println!("secret {name} deleted");
+                Ok(())
+            } else {
+                Err(Failure::runtime(format!("no secret named {name:?}")))
+            }
+        }
+    }
+}
