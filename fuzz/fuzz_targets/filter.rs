@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use scim_bridge::scim::{FilterLimits, ResourceKind, SchemaRegistry, parse_filter};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let limits = FilterLimits::default();
     if let Ok(f) = parse_filter(text, &limits) {
         let printed = f.to_string();

@@ -467,4 +467,14 @@ mod tests {
         let f = parse(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.to_string(), s);
     }
+
+    #[test]
+    fn long_numbers_print_and_reparse_to_the_same_value() {
+        // Found by the fuzzer: without correctly rounded float parsing, a long literal
+        // printed and parsed again came back one ulp away.
+        let text = format!("a le 1{}{}2", "3".repeat(15), "5".repeat(72));
+        let f = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        let again = parse(&f.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f, again);
+    }
 }
