@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod entropy;
 pub mod metrics;
+pub mod oauth;
 pub mod scim;
 pub mod server;
 pub mod store;

@@ -13,7 +13,7 @@ use super::{Failure, setup};
 use crate::config::{Config, Environment, SecretRef};
 use crate::entropy::OsEntropy;
 use crate::store::Store;
-use crate::vault::{KdfParams, Passphrase, Vault, VaultHeader, VaultKey, rekey};
+use crate::vault::{KdfParams, Passphrase, Vault, VaultHeader, VaultKey, rekey, secret_aad};
 
 /// Vault actions.
 #[derive(Debug, Subcommand)]
@@ -51,11 +51,6 @@ pub enum SecretCommand {
         /// Name
         name: String,
     },
-}
-
-/// The associated data binding a sealed secret to its name.
-pub fn secret_aad(name: &str) -> Vec<u8> {
-    format!("secret:{name}").into_bytes()
 }
 
 fn vault_failure(message: impl Into<String>) -> Failure {
@@ -97,12 +92,13 @@ fn params(cfg: &Config) -> KdfParams {
     )
 }
 
-/// Unlocks the stored vault with the configured passphrase.
+/// Unlocks the stored vault with the configured passphrase: the key and the header
+/// it was derived from.
 pub async fn unlock(
     store: &dyn Store,
     cfg: &Config,
     env: &Environment,
-) -> Result<Option<VaultKey>, Failure> {
+) -> Result<Option<(VaultKey, String)>, Failure> {
     let Some(record) = store
         .vault()
         .await
@@ -117,7 +113,7 @@ pub async fn unlock(
         .await
         .map_err(|e| Failure::runtime(format!("unlock task failed: {e}")))?
         .map_err(|e| vault_failure(e.to_string()))?;
-    Ok(Some(key))
+    Ok(Some((key, record.header)))
 }
 
 fn valid_name(name: &str) -> Result<(), Failure> {
@@ -217,7 +213,7 @@ async fn vault_action(
                 header.params.p_cost,
                 secrets.len()
             );
-            let key = unlock(store, cfg, env)
+            let (key, _) = unlock(store, cfg, env)
                 .await?
                 .ok_or_else(|| vault_failure("the vault disappeared while reading it"))?;
             // Open every secret: a truncated or tampered row shows up here, not when a
@@ -261,7 +257,7 @@ async fn vault_action(
                 .ok_or_else(|| {
                     vault_failure("no vault to rotate (run `scim-bridge vault init`)")
                 })?;
-            let old_key = unlock(store, cfg, env)
+            let (old_key, _) = unlock(store, cfg, env)
                 .await?
                 .ok_or_else(|| vault_failure("no vault to rotate"))?;
             let params = params(cfg);
@@ -331,7 +327,7 @@ async fn secret_action(
 ) -> Result<(), Failure> {
     match action {
         SecretCommand::Set { name } => {
-            let key = unlock(store, cfg, env).await?.ok_or_else(|| {
+            let (key, header) = unlock(store, cfg, env).await?.ok_or_else(|| {
                 vault_failure("the vault is not initialised (run `scim-bridge vault init`)")
             })?;
             let mut value = zeroize::Zeroizing::new(Vec::new());
@@ -354,7 +350,7 @@ async fn secret_action(
                 .seal(&secret_aad(&name), &value, &OsEntropy)
                 .map_err(|e| vault_failure(e.to_string()))?;
             store
-                .put_secret(&name, sealed, Utc::now())
+                .put_secret(&name, sealed, &header, Utc::now())
                 .await
                 .map_err(|e| Failure::store(e.to_string()))?;
             println!("secret {name} stored ({} bytes, encrypted)", value.len());

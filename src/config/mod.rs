@@ -38,6 +38,7 @@ mod error;
 mod reader;
 mod schema;
 mod secret;
+mod targets;
 mod tree;
 mod values;
 mod walk;
@@ -52,9 +53,10 @@ use toml::de::DeTable;
 pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::{
-    AttrKind, Config, CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl, DialectSetting,
-    LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, ResourceSetting, ReturnedSetting,
-    ScimConfig, ServerConfig, UniquenessSetting, VaultConfig,
+    AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
+    CustomSchema, DatabaseConfig, DatabaseUrl, DialectSetting, LogFormat, LoggingConfig,
+    MutabilitySetting, ProviderConfig, ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig,
+    TargetConfig, TargetKind, UniquenessSetting, VaultConfig,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
 

@@ -20,6 +20,7 @@ pub struct Config {
     pub vault: Option<VaultConfig>,
     pub scim: ScimConfig,
     pub providers: Vec<ProviderConfig>,
+    pub targets: Vec<TargetConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,72 @@ pub struct ProviderConfig {
     pub name: String,
     pub dialect: DialectSetting,
     pub schemas: Vec<CustomSchema>,
+}
+
+/// A downstream system changes are pushed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// `[a-z0-9][a-z0-9_-]*`: used in secret names, URLs and metric labels.
+    pub name: String,
+    pub kind: TargetKind,
+    /// The API's base URL, without a trailing slash.
+    pub url: Option<String>,
+    pub auth: Option<AuthConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetKind {
+    #[default]
+    Imanage,
+    Scim,
+    Webhook,
+}
+
+/// How the bridge authenticates to a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub method: AuthMethod,
+    pub token_url: Option<String>,
+    /// Enables linking user accounts (authorization code + PKCE) when set.
+    pub authorize_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretRef>,
+    pub client_auth: ClientAuth,
+    /// Service account for the password grant.
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    /// Static token for `method = "bearer"`.
+    pub token: Option<SecretRef>,
+    pub scopes: Vec<String>,
+    pub header: AuthHeader,
+    /// A token this close to expiry is refreshed before use.
+    pub refresh_ahead: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthMethod {
+    #[default]
+    ClientCredentials,
+    Password,
+    Bearer,
+}
+
+/// Where the client secret goes in a token request (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Post,
+}
+
+/// The request header that carries the access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthHeader {
+    /// `Authorization: Bearer …` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `X-Auth-Token: …`, as iManage Work expects.
+    XAuthToken,
 }
 
 /// Which identity provider's SCIM quirks to tolerate.
@@ -207,6 +274,14 @@ macro_rules! keywords {
 
 keywords!(LogFormat { Text => "text", Json => "json" });
 keywords!(DialectSetting { Strict => "strict", Entra => "entra", Okta => "okta" });
+keywords!(TargetKind { Imanage => "imanage", Scim => "scim", Webhook => "webhook" });
+keywords!(AuthMethod {
+    ClientCredentials => "client_credentials",
+    Password => "password",
+    Bearer => "bearer",
+});
+keywords!(ClientAuth { Basic => "client_secret_basic", Post => "client_secret_post" });
+keywords!(AuthHeader { Bearer => "bearer", XAuthToken => "x-auth-token" });
 keywords!(ResourceSetting { User => "User", Group => "Group" });
 keywords!(AttrKind {
     String => "string",
@@ -238,6 +313,18 @@ impl Config {
         let mut refs = Vec::new();
         if let Some(vault) = &self.vault {
             refs.push(("vault.passphrase".to_owned(), &vault.passphrase));
+        }
+        for (i, target) in self.targets.iter().enumerate() {
+            let Some(auth) = &target.auth else { continue };
+            for (key, secret) in [
+                ("client_secret", &auth.client_secret),
+                ("password", &auth.password),
+                ("token", &auth.token),
+            ] {
+                if let Some(secret) = secret {
+                    refs.push((format!("targets[{i}].auth.{key}"), secret));
+                }
+            }
         }
         refs
     }

@@ -134,6 +134,27 @@ resource = "Group"
 [[providers.schemas.attributes]]
 name = "costCenter"
 type = "integer"
+
+[[targets]]
+name = "imanage"
+kind = "imanage"
+url = "https://dms.example.com/"
+
+[targets.auth]
+method = "password"
+token_url = "https://dms.example.com/auth/oauth2/token"
+authorize_url = "https://dms.example.com/auth/oauth2/authorize"
+client_id = "scim-bridge"
+client_secret = { vault = "imanage.client_secret" }
+client_auth = "client_secret_post"
+username = "svc-bridge"
+password = { file = "imanage.pass" }
+scopes = ["user", "admin"]
+refresh_ahead = "2m"
+
+[[targets]]
+name = "hooks"
+kind = "webhook"
 "#;
 
 #[test]
@@ -248,6 +269,34 @@ fn full_config_with_every_key() {
                         sub_attributes: vec![],
                     }],
                 }],
+            },
+        ],
+        targets: vec![
+            TargetConfig {
+                name: "imanage".into(),
+                kind: TargetKind::Imanage,
+                url: Some("https://dms.example.com".into()),
+                auth: Some(AuthConfig {
+                    method: AuthMethod::Password,
+                    token_url: Some("https://dms.example.com/auth/oauth2/token".into()),
+                    authorize_url: Some("https://dms.example.com/auth/oauth2/authorize".into()),
+                    client_id: Some("scim-bridge".into()),
+                    client_secret: Some(SecretRef::Vault("imanage.client_secret".into())),
+                    client_auth: ClientAuth::Post,
+                    username: Some("svc-bridge".into()),
+                    password: Some(SecretRef::File(base.join("imanage.pass"))),
+                    token: None,
+                    scopes: vec!["user".into(), "admin".into()],
+                    // iManage's own header unless configured otherwise.
+                    header: AuthHeader::XAuthToken,
+                    refresh_ahead: Duration::from_secs(120),
+                }),
+            },
+            TargetConfig {
+                name: "hooks".into(),
+                kind: TargetKind::Webhook,
+                url: None,
+                auth: None,
             },
         ],
     };
@@ -1180,4 +1229,37 @@ fn env_override_can_reach_into_nested_tables() {
         SecretRef::File("/run/secrets/vault".into())
     );
     assert_eq!(vault.iterations, 5);
+}
+
+#[test]
+fn target_auth_errors_name_the_missing_keys() {
+    let text = r#"
+[[targets]]
+name = "imanage"
+kind = "imanage"
+[targets.auth]
+method = "client_credentials"
+scopes = ["has space"]
+
+[[targets]]
+name = "imanage"
+kind = "dms"
+[targets.auth]
+method = "bearer"
+token = "inline-secret-value"
+"#;
+    let (_dir, path) = write_config(text);
+    let errors = load(&path, &Environment::new()).unwrap_err();
+    let shown = errors.to_string();
+    for needle in [
+        "targets[0].auth.token_url: missing required key",
+        "targets[0].auth.client_id: missing required key",
+        "targets[0].auth.scopes[0]: expected a scope token",
+        "targets[1].name: duplicate target name \"imanage\"",
+        "targets[1].kind: expected one of",
+        "targets[1].auth.token: expected a secret reference",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
+    }
+    assert!(!shown.contains("inline-secret-value"), "{shown}");
 }

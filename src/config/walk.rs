@@ -35,6 +35,7 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     let vault = top.get("vault");
     let scim = top.get("scim");
     let providers = top.get("providers");
+    let targets = top.get("targets");
     top.finish(ctx);
 
     let mut spots = Spots::default();
@@ -55,6 +56,9 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     }
     if let Some(f) = providers {
         config.providers = read_providers(ctx, &f);
+    }
+    if let Some(f) = targets {
+        config.targets = super::targets::read_targets(ctx, &f, base_dir);
     }
     check_limits(ctx, &config, &spots);
     add_warnings(ctx, &config);
@@ -245,7 +249,7 @@ const SECRET_EXAMPLES: &str = "{ file = \"/etc/scim-bridge/vault-passphrase\" },
 
 /// Reads `{ file | credential | env | vault = "..." }`. Scalars are refused
 /// without echoing them, since they are most likely the secret itself.
-fn read_secret_ref(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Option<SecretRef> {
+pub(super) fn read_secret_ref(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Option<SecretRef> {
     match &f.node.val {
         Val::Table(_) => {}
         Val::Invalid => return None,
@@ -392,7 +396,7 @@ fn check_limits(ctx: &mut Ctx, config: &Config, spots: &Spots) {
     );
 }
 
-fn describe_loc(loc: &Loc) -> String {
+pub(super) fn describe_loc(loc: &Loc) -> String {
     match loc {
         Loc::File { line, .. } => format!("line {line}"),
         Loc::Env(var) => format!("env {var}"),

@@ -96,11 +96,15 @@ pub trait Store: Send + Sync {
     /// one exists (a second init would orphan every stored secret).
     async fn init_vault(&self, header: String, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Creates or replaces a sealed secret.
+    /// Creates or replaces a sealed secret. `sealed_under` is the vault header the
+    /// caller's key was derived from: when the vault has been rotated since, the write
+    /// fails with [`StoreError::Conflict`], so a long-running process holding the old
+    /// key can never store a secret the new passphrase cannot open.
     async fn put_secret(
         &self,
         name: &str,
         sealed: Vec<u8>,
+        sealed_under: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

@@ -14,6 +14,7 @@ mod header;
 mod key;
 mod params;
 mod passphrase;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ pub use header::{SALT_LEN, VaultHeader};
 pub use key::{SEAL_OVERHEAD, SEAL_VERSION, VaultKey, rekey};
 pub use params::KdfParams;
 pub use passphrase::Passphrase;
+pub use secrets::{Secrets, SecretsError, secret_aad};
 
 use crate::entropy::Entropy;
 

@@ -556,10 +556,21 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         sealed: Vec<u8>,
+        sealed_under: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let name = name.to_owned();
+        let sealed_under = sealed_under.to_owned();
         self.exec(move |c| {
+            let current: Option<String> = c
+                .prepare_cached("SELECT header FROM vault WHERE id = 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            if current.as_deref() != Some(sealed_under.as_str()) {
+                return Err(StoreError::Conflict(
+                    "the vault was rotated or re-created since this process unlocked it; nothing was stored. Restart with the current passphrase".into(),
+                ));
+            }
             c.execute(
                 "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",

@@ -1,0 +1,211 @@
+//! `[[targets]]`: the downstream systems changes are pushed to, and how the bridge
+//! authenticates to each.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::reader::{Ctx, Field, quote};
+use super::schema::{AuthConfig, AuthHeader, AuthMethod, TargetConfig, TargetKind};
+use super::tree::Loc;
+use super::values;
+use super::walk::{describe_loc, read_secret_ref};
+
+pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec<TargetConfig> {
+    let Some(items) = ctx.array(f, "an array of tables ([[targets]])") else {
+        return Vec::new();
+    };
+    let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+    let mut out = Vec::new();
+    for item in items {
+        let Some(mut t) = ctx.table(&item) else {
+            continue;
+        };
+        let name = t.require(ctx, "name", "expected a target name like \"imanage\"");
+        let kind = t.require(
+            ctx,
+            "kind",
+            "expected one of \"imanage\", \"scim\" or \"webhook\"",
+        );
+        let url = t.get("url");
+        let auth = t.get("auth");
+        t.finish(ctx);
+
+        let name = name.and_then(|f| {
+            let name = ctx.parse(&f, "a target name like \"imanage\"", values::provider_name)?;
+            if let Some(first) = seen.get(&name) {
+                let first = describe_loc(first);
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    format!(
+                        "duplicate target name {} (first defined at {first})",
+                        quote(&name)
+                    ),
+                );
+            } else {
+                seen.insert(name.clone(), f.loc().clone());
+            }
+            Some(name)
+        });
+        let kind: TargetKind = kind.and_then(|f| ctx.keyword(&f)).unwrap_or_default();
+        let url = url.and_then(|f| {
+            ctx.parse(
+                &f,
+                "a URL like \"https://dms.example.com\"",
+                values::public_url,
+            )
+        });
+        let auth = auth.and_then(|f| read_auth(ctx, &f, base_dir, kind));
+        out.push(TargetConfig {
+            name: name.unwrap_or_default(),
+            kind,
+            url,
+            auth,
+        });
+    }
+    out
+}
+
+const URL_EXPECTED: &str = "a URL like \"https://login.example.com/oauth2/token\"";
+
+fn read_auth(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    base_dir: &Path,
+    kind: TargetKind,
+) -> Option<AuthConfig> {
+    let mut t = ctx.table(f)?;
+    let method = t.require(
+        ctx,
+        "method",
+        "expected one of \"client_credentials\", \"password\" or \"bearer\"",
+    );
+    let token_url = t.get("token_url");
+    let authorize_url = t.get("authorize_url");
+    let client_id = t.get("client_id");
+    let client_secret = t.get("client_secret");
+    let client_auth = t.get("client_auth");
+    let username = t.get("username");
+    let password = t.get("password");
+    let token = t.get("token");
+    let scopes = t.get("scopes");
+    let header = t.get("header");
+    let refresh_ahead = t.get("refresh_ahead");
+    let table_loc = f.loc().clone();
+    t.finish(ctx);
+
+    let method: AuthMethod = method.and_then(|f| ctx.keyword(&f))?;
+    let url = |ctx: &mut Ctx, f: Option<Field<'_>>| {
+        f.and_then(|f| ctx.parse(&f, URL_EXPECTED, values::public_url))
+    };
+    let token_url = url(ctx, token_url);
+    let authorize_url = url(ctx, authorize_url);
+    let client_id = client_id.and_then(|f| ctx.non_empty_string(&f));
+    let client_secret = client_secret.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+    let client_auth = client_auth
+        .and_then(|f| ctx.keyword(&f))
+        .unwrap_or_default();
+    let username = username.and_then(|f| ctx.non_empty_string(&f));
+    let password = password.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+    let token = token.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+    let scopes = scopes.map(|f| read_scopes(ctx, &f)).unwrap_or_default();
+    // iManage Work takes its token in X-Auth-Token; everything else speaks RFC 6750.
+    let header = header.and_then(|f| ctx.keyword(&f)).unwrap_or(match kind {
+        TargetKind::Imanage => AuthHeader::XAuthToken,
+        _ => AuthHeader::Bearer,
+    });
+    let refresh_ahead = refresh_ahead
+        .and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
+        .unwrap_or(Duration::from_secs(60));
+
+    let path = f.path.clone();
+    let need = |ctx: &mut Ctx, present: bool, key: &str, why: &str| {
+        if !present {
+            ctx.missing(
+                &table_loc,
+                &format!("{path}.{key}"),
+                format!("missing required key \"{key}\" ({why})"),
+            );
+        }
+    };
+    match method {
+        AuthMethod::ClientCredentials | AuthMethod::Password => {
+            need(
+                ctx,
+                token_url.is_some(),
+                "token_url",
+                "the OAuth2 token endpoint",
+            );
+            need(
+                ctx,
+                client_id.is_some(),
+                "client_id",
+                "the OAuth2 client id",
+            );
+            if method == AuthMethod::Password {
+                need(
+                    ctx,
+                    username.is_some(),
+                    "username",
+                    "the service account for the password grant",
+                );
+                need(
+                    ctx,
+                    password.is_some(),
+                    "password",
+                    "a secret reference such as { vault = \"imanage.password\" }",
+                );
+            }
+        }
+        AuthMethod::Bearer => {
+            need(
+                ctx,
+                token.is_some(),
+                "token",
+                "a secret reference such as { vault = \"app.token\" }",
+            );
+        }
+    }
+    Some(AuthConfig {
+        method,
+        token_url,
+        authorize_url,
+        client_id,
+        client_secret,
+        client_auth,
+        username,
+        password,
+        token,
+        scopes,
+        header,
+        refresh_ahead,
+    })
+}
+
+fn read_scopes(ctx: &mut Ctx, f: &Field<'_>) -> Vec<String> {
+    let Some(items) = ctx.array(f, "an array of scope names like [\"user\", \"admin\"]") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(s) = ctx.non_empty_string(&item) {
+            // RFC 6749 section 3.3: scope tokens are printable ASCII without spaces, quotes or backslashes.
+            if s.chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+            {
+                out.push(s);
+            } else {
+                ctx.error(
+                    item.loc(),
+                    &item.path,
+                    format!(
+                        "expected a scope token without spaces, quotes or backslashes, found {}",
+                        quote(&s)
+                    ),
+                );
+            }
+        }
+    }
+    out
+}

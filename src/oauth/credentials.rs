@@ -1,0 +1,108 @@
+//! How a target request is authorised, with one retry after a 401.
+
+use std::sync::Arc;
+
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::OAuthError;
+use super::http::describe;
+use super::source::TokenSource;
+use crate::config::AuthHeader;
+
+/// A target's credentials.
+pub enum Credentials {
+    /// Tokens from an OAuth2 token endpoint.
+    OAuth {
+        /// The source.
+        source: Arc<TokenSource>,
+        /// Where the token goes.
+        header: AuthHeader,
+    },
+    /// A long-lived token from the vault or a file.
+    Static {
+        /// The token.
+        token: SecretString,
+        /// Where it goes.
+        header: AuthHeader,
+    },
+    /// No authentication (a webhook signed by other means).
+    None,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::OAuth { .. } => "Credentials::OAuth",
+            Credentials::Static { .. } => "Credentials::Static",
+            Credentials::None => "Credentials::None",
+        })
+    }
+}
+
+/// Why an authorised request failed before a response came back.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No token could be obtained.
+    #[error(transparent)]
+    Auth(#[from] OAuthError),
+    /// The request itself failed (connection, timeout).
+    #[error("{0}")]
+    Http(String),
+}
+
+/// The header carrying `token`, marked sensitive so it is never logged.
+pub fn auth_header(
+    style: AuthHeader,
+    token: &str,
+) -> Result<(HeaderName, HeaderValue), OAuthError> {
+    let (name, value) = match style {
+        AuthHeader::Bearer => (AUTHORIZATION, format!("Bearer {token}")),
+        AuthHeader::XAuthToken => (HeaderName::from_static("x-auth-token"), token.to_owned()),
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        OAuthError::BadResponse(
+            "an access token with characters not allowed in an HTTP header".into(),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+impl Credentials {
+    /// Sends the request `build` makes, authorised. On a 401 with an OAuth token, the
+    /// token is dropped and the request is sent once more with a new one; a second 401
+    /// is returned to the caller as it is.
+    pub async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SendError> {
+        match self {
+            Credentials::None => send(build()).await,
+            Credentials::Static { token, header } => {
+                let (name, value) = auth_header(*header, token.expose_secret())?;
+                send(build().header(name, value)).await
+            }
+            Credentials::OAuth { source, header } => {
+                let token = source.get().await?;
+                let (name, value) = auth_header(*header, token.access().expose_secret())?;
+                let response = send(build().header(name, value)).await?;
+                if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+                    return Ok(response);
+                }
+                tracing::info!(target_name = %source.target(), "target refused the access token; getting a new one");
+                source.invalidate(&token);
+                let token = source.get().await?;
+                let (name, value) = auth_header(*header, token.access().expose_secret())?;
+                send(build().header(name, value)).await
+            }
+        }
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, SendError> {
+    request
+        .send()
+        .await
+        .map_err(|e| SendError::Http(describe(&e)))
+}

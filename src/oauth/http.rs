@@ -1,0 +1,149 @@
+//! The HTTP function oauth2 5 calls, over our reqwest 0.13 client.
+
+use std::time::Duration;
+
+use oauth2::{HttpRequest, HttpResponse};
+
+/// Token responses are small; anything larger is not one.
+const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
+
+/// A transport failure; never carries request bodies (they hold client secrets).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    /// Connecting, sending or reading failed.
+    #[error("{0}")]
+    Transport(String),
+    /// The body was larger than a token response can be.
+    #[error("response larger than {MAX_TOKEN_RESPONSE} bytes")]
+    TooLarge,
+    /// The answer is not JSON (an HTML login page, a proxy's error page).
+    #[error("{0}")]
+    NotJson(String),
+}
+
+/// The shared HTTP client: rustls on ring with the system's trust store, no redirects
+/// (a token endpoint that redirects would receive the client secret twice), and
+/// bounded timeouts.
+pub fn build_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_platform_verifier()
+        .map_err(|e| format!("TLS trust store: {e}"))?
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout)
+        .user_agent(concat!("scim-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Sends one oauth2 request with `client`.
+pub(super) async fn send(
+    client: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, HttpClientError> {
+    let (parts, body) = request.into_parts();
+    let mut response = client
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| HttpClientError::Transport(describe(&e)))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| HttpClientError::Transport(describe(&e)))?
+    {
+        if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+            return Err(HttpClientError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        let shown = if content_type.is_empty() {
+            "no content type"
+        } else {
+            content_type.as_str()
+        };
+        return Err(HttpClientError::NotJson(format!(
+            "HTTP {status} with {shown} instead of JSON: {}",
+            snippet(&bytes)
+        )));
+    }
+    let mut out = oauth2::http::Response::new(bytes);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says
+/// "connection refused" or "timed out", which is what an operator needs.
+pub(super) fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The start of a non-JSON body, for an operator to recognise (an HTML error page, a
+/// login form): printable characters only, whitespace collapsed, at most 120.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut space = false;
+    for c in text.chars() {
+        if out.chars().count() >= 120 {
+            out.push('…');
+            break;
+        }
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if c.is_control() {
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        format!("{out:?}")
+    }
+}
