@@ -6,9 +6,11 @@
 //! 5 cannot listen (address in use, permission) ·
 //! 6 vault: wrong or too short passphrase, damaged vault, vault missing.
 
+mod link;
 mod serve;
 mod setup;
 mod status;
+mod targets;
 mod token;
 mod vault;
 
@@ -109,6 +111,12 @@ pub enum Command {
         #[command(subcommand)]
         action: vault::SecretCommand,
     },
+    /// List and revoke user accounts linked to targets (authorization code + PKCE).
+    Link {
+        /// Link action.
+        #[command(subcommand)]
+        action: link::LinkCommand,
+    },
     /// Show the store's state and, when the daemon runs, its readiness.
     Status {
         /// Print JSON instead of text.
@@ -189,6 +197,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Secret { action } => {
             vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Link { action } => {
+            link::run(action, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Status { json } => {
             status::run(cli.config.as_deref(), cli.data_dir, json, &env).await

@@ -13,6 +13,7 @@ use crate::directory::Directory;
 use crate::entropy::OsEntropy;
 use crate::server::{self, AppState, Settings};
 use crate::store::Store;
+use crate::vault::Secrets;
 
 /// How often buffered token last-use times reach the database.
 const TOKEN_FLUSH: Duration = Duration::from_secs(15);
@@ -62,8 +63,28 @@ pub async fn serve(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let clock = Arc::new(SystemClock);
-    let entropy = Arc::new(OsEntropy);
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    let entropy: Arc<dyn crate::entropy::Entropy> = Arc::new(OsEntropy);
+    let secrets = vault_key.map(|(key, header)| {
+        Arc::new(Secrets::new(
+            Arc::clone(&store),
+            key,
+            header,
+            Arc::clone(&entropy),
+            Arc::clone(&clock),
+        ))
+    });
+    let targets = super::targets::build(
+        &cfg,
+        &super::targets::Context {
+            env,
+            secrets: secrets.clone(),
+            clock: Arc::clone(&clock),
+            entropy: Arc::clone(&entropy),
+            public_url: &public_url,
+        },
+    )
+    .await?;
     let directory = Arc::new(Directory::new(
         Arc::clone(&store),
         clock.clone(),
@@ -71,23 +92,32 @@ pub async fn serve(
         providers,
         setup::limits(&cfg),
     ));
-    let state = Arc::new(AppState::new(
-        directory,
-        clock,
-        entropy,
-        Settings {
-            public_url: public_url.clone(),
-            max_body_bytes: cfg.server.max_body_bytes,
-            request_timeout: cfg.server.request_timeout,
-        },
-        vault_state,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            directory,
+            clock,
+            entropy,
+            Settings {
+                public_url: public_url.clone(),
+                max_body_bytes: cfg.server.max_body_bytes,
+                request_timeout: cfg.server.request_timeout,
+            },
+            vault_state,
+        )
+        .with_targets(targets),
+    );
 
     print_next_steps(&state, &public_url, local, &cfg).await;
     tracing::info!(listen = %local, public_url = %public_url, "scim-bridge ready");
     notify(&[sd_notify::NotifyState::Ready, status_line("serving")]);
 
     let watchdog = tokio::spawn(watchdog(Arc::clone(&state)));
+    let keepers: Vec<_> = state
+        .targets
+        .iter()
+        .filter_map(|t| t.source.clone())
+        .map(|source| tokio::spawn(source.keep_fresh()))
+        .collect();
     let flusher = tokio::spawn({
         let state = Arc::clone(&state);
         async move {
@@ -128,9 +158,12 @@ pub async fn serve(
     }
     watchdog.abort();
     flusher.abort();
+    for keeper in keepers {
+        keeper.abort();
+    }
     state.flush_token_use().await;
     store.close().await;
-    drop(vault_key);
+    drop(secrets);
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,7 +9,7 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
-use super::http::{HttpClientError, send};
+use super::http::{HttpClientError, OAuthHttp};
 use crate::config::ClientAuth;
 
 type Client =
@@ -59,7 +59,7 @@ impl Endpoint {
         http: &reqwest::Client,
     ) -> Result<BasicTokenResponse, OAuthError> {
         let client = self.client()?;
-        let f = |r| send(http, r);
+        let f = OAuthHttp(http);
         client
             .exchange_client_credentials()
             .add_scopes(self.scopes())
@@ -77,7 +77,7 @@ impl Endpoint {
         let client = self.client()?;
         let user = ResourceOwnerUsername::new(username.to_owned());
         let pass = ResourceOwnerPassword::new(password.expose_secret().to_owned());
-        let f = |r| send(http, r);
+        let f = OAuthHttp(http);
         client
             .exchange_password(&user, &pass)
             .add_scopes(self.scopes())
@@ -93,7 +93,7 @@ impl Endpoint {
     ) -> Result<BasicTokenResponse, OAuthError> {
         let client = self.client()?;
         let token = RefreshToken::new(refresh.expose_secret().to_owned());
-        let f = |r| send(http, r);
+        let f = OAuthHttp(http);
         client
             .exchange_refresh_token(&token)
             .request_async(&f)
@@ -111,7 +111,7 @@ impl Endpoint {
         let redirect = RedirectUrl::new(redirect.to_owned())
             .map_err(|e| OAuthError::Config(format!("redirect URL {redirect:?}: {e}")))?;
         let client = self.client()?.set_redirect_uri(redirect);
-        let f = |r| send(http, r);
+        let f = OAuthHttp(http);
         client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))

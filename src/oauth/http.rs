@@ -43,8 +43,23 @@ pub fn build_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
+/// oauth2's HTTP client interface over reqwest. A named type rather than a closure:
+/// closures here make the handler futures fail axum's `Send` check.
+pub(super) struct OAuthHttp<'a>(pub &'a reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
+    type Error = HttpClientError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, HttpClientError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(send(self.0, request))
+    }
+}
+
 /// Sends one oauth2 request with `client`.
-pub(super) async fn send(
+async fn send(
     client: &reqwest::Client,
     request: HttpRequest,
 ) -> Result<HttpResponse, HttpClientError> {

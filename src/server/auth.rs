@@ -37,8 +37,22 @@ pub async fn require_token(
     let Some(provider) = state.directory.provider(&name) else {
         return scim_error(&ScimError::not_found(format!("no provider named {name:?}")));
     };
-    let presented = req
-        .headers()
+    if let Err(e) = check_bearer(&state, req.headers(), Some(&provider.name), SCOPE_SCIM).await {
+        return scim_error(&e);
+    }
+    req.extensions_mut().insert(Authenticated(provider));
+    next.run(req).await
+}
+
+/// Checks the request's bearer token for `scope` (and, for SCIM tokens, `provider`),
+/// recording its use. The error is what the client may see.
+pub async fn check_bearer(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    provider: Option<&str>,
+    scope: &str,
+) -> Result<(), ScimError> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -47,7 +61,7 @@ pub async fn require_token(
         });
     let Some(presented) = presented else {
         state.metrics.auth_failure("missing");
-        return scim_error(&ScimError::unauthorized(
+        return Err(ScimError::unauthorized(
             "missing bearer token (Authorization: Bearer <token>)",
         ));
     };
@@ -56,7 +70,7 @@ pub async fn require_token(
         Some((id, secret)) => match state.directory.store().find_token(id).await {
             Err(e) => {
                 tracing::error!(error = %e, "token lookup failed");
-                return scim_error(&ScimError::new(
+                return Err(ScimError::new(
                     503,
                     None,
                     "cannot check the token right now",
@@ -65,7 +79,7 @@ pub async fn require_token(
             Ok(None) => Err(Refusal::Invalid),
             Ok(Some(record)) => {
                 let now = state.clock.now();
-                tokens::verify(&record, secret, Some(&provider.name), SCOPE_SCIM, now).map(|()| {
+                tokens::verify(&record, secret, provider, scope, now).map(|()| {
                     if let Ok(mut m) = state.token_use.lock() {
                         m.insert(record.id.clone(), now);
                     }
@@ -73,15 +87,13 @@ pub async fn require_token(
             }
         },
     };
-    if let Err(r) = refusal {
+    refusal.map_err(|r| {
         state.metrics.auth_failure(match r {
             Refusal::Invalid => "invalid",
             Refusal::Revoked => "revoked",
             Refusal::Expired => "expired",
             Refusal::WrongAudience => "wrong_audience",
         });
-        return scim_error(&ScimError::unauthorized(r.detail()));
-    }
-    req.extensions_mut().insert(Authenticated(provider));
-    next.run(req).await
+        ScimError::unauthorized(r.detail())
+    })
 }

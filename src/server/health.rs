@@ -49,6 +49,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "database": database,
         "vault": state.vault_state,
         "providers": state.directory.providers().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        // A failing target does not make this instance unready: SCIM intake still
+        // works and changes wait durably in the outbox.
+        "targets": state.targets.iter().map(|t| {
+            let auth = t.source.as_ref().map(|s| serde_json::to_value(s.health()).unwrap_or_default());
+            (t.name.clone(), json!({ "auth": auth, "account_linking": t.linker.is_some() }))
+        }).collect::<serde_json::Map<_, _>>(),
     });
     let code = if ready {
         StatusCode::OK

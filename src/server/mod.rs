@@ -3,6 +3,7 @@
 
 mod auth;
 mod health;
+mod link_routes;
 mod respond;
 mod scim_routes;
 
@@ -23,6 +24,7 @@ use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
+use crate::oauth::{Linker, TokenSource};
 use crate::scim::ScimError;
 
 pub use respond::SCIM_JSON;
@@ -54,8 +56,21 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Vault state for `/readyz` (`"not configured"`, `"unlocked"`).
     pub vault_state: String,
+    /// Downstream targets' credentials, for `/readyz` and `/link`.
+    pub targets: Vec<TargetAuth>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+/// A target's token source and user-link flow, when it has them.
+#[derive(Debug, Clone)]
+pub struct TargetAuth {
+    /// The target's name.
+    pub name: String,
+    /// Its OAuth2 token source.
+    pub source: Option<Arc<TokenSource>>,
+    /// Its authorization-code flow for linking user accounts.
+    pub linker: Option<Arc<Linker>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,9 +98,16 @@ impl AppState {
             metrics: Metrics::default(),
             shutting_down: AtomicBool::new(false),
             vault_state,
+            targets: Vec::new(),
             started: Instant::now(),
             token_use: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same state with downstream targets' credentials.
+    pub fn with_targets(mut self, targets: Vec<TargetAuth>) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// Writes buffered token last-use times to the store. Called periodically and at
@@ -115,6 +137,7 @@ pub struct RequestId(pub String);
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(link_routes::routes())
         .nest(
             "/scim/v2/{provider}",
             scim_routes::routes(Arc::clone(&state)),

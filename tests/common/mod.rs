@@ -2,6 +2,8 @@
 //! data directory, driven over real HTTP.
 #![allow(dead_code)]
 
+pub mod fake_oauth;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,0 +1,119 @@
+//! `scim-bridge link list|revoke`: user accounts linked to targets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use super::{Failure, setup, targets};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Environment;
+use crate::entropy::{Entropy, OsEntropy};
+use crate::store::Store;
+use crate::vault::Secrets;
+
+/// Link actions.
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Linked accounts: target, user, when linked, token expiry (never tokens).
+    List {
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a user's tokens for a target; the user must link again.
+    Revoke {
+        /// Target name
+        #[arg(long)]
+        target: String,
+        /// User name as linked
+        #[arg(long)]
+        user: String,
+    },
+}
+
+pub async fn run(
+    action: LinkCommand,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    let result = async {
+        let (key, header) = super::vault::unlock(store.as_ref(), &cfg, env)
+            .await?
+            .ok_or_else(|| Failure {
+                code: 6,
+                message: "the vault is not initialised, so no account is linked".into(),
+            })?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+        let secrets = Arc::new(Secrets::new(Arc::clone(&store), key, header, Arc::clone(&entropy), Arc::clone(&clock)));
+        let public_url = cfg
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+        let built = targets::build(
+            &cfg,
+            &targets::Context { env, secrets: Some(secrets), clock, entropy, public_url: &public_url },
+        )
+        .await?;
+        let linker = |name: &str| {
+            built
+                .iter()
+                .find(|t| t.name == name)
+                .and_then(|t| t.linker.clone())
+                .ok_or_else(|| Failure {
+                    code: 2,
+                    message: format!("no target named {name:?} links accounts (it needs [targets.auth] authorize_url)"),
+                })
+        };
+        match action {
+            LinkCommand::List { target, json } => {
+                let mut links = Vec::new();
+                let chosen: Vec<_> = match &target {
+                    Some(name) => vec![linker(name)?],
+                    None => built.iter().filter_map(|t| t.linker.clone()).collect(),
+                };
+                for l in chosen {
+                    links.extend(l.list().await.map_err(|e| Failure::runtime(e.to_string()))?);
+                }
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&links).unwrap_or_default());
+                    return Ok(());
+                }
+                println!("{:<16} {:<40} {:<20} {:<20} REFRESHABLE", "TARGET", "USER", "LINKED", "TOKEN EXPIRES");
+                let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+                };
+                for l in &links {
+                    println!(
+                        "{:<16} {:<40} {:<20} {:<20} {}",
+                        l.target,
+                        l.user,
+                        when(Some(l.linked)),
+                        when(l.expires),
+                        if l.refreshable { "yes" } else { "no" }
+                    );
+                }
+                Ok(())
+            }
+            LinkCommand::Revoke { target, user } => {
+                if linker(&target)?.revoke(&user).await.map_err(|e| Failure::runtime(e.to_string()))? {
+                    println!("{user}'s link to {target} removed");
+                    Ok(())
+                } else {
+                    Err(Failure::runtime(format!("{user} has no link to {target}")))
+                }
+            }
+        }
+    }
+    .await;
+    store.close().await;
+    result
+}

@@ -1,0 +1,186 @@
+//! Builds each target's credentials from the config: secrets resolved (from files,
+//! credentials, the environment or the vault), token sources and account linking.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::Failure;
+use crate::clock::Clock;
+use crate::config::{AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig};
+use crate::entropy::Entropy;
+use crate::oauth::{
+    Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenSource, TokenStore,
+    build_client,
+};
+use crate::server::TargetAuth;
+use crate::vault::Secrets;
+
+/// Timeout of one request to a token endpoint.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What building targets needs from the running process.
+pub struct Context<'a> {
+    pub env: &'a Environment,
+    pub secrets: Option<Arc<Secrets>>,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub public_url: &'a str,
+}
+
+/// One [`TargetAuth`] per configured target.
+pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetAuth>, Failure> {
+    if cfg.targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let http = build_client(TOKEN_TIMEOUT).map_err(Failure::runtime)?;
+    let mut out = Vec::with_capacity(cfg.targets.len());
+    for (i, target) in cfg.targets.iter().enumerate() {
+        out.push(build_one(i, target, ctx, &http).await?);
+    }
+    Ok(out)
+}
+
+async fn build_one(
+    i: usize,
+    target: &TargetConfig,
+    ctx: &Context<'_>,
+    http: &reqwest::Client,
+) -> Result<TargetAuth, Failure> {
+    let mut auth_out = TargetAuth {
+        name: target.name.clone(),
+        source: None,
+        linker: None,
+    };
+    let Some(auth) = &target.auth else {
+        return Ok(auth_out);
+    };
+    let key = |k: &str| format!("targets[{i}].auth.{k}");
+    let store: Option<Arc<dyn TokenStore>> = ctx
+        .secrets
+        .as_ref()
+        .map(|s| Arc::new(SecretsTokenStore(Arc::clone(s))) as Arc<dyn TokenStore>);
+    let client_secret = match &auth.client_secret {
+        Some(r) => Some(resolve(r, ctx, &key("client_secret")).await?),
+        None => None,
+    };
+    if matches!(
+        auth.method,
+        AuthMethod::ClientCredentials | AuthMethod::Password
+    ) {
+        let grant = match auth.method {
+            AuthMethod::Password => Grant::Password {
+                username: auth.username.clone().unwrap_or_default(),
+                password: match &auth.password {
+                    Some(r) => resolve(r, ctx, &key("password")).await?,
+                    None => {
+                        return Err(Failure::config(format!(
+                            "{}: required for the password grant",
+                            key("password")
+                        )));
+                    }
+                },
+            },
+            _ => Grant::ClientCredentials,
+        };
+        let source = TokenSource::new(
+            SourceConfig {
+                target: target.name.clone(),
+                token_url: auth.token_url.clone().unwrap_or_default(),
+                client_id: auth.client_id.clone().unwrap_or_default(),
+                client_secret: client_secret.clone(),
+                client_auth: auth.client_auth,
+                scopes: auth.scopes.clone(),
+                grant,
+                refresh_ahead: auth.refresh_ahead,
+            },
+            http.clone(),
+            Arc::clone(&ctx.clock),
+            store.clone(),
+        );
+        auth_out.source = Some(Arc::new(source));
+    }
+    if let Some(authorize_url) = &auth.authorize_url {
+        auth_out.linker = Some(Arc::new(linker(
+            target,
+            auth,
+            authorize_url,
+            client_secret,
+            ctx,
+            http,
+            store,
+        )?));
+    }
+    Ok(auth_out)
+}
+
+fn linker(
+    target: &TargetConfig,
+    auth: &AuthConfig,
+    authorize_url: &str,
+    client_secret: Option<SecretString>,
+    ctx: &Context<'_>,
+    http: &reqwest::Client,
+    store: Option<Arc<dyn TokenStore>>,
+) -> Result<Linker, Failure> {
+    let store = store.ok_or_else(|| {
+        Failure::config(format!(
+            "target {}: account linking keeps users' tokens in the vault; add a [vault] section and run `scim-bridge vault init`",
+            target.name
+        ))
+    })?;
+    let (Some(token_url), Some(client_id)) = (&auth.token_url, &auth.client_id) else {
+        return Err(Failure::config(format!(
+            "target {}: account linking needs token_url and client_id in [targets.auth]",
+            target.name
+        )));
+    };
+    Ok(Linker::new(
+        LinkerConfig {
+            target: target.name.clone(),
+            authorize_url: authorize_url.to_owned(),
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret,
+            client_auth: auth.client_auth,
+            scopes: auth.scopes.clone(),
+            redirect_url: format!("{}/link/{}/callback", ctx.public_url, target.name),
+            refresh_ahead: auth.refresh_ahead,
+        },
+        http.clone(),
+        Arc::clone(&ctx.clock),
+        Arc::clone(&ctx.entropy),
+        store,
+    ))
+}
+
+/// A configured secret's value; a missing vault entry is a config error naming the
+/// key and the command that fixes it.
+async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretString, Failure> {
+    match r {
+        SecretRef::Vault(name) => {
+            let secrets = ctx.secrets.as_ref().ok_or_else(|| {
+                Failure::config(format!(
+                    "{key}: refers to vault secret {name:?} but the vault is not open (add a [vault] section and run `scim-bridge vault init`)"
+                ))
+            })?;
+            secrets
+                .get(name)
+                .await
+                .map_err(|e| Failure {
+                    code: 6,
+                    message: format!("{key}: {e}"),
+                })?
+                .ok_or_else(|| {
+                    Failure::config(format!(
+                        "{key}: vault secret {name:?} does not exist; store it with `scim-bridge secret set {name}` (value on stdin)"
+                    ))
+                })
+        }
+        other => other
+            .resolve(ctx.env)
+            .map(|v| SecretString::from(v.expose()))
+            .map_err(|e| Failure::config(format!("{key}: {e}"))),
+    }
+}
