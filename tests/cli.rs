@@ -170,7 +170,7 @@ async fn sigterm_drains_and_exits_zero_and_no_secret_reaches_the_log() {
     assert_eq!(s, 200);
     let bad = Scim::new(d.base("entra"), format!("{token}tampered"));
     assert_eq!(bad.get("/Users").await.0, 401);
-    let ready = reqwest::get(d.url("/readyz")).await.unwrap();
+    let ready = common::get(d.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     let started = Instant::now();
     assert_eq!(d.terminate(), Some(0), "log:\n{}", d.log_text());

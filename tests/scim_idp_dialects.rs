@@ -240,7 +240,7 @@ async fn entra_lifecycle_legacy_and_flagged() {
     assert_eq!(scim.get(&format!("/Users/{id}")).await.0, 404);
 
     // Tolerated quirks are counted.
-    let metrics = reqwest::get(d.url("/metrics"))
+    let metrics = common::get(d.url("/metrics"))
         .await
         .unwrap()
         .text()
@@ -369,7 +369,7 @@ async fn tokens_are_scoped_per_provider_and_revocation_is_immediate() {
     let cross = Scim::new(d.base("okta"), entra_token.clone());
     assert_eq!(cross.get("/Users").await.0, 401);
     // No token.
-    let resp = reqwest::get(d.base("entra") + "/Users").await.unwrap();
+    let resp = common::get(d.base("entra") + "/Users").await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["content-type"], "application/scim+json");
 

@@ -265,7 +265,7 @@ async fn etags_sorting_projection_and_errors() {
     assert_eq!(r.status(), 415);
 
     // Health and readiness.
-    let ready: Value = reqwest::get(d.url("/readyz"))
+    let ready: Value = common::get(d.url("/readyz"))
         .await
         .unwrap()
         .json()
@@ -274,7 +274,7 @@ async fn etags_sorting_projection_and_errors() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"]["migrations_current"], true);
     assert!(ready["database"]["change_events"].as_i64().unwrap() >= 5);
-    assert_eq!(reqwest::get(d.url("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(common::get(d.url("/healthz")).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -326,6 +326,7 @@ impl TokenSource {
                 Some(token) => {
                     tracing::debug!(target_name = %self.cfg.target, "reusing the access token kept in the vault");
                     self.set_current(Some(Arc::new(token)));
+                    self.record(self.clock.now(), None);
                 }
                 None => {
                     tracing::info!(target_name = %self.cfg.target, "the stored access token was issued for other settings; requesting a new one")

@@ -203,7 +203,8 @@ pub struct Scim {
 impl Scim {
     pub fn new(base: String, token: String) -> Scim {
         Scim {
-            http: reqwest::Client::new(),
+            // Built like the daemon's own client: reqwest has no default TLS provider here.
+            http: scim_bridge::oauth::build_client(Duration::from_secs(60)).expect("HTTP client"),
             base,
             token,
         }
@@ -255,4 +256,14 @@ impl Scim {
     pub async fn delete(&self, path: &str) -> u16 {
         self.req(reqwest::Method::DELETE, path, None).await.0
     }
+}
+
+/// `reqwest::get` with a client built like the daemon's (reqwest has no default TLS
+/// provider in this build, so its one-shot helpers panic).
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    scim_bridge::oauth::build_client(Duration::from_secs(60))
+        .expect("HTTP client")
+        .get(url)
+        .send()
+        .await
 }
