@@ -160,6 +160,12 @@ fn token_on_readyz_kept_across_restart_and_bad_secret_reported() {
         err.contains("invalid_client") && err.contains("client authentication failed"),
         "{err}"
     );
+    let status = String::from_utf8_lossy(&cli(&d, &["status"]).stdout).into_owned();
+    assert!(
+        status.contains("target     imanage: token endpoint failing since")
+            && status.contains("invalid_client"),
+        "{status}"
+    );
     let log = d.log_text();
     assert!(log.contains("invalid_client"), "{log}");
     assert!(!log.contains(CLIENT_SECRET), "client secret in the log");

@@ -56,6 +56,35 @@ pub async fn run(
             ),
             None => println!("daemon     not reachable on {}", cfg.server.listen),
         }
+        if let Some(d) = &daemon {
+            if let Some(vault) = d.get("vault").and_then(Value::as_str) {
+                println!("vault      {vault}");
+            }
+            for (name, t) in d
+                .get("targets")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let auth = &t["auth"];
+                let line = match auth.get("state").and_then(Value::as_str) {
+                    None => "no OAuth token source".to_owned(),
+                    Some("error") => format!(
+                        "token endpoint failing since {}: {}",
+                        auth["since"].as_str().unwrap_or("?"),
+                        auth["error"].as_str().unwrap_or("?")
+                    ),
+                    Some(state) => format!(
+                        "token {state}{}",
+                        auth["token_expires"]
+                            .as_str()
+                            .map(|e| format!(", expires {e}"))
+                            .unwrap_or_default()
+                    ),
+                };
+                println!("target     {name}: {line}");
+            }
+        }
     }
     Ok(())
 }

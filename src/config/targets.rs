@@ -119,6 +119,16 @@ fn read_auth(
         .and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
         .unwrap_or(Duration::from_secs(60));
 
+    for (key, url) in [("token_url", &token_url), ("authorize_url", &authorize_url)] {
+        if let Some(url) = url
+            && is_plain_http_to_network(url)
+        {
+            ctx.warn(
+                &format!("{}.{key}", f.path),
+                format!("{url} is plain http:// to another host: client secrets and tokens would cross the network unencrypted"),
+            );
+        }
+    }
     let path = f.path.clone();
     let need = |ctx: &mut Ctx, present: bool, key: &str, why: &str| {
         if !present {
@@ -208,4 +218,18 @@ fn read_scopes(ctx: &mut Ctx, f: &Field<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+fn is_plain_http_to_network(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"))
+        .and(url.get(7..))
+    else {
+        return false;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    !(host.eq_ignore_ascii_case("localhost")
+        || host.starts_with("127.")
+        || rest.starts_with("[::1]"))
 }

@@ -1263,3 +1263,35 @@ token = "inline-secret-value"
     }
     assert!(!shown.contains("inline-secret-value"), "{shown}");
 }
+
+#[test]
+fn plain_http_token_endpoints_off_this_host_are_warned_about() {
+    let text = r#"
+[[targets]]
+name = "a"
+kind = "scim"
+[targets.auth]
+method = "client_credentials"
+token_url = "http://login.example.com/token"
+client_id = "x"
+
+[[targets]]
+name = "b"
+kind = "scim"
+[targets.auth]
+method = "client_credentials"
+token_url = "http://127.0.0.1:9000/token"
+client_id = "x"
+"#;
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let warned: Vec<_> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.contains("token_url"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("targets[0].auth.token_url"),
+        "{warned:?}"
+    );
+}
