@@ -13,7 +13,7 @@ use scim_bridge::config::{AuthHeader, ClientAuth};
 use scim_bridge::entropy::{Entropy, OsEntropy};
 use scim_bridge::oauth::{
     Credentials, Grant, Linker, LinkerConfig, OAuthError, SecretsTokenStore, SourceConfig,
-    TokenSource, TokenStore, build_client,
+    TokenEndpoint, TokenSource, TokenStore, build_client,
 };
 use scim_bridge::store::Store;
 use scim_bridge::store::sqlite::SqliteStore;
@@ -59,14 +59,20 @@ async fn kit() -> Kit {
     }
 }
 
-fn source_cfg(base: &str, auth: ClientAuth) -> SourceConfig {
-    SourceConfig {
-        target: "imanage".into(),
+fn endpoint(base: &str, auth: ClientAuth, scopes: &[&str]) -> TokenEndpoint {
+    TokenEndpoint {
         token_url: format!("{base}/oauth2/token"),
         client_id: CLIENT_ID.into(),
         client_secret: Some(SecretString::from(CLIENT_SECRET)),
         client_auth: auth,
-        scopes: vec!["user".into(), "admin".into()],
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn source_cfg(base: &str, auth: ClientAuth) -> SourceConfig {
+    SourceConfig {
+        target: "imanage".into(),
+        endpoint: endpoint(base, auth, &["user", "admin"]),
         grant: Grant::ClientCredentials,
         refresh_ahead: Duration::from_secs(60),
     }
@@ -323,7 +329,7 @@ async fn tokens_survive_a_restart_in_the_vault_and_are_not_on_disk_in_plaintext(
     assert_eq!(grants(&fake).len(), 1);
     // Other settings (scopes) do not reuse it.
     let mut other = source_cfg(&base, ClientAuth::Basic);
-    other.scopes = vec!["user".into()];
+    other.endpoint.scopes = vec!["user".into()];
     source(&k, other).get().await.unwrap();
     assert_eq!(grants(&fake).len(), 2);
     // Neither the access nor the refresh token is anywhere in the files.
@@ -360,11 +366,7 @@ async fn pkce_link_end_to_end() {
         LinkerConfig {
             target: "imanage".into(),
             authorize_url: format!("{base}/oauth2/authorize"),
-            token_url: format!("{base}/oauth2/token"),
-            client_id: CLIENT_ID.into(),
-            client_secret: Some(SecretString::from(CLIENT_SECRET)),
-            client_auth: ClientAuth::Basic,
-            scopes: vec!["user".into()],
+            endpoint: endpoint(&base, ClientAuth::Basic, &["user"]),
             redirect_url: redirect.into(),
             refresh_ahead: Duration::from_secs(60),
         },

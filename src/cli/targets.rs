@@ -11,8 +11,8 @@ use crate::clock::Clock;
 use crate::config::{AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig};
 use crate::entropy::Entropy;
 use crate::oauth::{
-    Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenSource, TokenStore,
-    build_client,
+    Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint, TokenSource,
+    TokenStore, build_client,
 };
 use crate::server::TargetAuth;
 use crate::vault::Secrets;
@@ -87,11 +87,7 @@ async fn build_one(
         let source = TokenSource::new(
             SourceConfig {
                 target: target.name.clone(),
-                token_url: auth.token_url.clone().unwrap_or_default(),
-                client_id: auth.client_id.clone().unwrap_or_default(),
-                client_secret: client_secret.clone(),
-                client_auth: auth.client_auth,
-                scopes: auth.scopes.clone(),
+                endpoint: endpoint(auth, client_secret.clone()),
                 grant,
                 refresh_ahead: auth.refresh_ahead,
             },
@@ -130,21 +126,17 @@ fn linker(
             target.name
         ))
     })?;
-    let (Some(token_url), Some(client_id)) = (&auth.token_url, &auth.client_id) else {
+    if auth.token_url.is_none() || auth.client_id.is_none() {
         return Err(Failure::config(format!(
             "target {}: account linking needs token_url and client_id in [targets.auth]",
             target.name
         )));
-    };
+    }
     Ok(Linker::new(
         LinkerConfig {
             target: target.name.clone(),
             authorize_url: authorize_url.to_owned(),
-            token_url: token_url.clone(),
-            client_id: client_id.clone(),
-            client_secret,
-            client_auth: auth.client_auth,
-            scopes: auth.scopes.clone(),
+            endpoint: endpoint(auth, client_secret),
             redirect_url: format!("{}/link/{}/callback", ctx.public_url, target.name),
             refresh_ahead: auth.refresh_ahead,
         },
@@ -153,6 +145,18 @@ fn linker(
         Arc::clone(&ctx.entropy),
         store,
     ))
+}
+
+/// The token endpoint settings; config validation guarantees `token_url` and
+/// `client_id` for the grants that use them.
+fn endpoint(auth: &AuthConfig, client_secret: Option<SecretString>) -> TokenEndpoint {
+    TokenEndpoint {
+        token_url: auth.token_url.clone().unwrap_or_default(),
+        client_id: auth.client_id.clone().unwrap_or_default(),
+        client_secret,
+        client_auth: auth.client_auth,
+        scopes: auth.scopes.clone(),
+    }
 }
 
 /// A configured secret's value; a missing vault entry is a config error naming the

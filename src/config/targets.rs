@@ -9,7 +9,7 @@ use super::reader::{Ctx, Field, quote};
 use super::schema::{AuthConfig, AuthHeader, AuthMethod, TargetConfig, TargetKind};
 use super::tree::Loc;
 use super::values;
-use super::walk::{describe_loc, read_secret_ref};
+use super::walk::{read_secret_ref, unique_name};
 
 pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec<TargetConfig> {
     let Some(items) = ctx.array(f, "an array of tables ([[targets]])") else {
@@ -32,21 +32,13 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         t.finish(ctx);
 
         let name = name.and_then(|f| {
-            let name = ctx.parse(&f, "a target name like \"imanage\"", values::provider_name)?;
-            if let Some(first) = seen.get(&name) {
-                let first = describe_loc(first);
-                ctx.error(
-                    f.loc(),
-                    &f.path,
-                    format!(
-                        "duplicate target name {} (first defined at {first})",
-                        quote(&name)
-                    ),
-                );
-            } else {
-                seen.insert(name.clone(), f.loc().clone());
-            }
-            Some(name)
+            unique_name(
+                ctx,
+                &f,
+                &mut seen,
+                "target",
+                "a target name like \"imanage\"",
+            )
         });
         let kind: TargetKind = kind.and_then(|f| ctx.keyword(&f)).unwrap_or_default();
         let url = url.and_then(|f| {

@@ -419,21 +419,13 @@ fn read_providers(ctx: &mut Ctx, f: &Field<'_>) -> Vec<ProviderConfig> {
         t.finish(ctx);
 
         let name = name.and_then(|f| {
-            let name = ctx.parse(&f, values::PROVIDER_NAME_EXPECTED, values::provider_name)?;
-            if let Some(first) = seen.get(&name) {
-                let first = describe_loc(first);
-                ctx.error(
-                    f.loc(),
-                    &f.path,
-                    format!(
-                        "duplicate provider name {} (first defined at {first})",
-                        quote(&name)
-                    ),
-                );
-            } else {
-                seen.insert(name.clone(), f.loc().clone());
-            }
-            Some(name)
+            unique_name(
+                ctx,
+                &f,
+                &mut seen,
+                "provider",
+                values::PROVIDER_NAME_EXPECTED,
+            )
         });
         let dialect = dialect.and_then(|f| ctx.keyword(&f)).unwrap_or_default();
         let schemas = schemas.map(|f| read_schemas(ctx, &f)).unwrap_or_default();
@@ -444,6 +436,32 @@ fn read_providers(ctx: &mut Ctx, f: &Field<'_>) -> Vec<ProviderConfig> {
         });
     }
     out
+}
+
+/// A `[a-z0-9][a-z0-9_-]*` name that must not repeat among its siblings; a repeat
+/// points at the first definition.
+pub(super) fn unique_name(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    seen: &mut BTreeMap<String, Loc>,
+    what: &str,
+    expected: &str,
+) -> Option<String> {
+    let name = ctx.parse(f, expected, values::provider_name)?;
+    if let Some(first) = seen.get(&name) {
+        let first = describe_loc(first);
+        ctx.error(
+            f.loc(),
+            &f.path,
+            format!(
+                "duplicate {what} name {} (first defined at {first})",
+                quote(&name)
+            ),
+        );
+    } else {
+        seen.insert(name.clone(), f.loc().clone());
+    }
+    Some(name)
 }
 
 fn read_schemas(ctx: &mut Ctx, f: &Field<'_>) -> Vec<CustomSchema> {

@@ -17,7 +17,7 @@ type Client =
 
 /// A token endpoint and the client credentials presented to it.
 #[derive(Clone)]
-pub(super) struct Endpoint {
+pub struct TokenEndpoint {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
@@ -25,16 +25,16 @@ pub(super) struct Endpoint {
     pub scopes: Vec<String>,
 }
 
-impl std::fmt::Debug for Endpoint {
+impl std::fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
+        f.debug_struct("TokenEndpoint")
             .field("token_url", &self.token_url)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
 }
 
-impl Endpoint {
+impl TokenEndpoint {
     fn client(&self) -> Result<Client, OAuthError> {
         let url = TokenUrl::new(self.token_url.clone())
             .map_err(|e| OAuthError::Config(format!("token_url {:?}: {e}", self.token_url)))?;
@@ -54,7 +54,7 @@ impl Endpoint {
         self.scopes.iter().map(|s| Scope::new(s.clone()))
     }
 
-    pub async fn client_credentials(
+    pub(super) async fn client_credentials(
         &self,
         http: &reqwest::Client,
     ) -> Result<BasicTokenResponse, OAuthError> {
@@ -68,7 +68,7 @@ impl Endpoint {
             .map_err(map_error)
     }
 
-    pub async fn password(
+    pub(super) async fn password(
         &self,
         http: &reqwest::Client,
         username: &str,
@@ -86,7 +86,7 @@ impl Endpoint {
             .map_err(map_error)
     }
 
-    pub async fn refresh(
+    pub(super) async fn refresh(
         &self,
         http: &reqwest::Client,
         refresh: &SecretString,
@@ -101,7 +101,7 @@ impl Endpoint {
             .map_err(map_error)
     }
 
-    pub async fn code(
+    pub(super) async fn code(
         &self,
         http: &reqwest::Client,
         code: &str,

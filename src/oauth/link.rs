@@ -14,11 +14,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::error::OAuthError;
-use super::exchange::Endpoint;
+use super::exchange::TokenEndpoint;
 use super::persist::TokenStore;
 use super::token::{Freshness, Token};
 use crate::clock::Clock;
-use crate::config::ClientAuth;
 use crate::entropy::Entropy;
 
 /// How long a started link waits for its callback.
@@ -29,11 +28,7 @@ const PENDING_TTL: chrono::Duration = chrono::Duration::minutes(10);
 pub struct LinkerConfig {
     pub target: String,
     pub authorize_url: String,
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    pub client_auth: ClientAuth,
-    pub scopes: Vec<String>,
+    pub endpoint: TokenEndpoint,
     /// `{public_url}/link/{target}/callback`, registered with the provider.
     pub redirect_url: String,
     pub refresh_ahead: Duration,
@@ -69,7 +64,6 @@ struct Linked {
 /// Starts, completes, refreshes and removes user links for one target.
 pub struct Linker {
     cfg: LinkerConfig,
-    endpoint: Endpoint,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
@@ -116,16 +110,8 @@ impl Linker {
         entropy: Arc<dyn Entropy>,
         store: Arc<dyn TokenStore>,
     ) -> Self {
-        let endpoint = Endpoint {
-            token_url: cfg.token_url.clone(),
-            client_id: cfg.client_id.clone(),
-            client_secret: cfg.client_secret.clone(),
-            client_auth: cfg.client_auth,
-            scopes: cfg.scopes.clone(),
-        };
         Self {
             cfg,
-            endpoint,
             http,
             clock,
             entropy,
@@ -179,13 +165,13 @@ impl Linker {
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
-                .append_pair("client_id", &self.cfg.client_id)
+                .append_pair("client_id", &self.cfg.endpoint.client_id)
                 .append_pair("redirect_uri", &self.cfg.redirect_url)
                 .append_pair("state", &state)
                 .append_pair("code_challenge", challenge.as_str())
                 .append_pair("code_challenge_method", challenge.method().as_str());
-            if !self.cfg.scopes.is_empty() {
-                q.append_pair("scope", &self.cfg.scopes.join(" "));
+            if !self.cfg.endpoint.scopes.is_empty() {
+                q.append_pair("scope", &self.cfg.endpoint.scopes.join(" "));
             }
         }
         Ok(url.into())
@@ -240,6 +226,7 @@ impl Linker {
             ));
         }
         let response = self
+            .cfg
             .endpoint
             .code(&self.http, code, &pending.verifier, &self.cfg.redirect_url)
             .await?;
@@ -310,7 +297,7 @@ impl Linker {
                 self.cfg.target
             )));
         };
-        let response = self.endpoint.refresh(&self.http, refresh).await?;
+        let response = self.cfg.endpoint.refresh(&self.http, refresh).await?;
         let fresh = Token::from_response(&response, self.clock.now(), Some(refresh));
         self.save(&linked.user, &fresh, linked.linked).await?;
         Ok(fresh.access().clone())

@@ -9,11 +9,10 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::error::OAuthError;
-use super::exchange::Endpoint;
+use super::exchange::TokenEndpoint;
 use super::persist::TokenStore;
 use super::token::{Freshness, Token};
 use crate::clock::Clock;
-use crate::config::ClientAuth;
 
 /// How the bridge proves who it is at the token endpoint.
 #[derive(Clone)]
@@ -34,11 +33,7 @@ pub enum Grant {
 pub struct SourceConfig {
     /// The target's name: used for the vault entry and in messages.
     pub target: String,
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    pub client_auth: ClientAuth,
-    pub scopes: Vec<String>,
+    pub endpoint: TokenEndpoint,
     pub grant: Grant,
     /// A token this close to expiry is refreshed before use.
     pub refresh_ahead: Duration,
@@ -48,8 +43,7 @@ impl std::fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceConfig")
             .field("target", &self.target)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
+            .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +80,6 @@ struct Attempt {
 /// before the primary grant.
 pub struct TokenSource {
     cfg: SourceConfig,
-    endpoint: Endpoint,
     binding: String,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -116,16 +109,8 @@ impl TokenSource {
         clock: Arc<dyn Clock>,
         store: Option<Arc<dyn TokenStore>>,
     ) -> Self {
-        let endpoint = Endpoint {
-            token_url: cfg.token_url.clone(),
-            client_id: cfg.client_id.clone(),
-            client_secret: cfg.client_secret.clone(),
-            client_auth: cfg.client_auth,
-            scopes: cfg.scopes.clone(),
-        };
         Self {
             binding: binding(&cfg),
-            endpoint,
             cfg,
             http,
             clock,
@@ -298,7 +283,7 @@ impl TokenSource {
     async fn request(&self, previous: Option<&Arc<Token>>) -> Result<Token, OAuthError> {
         if let Some(refresh) = previous.and_then(|p| p.refresh()) {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match self.endpoint.refresh(&self.http, refresh).await {
+            match self.cfg.endpoint.refresh(&self.http, refresh).await {
                 Ok(r) => return Ok(Token::from_response(&r, self.clock.now(), Some(refresh))),
                 // The refresh token expired or was revoked: start over with the grant.
                 Err(OAuthError::Refused { code, .. }) if code == "invalid_grant" => {
@@ -309,9 +294,10 @@ impl TokenSource {
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = match &self.cfg.grant {
-            Grant::ClientCredentials => self.endpoint.client_credentials(&self.http).await?,
+            Grant::ClientCredentials => self.cfg.endpoint.client_credentials(&self.http).await?,
             Grant::Password { username, password } => {
-                self.endpoint
+                self.cfg
+                    .endpoint
                     .password(&self.http, username, password)
                     .await?
             }
@@ -384,9 +370,9 @@ impl TokenSource {
 fn binding(cfg: &SourceConfig) -> String {
     let mut h = Sha256::new();
     for part in [
-        cfg.token_url.as_str(),
-        cfg.client_id.as_str(),
-        &cfg.scopes.join(" "),
+        cfg.endpoint.token_url.as_str(),
+        cfg.endpoint.client_id.as_str(),
+        &cfg.endpoint.scopes.join(" "),
     ] {
         h.update(part.as_bytes());
         h.update([0]);
