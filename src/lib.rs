@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod directory;
 pub mod entropy;
 pub mod metrics;
@@ -15,5 +16,6 @@ pub mod oauth;
 pub mod scim;
 pub mod server;
 pub mod store;
+pub mod targets;
 pub mod tokens;
 pub mod vault;

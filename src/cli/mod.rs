@@ -6,6 +6,7 @@
 //! 5 cannot listen (address in use, permission) ·
 //! 6 vault: wrong or too short passphrase, damaged vault, vault missing.
 
+mod dlq;
 mod link;
 mod serve;
 mod setup;
@@ -111,6 +112,12 @@ pub enum Command {
         #[command(subcommand)]
         action: vault::SecretCommand,
     },
+    /// Inspect, retry and drop dead letters (changes a target did not take).
+    Dlq {
+        /// Dead-letter action.
+        #[command(subcommand)]
+        action: dlq::DlqCommand,
+    },
     /// List and revoke user accounts linked to targets (authorization code + PKCE).
     Link {
         /// Link action.
@@ -197,6 +204,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Secret { action } => {
             vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Dlq { action } => {
+            dlq::run(action, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Link { action } => {
             link::run(action, cli.config.as_deref(), cli.data_dir, &env).await

@@ -9,6 +9,7 @@ use super::Failure;
 use super::setup;
 use crate::clock::SystemClock;
 use crate::config::Environment;
+use crate::delivery::Engine;
 use crate::directory::Directory;
 use crate::entropy::OsEntropy;
 use crate::server::{self, AppState, Settings};
@@ -74,17 +75,50 @@ pub async fn serve(
             Arc::clone(&clock),
         ))
     });
-    let targets = super::targets::build(
-        &cfg,
-        &super::targets::Context {
-            env,
-            secrets: secrets.clone(),
-            clock: Arc::clone(&clock),
-            entropy: Arc::clone(&entropy),
-            public_url: &public_url,
-        },
-    )
-    .await?;
+    let target_ctx = super::targets::Context {
+        env,
+        secrets: secrets.clone(),
+        clock: Arc::clone(&clock),
+        entropy: Arc::clone(&entropy),
+        public_url: &public_url,
+    };
+    let mut targets = super::targets::build(&cfg, &target_ctx).await?;
+    let deliverables = super::targets::deliverables(&cfg, &mut targets, &target_ctx).await?;
+    let routes = deliverables
+        .iter()
+        .flat_map(|d| {
+            d.providers
+                .iter()
+                .map(|p| (d.target.name().to_owned(), p.clone()))
+        })
+        .collect();
+    let dropped = store
+        .set_delivery_routes(routes)
+        .await
+        .map_err(|e| Failure::store(e.to_string()))?;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "removed queued changes for targets or routes no longer in the configuration"
+        );
+    }
+    let (stop_engines, engines_stop) = tokio::sync::watch::channel(false);
+    let owner = crate::entropy::uuid_v4(entropy.as_ref());
+    let mut engines = Vec::new();
+    for d in deliverables {
+        let engine = Arc::new(Engine::new(
+            Arc::clone(&store),
+            d.target,
+            d.engine,
+            Arc::clone(&clock),
+            Arc::clone(&entropy),
+            owner.clone(),
+        ));
+        if let Some(handle) = targets.get_mut(d.index) {
+            handle.delivery = Some(Arc::clone(&engine.counters));
+        }
+        engines.push(tokio::spawn(engine.run(engines_stop.clone())));
+    }
     let directory = Arc::new(Directory::new(
         Arc::clone(&store),
         clock.clone(),
@@ -155,6 +189,17 @@ pub async fn serve(
             ?grace,
             "requests still running after the grace period; closing"
         ),
+    }
+    // Deliveries in flight finish and record their outcome; the rest stay queued.
+    let _ = stop_engines.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        for engine in engines {
+            let _ = engine.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("deliveries still running at shutdown; they will be retried after restart");
     }
     watchdog.abort();
     flusher.abort();

@@ -8,13 +8,17 @@ use secrecy::SecretString;
 
 use super::Failure;
 use crate::clock::Clock;
-use crate::config::{AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig};
+use crate::config::{
+    AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
+};
+use crate::delivery::{EngineConfig, Target};
 use crate::entropy::Entropy;
 use crate::oauth::{
-    Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint, TokenSource,
-    TokenStore, build_client,
+    Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
+    TokenSource, TokenStore, build_client,
 };
-use crate::server::TargetAuth;
+use crate::server::TargetHandle;
+use crate::targets::WebhookTarget;
 use crate::vault::Secrets;
 
 /// Timeout of one request to a token endpoint.
@@ -29,8 +33,8 @@ pub struct Context<'a> {
     pub public_url: &'a str,
 }
 
-/// One [`TargetAuth`] per configured target.
-pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetAuth>, Failure> {
+/// One [`TargetHandle`] per configured target.
+pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetHandle>, Failure> {
     if cfg.targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -47,11 +51,13 @@ async fn build_one(
     target: &TargetConfig,
     ctx: &Context<'_>,
     http: &reqwest::Client,
-) -> Result<TargetAuth, Failure> {
-    let mut auth_out = TargetAuth {
+) -> Result<TargetHandle, Failure> {
+    let mut auth_out = TargetHandle {
         name: target.name.clone(),
         source: None,
         linker: None,
+        delivery: None,
+        not_delivered: None,
     };
     let Some(auth) = &target.auth else {
         return Ok(auth_out);
@@ -186,5 +192,112 @@ async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretSt
             .resolve(ctx.env)
             .map(|v| SecretString::from(v.expose()))
             .map_err(|e| Failure::config(format!("{key}: {e}"))),
+    }
+}
+
+/// A target changes are delivered to, ready for an engine.
+pub struct Deliverable {
+    pub target: Arc<dyn Target>,
+    pub engine: EngineConfig,
+    /// Providers whose changes it receives.
+    pub providers: Vec<String>,
+    /// Its position in `cfg.targets` and in the handles.
+    pub index: usize,
+}
+
+/// The targets whose kind this version delivers to. Others are noted on their handle
+/// and get no route, so their changes do not pile up in a queue nobody drains.
+pub async fn deliverables(
+    cfg: &Config,
+    handles: &mut [TargetHandle],
+    ctx: &Context<'_>,
+) -> Result<Vec<Deliverable>, Failure> {
+    let all: Vec<String> = cfg.providers.iter().map(|p| p.name.clone()).collect();
+    let mut out = Vec::new();
+    for (index, (t, handle)) in cfg.targets.iter().zip(handles.iter_mut()).enumerate() {
+        for p in &t.providers {
+            if !all.contains(p) {
+                return Err(Failure::config(format!(
+                    "targets[{index}].providers: no provider named {p:?} (configured: {})",
+                    all.join(", ")
+                )));
+            }
+        }
+        let target: Arc<dyn Target> = match t.kind {
+            TargetKind::Webhook => {
+                let key = format!("targets[{index}].signing_secret");
+                let secret = match &t.signing_secret {
+                    Some(r) => resolve(r, ctx, &key).await?,
+                    None => return Err(Failure::config(format!("{key}: required for webhooks"))),
+                };
+                let url = t.url.clone().ok_or_else(|| {
+                    Failure::config(format!("targets[{index}].url: required for webhooks"))
+                })?;
+                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
+                let credentials = credentials(index, t, handle, ctx).await?;
+                Arc::new(WebhookTarget::new(
+                    t.name.clone(),
+                    url,
+                    secret,
+                    http,
+                    credentials,
+                    Arc::clone(&ctx.clock),
+                ))
+            }
+            other => {
+                let note = format!(
+                    "delivery to targets of kind {} is not in this version yet; its changes are not queued",
+                    other.as_str()
+                );
+                tracing::warn!(target_name = %t.name, "{note}");
+                handle.not_delivered = Some(note);
+                continue;
+            }
+        };
+        let engine = EngineConfig {
+            concurrency: t.delivery.concurrency,
+            rate_per_second: t.delivery.rate_limit_per_second,
+            max_attempts: t.delivery.max_attempts,
+            timeout: t.delivery.timeout,
+            // A lease outlives any single attempt, so only a dead process loses one.
+            lease: t.delivery.timeout * 2 + Duration::from_secs(30),
+            ..EngineConfig::default()
+        };
+        let providers = if t.providers.is_empty() {
+            all.clone()
+        } else {
+            t.providers.clone()
+        };
+        out.push(Deliverable {
+            target,
+            engine,
+            providers,
+            index,
+        });
+    }
+    Ok(out)
+}
+
+async fn credentials(
+    index: usize,
+    t: &TargetConfig,
+    handle: &TargetHandle,
+    ctx: &Context<'_>,
+) -> Result<Credentials, Failure> {
+    let Some(auth) = &t.auth else {
+        return Ok(Credentials::None);
+    };
+    if let Some(source) = &handle.source {
+        return Ok(Credentials::OAuth {
+            source: Arc::clone(source),
+            header: auth.header,
+        });
+    }
+    match &auth.token {
+        Some(r) => Ok(Credentials::Static {
+            token: resolve(r, ctx, &format!("targets[{index}].auth.token")).await?,
+            header: auth.header,
+        }),
+        None => Ok(Credentials::None),
     }
 }

@@ -111,9 +111,34 @@ pub struct TargetConfig {
     /// `[a-z0-9][a-z0-9_-]*`: used in secret names, URLs and metric labels.
     pub name: String,
     pub kind: TargetKind,
-    /// The API's base URL, without a trailing slash.
+    /// The API's base URL (for webhooks, the URL posted to), without a trailing slash.
     pub url: Option<String>,
     pub auth: Option<AuthConfig>,
+    /// Providers whose changes this target receives; empty means all.
+    pub providers: Vec<String>,
+    pub delivery: DeliverySettings,
+    /// Webhooks: the HMAC-SHA256 key that signs every request.
+    pub signing_secret: Option<SecretRef>,
+}
+
+/// How changes are pushed to one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub rate_limit_per_second: Option<f64>,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            rate_limit_per_second: None,
+            max_attempts: 10,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -315,7 +340,9 @@ impl Config {
             refs.push(("vault.passphrase".to_owned(), &vault.passphrase));
         }
         for (i, target) in self.targets.iter().enumerate() {
-            let Some(auth) = &target.auth else { continue };
+            let Some(auth) = &target.auth else {
+                continue;
+            };
             for (key, secret) in [
                 ("client_secret", &auth.client_secret),
                 ("password", &auth.password),
@@ -324,6 +351,11 @@ impl Config {
                 if let Some(secret) = secret {
                     refs.push((format!("targets[{i}].auth.{key}"), secret));
                 }
+            }
+        }
+        for (i, target) in self.targets.iter().enumerate() {
+            if let Some(secret) = &target.signing_secret {
+                refs.push((format!("targets[{i}].signing_secret"), secret));
             }
         }
         refs

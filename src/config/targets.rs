@@ -6,8 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::reader::{Ctx, Field, quote};
-use super::schema::{AuthConfig, AuthHeader, AuthMethod, TargetConfig, TargetKind};
+use super::schema::{
+    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, TargetConfig, TargetKind,
+};
 use super::tree::Loc;
+use super::tree::Val;
 use super::values;
 use super::walk::{read_secret_ref, unique_name};
 
@@ -29,6 +32,13 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         );
         let url = t.get("url");
         let auth = t.get("auth");
+        let providers = t.get("providers");
+        let concurrency = t.get("concurrency");
+        let rate = t.get("rate_limit_per_second");
+        let max_attempts = t.get("max_attempts");
+        let timeout = t.get("timeout");
+        let signing_secret = t.get("signing_secret");
+        let table_loc = item.loc().clone();
         t.finish(ctx);
 
         let name = name.and_then(|f| {
@@ -49,11 +59,48 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             )
         });
         let auth = auth.and_then(|f| read_auth(ctx, &f, base_dir, kind));
+        let providers = providers.map(|f| read_names(ctx, &f)).unwrap_or_default();
+        let mut delivery = DeliverySettings::default();
+        if let Some(v) = concurrency.and_then(|f| ctx.usize(&f, 1)) {
+            delivery.concurrency = v.min(1024);
+        }
+        if let Some(f) = rate {
+            delivery.rate_limit_per_second = read_rate(ctx, &f);
+        }
+        if let Some(v) = max_attempts.and_then(|f| ctx.u32(&f, 1, 1000)) {
+            delivery.max_attempts = v;
+        }
+        if let Some(v) =
+            timeout.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
+        {
+            delivery.timeout = v.max(Duration::from_millis(100));
+        }
+        let signing_secret = signing_secret.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+        if kind == TargetKind::Webhook {
+            let path = item.path.clone();
+            if url.is_none() {
+                ctx.missing(
+                    &table_loc,
+                    &format!("{path}.url"),
+                    "missing required key \"url\" (where webhook events are posted)",
+                );
+            }
+            if signing_secret.is_none() {
+                ctx.missing(
+                    &table_loc,
+                    &format!("{path}.signing_secret"),
+                    "missing required key \"signing_secret\" (a secret reference such as { vault = \"hooks.signing\" }; receivers verify every request with it)",
+                );
+            }
+        }
         out.push(TargetConfig {
             name: name.unwrap_or_default(),
             kind,
             url,
             auth,
+            providers,
+            delivery,
+            signing_secret,
         });
     }
     out
@@ -224,4 +271,37 @@ fn is_plain_http_to_network(url: &str) -> bool {
     !(host.eq_ignore_ascii_case("localhost")
         || host.starts_with("127.")
         || rest.starts_with("[::1]"))
+}
+
+/// Provider names this target takes changes from.
+fn read_names(ctx: &mut Ctx, f: &Field<'_>) -> Vec<String> {
+    let Some(items) = ctx.array(f, "an array of provider names like [\"entra\"]") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| ctx.parse(item, values::PROVIDER_NAME_EXPECTED, values::provider_name))
+        .collect()
+}
+
+/// A positive number of requests per second (integer or fraction).
+fn read_rate(ctx: &mut Ctx, f: &Field<'_>) -> Option<f64> {
+    let v = match &f.node.val {
+        Val::Int(i) => *i as f64,
+        Val::Float(x) => *x,
+        _ => {
+            ctx.mismatch(f, "a number of requests per second like 20 or 0.5");
+            return None;
+        }
+    };
+    if v.is_finite() && v > 0.0 {
+        Some(v)
+    } else {
+        ctx.error(
+            f.loc(),
+            &f.path,
+            "expected a number of requests per second greater than zero",
+        );
+        None
+    }
 }

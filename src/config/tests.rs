@@ -155,6 +155,13 @@ refresh_ahead = "2m"
 [[targets]]
 name = "hooks"
 kind = "webhook"
+url = "https://hooks.example.com/scim"
+providers = ["okta"]
+concurrency = 4
+rate_limit_per_second = 2.5
+max_attempts = 5
+timeout = "10s"
+signing_secret = { vault = "hooks.signing" }
 "#;
 
 #[test]
@@ -291,12 +298,23 @@ fn full_config_with_every_key() {
                     header: AuthHeader::XAuthToken,
                     refresh_ahead: Duration::from_secs(120),
                 }),
+                providers: vec![],
+                delivery: DeliverySettings::default(),
+                signing_secret: None,
             },
             TargetConfig {
                 name: "hooks".into(),
                 kind: TargetKind::Webhook,
-                url: None,
+                url: Some("https://hooks.example.com/scim".into()),
                 auth: None,
+                providers: vec!["okta".into()],
+                delivery: DeliverySettings {
+                    concurrency: 4,
+                    rate_limit_per_second: Some(2.5),
+                    max_attempts: 5,
+                    timeout: Duration::from_secs(10),
+                },
+                signing_secret: Some(SecretRef::Vault("hooks.signing".into())),
             },
         ],
     };

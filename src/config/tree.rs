@@ -33,9 +33,8 @@ pub(super) struct Node {
 pub(super) enum Val {
     Str(String),
     Int(i128),
-    /// No setting takes a float or date-time; only the type is kept for
-    /// messages.
-    Float,
+    /// Rates take fractions; no setting takes a date-time, so only its type is kept.
+    Float(f64),
     Bool(bool),
     Datetime,
     Array(Vec<Node>),
@@ -57,7 +56,7 @@ impl Val {
         match self {
             Val::Str(_) => "a string",
             Val::Int(_) => "an integer",
-            Val::Float => "a float",
+            Val::Float(_) => "a float",
             Val::Bool(_) => "a boolean",
             Val::Datetime => "a date-time",
             Val::Array(_) => "an array",
@@ -173,7 +172,11 @@ impl Converter<'_, '_> {
                     Val::Invalid
                 }
             },
-            DeValue::Float(_) => Val::Float,
+            DeValue::Float(f) => f
+                .as_str()
+                .replace('_', "")
+                .parse()
+                .map_or(Val::Invalid, Val::Float),
             DeValue::Boolean(b) => Val::Bool(*b),
             DeValue::Datetime(_) => Val::Datetime,
             DeValue::Array(_) | DeValue::Table(_) if depth > MAX_DEPTH => {

@@ -51,10 +51,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "providers": state.directory.providers().map(|p| p.name.clone()).collect::<Vec<_>>(),
         // A failing target does not make this instance unready: SCIM intake still
         // works and changes wait durably in the outbox.
-        "targets": state.targets.iter().map(|t| {
-            let auth = t.source.as_ref().map(|s| serde_json::to_value(s.health()).unwrap_or_default());
-            (t.name.clone(), json!({ "auth": auth, "account_linking": t.linker.is_some() }))
-        }).collect::<serde_json::Map<_, _>>(),
+        "targets": targets_json(&state).await,
     });
     let code = if ready {
         StatusCode::OK
@@ -91,10 +88,107 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             ),
         ]);
     }
-    let mut r = state.metrics.render(&gauges).into_response();
+    let mut text = state.metrics.render(&gauges);
+    text.push_str(&delivery_metrics(&state, state.clock.now()).await);
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// Each target's credentials and delivery backlog.
+async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for t in &state.targets {
+        let auth = t
+            .source
+            .as_ref()
+            .map(|s| serde_json::to_value(s.health()).unwrap_or_default());
+        let delivery = match (&t.delivery, &t.not_delivered) {
+            (Some(c), _) => {
+                let stats = state.directory.store().delivery_stats(&t.name).await;
+                let mut v = match stats {
+                    Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+                    Err(e) => json!({ "error": e.to_string() }),
+                };
+                v["delivered"] = c.delivered.load(Ordering::Relaxed).into();
+                v["retried"] = c.retried.load(Ordering::Relaxed).into();
+                v["dead_lettered"] = c.dead_lettered.load(Ordering::Relaxed).into();
+                v
+            }
+            (None, Some(note)) => json!({ "state": "not delivered", "reason": note }),
+            (None, None) => serde_json::Value::Null,
+        };
+        out.insert(
+            t.name.clone(),
+            json!({ "auth": auth, "account_linking": t.linker.is_some(), "delivery": delivery }),
+        );
+    }
+    out
+}
+
+/// Per-target delivery series, in Prometheus text.
+async fn delivery_metrics(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let series = [
+        (
+            "scim_bridge_delivery_queue",
+            "gauge",
+            "Resources with undelivered changes, by target.",
+        ),
+        (
+            "scim_bridge_delivery_retrying",
+            "gauge",
+            "Queued resources waiting for a retry, by target.",
+        ),
+        (
+            "scim_bridge_delivery_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest undelivered change, by target.",
+        ),
+        (
+            "scim_bridge_dead_letters",
+            "gauge",
+            "Dead letters kept, by target.",
+        ),
+        (
+            "scim_bridge_deliveries_total",
+            "counter",
+            "Delivery attempts since start, by target and outcome.",
+        ),
+    ];
+    let mut rows: Vec<Vec<String>> = vec![Vec::new(); series.len()];
+    for t in &state.targets {
+        let Some(c) = &t.delivery else { continue };
+        let name = t.name.as_str();
+        if let Ok(s) = state.directory.store().delivery_stats(name).await {
+            let age = s
+                .oldest
+                .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0);
+            rows[0].push(format!("{{target=\"{name}\"}} {}", s.queued));
+            rows[1].push(format!("{{target=\"{name}\"}} {}", s.retrying));
+            rows[2].push(format!("{{target=\"{name}\"}} {age}"));
+            rows[3].push(format!("{{target=\"{name}\"}} {}", s.dead_letters));
+        }
+        for (outcome, n) in [
+            ("delivered", &c.delivered),
+            ("retried", &c.retried),
+            ("dead_lettered", &c.dead_lettered),
+        ] {
+            rows[4].push(format!(
+                "{{target=\"{name}\",outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    for ((name, kind, help), lines) in series.iter().zip(rows) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for l in lines {
+            let _ = writeln!(out, "{name}{l}");
+        }
+    }
+    out
 }

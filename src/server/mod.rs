@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::clock::Clock;
+use crate::delivery::DeliveryCounters;
 use crate::directory::Directory;
 use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
@@ -57,20 +58,25 @@ pub struct AppState {
     /// Vault state for `/readyz` (`"not configured"`, `"unlocked"`).
     pub vault_state: String,
     /// Downstream targets' credentials, for `/readyz` and `/link`.
-    pub targets: Vec<TargetAuth>,
+    pub targets: Vec<TargetHandle>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
-/// A target's token source and user-link flow, when it has them.
+/// What the server shows and serves of a target: its token source, user-link flow
+/// and delivery counters, when it has them.
 #[derive(Debug, Clone)]
-pub struct TargetAuth {
+pub struct TargetHandle {
     /// The target's name.
     pub name: String,
     /// Its OAuth2 token source.
     pub source: Option<Arc<TokenSource>>,
     /// Its authorization-code flow for linking user accounts.
     pub linker: Option<Arc<Linker>>,
+    /// Its delivery engine's counters, when changes are delivered to it.
+    pub delivery: Option<Arc<DeliveryCounters>>,
+    /// Why changes are not delivered to it, when they are not.
+    pub not_delivered: Option<String>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -105,7 +111,7 @@ impl AppState {
     }
 
     /// The same state with downstream targets' credentials.
-    pub fn with_targets(mut self, targets: Vec<TargetAuth>) -> Self {
+    pub fn with_targets(mut self, targets: Vec<TargetHandle>) -> Self {
         self.targets = targets;
         self
     }

@@ -5,10 +5,12 @@
 //! a 2xx from the SCIM front means both are on disk. Callers never branch on the
 //! engine: SQLite (embedded, group commit) and PostgreSQL implement the same trait.
 
+mod delivery;
 mod error;
 mod model;
 pub mod sqlite;
 
+pub use delivery::{DeadLetter, DeliveryOutcome, DeliveryStats, QueuedDelivery};
 pub use error::StoreError;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
@@ -120,6 +122,73 @@ pub trait Store: Send + Sync {
     /// Replaces the header and every secret in one transaction (passphrase rotation).
     /// Fails, changing nothing, unless the stored header is still `old_header` and
     /// `rows` covers exactly the stored secrets.
+    /// Replaces which targets receive which provider's changes (from the config, at
+    /// start). Queued changes for routes that no longer exist are removed; returns how many.
+    async fn set_delivery_routes(&self, routes: Vec<(String, String)>)
+    -> Result<usize, StoreError>;
+
+    /// Leases up to `limit` of `target`'s due deliveries to `owner` until `lease_until`.
+    /// Cheap when nothing is due: idle polling does not write.
+    async fn claim_deliveries(
+        &self,
+        target: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<QueuedDelivery>, StoreError>;
+
+    /// Records a claimed delivery's outcome (ignored when `owner` lost the lease).
+    /// Changes that arrived meanwhile stay queued and become due at once.
+    async fn finish_delivery(
+        &self,
+        delivery: QueuedDelivery,
+        owner: &str,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// One resource's change events in `(after_seq, upto_seq]`, oldest first.
+    async fn resource_events(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<ChangeEvent>, StoreError>;
+
+    /// Dead letters, oldest first, of one target or all.
+    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Queues a dead letter's changes again, due now; `false` when there is no such id.
+    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Discards a dead letter; `false` when there is no such id.
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// A target's backlog.
+    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError>;
+
+    /// The target's id for a resource, once created there.
+    async fn target_id(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Records (or with `None`, forgets) the target's id for a resource.
+    async fn set_target_id(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        target_id: Option<String>,
+    ) -> Result<(), StoreError>;
+
     async fn rotate_vault(
         &self,
         old_header: String,

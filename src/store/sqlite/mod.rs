@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous = FULL`, one writer thread with
 //! group commit (see [`writer`]), and a small pool of read-only connections.
 
+mod delivery;
 mod rows;
 mod schema;
 mod writer;
@@ -13,15 +14,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_kind, parse_time, resource};
+use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeOp, Committed, Lookup, Mutation, Page, SecretRow, Store,
-    StoreError, StoreStatus, StoredResource, VaultRecord,
+    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryOutcome, DeliveryStats, Lookup, Mutation,
+    Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus, StoredResource, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -423,55 +423,12 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ChangeEvent>, StoreError> {
         self.read(move |c| {
-            type Raw = (
-                i64,
-                String,
-                String,
-                String,
-                String,
-                i64,
-                String,
-                String,
-                Option<String>,
-            );
-            let raws: Vec<Raw> = c
-                .prepare_cached(
-                    "SELECT seq, provider, kind, resource_id, op, version, at, detail, request_id
-                     FROM change_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )?
-                .query_map(params![after_seq, limit as i64], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            raws.into_iter()
-                .map(
-                    |(seq, provider, kind, resource_id, op, version, at, detail, request_id)| {
-                        Ok(ChangeEvent {
-                            seq,
-                            provider,
-                            kind: parse_kind(&kind)?,
-                            resource_id,
-                            op: ChangeOp::parse(&op).ok_or_else(|| {
-                                StoreError::Database(format!("bad stored op {op:?}"))
-                            })?,
-                            version,
-                            at: parse_time(&at)?,
-                            detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                            request_id,
-                        })
-                    },
-                )
-                .collect()
+            let mut st = c.prepare_cached(
+                "SELECT seq, provider, kind, resource_id, op, version, at, detail, request_id
+                 FROM change_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![after_seq, limit as i64], delivery::raw_event)?;
+            rows.map(|r| delivery::event(r?)).collect()
         })
         .await
     }
@@ -609,6 +566,108 @@ impl Store for SqliteStore {
     async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_owned();
         self.exec(move |c| Ok(c.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0))
+            .await
+    }
+
+    async fn set_delivery_routes(
+        &self,
+        routes: Vec<(String, String)>,
+    ) -> Result<usize, StoreError> {
+        self.exec(move |c| delivery::set_routes(c, &routes)).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        target: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<QueuedDelivery>, StoreError> {
+        let (target, owner, now, until) = (
+            target.to_owned(),
+            owner.to_owned(),
+            fmt_time(now),
+            fmt_time(lease_until),
+        );
+        let probe = (target.clone(), now.clone());
+        if !self
+            .read_point(move |c| delivery::any_due(c, &probe.0, &probe.1))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        self.exec(move |c| delivery::claim(c, &target, &owner, &now, &until, limit))
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        d: QueuedDelivery,
+        owner: &str,
+        outcome: DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let owner = owner.to_owned();
+        self.exec(move |c| delivery::finish(c, &d, &owner, &outcome, &fmt_time(at)))
+            .await
+    }
+
+    async fn resource_events(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        let (provider, id) = (provider.to_owned(), id.to_owned());
+        self.read(move |c| delivery::resource_events(c, &provider, kind, &id, after_seq, upto_seq))
+            .await
+    }
+
+    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        let target = target.map(str::to_owned);
+        self.read(move |c| delivery::dead_letters(c, target.as_deref()))
+            .await
+    }
+
+    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.exec(move |c| delivery::requeue_dead_letter(c, id, &fmt_time(at)))
+            .await
+    }
+
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        self.exec(move |c| delivery::drop_dead_letter(c, id)).await
+    }
+
+    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
+        let target = target.to_owned();
+        self.read(move |c| delivery::stats(c, &target)).await
+    }
+
+    async fn target_id(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (t, p, i) = (target.to_owned(), provider.to_owned(), id.to_owned());
+        self.read_point(move |c| delivery::target_id(c, &t, &p, kind, &i))
+            .await
+    }
+
+    async fn set_target_id(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        target_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (t, p, i) = (target.to_owned(), provider.to_owned(), id.to_owned());
+        self.exec(move |c| delivery::set_target_id(c, &t, &p, kind, &i, target_id.as_deref()))
             .await
     }
 

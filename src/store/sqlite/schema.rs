@@ -13,6 +13,7 @@ const APP_MARKER: &str = "scim-bridge";
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_vault.sql"),
+    include_str!("migrations/0003_delivery.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -1,6 +1,7 @@
 use super::*;
-use crate::store::{IndexKeys, MemberChange, MutationKind};
+use crate::store::{ChangeOp, IndexKeys, MemberChange, MutationKind};
 use chrono::TimeZone;
+use serde_json::Value;
 use serde_json::json;
 
 fn t0() -> DateTime<Utc> {
@@ -340,4 +341,191 @@ async fn member_only_update_keeps_a_concurrently_changed_document() {
         .unwrap();
     assert_eq!(g.doc["displayName"], "New");
     store.close().await;
+}
+
+fn update(id: &str, version: i64, doc: Value) -> Mutation {
+    Mutation {
+        expected_version: Some(version),
+        change: MutationKind::Update {
+            doc: Some(doc),
+            members: vec![],
+        },
+        ..create(id, ResourceKind::User, json!({}), vec![])
+    }
+}
+
+#[tokio::test]
+async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
+    use crate::store::DeliveryOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    // Before any route exists nothing is queued.
+    store
+        .apply(create(
+            "u0",
+            ResourceKind::User,
+            json!({"userName": "zero"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let routes = vec![
+        ("hook".to_owned(), "entra".to_owned()),
+        ("dms".to_owned(), "okta".to_owned()),
+    ];
+    assert_eq!(store.set_delivery_routes(routes).await.unwrap(), 0);
+    let now = t0();
+    let later = now + chrono::Duration::minutes(5);
+    assert!(
+        store
+            .claim_deliveries("hook", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Three changes to one user coalesce into one row spanning all three events.
+    store
+        .apply(create(
+            "u1",
+            ResourceKind::User,
+            json!({"userName": "one"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(update("u1", 1, json!({"userName": "one", "title": "a"})))
+        .await
+        .unwrap();
+    store
+        .apply(update("u1", 2, json!({"userName": "one", "title": "b"})))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("dms", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "okta only"
+    );
+    let claimed = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let d = claimed[0].clone();
+    let events = store
+        .resource_events("entra", ResourceKind::User, "u1", d.from_seq, d.last_seq)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // Leased: another instance gets nothing until the lease runs out.
+    assert!(
+        store
+            .claim_deliveries("hook", "b", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A change arriving in flight survives the success of the older delivery.
+    store
+        .apply(update("u1", 3, json!({"userName": "one", "title": "c"})))
+        .await
+        .unwrap();
+    // The wrong owner cannot finish it.
+    store
+        .finish_delivery(d.clone(), "b", DeliveryOutcome::Done, now)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(d.clone(), "a", DeliveryOutcome::Done, now)
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].from_seq, again[0].last_seq),
+        (d.last_seq, d.last_seq + 1)
+    );
+
+    // Retry: not due until next_at; then dead-lettered and re-queued from the DLQ.
+    let retry_at = now + chrono::Duration::seconds(30);
+    let outcome = DeliveryOutcome::Retry {
+        next_at: retry_at,
+        error: "HTTP 503".into(),
+    };
+    store
+        .finish_delivery(again[0].clone(), "a", outcome, now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("hook", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = store.delivery_stats("hook").await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.retrying, stats.dead_letters),
+        (1, 1, 0)
+    );
+    let due = store
+        .claim_deliveries("hook", "a", retry_at, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[0].last_error.as_deref(), Some("HTTP 503"));
+    let dead = DeliveryOutcome::Dead {
+        error: "HTTP 400: bad userName".into(),
+    };
+    store
+        .finish_delivery(due[0].clone(), "a", dead, now)
+        .await
+        .unwrap();
+    let letters = store.dead_letters(Some("hook")).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error, "HTTP 400: bad userName");
+    assert_eq!(letters[0].attempts, 2);
+    assert_eq!(store.delivery_stats("hook").await.unwrap().queued, 0);
+    assert!(store.requeue_dead_letter(letters[0].id, now).await.unwrap());
+    assert!(!store.requeue_dead_letter(letters[0].id, now).await.unwrap());
+    let back = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (back[0].from_seq, back[0].last_seq),
+        (due[0].from_seq, due[0].last_seq)
+    );
+
+    // Target ids; routes removed drop their queue.
+    store
+        .set_target_id(
+            "hook",
+            "entra",
+            ResourceKind::User,
+            "u1",
+            Some("T-1".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .target_id("hook", "entra", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("T-1")
+    );
+    assert_eq!(store.set_delivery_routes(vec![]).await.unwrap(), 1);
 }

@@ -600,5 +600,14 @@ fn event(
         detail.to_string(),
         m.request_id
     ])?;
-    Ok(c.last_insert_rowid())
+    let seq = c.last_insert_rowid();
+    // Fan out to every target routed from this provider; a row already queued for the
+    // resource absorbs the change (coalescing) and keeps its place and backoff.
+    c.prepare_cached(
+        "INSERT INTO delivery_queue (target, provider, kind, resource_id, from_seq, last_seq, queued_at, next_at)
+         SELECT target, ?1, ?2, ?3, ?4 - 1, ?4, ?5, ?5 FROM delivery_routes WHERE provider = ?1
+         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET last_seq = excluded.last_seq",
+    )?
+    .execute(params![m.provider, m.kind.name(), m.id, seq, at])?;
+    Ok(seq)
 }

@@ -1,0 +1,171 @@
+//! `scim-bridge dlq list|show|retry|drop`: changes a target refused or that failed too
+//! often, with the target's answer.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{Failure, setup};
+use crate::config::Environment;
+use crate::store::{DeadLetter, Store};
+
+/// Dead-letter actions.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead letters, oldest first.
+    List {
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter in full, with the target's answer.
+    Show {
+        /// Its id
+        id: i64,
+    },
+    /// Queue the changes again (a running daemon delivers them at once).
+    Retry {
+        /// Its id
+        #[arg(required_unless_present = "all")]
+        id: Option<i64>,
+        /// Every dead letter (of `--target`, when given)
+        #[arg(long)]
+        all: bool,
+        /// With `--all`: only this target
+        #[arg(long, requires = "all")]
+        target: Option<String>,
+    },
+    /// Discard a dead letter for good.
+    Drop {
+        /// Its id
+        id: i64,
+    },
+}
+
+pub async fn run(
+    action: DlqCommand,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let store = setup::open_sqlite(&cfg).await?;
+    let result = act(action, &store).await;
+    store.close().await;
+    result
+}
+
+fn store_err(e: crate::store::StoreError) -> Failure {
+    Failure::store(e.to_string())
+}
+
+fn missing(id: i64) -> Failure {
+    Failure::runtime(format!(
+        "no dead letter with id {id} (see `scim-bridge dlq list`)"
+    ))
+}
+
+async fn act(action: DlqCommand, store: &dyn Store) -> Result<(), Failure> {
+    match action {
+        DlqCommand::List { target, json } => {
+            let letters = store
+                .dead_letters(target.as_deref())
+                .await
+                .map_err(store_err)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&letters).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<6} {:<14} {:<10} {:<6} {:<38} {:<9} ERROR",
+                "ID", "TARGET", "PROVIDER", "TYPE", "RESOURCE", "ATTEMPTS"
+            );
+            for l in &letters {
+                let mut error: String = l.error.chars().take(60).collect();
+                if error.len() < l.error.len() {
+                    error.push('…');
+                }
+                println!(
+                    "{:<6} {:<14} {:<10} {:<6} {:<38} {:<9} {error}",
+                    l.id,
+                    l.target,
+                    l.provider,
+                    l.kind.name(),
+                    l.resource_id,
+                    l.attempts
+                );
+            }
+            Ok(())
+        }
+        DlqCommand::Show { id } => {
+            let letters = store.dead_letters(None).await.map_err(store_err)?;
+            let l = letters
+                .iter()
+                .find(|l| l.id == id)
+                .ok_or_else(|| missing(id))?;
+            print_letter(l);
+            Ok(())
+        }
+        DlqCommand::Retry { id, all, target } => {
+            let ids: Vec<i64> = if all {
+                store
+                    .dead_letters(target.as_deref())
+                    .await
+                    .map_err(store_err)?
+                    .iter()
+                    .map(|l| l.id)
+                    .collect()
+            } else {
+                id.into_iter().collect()
+            };
+            let mut queued = 0;
+            for id in ids {
+                if store
+                    .requeue_dead_letter(id, Utc::now())
+                    .await
+                    .map_err(store_err)?
+                {
+                    queued += 1;
+                } else if !all {
+                    return Err(missing(id));
+                }
+            }
+            println!("{queued} dead letter(s) queued again");
+            Ok(())
+        }
+        DlqCommand::Drop { id } => {
+            if store.drop_dead_letter(id).await.map_err(store_err)? {
+                println!("dead letter {id} dropped");
+                Ok(())
+            } else {
+                Err(missing(id))
+            }
+        }
+    }
+}
+
+fn print_letter(l: &DeadLetter) {
+    println!("id         {}", l.id);
+    println!("target     {}", l.target);
+    println!(
+        "resource   {} {} (provider {})",
+        l.kind.name(),
+        l.resource_id,
+        l.provider
+    );
+    println!("changes    events {}..={}", l.from_seq + 1, l.last_seq);
+    println!("queued     {}", l.queued_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "gave up    {} after {} attempt(s)",
+        l.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        l.attempts
+    );
+    println!("answer     {}", l.error);
+}

@@ -1,0 +1,302 @@
+//! The per-target delivery loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::backoff::Backoff;
+use super::pacer::Pacer;
+use super::target::{Change, State, Target, TargetError};
+use crate::clock::Clock;
+use crate::entropy::Entropy;
+use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
+
+/// How one target is driven.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Resources delivered in parallel (each resource one at a time).
+    pub concurrency: usize,
+    /// Requests per second at most; `None` for no limit.
+    pub rate_per_second: Option<f64>,
+    /// Attempts before a change is dead-lettered.
+    pub max_attempts: u32,
+    /// One delivery's time limit; a slower target counts as a transient failure.
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    /// How long a claimed row stays ours; must exceed `timeout` comfortably.
+    pub lease: Duration,
+    /// Idle wait between looks at the queue.
+    pub poll: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            rate_per_second: None,
+            max_attempts: 10,
+            timeout: Duration::from_secs(30),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(300),
+            },
+            lease: Duration::from_secs(120),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What one engine has done since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Sum of delivery durations, in microseconds (with `delivered + retried + dead`).
+    pub busy_micros: AtomicU64,
+}
+
+/// Delivers one target's queue.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    target: Arc<dyn Target>,
+    cfg: EngineConfig,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    /// Lease owner: unique per process, so instances sharing a database never finish
+    /// each other's deliveries.
+    owner: String,
+    pacer: Pacer,
+    pub counters: Arc<DeliveryCounters>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("target", &self.target.name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        target: Arc<dyn Target>,
+        cfg: EngineConfig,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        owner: String,
+    ) -> Self {
+        Self {
+            pacer: Pacer::new(cfg.rate_per_second),
+            store,
+            target,
+            cfg,
+            clock,
+            entropy,
+            owner,
+            counters: Arc::new(DeliveryCounters::default()),
+        }
+    }
+
+    /// Runs until `stop` turns true, then lets deliveries in flight finish (each is
+    /// bounded by the timeout) so their outcome is recorded rather than left to a lease.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let mut store_failures: u32 = 0;
+        while !*stop.borrow() {
+            let free = slots.available_permits();
+            if free == 0 {
+                // Wait for a delivery to finish.
+                tokio::select! {
+                    p = Arc::clone(&slots).acquire_owned() => drop(p),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let now = self.clock.now();
+            let claimed = match self
+                .store
+                .claim_deliveries(
+                    self.target.name(),
+                    &self.owner,
+                    now,
+                    now + chrono(self.cfg.lease),
+                    free,
+                )
+                .await
+            {
+                Ok(c) => {
+                    store_failures = 0;
+                    c
+                }
+                Err(e) => {
+                    store_failures = store_failures.saturating_add(1);
+                    if store_failures == 1 {
+                        tracing::error!(target_name = %self.target.name(), error = %e, "cannot read the delivery queue");
+                    }
+                    if matches!(e, StoreError::Closed) {
+                        break;
+                    }
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.cfg.poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for d in claimed {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
+                let engine = Arc::clone(&self);
+                tokio::spawn(async move {
+                    engine.deliver(d).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Every permit back means every delivery recorded.
+        let all = u32::try_from(self.cfg.concurrency.max(1)).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(
+            self.cfg.timeout + Duration::from_secs(5),
+            slots.acquire_many(all),
+        )
+        .await;
+    }
+
+    async fn deliver(&self, d: QueuedDelivery) {
+        let started = std::time::Instant::now();
+        let outcome =
+            match self.change(&d).await {
+                Err(e) => DeliveryOutcome::Retry {
+                    next_at: self.clock.now()
+                        + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
+                    error: format!("reading the change failed: {e}"),
+                },
+                Ok(change) => {
+                    self.pacer.wait().await;
+                    let result =
+                        match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change))
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(TargetError::Transient {
+                                message: format!("no answer within {:?}", self.cfg.timeout),
+                                retry_after: None,
+                            }),
+                        };
+                    self.outcome(&d, &change, result).await
+                }
+            };
+        let counter = match &outcome {
+            DeliveryOutcome::Done => &self.counters.delivered,
+            DeliveryOutcome::Retry { .. } => &self.counters.retried,
+            DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.busy_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        match &outcome {
+            DeliveryOutcome::Done => {
+                tracing::debug!(target_name = %self.target.name(), resource = %d.resource_id, seq = d.last_seq, "delivered")
+            }
+            DeliveryOutcome::Retry { error, next_at } => {
+                tracing::info!(target_name = %self.target.name(), resource = %d.resource_id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
+            }
+            DeliveryOutcome::Dead { error } => {
+                tracing::warn!(target_name = %self.target.name(), resource = %d.resource_id, %error, "delivery dead-lettered")
+            }
+        }
+        if let Err(e) = self
+            .store
+            .finish_delivery(d, &self.owner, outcome, self.clock.now())
+            .await
+        {
+            // The lease runs out and the change is delivered again: late, never lost.
+            tracing::error!(target_name = %self.target.name(), error = %e, "cannot record a delivery outcome");
+        }
+    }
+
+    async fn change(&self, d: &QueuedDelivery) -> Result<Change, StoreError> {
+        let resource = self.store.get(&d.provider, d.kind, &d.resource_id).await?;
+        let events = self
+            .store
+            .resource_events(&d.provider, d.kind, &d.resource_id, d.from_seq, d.last_seq)
+            .await?;
+        let target_id = self
+            .store
+            .target_id(self.target.name(), &d.provider, d.kind, &d.resource_id)
+            .await?;
+        Ok(Change {
+            provider: d.provider.clone(),
+            kind: d.kind,
+            resource_id: d.resource_id.clone(),
+            seq: d.last_seq,
+            state: resource.map_or(State::Deleted, |r| State::Present(r.doc)),
+            events,
+            target_id,
+        })
+    }
+
+    async fn outcome(
+        &self,
+        d: &QueuedDelivery,
+        change: &Change,
+        result: Result<Option<String>, TargetError>,
+    ) -> DeliveryOutcome {
+        match result {
+            Ok(target_id) => {
+                if target_id != change.target_id
+                    && let Err(e) = self
+                        .store
+                        .set_target_id(
+                            self.target.name(),
+                            &d.provider,
+                            d.kind,
+                            &d.resource_id,
+                            target_id,
+                        )
+                        .await
+                {
+                    return DeliveryOutcome::Retry {
+                        next_at: self.clock.now() + chrono(self.cfg.backoff.base),
+                        error: format!("delivered, but recording the target id failed: {e}"),
+                    };
+                }
+                DeliveryOutcome::Done
+            }
+            Err(TargetError::Permanent { message }) => DeliveryOutcome::Dead { error: message },
+            Err(TargetError::Transient {
+                message,
+                retry_after,
+            }) => {
+                if d.attempts + 1 >= self.cfg.max_attempts {
+                    return DeliveryOutcome::Dead {
+                        error: format!(
+                            "gave up after {} attempts; last: {message}",
+                            d.attempts + 1
+                        ),
+                    };
+                }
+                let wait = retry_after
+                    .unwrap_or_else(|| self.cfg.backoff.delay(d.attempts, self.entropy.as_ref()));
+                DeliveryOutcome::Retry {
+                    next_at: self.clock.now() + chrono(wait),
+                    error: message,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Delivery: pushes every change to every target routed from its provider — in order
+//! per resource, coalesced, paced, retried with backoff, and dead-lettered rather than
+//! dropped.
+//!
+//! The store queues a change for each target in the same transaction as the change
+//! itself (see the `0003_delivery` migration), so nothing here can lose one: an
+//! [`Engine`] claims due rows with a lease, pushes each resource's latest state through
+//! its [`Target`], and records the outcome. A crash mid-delivery leaves the lease to run
+//! out; the change is then delivered again, so targets must apply idempotently (they get
+//! the target id recorded by the previous success, and the sequence number).
+
+mod backoff;
+mod engine;
+mod pacer;
+mod target;
+
+pub use backoff::{Backoff, parse_retry_after};
+pub use engine::{DeliveryCounters, Engine, EngineConfig};
+pub use pacer::Pacer;
+pub use target::{Change, State, Target, TargetError};

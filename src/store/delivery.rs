@@ -1,0 +1,71 @@
+//! What the store keeps for delivery to downstream targets.
+
+use chrono::{DateTime, Utc};
+
+use crate::scim::ResourceKind;
+
+/// A resource with changes a target has not received yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDelivery {
+    pub target: String,
+    pub provider: String,
+    pub kind: ResourceKind,
+    pub resource_id: String,
+    /// Events after this sequence number are undelivered.
+    pub from_seq: i64,
+    /// The newest undelivered event when the row was claimed.
+    pub last_seq: i64,
+    /// When the oldest undelivered change arrived.
+    pub queued_at: DateTime<Utc>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// What came of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The target has everything up to the claimed `last_seq`.
+    Done,
+    /// Try again at `next_at`.
+    Retry {
+        next_at: DateTime<Utc>,
+        error: String,
+    },
+    /// Give up on these changes and keep them in the dead-letter queue.
+    Dead { error: String },
+}
+
+/// Changes set aside with the target's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub target: String,
+    pub provider: String,
+    #[serde(serialize_with = "kind_name")]
+    pub kind: ResourceKind,
+    pub resource_id: String,
+    pub from_seq: i64,
+    pub last_seq: i64,
+    pub queued_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One target's backlog, for metrics, `/readyz` and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryStats {
+    /// Resources with undelivered changes.
+    pub queued: u64,
+    /// Of those, how many wait for a retry after a failure.
+    pub retrying: u64,
+    /// When the oldest undelivered change arrived.
+    pub oldest: Option<DateTime<Utc>>,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+}
+
+fn kind_name<S: serde::Serializer>(kind: &ResourceKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.name())
+}

@@ -1,0 +1,393 @@
+//! SQL for delivery: routes, the coalescing queue with leases, dead letters, target ids.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::rows::{fmt_time, parse_kind, parse_time};
+use crate::scim::ResourceKind;
+use crate::store::{
+    ChangeEvent, ChangeOp, DeadLetter, DeliveryOutcome, DeliveryStats, QueuedDelivery, StoreError,
+};
+
+const QUEUE_COLUMNS: &str =
+    "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error";
+
+type RawQueued = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<String>,
+);
+
+fn raw_queued(r: &Row<'_>) -> rusqlite::Result<RawQueued> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn queued(raw: RawQueued) -> Result<QueuedDelivery, StoreError> {
+    let (target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error) =
+        raw;
+    Ok(QueuedDelivery {
+        target,
+        provider,
+        kind: parse_kind(&kind)?,
+        resource_id,
+        from_seq,
+        last_seq,
+        queued_at: parse_time(&queued_at)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        last_error,
+    })
+}
+
+/// Replaces the routing table; returns how many queued rows belonged to targets or
+/// routes that no longer exist (and were removed).
+pub(super) fn set_routes(c: &Connection, routes: &[(String, String)]) -> Result<usize, StoreError> {
+    c.execute("DELETE FROM delivery_routes", [])?;
+    let mut insert = c.prepare_cached(
+        "INSERT OR IGNORE INTO delivery_routes (target, provider) VALUES (?1, ?2)",
+    )?;
+    for (target, provider) in routes {
+        insert.execute(params![target, provider])?;
+    }
+    let removed = c.execute(
+        "DELETE FROM delivery_queue WHERE NOT EXISTS (SELECT 1 FROM delivery_routes r
+            WHERE r.target = delivery_queue.target AND r.provider = delivery_queue.provider)",
+        [],
+    )?;
+    Ok(removed)
+}
+
+/// Whether anything is due: a read, so an idle engine does not queue writes.
+pub(super) fn any_due(c: &Connection, target: &str, now: &str) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT 1 FROM delivery_queue WHERE target = ?1 AND next_at <= ?2
+               AND (lease_until IS NULL OR lease_until < ?2) LIMIT 1",
+    )?
+    .query_row(params![target, now], |_| Ok(()))
+    .optional()?
+    .is_some())
+}
+
+/// Leases up to `limit` due rows to `owner` until `until`.
+pub(super) fn claim(
+    c: &Connection,
+    target: &str,
+    owner: &str,
+    now: &str,
+    until: &str,
+    limit: usize,
+) -> Result<Vec<QueuedDelivery>, StoreError> {
+    let raws: Vec<RawQueued> = c
+        .prepare_cached(&format!(
+            "SELECT {QUEUE_COLUMNS} FROM delivery_queue WHERE target = ?1 AND next_at <= ?2
+               AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_at LIMIT ?3"
+        ))?
+        .query_map(params![target, now, limit as i64], raw_queued)?
+        .collect::<Result<_, _>>()?;
+    let mut lease = c.prepare_cached(
+        "UPDATE delivery_queue SET lease_owner = ?5, lease_until = ?6
+         WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+    )?;
+    let mut out = Vec::with_capacity(raws.len());
+    for raw in raws {
+        lease.execute(params![raw.0, raw.1, raw.2, raw.3, owner, until])?;
+        out.push(queued(raw)?);
+    }
+    Ok(out)
+}
+
+/// Records the outcome of a claimed delivery. Nothing happens unless `owner` still holds
+/// the lease (another instance may have taken over an expired one).
+pub(super) fn finish(
+    c: &Connection,
+    d: &QueuedDelivery,
+    owner: &str,
+    outcome: &DeliveryOutcome,
+    at: &str,
+) -> Result<(), StoreError> {
+    let key = params![d.target, d.provider, d.kind.name(), d.resource_id, owner];
+    let held: Option<i64> = c
+        .prepare_cached(
+            "SELECT last_seq FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3
+               AND resource_id = ?4 AND lease_owner = ?5",
+        )?
+        .query_row(key, |r| r.get(0))
+        .optional()?;
+    let Some(current_last) = held else {
+        return Ok(());
+    };
+    let pk = params![d.target, d.provider, d.kind.name(), d.resource_id];
+    match outcome {
+        DeliveryOutcome::Retry { next_at, error } => {
+            c.prepare_cached(
+                "UPDATE delivery_queue SET attempts = attempts + 1, next_at = ?5, last_error = ?6,
+                   lease_owner = NULL, lease_until = NULL
+                 WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+            )?
+            .execute(params![
+                d.target,
+                d.provider,
+                d.kind.name(),
+                d.resource_id,
+                fmt_time(*next_at),
+                error
+            ])?;
+            return Ok(());
+        }
+        DeliveryOutcome::Dead { error } => {
+            c.prepare_cached(
+                "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+                   queued_at, attempts, error, at)
+                 SELECT target, provider, kind, resource_id, from_seq, ?5, queued_at, attempts + 1, ?6, ?7
+                 FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+            )?
+            .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+        }
+        DeliveryOutcome::Done => {}
+    }
+    if current_last == d.last_seq {
+        c.prepare_cached(
+            "DELETE FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+        )?
+        .execute(pk)?;
+    } else {
+        // Changes arrived while this one was in flight: deliver them next, at once.
+        c.prepare_cached(
+            "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
+               last_error = NULL, lease_owner = NULL, lease_until = NULL
+             WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+        )?
+        .execute(params![
+            d.target,
+            d.provider,
+            d.kind.name(),
+            d.resource_id,
+            d.last_seq,
+            at
+        ])?;
+    }
+    Ok(())
+}
+
+/// Events of one resource in `(after, upto]`, oldest first.
+pub(super) fn resource_events(
+    c: &Connection,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<ChangeEvent>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT seq, provider, kind, resource_id, op, version, at, detail, request_id
+         FROM change_events WHERE provider = ?1 AND kind = ?2 AND resource_id = ?3
+           AND seq > ?4 AND seq <= ?5 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![provider, kind.name(), id, after, upto], raw_event)?;
+    rows.map(|r| event(r?)).collect()
+}
+
+pub(super) type RawEvent = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+);
+
+pub(super) fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+pub(super) fn event(raw: RawEvent) -> Result<ChangeEvent, StoreError> {
+    let (seq, provider, kind, resource_id, op, version, at, detail, request_id) = raw;
+    Ok(ChangeEvent {
+        seq,
+        provider,
+        kind: parse_kind(&kind)?,
+        resource_id,
+        op: ChangeOp::parse(&op)
+            .ok_or_else(|| StoreError::Database(format!("bad stored op {op:?}")))?,
+        version,
+        at: parse_time(&at)?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        request_id,
+    })
+}
+
+pub(super) fn dead_letters(
+    c: &Connection,
+    target: Option<&str>,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT id, target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, error, at
+         FROM dead_letters WHERE ?1 IS NULL OR target = ?1 ORDER BY id",
+    )?;
+    type Raw = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        i64,
+        String,
+        String,
+    );
+    let raws: Vec<Raw> = st
+        .query_map(params![target], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    raws.into_iter()
+        .map(
+            |(
+                id,
+                target,
+                provider,
+                kind,
+                resource_id,
+                from_seq,
+                last_seq,
+                queued_at,
+                attempts,
+                error,
+                at,
+            )| {
+                Ok(DeadLetter {
+                    id,
+                    target,
+                    provider,
+                    kind: parse_kind(&kind)?,
+                    resource_id,
+                    from_seq,
+                    last_seq,
+                    queued_at: parse_time(&queued_at)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    error,
+                    at: parse_time(&at)?,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Puts a dead letter's changes back in the queue, due now; `false` when no such letter.
+pub(super) fn requeue_dead_letter(c: &Connection, id: i64, at: &str) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "INSERT INTO delivery_queue (target, provider, kind, resource_id, from_seq, last_seq, queued_at, next_at)
+         SELECT target, provider, kind, resource_id, from_seq, last_seq, queued_at, ?2 FROM dead_letters WHERE id = ?1
+         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET
+           from_seq = min(from_seq, excluded.from_seq), last_seq = max(last_seq, excluded.last_seq), next_at = ?2",
+        params![id, at],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    c.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
+    Ok(true)
+}
+
+pub(super) fn drop_dead_letter(c: &Connection, id: i64) -> Result<bool, StoreError> {
+    Ok(c.execute("DELETE FROM dead_letters WHERE id = ?1", [id])? == 1)
+}
+
+pub(super) fn stats(c: &Connection, target: &str) -> Result<DeliveryStats, StoreError> {
+    let (queued, retrying, oldest): (i64, i64, Option<String>) = c
+        .prepare_cached(
+            "SELECT count(*), count(*) FILTER (WHERE attempts > 0), min(queued_at)
+             FROM delivery_queue WHERE target = ?1",
+        )?
+        .query_row([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let dead: i64 = c
+        .prepare_cached("SELECT count(*) FROM dead_letters WHERE target = ?1")?
+        .query_row([target], |r| r.get(0))?;
+    Ok(DeliveryStats {
+        queued: queued.max(0) as u64,
+        retrying: retrying.max(0) as u64,
+        oldest: oldest.as_deref().map(parse_time).transpose()?,
+        dead_letters: dead.max(0) as u64,
+    })
+}
+
+pub(super) fn target_id(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c
+        .prepare_cached(
+            "SELECT target_id FROM target_ids WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+        )?
+        .query_row(params![target, provider, kind.name(), id], |r| r.get(0))
+        .optional()?)
+}
+
+pub(super) fn set_target_id(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+    target_id: Option<&str>,
+) -> Result<(), StoreError> {
+    match target_id {
+        Some(tid) => c
+            .prepare_cached(
+                "INSERT INTO target_ids (target, provider, kind, resource_id, target_id) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET target_id = excluded.target_id",
+            )?
+            .execute(params![target, provider, kind.name(), id, tid])?,
+        None => c
+            .prepare_cached(
+                "DELETE FROM target_ids WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+            )?
+            .execute(params![target, provider, kind.name(), id])?,
+    };
+    Ok(())
+}
