@@ -103,7 +103,17 @@ pub async fn serve(
         );
     }
     let (stop_engines, engines_stop) = tokio::sync::watch::channel(false);
-    let owner = crate::entropy::uuid_v4(entropy.as_ref());
+    let owner = instance_id(&cfg.server.data_dir, entropy.as_ref())?;
+    let released = store
+        .release_leases(&owner)
+        .await
+        .map_err(|e| Failure::store(e.to_string()))?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "taking back deliveries that were in flight when this instance stopped"
+        );
+    }
     let mut engines = Vec::new();
     for d in deliverables {
         let engine = Arc::new(Engine::new(
@@ -310,4 +320,31 @@ async fn print_next_steps(
             .map_or("NAME", |p| p.name.as_str())
     ));
     eprintln!("{}", lines.join("\n"));
+}
+
+/// This instance's stable name, kept in the data directory: delivery leases carry it, so
+/// after a crash the restarted instance reclaims its own leases instead of waiting for
+/// them to run out, while other instances sharing a database keep theirs.
+fn instance_id(data_dir: &Path, entropy: &dyn crate::entropy::Entropy) -> Result<String, Failure> {
+    let path = data_dir.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Failure::store(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = match host.trim() {
+        "" => "instance",
+        h => h,
+    };
+    let id = format!("{host}-{}", &crate::entropy::uuid_v4(entropy)[..8]);
+    std::fs::write(&path, &id)
+        .map_err(|e| Failure::store(format!("cannot write {}: {e}", path.display())))?;
+    Ok(id)
 }

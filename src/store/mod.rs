@@ -138,6 +138,10 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<QueuedDelivery>, StoreError>;
 
+    /// Releases every lease `owner` holds: called at start, so a restarted instance takes
+    /// back at once what it was delivering when it died.
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError>;
+
     /// Records a claimed delivery's outcome (ignored when `owner` lost the lease).
     /// Changes that arrived meanwhile stay queued and become due at once.
     async fn finish_delivery(

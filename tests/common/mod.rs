@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_oauth;
+pub mod fake_webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

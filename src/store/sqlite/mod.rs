@@ -601,6 +601,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        self.exec(move |c| {
+            Ok(c.execute(
+                "UPDATE delivery_queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+                [owner],
+            )?)
+        })
+        .await
+    }
+
     async fn finish_delivery(
         &self,
         d: QueuedDelivery,

@@ -1,0 +1,158 @@
+//! A strict, unreliable webhook receiver on a real port: it verifies the signature and
+//! the CloudEvents shape of every request, fails a configurable share of them (500, 503,
+//! 429 with Retry-After, or no answer at all) and records what it accepted.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const SECRET: &str = "whsec-test-7Yk2mQ9vL4";
+
+#[derive(Debug, Default)]
+pub struct Receiver {
+    /// Share of requests to fail, 0.0 ..= 1.0.
+    pub failure_rate: f64,
+    /// Refuse everything with 503 (the target is down).
+    pub down: bool,
+    /// How long a "hanging" failure waits before answering.
+    pub hang: Duration,
+    rng: u64,
+    /// resource id → accepted (seq, type, title) in arrival order.
+    pub accepted: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
+    pub requests: u64,
+    pub failures: u64,
+    /// Requests refused for a bad signature or shape: must stay 0.
+    pub rejected: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<Receiver>>;
+
+pub fn new_receiver(failure_rate: f64, seed: u64) -> Shared {
+    Arc::new(Mutex::new(Receiver {
+        failure_rate,
+        rng: seed | 1,
+        hang: Duration::from_secs(3),
+        ..Receiver::default()
+    }))
+}
+
+/// Starts the receiver on its own thread; returns its URL.
+pub fn start_blocking(r: Shared) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = Router::new().route("/hook", post(hook)).with_state(r);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tx.send(format!("http://{addr}/hook")).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn next(r: &mut Receiver) -> f64 {
+    // xorshift64*: deterministic per seed, no dependency.
+    r.rng ^= r.rng >> 12;
+    r.rng ^= r.rng << 25;
+    r.rng ^= r.rng >> 27;
+    (r.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn verify(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, String> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype != "application/cloudevents+json" {
+        return Err(format!("content type {ctype:?}"));
+    }
+    let sig = headers
+        .get("x-scim-bridge-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no signature")?;
+    let (t, v1) = sig
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .ok_or("malformed signature")?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let expected = hex::decode(v1).map_err(|_| "signature not hex")?;
+    mac.verify_slice(&expected).map_err(|_| "bad signature")?;
+    let event: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    for key in ["specversion", "id", "source", "type", "time", "data"] {
+        if event.get(key).is_none() {
+            return Err(format!("event without {key}"));
+        }
+    }
+    Ok(event)
+}
+
+async fn hook(State(r): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let (fail, hang) = {
+        let mut g = r.lock().unwrap();
+        g.requests += 1;
+        if g.down {
+            g.failures += 1;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let roll = next(&mut g);
+        (roll < g.failure_rate, g.hang)
+    };
+    if fail {
+        let kind = { next(&mut r.lock().unwrap()) };
+        r.lock().unwrap().failures += 1;
+        return if kind < 0.3 {
+            (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+        } else if kind < 0.55 {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else if kind < 0.8 {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                "slow down",
+            )
+                .into_response()
+        } else {
+            // No answer within the bridge's timeout.
+            tokio::time::sleep(hang).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        };
+    }
+    match verify(&headers, &body) {
+        Err(why) => {
+            r.lock().unwrap().rejected.push(why.clone());
+            (StatusCode::BAD_REQUEST, why).into_response()
+        }
+        Ok(event) => {
+            let data = &event["data"];
+            let id = data["id"].as_str().unwrap_or_default().to_owned();
+            let seq = data["seq"].as_i64().unwrap_or(-1);
+            let kind = event["type"].as_str().unwrap_or_default().to_owned();
+            let title = data["resource"]["title"].as_str().map(str::to_owned);
+            r.lock()
+                .unwrap()
+                .accepted
+                .entry(id)
+                .or_default()
+                .push((seq, kind, title));
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
