@@ -12,6 +12,10 @@ use common::{Daemon, Scim, config_text, free_port};
 use serde_json::{Value, json};
 
 fn daemon(hook_url: &str) -> Daemon {
+    daemon_with(hook_url, "")
+}
+
+fn daemon_with(hook_url: &str, more: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let secret = dir.path().join("hook.secret");
@@ -28,6 +32,7 @@ signing_secret = {{ file = "hook.secret" }}
 timeout = "1s"
 max_attempts = 1000
 concurrency = 8
+{more}
 "#
     );
     let config = dir.path().join("scim-bridge.toml");
@@ -222,4 +227,97 @@ async fn sigkill_during_delivery_loses_nothing() {
     }
     wait_drained(&d).await;
     check(&receiver, &live, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mass_deprovisioning_guard_pauses_until_approved_and_protects_breakglass() {
+    let receiver = fake_webhook::new_receiver(0.0, 1);
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let d = daemon_with(
+        &url,
+        r#"[targets.guard]
+max_deprovisions = 3
+window = "1h"
+protected = ["BreakGlass@firm.example"]"#,
+    );
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "breakglass@firm.example",
+        "a@firm.example",
+        "b@firm.example",
+        "c@firm.example",
+        "d@firm.example",
+        "e@firm.example",
+        "f@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, "t")).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    wait_drained(&d).await;
+    for id in &ids {
+        assert_eq!(scim.delete(&format!("/Users/{id}")).await, 204);
+    }
+    let deletes = |r: &Shared| {
+        r.lock()
+            .unwrap()
+            .accepted
+            .values()
+            .filter(|v| {
+                v.last()
+                    .is_some_and(|e| e.1 == "com.scim-bridge.user.deleted")
+            })
+            .count()
+    };
+    // Three deletions go through, then the guard trips and the rest wait.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = delivery(&d).await;
+        if s["guard"]["state"] == "tripped" && s["queued"] == 3 && s["dead_letters"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "guard never tripped: {s}\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(deletes(&receiver), 3);
+    let status = String::from_utf8_lossy(&d.cli(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("GUARD TRIPPED") && status.contains("more than 3 deactivations"),
+        "{status}"
+    );
+
+    // The protected account was never sent, and says why in the DLQ.
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(letters[0]["resource_id"], ids[0]);
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("protected account"),
+        "{letters}"
+    );
+
+    let out = d.cli(&["approve", "--target", "hooks"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = wait_drained(&d).await;
+    assert_eq!(after["guard"]["state"], "armed", "{after}");
+    assert_eq!(deletes(&receiver), 6);
+    assert!(
+        !receiver.lock().unwrap().accepted[&ids[0]]
+            .iter()
+            .any(|e| e.1.ends_with("deleted"))
+    );
+    // Approving again: nothing to approve.
+    assert!(!d.cli(&["approve", "--target", "hooks"]).status.success());
 }

@@ -6,6 +6,7 @@
 //! 5 cannot listen (address in use, permission) ·
 //! 6 vault: wrong or too short passphrase, damaged vault, vault missing.
 
+mod approve;
 mod dlq;
 mod link;
 mod serve;
@@ -112,6 +113,13 @@ pub enum Command {
         #[command(subcommand)]
         action: vault::SecretCommand,
     },
+    /// Release a target's tripped mass-deprovisioning guard: paused deactivations and
+    /// deletions go ahead.
+    Approve {
+        /// Target name
+        #[arg(long)]
+        target: String,
+    },
     /// Inspect, retry and drop dead letters (changes a target did not take).
     Dlq {
         /// Dead-letter action.
@@ -204,6 +212,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Secret { action } => {
             vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Approve { target } => {
+            approve::run(&target, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Dlq { action } => {
             dlq::run(action, cli.config.as_deref(), cli.data_dir, &env).await

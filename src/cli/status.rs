@@ -83,6 +83,24 @@ pub async fn run(
                     ),
                 };
                 println!("target     {name}: {line}");
+                let delivery = &t["delivery"];
+                if let Some(q) = delivery.get("queued") {
+                    println!(
+                        "           delivery: {q} queued, {} retrying, {} dead letters",
+                        delivery["retrying"], delivery["dead_letters"]
+                    );
+                }
+                if delivery["guard"]["state"] == "tripped" {
+                    println!(
+                        "           GUARD TRIPPED since {}: {}; destructive changes paused. Release: {}",
+                        delivery["guard"]["since"].as_str().unwrap_or("?"),
+                        delivery["guard"]["reason"].as_str().unwrap_or("?"),
+                        delivery["guard"]["release"].as_str().unwrap_or("?")
+                    );
+                }
+                if let Some(reason) = delivery.get("reason").and_then(Value::as_str) {
+                    println!("           delivery: {reason}");
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::{
     AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
 };
-use crate::delivery::{EngineConfig, Target};
+use crate::delivery::{EngineConfig, GuardConfig, Target};
 use crate::entropy::Entropy;
 use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
@@ -261,6 +261,12 @@ pub async fn deliverables(
             timeout: t.delivery.timeout,
             // A lease outlives any single attempt, so only a dead process loses one.
             lease: t.delivery.timeout * 2 + Duration::from_secs(30),
+            guard: GuardConfig {
+                max_deprovisions: t.guard.max_deprovisions,
+                max_percent: t.guard.max_deprovision_percent,
+                window: t.guard.window,
+                protected: t.guard.protected.clone(),
+            },
             ..EngineConfig::default()
         };
         let providers = if t.providers.is_empty() {

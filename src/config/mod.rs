@@ -54,9 +54,9 @@ pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
-    CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, LogFormat,
-    LoggingConfig, MutabilitySetting, ProviderConfig, ResourceSetting, ReturnedSetting, ScimConfig,
-    ServerConfig, TargetConfig, TargetKind, UniquenessSetting, VaultConfig,
+    CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, GuardSettings,
+    LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, ResourceSetting, ReturnedSetting,
+    ScimConfig, ServerConfig, TargetConfig, TargetKind, UniquenessSetting, VaultConfig,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
 

@@ -119,6 +119,32 @@ pub struct TargetConfig {
     pub delivery: DeliverySettings,
     /// Webhooks: the HMAC-SHA256 key that signs every request.
     pub signing_secret: Option<SecretRef>,
+    pub guard: GuardSettings,
+}
+
+/// The mass-deprovisioning guard of one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardSettings {
+    /// Deactivations and deletions allowed per window before the rest pause.
+    pub max_deprovisions: Option<u64>,
+    /// The same as a share of the provider's users, in percent.
+    pub max_deprovision_percent: Option<f64>,
+    pub window: Duration,
+    /// userNames never deactivated or deleted (break-glass admins), compared
+    /// case-insensitively.
+    pub protected: Vec<String>,
+}
+
+impl Default for GuardSettings {
+    /// Entra's own accidental-deletion threshold, per hour.
+    fn default() -> Self {
+        Self {
+            max_deprovisions: Some(500),
+            max_deprovision_percent: None,
+            window: Duration::from_secs(3600),
+            protected: Vec::new(),
+        }
+    }
 }
 
 /// How changes are pushed to one target.

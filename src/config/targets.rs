@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
-    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, TargetConfig, TargetKind,
+    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, GuardSettings, TargetConfig, TargetKind,
 };
 use super::tree::Loc;
 use super::tree::Val;
@@ -38,6 +38,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let max_attempts = t.get("max_attempts");
         let timeout = t.get("timeout");
         let signing_secret = t.get("signing_secret");
+        let guard = t.get("guard");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -93,6 +94,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
                 );
             }
         }
+        let guard = guard.map(|f| read_guard(ctx, &f)).unwrap_or_default();
         out.push(TargetConfig {
             name: name.unwrap_or_default(),
             kind,
@@ -101,6 +103,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             providers,
             delivery,
             signing_secret,
+            guard,
         });
     }
     out
@@ -304,4 +307,45 @@ fn read_rate(ctx: &mut Ctx, f: &Field<'_>) -> Option<f64> {
         );
         None
     }
+}
+
+/// `[targets.guard]`. `max_deprovisions = 0` turns the count limit off.
+fn read_guard(ctx: &mut Ctx, f: &Field<'_>) -> GuardSettings {
+    let mut out = GuardSettings::default();
+    let Some(mut t) = ctx.table(f) else {
+        return out;
+    };
+    let max = t.get("max_deprovisions");
+    let percent = t.get("max_deprovision_percent");
+    let window = t.get("window");
+    let protected = t.get("protected");
+    t.finish(ctx);
+    if let Some(v) = max.and_then(|f| ctx.int(&f, 0, None)) {
+        out.max_deprovisions = u64::try_from(v).ok().filter(|v| *v > 0);
+    }
+    if let Some(f) = percent {
+        out.max_deprovision_percent = read_rate(ctx, &f).filter(|p| {
+            let ok = *p <= 100.0;
+            if !ok {
+                ctx.error(f.loc(), &f.path, "expected a percentage from 0 to 100");
+            }
+            ok
+        });
+    }
+    if let Some(v) = window.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
+    {
+        out.window = v.max(Duration::from_secs(1));
+    }
+    if let Some(f) = protected
+        && let Some(items) = ctx.array(
+            &f,
+            "an array of userNames like [\"breakglass@firm.example\"]",
+        )
+    {
+        out.protected = items
+            .iter()
+            .filter_map(|i| ctx.non_empty_string(i))
+            .collect();
+    }
+    out
 }

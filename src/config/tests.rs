@@ -162,6 +162,12 @@ rate_limit_per_second = 2.5
 max_attempts = 5
 timeout = "10s"
 signing_secret = { vault = "hooks.signing" }
+
+[targets.guard]
+max_deprovisions = 0
+max_deprovision_percent = 5
+window = "30m"
+protected = ["breakglass@firm.example"]
 "#;
 
 #[test]
@@ -301,6 +307,7 @@ fn full_config_with_every_key() {
                 providers: vec![],
                 delivery: DeliverySettings::default(),
                 signing_secret: None,
+                guard: GuardSettings::default(),
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -315,6 +322,12 @@ fn full_config_with_every_key() {
                     timeout: Duration::from_secs(10),
                 },
                 signing_secret: Some(SecretRef::Vault("hooks.signing".into())),
+                guard: GuardSettings {
+                    max_deprovisions: None,
+                    max_deprovision_percent: Some(5.0),
+                    window: Duration::from_secs(1800),
+                    protected: vec!["breakglass@firm.example".into()],
+                },
             },
         ],
     };

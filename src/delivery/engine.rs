@@ -7,11 +7,15 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::backoff::Backoff;
+use super::guard::{Guard, GuardConfig, Verdict};
 use super::pacer::Pacer;
 use super::target::{Change, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
+
+/// How often a paused destructive change looks again whether the guard was released.
+const GUARD_RECHECK_SECS: i64 = 5;
 
 /// How one target is driven.
 #[derive(Debug, Clone)]
@@ -29,6 +33,7 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// Idle wait between looks at the queue.
     pub poll: Duration,
+    pub guard: GuardConfig,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +49,12 @@ impl Default for EngineConfig {
             },
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(100),
+            guard: GuardConfig {
+                max_deprovisions: Some(500),
+                max_percent: None,
+                window: Duration::from_secs(3600),
+                protected: Vec::new(),
+            },
         }
     }
 }
@@ -54,6 +65,8 @@ pub struct DeliveryCounters {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Destructive deliveries held back by the guard.
+    pub paused: AtomicU64,
     /// Sum of delivery durations, in microseconds (with `delivered + retried + dead`).
     pub busy_micros: AtomicU64,
 }
@@ -69,6 +82,7 @@ pub struct Engine {
     /// each other's deliveries.
     owner: String,
     pacer: Pacer,
+    guard: Guard,
     pub counters: Arc<DeliveryCounters>,
 }
 
@@ -95,6 +109,7 @@ impl Engine {
     ) -> Self {
         Self {
             pacer: Pacer::new(cfg.rate_per_second),
+            guard: Guard::new(cfg.guard.clone()),
             store,
             target,
             cfg,
@@ -176,32 +191,40 @@ impl Engine {
 
     async fn deliver(&self, d: QueuedDelivery) {
         let started = std::time::Instant::now();
-        let outcome =
-            match self.change(&d).await {
-                Err(e) => DeliveryOutcome::Retry {
-                    next_at: self.clock.now()
-                        + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
-                    error: format!("reading the change failed: {e}"),
-                },
-                Ok(change) => {
-                    self.pacer.wait().await;
-                    let result =
-                        match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change))
-                            .await
-                        {
-                            Ok(r) => r,
-                            Err(_) => Err(TargetError::Transient {
-                                message: format!("no answer within {:?}", self.cfg.timeout),
-                                retry_after: None,
-                            }),
-                        };
-                    self.outcome(&d, &change, result).await
+        let outcome = match self.change(&d).await {
+            Err(e) => DeliveryOutcome::Retry {
+                next_at: self.clock.now()
+                    + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
+                error: format!("reading the change failed: {e}"),
+            },
+            Ok(change) => {
+                let now = self.clock.now();
+                match self
+                    .guard
+                    .check(self.store.as_ref(), self.target.name(), &change, now)
+                    .await
+                {
+                    Err(e) => DeliveryOutcome::Retry {
+                        next_at: now + chrono(self.cfg.backoff.base),
+                        error: format!("checking the guard failed: {e}"),
+                    },
+                    Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why },
+                    Ok(Verdict::Pause(reason)) => DeliveryOutcome::Defer {
+                        next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
+                        reason: format!(
+                            "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
+                            self.target.name()
+                        ),
+                    },
+                    Ok(Verdict::Proceed) => self.attempt(&d, change).await,
                 }
-            };
+            }
+        };
         let counter = match &outcome {
             DeliveryOutcome::Done => &self.counters.delivered,
             DeliveryOutcome::Retry { .. } => &self.counters.retried,
             DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
+            DeliveryOutcome::Defer { .. } => &self.counters.paused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.counters.busy_micros.fetch_add(
@@ -218,6 +241,9 @@ impl Engine {
             DeliveryOutcome::Dead { error } => {
                 tracing::warn!(target_name = %self.target.name(), resource = %d.resource_id, %error, "delivery dead-lettered")
             }
+            DeliveryOutcome::Defer { .. } => {
+                tracing::debug!(target_name = %self.target.name(), resource = %d.resource_id, "destructive change paused by the guard")
+            }
         }
         if let Err(e) = self
             .store
@@ -227,6 +253,19 @@ impl Engine {
             // The lease runs out and the change is delivered again: late, never lost.
             tracing::error!(target_name = %self.target.name(), error = %e, "cannot record a delivery outcome");
         }
+    }
+
+    async fn attempt(&self, d: &QueuedDelivery, change: Change) -> DeliveryOutcome {
+        self.pacer.wait().await;
+        let result = match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(TargetError::Transient {
+                message: format!("no answer within {:?}", self.cfg.timeout),
+                retry_after: None,
+            }),
+        };
+        self.outcome(d, &change, result).await
     }
 
     async fn change(&self, d: &QueuedDelivery) -> Result<Change, StoreError> {

@@ -11,10 +11,12 @@
 
 mod backoff;
 mod engine;
+mod guard;
 mod pacer;
 mod target;
 
 pub use backoff::{Backoff, parse_retry_after};
 pub use engine::{DeliveryCounters, Engine, EngineConfig};
+pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
 pub use target::{Change, State, Target, TargetError};

@@ -116,6 +116,14 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
                 v["delivered"] = c.delivered.load(Ordering::Relaxed).into();
                 v["retried"] = c.retried.load(Ordering::Relaxed).into();
                 v["dead_lettered"] = c.dead_lettered.load(Ordering::Relaxed).into();
+                v["guard"] = match state.directory.store().guard(&t.name).await {
+                    Ok(g) if g.tripped_at.is_some() => json!({
+                        "state": "tripped", "since": g.tripped_at, "reason": g.reason,
+                        "release": format!("scim-bridge approve --target {}", t.name),
+                    }),
+                    Ok(g) => json!({ "state": "armed", "approved_until": g.approved_until }),
+                    Err(e) => json!({ "error": e.to_string() }),
+                };
                 v
             }
             (None, Some(note)) => json!({ "state": "not delivered", "reason": note }),

@@ -34,6 +34,11 @@ pub enum DeliveryOutcome {
     },
     /// Give up on these changes and keep them in the dead-letter queue.
     Dead { error: String },
+    /// Not attempted (paused by the guard): due again at `next_at`, attempts unchanged.
+    Defer {
+        next_at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// Changes set aside with the target's answer.
@@ -68,4 +73,15 @@ pub struct DeliveryStats {
 
 fn kind_name<S: serde::Serializer>(kind: &ResourceKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(kind.name())
+}
+
+/// A target's mass-deprovisioning guard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GuardState {
+    /// Set while destructive deliveries are paused.
+    pub tripped_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    /// Destructive deliveries go ahead without counting until then.
+    pub approved_until: Option<DateTime<Utc>>,
 }

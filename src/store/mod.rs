@@ -10,7 +10,7 @@ mod error;
 mod model;
 pub mod sqlite;
 
-pub use delivery::{DeadLetter, DeliveryOutcome, DeliveryStats, QueuedDelivery};
+pub use delivery::{DeadLetter, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery};
 pub use error::StoreError;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
@@ -173,6 +173,26 @@ pub trait Store: Send + Sync {
 
     /// A target's backlog.
     async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError>;
+
+    /// A target's mass-deprovisioning guard (default: not tripped).
+    async fn guard(&self, target: &str) -> Result<GuardState, StoreError>;
+
+    /// Pauses `target`'s destructive deliveries; keeps the first reason while tripped.
+    async fn trip_guard(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Releases a tripped guard; destructive deliveries then go ahead uncounted until
+    /// `until`. `false` when the guard was not tripped.
+    async fn approve_guard(
+        &self,
+        target: &str,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// The target's id for a resource, once created there.
     async fn target_id(

@@ -6,7 +6,8 @@ use serde_json::Value;
 use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryOutcome, DeliveryStats, QueuedDelivery, StoreError,
+    ChangeEvent, ChangeOp, DeadLetter, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery,
+    StoreError,
 };
 
 const QUEUE_COLUMNS: &str =
@@ -157,6 +158,14 @@ pub(super) fn finish(
                  FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
             )?
             .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+        }
+        DeliveryOutcome::Defer { next_at, reason } => {
+            c.prepare_cached(
+                "UPDATE delivery_queue SET next_at = ?5, last_error = ?6, lease_owner = NULL, lease_until = NULL
+                 WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+            )?
+            .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, fmt_time(*next_at), reason])?;
+            return Ok(());
         }
         DeliveryOutcome::Done => {}
     }
@@ -390,4 +399,57 @@ pub(super) fn set_target_id(
             .execute(params![target, provider, kind.name(), id])?,
     };
     Ok(())
+}
+
+pub(super) fn guard(c: &Connection, target: &str) -> Result<GuardState, StoreError> {
+    type Raw = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let raw: Option<Raw> = c
+        .prepare_cached(
+            "SELECT tripped_at, reason, approved_at, approved_until FROM delivery_guard WHERE target = ?1",
+        )?
+        .query_row([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((tripped_at, reason, approved_at, approved_until)) = raw else {
+        return Ok(GuardState::default());
+    };
+    let time = |t: Option<String>| t.as_deref().map(parse_time).transpose();
+    Ok(GuardState {
+        tripped_at: time(tripped_at)?,
+        reason,
+        approved_at: time(approved_at)?,
+        approved_until: time(approved_until)?,
+    })
+}
+
+pub(super) fn trip_guard(
+    c: &Connection,
+    target: &str,
+    reason: &str,
+    at: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO delivery_guard (target, tripped_at, reason) VALUES (?1, ?3, ?2)
+         ON CONFLICT (target) DO UPDATE SET tripped_at = coalesce(tripped_at, excluded.tripped_at),
+           reason = CASE WHEN tripped_at IS NULL THEN excluded.reason ELSE reason END",
+        params![target, reason, at],
+    )?;
+    Ok(())
+}
+
+pub(super) fn approve_guard(
+    c: &Connection,
+    target: &str,
+    at: &str,
+    until: &str,
+) -> Result<bool, StoreError> {
+    Ok(c.execute(
+        "UPDATE delivery_guard SET tripped_at = NULL, reason = NULL, approved_at = ?2, approved_until = ?3
+         WHERE target = ?1 AND tripped_at IS NOT NULL",
+        params![target, at, until],
+    )? == 1)
 }

@@ -20,8 +20,9 @@ use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryOutcome, DeliveryStats, Lookup, Mutation,
-    Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus, StoredResource, VaultRecord,
+    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryOutcome, DeliveryStats, GuardState,
+    Lookup, Mutation, Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus,
+    StoredResource, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -655,6 +656,33 @@ impl Store for SqliteStore {
     async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
         let target = target.to_owned();
         self.read(move |c| delivery::stats(c, &target)).await
+    }
+
+    async fn guard(&self, target: &str) -> Result<GuardState, StoreError> {
+        let target = target.to_owned();
+        self.read_point(move |c| delivery::guard(c, &target)).await
+    }
+
+    async fn trip_guard(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (target, reason) = (target.to_owned(), reason.to_owned());
+        self.exec(move |c| delivery::trip_guard(c, &target, &reason, &fmt_time(at)))
+            .await
+    }
+
+    async fn approve_guard(
+        &self,
+        target: &str,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let target = target.to_owned();
+        self.exec(move |c| delivery::approve_guard(c, &target, &fmt_time(at), &fmt_time(until)))
+            .await
     }
 
     async fn target_id(

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_vault.sql"),
     include_str!("migrations/0003_delivery.sql"),
+    include_str!("migrations/0004_guard.sql"),
 ];
 
 /// The schema version this binary writes.

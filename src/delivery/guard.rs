@@ -1,0 +1,155 @@
+//! The mass-deprovisioning guard: a mis-scoped IdP assignment can deactivate a whole
+//! firm in minutes, so past a threshold of deactivations and deletions per window a
+//! target's destructive deliveries pause (queued, not lost) until an admin approves.
+//! Protected accounts are never deactivated or deleted at all.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::target::{Change, State};
+use crate::scim::ResourceKind;
+use crate::store::{Store, StoreError};
+
+/// Thresholds and protected accounts of one target.
+#[derive(Debug, Clone, Default)]
+pub struct GuardConfig {
+    pub max_deprovisions: Option<u64>,
+    pub max_percent: Option<f64>,
+    pub window: Duration,
+    /// Lower-cased userNames.
+    pub protected: Vec<String>,
+}
+
+/// What to do with a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Proceed,
+    /// A protected account would be deactivated or deleted.
+    Protected(String),
+    /// The guard is (or just got) tripped.
+    Pause(String),
+}
+
+/// Counts destructive deliveries in a sliding window. The count lives in memory (a
+/// restart starts a new window); the tripped state lives in the store, so a pause
+/// survives restarts until approved.
+#[derive(Debug)]
+pub struct Guard {
+    cfg: GuardConfig,
+    recent: Mutex<VecDeque<DateTime<Utc>>>,
+}
+
+/// The resource's userName, from its document or, once deleted, its delete event.
+fn user_name(change: &Change) -> Option<String> {
+    let from_doc = match &change.state {
+        State::Present(doc) => doc.get("userName").and_then(Value::as_str),
+        State::Deleted => None,
+    };
+    from_doc
+        .or_else(|| {
+            change
+                .events
+                .iter()
+                .rev()
+                .find_map(|e| e.detail.get("userName").and_then(Value::as_str))
+        })
+        .map(str::to_owned)
+}
+
+/// "deletion" or "deactivation" when the change takes access away.
+pub fn destructive(change: &Change) -> Option<&'static str> {
+    match (&change.state, change.kind) {
+        (State::Deleted, _) => Some("deletion"),
+        (State::Present(doc), ResourceKind::User)
+            if doc.get("active").and_then(Value::as_bool) == Some(false) =>
+        {
+            Some("deactivation")
+        }
+        _ => None,
+    }
+}
+
+impl Guard {
+    pub fn new(mut cfg: GuardConfig) -> Self {
+        cfg.protected = cfg.protected.iter().map(|p| p.to_lowercase()).collect();
+        Self {
+            cfg,
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub async fn check(
+        &self,
+        store: &dyn Store,
+        target: &str,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<Verdict, StoreError> {
+        let Some(what) = destructive(change) else {
+            return Ok(Verdict::Proceed);
+        };
+        if change.kind == ResourceKind::User
+            && let Some(name) = user_name(change)
+            && self.cfg.protected.contains(&name.to_lowercase())
+        {
+            return Ok(Verdict::Protected(format!(
+                "{name} is a protected account (targets.guard.protected): its {what} was not sent"
+            )));
+        }
+        let state = store.guard(target).await?;
+        if state.tripped_at.is_some() {
+            return Ok(Verdict::Pause(state.reason.unwrap_or_default()));
+        }
+        if state.approved_until.is_some_and(|u| u > now) {
+            return Ok(Verdict::Proceed);
+        }
+        let users = match self.cfg.max_percent {
+            Some(_) => store.count(&change.provider, ResourceKind::User).await?,
+            None => 0,
+        };
+        let window = chrono::Duration::from_std(self.cfg.window).unwrap_or(chrono::Duration::MAX);
+        let reason = {
+            let mut recent = match self.recent.lock() {
+                Ok(r) => r,
+                Err(p) => p.into_inner(),
+            };
+            while recent.front().is_some_and(|t| now - *t >= window) {
+                recent.pop_front();
+            }
+            let n = recent.len() as u64 + 1;
+            let over_count = self.cfg.max_deprovisions.filter(|max| n > *max);
+            // The users already deleted still count towards the base.
+            let base = (users + n).max(1) as f64;
+            let over_percent = self
+                .cfg
+                .max_percent
+                .filter(|p| n as f64 * 100.0 / base > *p);
+            match (over_count, over_percent) {
+                (Some(max), _) => Some(format!(
+                    "more than {max} deactivations and deletions within {:?}",
+                    self.cfg.window
+                )),
+                (None, Some(p)) => Some(format!(
+                    "deactivations and deletions above {p}% of the users within {:?}",
+                    self.cfg.window
+                )),
+                (None, None) => {
+                    recent.push_back(now);
+                    None
+                }
+            }
+        };
+        match reason {
+            None => Ok(Verdict::Proceed),
+            Some(reason) => {
+                tracing::warn!(target_name = %target, %reason, "mass-deprovisioning guard tripped: destructive changes paused until `scim-bridge approve --target {target}`");
+                store.trip_guard(target, &reason, now).await?;
+                Ok(Verdict::Pause(reason))
+            }
+        }
+    }
+}
