@@ -178,6 +178,27 @@ async fn flaky_target_and_an_outage_converge_in_order() {
         let accepted: usize = r.accepted.values().map(Vec::len).sum();
         assert!(accepted < 100, "{accepted} deliveries for 30 resources");
     }
+    // The provisioning log of one user, end to end, and of a deleted one by id.
+    let out = d.cli(&["trace", "u5@firm.example"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("SCIM create") && text.contains("SCIM update"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-> hooks") && text.contains("delivered"),
+        "{text}"
+    );
+    let out = d.cli(&["trace", &deleted[0], "--json"]);
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = log[0]["log"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["op"] == "delete"), "{log}");
+    assert_eq!(entries.last().unwrap()["outcome"], "delivered", "{log}");
     let metrics = common::get(d.url("/metrics"))
         .await
         .unwrap()

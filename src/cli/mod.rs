@@ -14,6 +14,7 @@ mod setup;
 mod status;
 mod targets;
 mod token;
+mod trace;
 mod vault;
 
 use std::path::PathBuf;
@@ -126,6 +127,18 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqCommand,
     },
+    /// One user's or group's provisioning log: each change from the identity provider
+    /// and each delivery attempt to each target, with outcome and timing.
+    Trace {
+        /// A SCIM id, a userName or a group's displayName
+        who: String,
+        /// Only this provider
+        #[arg(long)]
+        provider: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// List and revoke user accounts linked to targets (authorization code + PKCE).
     Link {
         /// Link action.
@@ -218,6 +231,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dlq { action } => {
             dlq::run(action, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Trace {
+            who,
+            provider,
+            json,
+        } => {
+            trace::run(
+                &who,
+                provider.as_deref(),
+                json,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+            )
+            .await
         }
         Command::Link { action } => {
             link::run(action, cli.config.as_deref(), cli.data_dir, &env).await

@@ -14,6 +14,9 @@ use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
 
+/// Delivery attempts are kept this long for `scim-bridge trace`.
+const LOG_RETENTION_DAYS: i64 = 30;
+
 /// How often a paused destructive change looks again whether the guard was released.
 const GUARD_RECHECK_SECS: i64 = 5;
 
@@ -124,8 +127,16 @@ impl Engine {
     /// bounded by the timeout) so their outcome is recorded rather than left to a lease.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let mut next_prune = tokio::time::Instant::now();
         let mut store_failures: u32 = 0;
         while !*stop.borrow() {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += Duration::from_secs(3600);
+                let before = self.clock.now() - chrono::Duration::days(LOG_RETENTION_DAYS);
+                if let Err(e) = self.store.prune_delivery_log(before).await {
+                    tracing::warn!(error = %e, "cannot prune the delivery log");
+                }
+            }
             let free = slots.available_permits();
             if free == 0 {
                 // Wait for a delivery to finish.
@@ -247,7 +258,7 @@ impl Engine {
         }
         if let Err(e) = self
             .store
-            .finish_delivery(d, &self.owner, outcome, self.clock.now())
+            .finish_delivery(d, &self.owner, outcome, started.elapsed(), self.clock.now())
             .await
         {
             // The lease runs out and the change is delivered again: late, never lost.

@@ -75,6 +75,20 @@ fn kind_name<S: serde::Serializer>(kind: &ResourceKind, s: S) -> Result<S::Ok, S
     s.serialize_str(kind.name())
 }
 
+/// One delivery attempt, as `trace` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryAttempt {
+    pub target: String,
+    pub from_seq: i64,
+    pub last_seq: i64,
+    /// `delivered`, `retry`, `dead_letter` or `paused`.
+    pub outcome: String,
+    /// The error or reason, when not delivered.
+    pub detail: Option<String>,
+    pub duration_ms: u64,
+    pub at: DateTime<Utc>,
+}
+
 /// A target's mass-deprovisioning guard.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GuardState {

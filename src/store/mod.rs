@@ -10,7 +10,9 @@ mod error;
 mod model;
 pub mod sqlite;
 
-pub use delivery::{DeadLetter, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery};
+pub use delivery::{
+    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery,
+};
 pub use error::StoreError;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
@@ -142,15 +144,28 @@ pub trait Store: Send + Sync {
     /// back at once what it was delivering when it died.
     async fn release_leases(&self, owner: &str) -> Result<usize, StoreError>;
 
-    /// Records a claimed delivery's outcome (ignored when `owner` lost the lease).
-    /// Changes that arrived meanwhile stay queued and become due at once.
+    /// Records a claimed delivery's outcome (ignored when `owner` lost the lease) and logs
+    /// the attempt, which took `took`. Changes that arrived meanwhile stay queued and
+    /// become due at once.
     async fn finish_delivery(
         &self,
         delivery: QueuedDelivery,
         owner: &str,
         outcome: DeliveryOutcome,
+        took: std::time::Duration,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Delivery attempts for one resource, oldest first.
+    async fn delivery_attempts(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    /// Removes delivery-log rows older than `before`; returns how many.
+    async fn prune_delivery_log(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// One resource's change events in `(after_seq, upto_seq]`, oldest first.
     async fn resource_events(

@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery,
-    StoreError,
+    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
+    QueuedDelivery, StoreError,
 };
 
 const QUEUE_COLUMNS: &str =
@@ -119,6 +119,7 @@ pub(super) fn finish(
     d: &QueuedDelivery,
     owner: &str,
     outcome: &DeliveryOutcome,
+    took: std::time::Duration,
     at: &str,
 ) -> Result<(), StoreError> {
     let key = params![d.target, d.provider, d.kind.name(), d.resource_id, owner];
@@ -132,6 +133,28 @@ pub(super) fn finish(
     let Some(current_last) = held else {
         return Ok(());
     };
+    let (name, detail) = match outcome {
+        DeliveryOutcome::Done => ("delivered", None),
+        DeliveryOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
+        DeliveryOutcome::Dead { error } => ("dead_letter", Some(error.as_str())),
+        DeliveryOutcome::Defer { reason, .. } => ("paused", Some(reason.as_str())),
+    };
+    c.prepare_cached(
+        "INSERT INTO delivery_log (target, provider, kind, resource_id, from_seq, last_seq, outcome, detail, duration_ms, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        d.target,
+        d.provider,
+        d.kind.name(),
+        d.resource_id,
+        d.from_seq,
+        d.last_seq,
+        name,
+        detail,
+        i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+        at
+    ])?;
     let pk = params![d.target, d.provider, d.kind.name(), d.resource_id];
     match outcome {
         DeliveryOutcome::Retry { next_at, error } => {
@@ -452,4 +475,43 @@ pub(super) fn approve_guard(
          WHERE target = ?1 AND tripped_at IS NOT NULL",
         params![target, at, until],
     )? == 1)
+}
+
+pub(super) fn attempts(
+    c: &Connection,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Vec<DeliveryAttempt>, StoreError> {
+    type Raw = (String, i64, i64, String, Option<String>, i64, String);
+    let raws: Vec<Raw> = c
+        .prepare_cached(
+            "SELECT target, from_seq, last_seq, outcome, detail, duration_ms, at FROM delivery_log
+             WHERE provider = ?1 AND kind = ?2 AND resource_id = ?3 ORDER BY id",
+        )?
+        .query_map(params![provider, kind.name(), id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    raws.into_iter()
+        .map(|(target, from_seq, last_seq, outcome, detail, ms, at)| {
+            Ok(DeliveryAttempt {
+                target,
+                from_seq,
+                last_seq,
+                outcome,
+                detail,
+                duration_ms: u64::try_from(ms).unwrap_or(0),
+                at: parse_time(&at)?,
+            })
+        })
+        .collect()
 }

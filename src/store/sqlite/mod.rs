@@ -20,8 +20,8 @@ use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryOutcome, DeliveryStats, GuardState,
-    Lookup, Mutation, Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus,
+    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    GuardState, Lookup, Mutation, Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus,
     StoredResource, VaultRecord,
 };
 
@@ -618,11 +618,30 @@ impl Store for SqliteStore {
         d: QueuedDelivery,
         owner: &str,
         outcome: DeliveryOutcome,
+        took: std::time::Duration,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let owner = owner.to_owned();
-        self.exec(move |c| delivery::finish(c, &d, &owner, &outcome, &fmt_time(at)))
+        self.exec(move |c| delivery::finish(c, &d, &owner, &outcome, took, &fmt_time(at)))
             .await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let (p, i) = (provider.to_owned(), id.to_owned());
+        self.read(move |c| delivery::attempts(c, &p, kind, &i))
+            .await
+    }
+
+    async fn prune_delivery_log(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.exec(move |c| {
+            Ok(c.execute("DELETE FROM delivery_log WHERE at < ?1", [fmt_time(before)])?)
+        })
+        .await
     }
 
     async fn resource_events(

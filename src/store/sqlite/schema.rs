@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_vault.sql"),
     include_str!("migrations/0003_delivery.sql"),
     include_str!("migrations/0004_guard.sql"),
+    include_str!("migrations/0005_delivery_log.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -440,11 +440,23 @@ async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
         .unwrap();
     // The wrong owner cannot finish it.
     store
-        .finish_delivery(d.clone(), "b", DeliveryOutcome::Done, now)
+        .finish_delivery(
+            d.clone(),
+            "b",
+            DeliveryOutcome::Done,
+            std::time::Duration::from_millis(3),
+            now,
+        )
         .await
         .unwrap();
     store
-        .finish_delivery(d.clone(), "a", DeliveryOutcome::Done, now)
+        .finish_delivery(
+            d.clone(),
+            "a",
+            DeliveryOutcome::Done,
+            std::time::Duration::from_millis(3),
+            now,
+        )
         .await
         .unwrap();
     let again = store
@@ -464,7 +476,13 @@ async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
         error: "HTTP 503".into(),
     };
     store
-        .finish_delivery(again[0].clone(), "a", outcome, now)
+        .finish_delivery(
+            again[0].clone(),
+            "a",
+            outcome,
+            std::time::Duration::from_millis(3),
+            now,
+        )
         .await
         .unwrap();
     assert!(
@@ -489,7 +507,13 @@ async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
         error: "HTTP 400: bad userName".into(),
     };
     store
-        .finish_delivery(due[0].clone(), "a", dead, now)
+        .finish_delivery(
+            due[0].clone(),
+            "a",
+            dead,
+            std::time::Duration::from_millis(3),
+            now,
+        )
         .await
         .unwrap();
     let letters = store.dead_letters(Some("hook")).await.unwrap();
@@ -506,6 +530,27 @@ async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
     assert_eq!(
         (back[0].from_seq, back[0].last_seq),
         (due[0].from_seq, due[0].last_seq)
+    );
+
+    // Every attempt is in the log, in order, with its outcome.
+    let log = store
+        .delivery_attempts("entra", ResourceKind::User, "u1")
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = log.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["delivered", "retry", "dead_letter"],
+        "the wrong owner's finish is not logged"
+    );
+    assert_eq!(log[2].detail.as_deref(), Some("HTTP 400: bad userName"));
+    assert_eq!(log[0].duration_ms, 3);
+    assert_eq!(
+        store
+            .prune_delivery_log(now + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        3
     );
 
     // Target ids; routes removed drop their queue.
