@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The peers first: the outbound SCIM target's tests push into scim2-server, and with
+# SCIM_BRIDGE_REQUIRE_PEERS set they fail rather than skip when it is missing.
+echo "== peer tools (scim2-tester, scim-sanity, scim2-server)"
+scripts/peer/install.sh
+export SCIM_BRIDGE_REQUIRE_PEERS=1
+
 echo "== cargo test"
 cargo build --locked --bins
 cargo test --locked
 
-echo "== peer SCIM suites (scim2-tester, scim-sanity)"
-scripts/peer/install.sh
+echo "== peer SCIM suites against the binary"
 for provider in entra okta; do
   scripts/peer/against-binary.sh target/debug/scim-bridge "$provider"
 done

@@ -18,7 +18,7 @@ use crate::oauth::{
     TokenSource, TokenStore, build_client,
 };
 use crate::server::TargetHandle;
-use crate::targets::WebhookTarget;
+use crate::targets::{ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
 /// Timeout of one request to a token endpoint.
@@ -239,6 +239,22 @@ pub async fn deliverables(
                     t.name.clone(),
                     url,
                     secret,
+                    http,
+                    credentials,
+                    Arc::clone(&ctx.clock),
+                ))
+            }
+            TargetKind::Scim => {
+                let url = t.url.clone().ok_or_else(|| {
+                    Failure::config(format!(
+                        "targets[{index}].url: required: the SCIM base URL, e.g. \"https://app.example.com/scim/v2\""
+                    ))
+                })?;
+                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
+                let credentials = credentials(index, t, handle, ctx).await?;
+                Arc::new(ScimTarget::new(
+                    t.name.clone(),
+                    url,
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),

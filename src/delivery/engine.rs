@@ -1,5 +1,6 @@
 //! The per-target delivery loop.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use super::pacer::Pacer;
 use super::target::{Change, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
+use crate::scim::ResourceKind;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
 
 /// Delivery attempts are kept this long for `scim-bridge trace`.
@@ -285,11 +287,12 @@ impl Engine {
             .store
             .resource_events(&d.provider, d.kind, &d.resource_id, d.from_seq, d.last_seq)
             .await?;
+        let name = self.target.name();
         let target_id = self
             .store
-            .target_id(self.target.name(), &d.provider, d.kind, &d.resource_id)
+            .target_id(name, &d.provider, d.kind, &d.resource_id)
             .await?;
-        Ok(Change {
+        let mut change = Change {
             provider: d.provider.clone(),
             kind: d.kind,
             resource_id: d.resource_id.clone(),
@@ -297,7 +300,46 @@ impl Engine {
             state: resource.map_or(State::Deleted, |r| State::Present(r.doc)),
             events,
             target_id,
-        })
+            members: None,
+            member_ids: HashMap::new(),
+        };
+        if d.kind != ResourceKind::Group || change.state == State::Deleted {
+            return Ok(change);
+        }
+        let full = change.target_id.is_none()
+            || change.members_replaced()
+            || self.target.needs_full_members();
+        let mut wanted: Vec<(Option<ResourceKind>, String)> = Vec::new();
+        if full {
+            let members = self.store.members(&d.provider, &d.resource_id).await?;
+            for m in &members {
+                let kind = match m.kind.as_deref() {
+                    Some("Group") => ResourceKind::Group,
+                    _ => ResourceKind::User,
+                };
+                wanted.push((Some(kind), m.value.clone()));
+            }
+            change.members = Some(members);
+        }
+        let (added, removed) = change.member_deltas();
+        wanted.extend(added.into_iter().chain(removed).map(|id| (None, id)));
+        for (kind, id) in wanted {
+            if change.member_ids.contains_key(&id) {
+                continue;
+            }
+            // Deltas do not say whether the member is a user or a group.
+            let kinds = match kind {
+                Some(k) => vec![k],
+                None => vec![ResourceKind::User, ResourceKind::Group],
+            };
+            for k in kinds {
+                if let Some(tid) = self.store.target_id(name, &d.provider, k, &id).await? {
+                    change.member_ids.insert(id.clone(), tid);
+                    break;
+                }
+            }
+        }
+        Ok(change)
     }
 
     async fn outcome(

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::scim::ResourceKind;
+use std::collections::HashMap;
+
+use crate::scim::{MemberRef, ResourceKind};
 use crate::store::ChangeEvent;
 
 /// The resource's state the target should converge to.
@@ -30,6 +32,52 @@ pub struct Change {
     pub events: Vec<ChangeEvent>,
     /// The target's id for this resource, recorded by an earlier success.
     pub target_id: Option<String>,
+    /// Groups: the whole member list, given when the target has not seen the group yet,
+    /// when a change replaced the list wholesale, or when the target asks for it
+    /// ([`Target::needs_full_members`]); otherwise the deltas in `events` suffice.
+    pub members: Option<Vec<MemberRef>>,
+    /// Target ids of the members named in `members` and in the events' deltas, keyed by
+    /// bridge id; a member not delivered to the target yet is absent.
+    pub member_ids: HashMap<String, String>,
+}
+
+impl Change {
+    /// Member ids added and removed by the coalesced events, in order, net of each other.
+    pub fn member_deltas(&self) -> (Vec<String>, Vec<String>) {
+        let mut added: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        let ids = |e: &ChangeEvent, key: &str| -> Vec<String> {
+            e.detail
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        for e in &self.events {
+            for id in ids(e, "added") {
+                removed.retain(|x| *x != id);
+                if !added.contains(&id) {
+                    added.push(id);
+                }
+            }
+            for id in ids(e, "removed") {
+                added.retain(|x| *x != id);
+                if !removed.contains(&id) {
+                    removed.push(id);
+                }
+            }
+        }
+        (added, removed)
+    }
+
+    /// Whether a coalesced event replaced the member list wholesale.
+    pub fn members_replaced(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| e.detail.get("replaced") == Some(&Value::Bool(true)))
+    }
 }
 
 /// Why a target did not take a change.
@@ -53,6 +101,12 @@ pub enum TargetError {
 pub trait Target: Send + Sync {
     /// The configured name.
     fn name(&self) -> &str;
+
+    /// Whether every group delivery must carry the whole member list (a target that
+    /// cannot apply deltas, e.g. a SCIM server without PATCH).
+    fn needs_full_members(&self) -> bool {
+        false
+    }
 
     /// Brings the target's copy of the resource to `change.state`. Returns the target's
     /// id for the resource (`None` once deleted), recorded for the next change.

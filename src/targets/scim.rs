@@ -1,0 +1,370 @@
+//! Outbound SCIM 2.0: pushes users and groups to any SCIM service provider (Clio
+//! Operate, DiliTrust CLM, Clumio, Claras, …). Reads the target's
+//! `/ServiceProviderConfig` once and uses PATCH for group membership when it is
+//! supported, PUT with the whole list otherwise. Before creating, it looks for an
+//! existing resource (externalId, then userName or displayName), so a lost mapping never
+//! makes a duplicate.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::http::{body_prefix, classify};
+use crate::clock::Clock;
+use crate::delivery::{Change, State, Target, TargetError};
+use crate::oauth::Credentials;
+use crate::scim::ResourceKind;
+
+const SCIM_JSON: &str = "application/scim+json";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// One SCIM service provider.
+pub struct ScimTarget {
+    name: String,
+    /// Base URL without a trailing slash, e.g. `https://app.example.com/scim/v2`.
+    base: String,
+    http: reqwest::Client,
+    credentials: Credentials,
+    clock: Arc<dyn Clock>,
+    patch: OnceCell<bool>,
+}
+
+impl std::fmt::Debug for ScimTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTarget")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn endpoint(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "Users",
+        ResourceKind::Group => "Groups",
+    }
+}
+
+/// The document as the target should get it: no server-owned attributes.
+fn outbound(doc: &Value, kind: ResourceKind) -> Value {
+    let mut out = doc.clone();
+    if let Some(o) = out.as_object_mut() {
+        for key in ["id", "meta", "groups", "members"] {
+            o.remove(key);
+        }
+        if !o.contains_key("schemas") {
+            let schema = match kind {
+                ResourceKind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
+                ResourceKind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
+            };
+            o.insert("schemas".into(), json!([schema]));
+        }
+    }
+    out
+}
+
+fn quote(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+enum Sent {
+    Ok(Value),
+    NotFound,
+    Conflict,
+}
+
+impl ScimTarget {
+    pub fn new(
+        name: String,
+        base: String,
+        http: reqwest::Client,
+        credentials: Credentials,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            name,
+            base,
+            http,
+            credentials,
+            clock,
+            patch: OnceCell::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Sent, TargetError> {
+        let url = format!("{}/{path}", self.base);
+        let body = body.map(|b| b.to_string());
+        let response = self
+            .credentials
+            .send(|| {
+                let mut r = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header(reqwest::header::ACCEPT, SCIM_JSON);
+                if let Some(b) = &body {
+                    r = r
+                        .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
+                        .body(b.clone());
+                }
+                r
+            })
+            .await
+            .map_err(|e| TargetError::Transient {
+                message: e.to_string(),
+                retry_after: None,
+            })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND && method != reqwest::Method::POST {
+            return Ok(Sent::NotFound);
+        }
+        if status == reqwest::StatusCode::CONFLICT {
+            return Ok(Sent::Conflict);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = body_prefix(response, 4 * 1024 * 1024).await;
+        classify(status, retry_after.as_deref(), &text, self.clock.now())?;
+        if text.trim().is_empty() {
+            return Ok(Sent::Ok(Value::Null));
+        }
+        serde_json::from_str(&text)
+            .map(Sent::Ok)
+            .map_err(|_| TargetError::Transient {
+                message: format!("HTTP {status} with a body that is not JSON"),
+                retry_after: None,
+            })
+    }
+
+    async fn patch_supported(&self) -> bool {
+        *self
+            .patch
+            .get_or_init(|| async {
+                match self
+                    .send(reqwest::Method::GET, "ServiceProviderConfig", None)
+                    .await
+                {
+                    Ok(Sent::Ok(v)) => v["patch"]["supported"].as_bool().unwrap_or(false),
+                    // Unknown: PUT with the whole list works everywhere.
+                    _ => false,
+                }
+            })
+            .await
+    }
+
+    /// An existing resource matching the document, by externalId, then by name.
+    async fn find(&self, kind: ResourceKind, doc: &Value) -> Result<Option<String>, TargetError> {
+        let name_attr = match kind {
+            ResourceKind::User => "userName",
+            ResourceKind::Group => "displayName",
+        };
+        for attr in ["externalId", name_attr] {
+            let Some(v) = doc.get(attr).and_then(Value::as_str) else {
+                continue;
+            };
+            let filter = format!("{attr} eq \"{}\"", quote(v));
+            let mut url = url::Url::parse("http://x/").map_err(|e| TargetError::Permanent {
+                message: e.to_string(),
+            })?;
+            url.query_pairs_mut()
+                .append_pair("filter", &filter)
+                .append_pair("count", "2");
+            let path = format!("{}?{}", endpoint(kind), url.query().unwrap_or_default());
+            if let Sent::Ok(list) = self.send(reqwest::Method::GET, &path, None).await?
+                && let Some(id) = list["Resources"][0]["id"].as_str()
+            {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates the resource, or adopts an existing one that matches.
+    async fn create(&self, kind: ResourceKind, body: &Value) -> Result<String, TargetError> {
+        if let Some(id) = self.find(kind, body).await? {
+            self.replace(kind, &id, body).await?;
+            return Ok(id);
+        }
+        match self
+            .send(reqwest::Method::POST, endpoint(kind), Some(body))
+            .await?
+        {
+            Sent::Ok(created) => {
+                created["id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| TargetError::Permanent {
+                        message: "the target created the resource but returned no id".into(),
+                    })
+            }
+            // Created meanwhile by someone else: adopt it.
+            Sent::Conflict | Sent::NotFound => match self.find(kind, body).await? {
+                Some(id) => {
+                    self.replace(kind, &id, body).await?;
+                    Ok(id)
+                }
+                None => Err(TargetError::Permanent {
+                    message:
+                        "the target answered 409 Conflict but no matching resource can be found"
+                            .into(),
+                }),
+            },
+        }
+    }
+
+    /// PUT; `false` when the target no longer has the resource.
+    async fn replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+    ) -> Result<bool, TargetError> {
+        match self
+            .send(
+                reqwest::Method::PUT,
+                &format!("{}/{id}", endpoint(kind)),
+                Some(body),
+            )
+            .await?
+        {
+            Sent::Ok(_) => Ok(true),
+            Sent::NotFound => Ok(false),
+            Sent::Conflict => Err(TargetError::Permanent {
+                message: format!(
+                    "the target refused the update of {id} with 409 Conflict (uniqueness)"
+                ),
+            }),
+        }
+    }
+
+    fn member_list(change: &Change, ids: &[String]) -> Result<Vec<Value>, TargetError> {
+        ids.iter()
+            .map(|id| {
+                change
+                    .member_ids
+                    .get(id)
+                    .map(|t| json!({ "value": t }))
+                    .ok_or_else(|| TargetError::Transient {
+                        message: format!(
+                            "member {id} is not at the target yet; waiting for its own delivery"
+                        ),
+                        retry_after: None,
+                    })
+            })
+            .collect()
+    }
+
+    async fn apply_group(
+        &self,
+        change: &Change,
+        doc: &Value,
+    ) -> Result<Option<String>, TargetError> {
+        let mut body = outbound(doc, ResourceKind::Group);
+        if let Some(all) = &change.members {
+            let ids: Vec<String> = all.iter().map(|m| m.value.clone()).collect();
+            body["members"] = Value::Array(Self::member_list(change, &ids)?);
+            let id = match &change.target_id {
+                Some(id) if self.replace(ResourceKind::Group, id, &body).await? => id.clone(),
+                _ => self.create(ResourceKind::Group, &body).await?,
+            };
+            return Ok(Some(id));
+        }
+        let Some(id) = change.target_id.clone() else {
+            return Err(TargetError::Permanent {
+                message: "group delivered without members or target id".into(),
+            });
+        };
+        let (added, removed) = change.member_deltas();
+        let mut ops = vec![
+            json!({"op": "replace", "value": {"displayName": doc.get("displayName").cloned().unwrap_or(Value::Null)}}),
+        ];
+        if let Some(ext) = doc.get("externalId") {
+            ops.push(json!({"op": "replace", "value": {"externalId": ext}}));
+        }
+        if !added.is_empty() {
+            ops.push(json!({"op": "add", "path": "members", "value": Self::member_list(change, &added)?}));
+        }
+        for r in &removed {
+            // A member never delivered to the target is not there to remove.
+            if let Some(t) = change.member_ids.get(r) {
+                ops.push(
+                    json!({"op": "remove", "path": format!("members[value eq \"{}\"]", quote(t))}),
+                );
+            }
+        }
+        let patch = json!({"schemas": [PATCH_OP], "Operations": ops});
+        match self
+            .send(
+                reqwest::Method::PATCH,
+                &format!("Groups/{id}"),
+                Some(&patch),
+            )
+            .await?
+        {
+            Sent::Ok(_) => Ok(Some(id)),
+            // Gone at the target: the engine's next attempt sends the whole group.
+            Sent::NotFound => Err(TargetError::Transient {
+                message: format!("group {id} is gone at the target; it will be created again"),
+                retry_after: None,
+            }),
+            Sent::Conflict => Err(TargetError::Permanent {
+                message: format!("the target refused the change to group {id} with 409 Conflict"),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Target for ScimTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn needs_full_members(&self) -> bool {
+        // Before discovery has run, deltas would be guesswork.
+        !self.patch.get().copied().unwrap_or(false)
+    }
+
+    async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {
+        let supported = self.patch_supported().await;
+        match &change.state {
+            State::Deleted => {
+                if let Some(id) = &change.target_id {
+                    // Already gone is as good as deleted.
+                    self.send(
+                        reqwest::Method::DELETE,
+                        &format!("{}/{id}", endpoint(change.kind)),
+                        None,
+                    )
+                    .await?;
+                }
+                Ok(None)
+            }
+            State::Present(doc) if change.kind == ResourceKind::Group => {
+                if !supported && change.members.is_none() {
+                    return Err(TargetError::Transient {
+                        message: "the target has no PATCH; the whole member list is needed".into(),
+                        retry_after: None,
+                    });
+                }
+                self.apply_group(change, doc).await
+            }
+            State::Present(doc) => {
+                let body = outbound(doc, ResourceKind::User);
+                let id = match &change.target_id {
+                    Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
+                    _ => self.create(ResourceKind::User, &body).await?,
+                };
+                Ok(Some(id))
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The outbound SCIM target against `scim2-server` (PyPI), a real, independent SCIM
+//! server: Entra-shaped traffic into the bridge comes out as the same users and groups,
+//! memberships follow, a deleted user is deleted, and a user that already exists at the
+//! target is adopted instead of duplicated.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Scim, config_text, free_port};
+use serde_json::{Value, json};
+
+/// scim2-server from the peer venv; `None` (skip) unless SCIM_BRIDGE_REQUIRE_PEERS is set,
+/// as `scripts/test.sh` does, which makes a missing server a failure.
+fn scim2_server() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peer-venv/bin/scim2-server");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("SCIM_BRIDGE_REQUIRE_PEERS").is_none(),
+        "{} missing: run scripts/peer/install.sh",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} missing (run scripts/peer/install.sh)",
+        path.display()
+    );
+    None
+}
+
+struct Peer {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_peer(bin: &PathBuf) -> Peer {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "scim2-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Peer {
+        child,
+        base: format!("http://127.0.0.1:{port}/v2"),
+    }
+}
+
+async fn list(base: &str, what: &str) -> Vec<Value> {
+    let v: Value = common::get(format!("{base}/{what}?count=1000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_drained(d: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: Value = common::get(d.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let s = &r["targets"]["app"]["delivery"];
+        if s["queued"] == 0 {
+            assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not drained: {s}\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisions_into_scim2_server() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    // Already at the target before the bridge knows it: must be adopted, not duplicated.
+    let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
+    let pre = http
+        .post(format!("{}/Users", peer.base))
+        .header("content-type", "application/scim+json")
+        .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol@firm.example", "active": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+providers = ["entra"]
+timeout = "5s"
+"#,
+        peer.base
+    );
+    let config = dir.path().join("scim-bridge.toml");
+    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
+    let mut d = Daemon {
+        log: dir.path().join("daemon.log"),
+        dir,
+        config,
+        port,
+        child: None,
+    };
+    d.spawn();
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for (name, ext) in [
+        ("alice@firm.example", "e-1"),
+        ("bob@firm.example", "e-2"),
+        ("carol@firm.example", "e-3"),
+    ] {
+        let (status, body) = scim
+            .post(
+                "/Users",
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": name, "externalId": ext, "active": true,
+                    "name": {"givenName": "G", "familyName": name},
+                    "emails": [{"value": name, "type": "work", "primary": true}],
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Litigation", "members": [{"value": ids[0]}, {"value": ids[1]}],
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    wait_drained(&d).await;
+
+    let users = list(&peer.base, "Users").await;
+    assert_eq!(users.len(), 3, "carol adopted, not duplicated: {users:?}");
+    let by_name = |n: &str| users.iter().find(|u| u["userName"] == n).cloned().unwrap();
+    assert_eq!(by_name("alice@firm.example")["externalId"], "e-1");
+    assert_eq!(by_name("carol@firm.example")["externalId"], "e-3");
+    let groups = list(&peer.base, "Groups").await;
+    assert_eq!(groups.len(), 1);
+    let members: Vec<&str> = groups[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    let alice = by_name("alice@firm.example")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = by_name("bob@firm.example")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carol = by_name("carol@firm.example")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&alice.as_str()) && members.contains(&bob.as_str()));
+
+    // Entra-style changes: deactivate bob, swap a member, delete alice.
+    let (status, _) = scim
+        .patch(
+            &format!("/Users/{}", ids[1]),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let status = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "Add", "path": "members", "value": [{"value": ids[2]}]},
+                {"op": "Remove", "path": format!("members[value eq \"{}\"]", ids[1])}
+            ]}),
+        )
+        .await
+        .0;
+    assert!(status == 200 || status == 204, "{status}");
+    assert_eq!(scim.delete(&format!("/Users/{}", ids[0])).await, 204);
+    wait_drained(&d).await;
+
+    let users = list(&peer.base, "Users").await;
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert!(users.iter().all(|u| u["userName"] != "alice@firm.example"));
+    let bob_now = users
+        .iter()
+        .find(|u| u["userName"] == "bob@firm.example")
+        .unwrap();
+    assert_eq!(bob_now["active"], false, "{bob_now}");
+    let groups = list(&peer.base, "Groups").await;
+    let members: Vec<&str> = groups[0]["members"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    assert!(members.contains(&carol.as_str()), "{groups:?}");
+    assert!(!members.contains(&bob.as_str()), "{groups:?}");
+    d.kill9();
+}
