@@ -89,6 +89,24 @@ async fn setup(url: String, cfg: EngineConfig) -> Setup {
         .set_delivery_routes(vec![("hook".into(), "entra".into())])
         .await
         .expect("routes");
+    let (stop, engine) = start_engine(Arc::clone(&store), url, cfg);
+    Setup {
+        _dir: dir,
+        store,
+        stop,
+        engine,
+    }
+}
+
+/// An engine delivering `store`'s queue to the webhook at `url`.
+fn start_engine(
+    store: Arc<SqliteStore>,
+    url: String,
+    cfg: EngineConfig,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
     let target = WebhookTarget::new(
@@ -99,7 +117,7 @@ async fn setup(url: String, cfg: EngineConfig) -> Setup {
         Credentials::None,
         Arc::clone(&clock),
     );
-    let dyn_store: Arc<dyn Store> = store.clone();
+    let dyn_store: Arc<dyn Store> = store;
     let engine = Arc::new(Engine::new(
         dyn_store,
         Arc::new(target),
@@ -109,13 +127,7 @@ async fn setup(url: String, cfg: EngineConfig) -> Setup {
         "bench".into(),
     ));
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let engine = tokio::spawn(engine.run(rx));
-    Setup {
-        _dir: dir,
-        store,
-        stop,
-        engine,
-    }
+    (stop, tokio::spawn(engine.run(rx)))
 }
 
 async fn end_to_end(users: u64) {
@@ -214,28 +226,8 @@ async fn pacing_run(rate: f64, seconds: u64) {
     for t in tasks {
         let _ = t.await;
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
-    let target = WebhookTarget::new(
-        "hook".into(),
-        url,
-        SecretString::from("bench-secret"),
-        build_client(Duration::from_secs(10)).expect("client"),
-        Credentials::None,
-        Arc::clone(&clock),
-    );
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let engine = Arc::new(Engine::new(
-        dyn_store,
-        Arc::new(target),
-        cfg,
-        clock,
-        entropy,
-        "bench".into(),
-    ));
-    let (stop, rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let handle = tokio::spawn(engine.run(rx));
+    let (stop, handle) = start_engine(Arc::clone(&store), url, cfg);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let _ = stop.send(true);
     let elapsed = started.elapsed().as_secs_f64();
