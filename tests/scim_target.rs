@@ -234,5 +234,110 @@ timeout = "5s"
         .unwrap_or_default();
     assert!(members.contains(&carol.as_str()), "{groups:?}");
     assert!(!members.contains(&bob.as_str()), "{groups:?}");
+
+    // Drift made at the target behind the bridge's back: bob deleted there, carol's
+    // name changed there, an unknown active account added there.
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let http = http.clone();
+        async move {
+            let mut r = http
+                .request(method, path)
+                .header("content-type", "application/scim+json");
+            if let Some(b) = body {
+                r = r.body(b.to_string());
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(
+        send(
+            reqwest::Method::DELETE,
+            format!("{}/Users/{bob}", peer.base),
+            None
+        )
+        .await,
+        204
+    );
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "name.familyName", "value": "Drifted"}]});
+    let status = send(
+        reqwest::Method::PATCH,
+        format!("{}/Users/{carol}", peer.base),
+        Some(patch),
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let mallory = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "mallory@elsewhere.example", "active": true});
+    assert_eq!(
+        send(
+            reqwest::Method::POST,
+            format!("{}/Users", peer.base),
+            Some(mallory)
+        )
+        .await,
+        201
+    );
+
+    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<(String, String)> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["action"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |a: &str, n: &str| actions.iter().any(|(x, y)| x == a && y == n);
+    assert!(has("create", "bob@firm.example"), "{plan}");
+    assert!(has("update", "carol@firm.example"), "{plan}");
+    assert!(has("deactivate", "mallory@elsewhere.example"), "{plan}");
+    // Deleting alice in the bridge dropped her from Litigation; scim2-server kept the
+    // dangling member when its user was deleted: drift that the plan finds too.
+    assert!(has("members", "Litigation"), "{plan}");
+    assert_eq!(actions.len(), 4, "{plan}");
+    // The table form names the same plan.
+    let table = String::from_utf8_lossy(&d.cli(&["sync", "--target", "app", "--dry-run"]).stdout)
+        .into_owned();
+    assert!(
+        table.contains("plan: 1 create, 1 update, 0 link, 1 membership, 1 deactivate"),
+        "{table}"
+    );
+    assert_eq!(
+        list(&peer.base, "Users").await.len(),
+        2,
+        "a dry run changed the target"
+    );
+
+    let out = d.cli(&["sync", "--target", "app"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_drained(&d).await;
+    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["items"], json!([]), "not converged: {plan}");
+    let users = list(&peer.base, "Users").await;
+    let mallory = users
+        .iter()
+        .find(|u| u["userName"] == "mallory@elsewhere.example")
+        .unwrap();
+    assert_eq!(mallory["active"], false);
+    let carol_now = users
+        .iter()
+        .find(|u| u["userName"] == "carol@firm.example")
+        .unwrap();
+    assert_eq!(carol_now["name"]["familyName"], "carol@firm.example");
     d.kill9();
 }

@@ -12,6 +12,7 @@ mod link;
 mod serve;
 mod setup;
 mod status;
+mod sync;
 mod targets;
 mod token;
 mod trace;
@@ -121,6 +122,18 @@ pub enum Command {
         #[arg(long)]
         target: String,
     },
+    /// Reconcile a target now: read it, compare with the bridge, print the plan, apply it.
+    Sync {
+        /// Target name
+        #[arg(long)]
+        target: String,
+        /// Print the plan only
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect, retry and drop dead letters (changes a target did not take).
     Dlq {
         /// Dead-letter action.
@@ -228,6 +241,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Approve { target } => {
             approve::run(&target, cli.config.as_deref(), cli.data_dir, &env).await
+        }
+        Command::Sync {
+            target,
+            dry_run,
+            json,
+        } => {
+            sync::run(
+                &target,
+                dry_run,
+                json,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+            )
+            .await
         }
         Command::Dlq { action } => {
             dlq::run(action, cli.config.as_deref(), cli.data_dir, &env).await

@@ -307,6 +307,7 @@ impl Engine {
             return Ok(change);
         }
         let full = change.target_id.is_none()
+            || d.resync
             || change.members_replaced()
             || self.target.needs_full_members();
         let mut wanted: Vec<(Option<ResourceKind>, String)> = Vec::new();

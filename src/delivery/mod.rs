@@ -13,10 +13,12 @@ mod backoff;
 mod engine;
 mod guard;
 mod pacer;
+mod reconcile;
 mod target;
 
 pub use backoff::{Backoff, parse_retry_after};
 pub use engine::{DeliveryCounters, Engine, EngineConfig};
 pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
-pub use target::{Change, State, Target, TargetError};
+pub use reconcile::{Action, Applied, Plan, PlanItem, ReconcileError, apply, plan};
+pub use target::{Change, Snapshot, State, Target, TargetError};

@@ -80,6 +80,13 @@ impl Change {
     }
 }
 
+/// A target's users and groups as it reports them (SCIM-shaped documents with `id`).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub users: Vec<Value>,
+    pub groups: Vec<Value>,
+}
+
 /// Why a target did not take a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
@@ -106,6 +113,22 @@ pub trait Target: Send + Sync {
     /// cannot apply deltas, e.g. a SCIM server without PATCH).
     fn needs_full_members(&self) -> bool {
         false
+    }
+
+    /// Everything the target holds, for reconciliation; `None` when it cannot be read
+    /// (a webhook).
+    async fn snapshot(&self) -> Result<Option<Snapshot>, TargetError> {
+        Ok(None)
+    }
+
+    /// Deactivates a user the bridge does not know (found by reconciliation).
+    async fn deactivate(&self, target_id: &str) -> Result<(), TargetError> {
+        Err(TargetError::Permanent {
+            message: format!(
+                "{} cannot deactivate {target_id}: not supported by this target",
+                self.name()
+            ),
+        })
     }
 
     /// Brings the target's copy of the resource to `change.state`. Returns the target's

@@ -20,6 +20,8 @@ pub struct QueuedDelivery {
     /// Failed attempts so far.
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Deliver the whole resource (reconciliation found drift).
+    pub resync: bool,
 }
 
 /// What came of one delivery attempt.

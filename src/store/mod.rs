@@ -177,6 +177,16 @@ pub trait Store: Send + Sync {
         upto_seq: i64,
     ) -> Result<Vec<ChangeEvent>, StoreError>;
 
+    /// Queues a resource so its whole current state is delivered again, due now.
+    async fn enqueue_resync(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Dead letters, oldest first, of one target or all.
     async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
 

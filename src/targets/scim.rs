@@ -12,11 +12,13 @@ use tokio::sync::OnceCell;
 
 use super::http::{body_prefix, classify};
 use crate::clock::Clock;
-use crate::delivery::{Change, State, Target, TargetError};
+use crate::delivery::{Change, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
 const SCIM_JSON: &str = "application/scim+json";
+/// Resources per page when reading the whole target.
+const PAGE: u64 = 200;
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// One SCIM service provider.
@@ -331,6 +333,57 @@ impl Target for ScimTarget {
     fn needs_full_members(&self) -> bool {
         // Before discovery has run, deltas would be guesswork.
         !self.patch.get().copied().unwrap_or(false)
+    }
+
+    async fn snapshot(&self) -> Result<Option<Snapshot>, TargetError> {
+        let mut snap = Snapshot::default();
+        for (kind, into) in [
+            (ResourceKind::User, &mut snap.users),
+            (ResourceKind::Group, &mut snap.groups),
+        ] {
+            let mut start = 1u64;
+            loop {
+                let path = format!("{}?startIndex={start}&count={PAGE}", endpoint(kind));
+                let Sent::Ok(page) = self.send(reqwest::Method::GET, &path, None).await? else {
+                    return Err(TargetError::Permanent {
+                        message: format!("GET {path} answered 404 or 409"),
+                    });
+                };
+                let items = page["Resources"].as_array().cloned().unwrap_or_default();
+                let got = items.len() as u64;
+                into.extend(items);
+                let total = page["totalResults"].as_u64().unwrap_or(0);
+                start += got;
+                // Stop on a short or empty page too: some servers miscount totalResults.
+                if got == 0 || start > total {
+                    break;
+                }
+            }
+        }
+        Ok(Some(snap))
+    }
+
+    async fn deactivate(&self, target_id: &str) -> Result<(), TargetError> {
+        let body = if self.patch_supported().await {
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]})
+        } else {
+            let Sent::Ok(mut doc) = self
+                .send(reqwest::Method::GET, &format!("Users/{target_id}"), None)
+                .await?
+            else {
+                return Ok(());
+            };
+            doc["active"] = Value::Bool(false);
+            outbound(&doc, ResourceKind::User)
+        };
+        let method = if body.get("Operations").is_some() {
+            reqwest::Method::PATCH
+        } else {
+            reqwest::Method::PUT
+        };
+        self.send(method, &format!("Users/{target_id}"), Some(&body))
+            .await?;
+        Ok(())
     }
 
     async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {

@@ -10,8 +10,7 @@ use crate::store::{
     QueuedDelivery, StoreError,
 };
 
-const QUEUE_COLUMNS: &str =
-    "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error";
+const QUEUE_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error, resync";
 
 type RawQueued = (
     String,
@@ -23,6 +22,7 @@ type RawQueued = (
     String,
     i64,
     Option<String>,
+    bool,
 );
 
 fn raw_queued(r: &Row<'_>) -> rusqlite::Result<RawQueued> {
@@ -36,12 +36,23 @@ fn raw_queued(r: &Row<'_>) -> rusqlite::Result<RawQueued> {
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(9)?,
     ))
 }
 
 fn queued(raw: RawQueued) -> Result<QueuedDelivery, StoreError> {
-    let (target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error) =
-        raw;
+    let (
+        target,
+        provider,
+        kind,
+        resource_id,
+        from_seq,
+        last_seq,
+        queued_at,
+        attempts,
+        last_error,
+        resync,
+    ) = raw;
     Ok(QueuedDelivery {
         target,
         provider,
@@ -52,6 +63,7 @@ fn queued(raw: RawQueued) -> Result<QueuedDelivery, StoreError> {
         queued_at: parse_time(&queued_at)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         last_error,
+        resync,
     })
 }
 
@@ -201,7 +213,7 @@ pub(super) fn finish(
         // Changes arrived while this one was in flight: deliver them next, at once.
         c.prepare_cached(
             "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL
+               last_error = NULL, lease_owner = NULL, lease_until = NULL, resync = 0
              WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
         )?
         .execute(params![
@@ -514,4 +526,27 @@ pub(super) fn attempts(
             })
         })
         .collect()
+}
+
+/// Queues a resource for delivery of its whole current state, due now (reconciliation).
+pub(super) fn enqueue_resync(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+    at: &str,
+) -> Result<(), StoreError> {
+    let last: i64 = c
+        .prepare_cached(
+            "SELECT coalesce(max(seq), 0) FROM change_events WHERE provider = ?1 AND kind = ?2 AND resource_id = ?3",
+        )?
+        .query_row(params![provider, kind.name(), id], |r| r.get(0))?;
+    c.prepare_cached(
+        "INSERT INTO delivery_queue (target, provider, kind, resource_id, from_seq, last_seq, queued_at, next_at, resync)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, 1)
+         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET resync = 1, next_at = min(next_at, ?6)",
+    )?
+    .execute(params![target, provider, kind.name(), id, last, at])?;
+    Ok(())
 }

@@ -657,6 +657,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn enqueue_resync(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (t, p, i) = (target.to_owned(), provider.to_owned(), id.to_owned());
+        self.exec(move |c| delivery::enqueue_resync(c, &t, &p, kind, &i, &fmt_time(at)))
+            .await
+    }
+
     async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         let target = target.map(str::to_owned);
         self.read(move |c| delivery::dead_letters(c, target.as_deref()))

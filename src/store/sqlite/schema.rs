@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_delivery.sql"),
     include_str!("migrations/0004_guard.sql"),
     include_str!("migrations/0005_delivery_log.sql"),
+    include_str!("migrations/0006_resync.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,133 @@
+//! `scim-bridge sync --target NAME [--dry-run] [--json]`: reconcile one target now.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{Failure, setup, targets};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Environment;
+use crate::delivery::{Action, Plan, apply, plan};
+use crate::entropy::{Entropy, OsEntropy};
+use crate::store::Store;
+use crate::vault::Secrets;
+
+pub async fn run(
+    target: &str,
+    dry_run: bool,
+    as_json: bool,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let Some(index) = cfg.targets.iter().position(|t| t.name == target) else {
+        let names: Vec<_> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "no target named {target:?} (configured: {})",
+                names.join(", ")
+            ),
+        });
+    };
+    let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    let result = async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+        let secrets = match &cfg.vault {
+            Some(_) => super::vault::unlock(store.as_ref(), &cfg, env).await?.map(|(key, header)| {
+                Arc::new(Secrets::new(Arc::clone(&store), key, header, Arc::clone(&entropy), Arc::clone(&clock)))
+            }),
+            None => None,
+        };
+        let public_url = cfg.server.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+        let ctx = targets::Context { env, secrets, clock, entropy, public_url: &public_url };
+        let mut handles = targets::build(&cfg, &ctx).await?;
+        let deliverables = targets::deliverables(&cfg, &mut handles, &ctx).await?;
+        let Some(d) = deliverables.into_iter().find(|d| d.index == index) else {
+            return Err(Failure::runtime(format!("target {target} is not delivered to by this version, so it cannot be synced")));
+        };
+        if !as_json {
+            eprintln!("reading {target} …");
+        }
+        let p = plan(store.as_ref(), d.target.as_ref(), &d.providers)
+            .await
+            .map_err(|e| Failure::runtime(e.to_string()))?;
+        if dry_run {
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            } else {
+                print_plan(&p);
+                println!("dry run: nothing changed");
+            }
+            return Ok(());
+        }
+        let applied = apply(store.as_ref(), d.target.as_ref(), &p, d.engine.guard.max_deprovisions, Utc::now())
+            .await
+            .map_err(|e| Failure::store(e.to_string()))?;
+        if as_json {
+            println!("{}", serde_json::json!({ "plan": p, "applied": applied }));
+        } else {
+            print_plan(&p);
+            println!(
+                "applied: {} queued for delivery (the running daemon sends them), {} linked, {} deactivated",
+                applied.queued, applied.linked, applied.deactivated
+            );
+            if applied.held_back > 0 {
+                println!(
+                    "held back: {} deactivations exceed the guard's max_deprovisions; review the plan and raise the threshold or fix the IdP assignment",
+                    applied.held_back
+                );
+            }
+            for e in &applied.errors {
+                println!("error: {e}");
+            }
+        }
+        if applied.errors.is_empty() { Ok(()) } else { Err(Failure::runtime(format!("{} operation(s) failed", applied.errors.len()))) }
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+fn print_plan(p: &Plan) {
+    println!(
+        "target {}: bridge has {} users and {} groups, target has {} users and {} groups",
+        p.target, p.desired_users, p.desired_groups, p.target_users, p.target_groups
+    );
+    if p.items.is_empty() {
+        println!("in sync: nothing to do");
+        return;
+    }
+    println!(
+        "{:<11} {:<6} {:<36} {:<34} WHAT",
+        "ACTION", "TYPE", "NAME", "TARGET ID"
+    );
+    for i in &p.items {
+        let action = match i.action {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Link => "link",
+            Action::Members => "members",
+            Action::Deactivate => "deactivate",
+        };
+        println!(
+            "{action:<11} {:<6} {:<36} {:<34} {}",
+            i.kind.name(),
+            i.name,
+            i.target_id.as_deref().unwrap_or("-"),
+            i.detail
+        );
+    }
+    let count = |a| p.items.iter().filter(|i| i.action == a).count();
+    println!(
+        "plan: {} create, {} update, {} link, {} membership, {} deactivate",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Link),
+        count(Action::Members),
+        count(Action::Deactivate)
+    );
+}

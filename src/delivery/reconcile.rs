@@ -1,0 +1,379 @@
+//! Reconciliation: read what a target holds, compare it with what the bridge says it
+//! should hold, and produce a plan — create, update, link (adopt an existing resource),
+//! fix membership, deactivate users the bridge does not know. Applying a plan queues the
+//! resources for the engine (so the guard, pacing and retries apply) and deactivates the
+//! unknown users directly, within the guard's threshold.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::target::{Target, TargetError};
+use crate::scim::ResourceKind;
+use crate::store::{Store, StoreError, StoredResource};
+
+/// What a plan item does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Missing at the target.
+    Create,
+    /// At the target, with different attributes.
+    Update,
+    /// At the target under another id the bridge did not know: adopt it.
+    Link,
+    /// A group whose members differ.
+    Members,
+    /// At the target, unknown to the bridge, still active.
+    Deactivate,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    pub action: Action,
+    #[serde(serialize_with = "kind_name")]
+    pub kind: ResourceKind,
+    /// The bridge's resource (absent for users only the target has).
+    pub provider: Option<String>,
+    pub id: Option<String>,
+    pub target_id: Option<String>,
+    /// userName or displayName.
+    pub name: String,
+    /// What differs.
+    pub detail: String,
+}
+
+fn kind_name<S: serde::Serializer>(k: &ResourceKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.name())
+}
+
+/// A reconciliation plan for one target.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub target: String,
+    pub desired_users: usize,
+    pub desired_groups: usize,
+    pub target_users: usize,
+    pub target_groups: usize,
+    pub items: Vec<PlanItem>,
+}
+
+/// Why reconciliation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0} cannot be read, so it cannot be reconciled (webhooks keep no state)")]
+    Unreadable(String),
+    #[error("reading the target failed: {0}")]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// User attributes compared: the ones identity providers set and apps act on.
+const USER_FIELDS: &[&[&str]] = &[
+    &["userName"],
+    &["externalId"],
+    &["displayName"],
+    &["title"],
+    &["name", "givenName"],
+    &["name", "familyName"],
+];
+
+fn at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(doc, |v, k| v.get(k))
+}
+
+fn primary_email(doc: &Value) -> Option<String> {
+    let emails = doc.get("emails")?.as_array()?;
+    emails
+        .iter()
+        .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+}
+
+/// What differs between the bridge's user and the target's, as `field: a → b`.
+fn user_diff(want: &Value, have: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in USER_FIELDS {
+        let (w, h) = (at(want, path), at(have, path));
+        if w.is_some() && w != h {
+            out.push(format!("{}: {} → {}", path.join("."), show(h), show(w)));
+        }
+    }
+    let active = |d: &Value| d.get("active").and_then(Value::as_bool).unwrap_or(true);
+    if active(want) != active(have) {
+        out.push(format!("active: {} → {}", active(have), active(want)));
+    }
+    if primary_email(want).is_some() && primary_email(want) != primary_email(have) {
+        out.push(format!(
+            "email: {} → {}",
+            primary_email(have).unwrap_or_else(|| "-".into()),
+            primary_email(want).unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn text(doc: &Value, key: &str) -> Option<String> {
+    doc.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+async fn all(
+    store: &dyn Store,
+    provider: &str,
+    kind: ResourceKind,
+) -> Result<Vec<StoredResource>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.scan(provider, kind, after, 0, 1000).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(n) => after = n,
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The plan for `target`, whose desired state is the resources of `providers`.
+pub async fn plan(
+    store: &dyn Store,
+    target: &dyn Target,
+    providers: &[String],
+) -> Result<Plan, ReconcileError> {
+    let name = target.name().to_owned();
+    let snapshot = target
+        .snapshot()
+        .await?
+        .ok_or_else(|| ReconcileError::Unreadable(name.clone()))?;
+    let mut plan = Plan {
+        target: name.clone(),
+        target_users: snapshot.users.len(),
+        target_groups: snapshot.groups.len(),
+        ..Plan::default()
+    };
+    let by_id = |docs: &[Value]| -> HashMap<String, Value> {
+        docs.iter()
+            .filter_map(|d| Some((text(d, "id")?, d.clone())))
+            .collect()
+    };
+    let remote_users = by_id(&snapshot.users);
+    let remote_groups = by_id(&snapshot.groups);
+    let index = |docs: &[Value], key: &str| -> HashMap<String, String> {
+        docs.iter()
+            .filter_map(|d| Some((text(d, key)?.to_lowercase(), text(d, "id")?)))
+            .collect()
+    };
+    let users_by_ext = index(&snapshot.users, "externalId");
+    let users_by_name = index(&snapshot.users, "userName");
+    let groups_by_ext = index(&snapshot.groups, "externalId");
+    let groups_by_name = index(&snapshot.groups, "displayName");
+    let mut claimed: HashSet<String> = HashSet::new();
+    // Bridge user id → target id, for group membership.
+    let mut user_target: HashMap<String, String> = HashMap::new();
+
+    for provider in providers {
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let desired = all(store, provider, kind).await?;
+            let (remote, by_ext, by_name, name_key) = match kind {
+                ResourceKind::User => {
+                    plan.desired_users += desired.len();
+                    (&remote_users, &users_by_ext, &users_by_name, "userName")
+                }
+                ResourceKind::Group => {
+                    plan.desired_groups += desired.len();
+                    (
+                        &remote_groups,
+                        &groups_by_ext,
+                        &groups_by_name,
+                        "displayName",
+                    )
+                }
+            };
+            for r in desired {
+                let label = text(&r.doc, name_key).unwrap_or_default();
+                let mapped = store.target_id(&name, provider, kind, &r.id).await?;
+                let found = mapped.clone().filter(|t| remote.contains_key(t));
+                let (tid, link) = match found {
+                    Some(t) => (Some(t), false),
+                    None => {
+                        let m = text(&r.doc, "externalId")
+                            .and_then(|e| by_ext.get(&e.to_lowercase()))
+                            .or_else(|| by_name.get(&label.to_lowercase()))
+                            .cloned();
+                        (m.clone(), m.is_some())
+                    }
+                };
+                let item = |action, tid: Option<String>, detail: String| PlanItem {
+                    action,
+                    kind,
+                    provider: Some(provider.clone()),
+                    id: Some(r.id.clone()),
+                    target_id: tid,
+                    name: label.clone(),
+                    detail,
+                };
+                let Some(tid) = tid else {
+                    let why = if mapped.is_some() {
+                        "gone at the target"
+                    } else {
+                        "not at the target"
+                    };
+                    plan.items.push(item(Action::Create, None, why.into()));
+                    continue;
+                };
+                claimed.insert(tid.clone());
+                if kind == ResourceKind::User {
+                    user_target.insert(r.id.clone(), tid.clone());
+                }
+                if link {
+                    plan.items.push(item(
+                        Action::Link,
+                        Some(tid.clone()),
+                        "found by externalId or name".into(),
+                    ));
+                }
+                let have = remote.get(&tid).cloned().unwrap_or(Value::Null);
+                match kind {
+                    ResourceKind::User => {
+                        let diff = user_diff(&r.doc, &have);
+                        if !diff.is_empty() {
+                            plan.items
+                                .push(item(Action::Update, Some(tid), diff.join("; ")));
+                        }
+                    }
+                    ResourceKind::Group => {
+                        let mut diff = Vec::new();
+                        if text(&r.doc, "displayName") != text(&have, "displayName") {
+                            diff.push(format!("displayName → {label:?}"));
+                        }
+                        let members = store.members(provider, &r.id).await?;
+                        let want: HashSet<String> = members
+                            .iter()
+                            .filter_map(|m| user_target.get(&m.value).cloned())
+                            .collect();
+                        let got: HashSet<String> = have
+                            .get("members")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|m| text(m, "value"))
+                            .collect();
+                        let missing = want.difference(&got).count();
+                        let extra = got.difference(&want).count();
+                        if missing + extra > 0 {
+                            diff.push(format!("members: {missing} to add, {extra} to remove"));
+                        }
+                        if !diff.is_empty() {
+                            plan.items
+                                .push(item(Action::Members, Some(tid), diff.join("; ")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (tid, doc) in &remote_users {
+        let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
+        if !claimed.contains(tid) && active {
+            plan.items.push(PlanItem {
+                action: Action::Deactivate,
+                kind: ResourceKind::User,
+                provider: None,
+                id: None,
+                target_id: Some(tid.clone()),
+                name: text(doc, "userName").unwrap_or_default(),
+                detail: "not provisioned by the bridge".into(),
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Applied {
+    pub queued: usize,
+    pub linked: usize,
+    pub deactivated: usize,
+    /// Deactivations held back because they exceed `max_deactivations`.
+    pub held_back: usize,
+    pub errors: Vec<String>,
+}
+
+/// Applies `plan`: records links, queues creates, updates and membership fixes for the
+/// engine, and deactivates unknown users — none at all when there are more than
+/// `max_deactivations` (the guard's threshold), since that smells of a mis-scoped sync.
+pub async fn apply(
+    store: &dyn Store,
+    target: &dyn Target,
+    plan: &Plan,
+    max_deactivations: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    let mut out = Applied::default();
+    let name = target.name();
+    let deactivations = plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Deactivate)
+        .count() as u64;
+    let hold = max_deactivations.is_some_and(|m| deactivations > m);
+    let mut queued: HashSet<(String, String)> = HashSet::new();
+    for item in &plan.items {
+        match (item.action, &item.provider, &item.id) {
+            (Action::Deactivate, _, _) => {
+                if hold {
+                    out.held_back += 1;
+                    continue;
+                }
+                if let Some(tid) = &item.target_id {
+                    match target.deactivate(tid).await {
+                        Ok(()) => out.deactivated += 1,
+                        Err(e) => out
+                            .errors
+                            .push(format!("deactivating {} ({tid}): {e}", item.name)),
+                    }
+                }
+            }
+            (action, Some(provider), Some(id)) => {
+                match action {
+                    Action::Link => {
+                        store
+                            .set_target_id(name, provider, item.kind, id, item.target_id.clone())
+                            .await?;
+                        out.linked += 1;
+                    }
+                    Action::Create => {
+                        // A stale mapping would send updates to a resource that is gone.
+                        store
+                            .set_target_id(name, provider, item.kind, id, None)
+                            .await?;
+                    }
+                    _ => {}
+                }
+                if queued.insert((provider.clone(), id.clone())) {
+                    store
+                        .enqueue_resync(name, provider, item.kind, id, now)
+                        .await?;
+                    out.queued += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
