@@ -120,6 +120,7 @@ kind = "scim"
 url = "{}"
 providers = ["entra"]
 timeout = "5s"
+schedule = "0 0 1 1 *"
 "#,
         peer.base
     );
@@ -169,6 +170,20 @@ timeout = "5s"
 
     let users = list(&peer.base, "Users").await;
     assert_eq!(users.len(), 3, "carol adopted, not duplicated: {users:?}");
+    let ready: Value = common::get(d.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = ready["targets"]["app"]["reconcile"]["next"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        next.contains("-01-01T00:00:00"),
+        "scheduled reconciliation: {ready}"
+    );
     let by_name = |n: &str| users.iter().find(|u| u["userName"] == n).cloned().unwrap();
     assert_eq!(by_name("alice@firm.example")["externalId"], "e-1");
     assert_eq!(by_name("carol@firm.example")["externalId"], "e-3");

@@ -9,7 +9,9 @@ use super::Failure;
 use super::setup;
 use crate::clock::SystemClock;
 use crate::config::Environment;
-use crate::delivery::Engine;
+use std::str::FromStr;
+
+use crate::delivery::{Engine, ReconcileReport, run_scheduled};
 use crate::directory::Directory;
 use crate::entropy::OsEntropy;
 use crate::server::{self, AppState, Settings};
@@ -116,6 +118,24 @@ pub async fn serve(
     }
     let mut engines = Vec::new();
     for d in deliverables {
+        if let Some(expr) = cfg.targets.get(d.index).and_then(|t| t.schedule.clone()) {
+            let schedule = cron::Schedule::from_str(&expr)
+                .map_err(|e| Failure::config(format!("targets[{}].schedule: {e}", d.index)))?;
+            let report = Arc::new(std::sync::Mutex::new(ReconcileReport::default()));
+            if let Some(handle) = targets.get_mut(d.index) {
+                handle.reconcile = Some(Arc::clone(&report));
+            }
+            engines.push(tokio::spawn(run_scheduled(
+                Arc::clone(&store),
+                Arc::clone(&d.target),
+                d.providers.clone(),
+                schedule,
+                d.engine.guard.max_deprovisions,
+                Arc::clone(&clock),
+                report,
+                engines_stop.clone(),
+            )));
+        }
         let engine = Arc::new(Engine::new(
             Arc::clone(&store),
             d.target,

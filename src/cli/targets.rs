@@ -58,6 +58,7 @@ async fn build_one(
         linker: None,
         delivery: None,
         not_delivered: None,
+        reconcile: None,
     };
     let Some(auth) = &target.auth else {
         return Ok(auth_out);

@@ -36,6 +36,7 @@ mod check;
 mod defaults;
 mod error;
 mod reader;
+mod schedule;
 mod schema;
 mod secret;
 mod targets;
@@ -52,6 +53,7 @@ use toml::de::DeTable;
 
 pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
+pub use schedule::normalise as normalise_cron;
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, GuardSettings,

@@ -120,6 +120,9 @@ pub struct TargetConfig {
     /// Webhooks: the HMAC-SHA256 key that signs every request.
     pub signing_secret: Option<SecretRef>,
     pub guard: GuardSettings,
+    /// Reconciliation schedule in the `cron` crate's six-field form (seconds first),
+    /// normalised from the five standard fields the file holds.
+    pub schedule: Option<String>,
 }
 
 /// The mass-deprovisioning guard of one target.

@@ -39,6 +39,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let timeout = t.get("timeout");
         let signing_secret = t.get("signing_secret");
         let guard = t.get("guard");
+        let schedule = t.get("schedule");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -95,6 +96,22 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             }
         }
         let guard = guard.map(|f| read_guard(ctx, &f)).unwrap_or_default();
+        let schedule = schedule.and_then(|f| {
+            let text = ctx.text(&f, "a cron expression like \"0 */6 * * *\"")?;
+            match super::schedule::normalise(text) {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    ctx.error(f.loc(), &f.path, why);
+                    None
+                }
+            }
+        });
+        if schedule.is_some() && kind == TargetKind::Webhook {
+            ctx.warn(
+                &format!("{}.schedule", item.path),
+                "webhooks cannot be read, so a reconciliation schedule does nothing for them",
+            );
+        }
         out.push(TargetConfig {
             name: name.unwrap_or_default(),
             kind,
@@ -104,6 +121,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             delivery,
             signing_secret,
             guard,
+            schedule,
         });
     }
     out

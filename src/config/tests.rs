@@ -139,6 +139,7 @@ type = "integer"
 name = "imanage"
 kind = "imanage"
 url = "https://dms.example.com/"
+schedule = "0 */6 * * *"
 
 [targets.auth]
 method = "password"
@@ -308,6 +309,7 @@ fn full_config_with_every_key() {
                 delivery: DeliverySettings::default(),
                 signing_secret: None,
                 guard: GuardSettings::default(),
+                schedule: Some("0 0 */6 * * *".into()),
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -328,6 +330,7 @@ fn full_config_with_every_key() {
                     window: Duration::from_secs(1800),
                     protected: vec!["breakglass@firm.example".into()],
                 },
+                schedule: None,
             },
         ],
     };
@@ -1324,5 +1327,18 @@ client_id = "x"
     assert!(
         warned[0].contains("targets[0].auth.token_url"),
         "{warned:?}"
+    );
+}
+
+#[test]
+fn bad_schedules_are_explained_with_their_line() {
+    let text = "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://a.example.com/scim\"\nschedule = \"0 25 * * *\"\n";
+    let (_dir, path) = write_config(text);
+    let shown = load(&path, &Environment::new()).unwrap_err().to_string();
+    assert!(
+        shown.contains(":5:")
+            && shown.contains("targets[0].schedule")
+            && shown.contains("field 2 (hour)"),
+        "{shown}"
     );
 }

@@ -20,5 +20,7 @@ pub use backoff::{Backoff, parse_retry_after};
 pub use engine::{DeliveryCounters, Engine, EngineConfig};
 pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
-pub use reconcile::{Action, Applied, Plan, PlanItem, ReconcileError, apply, plan};
+pub use reconcile::{
+    Action, Applied, Plan, PlanItem, ReconcileError, ReconcileReport, apply, plan, run_scheduled,
+};
 pub use target::{Change, Snapshot, State, Target, TargetError};

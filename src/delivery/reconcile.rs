@@ -377,3 +377,80 @@ pub async fn apply(
     }
     Ok(out)
 }
+
+/// The outcome of the last scheduled reconciliation, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    pub at: Option<DateTime<Utc>>,
+    pub next: Option<DateTime<Utc>>,
+    /// Plan items found (drift).
+    pub drift: usize,
+    pub applied: Option<Applied>,
+    pub error: Option<String>,
+}
+
+/// Reconciles `target` whenever `schedule` fires, until `stop`. `schedule` is in the
+/// `cron` crate's form (see `config::normalise_cron`).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_scheduled(
+    store: std::sync::Arc<dyn Store>,
+    target: std::sync::Arc<dyn Target>,
+    providers: Vec<String>,
+    schedule: cron::Schedule,
+    max_deactivations: Option<u64>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    report: std::sync::Arc<std::sync::Mutex<ReconcileReport>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let set = |f: &dyn Fn(&mut ReconcileReport)| match report.lock() {
+        Ok(mut r) => f(&mut r),
+        Err(p) => f(&mut p.into_inner()),
+    };
+    loop {
+        let now = clock.now();
+        let Some(next) = schedule.after(&now).next() else {
+            return;
+        };
+        set(&|r| r.next = Some(next));
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let started = clock.now();
+        let outcome = match plan(store.as_ref(), target.as_ref(), &providers).await {
+            Err(e) => Err(e.to_string()),
+            Ok(p) => match apply(
+                store.as_ref(),
+                target.as_ref(),
+                &p,
+                max_deactivations,
+                clock.now(),
+            )
+            .await
+            {
+                Ok(a) => Ok((p.items.len(), a)),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match &outcome {
+            Ok((drift, a)) => {
+                tracing::info!(target_name = %target.name(), drift, queued = a.queued, deactivated = a.deactivated, held_back = a.held_back, "scheduled reconciliation done")
+            }
+            Err(e) => {
+                tracing::warn!(target_name = %target.name(), error = %e, "scheduled reconciliation failed")
+            }
+        }
+        set(&|r| {
+            r.at = Some(started);
+            match &outcome {
+                Ok((drift, a)) => {
+                    r.drift = *drift;
+                    r.applied = Some(a.clone());
+                    r.error = None;
+                }
+                Err(e) => r.error = Some(e.clone()),
+            }
+        });
+    }
+}

@@ -129,9 +129,17 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
             (None, Some(note)) => json!({ "state": "not delivered", "reason": note }),
             (None, None) => serde_json::Value::Null,
         };
+        let reconcile = t.reconcile.as_ref().and_then(|r| {
+            r.lock()
+                .ok()
+                .map(|r| serde_json::to_value(&*r).unwrap_or_default())
+        });
         out.insert(
             t.name.clone(),
-            json!({ "auth": auth, "account_linking": t.linker.is_some(), "delivery": delivery }),
+            json!({
+                "auth": auth, "account_linking": t.linker.is_some(),
+                "delivery": delivery, "reconcile": reconcile,
+            }),
         );
     }
     out

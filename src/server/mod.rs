@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::delivery::DeliveryCounters;
+use crate::delivery::{DeliveryCounters, ReconcileReport};
 use crate::directory::Directory;
 use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
@@ -77,6 +77,8 @@ pub struct TargetHandle {
     pub delivery: Option<Arc<DeliveryCounters>>,
     /// Why changes are not delivered to it, when they are not.
     pub not_delivered: Option<String>,
+    /// Its scheduled reconciliation, when it has a schedule.
+    pub reconcile: Option<Arc<Mutex<ReconcileReport>>>,
 }
 
 impl std::fmt::Debug for AppState {
