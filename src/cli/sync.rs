@@ -49,12 +49,25 @@ pub async fn run(
         let Some(d) = deliverables.into_iter().find(|d| d.index == index) else {
             return Err(Failure::runtime(format!("target {target} is not delivered to by this version, so it cannot be synced")));
         };
-        if !as_json {
-            eprintln!("reading {target} …");
+        // A spinner with counts on a terminal; nothing on pipes and in scripts.
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !as_json {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar.set_message(format!("reading {target} …"));
+            Some(bar)
+        } else {
+            None
+        };
+        let progress = |what: &str, n: usize| {
+            if let Some(b) = &bar {
+                b.set_message(format!("reading {target}: {n} {what}"));
+            }
+        };
+        let p = plan(store.as_ref(), d.target.as_ref(), &d.providers, &progress).await;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
         }
-        let p = plan(store.as_ref(), d.target.as_ref(), &d.providers)
-            .await
-            .map_err(|e| Failure::runtime(e.to_string()))?;
+        let p = p.map_err(|e| Failure::runtime(e.to_string()))?;
         if dry_run {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::target::{Target, TargetError};
+use super::target::{Progress, Target, TargetError};
 use crate::scim::ResourceKind;
 use crate::store::{Store, StoreError, StoredResource};
 
@@ -153,10 +153,11 @@ pub async fn plan(
     store: &dyn Store,
     target: &dyn Target,
     providers: &[String],
+    progress: &Progress<'_>,
 ) -> Result<Plan, ReconcileError> {
     let name = target.name().to_owned();
     let snapshot = target
-        .snapshot()
+        .snapshot(progress)
         .await?
         .ok_or_else(|| ReconcileError::Unreadable(name.clone()))?;
     let mut plan = Plan {
@@ -418,7 +419,7 @@ pub async fn run_scheduled(
             _ = stop.changed() => return,
         }
         let started = clock.now();
-        let outcome = match plan(store.as_ref(), target.as_ref(), &providers).await {
+        let outcome = match plan(store.as_ref(), target.as_ref(), &providers, &|_, _| {}).await {
             Err(e) => Err(e.to_string()),
             Ok(p) => match apply(
                 store.as_ref(),

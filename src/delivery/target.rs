@@ -80,6 +80,9 @@ impl Change {
     }
 }
 
+/// Called with `("Users" | "Groups", read so far)` while a target is read.
+pub type Progress<'a> = dyn Fn(&str, usize) + Send + Sync + 'a;
+
 /// A target's users and groups as it reports them (SCIM-shaped documents with `id`).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -117,7 +120,9 @@ pub trait Target: Send + Sync {
 
     /// Everything the target holds, for reconciliation; `None` when it cannot be read
     /// (a webhook).
-    async fn snapshot(&self) -> Result<Option<Snapshot>, TargetError> {
+    /// `progress` is told how many resources of each kind have been read so far.
+    async fn snapshot(&self, progress: &Progress<'_>) -> Result<Option<Snapshot>, TargetError> {
+        let _ = progress;
         Ok(None)
     }
 

@@ -175,9 +175,21 @@ async fn delivery_metrics(state: &AppState, now: chrono::DateTime<chrono::Utc>) 
             "counter",
             "Delivery attempts since start, by target and outcome.",
         ),
+        (
+            "scim_bridge_reconcile_drift",
+            "gauge",
+            "Differences the last scheduled reconciliation found, by target.",
+        ),
     ];
     let mut rows: Vec<Vec<String>> = vec![Vec::new(); series.len()];
     for t in &state.targets {
+        if let Some((Some(_), drift)) = t
+            .reconcile
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|r| (r.at, r.drift)))
+        {
+            rows[5].push(format!("{{target=\"{}\"}} {drift}", t.name));
+        }
         let Some(c) = &t.delivery else { continue };
         let name = t.name.as_str();
         if let Ok(s) = state.directory.store().delivery_stats(name).await {

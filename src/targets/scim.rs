@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::http::{body_prefix, classify};
 use crate::clock::Clock;
-use crate::delivery::{Change, Snapshot, State, Target, TargetError};
+use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
@@ -335,7 +335,7 @@ impl Target for ScimTarget {
         !self.patch.get().copied().unwrap_or(false)
     }
 
-    async fn snapshot(&self) -> Result<Option<Snapshot>, TargetError> {
+    async fn snapshot(&self, progress: &Progress<'_>) -> Result<Option<Snapshot>, TargetError> {
         let mut snap = Snapshot::default();
         for (kind, into) in [
             (ResourceKind::User, &mut snap.users),
@@ -352,6 +352,7 @@ impl Target for ScimTarget {
                 let items = page["Resources"].as_array().cloned().unwrap_or_default();
                 let got = items.len() as u64;
                 into.extend(items);
+                progress(endpoint(kind), into.len());
                 let total = page["totalResults"].as_u64().unwrap_or(0);
                 start += got;
                 // Stop on a short or empty page too: some servers miscount totalResults.

@@ -1,6 +1,6 @@
 //! A strict, unreliable webhook receiver on a real port: it verifies the signature and
 //! the CloudEvents shape of every request, fails a configurable share of them (500, 503,
-//! 429 with Retry-After, or no answer at all) and records what it accepted.
+//! 429 with Retry-After, a dropped connection, or no answer at all) and records what it accepted.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -122,13 +122,16 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: axum::body::Byt
             (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
         } else if kind < 0.55 {
             StatusCode::SERVICE_UNAVAILABLE.into_response()
-        } else if kind < 0.8 {
+        } else if kind < 0.7 {
             (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::RETRY_AFTER, "1")],
                 "slow down",
             )
                 .into_response()
+        } else if kind < 0.85 {
+            // A dropped connection: the handler's task dies without answering.
+            panic!("fake receiver drops the connection");
         } else {
             // No answer within the bridge's timeout.
             tokio::time::sleep(hang).await;
