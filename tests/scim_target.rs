@@ -121,6 +121,8 @@ url = "{}"
 providers = ["entra"]
 timeout = "5s"
 schedule = "0 0 1 1 *"
+[targets.guard]
+max_deprovisions = 2
 "#,
         peer.base
     );
@@ -354,5 +356,47 @@ schedule = "0 0 1 1 *"
         .find(|u| u["userName"] == "carol@firm.example")
         .unwrap();
     assert_eq!(carol_now["name"]["familyName"], "carol@firm.example");
+
+    // Three unknown accounts appear at once: more deactivations than the guard allows.
+    for n in ["eve", "trent", "oscar"] {
+        let doc = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{n}@elsewhere.example"), "active": true});
+        assert_eq!(
+            send(
+                reqwest::Method::POST,
+                format!("{}/Users", peer.base),
+                Some(doc)
+            )
+            .await,
+            201
+        );
+    }
+    let out = d.cli(&["sync", "--target", "app"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("held back: 3 deactivations"), "{text}");
+    let ready: Value = common::get(d.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["targets"]["app"]["delivery"]["guard"]["state"], "tripped",
+        "{ready}"
+    );
+    let active = |users: &[Value]| users.iter().filter(|u| u["active"] == true).count();
+    assert_eq!(
+        active(&list(&peer.base, "Users").await),
+        4,
+        "nothing deactivated while held"
+    );
+    assert!(d.cli(&["approve", "--target", "app"]).status.success());
+    let out = d.cli(&["sync", "--target", "app"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("3 deactivated"), "{text}");
+    assert_eq!(
+        active(&list(&peer.base, "Users").await),
+        1,
+        "only carol is active now"
+    );
     d.kill9();
 }

@@ -40,7 +40,9 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Guard {
     cfg: GuardConfig,
-    recent: Mutex<VecDeque<DateTime<Utc>>>,
+    /// When each resource counted in the window was first let through; a retry of the
+    /// same resource's deprovisioning does not count twice.
+    recent: Mutex<VecDeque<(DateTime<Utc>, String)>>,
 }
 
 /// The resource's userName, from its document or, once deleted, its delete event.
@@ -117,8 +119,17 @@ impl Guard {
                 Ok(r) => r,
                 Err(p) => p.into_inner(),
             };
-            while recent.front().is_some_and(|t| now - *t >= window) {
+            while recent.front().is_some_and(|(t, _)| now - *t >= window) {
                 recent.pop_front();
+            }
+            let key = format!(
+                "{}/{}/{}",
+                change.provider,
+                change.kind.name(),
+                change.resource_id
+            );
+            if recent.iter().any(|(_, k)| *k == key) {
+                return Ok(Verdict::Proceed);
             }
             let n = recent.len() as u64 + 1;
             let over_count = self.cfg.max_deprovisions.filter(|max| n > *max);
@@ -138,7 +149,7 @@ impl Guard {
                     self.cfg.window
                 )),
                 (None, None) => {
-                    recent.push_back(now);
+                    recent.push_back((now, key));
                     None
                 }
             }

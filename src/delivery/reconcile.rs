@@ -332,7 +332,18 @@ pub async fn apply(
         .iter()
         .filter(|i| i.action == Action::Deactivate)
         .count() as u64;
-    let hold = max_deactivations.is_some_and(|m| deactivations > m);
+    // Planned deactivations count against the guard too: above the threshold they are
+    // held back and the guard trips, until `approve` opens a window for them.
+    let guard = store.guard(name).await?;
+    let approved = guard.tripped_at.is_none() && guard.approved_until.is_some_and(|u| u > now);
+    let over = max_deactivations.filter(|m| deactivations > *m);
+    let hold = guard.tripped_at.is_some() || (over.is_some() && !approved);
+    if let (Some(max), false) = (over, approved) {
+        let reason =
+            format!("reconciliation planned {deactivations} deactivations, more than {max}");
+        tracing::warn!(target_name = %name, %reason, "mass-deprovisioning guard tripped");
+        store.trip_guard(name, &reason, now).await?;
+    }
     let mut queued: HashSet<(String, String)> = HashSet::new();
     for item in &plan.items {
         match (item.action, &item.provider, &item.id) {

@@ -19,6 +19,7 @@ use crate::scim::ResourceKind;
 const SCIM_JSON: &str = "application/scim+json";
 /// Resources per page when reading the whole target.
 const PAGE: u64 = 200;
+const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// One SCIM service provider.
@@ -138,12 +139,30 @@ impl ScimTarget {
         if text.trim().is_empty() {
             return Ok(Sent::Ok(Value::Null));
         }
-        serde_json::from_str(&text)
-            .map(Sent::Ok)
-            .map_err(|_| TargetError::Transient {
-                message: format!("HTTP {status} with a body that is not JSON"),
-                retry_after: None,
-            })
+        let body: Value = serde_json::from_str(&text).map_err(|_| TargetError::Transient {
+            message: format!("HTTP {status} with a body that is not JSON"),
+            retry_after: None,
+        })?;
+        // Some apps answer 200 with a SCIM error body: believe the body.
+        let is_error = body["schemas"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == SCIM_ERROR));
+        if is_error {
+            let code = body["status"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| body["status"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                .and_then(|n| reqwest::StatusCode::from_u16(n).ok())
+                .filter(|c| !c.is_success())
+                .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+            classify(
+                code,
+                None,
+                &format!("(sent with HTTP {status}) {text}"),
+                self.clock.now(),
+            )?;
+        }
+        Ok(Sent::Ok(body))
     }
 
     async fn patch_supported(&self) -> bool {
