@@ -55,32 +55,6 @@ fn user(name: &str, title: &str) -> Value {
     })
 }
 
-async fn delivery(d: &Daemon) -> Value {
-    let r: Value = common::get(d.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["targets"]["hooks"]["delivery"].clone()
-}
-
-async fn wait_drained(d: &Daemon) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = delivery(d).await;
-        if s["queued"] == 0 {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue never drained: {s}\n{}",
-            d.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// What the receiver must hold: every live user at title t{last}, deleted ones
 /// deleted, each resource's deliveries in increasing sequence order.
 fn check(receiver: &Shared, live: &[(String, String)], deleted: &[String]) {
@@ -156,14 +130,14 @@ async fn flaky_target_and_an_outage_converge_in_order() {
         .await;
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let during = delivery(&d).await;
+    let during = d.delivery("hooks").await;
     assert_eq!(
         during["queued"], 30,
         "coalesced to one row per resource: {during}"
     );
     receiver.lock().unwrap().down = false;
 
-    let after = wait_drained(&d).await;
+    let after = d.wait_drained("hooks").await;
     assert_eq!(after["dead_letters"], 0, "{after}");
     check(&receiver, &live, &deleted);
     {
@@ -246,7 +220,7 @@ async fn sigkill_during_delivery_loses_nothing() {
         d.kill9();
         d.spawn();
     }
-    wait_drained(&d).await;
+    d.wait_drained("hooks").await;
     check(&receiver, &live, &[]);
 }
 
@@ -276,7 +250,7 @@ protected = ["BreakGlass@firm.example"]"#,
         assert_eq!(status, 201, "{body}");
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
-    wait_drained(&d).await;
+    d.wait_drained("hooks").await;
     for id in &ids {
         assert_eq!(scim.delete(&format!("/Users/{id}")).await, 204);
     }
@@ -294,7 +268,7 @@ protected = ["BreakGlass@firm.example"]"#,
     // Three deletions go through, then the guard trips and the rest wait.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let s = delivery(&d).await;
+        let s = d.delivery("hooks").await;
         if s["guard"]["state"] == "tripped" && s["queued"] == 3 && s["dead_letters"] == 1 {
             break;
         }
@@ -331,7 +305,7 @@ protected = ["BreakGlass@firm.example"]"#,
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = wait_drained(&d).await;
+    let after = d.wait_drained("hooks").await;
     assert_eq!(after["guard"]["state"], "armed", "{after}");
     assert_eq!(deletes(&receiver), 6);
     assert!(

@@ -72,27 +72,10 @@ async fn list(base: &str, what: &str) -> Vec<Value> {
     v["Resources"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until the app target has nothing queued, and nothing was dead-lettered.
 async fn wait_drained(d: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r: Value = common::get(d.url("/readyz"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let s = &r["targets"]["app"]["delivery"];
-        if s["queued"] == 0 {
-            assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not drained: {s}\n{}",
-            d.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = d.wait_drained("app").await;
+    assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

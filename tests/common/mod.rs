@@ -268,3 +268,33 @@ pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Respons
         .send()
         .await
 }
+
+impl Daemon {
+    /// `/readyz`'s delivery figures for `target`.
+    pub async fn delivery(&self, target: &str) -> serde_json::Value {
+        let r: serde_json::Value = get(self.url("/readyz"))
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .expect("readyz JSON");
+        r["targets"][target]["delivery"].clone()
+    }
+
+    /// Waits (at most 90 s) until `target` has nothing queued; returns its figures.
+    pub async fn wait_drained(&self, target: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let s = self.delivery(target).await;
+            if s["queued"] == 0 {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{target}'s queue never drained: {s}\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
