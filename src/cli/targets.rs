@@ -18,7 +18,7 @@ use crate::oauth::{
     TokenSource, TokenStore, build_client,
 };
 use crate::server::TargetHandle;
-use crate::targets::{ScimTarget, WebhookTarget};
+use crate::targets::{ImanageTarget, ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
 /// Timeout of one request to a token endpoint.
@@ -57,7 +57,6 @@ async fn build_one(
         source: None,
         linker: None,
         delivery: None,
-        not_delivered: None,
         reconcile: None,
     };
     let Some(auth) = &target.auth else {
@@ -206,8 +205,7 @@ pub struct Deliverable {
     pub index: usize,
 }
 
-/// The targets whose kind this version delivers to. Others are noted on their handle
-/// and get no route, so their changes do not pile up in a queue nobody drains.
+/// Every configured target, ready for an engine: its client, credentials and settings.
 pub async fn deliverables(
     cfg: &Config,
     handles: &mut [TargetHandle],
@@ -261,14 +259,22 @@ pub async fn deliverables(
                     Arc::clone(&ctx.clock),
                 ))
             }
-            other => {
-                let note = format!(
-                    "delivery to targets of kind {} is not in this version yet; its changes are not queued",
-                    other.as_str()
-                );
-                tracing::warn!(target_name = %t.name, "{note}");
-                handle.not_delivered = Some(note);
-                continue;
+            TargetKind::Imanage => {
+                let url = t.url.clone().ok_or_else(|| {
+                    Failure::config(format!(
+                        "targets[{index}].url: required: the iManage host, e.g. \"https://imanage.example.com\""
+                    ))
+                })?;
+                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
+                let credentials = credentials(index, t, handle, ctx).await?;
+                Arc::new(ImanageTarget::new(
+                    t.name.clone(),
+                    url,
+                    t.library.clone(),
+                    http,
+                    credentials,
+                    Arc::clone(&ctx.clock),
+                ))
             }
         };
         let engine = EngineConfig {

@@ -123,6 +123,9 @@ pub struct TargetConfig {
     /// Reconciliation schedule in the `cron` crate's six-field form (seconds first),
     /// normalised from the five standard fields the file holds.
     pub schedule: Option<String>,
+    /// iManage: the library groups are created in (default: the preferred library that
+    /// `GET /api` names).
+    pub library: Option<String>,
 }
 
 /// The mass-deprovisioning guard of one target.

@@ -40,6 +40,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let signing_secret = t.get("signing_secret");
         let guard = t.get("guard");
         let schedule = t.get("schedule");
+        let library = t.get("library");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -96,6 +97,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             }
         }
         let guard = guard.map(|f| read_guard(ctx, &f)).unwrap_or_default();
+        let library = library.and_then(|f| ctx.non_empty_string(&f));
         let schedule = schedule.and_then(|f| {
             let text = ctx.text(&f, "a cron expression like \"0 */6 * * *\"")?;
             match super::schedule::normalise(text) {
@@ -122,6 +124,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             signing_secret,
             guard,
             schedule,
+            library,
         });
     }
     out

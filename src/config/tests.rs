@@ -140,6 +140,7 @@ name = "imanage"
 kind = "imanage"
 url = "https://dms.example.com/"
 schedule = "0 */6 * * *"
+library = "ACTIVE"
 
 [targets.auth]
 method = "password"
@@ -310,6 +311,7 @@ fn full_config_with_every_key() {
                 signing_secret: None,
                 guard: GuardSettings::default(),
                 schedule: Some("0 0 */6 * * *".into()),
+                library: Some("ACTIVE".into()),
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -331,6 +333,7 @@ fn full_config_with_every_key() {
                     protected: vec!["breakglass@firm.example".into()],
                 },
                 schedule: None,
+                library: None,
             },
         ],
     };

@@ -303,13 +303,15 @@ impl Engine {
             members: None,
             member_ids: HashMap::new(),
         };
-        if d.kind != ResourceKind::Group || change.state == State::Deleted {
+        if d.kind != ResourceKind::Group {
             return Ok(change);
         }
-        let full = change.target_id.is_none()
-            || d.resync
-            || change.members_replaced()
-            || self.target.needs_full_members();
+        // A deleted group's last members are in its delete event's `removed`.
+        let full = change.state != State::Deleted
+            && (change.target_id.is_none()
+                || d.resync
+                || change.members_replaced()
+                || self.target.needs_full_members());
         let mut wanted: Vec<(Option<ResourceKind>, String)> = Vec::new();
         if full {
             let members = self.store.members(&d.provider, &d.resource_id).await?;

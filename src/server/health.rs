@@ -106,8 +106,8 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
             .source
             .as_ref()
             .map(|s| serde_json::to_value(s.health()).unwrap_or_default());
-        let delivery = match (&t.delivery, &t.not_delivered) {
-            (Some(c), _) => {
+        let delivery = match &t.delivery {
+            Some(c) => {
                 let stats = state.directory.store().delivery_stats(&t.name).await;
                 let mut v = match stats {
                     Ok(s) => serde_json::to_value(s).unwrap_or_default(),
@@ -126,8 +126,7 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
                 };
                 v
             }
-            (None, Some(note)) => json!({ "state": "not delivered", "reason": note }),
-            (None, None) => serde_json::Value::Null,
+            None => serde_json::Value::Null,
         };
         let reconcile = t.reconcile.as_ref().and_then(|r| {
             r.lock()

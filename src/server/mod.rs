@@ -75,8 +75,6 @@ pub struct TargetHandle {
     pub linker: Option<Arc<Linker>>,
     /// Its delivery engine's counters, when changes are delivered to it.
     pub delivery: Option<Arc<DeliveryCounters>>,
-    /// Why changes are not delivered to it, when they are not.
-    pub not_delivered: Option<String>,
     /// Its scheduled reconciliation, when it has a schedule.
     pub reconcile: Option<Arc<Mutex<ReconcileReport>>>,
 }

@@ -2,6 +2,7 @@
 //! data directory, driven over real HTTP.
 #![allow(dead_code)]
 
+pub mod fake_imanage;
 pub mod fake_oauth;
 pub mod fake_webhook;
 

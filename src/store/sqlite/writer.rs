@@ -402,11 +402,19 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             let cur = current(c, m)?;
             let old: Value = serde_json::from_str(&cur.doc).unwrap_or(Value::Null);
             let keep = |k: &str| old.get(k).cloned().unwrap_or(Value::Null);
-            let detail = json!({
+            let mut detail = json!({
                 "userName": keep("userName"),
                 "externalId": keep("externalId"),
                 "displayName": keep("displayName"),
             });
+            if m.kind == ResourceKind::Group {
+                // Targets that cannot delete groups (iManage) empty them first.
+                let members: Vec<String> = c
+                    .prepare_cached("SELECT member_id FROM group_members WHERE group_seq = ?1")?
+                    .query_map([cur.seq], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                detail["removed"] = json!(members);
+            }
             c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
                 .execute([cur.seq])?;
             c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?

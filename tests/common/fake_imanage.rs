@@ -1,0 +1,309 @@
+//! A strict fake of the iManage Work REST API v2 on a real port: checks the
+//! `X-Auth-Token` header, JSON content types and field names, answers 404 and 409 with
+//! iManage's error envelope, refuses membership changes of disabled groups and, now and
+//! then, answers 429 or 503 with `Retry-After` as a busy server does.
+#![allow(dead_code)]
+// Handlers return whole responses as errors; boxing them would only obscure the fake.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "imanage-token-Qv7Lr2Zp";
+
+#[derive(Debug, Default)]
+pub struct Dms {
+    /// id (upper-case) → user
+    pub users: BTreeMap<String, Value>,
+    /// id → (group, members)
+    pub groups: BTreeMap<String, (Value, BTreeSet<String>)>,
+    pub requests: u64,
+    /// Every Nth write is refused with 429 or 503 (0 = never).
+    pub busy_every: u64,
+    pub refused: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<Dms>>;
+
+fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"error": {"code": code, "code_message": message, "messages": [], "dms_version": "10.4", "transaction": "t-1"}}).to_string(),
+    )
+        .into_response()
+}
+
+/// Checks auth, content type and allowed fields; counts busy refusals.
+fn check(
+    d: &mut Dms,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+    allowed: &[&str],
+) -> Result<(), Response> {
+    d.requests += 1;
+    if headers.contains_key(header::AUTHORIZATION)
+        || headers.get("x-auth-token").and_then(|v| v.to_str().ok()) != Some(TOKEN)
+    {
+        d.refused.push("auth".into());
+        return Err(envelope(StatusCode::UNAUTHORIZED, "NRC_AUTH", "bad token"));
+    }
+    if *method != Method::GET {
+        if d.busy_every > 0 && d.requests.is_multiple_of(d.busy_every) {
+            let status = if d.requests.is_multiple_of(2) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return Err((status, [(header::RETRY_AFTER, "1")], "busy").into_response());
+        }
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ctype.starts_with("application/json") {
+            d.refused.push(format!("content type {ctype}"));
+            return Err(envelope(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "NRC_BAD_CONTENT",
+                "json only",
+            ));
+        }
+        if let Some(obj) = body.and_then(Value::as_object) {
+            for k in obj.keys() {
+                if !allowed.contains(&k.as_str()) {
+                    d.refused.push(format!("unknown field {k}"));
+                    return Err(envelope(
+                        StatusCode::BAD_REQUEST,
+                        "NRC_INVALID_PARAM",
+                        &format!("unknown field {k}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+const USER_FIELDS: &[&str] = &[
+    "id",
+    "full_name",
+    "email",
+    "allow_logon",
+    "user_nos",
+    "location",
+    "phone",
+];
+const GROUP_FIELDS: &[&str] = &["id", "full_name", "enabled", "group_nos", "is_external"];
+const MEMBER_FIELDS: &[&str] = &["database", "data_type", "data", "action"];
+
+pub fn start_blocking(dms: Shared) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = Router::new()
+                .route("/api", get(discovery))
+                .route("/work/api/v2/customers/{cid}/users", post(create_user))
+                .route(
+                    "/work/api/v2/customers/{cid}/users/{id}",
+                    patch(update_user),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/libraries/{lib}/groups",
+                    post(create_group),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/groups/{gid}",
+                    patch(update_group),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/libraries/{lib}/groups/{gid}/members",
+                    put(members),
+                )
+                .with_state(dms);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+async fn discovery(State(d): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&mut d.lock().unwrap(), &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    axum::Json(json!({"data": {"user": {"customer_id": 1, "id": "SVC"}, "work": {"preferred_library": "ACTIVE", "libraries": [{"alias": "ACTIVE"}]}, "versions": []}})).into_response()
+}
+
+fn parse(body: &str) -> Result<Value, Response> {
+    serde_json::from_str(body)
+        .map_err(|_| envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_JSON", "bad json"))
+}
+
+async fn create_user(
+    State(d): State<Shared>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::POST, &headers, Some(&v), USER_FIELDS) {
+        return r;
+    }
+    assert_eq!(cid, "1");
+    let id = v["id"].as_str().unwrap_or("").to_uppercase();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "bad id");
+    }
+    if d.users.contains_key(&id) {
+        return envelope(StatusCode::CONFLICT, "NRC_ALREADY_EXISTS", "user exists");
+    }
+    d.users.insert(id, v.clone());
+    (StatusCode::CREATED, axum::Json(json!({"data": v}))).into_response()
+}
+
+async fn update_user(
+    State(d): State<Shared>,
+    Path((_cid, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::PATCH, &headers, Some(&v), USER_FIELDS) {
+        return r;
+    }
+    let Some(user) = d.users.get_mut(&id.to_uppercase()) else {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such user");
+    };
+    for (k, val) in v.as_object().unwrap() {
+        user[k] = val.clone();
+    }
+    axum::Json(json!({"data": user.clone()})).into_response()
+}
+
+async fn create_group(
+    State(d): State<Shared>,
+    Path((_cid, lib)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::POST, &headers, Some(&v), GROUP_FIELDS) {
+        return r;
+    }
+    assert_eq!(lib, "ACTIVE");
+    let id = v["id"].as_str().unwrap_or("").to_owned();
+    if d.groups.contains_key(&id) {
+        return envelope(StatusCode::CONFLICT, "NRC_ALREADY_EXISTS", "group exists");
+    }
+    d.groups.insert(id, (v.clone(), BTreeSet::new()));
+    (StatusCode::CREATED, axum::Json(json!({"data": v}))).into_response()
+}
+
+async fn update_group(
+    State(d): State<Shared>,
+    Path((_cid, gid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::PATCH, &headers, Some(&v), GROUP_FIELDS) {
+        return r;
+    }
+    let Some((group, _)) = d.groups.get_mut(&gid) else {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group");
+    };
+    for (k, val) in v.as_object().unwrap() {
+        group[k] = val.clone();
+    }
+    axum::Json(json!({"data": group.clone()})).into_response()
+}
+
+async fn members(
+    State(d): State<Shared>,
+    Path((_cid, lib, gid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::PUT, &headers, Some(&v), MEMBER_FIELDS) {
+        return r;
+    }
+    if v["database"] != lib || v["data_type"] != "users" {
+        return envelope(
+            StatusCode::BAD_REQUEST,
+            "NRC_INVALID_PARAM",
+            "database/data_type",
+        );
+    }
+    let ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_uppercase())
+        .collect();
+    if let Some(missing) = ids.iter().find(|i| !d.users.contains_key(*i)) {
+        return envelope(
+            StatusCode::NOT_FOUND,
+            "NRC_NO_RECORD",
+            &format!("no user {missing}"),
+        );
+    }
+    let Some((group, set)) = d.groups.get_mut(&gid) else {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group");
+    };
+    if group["enabled"] == false {
+        return envelope(
+            StatusCode::BAD_REQUEST,
+            "NRC_GROUP_DISABLED",
+            "disabled group",
+        );
+    }
+    for id in ids {
+        match v["action"].as_str() {
+            Some("add") => {
+                set.insert(id);
+            }
+            Some("delete") => {
+                set.remove(&id);
+            }
+            _ => return envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "action"),
+        }
+    }
+    axum::Json(json!({"data": {}})).into_response()
+}
