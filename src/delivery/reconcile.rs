@@ -63,7 +63,9 @@ pub struct Plan {
 /// Why reconciliation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("{0} cannot be read, so it cannot be reconciled (webhooks keep no state)")]
+    #[error(
+        "{0} cannot be read, so it cannot be reconciled (webhooks keep no state; reading iManage is not built yet)"
+    )]
     Unreadable(String),
     #[error("reading the target failed: {0}")]
     Target(#[from] TargetError),
