@@ -340,7 +340,11 @@ fn full_config_with_every_key() {
     assert_eq!(loaded.config, expected);
     // The one warning: an iManage schedule cannot run until reading iManage is built.
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
-    assert!(loaded.warnings[0].contains("targets[0].schedule"), "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("targets[0].schedule"),
+        "{:?}",
+        loaded.warnings
+    );
     assert_eq!(loaded.config.sqlite_path(), None);
 }
 
