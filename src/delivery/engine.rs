@@ -139,11 +139,22 @@ impl Engine {
                     tracing::warn!(error = %e, "cannot prune the delivery log");
                 }
             }
-            let free = slots.available_permits();
+            // Under a low rate limit, claimed rows wait for the pacer; keep no more in
+            // flight than can start within half a lease, or a lease could run out while
+            // its row still waits here and the same resource be claimed twice.
+            let concurrency = self.cfg.concurrency.max(1);
+            let available = slots.available_permits();
+            let in_flight = concurrency - available.min(concurrency);
+            let paced = self
+                .cfg
+                .rate_per_second
+                .map(|r| ((r * self.cfg.lease.as_secs_f64() / 2.0).floor() as usize).max(1));
+            let free = paced.map_or(available, |p| p.saturating_sub(in_flight).min(available));
             if free == 0 {
-                // Wait for a delivery to finish.
+                // Wait for a delivery to finish (or, when the pacer is the limit, a moment).
                 tokio::select! {
-                    p = Arc::clone(&slots).acquire_owned() => drop(p),
+                    p = Arc::clone(&slots).acquire_owned(), if available == 0 => drop(p),
+                    _ = tokio::time::sleep(self.cfg.poll), if available > 0 => {}
                     _ = stop.changed() => {}
                 }
                 continue;
