@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, watch};
 use super::backoff::Backoff;
 use super::guard::{Guard, GuardConfig, Verdict};
 use super::pacer::Pacer;
-use super::target::{Change, State, Target, TargetError};
+use super::target::{Change, MemberNeeds, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::scim::ResourceKind;
@@ -314,7 +314,8 @@ impl Engine {
             members: None,
             member_ids: HashMap::new(),
         };
-        if d.kind != ResourceKind::Group {
+        let needs = self.target.member_needs();
+        if d.kind != ResourceKind::Group || needs == MemberNeeds::EventsOnly {
             return Ok(change);
         }
         // A deleted group's last members are in its delete event's `removed`.
@@ -322,7 +323,7 @@ impl Engine {
             && (change.target_id.is_none()
                 || d.resync
                 || change.members_replaced()
-                || self.target.needs_full_members());
+                || needs == MemberNeeds::Full);
         let mut wanted: Vec<(Option<ResourceKind>, String)> = Vec::new();
         if full {
             let members = self.store.members(&d.provider, &d.resource_id).await?;

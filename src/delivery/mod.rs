@@ -23,4 +23,4 @@ pub use pacer::Pacer;
 pub use reconcile::{
     Action, Applied, Plan, PlanItem, ReconcileError, ReconcileReport, apply, plan, run_scheduled,
 };
-pub use target::{Change, Progress, Snapshot, State, Target, TargetError};
+pub use target::{Change, MemberNeeds, Progress, Snapshot, State, Target, TargetError};

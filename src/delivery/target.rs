@@ -34,7 +34,7 @@ pub struct Change {
     pub target_id: Option<String>,
     /// Groups: the whole member list, given when the target has not seen the group yet,
     /// when a change replaced the list wholesale, or when the target asks for it
-    /// ([`Target::needs_full_members`]); otherwise the deltas in `events` suffice.
+    /// ([`MemberNeeds::Full`]); otherwise the deltas in `events` suffice.
     pub members: Option<Vec<MemberRef>>,
     /// Target ids of the members named in `members` and in the events' deltas, keyed by
     /// bridge id; a member not delivered to the target yet is absent.
@@ -80,6 +80,20 @@ impl Change {
     }
 }
 
+/// How much of a group's membership a delivery carries. Reading a large group's list
+/// and its members' target ids costs a store read per member, so the engine does it
+/// only for targets that use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberNeeds {
+    /// The events' member deltas only; no target ids (a webhook keeps none).
+    EventsOnly,
+    /// Deltas with the members' target ids, and the whole list when the target has not
+    /// seen the group yet or its list was replaced.
+    Deltas,
+    /// The whole list with target ids on every delivery (a SCIM app without PATCH).
+    Full,
+}
+
 /// Called with `("Users" | "Groups", read so far)` while a target is read.
 pub type Progress<'a> = dyn Fn(&str, usize) + Send + Sync + 'a;
 
@@ -112,10 +126,9 @@ pub trait Target: Send + Sync {
     /// The configured name.
     fn name(&self) -> &str;
 
-    /// Whether every group delivery must carry the whole member list (a target that
-    /// cannot apply deltas, e.g. a SCIM server without PATCH).
-    fn needs_full_members(&self) -> bool {
-        false
+    /// What this target needs to know about a group's members.
+    fn member_needs(&self) -> MemberNeeds {
+        MemberNeeds::Deltas
     }
 
     /// Everything the target holds, for reconciliation; `None` when it cannot be read

@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::http::{body_prefix, classify};
 use crate::clock::Clock;
-use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
+use crate::delivery::{Change, MemberNeeds, Progress, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
@@ -349,9 +349,13 @@ impl Target for ScimTarget {
         &self.name
     }
 
-    fn needs_full_members(&self) -> bool {
+    fn member_needs(&self) -> MemberNeeds {
         // Before discovery has run, deltas would be guesswork.
-        !self.patch.get().copied().unwrap_or(false)
+        if self.patch.get().copied().unwrap_or(false) {
+            MemberNeeds::Deltas
+        } else {
+            MemberNeeds::Full
+        }
     }
 
     async fn snapshot(&self, progress: &Progress<'_>) -> Result<Option<Snapshot>, TargetError> {

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::http::{body_prefix, classify};
 use crate::clock::Clock;
-use crate::delivery::{Change, State, Target, TargetError};
+use crate::delivery::{Change, MemberNeeds, State, Target, TargetError};
 use crate::oauth::Credentials;
 
 /// The signature header.
@@ -120,6 +120,12 @@ impl WebhookTarget {
 impl Target for WebhookTarget {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn member_needs(&self) -> MemberNeeds {
+        // The event carries the deltas of its own change events; with no ids of its own
+        // a webhook would otherwise get the whole list read on every group delivery.
+        MemberNeeds::EventsOnly
     }
 
     async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {
