@@ -182,6 +182,22 @@ pub async fn serve(
         .filter_map(|t| t.source.clone())
         .map(|source| tokio::spawn(source.keep_fresh()))
         .collect();
+    // Delivery attempts are kept for `scim-bridge trace`; one task prunes them for all
+    // targets.
+    let pruner = tokio::spawn({
+        let store = Arc::clone(&store);
+        let clock = Arc::clone(&state.clock);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let before = clock.now() - chrono::Duration::days(DELIVERY_LOG_DAYS);
+                if let Err(e) = store.prune_delivery_log(before).await {
+                    tracing::warn!(error = %e, "cannot prune the delivery log");
+                }
+            }
+        }
+    });
     let flusher = tokio::spawn({
         let state = Arc::clone(&state);
         async move {
@@ -233,6 +249,7 @@ pub async fn serve(
     }
     watchdog.abort();
     flusher.abort();
+    pruner.abort();
     for keeper in keepers {
         keeper.abort();
     }
@@ -242,6 +259,9 @@ pub async fn serve(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long delivery attempts are kept for `scim-bridge trace`.
+const DELIVERY_LOG_DAYS: i64 = 30;
 
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};

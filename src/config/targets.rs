@@ -68,7 +68,8 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             delivery.concurrency = v.min(1024);
         }
         if let Some(f) = rate {
-            delivery.rate_limit_per_second = read_rate(ctx, &f);
+            delivery.rate_limit_per_second =
+                read_positive(ctx, &f, "a number of requests per second", "20 or 0.5");
         }
         if let Some(v) = max_attempts.and_then(|f| ctx.u32(&f, 1, 1000)) {
             delivery.max_attempts = v;
@@ -308,13 +309,13 @@ fn read_names(ctx: &mut Ctx, f: &Field<'_>) -> Vec<String> {
         .collect()
 }
 
-/// A positive number of requests per second (integer or fraction).
-fn read_rate(ctx: &mut Ctx, f: &Field<'_>) -> Option<f64> {
+/// A number greater than zero (integer or fraction); `what` names it, e.g. "a percentage".
+fn read_positive(ctx: &mut Ctx, f: &Field<'_>, what: &str, example: &str) -> Option<f64> {
     let v = match &f.node.val {
         Val::Int(i) => *i as f64,
         Val::Float(x) => *x,
         _ => {
-            ctx.mismatch(f, "a number of requests per second like 20 or 0.5");
+            ctx.mismatch(f, &format!("{what} like {example}"));
             return None;
         }
     };
@@ -324,7 +325,7 @@ fn read_rate(ctx: &mut Ctx, f: &Field<'_>) -> Option<f64> {
         ctx.error(
             f.loc(),
             &f.path,
-            "expected a number of requests per second greater than zero",
+            format!("expected {what} greater than zero"),
         );
         None
     }
@@ -345,13 +346,14 @@ fn read_guard(ctx: &mut Ctx, f: &Field<'_>) -> GuardSettings {
         out.max_deprovisions = u64::try_from(v).ok().filter(|v| *v > 0);
     }
     if let Some(f) = percent {
-        out.max_deprovision_percent = read_rate(ctx, &f).filter(|p| {
-            let ok = *p <= 100.0;
-            if !ok {
-                ctx.error(f.loc(), &f.path, "expected a percentage from 0 to 100");
-            }
-            ok
-        });
+        out.max_deprovision_percent =
+            read_positive(ctx, &f, "a percentage", "5 or 2.5").filter(|p| {
+                let ok = *p <= 100.0;
+                if !ok {
+                    ctx.error(f.loc(), &f.path, "expected a percentage from 0 to 100");
+                }
+                ok
+            });
     }
     if let Some(v) = window.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
     {

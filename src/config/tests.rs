@@ -1351,3 +1351,17 @@ fn bad_schedules_are_explained_with_their_line() {
         "{shown}"
     );
 }
+
+#[test]
+fn guard_percentages_are_explained_as_percentages() {
+    let text = "[[targets]]\nname = \"app\"\nkind = \"webhook\"\nurl = \"https://h.example.com\"\nsigning_secret = { env = \"S\" }\n[targets.guard]\nmax_deprovision_percent = 0\n";
+    let (_dir, path) = write_config(text);
+    let shown = load(&path, &Environment::new()).unwrap_err().to_string();
+    assert!(
+        shown.contains(
+            "targets[0].guard.max_deprovision_percent: expected a percentage greater than zero"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("requests per second"), "{shown}");
+}

@@ -16,9 +16,6 @@ use crate::entropy::Entropy;
 use crate::scim::ResourceKind;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
 
-/// Delivery attempts are kept this long for `scim-bridge trace`.
-const LOG_RETENTION_DAYS: i64 = 30;
-
 /// How often a paused destructive change looks again whether the guard was released.
 const GUARD_RECHECK_SECS: i64 = 5;
 
@@ -72,8 +69,6 @@ pub struct DeliveryCounters {
     pub dead_lettered: AtomicU64,
     /// Destructive deliveries held back by the guard.
     pub paused: AtomicU64,
-    /// Sum of delivery durations, in microseconds (with `delivered + retried + dead`).
-    pub busy_micros: AtomicU64,
 }
 
 /// Delivers one target's queue.
@@ -129,16 +124,8 @@ impl Engine {
     /// bounded by the timeout) so their outcome is recorded rather than left to a lease.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
-        let mut next_prune = tokio::time::Instant::now();
         let mut store_failures: u32 = 0;
         while !*stop.borrow() {
-            if tokio::time::Instant::now() >= next_prune {
-                next_prune += Duration::from_secs(3600);
-                let before = self.clock.now() - chrono::Duration::days(LOG_RETENTION_DAYS);
-                if let Err(e) = self.store.prune_delivery_log(before).await {
-                    tracing::warn!(error = %e, "cannot prune the delivery log");
-                }
-            }
             // Under a low rate limit, claimed rows wait for the pacer; keep no more in
             // flight than can start within half a lease, or a lease could run out while
             // its row still waits here and the same resource be claimed twice.
@@ -251,10 +238,6 @@ impl Engine {
             DeliveryOutcome::Defer { .. } => &self.counters.paused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.counters.busy_micros.fetch_add(
-            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
         match &outcome {
             DeliveryOutcome::Done => {
                 tracing::debug!(target_name = %self.target.name(), resource = %d.resource_id, seq = d.last_seq, "delivered")
