@@ -6,11 +6,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use super::{Failure, setup, targets};
-use crate::clock::{Clock, SystemClock};
 use crate::config::Environment;
-use crate::entropy::{Entropy, OsEntropy};
 use crate::store::Store;
-use crate::vault::Secrets;
 
 /// Link actions.
 #[derive(Debug, Subcommand)]
@@ -44,25 +41,16 @@ pub async fn run(
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
     let result = async {
-        let (key, header) = super::vault::unlock(store.as_ref(), &cfg, env)
-            .await?
-            .ok_or_else(|| Failure {
-                code: 6,
-                message: "the vault is not initialised, so no account is linked".into(),
-            })?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
-        let secrets = Arc::new(Secrets::new(Arc::clone(&store), key, header, Arc::clone(&entropy), Arc::clone(&clock)));
-        let public_url = cfg
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
-        let built = targets::build(
-            &cfg,
-            &targets::Context { env, secrets: Some(secrets), clock, entropy, public_url: &public_url },
-        )
-        .await?;
+        // Linked accounts live in the vault: without it there are none to show.
+        if cfg.vault.is_none() {
+            return Err(Failure::config(
+                "no [vault] section in the configuration, so no account can be linked: add one with passphrase = { credential = \"…\" } or { file = \"…\" }",
+            ));
+        }
+        let (built, _, opened) = targets::for_command(&cfg, env, &store).await?;
+        if !opened {
+            return Err(Failure { code: 6, message: "the vault is not initialised, so no account is linked".into() });
+        }
         let linker = |name: &str| {
             built
                 .iter()

@@ -6,12 +6,9 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{Failure, setup, targets};
-use crate::clock::{Clock, SystemClock};
 use crate::config::Environment;
 use crate::delivery::{Action, Plan, apply, plan};
-use crate::entropy::{Entropy, OsEntropy};
 use crate::store::Store;
-use crate::vault::Secrets;
 
 pub async fn run(
     target: &str,
@@ -34,18 +31,7 @@ pub async fn run(
     };
     let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
     let result = async {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
-        let secrets = match &cfg.vault {
-            Some(_) => super::vault::unlock(store.as_ref(), &cfg, env).await?.map(|(key, header)| {
-                Arc::new(Secrets::new(Arc::clone(&store), key, header, Arc::clone(&entropy), Arc::clone(&clock)))
-            }),
-            None => None,
-        };
-        let public_url = cfg.server.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.server.listen));
-        let ctx = targets::Context { env, secrets, clock, entropy, public_url: &public_url };
-        let mut handles = targets::build(&cfg, &ctx).await?;
-        let deliverables = targets::deliverables(&cfg, &mut handles, &ctx).await?;
+        let (_, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
         let Some(d) = deliverables.into_iter().find(|d| d.index == index) else {
             return Err(Failure::runtime(format!("target {target} is not delivered to by this version, so it cannot be synced")));
         };

@@ -7,17 +7,18 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Failure;
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
 };
 use crate::delivery::{EngineConfig, GuardConfig, Target};
-use crate::entropy::Entropy;
+use crate::entropy::{Entropy, OsEntropy};
 use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
     TokenSource, TokenStore, build_client,
 };
 use crate::server::TargetHandle;
+use crate::store::Store;
 use crate::targets::{ImanageTarget, ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
@@ -329,4 +330,47 @@ async fn credentials(
         }),
         None => Ok(Credentials::None),
     }
+}
+
+/// Targets as a one-shot command (`sync`, `link`) sees them, with the real clock and
+/// randomness and, when a vault is configured and initialised, its secrets. The second
+/// value says whether the vault was opened.
+pub async fn for_command(
+    cfg: &Config,
+    env: &Environment,
+    store: &Arc<dyn Store>,
+) -> Result<(Vec<TargetHandle>, Vec<Deliverable>, bool), Failure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+    let secrets = match &cfg.vault {
+        Some(_) => super::vault::unlock(store.as_ref(), cfg, env)
+            .await?
+            .map(|(key, header)| {
+                Arc::new(Secrets::new(
+                    Arc::clone(store),
+                    key,
+                    header,
+                    Arc::clone(&entropy),
+                    Arc::clone(&clock),
+                ))
+            }),
+        None => None,
+    };
+    let opened = secrets.is_some();
+    // Outside the daemon there is no bound address; the configured one stands in.
+    let public_url = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+    let ctx = Context {
+        env,
+        secrets,
+        clock,
+        entropy,
+        public_url: &public_url,
+    };
+    let mut handles = build(cfg, &ctx).await?;
+    let deliverables = deliverables(cfg, &mut handles, &ctx).await?;
+    Ok((handles, deliverables, opened))
 }
