@@ -78,6 +78,8 @@ token = {{ file = "imanage.token" }}
     let gid = group["id"].as_str().unwrap().to_owned();
     let s = d.wait_drained("dms").await;
     assert_eq!(s["dead_letters"], 1, "the unmappable userName: {s}");
+    // The fake's busy answers (429/503 every 7th write) were met and retried.
+    assert!(s["retried"].as_u64().unwrap_or(0) > 0, "{s}");
     {
         let dms = dms.lock().unwrap();
         assert!(

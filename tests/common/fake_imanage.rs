@@ -155,20 +155,30 @@ fn parse(body: &str) -> Result<Value, Response> {
         .map_err(|_| envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_JSON", "bad json"))
 }
 
+/// Parses the JSON body and runs [`check`]; hands back the locked state and the body.
+fn begin<'a>(
+    d: &'a Shared,
+    method: Method,
+    headers: &HeaderMap,
+    body: &str,
+    fields: &[&str],
+) -> Result<(std::sync::MutexGuard<'a, Dms>, Value), Response> {
+    let v = parse(body)?;
+    let mut guard = d.lock().unwrap();
+    check(&mut guard, &method, headers, Some(&v), fields)?;
+    Ok((guard, v))
+}
+
 async fn create_user(
     State(d): State<Shared>,
     Path(cid): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match parse(&body) {
-        Ok(v) => v,
+    let (mut d, v) = match begin(&d, Method::POST, &headers, &body, USER_FIELDS) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::POST, &headers, Some(&v), USER_FIELDS) {
-        return r;
-    }
     assert_eq!(cid, "1");
     let id = v["id"].as_str().unwrap_or("").to_uppercase();
     if id.is_empty() || id.contains(char::is_whitespace) {
@@ -187,14 +197,10 @@ async fn update_user(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match parse(&body) {
-        Ok(v) => v,
+    let (mut d, v) = match begin(&d, Method::PATCH, &headers, &body, USER_FIELDS) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::PATCH, &headers, Some(&v), USER_FIELDS) {
-        return r;
-    }
     let Some(user) = d.users.get_mut(&id.to_uppercase()) else {
         return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such user");
     };
@@ -210,14 +216,10 @@ async fn create_group(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match parse(&body) {
-        Ok(v) => v,
+    let (mut d, v) = match begin(&d, Method::POST, &headers, &body, GROUP_FIELDS) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::POST, &headers, Some(&v), GROUP_FIELDS) {
-        return r;
-    }
     assert_eq!(lib, "ACTIVE");
     let id = v["id"].as_str().unwrap_or("").to_owned();
     if d.groups.contains_key(&id) {
@@ -233,14 +235,10 @@ async fn update_group(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match parse(&body) {
-        Ok(v) => v,
+    let (mut d, v) = match begin(&d, Method::PATCH, &headers, &body, GROUP_FIELDS) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::PATCH, &headers, Some(&v), GROUP_FIELDS) {
-        return r;
-    }
     let Some((group, _)) = d.groups.get_mut(&gid) else {
         return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group");
     };
@@ -256,14 +254,10 @@ async fn members(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let v = match parse(&body) {
-        Ok(v) => v,
+    let (mut d, v) = match begin(&d, Method::PUT, &headers, &body, MEMBER_FIELDS) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::PUT, &headers, Some(&v), MEMBER_FIELDS) {
-        return r;
-    }
     if v["database"] != lib || v["data_type"] != "users" {
         return envelope(
             StatusCode::BAD_REQUEST,
