@@ -17,5 +17,6 @@ pub mod scim;
 pub mod server;
 pub mod store;
 pub mod targets;
+pub mod template;
 pub mod tokens;
 pub mod vault;
