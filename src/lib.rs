@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod directory;
 pub mod entropy;
 pub mod metrics;
+pub mod resolver;
 pub mod oauth;
 pub mod scim;
 pub mod server;

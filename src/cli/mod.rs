@@ -9,6 +9,7 @@
 mod approve;
 mod dlq;
 mod link;
+mod resolve;
 mod serve;
 mod setup;
 mod status;
@@ -134,6 +135,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find the iManage workspace (and folder) for a workitem, as the API does.
+    Resolve {
+        /// Repository name, from [[repositories]]
+        #[arg(long)]
+        repository: String,
+        /// JSON file with the workitem, e.g. {"title": "…", "client": {"reference": "12345"}}
+        #[arg(long)]
+        workitem: PathBuf,
+        /// Work type, for repositories with per-work-type searches
+        #[arg(long)]
+        work_type: Option<String>,
+        /// Show the search and every request sent to iManage
+        #[arg(long)]
+        explain: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect, retry and drop dead letters (changes a target did not take).
     Dlq {
         /// Dead-letter action.
@@ -251,6 +270,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &target,
                 dry_run,
                 json,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+            )
+            .await
+        }
+        Command::Resolve {
+            repository,
+            workitem,
+            work_type,
+            explain,
+            json,
+        } => {
+            resolve::run(
+                resolve::Args {
+                    repository: &repository,
+                    workitem: &workitem,
+                    work_type: work_type.as_deref(),
+                    explain,
+                    json,
+                },
                 cli.config.as_deref(),
                 cli.data_dir,
                 &env,

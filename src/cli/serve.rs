@@ -86,6 +86,7 @@ pub async fn serve(
     };
     let mut targets = super::targets::build(&cfg, &target_ctx).await?;
     let deliverables = super::targets::deliverables(&cfg, &mut targets, &target_ctx).await?;
+    let resolver = super::targets::resolver(&cfg, &deliverables, Arc::clone(&clock));
     let routes = deliverables
         .iter()
         .flat_map(|d| {
@@ -168,7 +169,8 @@ pub async fn serve(
             },
             vault_state,
         )
-        .with_targets(targets),
+        .with_targets(targets)
+        .with_resolver(resolver),
     );
 
     print_next_steps(&state, &public_url, local, &cfg).await;

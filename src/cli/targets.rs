@@ -17,9 +17,10 @@ use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
     TokenSource, TokenStore, build_client,
 };
+use crate::resolver::Resolver;
 use crate::server::TargetHandle;
 use crate::store::Store;
-use crate::targets::{ImanageTarget, ScimTarget, WebhookTarget};
+use crate::targets::{ImanageClient, ImanageTarget, ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
 /// Timeout of one request to a token endpoint.
@@ -204,6 +205,8 @@ pub struct Deliverable {
     pub providers: Vec<String>,
     /// Its position in `cfg.targets` and in the handles.
     pub index: usize,
+    /// The iManage client behind an iManage target, which the workspace resolver shares.
+    pub imanage: Option<Arc<ImanageClient>>,
 }
 
 /// Every configured target, ready for an engine: its client, credentials and settings.
@@ -223,6 +226,7 @@ pub async fn deliverables(
                 )));
             }
         }
+        let mut imanage = None;
         let target: Arc<dyn Target> = match t.kind {
             TargetKind::Webhook => {
                 let key = format!("targets[{index}].signing_secret");
@@ -268,14 +272,15 @@ pub async fn deliverables(
                 })?;
                 let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
                 let credentials = credentials(index, t, handle, ctx).await?;
-                Arc::new(ImanageTarget::new(
-                    t.name.clone(),
+                let client = Arc::new(ImanageClient::new(
                     url,
                     t.library.clone(),
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),
-                ))
+                ));
+                imanage = Some(Arc::clone(&client));
+                Arc::new(ImanageTarget::new(t.name.clone(), client))
             }
         };
         let engine = EngineConfig {
@@ -303,6 +308,7 @@ pub async fn deliverables(
             engine,
             providers,
             index,
+            imanage,
         });
     }
     Ok(out)
@@ -373,4 +379,29 @@ pub async fn for_command(
     let mut handles = build(cfg, &ctx).await?;
     let deliverables = deliverables(cfg, &mut handles, &ctx).await?;
     Ok((handles, deliverables, opened))
+}
+
+/// The workspace resolver over the iManage targets' clients, when repositories are
+/// configured.
+pub fn resolver(
+    cfg: &Config,
+    deliverables: &[Deliverable],
+    clock: Arc<dyn Clock>,
+) -> Option<Arc<Resolver>> {
+    if cfg.repositories.is_empty() {
+        return None;
+    }
+    let clients = deliverables
+        .iter()
+        .filter_map(|d| {
+            let client = d.imanage.as_ref()?;
+            Some((d.target.name().to_owned(), Arc::clone(client)))
+        })
+        .collect();
+    Some(Arc::new(Resolver::new(
+        cfg.repositories.clone(),
+        &cfg.resolver,
+        clients,
+        clock,
+    )))
 }

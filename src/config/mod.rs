@@ -36,6 +36,7 @@ mod check;
 mod defaults;
 mod error;
 mod reader;
+mod repositories;
 mod schedule;
 mod schema;
 mod secret;
@@ -53,12 +54,14 @@ use toml::de::DeTable;
 
 pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
+pub use repositories::is_search_field;
 pub use schedule::normalise as normalise_cron;
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, GuardSettings,
-    LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, ResourceSetting, ReturnedSetting,
-    ScimConfig, ServerConfig, TargetConfig, TargetKind, UniquenessSetting, VaultConfig,
+    LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, RepositoryConfig, ResolverConfig,
+    ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig, TargetConfig, TargetKind,
+    UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
 

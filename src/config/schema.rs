@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::reader::Keyword;
 use super::secret::SecretRef;
 use super::values::redact_url;
+use crate::template::{Assignment, Template};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
@@ -21,6 +22,61 @@ pub struct Config {
     pub scim: ScimConfig,
     pub providers: Vec<ProviderConfig>,
     pub targets: Vec<TargetConfig>,
+    /// `[[repositories]]`: where documents of each kind of work live in iManage.
+    pub repositories: Vec<RepositoryConfig>,
+    pub resolver: ResolverConfig,
+}
+
+/// How a repository finds its workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkspaceSearch {
+    /// Default search: the first workspace whose title is this, trimmed and ignoring case.
+    Title(Template),
+    /// Advanced search: profile fields such as `custom1=[workitem.client.reference]`.
+    Fields(Vec<Assignment>),
+}
+
+/// A functional area (Document Templates, Inbound Email, matters …) mapped to an
+/// iManage workspace and folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryConfig {
+    pub name: String,
+    /// The iManage target searched.
+    pub target: String,
+    pub search: WorkspaceSearch,
+    /// Folder path under the workspace, `/`-separated; `None` is the workspace itself.
+    pub folder: Option<String>,
+    /// Libraries searched, in order; empty means the target's library.
+    pub libraries: Vec<String>,
+    /// Overrides for particular work types, matched ignoring case.
+    pub work_types: Vec<WorkTypeConfig>,
+}
+
+/// A work type's own search, folder or libraries within a repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkTypeConfig {
+    pub name: String,
+    pub search: Option<WorkspaceSearch>,
+    pub folder: Option<String>,
+    pub libraries: Option<Vec<String>>,
+}
+
+/// `[resolver]`: the workspace resolution cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConfig {
+    /// How long a resolution is reused; zero turns the cache off.
+    pub cache_ttl: Duration,
+    /// Most resolutions kept.
+    pub cache_size: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            cache_ttl: Duration::from_secs(300),
+            cache_size: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -36,6 +36,8 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     let scim = top.get("scim");
     let providers = top.get("providers");
     let targets = top.get("targets");
+    let repositories = top.get("repositories");
+    let resolver = top.get("resolver");
     top.finish(ctx);
 
     let mut spots = Spots::default();
@@ -59,6 +61,12 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     }
     if let Some(f) = targets {
         config.targets = super::targets::read_targets(ctx, &f, base_dir);
+    }
+    if let Some(f) = repositories {
+        config.repositories = super::repositories::read_repositories(ctx, &f, &config.targets);
+    }
+    if let Some(f) = resolver {
+        config.resolver = super::repositories::read_resolver(ctx, &f);
     }
     check_limits(ctx, &config, &spots);
     add_warnings(ctx, &config);

@@ -6,6 +6,7 @@ mod health;
 mod link_routes;
 mod respond;
 mod scim_routes;
+mod workspace_routes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use crate::directory::Directory;
 use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
 use crate::oauth::{Linker, TokenSource};
+use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
 pub use respond::SCIM_JSON;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub vault_state: String,
     /// Downstream targets' credentials, for `/readyz` and `/link`.
     pub targets: Vec<TargetHandle>,
+    /// Workspace resolution, when repositories are configured.
+    pub resolver: Option<Arc<Resolver>>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
 }
@@ -105,9 +109,16 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             vault_state,
             targets: Vec::new(),
+            resolver: None,
             started: Instant::now(),
             token_use: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same state with workspace resolution.
+    pub fn with_resolver(mut self, resolver: Option<Arc<Resolver>>) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// The same state with downstream targets' credentials.
@@ -144,6 +155,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(link_routes::routes())
+        .merge(workspace_routes::routes())
         .nest(
             "/scim/v2/{provider}",
             scim_routes::routes(Arc::clone(&state)),

@@ -1,11 +1,11 @@
 //! Downstream targets: implementations of [`crate::delivery::Target`].
 
 mod http;
-mod imanage;
+pub mod imanage;
 mod scim;
 mod webhook;
 
 pub use http::classify;
-pub use imanage::ImanageTarget;
+pub use imanage::{ImanageClient, ImanageTarget};
 pub use scim::ScimTarget;
 pub use webhook::{SIGNATURE_HEADER, WebhookTarget, sign};

@@ -22,6 +22,7 @@
 //! Templates are parsed once, when the configuration loads; a parse error carries the
 //! byte position and renders with a caret under it. Evaluation does no I/O.
 
+mod assign;
 mod error;
 mod eval;
 mod parse;
@@ -35,6 +36,7 @@ use std::fmt;
 
 use crate::scim::Filter;
 
+pub use assign::{Assignment, looks_like_assignments, parse_assignments};
 pub use error::{EvalError, TemplateError};
 pub use eval::Context;
 pub use split::split_top_level;

@@ -234,3 +234,67 @@ proptest! {
         prop_assert_eq!(t.render(&Context::new()), Ok(s));
     }
 }
+
+fn search_field(key: &str) -> bool {
+    key.eq_ignore_ascii_case("name")
+        || key
+            .strip_prefix("custom")
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| (1..=30).contains(&n))
+}
+
+#[test]
+fn assignments_parse_with_positions_in_the_whole_text() {
+    let text = "custom1=[workitem.client.reference], custom2=[workitem.reference]";
+    assert!(looks_like_assignments(text, search_field));
+    let a =
+        parse_assignments(text, search_field, "custom1..custom30, name", &["workitem"]).unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1].key, "custom2");
+    assert_eq!(a[1].template.to_string(), "[workitem.reference]");
+    let wi = json!({"client": {"reference": "12345"}, "reference": "00001"});
+    let ctx = Context::new().with("workitem", &wi);
+    assert_eq!(a[0].template.render(&ctx).as_deref(), Ok("12345"));
+
+    assert!(!looks_like_assignments("Smith, Jones & Co", search_field));
+    assert!(!looks_like_assignments("[workitem.title]", search_field));
+
+    let e = parse_assignments(
+        "custom1=[a.b], custom2=[workitem.reference",
+        search_field,
+        "x",
+        &["workitem", "a", "c"],
+    )
+    .unwrap_err();
+    assert_eq!(e.offset, 23, "{e}");
+    let e = parse_assignments(
+        "custom1=[a.b], colour=red",
+        search_field,
+        "x",
+        &["workitem", "a", "c"],
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.offset, e.message.as_str()),
+        (15, "unknown field `colour`; fields are x")
+    );
+    let e = parse_assignments(
+        "custom1=[a.b],custom1=[c.d]",
+        search_field,
+        "x",
+        &["workitem", "a", "c"],
+    )
+    .unwrap_err();
+    assert!(e.message.contains("twice"), "{e}");
+    let e = parse_assignments("custom1= ", search_field, "x", &["workitem", "a", "c"]).unwrap_err();
+    assert!(e.message.contains("no value"), "{e}");
+    let e = parse_assignments(
+        "custom1=[a.b], custom2= [user.x]",
+        search_field,
+        "x",
+        &["a"],
+    )
+    .unwrap_err();
+    assert_eq!(e.offset, 24, "{e}");
+    assert!(e.message.contains("unknown root `user`"), "{e}");
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -24,6 +24,16 @@ pub struct Dms {
     pub users: BTreeMap<String, Value>,
     /// id → (group, members)
     pub groups: BTreeMap<String, (Value, BTreeSet<String>)>,
+    /// Workspaces in server order: `{id, name, database, custom1, …}`.
+    pub workspaces: Vec<Value>,
+    /// Container id (workspace or folder) → its child folders `{id, name, wstype}`.
+    pub children: BTreeMap<String, Vec<Value>>,
+    /// Every workspace search and children listing, as `library?query`.
+    pub searches: Vec<String>,
+    /// Largest page the server returns whatever `limit` asks (0 = no cap).
+    pub page_cap: usize,
+    /// Answer workspace searches with this status and an error envelope.
+    pub fail_searches: Option<u16>,
     pub requests: u64,
     /// Every Nth write is refused with 429 or 503 (0 = never).
     pub busy_every: u64,
@@ -132,6 +142,18 @@ pub fn start_blocking(dms: Shared) -> String {
                 .route(
                     "/work/api/v2/customers/{cid}/libraries/{lib}/groups/{gid}/members",
                     put(members),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/libraries/{lib}/workspaces",
+                    get(search_workspaces),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/libraries/{lib}/workspaces/{id}/children",
+                    get(children),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/libraries/{lib}/folders/{id}/children",
+                    get(children),
                 )
                 .with_state(dms);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -300,4 +322,115 @@ async fn members(
         }
     }
     axum::Json(json!({"data": {}})).into_response()
+}
+
+/// Words of a title as iManage's name search sees them.
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn search_params_ok(params: &[(String, String)]) -> Result<(), Response> {
+    for (k, v) in params {
+        let custom = k
+            .strip_prefix("custom")
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| (1..=30).contains(&n));
+        let known = custom || matches!(k.as_str(), "name" | "description" | "limit" | "offset" | "cursor" | "total");
+        if !known {
+            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", &format!("unknown parameter {k}")));
+        }
+        if v.trim().is_empty() {
+            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", &format!("empty {k}")));
+        }
+        if k == "limit" && v.parse::<usize>().map_or(true, |n| n == 0 || n > 9999) {
+            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "limit"));
+        }
+    }
+    Ok(())
+}
+
+/// `GET …/libraries/{lib}/workspaces`: word search on `name`, exact case-insensitive
+/// `customN`, cursor or offset paging, `{"data":{"results":[…]}}`.
+async fn search_workspaces(
+    State(d): State<Shared>,
+    Path((_cid, lib)): Path<(String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    if let Err(r) = search_params_ok(&params) {
+        return r;
+    }
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    d.searches.push(format!("{lib}?{}", query.join("&")));
+    if let Some(status) = d.fail_searches {
+        return envelope(StatusCode::from_u16(status).unwrap(), "NRC_INTERNAL", "search index unavailable");
+    }
+    let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    let hits: Vec<Value> = d
+        .workspaces
+        .iter()
+        .filter(|w| w["database"] == lib.as_str())
+        .filter(|w| {
+            params.iter().all(|(k, v)| match k.as_str() {
+                "name" => {
+                    let have = words(w["name"].as_str().unwrap_or(""));
+                    words(v).iter().all(|x| have.contains(x))
+                }
+                k if k.starts_with("custom") => w[k]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+                _ => true,
+            })
+        })
+        .cloned()
+        .collect();
+    let mut limit: usize = get("limit").map_or(100, |l| l.parse().unwrap());
+    if d.page_cap > 0 {
+        limit = limit.min(d.page_cap);
+    }
+    let start = match (get("cursor"), get("offset")) {
+        (Some(c), _) => c.trim_start_matches('c').parse().unwrap(),
+        (None, Some(o)) => o.parse().unwrap(),
+        (None, None) => 0,
+    };
+    let page: Vec<Value> = hits.iter().skip(start).take(limit).cloned().collect();
+    let mut body = json!({"data": {"results": page}});
+    if start + limit < hits.len() {
+        body["cursor"] = json!(format!("c{}", start + limit));
+    }
+    axum::Json(body).into_response()
+}
+
+/// Children of a workspace or folder, in the POST-style shape `{"data":[…]}`.
+async fn children(
+    State(d): State<Shared>,
+    Path((_cid, lib, id)): Path<(String, String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    d.searches.push(format!("{lib}/{id}/children"));
+    if !params.iter().any(|(k, v)| k == "exclude_docs" && v == "true") {
+        return envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "documents not expected");
+    }
+    if !id.starts_with(&format!("{lib}!")) {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "not in this library");
+    }
+    match d.children.get(&id) {
+        Some(items) => axum::Json(json!({"data": items})).into_response(),
+        None if d.workspaces.iter().any(|w| w["id"] == id.as_str()) => {
+            axum::Json(json!({"data": []})).into_response()
+        }
+        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such container"),
+    }
 }

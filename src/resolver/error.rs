@@ -1,0 +1,74 @@
+//! Why a workspace could not be resolved, with the HTTP status each reason answers.
+
+use crate::template::EvalError;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no repository named {name:?} (configured: {})", known.join(", "))]
+    UnknownRepository { name: String, known: Vec<String> },
+    #[error("workitem must be a JSON object, e.g. {{\"title\": \"…\"}}")]
+    BadWorkitem,
+    #[error("the workitem has no value for `{path}`, which the {repository} search needs")]
+    Missing { repository: String, path: String },
+    #[error("{0}")]
+    NotScalar(String),
+    #[error("no workspace matches {search} in {}", libraries.join(", "))]
+    NoWorkspace {
+        search: String,
+        libraries: Vec<String>,
+    },
+    #[error("workspace {workspace} has no folder {folder:?}{}", if found.is_empty() { " (it has no folders)".to_string() } else { format!(" (folders there: {})", found.join(", ")) })]
+    NoFolder {
+        workspace: String,
+        folder: String,
+        found: Vec<String>,
+    },
+    #[error("{0} is not a workspace id like \"ACTIVE!1002\"")]
+    BadWorkspaceId(String),
+    #[error("no iManage target named {0:?} is running")]
+    NoTarget(String),
+    #[error("iManage failed: {0}")]
+    Upstream(String),
+}
+
+impl ResolveError {
+    pub fn from_eval(repository: &str, e: EvalError) -> Self {
+        match e {
+            EvalError::Missing { path } => ResolveError::Missing {
+                repository: repository.to_owned(),
+                path,
+            },
+            other @ EvalError::NotScalar { .. } => ResolveError::NotScalar(other.to_string()),
+        }
+    }
+
+    /// The HTTP status this answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ResolveError::UnknownRepository { .. }
+            | ResolveError::NoWorkspace { .. }
+            | ResolveError::NoFolder { .. } => 404,
+            ResolveError::BadWorkitem
+            | ResolveError::Missing { .. }
+            | ResolveError::NotScalar(_)
+            | ResolveError::BadWorkspaceId(_) => 422,
+            ResolveError::NoTarget(_) => 503,
+            ResolveError::Upstream(_) => 502,
+        }
+    }
+
+    /// A stable name for the reason, for programs that call the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ResolveError::UnknownRepository { .. } => "unknown_repository",
+            ResolveError::BadWorkitem => "bad_workitem",
+            ResolveError::Missing { .. } => "missing_value",
+            ResolveError::NotScalar(_) => "not_a_value",
+            ResolveError::NoWorkspace { .. } => "no_workspace",
+            ResolveError::NoFolder { .. } => "no_folder",
+            ResolveError::BadWorkspaceId(_) => "bad_workspace_id",
+            ResolveError::NoTarget(_) => "no_target",
+            ResolveError::Upstream(_) => "upstream",
+        }
+    }
+}

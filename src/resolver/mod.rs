@@ -1,0 +1,402 @@
+//! Workspace resolution: which iManage workspace (and folder) holds the documents of a
+//! piece of work, found through each repository's templated search.
+//!
+//! A repository's search is a title template (default search: the first workspace whose
+//! whole title matches, trimmed and ignoring case) or profile fields (advanced search:
+//! `custom1=[workitem.client.reference], custom2=[workitem.reference]`). Libraries are
+//! searched in the configured order and the first match in server order wins. Results
+//! are cached for a while; errors drop the cached entry.
+
+mod cache;
+mod error;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::{RepositoryConfig, ResolverConfig, WorkspaceSearch};
+use crate::delivery::TargetError;
+use crate::targets::imanage::{ImanageClient, PageStart};
+
+pub use cache::Cache;
+pub use error::ResolveError;
+pub use query::Query;
+
+/// Results asked for per search page: enough that a search usually takes one request.
+const PAGE_SIZE: usize = 500;
+/// Pages read per library before giving up on a word search that matches too much.
+const MAX_PAGES: usize = 20;
+
+/// What to resolve.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub repository: String,
+    pub work_type: Option<String>,
+    pub workitem: Value,
+    /// Skip the cache's answer (a fresh answer is still stored).
+    pub fresh: bool,
+}
+
+/// Where the work's documents go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resolution {
+    pub workspace_id: String,
+    pub name: String,
+    pub library: String,
+    pub folder_id: Option<String>,
+    pub folder_path: Option<String>,
+    /// `"title"` (default search) or `"fields"` (advanced search).
+    pub matched_by: &'static str,
+    /// The search as run, e.g. `custom1="12345", custom2="00001"`.
+    pub query: String,
+}
+
+/// A resolution and how it was reached.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub resolution: Resolution,
+    pub cached: bool,
+    /// Every request sent to iManage, in order (none when cached).
+    pub requests: Vec<String>,
+}
+
+/// A folder under a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Folder {
+    pub id: String,
+    pub name: String,
+}
+
+/// Resolves workspaces for the configured repositories.
+pub struct Resolver {
+    repositories: Vec<RepositoryConfig>,
+    clients: HashMap<String, Arc<ImanageClient>>,
+    resolutions: Cache<Resolution>,
+    folders: Cache<Vec<Folder>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("repositories", &self.repositories.len())
+            .field("cached", &self.resolutions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings one resolution uses, after a work type's overrides.
+struct Plan<'a> {
+    repository: &'a RepositoryConfig,
+    work_type: Option<&'a str>,
+    search: &'a WorkspaceSearch,
+    folder: Option<&'a str>,
+    libraries: &'a [String],
+}
+
+fn upstream(e: TargetError) -> ResolveError {
+    ResolveError::Upstream(e.to_string())
+}
+
+impl Resolver {
+    /// `clients` are the iManage targets' clients, by target name.
+    pub fn new(
+        repositories: Vec<RepositoryConfig>,
+        settings: &ResolverConfig,
+        clients: HashMap<String, Arc<ImanageClient>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Resolver {
+            repositories,
+            clients,
+            resolutions: Cache::new(settings.cache_ttl, settings.cache_size),
+            folders: Cache::new(settings.cache_ttl, settings.cache_size),
+            clock,
+        }
+    }
+
+    pub fn repositories(&self) -> &[RepositoryConfig] {
+        &self.repositories
+    }
+
+    fn plan<'a>(&'a self, req: &'a Request) -> Result<Plan<'a>, ResolveError> {
+        let repository = self
+            .repositories
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(req.repository.trim()))
+            .ok_or_else(|| ResolveError::UnknownRepository {
+                name: req.repository.clone(),
+                known: self.repositories.iter().map(|r| r.name.clone()).collect(),
+            })?;
+        let over = req.work_type.as_deref().and_then(|w| {
+            repository
+                .work_types
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(w.trim()))
+        });
+        Ok(Plan {
+            repository,
+            work_type: over.map(|o| o.name.as_str()),
+            search: over
+                .and_then(|o| o.search.as_ref())
+                .unwrap_or(&repository.search),
+            folder: over
+                .and_then(|o| o.folder.as_deref())
+                .or(repository.folder.as_deref()),
+            libraries: over
+                .and_then(|o| o.libraries.as_deref())
+                .unwrap_or(&repository.libraries),
+        })
+    }
+
+    fn client(&self, target: &str) -> Result<&Arc<ImanageClient>, ResolveError> {
+        self.clients
+            .get(target)
+            .ok_or_else(|| ResolveError::NoTarget(target.to_owned()))
+    }
+
+    /// Resolves one request: from the cache unless `fresh`, else by searching.
+    pub async fn resolve(&self, req: &Request) -> Result<Outcome, ResolveError> {
+        if !req.workitem.is_object() {
+            return Err(ResolveError::BadWorkitem);
+        }
+        let plan = self.plan(req)?;
+        let query = Query::render(plan.search, &req.workitem)
+            .map_err(|e| ResolveError::from_eval(&plan.repository.name, e))?;
+        let key = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{query}",
+            plan.repository.name,
+            plan.work_type.unwrap_or(""),
+            query.kind()
+        );
+        if !req.fresh
+            && let Some(resolution) = self.resolutions.get(&key, self.clock.now())
+        {
+            return Ok(Outcome {
+                resolution,
+                cached: true,
+                requests: Vec::new(),
+            });
+        }
+        let mut requests = Vec::new();
+        let result = self.search(&plan, &query, &mut requests).await;
+        match result {
+            Ok(resolution) => {
+                self.resolutions
+                    .put(key, resolution.clone(), self.clock.now());
+                Ok(Outcome {
+                    resolution,
+                    cached: false,
+                    requests,
+                })
+            }
+            Err(e) => {
+                self.resolutions.remove(&key);
+                Err(e)
+            }
+        }
+    }
+
+    async fn search(
+        &self,
+        plan: &Plan<'_>,
+        query: &Query,
+        requests: &mut Vec<String>,
+    ) -> Result<Resolution, ResolveError> {
+        let client = self.client(&plan.repository.target)?;
+        let (base, default_library) = client.base().await.map_err(upstream)?;
+        let libraries: Vec<String> = if plan.libraries.is_empty() {
+            vec![default_library]
+        } else {
+            plan.libraries.to_vec()
+        };
+        for lib in &libraries {
+            let url = format!("{base}/libraries/{lib}/workspaces");
+            let mut params = query.params();
+            params.push(("limit", PAGE_SIZE.to_string()));
+            let mut from = PageStart::First;
+            for _ in 0..MAX_PAGES {
+                requests.push(describe("GET", &url, &params, &from));
+                let page = client.page(&url, &params, &from).await.map_err(upstream)?;
+                let n = page.items.len();
+                if let Some(ws) = page.items.iter().find(|w| query.accepts(w)) {
+                    return self.found(client, &base, lib, ws, plan, query, requests).await;
+                }
+                from = match (page.cursor, n) {
+                    (Some(c), _) => PageStart::Cursor(c),
+                    (None, n) if n == PAGE_SIZE => match from {
+                        PageStart::Offset(o) => PageStart::Offset(o + n),
+                        _ => PageStart::Offset(n),
+                    },
+                    _ => break,
+                };
+            }
+        }
+        Err(ResolveError::NoWorkspace {
+            search: query.to_string(),
+            libraries,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn found(
+        &self,
+        client: &ImanageClient,
+        base: &str,
+        lib: &str,
+        ws: &Value,
+        plan: &Plan<'_>,
+        query: &Query,
+        requests: &mut Vec<String>,
+    ) -> Result<Resolution, ResolveError> {
+        let workspace_id = text(&ws["id"]).ok_or_else(|| {
+            ResolveError::Upstream("a workspace in the search results has no id".into())
+        })?;
+        let name = text(&ws["name"]).unwrap_or_default();
+        let library = text(&ws["database"]).unwrap_or_else(|| lib.to_owned());
+        let (folder_id, folder_path) = match plan.folder {
+            None => (None, None),
+            Some(path) => {
+                let id = self
+                    .folder_by_path(client, base, &library, &workspace_id, path, requests)
+                    .await?;
+                (Some(id), Some(path.to_owned()))
+            }
+        };
+        Ok(Resolution {
+            workspace_id,
+            name,
+            library,
+            folder_id,
+            folder_path,
+            matched_by: query.kind(),
+            query: query.to_string(),
+        })
+    }
+
+    /// The id of the folder at `path` (`/`-separated names) under a workspace.
+    async fn folder_by_path(
+        &self,
+        client: &ImanageClient,
+        base: &str,
+        lib: &str,
+        workspace_id: &str,
+        path: &str,
+        requests: &mut Vec<String>,
+    ) -> Result<String, ResolveError> {
+        let mut container = format!("{base}/libraries/{lib}/workspaces/{workspace_id}/children");
+        let mut id = String::new();
+        for (depth, segment) in path.split('/').enumerate() {
+            let children = self.children(client, &container, requests).await?;
+            let found = children
+                .iter()
+                .find(|f| f.name.trim().to_lowercase() == segment.trim().to_lowercase())
+                .ok_or_else(|| ResolveError::NoFolder {
+                    workspace: workspace_id.to_owned(),
+                    folder: path.split('/').take(depth + 1).collect::<Vec<_>>().join("/"),
+                    found: children.iter().map(|f| f.name.clone()).collect(),
+                })?;
+            id = found.id.clone();
+            container = format!("{base}/libraries/{lib}/folders/{id}/children");
+        }
+        Ok(id)
+    }
+
+    /// The folders directly under a workspace or folder, cached.
+    async fn children(
+        &self,
+        client: &ImanageClient,
+        container: &str,
+        requests: &mut Vec<String>,
+    ) -> Result<Vec<Folder>, ResolveError> {
+        if let Some(hit) = self.folders.get(container, self.clock.now()) {
+            return Ok(hit);
+        }
+        let params = [("exclude_docs", "true".to_string())];
+        requests.push(describe("GET", container, &params, &PageStart::First));
+        let items = match client.list_all(container, &params, PAGE_SIZE).await {
+            Ok(items) => items,
+            Err(e) => {
+                self.folders.remove(container);
+                return Err(upstream(e));
+            }
+        };
+        let folders: Vec<Folder> = items
+            .iter()
+            .filter(|i| i["wstype"].as_str().is_none_or(|t| t != "document"))
+            .filter_map(|i| {
+                Some(Folder {
+                    id: text(&i["id"])?,
+                    name: text(&i["name"]).unwrap_or_default(),
+                })
+            })
+            .collect();
+        self.folders
+            .put(container.to_owned(), folders.clone(), self.clock.now());
+        Ok(folders)
+    }
+
+    /// The folders directly under workspace `workspace_id` (`LIBRARY!number`), or under
+    /// the folder at `path` within it.
+    pub async fn list_folders(
+        &self,
+        target: Option<&str>,
+        workspace_id: &str,
+        path: Option<&str>,
+    ) -> Result<Vec<Folder>, ResolveError> {
+        let (lib, _) = workspace_id
+            .split_once('!')
+            .filter(|(l, n)| !l.is_empty() && !n.is_empty() && !n.contains('/'))
+            .ok_or_else(|| ResolveError::BadWorkspaceId(workspace_id.to_owned()))?;
+        let target = match target {
+            Some(t) => t.to_owned(),
+            None => match self.clients.keys().collect::<Vec<_>>().as_slice() {
+                [only] => (*only).clone(),
+                _ => return Err(ResolveError::NoTarget("(say which: ?target=NAME)".into())),
+            },
+        };
+        let client = self.client(&target)?;
+        let (base, _) = client.base().await.map_err(upstream)?;
+        let mut requests = Vec::new();
+        let container = match path.map(str::trim).filter(|p| !p.is_empty()) {
+            None => format!("{base}/libraries/{lib}/workspaces/{workspace_id}/children"),
+            Some(p) => {
+                let id = self
+                    .folder_by_path(client, &base, lib, workspace_id, p, &mut requests)
+                    .await?;
+                format!("{base}/libraries/{lib}/folders/{id}/children")
+            }
+        };
+        self.children(client, &container, &mut requests).await
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A request as `GET url?query`, for `--explain`.
+fn describe(method: &str, url: &str, params: &[(&str, String)], from: &PageStart) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    match from {
+        PageStart::First => {}
+        PageStart::Cursor(c) => {
+            q.append_pair("cursor", c);
+        }
+        PageStart::Offset(o) => {
+            q.append_pair("offset", &o.to_string());
+        }
+    }
+    format!("{method} {url}?{}", q.finish())
+}

@@ -1,0 +1,142 @@
+//! The workspace resolution API (admin tokens only):
+//! `POST /api/v1/workspaces/resolve` and `GET /api/v1/workspaces/{id}/folders`.
+//!
+//! Answers are plain JSON, not SCIM: `{"error": code, "message": …}` on failure, with the
+//! missing path or the known repositories where they help the caller.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::check_bearer;
+use super::scim_routes::read_json;
+use crate::resolver::{Request, ResolveError, Resolver};
+use crate::scim::ScimError;
+use crate::tokens::SCOPE_ADMIN;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/workspaces/resolve", post(resolve))
+        .route("/api/v1/workspaces/{id}/folders", get(folders))
+}
+
+fn answer(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+fn failure(e: &ResolveError) -> Response {
+    let mut body = json!({"error": e.code(), "message": e.to_string()});
+    match e {
+        ResolveError::UnknownRepository { known, .. } => body["known"] = json!(known),
+        ResolveError::Missing { path, .. } => body["path"] = json!(path),
+        ResolveError::NoWorkspace { search, libraries } => {
+            body["search"] = json!(search);
+            body["libraries"] = json!(libraries);
+        }
+        _ => {}
+    }
+    answer(e.status(), body)
+}
+
+fn bad_request(e: &ScimError) -> Response {
+    answer(e.status, json!({"error": "bad_request", "message": e.detail}))
+}
+
+/// The caller's admin token, then the resolver; `Err` is the response to send.
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<Resolver>, Response> {
+    check_bearer(state, headers, None, SCOPE_ADMIN)
+        .await
+        .map_err(|e| answer(e.status, json!({"error": "unauthorized", "message": e.detail})))?;
+    state.resolver.clone().ok_or_else(|| {
+        answer(
+            404,
+            json!({"error": "unknown_repository", "message": "no [[repositories]] are configured", "known": []}),
+        )
+    })
+}
+
+async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let resolver = match admit(&state, &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let body = match read_json(&headers, body, state.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return bad_request(&e),
+    };
+    let Some(repository) = body["repository"].as_str() else {
+        return bad_request(&ScimError::invalid_syntax(
+            "\"repository\" is required: {\"repository\": \"matters\", \"workitem\": {…}}",
+        ));
+    };
+    let work_type = match &body["work_type"] {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            return bad_request(&ScimError::invalid_syntax(
+                "\"work_type\" must be a string",
+            ));
+        }
+    };
+    let fresh = match &body["cache"] {
+        Value::Null => false,
+        Value::Bool(b) => !b,
+        _ => return bad_request(&ScimError::invalid_syntax("\"cache\" must be true or false")),
+    };
+    let explain = body["explain"].as_bool().unwrap_or(false);
+    let req = Request {
+        repository: repository.to_owned(),
+        work_type,
+        workitem: body["workitem"].clone(),
+        fresh,
+    };
+    match resolver.resolve(&req).await {
+        Ok(outcome) => {
+            let mut out = json!(outcome.resolution);
+            out["cached"] = json!(outcome.cached);
+            if explain {
+                out["requests"] = json!(outcome.requests);
+            }
+            answer(200, out)
+        }
+        Err(e) => {
+            if e.status() == 502 {
+                tracing::warn!(repository, error = %e, "workspace resolution failed at iManage");
+            }
+            failure(&e)
+        }
+    }
+}
+
+async fn folders(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let resolver = match admit(&state, &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match resolver
+        .list_folders(
+            query.get("target").map(String::as_str),
+            &id,
+            query.get("path").map(String::as_str),
+        )
+        .await
+    {
+        Ok(folders) => answer(200, json!({"workspace_id": id, "folders": folders})),
+        Err(e) => failure(&e),
+    }
+}

@@ -1,0 +1,264 @@
+//! iManage Work over its REST API v2 (facts in `shared/reference/imanage-api.md`).
+//!
+//! Users: created and updated under `customers/{cid}/users`, disabled with
+//! `allow_logon = false` (iManage users are never deleted). Groups: created in the
+//! configured library, members added and removed in batches; iManage cannot delete a
+//! group, so a deleted group is emptied, then disabled.
+
+mod client;
+mod ids;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::delivery::{Change, State, Target, TargetError};
+use crate::scim::ResourceKind;
+
+pub use client::{Answer, ImanageClient, Page, PageStart, describe_error};
+pub use ids::{group_id, user_id};
+
+/// Members per `PUT …/members` request.
+const MEMBER_BATCH: usize = 500;
+
+pub struct ImanageTarget {
+    name: String,
+    client: Arc<ImanageClient>,
+}
+
+impl std::fmt::Debug for ImanageTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImanageTarget")
+            .field("name", &self.name)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+fn full_name(doc: &Value) -> Option<String> {
+    doc["displayName"].as_str().map(str::to_owned).or_else(|| {
+        let given = doc["name"]["givenName"].as_str().unwrap_or("");
+        let family = doc["name"]["familyName"].as_str().unwrap_or("");
+        let joined = format!("{given} {family}").trim().to_owned();
+        (!joined.is_empty()).then_some(joined)
+    })
+}
+
+fn primary_email(doc: &Value) -> Option<String> {
+    let emails = doc["emails"].as_array()?;
+    emails
+        .iter()
+        .find(|e| e["primary"] == true)
+        .or_else(|| emails.iter().find(|e| e["type"] == "work"))
+        .or_else(|| emails.first())
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned)
+}
+
+impl ImanageTarget {
+    pub fn new(name: String, client: Arc<ImanageClient>) -> Self {
+        Self { name, client }
+    }
+
+    /// A request with no query; see [`ImanageClient::call`].
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<u16, TargetError> {
+        Ok(self.client.call(method, url, &[], body).await?.status)
+    }
+
+    async fn apply_user(&self, change: &Change) -> Result<Option<String>, TargetError> {
+        let (base, _) = self.client.base().await?;
+        let doc = match &change.state {
+            State::Deleted => {
+                if let Some(id) = &change.target_id {
+                    let body = json!({"allow_logon": false});
+                    self.call(
+                        reqwest::Method::PATCH,
+                        &format!("{base}/users/{id}"),
+                        Some(&body),
+                    )
+                    .await?;
+                }
+                // The iManage user stays (disabled): keep the id for a later re-create.
+                return Ok(change.target_id.clone());
+            }
+            State::Present(doc) => doc,
+        };
+        let id = match &change.target_id {
+            Some(id) => id.clone(),
+            None => user_id(doc["userName"].as_str().unwrap_or(""))?,
+        };
+        let mut fields = json!({"allow_logon": doc["active"].as_bool().unwrap_or(true)});
+        if let Some(n) = full_name(doc) {
+            fields["full_name"] = n.into();
+        }
+        if let Some(e) = primary_email(doc) {
+            fields["email"] = e.into();
+        }
+        let url = format!("{base}/users/{id}");
+        if change.target_id.is_some() {
+            let status = self
+                .call(reqwest::Method::PATCH, &url, Some(&fields))
+                .await?;
+            if status != 404 {
+                return Ok(Some(id));
+            }
+        }
+        let mut create = fields.clone();
+        create["id"] = id.clone().into();
+        let status = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{base}/users"),
+                Some(&create),
+            )
+            .await?;
+        if status == 409 {
+            // Already there (created by hand or by an earlier attempt): adopt and update.
+            self.call(reqwest::Method::PATCH, &url, Some(&fields))
+                .await?;
+        }
+        Ok(Some(id))
+    }
+
+    async fn members(
+        &self,
+        base: &str,
+        lib: &str,
+        gid: &str,
+        ids: &[String],
+        action: &str,
+    ) -> Result<(), TargetError> {
+        for batch in ids.chunks(MEMBER_BATCH) {
+            let body =
+                json!({"database": lib, "data_type": "users", "data": batch, "action": action});
+            let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
+            let status = self.call(reqwest::Method::PUT, &url, Some(&body)).await?;
+            if status == 404 {
+                return Err(TargetError::Transient {
+                    message: format!("group {gid} not found in {lib}"),
+                    retry_after: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn mapped(change: &Change, ids: &[String]) -> Result<Vec<String>, TargetError> {
+        ids.iter()
+            .map(|id| {
+                change
+                    .member_ids
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| TargetError::Transient {
+                        message: format!(
+                            "member {id} is not in iManage yet; waiting for its own delivery"
+                        ),
+                        retry_after: None,
+                    })
+            })
+            .collect()
+    }
+
+    async fn apply_group(&self, change: &Change) -> Result<Option<String>, TargetError> {
+        let (base, lib) = self.client.base().await?;
+        let (added, removed) = change.member_deltas();
+        // Members never delivered are not in iManage to remove.
+        let removed: Vec<String> = removed
+            .iter()
+            .filter_map(|r| change.member_ids.get(r).cloned())
+            .collect();
+        let doc = match &change.state {
+            State::Deleted => {
+                let Some(gid) = &change.target_id else {
+                    return Ok(None);
+                };
+                // Empty first: a disabled group's membership cannot change.
+                self.members(&base, &lib, gid, &removed, "delete").await?;
+                let body = json!({"enabled": false});
+                self.call(
+                    reqwest::Method::PATCH,
+                    &format!("{base}/groups/{gid}"),
+                    Some(&body),
+                )
+                .await?;
+                return Ok(None);
+            }
+            State::Present(doc) => doc,
+        };
+        let display = doc["displayName"].as_str().unwrap_or("");
+        let gid = match &change.target_id {
+            Some(g) => g.clone(),
+            None => group_id(display)?,
+        };
+        let update = json!({"full_name": display, "enabled": true});
+        let patched = change.target_id.is_some()
+            && self
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("{base}/groups/{gid}"),
+                    Some(&update),
+                )
+                .await?
+                != 404;
+        if !patched {
+            let create = json!({"id": gid, "full_name": display, "enabled": true, "group_nos": 2, "is_external": false});
+            let status = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{base}/libraries/{lib}/groups"),
+                    Some(&create),
+                )
+                .await?;
+            if status == 409 {
+                self.call(
+                    reqwest::Method::PATCH,
+                    &format!("{base}/groups/{gid}"),
+                    Some(&update),
+                )
+                .await?;
+            }
+        }
+        let add = match &change.members {
+            Some(all) => Self::mapped(
+                change,
+                &all.iter().map(|m| m.value.clone()).collect::<Vec<_>>(),
+            )?,
+            None => Self::mapped(change, &added)?,
+        };
+        self.members(&base, &lib, &gid, &add, "add").await?;
+        self.members(&base, &lib, &gid, &removed, "delete").await?;
+        Ok(Some(gid))
+    }
+}
+
+#[async_trait::async_trait]
+impl Target for ImanageTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deactivate(&self, target_id: &str) -> Result<(), TargetError> {
+        let (base, _) = self.client.base().await?;
+        let body = json!({"allow_logon": false});
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("{base}/users/{target_id}"),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {
+        match change.kind {
+            ResourceKind::User => self.apply_user(change).await,
+            ResourceKind::Group => self.apply_group(change).await,
+        }
+    }
+}
