@@ -65,7 +65,10 @@ pub async fn run(
                     println!("request:   {line}");
                 }
             }
-            println!("workspace: {} {:?} in {}", r.workspace_id, r.name, r.library);
+            println!(
+                "workspace: {} {:?} in {}",
+                r.workspace_id, r.name, r.library
+            );
             match (&r.folder_id, &r.folder_path) {
                 (Some(id), Some(path)) => println!("folder:    {id} {path:?}"),
                 _ => println!("folder:    (the workspace itself)"),
@@ -93,9 +96,12 @@ fn exit_code(e: &ResolveError) -> u8 {
 }
 
 fn read_workitem(path: &Path) -> Result<serde_json::Value, Failure> {
-    let bad = |m: String| Failure { code: 2, message: m };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+    let bad = |m: String| Failure {
+        code: 2,
+        message: m,
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
     if meta.len() > MAX_WORKITEM_BYTES {
         return Err(bad(format!(
             "{} is larger than {MAX_WORKITEM_BYTES} bytes",

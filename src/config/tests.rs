@@ -336,6 +336,8 @@ fn full_config_with_every_key() {
                 library: None,
             },
         ],
+        repositories: Vec::new(),
+        resolver: ResolverConfig::default(),
     };
     assert_eq!(loaded.config, expected);
     // The one warning: an iManage schedule cannot run until reading iManage is built.
@@ -1364,4 +1366,109 @@ fn guard_percentages_are_explained_as_percentages() {
         "{shown}"
     );
     assert!(!shown.contains("requests per second"), "{shown}");
+}
+
+const DMS: &str = r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "https://dms.example.com"
+
+[[targets]]
+name = "hooks"
+kind = "webhook"
+url = "https://hooks.example.com"
+signing_secret = { vault = "hooks.signing" }
+"#;
+
+#[test]
+fn repositories_are_read_with_their_searches() {
+    let text = format!(
+        r#"{DMS}
+[resolver]
+cache_ttl = "10m"
+cache_size = 500
+
+[[repositories]]
+name = "document-templates"
+target = "dms"
+workspace = "Clio Operate Document Templates"
+folder = " Document Templates "
+
+[[repositories]]
+name = "matters"
+target = "dms"
+workspace = "custom1=[workitem.client.reference], custom2=[workitem.reference]"
+folder = "Correspondence/Inbound"
+libraries = ["ACTIVE", "ARCHIVE"]
+[[repositories.work_types]]
+name = "Instructions"
+workspace = "Smith, Jones & Co"
+"#
+    );
+    let (_dir, _path, loaded) = load_ok(&text, &Environment::new());
+    let c = loaded.config;
+    assert_eq!(c.resolver.cache_ttl, Duration::from_secs(600));
+    assert_eq!(c.resolver.cache_size, 500);
+    assert_eq!(c.repositories.len(), 2);
+    let templates = &c.repositories[0];
+    assert!(matches!(&templates.search, WorkspaceSearch::Title(t) if t.is_constant()));
+    assert_eq!(templates.folder.as_deref(), Some("Document Templates"));
+    let matters = &c.repositories[1];
+    match &matters.search {
+        WorkspaceSearch::Fields(f) => {
+            let keys: Vec<&str> = f.iter().map(|a| a.key.as_str()).collect();
+            assert_eq!(keys, ["custom1", "custom2"]);
+        }
+        other => panic!("expected an advanced search, got {other:?}"),
+    }
+    assert_eq!(matters.libraries, ["ACTIVE", "ARCHIVE"]);
+    // A title with a comma is still a title.
+    assert!(matches!(
+        &matters.work_types[0].search,
+        Some(WorkspaceSearch::Title(_))
+    ));
+}
+
+#[test]
+fn bad_repositories_are_refused_with_positions() {
+    let text = format!(
+        r#"{DMS}
+[[repositories]]
+name = "a"
+target = "dms"
+workspace = "[workitem.title"
+
+[[repositories]]
+name = "b"
+target = "hooks"
+workspace = "custom1=[workitem.client.reference], colour=[workitem.x]"
+search = "fields"
+
+[[repositories]]
+name = "c"
+target = "nowhere"
+workspace = "[user.userName | lower]"
+folder = "a//b"
+libraries = ["HAS SPACE"]
+[[repositories.work_types]]
+name = "T"
+workspace = "custom1=[workitem.a]"
+search = "sometimes"
+"#
+    );
+    let (_dir, _path, errors) = load_err(&text, &Environment::new());
+    let shown = errors.to_string();
+    for needle in [
+        ":16:13: repositories[0].workspace: unclosed `[`: the expression has no `]` (column 1)\n[workitem.title\n^",
+        "repositories[1].target: target \"hooks\" is not an iManage target",
+        "repositories[1].workspace: unknown field `colour`; fields are name, description, custom1 … custom30 (column 38)",
+        "repositories[2].target: no target named \"nowhere\" (iManage targets: dms)",
+        "repositories[2].workspace: unknown root `user`; here a path starts with `workitem` (column 2)",
+        "repositories[2].folder: expected a folder path",
+        "repositories[2].libraries[0]: \"HAS SPACE\" is not an iManage library name",
+        "repositories[2].work_types[0].search: expected \"title\"",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
+    }
 }

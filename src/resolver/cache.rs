@@ -61,9 +61,11 @@ impl<V: Clone> Cache<V> {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let expires = now.checked_add_signed(self.ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if inner.map.contains_key(&key) {
-            inner.map.insert(key, (value, expires));
+        let expires = now
+            .checked_add_signed(self.ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if let Some(slot) = inner.map.get_mut(&key) {
+            *slot = (value, expires);
             return;
         }
         while inner.map.len() >= self.capacity {

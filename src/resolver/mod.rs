@@ -224,7 +224,9 @@ impl Resolver {
                 let page = client.page(&url, &params, &from).await.map_err(upstream)?;
                 let n = page.items.len();
                 if let Some(ws) = page.items.iter().find(|w| query.accepts(w)) {
-                    return self.found(client, &base, lib, ws, plan, query, requests).await;
+                    return self
+                        .found(client, &base, lib, ws, plan, query, requests)
+                        .await;
                 }
                 from = match (page.cursor, n) {
                     (Some(c), _) => PageStart::Cursor(c),
@@ -297,7 +299,11 @@ impl Resolver {
                 .find(|f| f.name.trim().to_lowercase() == segment.trim().to_lowercase())
                 .ok_or_else(|| ResolveError::NoFolder {
                     workspace: workspace_id.to_owned(),
-                    folder: path.split('/').take(depth + 1).collect::<Vec<_>>().join("/"),
+                    folder: path
+                        .split('/')
+                        .take(depth + 1)
+                        .collect::<Vec<_>>()
+                        .join("/"),
                     found: children.iter().map(|f| f.name.clone()).collect(),
                 })?;
             id = found.id.clone();

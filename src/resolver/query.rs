@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::config::WorkspaceSearch;
-use crate::template::{Context, EvalError};
+use crate::template::{Context, EvalError, Template};
 
 /// The search to send: a title, or profile fields with their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,10 +18,10 @@ impl Query {
     pub fn render(search: &WorkspaceSearch, workitem: &Value) -> Result<Query, EvalError> {
         let ctx = Context::new().with("workitem", workitem);
         match search {
-            WorkspaceSearch::Title(t) => Ok(Query::Title(t.render(&ctx)?.trim().to_owned())),
+            WorkspaceSearch::Title(t) => Ok(Query::Title(value(t, &ctx)?)),
             WorkspaceSearch::Fields(fields) => fields
                 .iter()
-                .map(|a| Ok((a.key.clone(), a.template.render(&ctx)?.trim().to_owned())))
+                .map(|a| Ok((a.key.clone(), value(&a.template, &ctx)?)))
                 .collect::<Result<_, EvalError>>()
                 .map(Query::Fields),
         }
@@ -74,6 +74,20 @@ impl std::fmt::Display for Query {
     }
 }
 
+/// A rendered search value, trimmed; blank counts as missing, since iManage would
+/// refuse it or, worse, match everything.
+fn value(t: &Template, ctx: &Context<'_>) -> Result<String, EvalError> {
+    let v = t.render(ctx)?.trim().to_owned();
+    if v.is_empty() {
+        let path = t
+            .exprs()
+            .next()
+            .map_or_else(|| t.source().to_owned(), |e| e.path.to_string());
+        return Err(EvalError::Missing { path });
+    }
+    Ok(v)
+}
+
 /// iManage matches `custom1..12`, `custom29` and `custom30` exactly, ignoring case.
 fn is_exact_field(key: &str) -> bool {
     key.strip_prefix("custom")
@@ -96,7 +110,7 @@ mod tests {
 
     use super::*;
     use crate::config::is_search_field;
-    use crate::template::{Template, parse_assignments};
+    use crate::template::parse_assignments;
 
     #[test]
     fn titles_are_matched_whole_not_by_words() {
@@ -132,13 +146,22 @@ mod tests {
         assert!(q.accepts(&json!({"name": "no fields returned"})));
         let missing = Query::render(&search, &json!({"reference": "1"})).unwrap_err();
         assert_eq!(missing.path(), "workitem.client.reference");
+        let blank = json!({"client": {"reference": " \t"}, "reference": "1"});
+        let missing = Query::render(&search, &blank).unwrap_err();
+        assert_eq!(missing.path(), "workitem.client.reference");
     }
 
     #[test]
     fn a_title_template_renders_from_the_workitem() {
         let search = WorkspaceSearch::Title(Template::parse("[workitem.title]").unwrap());
-        let q = Query::render(&search, &json!({"title": "CASE101: John Smith vs. Jane Doe"}))
-            .unwrap();
-        assert_eq!(q.params(), [("name", "CASE101: John Smith vs. Jane Doe".to_string())]);
+        let q = Query::render(
+            &search,
+            &json!({"title": "CASE101: John Smith vs. Jane Doe"}),
+        )
+        .unwrap();
+        assert_eq!(
+            q.params(),
+            [("name", "CASE101: John Smith vs. Jane Doe".to_string())]
+        );
     }
 }

@@ -133,7 +133,11 @@ fn list_params(q: &HashMap<String, String>) -> Result<ListParams, ScimError> {
 }
 
 /// Reads a JSON body: JSON media types only, size-limited, parse errors as SCIM 400.
-pub(super) async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ScimError> {
+pub(super) async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Value, ScimError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !ct.contains("json") {

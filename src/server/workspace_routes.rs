@@ -49,14 +49,22 @@ fn failure(e: &ResolveError) -> Response {
 }
 
 fn bad_request(e: &ScimError) -> Response {
-    answer(e.status, json!({"error": "bad_request", "message": e.detail}))
+    answer(
+        e.status,
+        json!({"error": "bad_request", "message": e.detail}),
+    )
 }
 
 /// The caller's admin token, then the resolver; `Err` is the response to send.
 async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<Resolver>, Response> {
     check_bearer(state, headers, None, SCOPE_ADMIN)
         .await
-        .map_err(|e| answer(e.status, json!({"error": "unauthorized", "message": e.detail})))?;
+        .map_err(|e| {
+            answer(
+                e.status,
+                json!({"error": "unauthorized", "message": e.detail}),
+            )
+        })?;
     state.resolver.clone().ok_or_else(|| {
         answer(
             404,
@@ -83,15 +91,17 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         _ => {
-            return bad_request(&ScimError::invalid_syntax(
-                "\"work_type\" must be a string",
-            ));
+            return bad_request(&ScimError::invalid_syntax("\"work_type\" must be a string"));
         }
     };
     let fresh = match &body["cache"] {
         Value::Null => false,
         Value::Bool(b) => !b,
-        _ => return bad_request(&ScimError::invalid_syntax("\"cache\" must be true or false")),
+        _ => {
+            return bad_request(&ScimError::invalid_syntax(
+                "\"cache\" must be true or false",
+            ));
+        }
     };
     let explain = body["explain"].as_bool().unwrap_or(false);
     let req = Request {

@@ -295,6 +295,6 @@ fn assignments_parse_with_positions_in_the_whole_text() {
         &["a"],
     )
     .unwrap_err();
-    assert_eq!(e.offset, 24, "{e}");
+    assert_eq!(e.offset, 25, "{e}");
     assert!(e.message.contains("unknown root `user`"), "{e}");
 }

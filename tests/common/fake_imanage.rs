@@ -338,15 +338,31 @@ fn search_params_ok(params: &[(String, String)]) -> Result<(), Response> {
             .strip_prefix("custom")
             .and_then(|n| n.parse::<u8>().ok())
             .is_some_and(|n| (1..=30).contains(&n));
-        let known = custom || matches!(k.as_str(), "name" | "description" | "limit" | "offset" | "cursor" | "total");
+        let known = custom
+            || matches!(
+                k.as_str(),
+                "name" | "description" | "limit" | "offset" | "cursor" | "total"
+            );
         if !known {
-            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", &format!("unknown parameter {k}")));
+            return Err(envelope(
+                StatusCode::BAD_REQUEST,
+                "NRC_INVALID_PARAM",
+                &format!("unknown parameter {k}"),
+            ));
         }
         if v.trim().is_empty() {
-            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", &format!("empty {k}")));
+            return Err(envelope(
+                StatusCode::BAD_REQUEST,
+                "NRC_INVALID_PARAM",
+                &format!("empty {k}"),
+            ));
         }
         if k == "limit" && v.parse::<usize>().map_or(true, |n| n == 0 || n > 9999) {
-            return Err(envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "limit"));
+            return Err(envelope(
+                StatusCode::BAD_REQUEST,
+                "NRC_INVALID_PARAM",
+                "limit",
+            ));
         }
     }
     Ok(())
@@ -370,7 +386,11 @@ async fn search_workspaces(
     let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     d.searches.push(format!("{lib}?{}", query.join("&")));
     if let Some(status) = d.fail_searches {
-        return envelope(StatusCode::from_u16(status).unwrap(), "NRC_INTERNAL", "search index unavailable");
+        return envelope(
+            StatusCode::from_u16(status).unwrap(),
+            "NRC_INTERNAL",
+            "search index unavailable",
+        );
     }
     let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
     let hits: Vec<Value> = d
@@ -383,9 +403,9 @@ async fn search_workspaces(
                     let have = words(w["name"].as_str().unwrap_or(""));
                     words(v).iter().all(|x| have.contains(x))
                 }
-                k if k.starts_with("custom") => w[k]
-                    .as_str()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+                k if k.starts_with("custom") => {
+                    w[k].as_str().is_some_and(|x| x.eq_ignore_ascii_case(v))
+                }
                 _ => true,
             })
         })
@@ -420,11 +440,22 @@ async fn children(
         return r;
     }
     d.searches.push(format!("{lib}/{id}/children"));
-    if !params.iter().any(|(k, v)| k == "exclude_docs" && v == "true") {
-        return envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "documents not expected");
+    if !params
+        .iter()
+        .any(|(k, v)| k == "exclude_docs" && v == "true")
+    {
+        return envelope(
+            StatusCode::BAD_REQUEST,
+            "NRC_INVALID_PARAM",
+            "documents not expected",
+        );
     }
     if !id.starts_with(&format!("{lib}!")) {
-        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "not in this library");
+        return envelope(
+            StatusCode::NOT_FOUND,
+            "NRC_NO_RECORD",
+            "not in this library",
+        );
     }
     match d.children.get(&id) {
         Some(items) => axum::Json(json!({"data": items})).into_response(),

@@ -160,6 +160,22 @@ impl Daemon {
             .to_owned()
     }
 
+    /// A new admin-scope API token.
+    pub fn admin_token(&self) -> String {
+        let out = self.cli(&["token", "create", "--scope", "admin"]);
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
