@@ -1238,11 +1238,13 @@ fn shipped_default_config_parses() {
     let vault_start = text.find("# [vault]").unwrap();
     let vault_len = text[vault_start..].find("\n\n").unwrap();
     let schema_start = text.find("# [[providers.schemas]]").unwrap();
+    let repos_start = text.find("# --- Workspace resolution").unwrap();
     let with_examples = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n[[targets]]\nname = \"imanage\"\nkind = \"imanage\"\nurl = \"https://dms.example.com\"\n{}",
         text,
-        uncomment(&text[schema_start..]),
+        uncomment(&text[schema_start..repos_start]),
         uncomment(&text[vault_start..vault_start + vault_len]),
+        uncomment(&text[text.find("# [[repositories]]").unwrap()..]),
     );
     let base = path.parent().unwrap();
     let loaded = match load_str(&with_examples, "examples", base, &Environment::new()) {
@@ -1258,6 +1260,10 @@ fn shipped_default_config_parses() {
     );
     assert_eq!(schema.attributes[0].name, "roleId");
     assert_eq!(schema.attributes[0].canonical_values.len(), 2);
+    let matters = &loaded.config.repositories[0];
+    assert!(matches!(matters.search, WorkspaceSearch::Fields(_)));
+    assert_eq!(matters.work_types[0].name, "Instructions");
+    assert_eq!(loaded.config.resolver, ResolverConfig::default());
     assert_eq!(
         loaded.config.vault.map(|v| v.passphrase),
         Some(SecretRef::Credential("vault-passphrase".into()))
