@@ -437,7 +437,53 @@ async fn imanage_failures_paging_and_the_command() {
     let searches = r.searches();
     assert_eq!(searches.len(), 2, "{searches:?}");
     assert!(searches[1].ends_with("&cursor=c1"), "{searches:?}");
+    // Without cursors, full pages are followed by offset.
+    r.dms.lock().unwrap().no_cursor = true;
+    r.dms.lock().unwrap().page_cap = 500;
+    let mut many = seeded();
+    for i in 0..600 {
+        many.workspaces.insert(
+            0,
+            ws(
+                &format!("ACTIVE!{}", 5000 + i),
+                "Clio Operate Document Templates draft",
+                json!({}),
+            ),
+        );
+    }
+    r.dms.lock().unwrap().workspaces = many.workspaces;
+    let (status, body) = r
+        .resolve(json!({"repository": "document-templates", "workitem": {}, "cache": false}))
+        .await;
+    assert_eq!(
+        (status, body["workspace_id"].as_str()),
+        (200, Some("ACTIVE!2")),
+        "{body}"
+    );
+    let searches: Vec<String> = r
+        .searches()
+        .into_iter()
+        .filter(|s| s.contains('?'))
+        .collect();
+    assert_eq!(searches.len(), 2, "{searches:?}");
+    assert!(searches[1].ends_with("&offset=500"), "{searches:?}");
     r.dms.lock().unwrap().page_cap = 0;
+
+    // A failed fresh resolution drops the cached answer: the next one searches again.
+    let (_, cached) = r
+        .resolve(json!({"repository": "document-templates", "workitem": {}}))
+        .await;
+    assert_eq!(cached["cached"], true);
+    r.dms.lock().unwrap().fail_searches = Some(500);
+    let (status, _) = r
+        .resolve(json!({"repository": "document-templates", "workitem": {}, "cache": false}))
+        .await;
+    assert_eq!(status, 502);
+    r.dms.lock().unwrap().fail_searches = None;
+    let (_, after) = r
+        .resolve(json!({"repository": "document-templates", "workitem": {}}))
+        .await;
+    assert_eq!(after["cached"], false, "{after}");
 
     // The command: the search, the requests and the answer.
     let wi = r.d.dir.path().join("workitem.json");

@@ -32,6 +32,8 @@ pub struct Dms {
     pub searches: Vec<String>,
     /// Largest page the server returns whatever `limit` asks (0 = no cap).
     pub page_cap: usize,
+    /// Page by offset only: never return a cursor.
+    pub no_cursor: bool,
     /// Answer workspace searches with this status and an error envelope.
     pub fail_searches: Option<u16>,
     pub requests: u64,
@@ -422,7 +424,7 @@ async fn search_workspaces(
     };
     let page: Vec<Value> = hits.iter().skip(start).take(limit).cloned().collect();
     let mut body = json!({"data": {"results": page}});
-    if start + limit < hits.len() {
+    if start + limit < hits.len() && !d.no_cursor {
         body["cursor"] = json!(format!("c{}", start + limit));
     }
     axum::Json(body).into_response()
