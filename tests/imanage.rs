@@ -138,3 +138,190 @@ token = {{ file = "imanage.token" }}
     assert!(dms.refused.is_empty(), "{:?}", dms.refused);
     assert!(dms.requests > 10);
 }
+
+/// The service account's password grant against iManage's own token endpoint, tokens
+/// expiring under the bridge, then drift made in iManage behind the bridge's back:
+/// found by `sync --dry-run`, fixed by `sync`, and in sync afterwards — with the bridge's
+/// own account and the disabled group left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imanage_reconciles_over_the_password_grant() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        page_cap: 2,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let dir = tempfile::tempdir().unwrap();
+    for (file, value) in [
+        ("client.secret", fake_imanage::CLIENT_SECRET),
+        ("svc.password", fake_imanage::SERVICE_PASSWORD),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    let port = free_port();
+    let extra = format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+timeout = "5s"
+[targets.auth]
+method = "password"
+token_url = "{host}/auth/oauth2/token"
+client_id = "{client}"
+client_secret = {{ file = "client.secret" }}
+client_auth = "client_secret_post"
+username = "{user}"
+password = {{ file = "svc.password" }}
+scopes = ["admin"]
+"#,
+        client = fake_imanage::CLIENT_ID,
+        user = fake_imanage::SERVICE_USER,
+    );
+    let config = dir.path().join("scim-bridge.toml");
+    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
+    let mut d = Daemon {
+        log: dir.path().join("daemon.log"),
+        dir,
+        config,
+        port,
+        child: None,
+    };
+    d.spawn();
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "jsmith@firm.example",
+        "akhan@firm.example",
+        "lchen@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Litigation Team", "members": [{"value": ids[0]}, {"value": ids[1]}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let (status, _) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Old Team"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    d.wait_drained("dms").await;
+    assert_eq!(dms.lock().unwrap().grants, ["password"]);
+
+    // iManage's inactivity timeout: every token dies; the next write gets 401, a new
+    // token, and one retry.
+    dms.lock().unwrap().expire_tokens();
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "name.familyName", "value": "Smith"}]});
+    assert_eq!(
+        scim.patch(&format!("/Users/{}", ids[0]), rename).await.0,
+        200
+    );
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        assert_eq!(dms.grants, ["password", "password"]);
+        assert_eq!(dms.refused, ["expired token"]);
+        assert_eq!(dms.users["JSMITH@FIRM.EXAMPLE"]["full_name"], "Pat Smith");
+    }
+
+    // Drift behind the bridge's back.
+    {
+        let mut dms = dms.lock().unwrap();
+        dms.refused.clear();
+        dms.users.get_mut("AKHAN@FIRM.EXAMPLE").unwrap()["full_name"] = json!("Someone Else");
+        dms.users.get_mut("LCHEN@FIRM.EXAMPLE").unwrap()["allow_logon"] = json!(false);
+        dms.users.insert(
+            "INTRUDER".into(),
+            json!({"id": "INTRUDER", "full_name": "Not from Entra", "allow_logon": true}),
+        );
+        let (_, members) = dms.groups.get_mut("LITIGATION_TEAM").unwrap();
+        members.remove("AKHAN@FIRM.EXAMPLE");
+        members.insert("INTRUDER".into());
+        dms.groups.get_mut("OLD_TEAM").unwrap().0["enabled"] = json!(false);
+    }
+    let out = d.cli(&["sync", "--target", "dms", "--dry-run", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut items: Vec<(String, String, String)> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["action"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+                i["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    items.sort();
+    let actions: Vec<(&str, &str)> = items
+        .iter()
+        .map(|(a, n, _)| (a.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("deactivate", "INTRUDER"),
+            ("members", "Litigation Team"),
+            ("members", "Old Team"),
+            ("update", "akhan@firm.example"),
+            ("update", "lchen@firm.example"),
+        ],
+        "{plan}"
+    );
+    assert!(
+        items[3]
+            .2
+            .contains("displayName: \"Someone Else\" → \"Pat akhan@firm.example\""),
+        "{items:?}"
+    );
+    assert!(items[4].2.contains("active: false → true"), "{items:?}");
+    assert!(
+        items[1].2.contains("members: 1 to add, 1 to remove"),
+        "{items:?}"
+    );
+    assert!(items[2].2.contains("active → true"), "{items:?}");
+
+    let out = d.cli(&["sync", "--target", "dms"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_drained("dms").await;
+    {
+        let dms = dms.lock().unwrap();
+        assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+        assert_eq!(
+            dms.users["AKHAN@FIRM.EXAMPLE"]["full_name"],
+            "Pat akhan@firm.example"
+        );
+        assert_eq!(dms.users["LCHEN@FIRM.EXAMPLE"]["allow_logon"], true);
+        assert_eq!(dms.users["INTRUDER"]["allow_logon"], false);
+        let members: Vec<_> = dms.groups["LITIGATION_TEAM"].1.iter().cloned().collect();
+        assert_eq!(members, ["AKHAN@FIRM.EXAMPLE", "JSMITH@FIRM.EXAMPLE"]);
+        assert_eq!(dms.groups["OLD_TEAM"].0["enabled"], true);
+    }
+    let out = d.cli(&["sync", "--target", "dms", "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["items"], json!([]), "converged: {plan}");
+}

@@ -109,10 +109,10 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
                 }
             }
         });
-        if schedule.is_some() && kind != TargetKind::Scim {
+        if schedule.is_some() && kind == TargetKind::Webhook {
             ctx.warn(
                 &format!("{}.schedule", item.path),
-                "only SCIM targets can be read and reconciled yet (webhooks keep no state; reading iManage is not built), so this schedule only logs a failure each time",
+                "a webhook keeps no state to reconcile, so this schedule only logs a failure each time",
             );
         }
         out.push(TargetConfig {

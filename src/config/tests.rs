@@ -340,13 +340,7 @@ fn full_config_with_every_key() {
         resolver: ResolverConfig::default(),
     };
     assert_eq!(loaded.config, expected);
-    // The one warning: an iManage schedule cannot run until reading iManage is built.
-    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
-    assert!(
-        loaded.warnings[0].contains("targets[0].schedule"),
-        "{:?}",
-        loaded.warnings
-    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert_eq!(loaded.config.sqlite_path(), None);
 }
 

@@ -63,9 +63,7 @@ pub struct Plan {
 /// Why reconciliation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error(
-        "{0} cannot be read, so it cannot be reconciled (webhooks keep no state; reading iManage is not built yet)"
-    )]
+    #[error("{0} cannot be read, so it cannot be reconciled (a webhook keeps no state)")]
     Unreadable(String),
     #[error("reading the target failed: {0}")]
     Target(#[from] TargetError),
@@ -250,9 +248,10 @@ pub async fn plan(
                     ));
                 }
                 let have = remote.get(&tid).cloned().unwrap_or(Value::Null);
+                let want = target.desired(kind, &r.doc);
                 match kind {
                     ResourceKind::User => {
-                        let diff = user_diff(&r.doc, &have);
+                        let diff = user_diff(&want, &have);
                         if !diff.is_empty() {
                             plan.items
                                 .push(item(Action::Update, Some(tid), diff.join("; ")));
@@ -260,8 +259,13 @@ pub async fn plan(
                     }
                     ResourceKind::Group => {
                         let mut diff = Vec::new();
-                        if text(&r.doc, "displayName") != text(&have, "displayName") {
+                        if text(&want, "displayName") != text(&have, "displayName") {
                             diff.push(format!("displayName → {label:?}"));
+                        }
+                        if let Some(w) = want.get("active")
+                            && have.get("active").is_some_and(|h| h != w)
+                        {
+                            diff.push(format!("active → {w}"));
                         }
                         let members = store.members(provider, &r.id).await?;
                         let want: HashSet<String> = members

@@ -131,6 +131,13 @@ pub trait Target: Send + Sync {
         MemberNeeds::Deltas
     }
 
+    /// The bridge's document as this target's [`Target::snapshot`] would show it, so
+    /// reconciliation compares only what the target keeps. Default: the document itself.
+    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+        let _ = kind;
+        doc.clone()
+    }
+
     /// Everything the target holds, for reconciliation; `None` when it cannot be read
     /// (a webhook).
     /// `progress` is told how many resources of each kind have been read so far.

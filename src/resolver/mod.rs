@@ -228,12 +228,16 @@ impl Resolver {
                         .found(client, &base, lib, ws, plan, query, requests)
                         .await;
                 }
-                from = match (page.cursor, n) {
+                let seen = match from {
+                    PageStart::Offset(o) => o + n,
+                    _ => n,
+                };
+                // A search stops at a short page unless the server says there is more,
+                // so a library without the workspace costs one request.
+                from = match (page.cursor, page.total) {
                     (Some(c), _) => PageStart::Cursor(c),
-                    (None, n) if n == PAGE_SIZE => match from {
-                        PageStart::Offset(o) => PageStart::Offset(o + n),
-                        _ => PageStart::Offset(n),
-                    },
+                    (None, Some(total)) if seen < total && n > 0 => PageStart::Offset(seen),
+                    (None, None) if n == PAGE_SIZE => PageStart::Offset(seen),
                     _ => break,
                 };
             }
@@ -324,7 +328,7 @@ impl Resolver {
         }
         let params = [("exclude_docs", "true".to_string())];
         requests.push(describe("GET", container, &params, &PageStart::First));
-        let items = match client.list_all(container, &params, PAGE_SIZE).await {
+        let items = match client.list_all(container, &params, PAGE_SIZE, true).await {
             Ok(items) => items,
             Err(e) => {
                 self.folders.remove(container);

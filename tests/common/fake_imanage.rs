@@ -17,6 +17,10 @@ use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "imanage-token-Qv7Lr2Zp";
+pub const CLIENT_ID: &str = "scim-bridge";
+pub const CLIENT_SECRET: &str = "imanage-client-secret-Hd7Qm2";
+pub const SERVICE_USER: &str = "svc";
+pub const SERVICE_PASSWORD: &str = "svc-password-Lp4Xn8";
 
 #[derive(Debug, Default)]
 pub struct Dms {
@@ -32,6 +36,12 @@ pub struct Dms {
     pub searches: Vec<String>,
     /// Largest page the server returns whatever `limit` asks (0 = no cap).
     pub page_cap: usize,
+    /// Access tokens issued by `/auth/oauth2/token` and still valid.
+    pub live_tokens: BTreeSet<String>,
+    /// Tokens that were valid and have expired (answered 401 "expired").
+    pub expired_tokens: BTreeSet<String>,
+    /// `grant_type` of every token request.
+    pub grants: Vec<String>,
     /// Page by offset only: never return a cursor.
     pub no_cursor: bool,
     /// Answer workspace searches with this status and an error envelope.
@@ -62,11 +72,18 @@ fn check(
     allowed: &[&str],
 ) -> Result<(), Response> {
     d.requests += 1;
-    if headers.contains_key(header::AUTHORIZATION)
-        || headers.get("x-auth-token").and_then(|v| v.to_str().ok()) != Some(TOKEN)
-    {
-        d.refused.push("auth".into());
-        return Err(envelope(StatusCode::UNAUTHORIZED, "NRC_AUTH", "bad token"));
+    let presented = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    let valid = presented.is_some_and(|t| t == TOKEN || d.live_tokens.contains(t));
+    if headers.contains_key(header::AUTHORIZATION) || !valid {
+        let expired = presented.is_some_and(|t| d.expired_tokens.contains(t));
+        d.refused
+            .push(if expired { "expired token" } else { "auth" }.into());
+        let message = if expired {
+            "token expired"
+        } else {
+            "bad token"
+        };
+        return Err(envelope(StatusCode::UNAUTHORIZED, "NRC_AUTH", message));
     }
     if *method != Method::GET {
         if d.busy_every > 0 && d.requests.is_multiple_of(d.busy_every) {
@@ -128,6 +145,9 @@ pub fn start_blocking(dms: Shared) -> String {
         rt.block_on(async move {
             let app = Router::new()
                 .route("/api", get(discovery))
+                .route("/auth/oauth2/token", post(token))
+                .route("/work/api/v2/customers/{cid}/users", get(list_users))
+                .route("/work/api/v2/customers/{cid}/groups", get(list_groups))
                 .route("/work/api/v2/customers/{cid}/users", post(create_user))
                 .route(
                     "/work/api/v2/customers/{cid}/users/{id}",
@@ -143,7 +163,7 @@ pub fn start_blocking(dms: Shared) -> String {
                 )
                 .route(
                     "/work/api/v2/customers/{cid}/libraries/{lib}/groups/{gid}/members",
-                    put(members),
+                    put(members).get(list_members),
                 )
                 .route(
                     "/work/api/v2/customers/{cid}/libraries/{lib}/workspaces",
@@ -171,7 +191,7 @@ async fn discovery(State(d): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&mut d.lock().unwrap(), &Method::GET, &headers, None, &[]) {
         return r;
     }
-    axum::Json(json!({"data": {"user": {"customer_id": 1, "id": "SVC"}, "work": {"preferred_library": "ACTIVE", "libraries": [{"alias": "ACTIVE"}]}, "versions": []}})).into_response()
+    axum::Json(json!({"data": {"user": {"customer_id": 1, "id": "svc"}, "work": {"preferred_library": "ACTIVE", "libraries": [{"alias": "ACTIVE"}]}, "versions": []}})).into_response()
 }
 
 fn parse(body: &str) -> Result<Value, Response> {
@@ -459,11 +479,177 @@ async fn children(
             "not in this library",
         );
     }
+    let (limit, start) = match paging(&params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match d.children.get(&id) {
-        Some(items) => axum::Json(json!({"data": items})).into_response(),
+        Some(items) => {
+            let page: Vec<&Value> = items.iter().skip(start).take(limit).collect();
+            axum::Json(json!({"data": page})).into_response()
+        }
         None if d.workspaces.iter().any(|w| w["id"] == id.as_str()) => {
             axum::Json(json!({"data": []})).into_response()
         }
         None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such container"),
+    }
+}
+
+impl Dms {
+    /// Expires every issued token, as iManage's inactivity timeout does.
+    pub fn expire_tokens(&mut self) {
+        let live = std::mem::take(&mut self.live_tokens);
+        self.expired_tokens.extend(live);
+    }
+}
+
+/// `POST /auth/oauth2/token`: client credentials or the service account's password
+/// grant, client authenticated in the form; tokens live until expired by the test.
+async fn token(State(d): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let mut d = d.lock().unwrap();
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype.starts_with("application/x-www-form-urlencoded") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_request"})),
+        )
+            .into_response();
+    }
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let grant = form.get("grant_type").cloned().unwrap_or_default();
+    d.grants.push(grant.clone());
+    let field = |k: &str| form.get(k).map(String::as_str);
+    if field("client_id") != Some(CLIENT_ID) || field("client_secret") != Some(CLIENT_SECRET) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    match grant.as_str() {
+        "client_credentials" => {}
+        "password"
+            if field("username") == Some(SERVICE_USER)
+                && field("password") == Some(SERVICE_PASSWORD) => {}
+        "password" => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "invalid_grant"})),
+            )
+                .into_response();
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "unsupported_grant_type"})),
+            )
+                .into_response();
+        }
+    }
+    let access = format!("im-at-{}-Wq3", d.grants.len());
+    d.live_tokens.insert(access.clone());
+    axum::Json(json!({"access_token": access, "token_type": "bearer", "expires_in": 1800, "scope": "admin"})).into_response()
+}
+
+fn paging(params: &[(String, String)]) -> Result<(usize, usize), Response> {
+    let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    let limit = match get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=9999).contains(&l) => l,
+        _ => {
+            return Err(envelope(
+                StatusCode::BAD_REQUEST,
+                "NRC_INVALID_PARAM",
+                "limit",
+            ));
+        }
+    };
+    let start = match (get("cursor"), get("offset")) {
+        (Some(c), _) => c
+            .trim_start_matches('c')
+            .parse()
+            .map_err(|_| envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "cursor"))?,
+        (None, Some(o)) => o
+            .parse()
+            .map_err(|_| envelope(StatusCode::BAD_REQUEST, "NRC_INVALID_PARAM", "offset"))?,
+        (None, None) => 0,
+    };
+    Ok((limit, start))
+}
+
+/// `GET …/users`: offset paging only, `{"data":{"results":[…]}, "total_count"}`.
+async fn list_users(
+    State(d): State<Shared>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    let (mut limit, start) = match paging(&params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if d.page_cap > 0 {
+        limit = limit.min(d.page_cap);
+    }
+    let mut all: Vec<Value> =
+        vec![json!({"id": "SVC", "full_name": "Service account", "allow_logon": true})];
+    all.extend(d.users.iter().map(|(id, u)| {
+        let mut u = u.clone();
+        u["id"] = json!(id);
+        u
+    }));
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    axum::Json(json!({"data": {"results": page}, "total_count": all.len()})).into_response()
+}
+
+/// `GET …/groups`: cursor paging, in the POST-style shape `{"data":[…], "cursor"}`.
+async fn list_groups(
+    State(d): State<Shared>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    let (mut limit, start) = match paging(&params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if d.page_cap > 0 {
+        limit = limit.min(d.page_cap);
+    }
+    let all: Vec<Value> = d.groups.values().map(|(g, _)| g.clone()).collect();
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let mut body = json!({"data": page});
+    if start + limit < all.len() {
+        body["cursor"] = json!(format!("c{}", start + limit));
+    }
+    axum::Json(body).into_response()
+}
+
+async fn list_members(
+    State(d): State<Shared>,
+    Path((_cid, _lib, gid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    match d.groups.get(&gid) {
+        Some((_, members)) => {
+            let data: Vec<Value> = members.iter().map(|m| json!({"id": m})).collect();
+            axum::Json(json!({"data": data})).into_response()
+        }
+        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group"),
     }
 }

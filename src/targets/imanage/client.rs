@@ -24,8 +24,8 @@ pub struct ImanageClient {
     http: reqwest::Client,
     credentials: Credentials,
     clock: Arc<dyn Clock>,
-    /// `(customer_id, preferred library)` from `GET /api`.
-    discovered: OnceCell<(String, String)>,
+    /// What `GET /api` said.
+    discovered: OnceCell<Discovery>,
 }
 
 impl std::fmt::Debug for ImanageClient {
@@ -35,6 +35,16 @@ impl std::fmt::Debug for ImanageClient {
             .field("library", &self.library)
             .finish_non_exhaustive()
     }
+}
+
+/// What `GET /api` tells about the deployment and the account the bridge uses.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub customer_id: String,
+    /// The configured library, else the account's preferred one.
+    pub library: String,
+    /// The bridge's own login, which reconciliation must never deactivate.
+    pub account: Option<String>,
 }
 
 /// A request's answer: 2xx, 404 or 409 with its JSON body (`Null` when empty).
@@ -50,6 +60,8 @@ pub struct Page {
     pub items: Vec<Value>,
     /// Where the next page starts, when the server said there is one.
     pub cursor: Option<String>,
+    /// How many results there are in all, when the server said (`total_count`).
+    pub total: Option<usize>,
 }
 
 impl Page {
@@ -66,7 +78,15 @@ impl Page {
             .into_iter()
             .find_map(|c| c.as_str().filter(|c| !c.is_empty()))
             .map(str::to_owned);
-        Page { items, cursor }
+        let total = [&body["total_count"], &data["total_count"]]
+            .into_iter()
+            .find_map(Value::as_u64)
+            .and_then(|t| usize::try_from(t).ok());
+        Page {
+            items,
+            cursor,
+            total,
+        }
     }
 }
 
@@ -182,33 +202,46 @@ impl ImanageClient {
         Ok(Page::from_body(&answer.body))
     }
 
-    /// Every item of a GET list, following cursors, else offsets while pages come back
-    /// full. `limit` is the page size asked for.
+    /// Every item of a GET list, following cursors, else offsets up to `total_count`.
+    /// Without either, a page shorter than `limit` ends the list when
+    /// `short_page_ends`; otherwise offsets are followed until an empty page, because a
+    /// server may send fewer than asked and a list read for reconciliation must not
+    /// stop short (at the cost of one more request).
     pub async fn list_all(
         &self,
         url: &str,
         query: &[(&str, String)],
         limit: usize,
+        short_page_ends: bool,
     ) -> Result<Vec<Value>, TargetError> {
         let mut q = query.to_vec();
         q.push(("limit", limit.to_string()));
-        let mut out = Vec::new();
+        q.push(("total", "true".to_string()));
+        let mut out: Vec<Value> = Vec::new();
         let mut from = PageStart::First;
         loop {
             let page = self.page(url, &q, &from).await?;
             let n = page.items.len();
+            // A server that ignores `offset` sends the first page again: stop rather
+            // than loop forever.
+            if matches!(from, PageStart::Offset(_)) && n > 0 && out.first() == page.items.first() {
+                return Ok(out);
+            }
             out.extend(page.items);
-            from = match page.cursor {
-                Some(c) => PageStart::Cursor(c),
-                None if n == limit && n > 0 => PageStart::Offset(out.len()),
-                None => return Ok(out),
+            from = match (page.cursor, page.total) {
+                (Some(c), _) => PageStart::Cursor(c),
+                (None, Some(total)) if out.len() < total && n > 0 => PageStart::Offset(out.len()),
+                (None, None) if n == limit || (n > 0 && !short_page_ends) => {
+                    PageStart::Offset(out.len())
+                }
+                _ => return Ok(out),
             };
         }
     }
 
-    /// `(customer_id, library)`, discovered once from `GET /api`; a configured library
-    /// wins over the user's preferred one.
-    pub async fn discover(&self) -> Result<(String, String), TargetError> {
+    /// The deployment, discovered once from `GET /api`; a configured library wins over
+    /// the account's preferred one.
+    pub async fn discover(&self) -> Result<Discovery, TargetError> {
         self.discovered
             .get_or_try_init(|| async {
                 let answer = self
@@ -246,7 +279,12 @@ impl ImanageClient {
                                     .into(),
                         })?,
                 };
-                Ok((cid, library))
+                let account = v["data"]["user"]["id"].as_str().map(str::to_uppercase);
+                Ok(Discovery {
+                    customer_id: cid,
+                    library,
+                    account,
+                })
             })
             .await
             .cloned()
@@ -254,8 +292,11 @@ impl ImanageClient {
 
     /// `(…/customers/{cid}, library)`.
     pub async fn base(&self) -> Result<(String, String), TargetError> {
-        let (cid, lib) = self.discover().await?;
-        Ok((format!("{}/work/api/v2/customers/{cid}", self.host), lib))
+        let d = self.discover().await?;
+        Ok((
+            format!("{}/work/api/v2/customers/{}", self.host, d.customer_id),
+            d.library,
+        ))
     }
 }
 

@@ -12,14 +12,16 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::delivery::{Change, State, Target, TargetError};
+use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::scim::ResourceKind;
 
-pub use client::{Answer, ImanageClient, Page, PageStart, describe_error};
+pub use client::{Answer, Discovery, ImanageClient, Page, PageStart, describe_error};
 pub use ids::{group_id, user_id};
 
 /// Members per `PUT …/members` request.
 const MEMBER_BATCH: usize = 500;
+/// Users or groups per page when reading iManage.
+const READ_PAGE: usize = 500;
 
 pub struct ImanageTarget {
     name: String,
@@ -148,6 +150,29 @@ impl ImanageTarget {
         Ok(())
     }
 
+    /// A group's member ids as iManage lists them; none for a group it does not have.
+    async fn group_members(
+        &self,
+        base: &str,
+        lib: &str,
+        gid: &str,
+    ) -> Result<Vec<String>, TargetError> {
+        let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
+        let answer = self
+            .client
+            .call(reqwest::Method::GET, &url, &[], None)
+            .await?;
+        if answer.status == 404 {
+            return Ok(Vec::new());
+        }
+        Ok(Page::from_body(&answer.body)
+            .items
+            .iter()
+            .filter_map(|m| m["id"].as_str().or_else(|| m.as_str()))
+            .map(str::to_uppercase)
+            .collect())
+    }
+
     fn mapped(change: &Change, ids: &[String]) -> Result<Vec<String>, TargetError> {
         ids.iter()
             .map(|id| {
@@ -224,15 +249,27 @@ impl ImanageTarget {
                 .await?;
             }
         }
-        let add = match &change.members {
-            Some(all) => Self::mapped(
-                change,
-                &all.iter().map(|m| m.value.clone()).collect::<Vec<_>>(),
-            )?,
-            None => Self::mapped(change, &added)?,
+        let (add, remove) = match &change.members {
+            // A whole list (first delivery, replaced list, reconciliation): make iManage's
+            // membership exactly this, removing whoever else is there.
+            Some(all) => {
+                let want = Self::mapped(
+                    change,
+                    &all.iter().map(|m| m.value.clone()).collect::<Vec<_>>(),
+                )?;
+                let have = self.group_members(&base, &lib, &gid).await?;
+                let want_set: std::collections::HashSet<String> =
+                    want.iter().map(|w| w.to_uppercase()).collect();
+                let extra: Vec<String> = have
+                    .into_iter()
+                    .filter(|h| !want_set.contains(&h.to_uppercase()))
+                    .collect();
+                (want, extra)
+            }
+            None => (Self::mapped(change, &added)?, removed),
         };
         self.members(&base, &lib, &gid, &add, "add").await?;
-        self.members(&base, &lib, &gid, &removed, "delete").await?;
+        self.members(&base, &lib, &gid, &remove, "delete").await?;
         Ok(Some(gid))
     }
 }
@@ -241,6 +278,83 @@ impl ImanageTarget {
 impl Target for ImanageTarget {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+        match kind {
+            ResourceKind::User => {
+                let name = doc["userName"].as_str().unwrap_or("");
+                let mut out = json!({
+                    "userName": user_id(name).unwrap_or_else(|_| name.to_owned()),
+                    "active": doc["active"].as_bool().unwrap_or(true),
+                });
+                if let Some(n) = full_name(doc) {
+                    out["displayName"] = n.into();
+                }
+                if let Some(e) = primary_email(doc) {
+                    out["emails"] = json!([{"value": e, "primary": true}]);
+                }
+                out
+            }
+            ResourceKind::Group => json!({
+                "displayName": doc["displayName"],
+                "active": true,
+            }),
+        }
+    }
+
+    async fn snapshot(&self, progress: &Progress<'_>) -> Result<Option<Snapshot>, TargetError> {
+        let discovery = self.client.discover().await?;
+        let (base, lib) = self.client.base().await?;
+        let mut snap = Snapshot::default();
+        for u in self
+            .client
+            .list_all(&format!("{base}/users"), &[], READ_PAGE, false)
+            .await?
+        {
+            let Some(id) = u["id"].as_str().map(str::to_uppercase) else {
+                continue;
+            };
+            // The bridge's own service account is never the IdP's to manage.
+            if discovery.account.as_deref() == Some(id.as_str()) {
+                continue;
+            }
+            let mut doc = json!({"id": id, "userName": id, "active": u["allow_logon"].as_bool().unwrap_or(true)});
+            if let Some(n) = u["full_name"].as_str() {
+                doc["displayName"] = n.into();
+            }
+            if let Some(e) = u["email"].as_str().filter(|e| !e.is_empty()) {
+                doc["emails"] = json!([{"value": e, "primary": true}]);
+            }
+            snap.users.push(doc);
+            if snap.users.len() % READ_PAGE == 0 {
+                progress("Users", snap.users.len());
+            }
+        }
+        progress("Users", snap.users.len());
+        let groups = self
+            .client
+            .list_all(&format!("{base}/groups"), &[], READ_PAGE, false)
+            .await?;
+        for g in groups {
+            let Some(gid) = g["id"].as_str() else {
+                continue;
+            };
+            let members: Vec<Value> = self
+                .group_members(&base, &lib, gid)
+                .await?
+                .into_iter()
+                .map(|m| json!({"value": m}))
+                .collect();
+            snap.groups.push(json!({
+                "id": gid,
+                "displayName": g["full_name"].as_str().unwrap_or(gid),
+                "active": g["enabled"].as_bool().unwrap_or(true),
+                "members": members,
+            }));
+            progress("Groups", snap.groups.len());
+        }
+        Ok(Some(snap))
     }
 
     async fn deactivate(&self, target_id: &str) -> Result<(), TargetError> {
