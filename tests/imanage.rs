@@ -177,6 +177,8 @@ client_auth = "client_secret_post"
 username = "{user}"
 password = {{ file = "svc.password" }}
 scopes = ["admin"]
+[targets.guard]
+protected = ["breakglass@firm.example"]
 "#,
         client = fake_imanage::CLIENT_ID,
         user = fake_imanage::SERVICE_USER,
@@ -248,6 +250,10 @@ scopes = ["admin"]
             "INTRUDER".into(),
             json!({"id": "INTRUDER", "full_name": "Not from Entra", "allow_logon": true}),
         );
+        dms.users.insert(
+            "BREAKGLASS@FIRM.EXAMPLE".into(),
+            json!({"id": "BREAKGLASS@FIRM.EXAMPLE", "full_name": "Break glass", "allow_logon": true}),
+        );
         let (_, members) = dms.groups.get_mut("LITIGATION_TEAM").unwrap();
         members.remove("AKHAN@FIRM.EXAMPLE");
         members.insert("INTRUDER".into());
@@ -283,18 +289,19 @@ scopes = ["admin"]
             ("deactivate", "INTRUDER"),
             ("members", "Litigation Team"),
             ("members", "Old Team"),
+            ("protected", "BREAKGLASS@FIRM.EXAMPLE"),
             ("update", "akhan@firm.example"),
             ("update", "lchen@firm.example"),
         ],
         "{plan}"
     );
     assert!(
-        items[3]
+        items[4]
             .2
             .contains("displayName: \"Someone Else\" → \"Pat akhan@firm.example\""),
         "{items:?}"
     );
-    assert!(items[4].2.contains("active: false → true"), "{items:?}");
+    assert!(items[5].2.contains("active: false → true"), "{items:?}");
     assert!(
         items[1].2.contains("members: 1 to add, 1 to remove"),
         "{items:?}"
@@ -317,11 +324,22 @@ scopes = ["admin"]
         );
         assert_eq!(dms.users["LCHEN@FIRM.EXAMPLE"]["allow_logon"], true);
         assert_eq!(dms.users["INTRUDER"]["allow_logon"], false);
+        assert_eq!(dms.users["BREAKGLASS@FIRM.EXAMPLE"]["allow_logon"], true);
         let members: Vec<_> = dms.groups["LITIGATION_TEAM"].1.iter().cloned().collect();
         assert_eq!(members, ["AKHAN@FIRM.EXAMPLE", "JSMITH@FIRM.EXAMPLE"]);
         assert_eq!(dms.groups["OLD_TEAM"].0["enabled"], true);
     }
     let out = d.cli(&["sync", "--target", "dms", "--dry-run", "--json"]);
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plan["items"], json!([]), "converged: {plan}");
+    let left: Vec<&str> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        ["protected"],
+        "converged but for the protected account: {plan}"
+    );
 }

@@ -131,7 +131,7 @@ pub async fn serve(
                 Arc::clone(&d.target),
                 d.providers.clone(),
                 schedule,
-                d.engine.guard.max_deprovisions,
+                d.engine.guard.clone(),
                 Arc::clone(&clock),
                 report,
                 engines_stop.clone(),

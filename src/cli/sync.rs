@@ -53,7 +53,9 @@ pub async fn run(
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
-        let p = p.map_err(|e| Failure::runtime(e.to_string()))?;
+        let p = p
+            .map_err(|e| Failure::runtime(e.to_string()))?
+            .protect(&d.engine.guard.protected);
         if dry_run {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
@@ -63,7 +65,7 @@ pub async fn run(
             }
             return Ok(());
         }
-        let applied = apply(store.as_ref(), d.target.as_ref(), &p, d.engine.guard.max_deprovisions, Utc::now())
+        let applied = apply(store.as_ref(), d.target.as_ref(), &p, &d.engine.guard, Utc::now())
             .await
             .map_err(|e| Failure::store(e.to_string()))?;
         if as_json {
@@ -111,6 +113,7 @@ fn print_plan(p: &Plan) {
             Action::Link => "link",
             Action::Members => "members",
             Action::Deactivate => "deactivate",
+            Action::Protected => "protected",
         };
         println!(
             "{action:<11} {:<6} {:<36} {:<34} {}",
@@ -122,11 +125,12 @@ fn print_plan(p: &Plan) {
     }
     let count = |a| p.items.iter().filter(|i| i.action == a).count();
     println!(
-        "plan: {} create, {} update, {} link, {} membership, {} deactivate",
+        "plan: {} create, {} update, {} link, {} membership, {} deactivate, {} protected",
         count(Action::Create),
         count(Action::Update),
         count(Action::Link),
         count(Action::Members),
-        count(Action::Deactivate)
+        count(Action::Deactivate),
+        count(Action::Protected)
     );
 }

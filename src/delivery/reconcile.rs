@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::guard::GuardConfig;
 use super::target::{Progress, Target, TargetError};
 use crate::scim::ResourceKind;
 use crate::store::{Store, StoreError, StoredResource};
@@ -28,6 +29,8 @@ pub enum Action {
     Members,
     /// At the target, unknown to the bridge, still active.
     Deactivate,
+    /// Would be deactivated, but the guard protects it: left alone.
+    Protected,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +61,22 @@ pub struct Plan {
     pub target_users: usize,
     pub target_groups: usize,
     pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    /// Turns deactivations of accounts the guard protects (lower-cased userNames) into
+    /// [`Action::Protected`], so the plan shows what will really happen.
+    pub fn protect(mut self, protected: &[String]) -> Plan {
+        for item in &mut self.items {
+            if item.action == Action::Deactivate
+                && protected.iter().any(|p| p.eq_ignore_ascii_case(&item.name))
+            {
+                item.action = Action::Protected;
+                item.detail = "not provisioned by the bridge; protected by [targets.guard] protected, so never deactivated".into();
+            }
+        }
+        self
+    }
 }
 
 /// Why reconciliation could not run.
@@ -316,22 +335,26 @@ pub struct Applied {
     pub queued: usize,
     pub linked: usize,
     pub deactivated: usize,
-    /// Deactivations held back because they exceed `max_deactivations`.
+    /// Deactivations held back because they exceed the guard's threshold.
     pub held_back: usize,
+    /// Unknown users left alone because the guard protects them.
+    pub protected: usize,
     pub errors: Vec<String>,
 }
 
 /// Applies `plan`: records links, queues creates, updates and membership fixes for the
-/// engine, and deactivates unknown users — none at all when there are more than
-/// `max_deactivations` (the guard's threshold), since that smells of a mis-scoped sync.
+/// engine, and deactivates unknown users — never a protected account, and none at all
+/// when there are more than the guard's `max_deprovisions`, since that smells of a
+/// mis-scoped sync.
 pub async fn apply(
     store: &dyn Store,
     target: &dyn Target,
     plan: &Plan,
-    max_deactivations: Option<u64>,
+    guard_config: &GuardConfig,
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     let mut out = Applied::default();
+    let plan = plan.clone().protect(&guard_config.protected);
     let name = target.name();
     let deactivations = plan
         .items
@@ -342,7 +365,7 @@ pub async fn apply(
     // held back and the guard trips, until `approve` opens a window for them.
     let guard = store.guard(name).await?;
     let approved = guard.tripped_at.is_none() && guard.approved_until.is_some_and(|u| u > now);
-    let over = max_deactivations.filter(|m| deactivations > *m);
+    let over = guard_config.max_deprovisions.filter(|m| deactivations > *m);
     let hold = guard.tripped_at.is_some() || (over.is_some() && !approved);
     if let (Some(max), false) = (over, approved) {
         let reason =
@@ -353,6 +376,7 @@ pub async fn apply(
     let mut queued: HashSet<(String, String)> = HashSet::new();
     for item in &plan.items {
         match (item.action, &item.provider, &item.id) {
+            (Action::Protected, _, _) => out.protected += 1,
             (Action::Deactivate, _, _) => {
                 if hold {
                     out.held_back += 1;
@@ -415,7 +439,7 @@ pub async fn run_scheduled(
     target: std::sync::Arc<dyn Target>,
     providers: Vec<String>,
     schedule: cron::Schedule,
-    max_deactivations: Option<u64>,
+    guard_config: GuardConfig,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     report: std::sync::Arc<std::sync::Mutex<ReconcileReport>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -442,7 +466,7 @@ pub async fn run_scheduled(
                 store.as_ref(),
                 target.as_ref(),
                 &p,
-                max_deactivations,
+                &guard_config,
                 clock.now(),
             )
             .await
