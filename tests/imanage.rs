@@ -179,6 +179,9 @@ password = {{ file = "svc.password" }}
 scopes = ["admin"]
 [targets.guard]
 protected = ["breakglass@firm.example"]
+[targets.user_mapping]
+full_name = "[user.name.familyName], [user.name.givenName]"
+location = "[user.addresses[type eq \"work\"].locality | upper]"
 "#,
         client = fake_imanage::CLIENT_ID,
         user = fake_imanage::SERVICE_USER,
@@ -237,7 +240,9 @@ protected = ["breakglass@firm.example"]
         let dms = dms.lock().unwrap();
         assert_eq!(dms.grants, ["password", "password"]);
         assert_eq!(dms.refused, ["expired token"]);
-        assert_eq!(dms.users["JSMITH@FIRM.EXAMPLE"]["full_name"], "Pat Smith");
+        assert_eq!(dms.users["JSMITH@FIRM.EXAMPLE"]["full_name"], "Smith, Pat");
+        // No work address: the mapped field is left out rather than sent empty.
+        assert!(dms.users["JSMITH@FIRM.EXAMPLE"].get("location").is_none());
     }
 
     // Drift behind the bridge's back.
@@ -298,7 +303,7 @@ protected = ["breakglass@firm.example"]
     assert!(
         items[4]
             .2
-            .contains("displayName: \"Someone Else\" → \"Pat akhan@firm.example\""),
+            .contains("displayName: \"Someone Else\" → \"akhan@firm.example, Pat\""),
         "{items:?}"
     );
     assert!(items[5].2.contains("active: false → true"), "{items:?}");
@@ -320,7 +325,7 @@ protected = ["breakglass@firm.example"]
         assert!(dms.refused.is_empty(), "{:?}", dms.refused);
         assert_eq!(
             dms.users["AKHAN@FIRM.EXAMPLE"]["full_name"],
-            "Pat akhan@firm.example"
+            "akhan@firm.example, Pat"
         );
         assert_eq!(dms.users["LCHEN@FIRM.EXAMPLE"]["allow_logon"], true);
         assert_eq!(dms.users["INTRUDER"]["allow_logon"], false);

@@ -106,6 +106,9 @@ timeout = "5s"
 schedule = "0 0 1 1 *"
 [targets.guard]
 max_deprovisions = 2
+[targets.user_mapping]
+title = "[user.title | default(\"Associate\")]"
+"name.formatted" = "[user.name.givenName] [user.name.familyName | upper]"
 "#,
         peer.base
     );
@@ -172,6 +175,12 @@ max_deprovisions = 2
     let by_name = |n: &str| users.iter().find(|u| u["userName"] == n).cloned().unwrap();
     assert_eq!(by_name("alice@firm.example")["externalId"], "e-1");
     assert_eq!(by_name("carol@firm.example")["externalId"], "e-3");
+    // The target's user_mapping filled attributes the IdP did not send.
+    assert_eq!(by_name("alice@firm.example")["title"], "Associate");
+    assert_eq!(
+        by_name("alice@firm.example")["name"]["formatted"],
+        "G ALICE@FIRM.EXAMPLE"
+    );
     let groups = list(&peer.base, "Groups").await;
     assert_eq!(groups.len(), 1);
     let members: Vec<&str> = groups[0]["members"]

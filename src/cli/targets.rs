@@ -20,7 +20,7 @@ use crate::oauth::{
 use crate::resolver::Resolver;
 use crate::server::TargetHandle;
 use crate::store::Store;
-use crate::targets::{ImanageClient, ImanageTarget, ScimTarget, WebhookTarget};
+use crate::targets::{ImanageClient, ImanageTarget, Mapping, ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
 /// Timeout of one request to a token endpoint.
@@ -262,6 +262,10 @@ pub async fn deliverables(
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),
+                    Mapping {
+                        user: t.user_mapping.clone(),
+                        group: t.group_mapping.clone(),
+                    },
                 ))
             }
             TargetKind::Imanage => {
@@ -280,7 +284,11 @@ pub async fn deliverables(
                     Arc::clone(&ctx.clock),
                 ));
                 imanage = Some(Arc::clone(&client));
-                Arc::new(ImanageTarget::new(t.name.clone(), client))
+                let mapping = Mapping {
+                    user: t.user_mapping.clone(),
+                    group: t.group_mapping.clone(),
+                };
+                Arc::new(ImanageTarget::new(t.name.clone(), client, mapping))
             }
         };
         let engine = EngineConfig {

@@ -58,10 +58,10 @@ pub use repositories::is_search_field;
 pub use schedule::normalise as normalise_cron;
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
-    CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, GuardSettings,
-    LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, RepositoryConfig, ResolverConfig,
-    ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig, TargetConfig, TargetKind,
-    UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
+    CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
+    GuardSettings, LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, RepositoryConfig,
+    ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig, TargetConfig,
+    TargetKind, UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
 

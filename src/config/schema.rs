@@ -182,6 +182,17 @@ pub struct TargetConfig {
     /// iManage: the library groups are created in (default: the preferred library that
     /// `GET /api` names).
     pub library: Option<String>,
+    /// `[targets.user_mapping]`: target field → template over `user`.
+    pub user_mapping: Vec<FieldMapping>,
+    /// `[targets.group_mapping]`: target field → template over `group`.
+    pub group_mapping: Vec<FieldMapping>,
+}
+
+/// One mapped field: what the target calls it, and the template that fills it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMapping {
+    pub field: String,
+    pub template: Template,
 }
 
 /// The mass-deprovisioning guard of one target.

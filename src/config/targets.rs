@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
-    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, GuardSettings, TargetConfig, TargetKind,
+    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings,
+    TargetConfig, TargetKind,
 };
 use super::tree::Loc;
 use super::tree::Val;
 use super::values;
 use super::walk::{read_secret_ref, unique_name};
+use crate::scim::ResourceKind;
+use crate::template::Template;
 
 pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec<TargetConfig> {
     let Some(items) = ctx.array(f, "an array of tables ([[targets]])") else {
@@ -41,6 +44,8 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let guard = t.get("guard");
         let schedule = t.get("schedule");
         let library = t.get("library");
+        let user_mapping = t.get("user_mapping");
+        let group_mapping = t.get("group_mapping");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -115,7 +120,15 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
                 "a webhook keeps no state to reconcile, so this schedule only logs a failure each time",
             );
         }
+        let user_mapping = user_mapping
+            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::User))
+            .unwrap_or_default();
+        let group_mapping = group_mapping
+            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::Group))
+            .unwrap_or_default();
         out.push(TargetConfig {
+            user_mapping,
+            group_mapping,
             name: name.unwrap_or_default(),
             kind,
             url,
@@ -127,6 +140,85 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             schedule,
             library,
         });
+    }
+    out
+}
+
+/// The fields an iManage user or group mapping may set.
+pub const IMANAGE_USER_FIELDS: &[&str] = &["id", "full_name", "email", "location", "phone"];
+pub const IMANAGE_GROUP_FIELDS: &[&str] = &["id", "full_name"];
+
+/// `[targets.user_mapping]` / `[targets.group_mapping]`: `field = "template"`.
+fn read_mapping(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    kind: TargetKind,
+    resource: ResourceKind,
+) -> Vec<FieldMapping> {
+    let Val::Table(entries) = &f.node.val else {
+        ctx.mismatch(f, "a table of field = \"template\"");
+        return Vec::new();
+    };
+    let root = match resource {
+        ResourceKind::User => "user",
+        ResourceKind::Group => "group",
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = format!("{}.{}", f.path, entry.key);
+        let field = Field {
+            node: &entry.node,
+            path: path.clone(),
+        };
+        let allowed: Option<&[&str]> = match (kind, resource) {
+            (TargetKind::Imanage, ResourceKind::User) => Some(IMANAGE_USER_FIELDS),
+            (TargetKind::Imanage, ResourceKind::Group) => Some(IMANAGE_GROUP_FIELDS),
+            _ => None,
+        };
+        match (kind, allowed) {
+            (TargetKind::Webhook, _) => {
+                ctx.error(
+                    &entry.key_loc,
+                    &path,
+                    "webhooks carry the SCIM resource as stored; they take no mapping",
+                );
+                continue;
+            }
+            (_, Some(fields)) if !fields.contains(&entry.key.as_str()) => {
+                ctx.error(
+                    &entry.key_loc,
+                    &path,
+                    format!(
+                        "unknown iManage field {}; mappable fields are {}",
+                        quote(&entry.key),
+                        fields.join(", ")
+                    ),
+                );
+                continue;
+            }
+            (TargetKind::Scim, _) if crate::scim::AttrPath::parse(&entry.key).is_err() => {
+                ctx.error(
+                    &entry.key_loc,
+                    &path,
+                    format!(
+                        "{} is not a SCIM attribute path like \"title\", \"name.formatted\" or \"urn:…:User:roleId\" (quote keys that contain dots or colons)",
+                        quote(&entry.key)
+                    ),
+                );
+                continue;
+            }
+            _ => {}
+        }
+        let Some(text) = ctx.text(&field, "a template like \"[user.userName]\"") else {
+            continue;
+        };
+        match Template::parse(text).and_then(|t| t.check_roots(&[root]).map(|()| t)) {
+            Ok(template) => out.push(FieldMapping {
+                field: entry.key.clone(),
+                template,
+            }),
+            Err(e) => ctx.error(field.loc(), &path, e.to_string()),
+        }
     }
     out
 }

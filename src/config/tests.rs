@@ -312,6 +312,8 @@ fn full_config_with_every_key() {
                 guard: GuardSettings::default(),
                 schedule: Some("0 0 */6 * * *".into()),
                 library: Some("ACTIVE".into()),
+                user_mapping: Vec::new(),
+                group_mapping: Vec::new(),
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -334,6 +336,8 @@ fn full_config_with_every_key() {
                 },
                 schedule: None,
                 library: None,
+                user_mapping: Vec::new(),
+                group_mapping: Vec::new(),
             },
         ],
         repositories: Vec::new(),
@@ -1468,6 +1472,67 @@ search = "sometimes"
         "repositories[2].folder: expected a folder path",
         "repositories[2].libraries[0]: \"HAS SPACE\" is not an iManage library name",
         "repositories[2].work_types[0].search: expected \"title\"",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
+    }
+}
+
+#[test]
+fn target_mappings_are_templates_checked_per_kind() {
+    let text = r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "https://dms.example.com"
+[targets.user_mapping]
+id = "[user.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber]"
+full_name = "[user.name.familyName], [user.name.givenName]"
+[targets.group_mapping]
+full_name = "[group.displayName]"
+
+[[targets]]
+name = "clm"
+kind = "scim"
+url = "https://clm.example.com/scim/v2"
+[targets.user_mapping]
+title = "[user.title | default(\"Associate\")]"
+"urn:example:clm:2.0:User:roleId" = "[user.roles.value]"
+"#;
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let dms = &loaded.config.targets[0];
+    let fields: Vec<&str> = dms.user_mapping.iter().map(|m| m.field.as_str()).collect();
+    assert_eq!(fields, ["full_name", "id"]);
+    assert_eq!(dms.group_mapping.len(), 1);
+    assert_eq!(
+        loaded.config.targets[1].user_mapping[1].field,
+        "urn:example:clm:2.0:User:roleId"
+    );
+
+    let bad = r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "https://dms.example.com"
+[targets.user_mapping]
+nickname = "[user.nickName]"
+email = "[group.displayName]"
+full_name = "[user.name"
+
+[[targets]]
+name = "hooks"
+kind = "webhook"
+url = "https://hooks.example.com"
+signing_secret = { vault = "hooks.signing" }
+[targets.user_mapping]
+title = "[user.title]"
+"#;
+    let (_dir, _path, errors) = load_err(bad, &Environment::new());
+    let shown = errors.to_string();
+    for needle in [
+        "targets[0].user_mapping.nickname: unknown iManage field \"nickname\"; mappable fields are id, full_name, email, location, phone",
+        "targets[0].user_mapping.email: unknown root `group`; here a path starts with `user` (column 2)",
+        "targets[0].user_mapping.full_name: unclosed `[`",
+        "targets[1].user_mapping.title: webhooks carry the SCIM resource as stored",
     ] {
         assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
     }

@@ -225,6 +225,10 @@ pub async fn plan(
             };
             for r in desired {
                 let label = text(&r.doc, name_key).unwrap_or_default();
+                let want = target.desired(kind, &r.doc);
+                // The target may name it differently (an iManage id mapped from the
+                // employee number): match on what the target would hold.
+                let target_label = text(&want, name_key).unwrap_or_else(|| label.clone());
                 let mapped = store.target_id(&name, provider, kind, &r.id).await?;
                 let found = mapped.clone().filter(|t| remote.contains_key(t));
                 let (tid, link) = match found {
@@ -232,7 +236,7 @@ pub async fn plan(
                     None => {
                         let m = text(&r.doc, "externalId")
                             .and_then(|e| by_ext.get(&e.to_lowercase()))
-                            .or_else(|| by_name.get(&label.to_lowercase()))
+                            .or_else(|| by_name.get(&target_label.to_lowercase()))
                             .cloned();
                         (m.clone(), m.is_some())
                     }
@@ -267,7 +271,6 @@ pub async fn plan(
                     ));
                 }
                 let have = remote.get(&tid).cloned().unwrap_or(Value::Null);
-                let want = target.desired(kind, &r.doc);
                 match kind {
                     ResourceKind::User => {
                         let diff = user_diff(&want, &have);

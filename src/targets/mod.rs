@@ -2,10 +2,12 @@
 
 mod http;
 pub mod imanage;
+mod mapping;
 mod scim;
 mod webhook;
 
 pub use http::classify;
 pub use imanage::{ImanageClient, ImanageTarget};
+pub use mapping::Mapping;
 pub use scim::ScimTarget;
 pub use webhook::{SIGNATURE_HEADER, WebhookTarget, sign};

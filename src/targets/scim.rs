@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::http::{body_prefix, classify};
+use super::mapping::Mapping;
 use crate::clock::Clock;
 use crate::delivery::{Change, MemberNeeds, Progress, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
@@ -31,6 +32,7 @@ pub struct ScimTarget {
     credentials: Credentials,
     clock: Arc<dyn Clock>,
     patch: OnceCell<bool>,
+    mapping: Mapping,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -84,6 +86,7 @@ impl ScimTarget {
         http: reqwest::Client,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
+        mapping: Mapping,
     ) -> Self {
         Self {
             name,
@@ -92,6 +95,7 @@ impl ScimTarget {
             credentials,
             clock,
             patch: OnceCell::new(),
+            mapping,
         }
     }
 
@@ -288,7 +292,10 @@ impl ScimTarget {
         change: &Change,
         doc: &Value,
     ) -> Result<Option<String>, TargetError> {
-        let mut body = outbound(doc, ResourceKind::Group);
+        let mut body = outbound(
+            &self.mapping.scim_document(ResourceKind::Group, doc)?,
+            ResourceKind::Group,
+        );
         if let Some(all) = &change.members {
             let ids: Vec<String> = all.iter().map(|m| m.value.clone()).collect();
             body["members"] = Value::Array(Self::member_list(change, &ids)?);
@@ -347,6 +354,13 @@ impl ScimTarget {
 impl Target for ScimTarget {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+        // A document the mapping refuses compares as stored; its delivery dead-letters.
+        self.mapping
+            .scim_document(kind, doc)
+            .unwrap_or_else(|_| doc.clone())
     }
 
     fn member_needs(&self) -> MemberNeeds {
@@ -435,7 +449,10 @@ impl Target for ScimTarget {
                 self.apply_group(change, doc).await
             }
             State::Present(doc) => {
-                let body = outbound(doc, ResourceKind::User);
+                let body = outbound(
+                    &self.mapping.scim_document(ResourceKind::User, doc)?,
+                    ResourceKind::User,
+                );
                 let id = match &change.target_id {
                     Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
                     _ => self.create(ResourceKind::User, &body).await?,

@@ -7,6 +7,7 @@
 
 mod client;
 mod ids;
+mod mapping;
 
 use std::sync::Arc;
 
@@ -17,6 +18,9 @@ use crate::scim::ResourceKind;
 
 pub use client::{Answer, Discovery, ImanageClient, Page, PageStart, describe_error};
 pub use ids::{group_id, user_id};
+pub use mapping::Mapped;
+
+use super::mapping::Mapping;
 
 /// Members per `PUT …/members` request.
 const MEMBER_BATCH: usize = 500;
@@ -26,6 +30,7 @@ const READ_PAGE: usize = 500;
 pub struct ImanageTarget {
     name: String,
     client: Arc<ImanageClient>,
+    mapping: Mapping,
 }
 
 impl std::fmt::Debug for ImanageTarget {
@@ -37,29 +42,13 @@ impl std::fmt::Debug for ImanageTarget {
     }
 }
 
-fn full_name(doc: &Value) -> Option<String> {
-    doc["displayName"].as_str().map(str::to_owned).or_else(|| {
-        let given = doc["name"]["givenName"].as_str().unwrap_or("");
-        let family = doc["name"]["familyName"].as_str().unwrap_or("");
-        let joined = format!("{given} {family}").trim().to_owned();
-        (!joined.is_empty()).then_some(joined)
-    })
-}
-
-fn primary_email(doc: &Value) -> Option<String> {
-    let emails = doc["emails"].as_array()?;
-    emails
-        .iter()
-        .find(|e| e["primary"] == true)
-        .or_else(|| emails.iter().find(|e| e["type"] == "work"))
-        .or_else(|| emails.first())
-        .and_then(|e| e["value"].as_str())
-        .map(str::to_owned)
-}
-
 impl ImanageTarget {
-    pub fn new(name: String, client: Arc<ImanageClient>) -> Self {
-        Self { name, client }
+    pub fn new(name: String, client: Arc<ImanageClient>, mapping: Mapping) -> Self {
+        Self {
+            name,
+            client,
+            mapping,
+        }
     }
 
     /// A request with no query; see [`ImanageClient::call`].
@@ -90,17 +79,10 @@ impl ImanageTarget {
             }
             State::Present(doc) => doc,
         };
-        let id = match &change.target_id {
-            Some(id) => id.clone(),
-            None => user_id(doc["userName"].as_str().unwrap_or(""))?,
-        };
-        let mut fields = json!({"allow_logon": doc["active"].as_bool().unwrap_or(true)});
-        if let Some(n) = full_name(doc) {
-            fields["full_name"] = n.into();
-        }
-        if let Some(e) = primary_email(doc) {
-            fields["email"] = e.into();
-        }
+        let mapped = self.mapping.imanage_user(doc)?;
+        // Once created, a user keeps its id even if the mapping would now give another.
+        let id = change.target_id.clone().unwrap_or(mapped.id);
+        let fields = Value::Object(mapped.fields);
         let url = format!("{base}/users/{id}");
         if change.target_id.is_some() {
             let status = self
@@ -216,12 +198,10 @@ impl ImanageTarget {
             }
             State::Present(doc) => doc,
         };
-        let display = doc["displayName"].as_str().unwrap_or("");
-        let gid = match &change.target_id {
-            Some(g) => g.clone(),
-            None => group_id(display)?,
-        };
-        let update = json!({"full_name": display, "enabled": true});
+        let mapped = self.mapping.imanage_group(doc)?;
+        let gid = change.target_id.clone().unwrap_or(mapped.id);
+        let mut update = Value::Object(mapped.fields);
+        update["enabled"] = json!(true);
         let patched = change.target_id.is_some()
             && self
                 .call(
@@ -232,7 +212,10 @@ impl ImanageTarget {
                 .await?
                 != 404;
         if !patched {
-            let create = json!({"id": gid, "full_name": display, "enabled": true, "group_nos": 2, "is_external": false});
+            let mut create = update.clone();
+            create["id"] = json!(gid);
+            create["group_nos"] = json!(2);
+            create["is_external"] = json!(false);
             let status = self
                 .call(
                     reqwest::Method::POST,
@@ -281,25 +264,29 @@ impl Target for ImanageTarget {
     }
 
     fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+        // What reconciliation compares: the mapped fields, SCIM-shaped like the snapshot.
+        // A document the mapping refuses compares as-is; its delivery dead-letters.
         match kind {
-            ResourceKind::User => {
-                let name = doc["userName"].as_str().unwrap_or("");
-                let mut out = json!({
-                    "userName": user_id(name).unwrap_or_else(|_| name.to_owned()),
-                    "active": doc["active"].as_bool().unwrap_or(true),
-                });
-                if let Some(n) = full_name(doc) {
-                    out["displayName"] = n.into();
+            ResourceKind::User => match self.mapping.imanage_user(doc) {
+                Ok(m) => {
+                    let mut out = json!({"userName": m.id, "active": m.fields["allow_logon"]});
+                    if let Some(n) = m.fields.get("full_name") {
+                        out["displayName"] = n.clone();
+                    }
+                    if let Some(e) = m.fields.get("email") {
+                        out["emails"] = json!([{"value": e, "primary": true}]);
+                    }
+                    out
                 }
-                if let Some(e) = primary_email(doc) {
-                    out["emails"] = json!([{"value": e, "primary": true}]);
-                }
-                out
-            }
-            ResourceKind::Group => json!({
-                "displayName": doc["displayName"],
-                "active": true,
-            }),
+                Err(_) => doc.clone(),
+            },
+            ResourceKind::Group => match self.mapping.imanage_group(doc) {
+                Ok(m) => json!({
+                    "displayName": m.fields.get("full_name").cloned().unwrap_or(Value::Null),
+                    "active": true,
+                }),
+                Err(_) => doc.clone(),
+            },
         }
     }
 

@@ -1,0 +1,176 @@
+//! A target's `[targets.user_mapping]` and `[targets.group_mapping]`: templates that
+//! fill the fields the target gets. Each target kind decides what the fields are
+//! (iManage fields, SCIM attribute paths); this holds the rules and how they render.
+
+use serde_json::{Map, Value};
+
+use crate::config::FieldMapping;
+use crate::delivery::TargetError;
+use crate::scim::{AttrPath, ResourceKind};
+use crate::template::{Context, EvalError};
+
+/// The target's configured mappings; empty means the target's defaults throughout.
+#[derive(Debug, Clone, Default)]
+pub struct Mapping {
+    pub user: Vec<FieldMapping>,
+    pub group: Vec<FieldMapping>,
+}
+
+/// What one rule gave: a value, or nothing (the template's path had no value).
+pub(crate) type Rendered = (String, Option<String>);
+
+impl Mapping {
+    pub(crate) fn rules(&self, kind: ResourceKind) -> &[FieldMapping] {
+        match kind {
+            ResourceKind::User => &self.user,
+            ResourceKind::Group => &self.group,
+        }
+    }
+
+    /// Renders `kind`'s rules over `doc`. An object or list where a value is needed is
+    /// a permanent error naming the mapping, so a resource is never pushed half-filled.
+    pub(crate) fn render(
+        &self,
+        kind: ResourceKind,
+        doc: &Value,
+    ) -> Result<Vec<Rendered>, TargetError> {
+        let (root, table) = match kind {
+            ResourceKind::User => ("user", "user_mapping"),
+            ResourceKind::Group => ("group", "group_mapping"),
+        };
+        let ctx = Context::new().with(root, doc);
+        self.rules(kind)
+            .iter()
+            .map(|rule| match rule.template.render(&ctx) {
+                Ok(v) => Ok((rule.field.clone(), Some(v))),
+                Err(EvalError::Missing { .. }) => Ok((rule.field.clone(), None)),
+                Err(e) => Err(TargetError::Permanent {
+                    message: format!("[targets.{table}] {}: {e}", rule.field),
+                }),
+            })
+            .collect()
+    }
+
+    /// The SCIM document a SCIM app gets: the stored one with each mapped attribute
+    /// set. A rule whose path has no value leaves the attribute as stored.
+    pub fn scim_document(&self, kind: ResourceKind, doc: &Value) -> Result<Value, TargetError> {
+        if self.rules(kind).is_empty() {
+            return Ok(doc.clone());
+        }
+        let mut out = doc.clone();
+        for (field, value) in self.render(kind, doc)? {
+            if let Some(v) = value {
+                set_attr(&mut out, kind, &field, Value::String(v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Sets `path` (`title`, `name.formatted`, `urn:…:User:roleId`) in a SCIM document,
+/// declaring an extension schema in `schemas` when it is new.
+fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: Value) {
+    let Ok(p) = AttrPath::parse(path) else {
+        return;
+    };
+    let Some(root) = doc.as_object_mut() else {
+        return;
+    };
+    let core = match kind {
+        ResourceKind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
+        ResourceKind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
+    };
+    let container: &mut Map<String, Value> = match &p.schema {
+        Some(urn) if !urn.eq_ignore_ascii_case(core) => {
+            let schemas = root
+                .entry("schemas")
+                .or_insert_with(|| Value::Array(vec![Value::String(core.into())]));
+            if let Some(list) = schemas.as_array_mut()
+                && !list
+                    .iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+            {
+                list.push(Value::String(urn.clone()));
+            }
+            let ext = root
+                .entry(urn.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !ext.is_object() {
+                *ext = Value::Object(Map::new());
+            }
+            match ext.as_object_mut() {
+                Some(m) => m,
+                None => return,
+            }
+        }
+        _ => root,
+    };
+    match &p.sub {
+        None => {
+            container.insert(p.name.clone(), value);
+        }
+        Some(sub) => {
+            let parent = container
+                .entry(p.name.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !parent.is_object() {
+                *parent = Value::Object(Map::new());
+            }
+            if let Some(m) = parent.as_object_mut() {
+                m.insert(sub.clone(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::template::Template;
+
+    fn rule(field: &str, t: &str) -> FieldMapping {
+        FieldMapping {
+            field: field.into(),
+            template: Template::parse(t).unwrap(),
+        }
+    }
+
+    #[test]
+    fn scim_attributes_are_set_by_path() {
+        let m = Mapping {
+            user: vec![
+                rule("title", "[user.title | default(\"Associate\")]"),
+                rule(
+                    "name.formatted",
+                    "[user.name.givenName] [user.name.familyName | upper]",
+                ),
+                rule(
+                    "urn:example:clm:2.0:User:roleId",
+                    "[user.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department | lower]",
+                ),
+                rule("nickName", "[user.nickName]"),
+            ],
+            group: vec![],
+        };
+        let doc = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a@b",
+            "nickName": "kept", "name": {"givenName": "Jo", "familyName": "Smith"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "LITIGATION"}});
+        let out = m.scim_document(ResourceKind::User, &doc).unwrap();
+        assert_eq!(out["title"], "Associate");
+        assert_eq!(out["name"]["formatted"], "Jo SMITH");
+        assert_eq!(out["name"]["givenName"], "Jo");
+        assert_eq!(out["urn:example:clm:2.0:User:roleId"], Value::Null);
+        assert_eq!(out["urn:example:clm:2.0:User"]["roleId"], "litigation");
+        assert_eq!(out["schemas"][1], "urn:example:clm:2.0:User");
+        // No value: the stored attribute stays.
+        let bare = json!({"userName": "a@b", "nickName": "kept"});
+        let out = m.scim_document(ResourceKind::User, &bare).unwrap();
+        assert_eq!(out["nickName"], "kept");
+        assert!(out.get("urn:example:clm:2.0:User").is_none());
+        // No rules for groups: the document as stored.
+        let g = json!({"displayName": "G"});
+        assert_eq!(m.scim_document(ResourceKind::Group, &g).unwrap(), g);
+    }
+}
