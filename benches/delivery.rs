@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::post;
 use chrono::Utc;
 use scim_bridge::clock::{Clock, SystemClock};
-use scim_bridge::delivery::{Engine, EngineConfig};
+use scim_bridge::delivery::{Engine, EngineConfig, Pacer};
 use scim_bridge::entropy::{Entropy, OsEntropy};
 use scim_bridge::oauth::{Credentials, build_client};
 use scim_bridge::scim::ResourceKind;
@@ -116,6 +116,7 @@ fn start_engine(
         build_client(Duration::from_secs(10)).expect("client"),
         Credentials::None,
         Arc::clone(&clock),
+        Arc::new(Pacer::new(cfg.rate_per_second)),
     );
     let dyn_store: Arc<dyn Store> = store;
     let engine = Arc::new(Engine::new(

@@ -14,6 +14,7 @@ use scim_bridge::clock::{Clock, SystemClock};
 use scim_bridge::config::{
     AuthHeader, RepositoryConfig, ResolverConfig, WorkspaceSearch, is_search_field,
 };
+use scim_bridge::delivery::Pacer;
 use scim_bridge::oauth::{Credentials, build_client};
 use scim_bridge::resolver::{Request, Resolver};
 use scim_bridge::targets::ImanageClient;
@@ -61,6 +62,7 @@ async fn main() {
             header: AuthHeader::XAuthToken,
         },
         Arc::clone(&clock),
+        Arc::new(Pacer::new(None)),
     ));
     let fields = parse_assignments(
         "custom1=[workitem.client.reference], custom2=[workitem.reference]",

@@ -11,7 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
 };
-use crate::delivery::{EngineConfig, GuardConfig, Target};
+use crate::delivery::{EngineConfig, GuardConfig, Pacer, Target};
 use crate::entropy::{Entropy, OsEntropy};
 use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
@@ -227,6 +227,9 @@ pub async fn deliverables(
             }
         }
         let mut imanage = None;
+        // Every request to the target waits here, whoever sends it, so the target never
+        // sees more than its rate limit.
+        let pacer = Arc::new(Pacer::new(t.delivery.rate_limit_per_second));
         let target: Arc<dyn Target> = match t.kind {
             TargetKind::Webhook => {
                 let key = format!("targets[{index}].signing_secret");
@@ -246,6 +249,7 @@ pub async fn deliverables(
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),
+                    Arc::clone(&pacer),
                 ))
             }
             TargetKind::Scim => {
@@ -266,6 +270,7 @@ pub async fn deliverables(
                         user: t.user_mapping.clone(),
                         group: t.group_mapping.clone(),
                     },
+                    Arc::clone(&pacer),
                 ))
             }
             TargetKind::Imanage => {
@@ -282,6 +287,7 @@ pub async fn deliverables(
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),
+                    Arc::clone(&pacer),
                 ));
                 imanage = Some(Arc::clone(&client));
                 let mapping = Mapping {

@@ -9,7 +9,6 @@ use tokio::sync::{Semaphore, watch};
 
 use super::backoff::Backoff;
 use super::guard::{Guard, GuardConfig, Verdict};
-use super::pacer::Pacer;
 use super::target::{Change, MemberNeeds, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
@@ -81,7 +80,6 @@ pub struct Engine {
     /// Lease owner: unique per process, so instances sharing a database never finish
     /// each other's deliveries.
     owner: String,
-    pacer: Pacer,
     guard: Guard,
     pub counters: Arc<DeliveryCounters>,
 }
@@ -108,7 +106,6 @@ impl Engine {
         owner: String,
     ) -> Self {
         Self {
-            pacer: Pacer::new(cfg.rate_per_second),
             guard: Guard::new(cfg.guard.clone()),
             store,
             target,
@@ -126,7 +123,7 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let mut store_failures: u32 = 0;
         while !*stop.borrow() {
-            // Under a low rate limit, claimed rows wait for the pacer; keep no more in
+            // Under a low rate limit, claimed rows wait for the target's pacer; keep no more in
             // flight than can start within half a lease, or a lease could run out while
             // its row still waits here and the same resource be claimed twice.
             let concurrency = self.cfg.concurrency.max(1);
@@ -263,7 +260,6 @@ impl Engine {
     }
 
     async fn attempt(&self, d: &QueuedDelivery, change: Change) -> DeliveryOutcome {
-        self.pacer.wait().await;
         let result = match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change)).await
         {
             Ok(r) => r,

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use super::http::{body_prefix, classify};
 use super::mapping::Mapping;
 use crate::clock::Clock;
-use crate::delivery::{Change, MemberNeeds, Progress, Snapshot, State, Target, TargetError};
+use crate::delivery::{Change, MemberNeeds, Pacer, Progress, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
@@ -33,6 +33,8 @@ pub struct ScimTarget {
     clock: Arc<dyn Clock>,
     patch: OnceCell<bool>,
     mapping: Mapping,
+    /// The target's request-rate ceiling, shared by every request it sends.
+    pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -87,6 +89,7 @@ impl ScimTarget {
         credentials: Credentials,
         clock: Arc<dyn Clock>,
         mapping: Mapping,
+        pacer: Arc<Pacer>,
     ) -> Self {
         Self {
             name,
@@ -96,6 +99,7 @@ impl ScimTarget {
             clock,
             patch: OnceCell::new(),
             mapping,
+            pacer,
         }
     }
 
@@ -107,6 +111,7 @@ impl ScimTarget {
     ) -> Result<Sent, TargetError> {
         let url = format!("{}/{path}", self.base);
         let body = body.map(|b| b.to_string());
+        self.pacer.wait().await;
         let response = self
             .credentials
             .send(|| {

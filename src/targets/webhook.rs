@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::http::{body_prefix, classify};
 use crate::clock::Clock;
-use crate::delivery::{Change, MemberNeeds, State, Target, TargetError};
+use crate::delivery::{Change, MemberNeeds, Pacer, State, Target, TargetError};
 use crate::oauth::Credentials;
 
 /// The signature header.
@@ -44,6 +44,8 @@ pub struct WebhookTarget {
     http: reqwest::Client,
     credentials: Credentials,
     clock: Arc<dyn Clock>,
+    /// The target's request-rate ceiling.
+    pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for WebhookTarget {
@@ -63,6 +65,7 @@ impl WebhookTarget {
         http: reqwest::Client,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
+        pacer: Arc<Pacer>,
     ) -> Self {
         Self {
             name,
@@ -71,6 +74,7 @@ impl WebhookTarget {
             http,
             credentials,
             clock,
+            pacer,
         }
     }
 
@@ -132,6 +136,8 @@ impl Target for WebhookTarget {
         let body = serde_json::to_vec(&self.event(change)).map_err(|e| TargetError::Permanent {
             message: format!("cannot encode the event: {e}"),
         })?;
+        // Signed after the wait, so the timestamp is the sending time.
+        self.pacer.wait().await;
         let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
         let response = self
             .credentials

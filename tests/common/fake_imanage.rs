@@ -47,6 +47,14 @@ pub struct Dms {
     /// Answer workspace searches with this status and an error envelope.
     pub fail_searches: Option<u16>,
     pub requests: u64,
+    /// Requests allowed in any one-second window (0 = unlimited); more get 429.
+    pub rate_limit: usize,
+    /// Arrival times within the last second, for `rate_limit`.
+    pub recent: std::collections::VecDeque<std::time::Instant>,
+    /// The most requests seen in any one-second window.
+    pub busiest_second: usize,
+    /// Requests refused for exceeding `rate_limit`.
+    pub rate_refusals: u64,
     /// Every Nth write is refused with 429 or 503 (0 = never).
     pub busy_every: u64,
     pub refused: Vec<String>,
@@ -72,6 +80,25 @@ fn check(
     allowed: &[&str],
 ) -> Result<(), Response> {
     d.requests += 1;
+    let now = std::time::Instant::now();
+    while d
+        .recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1))
+    {
+        d.recent.pop_front();
+    }
+    if d.rate_limit > 0 && d.recent.len() >= d.rate_limit {
+        d.rate_refusals += 1;
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "rate limit",
+        )
+            .into_response());
+    }
+    d.recent.push_back(now);
+    d.busiest_second = d.busiest_second.max(d.recent.len());
     let presented = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
     let valid = presented.is_some_and(|t| t == TOKEN || d.live_tokens.contains(t));
     if headers.contains_key(header::AUTHORIZATION) || !valid {

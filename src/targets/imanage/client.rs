@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::clock::Clock;
-use crate::delivery::TargetError;
+use crate::delivery::{Pacer, TargetError};
 use crate::oauth::Credentials;
 use crate::targets::http::{body_prefix, classify};
 
@@ -26,6 +26,9 @@ pub struct ImanageClient {
     clock: Arc<dyn Clock>,
     /// What `GET /api` said.
     discovered: OnceCell<Discovery>,
+    /// The deployment's request-rate ceiling: deliveries, reconciliation reads and
+    /// workspace searches all count against it.
+    pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for ImanageClient {
@@ -97,6 +100,7 @@ impl ImanageClient {
         http: reqwest::Client,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
+        pacer: Arc<Pacer>,
     ) -> Self {
         Self {
             host,
@@ -105,6 +109,7 @@ impl ImanageClient {
             credentials,
             clock,
             discovered: OnceCell::new(),
+            pacer,
         }
     }
 
@@ -123,6 +128,7 @@ impl ImanageClient {
     ) -> Result<Answer, TargetError> {
         let payload = body.map(Value::to_string);
         let url = with_query(url, query)?;
+        self.pacer.wait().await;
         let response = self
             .credentials
             .send(|| {
