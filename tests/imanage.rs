@@ -348,3 +348,69 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         "converged but for the protected account: {plan}"
     );
 }
+
+/// SIGKILL mid-delivery against a busy, rate-limited iManage: after a restart every user
+/// arrives (a create sent again meets 409 and becomes an update), nothing is
+/// dead-lettered, and the pacer never let the fake refuse a request for rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imanage_delivery_survives_sigkill() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        busy_every: 5,
+        rate_limit: 25,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("imanage.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let port = free_port();
+    let extra = format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+rate_limit_per_second = 20
+timeout = "5s"
+[targets.auth]
+method = "bearer"
+token = {{ file = "imanage.token" }}
+"#
+    );
+    let config = dir.path().join("scim-bridge.toml");
+    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
+    let mut d = Daemon {
+        log: dir.path().join("daemon.log"),
+        dir,
+        config,
+        port,
+        child: None,
+    };
+    d.spawn();
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..40 {
+        let (status, body) = scim
+            .post("/Users", user(&format!("u{i:02}@firm.example"), true))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let started = std::time::Instant::now();
+    while dms.lock().unwrap().users.len() < 10 {
+        assert!(started.elapsed().as_secs() < 30, "delivery did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    d.kill9();
+    let at_kill = dms.lock().unwrap().users.len();
+    assert!(at_kill < 40, "killed mid-delivery ({at_kill} delivered)");
+    d.spawn();
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users.len(), 40);
+    assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+    assert_eq!(
+        dms.rate_refusals, 0,
+        "the pacer kept under the fake's limit"
+    );
+}
