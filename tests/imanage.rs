@@ -6,7 +6,7 @@
 mod common;
 
 use common::fake_imanage::{self, TOKEN};
-use common::{Daemon, Scim, config_text, free_port};
+use common::{Daemon, Scim};
 use serde_json::{Value, json};
 
 fn user(name: &str, active: bool) -> Value {
@@ -25,11 +25,6 @@ async fn entra_traffic_reaches_imanage() {
         ..Default::default()
     }));
     let host = fake_imanage::start_blocking(dms.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("imanage.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let port = free_port();
     let extra = format!(
         r#"
 [[targets]]
@@ -43,16 +38,7 @@ method = "bearer"
 token = {{ file = "imanage.token" }}
 "#
     );
-    let config = dir.path().join("scim-bridge.toml");
-    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
-    d.spawn();
+    let d = Daemon::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
 
     let mut ids = Vec::new();
@@ -150,17 +136,6 @@ async fn imanage_reconciles_over_the_password_grant() {
         ..Default::default()
     }));
     let host = fake_imanage::start_blocking(dms.clone());
-    let dir = tempfile::tempdir().unwrap();
-    for (file, value) in [
-        ("client.secret", fake_imanage::CLIENT_SECRET),
-        ("svc.password", fake_imanage::SERVICE_PASSWORD),
-    ] {
-        let path = dir.path().join(file);
-        std::fs::write(&path, value).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-    }
-    let port = free_port();
     let extra = format!(
         r#"
 [[targets]]
@@ -186,16 +161,13 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         client = fake_imanage::CLIENT_ID,
         user = fake_imanage::SERVICE_USER,
     );
-    let config = dir.path().join("scim-bridge.toml");
-    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
-    d.spawn();
+    let d = Daemon::start_with_secrets(
+        &extra,
+        &[
+            ("client.secret", fake_imanage::CLIENT_SECRET),
+            ("svc.password", fake_imanage::SERVICE_PASSWORD),
+        ],
+    );
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();
     for name in [
@@ -347,6 +319,47 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         ["protected"],
         "converged but for the protected account: {plan}"
     );
+
+    // explain: every field iManage gets for a user, and the line behind it.
+    let out = d.cli(&["explain", "jsmith@firm.example", "--target", "dms"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("target id JSMITH@FIRM.EXAMPLE"), "{text}");
+    for (field, value, from) in [
+        (
+            "id",
+            "\"JSMITH@FIRM.EXAMPLE\"",
+            "default: userName, upper-cased",
+        ),
+        (
+            "full_name",
+            "\"Smith, Pat\"",
+            "[targets.user_mapping] full_name = \"[user.name.familyName], [user.name.givenName]\"",
+        ),
+        ("location", "(left out)", "no value, so left out"),
+        (
+            "email",
+            "\"jsmith@firm.example\"",
+            "default: the primary email",
+        ),
+        ("allow_logon", "true", "default: active"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(field))
+            .unwrap_or_else(|| panic!("no {field} line in {text}"));
+        assert!(line.contains(value) && line.contains(from), "{line}");
+    }
+    let out = d.cli(&["explain", "Litigation Team", "--target", "dms", "--json"]);
+    let group: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(group["target_id"], "LITIGATION_TEAM");
+    assert_eq!(group["fields"][0]["field"], "id");
+    let out = d.cli(&["explain", "nobody@firm.example", "--target", "dms"]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// SIGKILL mid-delivery against a busy, rate-limited iManage: after a restart every user
@@ -360,11 +373,6 @@ async fn imanage_delivery_survives_sigkill() {
         ..Default::default()
     }));
     let host = fake_imanage::start_blocking(dms.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("imanage.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let port = free_port();
     let extra = format!(
         r#"
 [[targets]]
@@ -378,16 +386,7 @@ method = "bearer"
 token = {{ file = "imanage.token" }}
 "#
     );
-    let config = dir.path().join("scim-bridge.toml");
-    std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
-    d.spawn();
+    let mut d = Daemon::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     for i in 0..40 {
         let (status, body) = scim

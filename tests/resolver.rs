@@ -88,16 +88,11 @@ struct Rig {
     dms: Arc<Mutex<Dms>>,
     admin: String,
     http: reqwest::Client,
-    _token_dir: tempfile::TempDir,
 }
 
 fn rig() -> Rig {
     let dms = Arc::new(Mutex::new(seeded()));
     let host = fake_imanage::start_blocking(dms.clone());
-    let token_dir = tempfile::tempdir().unwrap();
-    let token = token_dir.path().join("imanage.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let extra = format!(
         r#"
 [[targets]]
@@ -106,7 +101,7 @@ kind = "imanage"
 url = "{host}"
 [targets.auth]
 method = "bearer"
-token = {{ file = "{token}" }}
+token = {{ file = "imanage.token" }}
 
 [[repositories]]
 name = "document-templates"
@@ -131,17 +126,15 @@ libraries = ["ACTIVE"]
 name = "cases"
 target = "dms"
 workspace = "[workitem.title]"
-"#,
-        token = token.display()
+"#
     );
-    let d = Daemon::start(&extra);
+    let d = Daemon::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
     let admin = d.admin_token();
     Rig {
         d,
         dms,
         admin,
         http: scim_bridge::oauth::build_client(std::time::Duration::from_secs(30)).unwrap(),
-        _token_dir: token_dir,
     }
 }
 

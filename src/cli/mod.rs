@@ -8,6 +8,7 @@
 
 mod approve;
 mod dlq;
+mod explain;
 mod link;
 mod resolve;
 mod serve;
@@ -131,6 +132,18 @@ pub enum Command {
         /// Print the plan only
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a target gets for one user or group: each field, its value and the
+    /// default or mapping behind it.
+    Explain {
+        /// The user or group: id, userName or displayName
+        who: String,
+        /// Target name
+        #[arg(long)]
+        target: String,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -269,6 +282,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             sync::run(
                 &target,
                 dry_run,
+                json,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+            )
+            .await
+        }
+        Command::Explain { who, target, json } => {
+            explain::run(
+                &who,
+                &target,
                 json,
                 cli.config.as_deref(),
                 cli.data_dir,

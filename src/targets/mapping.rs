@@ -19,6 +19,15 @@ pub struct Mapping {
 /// What one rule gave: a value, or nothing (the template's path had no value).
 pub(crate) type Rendered = (String, Option<String>);
 
+/// One field a target gets, and what produced it; for `scim-bridge explain`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Explained {
+    pub field: String,
+    /// `None`: left out (the target keeps what it has).
+    pub value: Option<Value>,
+    pub source: String,
+}
+
 impl Mapping {
     pub(crate) fn rules(&self, kind: ResourceKind) -> &[FieldMapping] {
         match kind {
@@ -49,6 +58,54 @@ impl Mapping {
                 }),
             })
             .collect()
+    }
+
+    /// Explains `result` (the fields a target gets for `doc`): each configured rule with
+    /// its template, each other field from `defaults` (field → how it is derived), or
+    /// `otherwise` when neither names it.
+    pub fn explain(
+        &self,
+        kind: ResourceKind,
+        doc: &Value,
+        result: &Map<String, Value>,
+        defaults: &[(&str, &str)],
+        otherwise: &str,
+    ) -> Result<Vec<Explained>, TargetError> {
+        let table = match kind {
+            ResourceKind::User => "user_mapping",
+            ResourceKind::Group => "group_mapping",
+        };
+        let rendered = self.render(kind, doc)?;
+        let mut out = Vec::new();
+        for (rule, (field, value)) in self.rules(kind).iter().zip(rendered) {
+            let source = match value {
+                Some(_) => format!("[targets.{table}] {field} = {:?}", rule.template.source()),
+                None => format!(
+                    "[targets.{table}] {field} = {:?}: no value, so left out",
+                    rule.template.source()
+                ),
+            };
+            out.push(Explained {
+                value: result.get(&field).cloned(),
+                field,
+                source,
+            });
+        }
+        for (field, value) in result {
+            if out.iter().any(|e| e.field == *field) {
+                continue;
+            }
+            let source = defaults
+                .iter()
+                .find(|(f, _)| f == field)
+                .map_or(otherwise, |(_, how)| how);
+            out.push(Explained {
+                field: field.clone(),
+                value: Some(value.clone()),
+                source: format!("default: {source}"),
+            });
+        }
+        Ok(out)
     }
 
     /// The SCIM document a SCIM app gets: the stored one with each mapped attribute

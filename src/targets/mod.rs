@@ -8,6 +8,6 @@ mod webhook;
 
 pub use http::classify;
 pub use imanage::{ImanageClient, ImanageTarget};
-pub use mapping::Mapping;
+pub use mapping::{Explained, Mapping};
 pub use scim::ScimTarget;
 pub use webhook::{SIGNATURE_HEADER, WebhookTarget, sign};

@@ -76,7 +76,23 @@ impl Daemon {
 
     /// Starts a daemon logging at `level`.
     pub fn start_at(extra: &str, level: &str) -> Daemon {
+        Self::start_full(extra, level, &[])
+    }
+
+    /// Starts a daemon after writing `secrets` (file name, contents) beside its config
+    /// with mode 600, for `{ file = "NAME" }` references in `extra`.
+    pub fn start_with_secrets(extra: &str, secrets: &[(&str, &str)]) -> Daemon {
+        Self::start_full(extra, "info", secrets)
+    }
+
+    fn start_full(extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, value) in secrets {
+            let path = dir.path().join(name);
+            std::fs::write(&path, value).expect("write secret");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod secret");
+        }
         let port = free_port();
         let config = dir.path().join("scim-bridge.toml");
         std::fs::write(
@@ -146,23 +162,17 @@ impl Daemon {
 
     /// A fresh SCIM token for `provider`.
     pub fn token(&self, provider: &str) -> String {
-        let out = self.cli(&["token", "create", "--provider", provider]);
-        assert!(
-            out.status.success(),
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
+        self.new_token(&["token", "create", "--provider", provider])
     }
 
     /// A new admin-scope API token.
     pub fn admin_token(&self) -> String {
-        let out = self.cli(&["token", "create", "--scope", "admin"]);
+        self.new_token(&["token", "create", "--scope", "admin"])
+    }
+
+    /// Runs `token create …` and returns the token (the last line of its output).
+    fn new_token(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
         assert!(
             out.status.success(),
             "token create failed: {}",

@@ -6,7 +6,28 @@ use serde_json::{Map, Value, json};
 use super::ids::{group_id, user_id};
 use crate::delivery::TargetError;
 use crate::scim::ResourceKind;
-use crate::targets::mapping::Mapping;
+use crate::targets::mapping::{Explained, Mapping};
+
+/// How the iManage fields are derived when no template is configured.
+const USER_DEFAULTS: &[(&str, &str)] = &[
+    (
+        "id",
+        "userName, upper-cased (iManage compares ids ignoring case)",
+    ),
+    (
+        "full_name",
+        "displayName, else name.givenName + name.familyName",
+    ),
+    (
+        "email",
+        "the primary email, else the work one, else the first",
+    ),
+    ("allow_logon", "active"),
+];
+const GROUP_DEFAULTS: &[(&str, &str)] = &[
+    ("id", "displayName, upper-cased, spaces as _"),
+    ("full_name", "displayName"),
+];
 
 /// An iManage user or group as the bridge wants it: its id and the other fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +112,22 @@ impl Mapping {
             json!(doc["active"].as_bool().unwrap_or(true)),
         );
         Ok(Mapped { id, fields })
+    }
+
+    /// Every iManage field for `doc` and what produced it.
+    pub fn explain_imanage(
+        &self,
+        kind: ResourceKind,
+        doc: &Value,
+    ) -> Result<Vec<Explained>, TargetError> {
+        let (mapped, defaults) = match kind {
+            ResourceKind::User => (self.imanage_user(doc)?, USER_DEFAULTS),
+            ResourceKind::Group => (self.imanage_group(doc)?, GROUP_DEFAULTS),
+        };
+        let mut all = Map::new();
+        all.insert("id".into(), Value::String(mapped.id));
+        all.extend(mapped.fields);
+        self.explain(kind, doc, &all, defaults, "fixed")
     }
 
     /// The iManage group for a SCIM group: `id` from displayName (upper-cased, spaces as

@@ -1,0 +1,175 @@
+//! `scim-bridge explain WHO --target NAME [--json]`: what a target gets for one user or
+//! group — every mapped field, its value, and the default or mapping line behind it.
+//! Reads the store and the configuration only; nothing is sent anywhere.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{Failure, setup};
+use crate::config::{Environment, TargetConfig, TargetKind};
+use crate::scim::ResourceKind;
+use crate::store::{Lookup, Store, StoredResource};
+use crate::targets::{Explained, Mapping};
+
+pub async fn run(
+    who: &str,
+    target: &str,
+    as_json: bool,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    env: &Environment,
+) -> Result<(), Failure> {
+    let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let Some(t) = cfg.targets.iter().find(|t| t.name == target) else {
+        let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "no target named {target:?} (configured: {})",
+                names.join(", ")
+            ),
+        });
+    };
+    let providers: Vec<String> = if t.providers.is_empty() {
+        cfg.providers.iter().map(|p| p.name.clone()).collect()
+    } else {
+        t.providers.clone()
+    };
+    let store = setup::open_sqlite(&cfg).await?;
+    let result = explain(&store, t, who, &providers, as_json).await;
+    store.close().await;
+    result
+}
+
+async fn find(
+    store: &dyn Store,
+    who: &str,
+    providers: &[String],
+) -> Result<Option<(String, ResourceKind, StoredResource)>, Failure> {
+    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
+    for p in providers {
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let by_name = match kind {
+                ResourceKind::User => Lookup::UserNames(vec![who.to_owned()]),
+                ResourceKind::Group => Lookup::DisplayNames(vec![who.to_owned()]),
+            };
+            for lookup in [Lookup::Ids(vec![who.to_owned()]), by_name] {
+                if let Some(r) = store.lookup(p, kind, lookup).await.map_err(err)?.pop() {
+                    return Ok(Some((p.clone(), kind, r)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn explain(
+    store: &dyn Store,
+    t: &TargetConfig,
+    who: &str,
+    providers: &[String],
+    as_json: bool,
+) -> Result<(), Failure> {
+    let Some((provider, kind, r)) = find(store, who, providers).await? else {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "no user or group {who:?} (by id, userName or displayName) from {} for target {}",
+                providers.join(", "),
+                t.name
+            ),
+        });
+    };
+    let target_id = store
+        .target_id(&t.name, &provider, kind, &r.id)
+        .await
+        .map_err(|e| Failure::store(e.to_string()))?;
+    let mapping = Mapping {
+        user: t.user_mapping.clone(),
+        group: t.group_mapping.clone(),
+    };
+    let (fields, note) = match t.kind {
+        TargetKind::Imanage => (mapping.explain_imanage(kind, &r.doc), None),
+        TargetKind::Scim => (
+            mapping.render(kind, &r.doc).and_then(|rendered| {
+                let set: serde_json::Map<String, Value> = rendered
+                    .into_iter()
+                    .filter_map(|(field, v)| Some((field, Value::String(v?))))
+                    .collect();
+                mapping.explain(kind, &r.doc, &set, &[], "as stored")
+            }),
+            Some("every other attribute goes as stored (without id, meta, groups and members)"),
+        ),
+        TargetKind::Webhook => (
+            Ok(Vec::new()),
+            Some("webhooks get the SCIM resource as stored, in a signed CloudEvent"),
+        ),
+    };
+    let label = r
+        .doc
+        .get("userName")
+        .or_else(|| r.doc.get("displayName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match fields {
+        Ok(fields) => {
+            if as_json {
+                let out = json!({"provider": provider, "kind": kind.name(), "id": r.id, "name": label,
+                    "target": t.name, "target_id": target_id, "fields": fields, "note": note});
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                return Ok(());
+            }
+            println!(
+                "{} {label} ({provider}, id {}) → target {}, target id {}",
+                kind.name(),
+                r.id,
+                t.name,
+                target_id.as_deref().unwrap_or("(not delivered yet)")
+            );
+            print_fields(&fields);
+            if let Some(n) = note {
+                println!("{n}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure {
+            code: 1,
+            message: format!(
+                "{} {label} cannot be mapped for {}, so its deliveries are dead-lettered: {e}",
+                kind.name(),
+                t.name
+            ),
+        }),
+    }
+}
+
+fn print_fields(fields: &[Explained]) {
+    let shown = |v: &Option<Value>| match v {
+        None => "(left out)".to_owned(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    };
+    let width = fields
+        .iter()
+        .map(|f| f.field.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let vwidth = fields
+        .iter()
+        .map(|f| shown(&f.value).chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 48);
+    println!("{:width$}  {:vwidth$}  FROM", "FIELD", "VALUE");
+    for f in fields {
+        println!(
+            "{:width$}  {:vwidth$}  {}",
+            f.field,
+            shown(&f.value),
+            f.source
+        );
+    }
+}
