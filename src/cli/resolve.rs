@@ -90,7 +90,8 @@ fn exit_code(e: &ResolveError) -> u8 {
         | ResolveError::BadWorkitem
         | ResolveError::Missing { .. }
         | ResolveError::NotScalar(_)
-        | ResolveError::BadWorkspaceId(_) => 2,
+        | ResolveError::BadWorkspaceId(_)
+        | ResolveError::WhichTarget(_) => 2,
         _ => 1,
     }
 }

@@ -25,10 +25,21 @@ pub enum ResolveError {
     },
     #[error("{0} is not a workspace id like \"ACTIVE!1002\"")]
     BadWorkspaceId(String),
-    #[error("no iManage target named {0:?} is running")]
+    /// The repository's target is not running (empty: none is configured).
+    #[error("{}", no_target(.0))]
     NoTarget(String),
+    #[error("there are several iManage targets; say which with ?target= (one of {})", .0.join(", "))]
+    WhichTarget(Vec<String>),
     #[error("iManage failed: {0}")]
     Upstream(String),
+}
+
+fn no_target(name: &str) -> String {
+    if name.is_empty() {
+        "no iManage target is configured".to_owned()
+    } else {
+        format!("no iManage target named {name:?} is running")
+    }
 }
 
 impl ResolveError {
@@ -51,7 +62,8 @@ impl ResolveError {
             ResolveError::BadWorkitem
             | ResolveError::Missing { .. }
             | ResolveError::NotScalar(_)
-            | ResolveError::BadWorkspaceId(_) => 422,
+            | ResolveError::BadWorkspaceId(_)
+            | ResolveError::WhichTarget(_) => 422,
             ResolveError::NoTarget(_) => 503,
             ResolveError::Upstream(_) => 502,
         }
@@ -68,7 +80,40 @@ impl ResolveError {
             ResolveError::NoFolder { .. } => "no_folder",
             ResolveError::BadWorkspaceId(_) => "bad_workspace_id",
             ResolveError::NoTarget(_) => "no_target",
+            ResolveError::WhichTarget(_) => "which_target",
             ResolveError::Upstream(_) => "upstream",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_has_its_status_and_says_what_to_do() {
+        let which = ResolveError::WhichTarget(vec!["a".into(), "b".into()]);
+        assert_eq!(which.status(), 422);
+        assert_eq!(
+            which.to_string(),
+            "there are several iManage targets; say which with ?target= (one of a, b)"
+        );
+        assert_eq!(
+            ResolveError::NoTarget(String::new()).to_string(),
+            "no iManage target is configured"
+        );
+        assert_eq!(ResolveError::NoTarget("dms".into()).status(), 503);
+        let missing = ResolveError::from_eval(
+            "matters",
+            EvalError::Missing {
+                path: "workitem.reference".into(),
+            },
+        );
+        assert_eq!(missing.status(), 422);
+        assert_eq!(
+            missing.to_string(),
+            "the workitem has no value for `workitem.reference`, which the matters search needs"
+        );
+        assert_eq!(ResolveError::Upstream("x".into()).status(), 502);
     }
 }

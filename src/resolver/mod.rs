@@ -366,7 +366,12 @@ impl Resolver {
             Some(t) => t.to_owned(),
             None => match self.clients.keys().collect::<Vec<_>>().as_slice() {
                 [only] => (*only).clone(),
-                _ => return Err(ResolveError::NoTarget("(say which: ?target=NAME)".into())),
+                [] => return Err(ResolveError::NoTarget(String::new())),
+                many => {
+                    let mut names: Vec<String> = many.iter().map(|n| (*n).clone()).collect();
+                    names.sort();
+                    return Err(ResolveError::WhichTarget(names));
+                }
             },
         };
         let client = self.client(&target)?;
