@@ -1,7 +1,8 @@
 //! The outbound SCIM target against `scim2-server` (PyPI), a real, independent SCIM
 //! server: Entra-shaped traffic into the bridge comes out as the same users and groups,
-//! memberships follow, a deleted user is deleted, and a user that already exists at the
-//! target is adopted instead of duplicated.
+//! memberships follow, a deleted user is deleted (or, by default, deactivated and given
+//! back when assigned again), and a user that already exists at the target is adopted
+//! instead of duplicated.
 
 mod common;
 
@@ -104,6 +105,7 @@ url = "{}"
 providers = ["entra"]
 timeout = "5s"
 schedule = "0 0 1 1 *"
+on_delete = "delete"
 [targets.guard]
 max_deprovisions = 2
 [targets.user_mapping]
@@ -391,4 +393,51 @@ title = "[user.title | default(\"Associate\")]"
         "only carol is active now"
     );
     d.kill9();
+}
+
+/// The default deprovisioning: a user deleted in the IdP is deactivated at the app with
+/// its data kept, and assigned again (a new SCIM id from the IdP) gets the same account
+/// back, active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_users_are_deactivated_and_come_back_to_the_same_account() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let extra = format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+timeout = "5s"
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "dana@firm.example", "externalId": "e-9", "active": true,
+        "name": {"givenName": "Dana", "familyName": "Lee"}});
+    let (status, created) = scim.post("/Users", user.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    wait_drained(&d).await;
+    let at_app = list(&peer.base, "Users").await;
+    assert_eq!(at_app.len(), 1);
+    let app_id = at_app[0]["id"].as_str().unwrap().to_owned();
+
+    let first = created["id"].as_str().unwrap();
+    assert_eq!(scim.delete(&format!("/Users/{first}")).await, 204);
+    wait_drained(&d).await;
+    let at_app = list(&peer.base, "Users").await;
+    assert_eq!(at_app.len(), 1, "kept, not deleted: {at_app:?}");
+    assert_eq!(at_app[0]["active"], false);
+    assert_eq!(at_app[0]["name"]["givenName"], "Dana", "data kept");
+
+    let (status, again) = scim.post("/Users", user).await;
+    assert_eq!(status, 201, "{again}");
+    assert_ne!(again["id"], created["id"]);
+    wait_drained(&d).await;
+    let at_app = list(&peer.base, "Users").await;
+    assert_eq!(at_app.len(), 1, "no duplicate: {at_app:?}");
+    assert_eq!(at_app[0]["id"], app_id.as_str(), "the same account");
+    assert_eq!(at_app[0]["active"], true);
 }

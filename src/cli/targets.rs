@@ -260,18 +260,21 @@ pub async fn deliverables(
                 })?;
                 let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
                 let credentials = credentials(index, t, handle, ctx).await?;
-                Arc::new(ScimTarget::new(
-                    t.name.clone(),
-                    url,
-                    http,
-                    credentials,
-                    Arc::clone(&ctx.clock),
-                    Mapping {
+                Arc::new(
+                    ScimTarget::new(
+                        t.name.clone(),
+                        url,
+                        http,
+                        credentials,
+                        Arc::clone(&ctx.clock),
+                        Arc::clone(&pacer),
+                    )
+                    .with_mapping(Mapping {
                         user: t.user_mapping.clone(),
                         group: t.group_mapping.clone(),
-                    },
-                    Arc::clone(&pacer),
-                ))
+                    })
+                    .with_on_delete(t.on_delete),
+                )
             }
             TargetKind::Imanage => {
                 let url = t.url.clone().ok_or_else(|| {

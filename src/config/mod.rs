@@ -59,9 +59,9 @@ pub use schedule::normalise as normalise_cron;
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
-    GuardSettings, LogFormat, LoggingConfig, MutabilitySetting, ProviderConfig, RepositoryConfig,
-    ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig, TargetConfig,
-    TargetKind, UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
+    GuardSettings, LogFormat, LoggingConfig, MutabilitySetting, OnDelete, ProviderConfig,
+    RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig,
+    TargetConfig, TargetKind, UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
 

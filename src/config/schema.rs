@@ -186,6 +186,19 @@ pub struct TargetConfig {
     pub user_mapping: Vec<FieldMapping>,
     /// `[targets.group_mapping]`: target field → template over `group`.
     pub group_mapping: Vec<FieldMapping>,
+    /// What a user deleted in the IdP becomes at a SCIM app.
+    pub on_delete: OnDelete,
+}
+
+/// What a user deleted (or unassigned) in the identity provider becomes downstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Deactivated (`active = false`); the account and its data stay, and a user
+    /// assigned again gets the same account back.
+    #[default]
+    Deactivate,
+    /// Deleted at the app.
+    Delete,
 }
 
 /// One mapped field: what the target calls it, and the template that fills it.
@@ -399,6 +412,7 @@ macro_rules! keywords {
 keywords!(LogFormat { Text => "text", Json => "json" });
 keywords!(DialectSetting { Strict => "strict", Entra => "entra", Okta => "okta" });
 keywords!(TargetKind { Imanage => "imanage", Scim => "scim", Webhook => "webhook" });
+keywords!(OnDelete { Deactivate => "deactivate", Delete => "delete" });
 keywords!(AuthMethod {
     ClientCredentials => "client_credentials",
     Password => "password",

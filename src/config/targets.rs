@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
-    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings,
+    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings, OnDelete,
     TargetConfig, TargetKind,
 };
 use super::tree::Loc;
@@ -46,6 +46,7 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let library = t.get("library");
         let user_mapping = t.get("user_mapping");
         let group_mapping = t.get("group_mapping");
+        let on_delete = t.get("on_delete");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -126,7 +127,20 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let group_mapping = group_mapping
             .map(|f| read_mapping(ctx, &f, kind, ResourceKind::Group))
             .unwrap_or_default();
+        let on_delete = match on_delete {
+            Some(f) if kind != TargetKind::Scim => {
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    "only SCIM apps take on_delete: iManage users are always disabled (iManage cannot delete them) and webhooks get a deleted event",
+                );
+                OnDelete::default()
+            }
+            Some(f) => ctx.keyword(&f).unwrap_or_default(),
+            None => OnDelete::default(),
+        };
         out.push(TargetConfig {
+            on_delete,
             user_mapping,
             group_mapping,
             name: name.unwrap_or_default(),

@@ -314,6 +314,7 @@ fn full_config_with_every_key() {
                 library: Some("ACTIVE".into()),
                 user_mapping: Vec::new(),
                 group_mapping: Vec::new(),
+                on_delete: OnDelete::Deactivate,
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -338,6 +339,7 @@ fn full_config_with_every_key() {
                 library: None,
                 user_mapping: Vec::new(),
                 group_mapping: Vec::new(),
+                on_delete: OnDelete::Deactivate,
             },
         ],
         repositories: Vec::new(),
@@ -1494,6 +1496,7 @@ full_name = "[group.displayName]"
 name = "clm"
 kind = "scim"
 url = "https://clm.example.com/scim/v2"
+on_delete = "delete"
 [targets.user_mapping]
 title = "[user.title | default(\"Associate\")]"
 "urn:example:clm:2.0:User:roleId" = "[user.roles.value]"
@@ -1513,6 +1516,7 @@ title = "[user.title | default(\"Associate\")]"
 name = "dms"
 kind = "imanage"
 url = "https://dms.example.com"
+on_delete = "delete"
 [targets.user_mapping]
 nickname = "[user.nickName]"
 email = "[group.displayName]"
@@ -1533,6 +1537,7 @@ title = "[user.title]"
         "targets[0].user_mapping.email: unknown root `group`; here a path starts with `user` (column 2)",
         "targets[0].user_mapping.full_name: unclosed `[`",
         "targets[1].user_mapping.title: webhooks carry the SCIM resource as stored",
+        "targets[0].on_delete: only SCIM apps take on_delete",
     ] {
         assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
     }

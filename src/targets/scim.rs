@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use super::http::{body_prefix, classify};
 use super::mapping::Mapping;
 use crate::clock::Clock;
+use crate::config::OnDelete;
 use crate::delivery::{Change, MemberNeeds, Pacer, Progress, Snapshot, State, Target, TargetError};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
@@ -35,6 +36,7 @@ pub struct ScimTarget {
     mapping: Mapping,
     /// The target's request-rate ceiling, shared by every request it sends.
     pacer: Arc<Pacer>,
+    on_delete: OnDelete,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -88,7 +90,6 @@ impl ScimTarget {
         http: reqwest::Client,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
-        mapping: Mapping,
         pacer: Arc<Pacer>,
     ) -> Self {
         Self {
@@ -98,9 +99,22 @@ impl ScimTarget {
             credentials,
             clock,
             patch: OnceCell::new(),
-            mapping,
+            mapping: Mapping::default(),
             pacer,
+            on_delete: OnDelete::default(),
         }
+    }
+
+    /// The same target with attribute mappings.
+    pub fn with_mapping(mut self, mapping: Mapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The same target with a deprovisioning policy.
+    pub fn with_on_delete(mut self, on_delete: OnDelete) -> Self {
+        self.on_delete = on_delete;
+        self
     }
 
     async fn send(
@@ -432,6 +446,16 @@ impl Target for ScimTarget {
     async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {
         let supported = self.patch_supported().await;
         match &change.state {
+            State::Deleted
+                if change.kind == ResourceKind::User && self.on_delete == OnDelete::Deactivate =>
+            {
+                // The account and its data stay; assigned again, the user is matched by
+                // externalId or userName and gets the same account back, active.
+                if let Some(id) = &change.target_id {
+                    self.deactivate(id).await?;
+                }
+                Ok(change.target_id.clone())
+            }
             State::Deleted => {
                 if let Some(id) = &change.target_id {
                     // Already gone is as good as deleted.
