@@ -609,23 +609,31 @@ fn paging(params: &[(String, String)]) -> Result<(usize, usize), Response> {
     Ok((limit, start))
 }
 
+/// Locks the fake, checks the request and reads its paging (capped by `page_cap`).
+fn listing<'a>(
+    d: &'a Shared,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<(std::sync::MutexGuard<'a, Dms>, usize, usize), Response> {
+    let mut d = d.lock().unwrap();
+    check(&mut d, &Method::GET, headers, None, &[])?;
+    let (mut limit, start) = paging(params)?;
+    if d.page_cap > 0 {
+        limit = limit.min(d.page_cap);
+    }
+    Ok((d, limit, start))
+}
+
 /// `GET …/users`: offset paging only, `{"data":{"results":[…]}, "total_count"}`.
 async fn list_users(
     State(d): State<Shared>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
-        return r;
-    }
-    let (mut limit, start) = match paging(&params) {
-        Ok(p) => p,
+    let (d, limit, start) = match listing(&d, &headers, &params) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if d.page_cap > 0 {
-        limit = limit.min(d.page_cap);
-    }
     let mut all: Vec<Value> =
         vec![json!({"id": "SVC", "full_name": "Service account", "allow_logon": true})];
     all.extend(d.users.iter().map(|(id, u)| {
@@ -643,17 +651,10 @@ async fn list_groups(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
-        return r;
-    }
-    let (mut limit, start) = match paging(&params) {
-        Ok(p) => p,
+    let (d, limit, start) = match listing(&d, &headers, &params) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if d.page_cap > 0 {
-        limit = limit.min(d.page_cap);
-    }
     let all: Vec<Value> = d.groups.values().map(|(g, _)| g.clone()).collect();
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     let mut body = json!({"data": page});

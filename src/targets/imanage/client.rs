@@ -113,10 +113,6 @@ impl ImanageClient {
         }
     }
 
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Sends a request; 2xx, 404 and 409 are answers, everything else an error that
     /// says whether a retry can help.
     pub async fn call(
