@@ -184,11 +184,12 @@ pub async fn serve(
         .filter_map(|t| t.source.clone())
         .map(|source| tokio::spawn(source.keep_fresh()))
         .collect();
-    // Delivery attempts are kept for `scim-bridge trace`; one task prunes them for all
-    // targets.
+    // Delivery attempts are kept for `scim-bridge trace`, change events for delivery and
+    // `trace`; one task prunes both for all targets.
     let pruner = tokio::spawn({
         let store = Arc::clone(&store);
         let clock = Arc::clone(&state.clock);
+        let retention = chrono::Duration::from_std(cfg.database.event_retention).ok();
         async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -196,6 +197,9 @@ pub async fn serve(
                 let before = clock.now() - chrono::Duration::days(DELIVERY_LOG_DAYS);
                 if let Err(e) = store.prune_delivery_log(before).await {
                     tracing::warn!(error = %e, "cannot prune the delivery log");
+                }
+                if let Some(keep) = retention.filter(|r| !r.is_zero()) {
+                    prune_events(store.as_ref(), clock.now() - keep).await;
                 }
             }
         }
@@ -389,4 +393,31 @@ fn instance_id(data_dir: &Path, entropy: &dyn crate::entropy::Entropy) -> Result
     std::fs::write(&path, &id)
         .map_err(|e| Failure::store(format!("cannot write {}: {e}", path.display())))?;
     Ok(id)
+}
+
+/// Change events pruned per write transaction, so SCIM writes never wait long behind it.
+const PRUNE_BATCH: usize = 5000;
+
+/// Deletes change events older than `before` that no delivery needs, a batch at a time.
+async fn prune_events(store: &dyn crate::store::Store, before: chrono::DateTime<chrono::Utc>) {
+    let mut total = 0;
+    loop {
+        match store.prune_change_events(before, PRUNE_BATCH).await {
+            Ok(n) => {
+                total += n;
+                if n < PRUNE_BATCH {
+                    break;
+                }
+                // Let waiting SCIM writes in between batches.
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune change events");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(pruned = total, "change events past their retention removed");
+    }
 }

@@ -32,6 +32,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: DatabaseUrl::Sqlite(PathBuf::from("scim-bridge.db")),
+            event_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }

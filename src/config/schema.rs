@@ -97,6 +97,9 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseConfig {
     pub url: DatabaseUrl,
+    /// How long change events are kept once every target has them; zero keeps them
+    /// for ever.
+    pub event_retention: Duration,
 }
 
 #[derive(Clone, PartialEq, Eq)]

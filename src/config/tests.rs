@@ -201,6 +201,7 @@ fn full_config_with_every_key() {
         },
         database: DatabaseConfig {
             url: DatabaseUrl::Postgres("postgres://bridge@db.internal/scim".into()),
+            event_retention: Duration::from_secs(90 * 86_400),
         },
         logging: LoggingConfig {
             format: LogFormat::Json,
@@ -1541,4 +1542,31 @@ title = "[user.title]"
     ] {
         assert!(shown.contains(needle), "{needle:?} not in:\n{shown}");
     }
+}
+
+#[test]
+fn event_retention_takes_days_and_zero() {
+    let (_dir, _path, loaded) = load_ok(
+        "[database]\nevent_retention = \"30d\"\n",
+        &Environment::new(),
+    );
+    assert_eq!(
+        loaded.config.database.event_retention,
+        Duration::from_secs(30 * 86_400)
+    );
+    let (_dir, _path, loaded) = load_ok(
+        "[database]\nevent_retention = \"0s\"\n",
+        &Environment::new(),
+    );
+    assert!(loaded.config.database.event_retention.is_zero());
+    let (_dir, _path, errors) = load_err(
+        "[database]\nevent_retention = \"a month\"\n",
+        &Environment::new(),
+    );
+    assert!(
+        errors
+            .to_string()
+            .contains("database.event_retention: expected a duration"),
+        "{errors}"
+    );
 }

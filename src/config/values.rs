@@ -80,7 +80,8 @@ pub(super) fn byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {} is too large", quote(s)))
 }
 
-pub(super) const DURATION_EXPECTED: &str = "a duration like \"30s\", \"500ms\", \"2m\" or \"1h\"";
+pub(super) const DURATION_EXPECTED: &str =
+    "a duration like \"30s\", \"500ms\", \"2m\", \"1h\" or \"90d\"";
 
 pub(super) fn duration(s: &str) -> Result<Duration, String> {
     let fail = || format!("expected {DURATION_EXPECTED}, found {}", quote(s));
@@ -98,6 +99,10 @@ pub(super) fn duration(s: &str) -> Result<Duration, String> {
             .ok_or_else(too_long),
         "h" => number
             .checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(too_long),
+        "d" => number
+            .checked_mul(86_400)
             .map(Duration::from_secs)
             .ok_or_else(too_long),
         _ => Err(fail()),

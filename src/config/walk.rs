@@ -161,7 +161,13 @@ fn read_database(ctx: &mut Ctx, f: &Field<'_>) -> DatabaseConfig {
         return out;
     };
     let url = t.get("url");
+    let retention = t.get("event_retention");
     t.finish(ctx);
+    if let Some(v) =
+        retention.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
+    {
+        out.event_retention = v;
+    }
     if let Some(f) = url
         && let Some(url) = ctx.parse(&f, values::DATABASE_URL_EXPECTED, values::database_url)
     {

@@ -167,6 +167,15 @@ pub trait Store: Send + Sync {
     /// Removes delivery-log rows older than `before`; returns how many.
     async fn prune_delivery_log(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
 
+    /// Deletes up to `batch` change events older than `before` that no queued delivery
+    /// or dead letter still needs; returns how many went. Call until it returns less
+    /// than `batch`, so the writer is never held for long.
+    async fn prune_change_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
+
     /// One resource's change events in `(after_seq, upto_seq]`, oldest first.
     async fn resource_events(
         &self,

@@ -644,6 +644,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_change_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.exec(move |c| {
+            // A delivery reads the events after its `from_seq` (member deltas live
+            // there), and a retried dead letter does too: keep everything after the
+            // oldest such `from_seq`.
+            Ok(c.execute(
+                "DELETE FROM change_events WHERE seq IN (
+                     SELECT seq FROM change_events
+                     WHERE at < ?1 AND seq <= coalesce((SELECT min(s) FROM (
+                         SELECT min(from_seq) AS s FROM delivery_queue
+                         UNION ALL SELECT min(from_seq) FROM dead_letters)), 9223372036854775807)
+                     ORDER BY seq LIMIT ?2)",
+                params![fmt_time(before), batch as i64],
+            )?)
+        })
+        .await
+    }
+
     async fn resource_events(
         &self,
         provider: &str,

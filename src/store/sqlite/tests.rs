@@ -574,3 +574,70 @@ async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters() {
     );
     assert_eq!(store.set_delivery_routes(vec![]).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn change_events_are_pruned_only_when_no_delivery_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        store
+            .apply(create(
+                &format!("u{i}"),
+                ResourceKind::User,
+                json!({"userName": name}),
+                vec![],
+            ))
+            .await
+            .unwrap();
+    }
+    let later = t0() + chrono::Duration::days(1);
+    // u0 and u1 delivered, u2 still queued.
+    let claimed = store
+        .claim_deliveries("hook", "a", t0(), later, 2)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for d in &claimed {
+        store
+            .finish_delivery(
+                d.clone(),
+                "a",
+                DeliveryOutcome::Done,
+                std::time::Duration::ZERO,
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.events_after(0, 100).await.unwrap().len(), 3);
+    // Not old enough: nothing goes.
+    assert_eq!(store.prune_change_events(t0(), 10).await.unwrap(), 0);
+    // Old enough, in batches of one; the queued u2's event stays.
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 0);
+    let left = store.events_after(0, 100).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].resource_id, "u2");
+    // Delivered: it may go too.
+    let claimed = store
+        .claim_deliveries("hook", "a", t0(), later, 10)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            claimed[0].clone(),
+            "a",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.prune_change_events(later, 10).await.unwrap(), 1);
+    assert!(store.events_after(0, 100).await.unwrap().is_empty());
+}
