@@ -26,6 +26,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     quirks: Mutex<BTreeMap<(String, String), u64>>,
     auth_failures: Mutex<BTreeMap<String, u64>>,
+    resolutions: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -66,6 +67,15 @@ impl Metrics {
     pub fn auth_failure(&self, reason: &str) {
         if let Ok(mut m) = self.auth_failures.lock() {
             *m.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Counts a workspace resolution by configured repository and outcome (`cached`,
+    /// `searched` or the error code).
+    pub fn resolution(&self, repository: &str, outcome: &str) {
+        if let Ok(mut m) = self.resolutions.lock() {
+            *m.entry((repository.to_owned(), outcome.to_owned()))
+                .or_default() += 1;
         }
     }
 
@@ -116,6 +126,16 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "scim_bridge_auth_failures_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP scim_bridge_workspace_resolutions_total Workspace resolutions by repository and outcome.\n# TYPE scim_bridge_workspace_resolutions_total counter\n");
+        if let Ok(m) = self.resolutions.lock() {
+            for ((repository, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_workspace_resolutions_total{{repository=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(repository)
                 );
             }
         }

@@ -282,6 +282,21 @@ async fn workspaces_resolve_by_title_and_by_fields_with_folders_and_a_cache() {
     assert_eq!(inner["folders"][1]["name"], "Outbound");
     let bad = list("/api/v1/workspaces/1002/folders").await.unwrap();
     assert_eq!(bad.status(), 422);
+
+    // /metrics counts resolutions by configured repository and outcome.
+    let metrics = common::get(r.d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "scim_bridge_workspace_resolutions_total{repository=\"document-templates\",outcome=\"cached\"} 1",
+        "scim_bridge_workspace_resolutions_total{repository=\"document-templates\",outcome=\"searched\"} 2",
+        "scim_bridge_workspace_resolutions_total{repository=\"matters\",outcome=\"no_folder\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +378,18 @@ async fn bad_input_is_refused_before_any_search() {
         body["known"],
         json!(["document-templates", "matters", "cases"])
     );
+    let metrics = common::get(r.d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "scim_bridge_workspace_resolutions_total{repository=\"(unknown)\",outcome=\"unknown_repository\"} 1",
+        "scim_bridge_workspace_resolutions_total{repository=\"matters\",outcome=\"missing_value\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
     // Not JSON, no repository.
     let resp = r
         .http

@@ -110,7 +110,20 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         workitem: body["workitem"].clone(),
         fresh,
     };
-    match resolver.resolve(&req).await {
+    let result = resolver.resolve(&req).await;
+    // Labelled by the configured name only: request text must not mint new series.
+    let label = resolver
+        .repositories()
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(repository.trim()))
+        .map_or("(unknown)", |r| r.name.as_str());
+    let outcome = match &result {
+        Ok(o) if o.cached => "cached",
+        Ok(_) => "searched",
+        Err(e) => e.code(),
+    };
+    state.metrics.resolution(label, outcome);
+    match result {
         Ok(outcome) => {
             let mut out = json!(outcome.resolution);
             out["cached"] = json!(outcome.cached);
