@@ -68,15 +68,18 @@ impl Plan {
     /// [`Action::Protected`], so the plan shows what will really happen.
     pub fn protect(mut self, protected: &[String]) -> Plan {
         for item in &mut self.items {
-            if item.action == Action::Deactivate
-                && protected.iter().any(|p| p.eq_ignore_ascii_case(&item.name))
-            {
+            if item.action == Action::Deactivate && is_protected(item, protected) {
                 item.action = Action::Protected;
                 item.detail = "not provisioned by the bridge; protected by [targets.guard] protected, so never deactivated".into();
             }
         }
         self
     }
+}
+
+/// Whether the guard's `protected` list (lower-cased userNames) names this item.
+fn is_protected(item: &PlanItem, protected: &[String]) -> bool {
+    protected.iter().any(|p| p.eq_ignore_ascii_case(&item.name))
 }
 
 /// Why reconciliation could not run.
@@ -357,12 +360,16 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     let mut out = Applied::default();
-    let plan = plan.clone().protect(&guard_config.protected);
     let name = target.name();
+    // Whether or not the caller marked them, protected accounts are never deactivated.
+    let protected = |i: &PlanItem| {
+        i.action == Action::Protected
+            || (i.action == Action::Deactivate && is_protected(i, &guard_config.protected))
+    };
     let deactivations = plan
         .items
         .iter()
-        .filter(|i| i.action == Action::Deactivate)
+        .filter(|i| i.action == Action::Deactivate && !protected(i))
         .count() as u64;
     // Planned deactivations count against the guard too: above the threshold they are
     // held back and the guard trips, until `approve` opens a window for them.
@@ -378,8 +385,11 @@ pub async fn apply(
     }
     let mut queued: HashSet<(String, String)> = HashSet::new();
     for item in &plan.items {
+        if protected(item) {
+            out.protected += 1;
+            continue;
+        }
         match (item.action, &item.provider, &item.id) {
-            (Action::Protected, _, _) => out.protected += 1,
             (Action::Deactivate, _, _) => {
                 if hold {
                     out.held_back += 1;

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::delivery::{TargetError, parse_retry_after};
+use crate::delivery::{Pacer, TargetError, parse_retry_after};
+use crate::oauth::Credentials;
 
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -41,6 +42,42 @@ pub fn classify(
     } else {
         Err(TargetError::Permanent { message })
     }
+}
+
+/// A target's answer before it is read: status, `Retry-After`, and the response.
+pub(crate) struct Reply {
+    pub status: reqwest::StatusCode,
+    pub retry_after: Option<String>,
+    pub response: reqwest::Response,
+}
+
+/// Every request a target sends goes through here: it waits for the target's pacer (so
+/// deliveries, reconciliation reads and searches together stay under the rate limit),
+/// sends with the target's credentials (one new token and retry on 401), and turns a
+/// failure to get an answer into a transient error.
+pub(crate) async fn send(
+    pacer: &Pacer,
+    credentials: &Credentials,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Reply, TargetError> {
+    pacer.wait().await;
+    let response = credentials
+        .send(build)
+        .await
+        .map_err(|e| TargetError::Transient {
+            message: e.to_string(),
+            retry_after: None,
+        })?;
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(Reply {
+        status: response.status(),
+        retry_after,
+        response,
+    })
 }
 
 /// Reads at most `limit` bytes of a response body as text.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::http::{body_prefix, classify};
+use super::http::{Reply, body_prefix, classify, send};
 use super::mapping::Mapping;
 use crate::clock::Clock;
 use crate::config::OnDelete;
@@ -56,8 +56,7 @@ fn endpoint(kind: ResourceKind) -> &'static str {
 }
 
 /// The document as the target should get it: no server-owned attributes.
-fn outbound(doc: &Value, kind: ResourceKind) -> Value {
-    let mut out = doc.clone();
+fn outbound(mut out: Value, kind: ResourceKind) -> Value {
     if let Some(o) = out.as_object_mut() {
         for key in ["id", "meta", "groups", "members"] {
             o.remove(key);
@@ -125,38 +124,29 @@ impl ScimTarget {
     ) -> Result<Sent, TargetError> {
         let url = format!("{}/{path}", self.base);
         let body = body.map(|b| b.to_string());
-        self.pacer.wait().await;
-        let response = self
-            .credentials
-            .send(|| {
-                let mut r = self
-                    .http
-                    .request(method.clone(), &url)
-                    .header(reqwest::header::ACCEPT, SCIM_JSON);
-                if let Some(b) = &body {
-                    r = r
-                        .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
-                        .body(b.clone());
-                }
-                r
-            })
-            .await
-            .map_err(|e| TargetError::Transient {
-                message: e.to_string(),
-                retry_after: None,
-            })?;
-        let status = response.status();
+        let Reply {
+            status,
+            retry_after,
+            response,
+        } = send(&self.pacer, &self.credentials, || {
+            let mut r = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::ACCEPT, SCIM_JSON);
+            if let Some(b) = &body {
+                r = r
+                    .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
+                    .body(b.clone());
+            }
+            r
+        })
+        .await?;
         if status == reqwest::StatusCode::NOT_FOUND && method != reqwest::Method::POST {
             return Ok(Sent::NotFound);
         }
         if status == reqwest::StatusCode::CONFLICT {
             return Ok(Sent::Conflict);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let text = body_prefix(response, 4 * 1024 * 1024).await;
         classify(status, retry_after.as_deref(), &text, self.clock.now())?;
         if text.trim().is_empty() {
@@ -312,7 +302,7 @@ impl ScimTarget {
         doc: &Value,
     ) -> Result<Option<String>, TargetError> {
         let mut body = outbound(
-            &self.mapping.scim_document(ResourceKind::Group, doc)?,
+            self.mapping.scim_document(ResourceKind::Group, doc)?,
             ResourceKind::Group,
         );
         if let Some(all) = &change.members {
@@ -431,7 +421,7 @@ impl Target for ScimTarget {
                 return Ok(());
             };
             doc["active"] = Value::Bool(false);
-            outbound(&doc, ResourceKind::User)
+            outbound(doc, ResourceKind::User)
         };
         let method = if body.get("Operations").is_some() {
             reqwest::Method::PATCH
@@ -479,7 +469,7 @@ impl Target for ScimTarget {
             }
             State::Present(doc) => {
                 let body = outbound(
-                    &self.mapping.scim_document(ResourceKind::User, doc)?,
+                    self.mapping.scim_document(ResourceKind::User, doc)?,
                     ResourceKind::User,
                 );
                 let id = match &change.target_id {

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::http::{body_prefix, classify};
+use super::http::{Reply, body_prefix, classify, send};
 use crate::clock::Clock;
 use crate::delivery::{Change, MemberNeeds, Pacer, State, Target, TargetError};
 use crate::oauth::Credentials;
@@ -136,32 +136,24 @@ impl Target for WebhookTarget {
         let body = serde_json::to_vec(&self.event(change)).map_err(|e| TargetError::Permanent {
             message: format!("cannot encode the event: {e}"),
         })?;
-        // Signed after the wait, so the timestamp is the sending time.
-        self.pacer.wait().await;
-        let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
-        let response = self
-            .credentials
-            .send(|| {
-                self.http
-                    .post(&self.url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/cloudevents+json",
-                    )
-                    .header(SIGNATURE_HEADER, &signature)
-                    .body(body.clone())
-            })
-            .await
-            .map_err(|e| TargetError::Transient {
-                message: e.to_string(),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let Reply {
+            status,
+            retry_after,
+            response,
+        } = send(&self.pacer, &self.credentials, || {
+            // Signed as each request is built, after the pacer's wait, so the timestamp
+            // is the sending time.
+            let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
+            self.http
+                .post(&self.url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/cloudevents+json",
+                )
+                .header(SIGNATURE_HEADER, signature)
+                .body(body.clone())
+        })
+        .await?;
         let body = if status.is_success() {
             String::new()
         } else {

@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use crate::clock::Clock;
 use crate::delivery::{Pacer, TargetError};
 use crate::oauth::Credentials;
-use crate::targets::http::{body_prefix, classify};
+use crate::targets::http::{Reply, body_prefix, classify, send};
 
 /// Largest answer read from iManage; a page of 500 users is well under this.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -124,32 +124,23 @@ impl ImanageClient {
     ) -> Result<Answer, TargetError> {
         let payload = body.map(Value::to_string);
         let url = with_query(url, query)?;
-        self.pacer.wait().await;
-        let response = self
-            .credentials
-            .send(|| {
-                let mut r = self
-                    .http
-                    .request(method.clone(), url.clone())
-                    .header(reqwest::header::ACCEPT, "application/json");
-                if let Some(p) = &payload {
-                    r = r
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(p.clone());
-                }
-                r
-            })
-            .await
-            .map_err(|e| TargetError::Transient {
-                message: e.to_string(),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let Reply {
+            status,
+            retry_after,
+            response,
+        } = send(&self.pacer, &self.credentials, || {
+            let mut r = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(p) = &payload {
+                r = r
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(p.clone());
+            }
+            r
+        })
+        .await?;
         let text = body_prefix(response, MAX_BODY).await;
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::CONFLICT {
             return Ok(Answer {
