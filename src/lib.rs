@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod entropy;
+pub mod identity;
 pub mod metrics;
 pub mod oauth;
 pub mod resolver;

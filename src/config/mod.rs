@@ -37,6 +37,7 @@ mod defaults;
 mod error;
 mod reader;
 mod repositories;
+mod roles;
 mod schedule;
 mod schema;
 mod secret;

@@ -191,6 +191,13 @@ pub struct TargetConfig {
     pub group_mapping: Vec<FieldMapping>,
     /// What a user deleted in the IdP becomes at a SCIM app.
     pub on_delete: OnDelete,
+    /// SCIM apps: how long a user deleted in the IdP stays deactivated before
+    /// reconciliation deletes the account; `None` keeps it for ever.
+    pub delete_after: Option<Duration>,
+    /// SCIM apps: the single role each user gets (`[targets.roles]`).
+    pub roles: Vec<crate::identity::RoleRules>,
+    /// SCIM apps: contact types renamed on the way out (`work = "email"`).
+    pub contact_types: Vec<(String, String)>,
 }
 
 /// What a user deleted (or unassigned) in the identity provider becomes downstream.

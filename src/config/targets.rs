@@ -47,6 +47,9 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         let user_mapping = t.get("user_mapping");
         let group_mapping = t.get("group_mapping");
         let on_delete = t.get("on_delete");
+        let delete_after = t.get("delete_after");
+        let roles = t.get("roles");
+        let contact_types = t.get("contact_types");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -139,8 +142,29 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
             Some(f) => ctx.keyword(&f).unwrap_or_default(),
             None => OnDelete::default(),
         };
+        let delete_after = delete_after.and_then(|f| {
+            if kind != TargetKind::Scim || on_delete != OnDelete::Deactivate {
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    "delete_after applies to SCIM apps with on_delete = \"deactivate\": deactivated accounts are deleted by reconciliation once it has passed",
+                );
+                return None;
+            }
+            ctx.parse(&f, values::DURATION_EXPECTED, values::duration)
+                .filter(|d| !d.is_zero())
+        });
+        let roles = roles
+            .map(|f| super::roles::read_roles(ctx, &f, kind))
+            .unwrap_or_default();
+        let contact_types = contact_types
+            .map(|f| read_contact_types(ctx, &f, kind))
+            .unwrap_or_default();
         out.push(TargetConfig {
             on_delete,
+            delete_after,
+            roles,
+            contact_types,
             user_mapping,
             group_mapping,
             name: name.unwrap_or_default(),
@@ -156,6 +180,35 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
         });
     }
     out
+}
+
+/// `[targets.contact_types]`: `work = "email"` renames a contact type on the way out.
+fn read_contact_types(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> Vec<(String, String)> {
+    if kind != TargetKind::Scim {
+        ctx.error(
+            f.loc(),
+            &f.path,
+            "only SCIM apps take contact_types (iManage keeps one email and one phone; webhooks carry the resource as stored)",
+        );
+        return Vec::new();
+    }
+    let Val::Table(entries) = &f.node.val else {
+        ctx.mismatch(
+            f,
+            "a table of idp_type = \"app_type\", like work = \"email\"",
+        );
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let item = Field {
+                node: &entry.node,
+                path: format!("{}.{}", f.path, entry.key),
+            };
+            Some((entry.key.clone(), ctx.non_empty_string(&item)?))
+        })
+        .collect()
 }
 
 /// The fields an iManage user or group mapping may set.

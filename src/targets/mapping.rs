@@ -109,18 +109,44 @@ impl Mapping {
     }
 
     /// The SCIM document a SCIM app gets: the stored one with each mapped attribute
-    /// set. A rule whose path has no value leaves the attribute as stored.
+    /// set. A rule with no value removes its attribute: the mapping owns that field,
+    /// so a value an option set refused (`oneof`) is never sent as the IdP spelled it.
     pub fn scim_document(&self, kind: ResourceKind, doc: &Value) -> Result<Value, TargetError> {
         if self.rules(kind).is_empty() {
             return Ok(doc.clone());
         }
         let mut out = doc.clone();
         for (field, value) in self.render(kind, doc)? {
-            if let Some(v) = value {
-                set_attr(&mut out, kind, &field, Value::String(v));
+            match value {
+                Some(v) => set_attr(&mut out, kind, &field, Value::String(v)),
+                None => remove_attr(&mut out, &field),
             }
         }
         Ok(out)
+    }
+}
+
+/// Removes `path` from a SCIM document, if it is there.
+pub(crate) fn remove_attr(doc: &mut Value, path: &str) {
+    let Ok(p) = AttrPath::parse(path) else {
+        return;
+    };
+    let container = match &p.schema {
+        Some(urn) if !urn.to_ascii_lowercase().contains(":core:2.0:") => doc.get_mut(urn.as_str()),
+        _ => Some(doc),
+    };
+    let Some(container) = container.and_then(Value::as_object_mut) else {
+        return;
+    };
+    match &p.sub {
+        None => {
+            container.remove(&p.name);
+        }
+        Some(sub) => {
+            if let Some(parent) = container.get_mut(&p.name).and_then(Value::as_object_mut) {
+                parent.remove(sub);
+            }
+        }
     }
 }
 

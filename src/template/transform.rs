@@ -17,6 +17,10 @@ pub enum Transform {
     Replace(String, String),
     /// Stands in for a missing or empty value.
     Default(String),
+    /// An option set: the value as the set spells it when it matches one of them
+    /// (ignoring case and surrounding space), otherwise no value, so the field is
+    /// left out rather than filled with something the app would refuse.
+    OneOf(Vec<String>),
 }
 
 /// An argument as written: a quoted string or a whole number.
@@ -27,8 +31,7 @@ pub(crate) enum Arg {
 }
 
 /// The transform names, for error messages.
-pub(crate) const NAMES: &str =
-    "lower, upper, trim, truncate(n), replace(\"a\", \"b\"), default(\"x\")";
+pub(crate) const NAMES: &str = "lower, upper, trim, truncate(n), replace(\"a\", \"b\"), default(\"x\"), oneof(\"a\", \"b\", …)";
 
 impl Transform {
     /// Builds a transform from its name and arguments, or says what is wrong with them.
@@ -51,6 +54,27 @@ impl Transform {
                 return Err("replace needs a non-empty string to look for".to_string());
             }
             ("default", [Arg::Str(x)]) => Transform::Default(x.clone()),
+            ("oneof", list)
+                if !list.is_empty()
+                    && list
+                        .iter()
+                        .all(|a| matches!(a, Arg::Str(s) if !s.trim().is_empty())) =>
+            {
+                Transform::OneOf(
+                    list.iter()
+                        .filter_map(|a| match a {
+                            Arg::Str(s) => Some(s.clone()),
+                            Arg::Int(_) => None,
+                        })
+                        .collect(),
+                )
+            }
+            ("oneof", _) => {
+                return Err(
+                    "oneof takes one or more non-blank quoted strings: oneof(\"Mr\", \"Ms\")"
+                        .into(),
+                );
+            }
             ("lower" | "upper" | "trim", _) => return Err(format!("{lower} takes no arguments")),
             ("truncate", _) => return Err("truncate takes one whole number: truncate(40)".into()),
             ("replace", _) => {
@@ -69,6 +93,11 @@ impl Transform {
                 Some(v) if !v.is_empty() => Some(v),
                 _ => Some(x.clone()),
             },
+            Transform::OneOf(set) => value.and_then(|v| {
+                set.iter()
+                    .find(|o| o.trim().eq_ignore_ascii_case(v.trim()))
+                    .cloned()
+            }),
             _ => value.map(|v| self.apply_present(v)),
         }
     }
@@ -80,7 +109,7 @@ impl Transform {
             Transform::Trim => v.trim().to_string(),
             Transform::Truncate(n) => v.chars().take(*n).collect(),
             Transform::Replace(a, b) => v.replace(a.as_str(), b),
-            Transform::Default(_) => v,
+            Transform::Default(_) | Transform::OneOf(_) => v,
         }
     }
 }
@@ -118,6 +147,16 @@ impl fmt::Display for Transform {
             Transform::Default(x) => {
                 f.write_str("default(")?;
                 quoted(f, x)?;
+                f.write_str(")")
+            }
+            Transform::OneOf(set) => {
+                f.write_str("oneof(")?;
+                for (i, o) in set.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    quoted(f, o)?;
+                }
                 f.write_str(")")
             }
         }
