@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::{Failure, setup};
 use crate::config::{Environment, TargetConfig, TargetKind};
+use crate::delivery::{RelationNeeds, gather_relations};
+use crate::identity::{ENTERPRISE, Outcome, RoleRules, role_json};
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, Store, StoredResource};
 use crate::targets::{Explained, Mapping};
@@ -91,16 +93,22 @@ async fn explain(
     };
     let (fields, note) = match t.kind {
         TargetKind::Imanage => (mapping.explain_imanage(kind, &r.doc), None),
-        TargetKind::Scim => (
-            mapping.render(kind, &r.doc).and_then(|rendered| {
+        TargetKind::Scim => {
+            let mut fields = mapping.render(kind, &r.doc).and_then(|rendered| {
                 let set: serde_json::Map<String, Value> = rendered
                     .into_iter()
                     .filter_map(|(field, v)| Some((field, Value::String(v?))))
                     .collect();
                 mapping.explain(kind, &r.doc, &set, &[], "as stored")
-            }),
-            Some("every other attribute goes as stored (without id, meta, groups and members)"),
-        ),
+            });
+            if let (Ok(list), ResourceKind::User) = (&mut fields, kind) {
+                list.extend(identity_fields(store, t, &provider, &r).await?);
+            }
+            (
+                fields,
+                Some("every other attribute goes as stored (without id, meta, groups and members)"),
+            )
+        }
         TargetKind::Webhook => (
             Ok(Vec::new()),
             Some("webhooks get the SCIM resource as stored, in a signed CloudEvent"),
@@ -143,6 +151,64 @@ async fn explain(
             ),
         }),
     }
+}
+
+/// The role, manager and contact types the target's identity rules give a user.
+async fn identity_fields(
+    store: &dyn Store,
+    t: &TargetConfig,
+    provider: &str,
+    r: &StoredResource,
+) -> Result<Vec<Explained>, Failure> {
+    let rules = t.roles.iter().find(|x| x.applies_to(provider));
+    let needs = RelationNeeds {
+        groups: rules.is_some_and(RoleRules::uses_groups),
+        nested: rules.is_some_and(|x| x.expand_nested),
+        manager: true,
+    };
+    let relations = gather_relations(store, &t.name, needs, provider, &r.id, &r.doc)
+        .await
+        .map_err(|e| Failure::store(e.to_string()))?;
+    let mut out = Vec::new();
+    if let Some(rules) = rules {
+        let d = rules.resolve(&r.doc, &relations.groups, None);
+        let value = match &d.outcome {
+            Outcome::Set { value, .. } => Some(role_json(&rules.field, value)),
+            Outcome::Keep { .. } | Outcome::Leave => None,
+        };
+        let mut source = format!("role: {}", d.why);
+        if rules.needs_current(&r.doc, &relations.groups) {
+            source.push_str(
+                "; an account that already has a role keeps it when no rule matches, and a protected role is never lowered (read from the app at delivery)",
+            );
+        }
+        out.push(Explained {
+            field: rules.field.clone(),
+            value,
+            source,
+        });
+    }
+    if let Some(m) = &relations.manager {
+        out.push(Explained {
+            field: format!("{ENTERPRISE}:manager.value"),
+            value: m.target_id.clone().map(Value::String),
+            source: match &m.target_id {
+                Some(_) => format!("manager {} as the target knows them", m.id),
+                None => format!(
+                    "manager {} is not at the target yet: left out, and filled in once they are delivered",
+                    m.id
+                ),
+            },
+        });
+    }
+    for (from, to) in &t.contact_types {
+        out.push(Explained {
+            field: "contact type".into(),
+            value: Some(Value::String(to.clone())),
+            source: format!("[targets.contact_types] {from} = {to:?}"),
+        });
+    }
+    Ok(out)
 }
 
 fn print_fields(fields: &[Explained]) {

@@ -49,7 +49,14 @@ pub async fn run(
                 b.set_message(format!("reading {target}: {n} {what}"));
             }
         };
-        let p = plan(store.as_ref(), d.target.as_ref(), &d.providers, &progress).await;
+        let p = plan(
+            store.as_ref(),
+            d.target.as_ref(),
+            &d.providers,
+            &progress,
+            Utc::now(),
+        )
+        .await;
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
@@ -73,12 +80,12 @@ pub async fn run(
         } else {
             print_plan(&p);
             println!(
-                "applied: {} queued for delivery (the running daemon sends them), {} linked, {} deactivated",
-                applied.queued, applied.linked, applied.deactivated
+                "applied: {} queued for delivery (the running daemon sends them), {} linked, {} deactivated, {} deleted",
+                applied.queued, applied.linked, applied.deactivated, applied.deleted
             );
             if applied.held_back > 0 {
                 println!(
-                    "held back: {} deactivations exceed the guard's max_deprovisions; review the plan and raise the threshold or fix the IdP assignment",
+                    "held back: {} deactivations and deletions exceed the guard's max_deprovisions; review the plan and raise the threshold or fix the IdP assignment",
                     applied.held_back
                 );
             }
@@ -114,6 +121,7 @@ fn print_plan(p: &Plan) {
             Action::Members => "members",
             Action::Deactivate => "deactivate",
             Action::Protected => "protected",
+            Action::Delete => "delete",
         };
         println!(
             "{action:<11} {:<6} {:<36} {:<34} {}",
@@ -125,12 +133,13 @@ fn print_plan(p: &Plan) {
     }
     let count = |a| p.items.iter().filter(|i| i.action == a).count();
     println!(
-        "plan: {} create, {} update, {} link, {} membership, {} deactivate, {} protected",
+        "plan: {} create, {} update, {} link, {} membership, {} deactivate, {} delete, {} protected",
         count(Action::Create),
         count(Action::Update),
         count(Action::Link),
         count(Action::Members),
         count(Action::Deactivate),
+        count(Action::Delete),
         count(Action::Protected)
     );
 }

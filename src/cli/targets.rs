@@ -273,7 +273,9 @@ pub async fn deliverables(
                         user: t.user_mapping.clone(),
                         group: t.group_mapping.clone(),
                     })
-                    .with_on_delete(t.on_delete),
+                    .with_on_delete(t.on_delete)
+                    .with_identity(t.roles.clone(), t.contact_types.clone())
+                    .with_retention(t.delete_after),
                 )
             }
             TargetKind::Imanage => {

@@ -17,7 +17,14 @@ use super::walk::{read_secret_ref, unique_name};
 use crate::scim::ResourceKind;
 use crate::template::Template;
 
-pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec<TargetConfig> {
+/// `event_retention` is `[database] event_retention`: retention is measured from a
+/// user's delete event, so events must outlive `delete_after`.
+pub(super) fn read_targets(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    base_dir: &Path,
+    event_retention: Duration,
+) -> Vec<TargetConfig> {
     let Some(items) = ctx.array(f, "an array of tables ([[targets]])") else {
         return Vec::new();
     };
@@ -151,8 +158,21 @@ pub(super) fn read_targets(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Vec
                 );
                 return None;
             }
-            ctx.parse(&f, values::DURATION_EXPECTED, values::duration)
-                .filter(|d| !d.is_zero())
+            let d = ctx
+                .parse(&f, values::DURATION_EXPECTED, values::duration)
+                .filter(|d| !d.is_zero())?;
+            if !event_retention.is_zero() && event_retention < d {
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    format!(
+                        "delete_after ({}) is longer than [database] event_retention ({}): the delete events retention is measured from would be pruned first; raise event_retention",
+                        values::show_duration(d),
+                        values::show_duration(event_retention)
+                    ),
+                );
+            }
+            Some(d)
         });
         let roles = roles
             .map(|f| super::roles::read_roles(ctx, &f, kind))

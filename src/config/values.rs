@@ -337,3 +337,14 @@ pub(super) fn env_name(s: &str) -> Result<String, String> {
     }
     Ok(s.to_owned())
 }
+
+/// A duration as the config writes it: `30d`, `12h`, `90s`.
+pub(super) fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s >= 86_400 && s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s >= 3_600 && s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        _ if s >= 60 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}

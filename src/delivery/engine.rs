@@ -12,6 +12,7 @@ use super::guard::{Guard, GuardConfig, Verdict};
 use super::target::{Change, MemberNeeds, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
+use crate::identity::Relations;
 use crate::scim::ResourceKind;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
 
@@ -292,7 +293,13 @@ impl Engine {
             target_id,
             members: None,
             member_ids: HashMap::new(),
+            relations: Relations::default(),
         };
+        if let State::Present(doc) = &change.state
+            && d.kind == ResourceKind::User
+        {
+            change.relations = self.relations(d, doc).await?;
+        }
         let needs = self.target.member_needs();
         if d.kind != ResourceKind::Group || needs == MemberNeeds::EventsOnly {
             return Ok(change);
@@ -336,6 +343,68 @@ impl Engine {
         Ok(change)
     }
 
+    /// The user's groups and manager, as far as the target's rules need them. A
+    /// manager not at the target yet is noted, so the user is delivered again once
+    /// the manager arrives.
+    async fn relations(
+        &self,
+        d: &QueuedDelivery,
+        doc: &serde_json::Value,
+    ) -> Result<Relations, StoreError> {
+        let name = self.target.name();
+        let mut out = super::relations::gather(
+            self.store.as_ref(),
+            name,
+            self.target.relation_needs(&d.provider),
+            &d.provider,
+            &d.resource_id,
+            doc,
+        )
+        .await?;
+        if let Some(m) = out.manager.as_mut().filter(|m| m.target_id.is_none()) {
+            self.store
+                .await_link(name, &d.provider, &m.id, &d.resource_id)
+                .await?;
+            // The manager may have arrived between the two reads; its delivery then
+            // found no wait to release.
+            m.target_id = self
+                .store
+                .target_id(name, &d.provider, ResourceKind::User, &m.id)
+                .await?;
+        }
+        Ok(out)
+    }
+
+    /// Queues what depends on a delivered change: users waiting for this one as their
+    /// manager, and users whose role follows a group that changed.
+    async fn followups(&self, d: &QueuedDelivery, change: &Change) -> Result<(), StoreError> {
+        let name = self.target.name();
+        let now = self.clock.now();
+        // Only a user's first arrival can be what waiting users need.
+        if d.kind == ResourceKind::User
+            && change.state != State::Deleted
+            && change.target_id.is_none()
+        {
+            self.store
+                .release_waiting(name, &d.provider, &d.resource_id, now)
+                .await?;
+        }
+        for id in self.target.followups(change) {
+            // Deltas do not say whether a member is a user; only users have roles.
+            if self
+                .store
+                .get(&d.provider, ResourceKind::User, &id)
+                .await?
+                .is_some()
+            {
+                self.store
+                    .enqueue_resync(name, &d.provider, ResourceKind::User, &id, now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn outcome(
         &self,
         d: &QueuedDelivery,
@@ -359,6 +428,13 @@ impl Engine {
                     return DeliveryOutcome::Retry {
                         next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                         error: format!("delivered, but recording the target id failed: {e}"),
+                    };
+                }
+                // Delivering again is harmless; losing a follow-up is not.
+                if let Err(e) = self.followups(d, change).await {
+                    return DeliveryOutcome::Retry {
+                        next_at: self.clock.now() + chrono(self.cfg.backoff.base),
+                        error: format!("delivered, but queueing what depends on it failed: {e}"),
                     };
                 }
                 DeliveryOutcome::Done

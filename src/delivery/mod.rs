@@ -14,6 +14,7 @@ mod engine;
 mod guard;
 mod pacer;
 mod reconcile;
+mod relations;
 mod target;
 
 pub use backoff::{Backoff, parse_retry_after};
@@ -23,4 +24,7 @@ pub use pacer::Pacer;
 pub use reconcile::{
     Action, Applied, Plan, PlanItem, ReconcileError, ReconcileReport, apply, plan, run_scheduled,
 };
-pub use target::{Change, MemberNeeds, Progress, Snapshot, State, Target, TargetError};
+pub use relations::gather as gather_relations;
+pub use target::{
+    Change, MemberNeeds, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
+};

@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::guard::GuardConfig;
+use super::relations::gather;
 use super::target::{Progress, Target, TargetError};
+use crate::identity::{Relations, role_at};
 use crate::scim::ResourceKind;
 use crate::store::{Store, StoreError, StoredResource};
 
@@ -29,8 +31,12 @@ pub enum Action {
     Members,
     /// At the target, unknown to the bridge, still active.
     Deactivate,
-    /// Would be deactivated, but the guard protects it: left alone.
+    /// Would be deactivated or deleted, but the guard or a protected role protects
+    /// it: left alone.
     Protected,
+    /// Deleted in the IdP longer ago than the target's `delete_after`: the deactivated
+    /// account is deleted.
+    Delete,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,13 +74,18 @@ impl Plan {
     /// [`Action::Protected`], so the plan shows what will really happen.
     pub fn protect(mut self, protected: &[String]) -> Plan {
         for item in &mut self.items {
-            if item.action == Action::Deactivate && is_protected(item, protected) {
+            if is_deprovision(item.action) && is_protected(item, protected) {
                 item.action = Action::Protected;
-                item.detail = "not provisioned by the bridge; protected by [targets.guard] protected, so never deactivated".into();
+                item.detail = "protected by [targets.guard] protected, so never deactivated or deleted by reconciliation".into();
             }
         }
         self
     }
+}
+
+/// Whether the action takes an account away (and so counts against the guard).
+fn is_deprovision(action: Action) -> bool {
+    matches!(action, Action::Deactivate | Action::Delete)
 }
 
 /// Whether the guard's `protected` list (lower-cased userNames) names this item.
@@ -118,9 +129,20 @@ fn primary_email(doc: &Value) -> Option<String> {
         .map(str::to_lowercase)
 }
 
-/// What differs between the bridge's user and the target's, as `field: a → b`.
-fn user_diff(want: &Value, have: &Value) -> Vec<String> {
+/// What differs between the bridge's user and the target's, as `field: a → b`;
+/// `extra` are the SCIM paths the target's rules set (role, manager).
+fn user_diff(want: &Value, have: &Value, extra: &[String]) -> Vec<String> {
     let mut out = Vec::new();
+    for field in extra {
+        let (w, h) = (role_at(want, field), role_at(have, field));
+        if w.is_some() && w != h {
+            out.push(format!(
+                "{field}: {} → {}",
+                h.map_or_else(|| "-".into(), |h| format!("{h:?}")),
+                w.map(|w| format!("{w:?}")).unwrap_or_default()
+            ));
+        }
+    }
     for path in USER_FIELDS {
         let (w, h) = (at(want, path), at(have, path));
         if w.is_some() && w != h {
@@ -170,12 +192,14 @@ async fn all(
     }
 }
 
-/// The plan for `target`, whose desired state is the resources of `providers`.
+/// The plan for `target`, whose desired state is the resources of `providers`, at
+/// `now` (retention is measured from it).
 pub async fn plan(
     store: &dyn Store,
     target: &dyn Target,
     providers: &[String],
     progress: &Progress<'_>,
+    now: DateTime<Utc>,
 ) -> Result<Plan, ReconcileError> {
     let name = target.name().to_owned();
     let snapshot = target
@@ -226,9 +250,17 @@ pub async fn plan(
                     )
                 }
             };
+            let extra = target.compared_fields(provider);
             for r in desired {
                 let label = text(&r.doc, name_key).unwrap_or_default();
-                let want = target.desired(kind, &r.doc);
+                let relations = match kind {
+                    ResourceKind::User => {
+                        let needs = target.relation_needs(provider);
+                        gather(store, &name, needs, provider, &r.id, &r.doc).await?
+                    }
+                    ResourceKind::Group => Relations::default(),
+                };
+                let want = target.desired(provider, kind, &r.doc, &relations, None);
                 // The target may name it differently (an iManage id mapped from the
                 // employee number): match on what the target would hold.
                 let target_label = text(&want, name_key).unwrap_or_else(|| label.clone());
@@ -276,7 +308,9 @@ pub async fn plan(
                 let have = remote.get(&tid).cloned().unwrap_or(Value::Null);
                 match kind {
                     ResourceKind::User => {
-                        let diff = user_diff(&want, &have);
+                        // Rules that keep the app's role need the app's copy.
+                        let want = target.desired(provider, kind, &r.doc, &relations, Some(&have));
+                        let diff = user_diff(&want, &have, &extra);
                         if !diff.is_empty() {
                             plan.items
                                 .push(item(Action::Update, Some(tid), diff.join("; ")));
@@ -318,6 +352,53 @@ pub async fn plan(
             }
         }
     }
+    if let Some(keep) = target.delete_after() {
+        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        for o in store.orphaned_users(&name).await? {
+            // Assigned again and matched to the same account: it is in use.
+            if claimed.contains(&o.target_id) {
+                continue;
+            }
+            let Some(doc) = remote_users.get(&o.target_id) else {
+                continue;
+            };
+            claimed.insert(o.target_id.clone());
+            // Events outlive `delete_after` (the config checks it), so a pruned delete
+            // event means retention has passed.
+            let due = o.deleted_at.is_none_or(|at| at + keep <= now);
+            let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
+            let since = o.deleted_at.map_or_else(
+                || "long ago".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            );
+            let (action, detail) = match (due, target.protected_role(&o.provider, doc)) {
+                (true, Some(role)) => (
+                    Action::Protected,
+                    format!(
+                        "deleted in the IdP {since}; holds the protected role {role}, so never deleted automatically"
+                    ),
+                ),
+                (true, None) => (
+                    Action::Delete,
+                    format!("deleted in the IdP {since}; delete_after has passed"),
+                ),
+                (false, _) if active => (
+                    Action::Deactivate,
+                    format!("deleted in the IdP {since}; kept deactivated until delete_after"),
+                ),
+                (false, _) => continue,
+            };
+            plan.items.push(PlanItem {
+                action,
+                kind: ResourceKind::User,
+                provider: Some(o.provider.clone()),
+                id: Some(o.id.clone()),
+                target_id: Some(o.target_id.clone()),
+                name: text(doc, "userName").unwrap_or_default(),
+                detail,
+            });
+        }
+    }
     for (tid, doc) in &remote_users {
         let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
         if !claimed.contains(tid) && active {
@@ -341,7 +422,9 @@ pub struct Applied {
     pub queued: usize,
     pub linked: usize,
     pub deactivated: usize,
-    /// Deactivations held back because they exceed the guard's threshold.
+    /// Accounts deleted once their retention passed.
+    pub deleted: usize,
+    /// Deactivations and deletions held back because they exceed the guard's threshold.
     pub held_back: usize,
     /// Unknown users left alone because the guard protects them.
     pub protected: usize,
@@ -364,12 +447,12 @@ pub async fn apply(
     // Whether or not the caller marked them, protected accounts are never deactivated.
     let protected = |i: &PlanItem| {
         i.action == Action::Protected
-            || (i.action == Action::Deactivate && is_protected(i, &guard_config.protected))
+            || (is_deprovision(i.action) && is_protected(i, &guard_config.protected))
     };
     let deactivations = plan
         .items
         .iter()
-        .filter(|i| i.action == Action::Deactivate && !protected(i))
+        .filter(|i| is_deprovision(i.action) && !protected(i))
         .count() as u64;
     // Planned deactivations count against the guard too: above the threshold they are
     // held back and the guard trips, until `approve` opens a window for them.
@@ -402,6 +485,26 @@ pub async fn apply(
                             .errors
                             .push(format!("deactivating {} ({tid}): {e}", item.name)),
                     }
+                }
+            }
+            (Action::Delete, Some(provider), Some(id)) => {
+                if hold {
+                    out.held_back += 1;
+                    continue;
+                }
+                let Some(tid) = &item.target_id else {
+                    continue;
+                };
+                match target.delete_user(tid).await {
+                    Ok(()) => {
+                        store
+                            .set_target_id(name, provider, ResourceKind::User, id, None)
+                            .await?;
+                        out.deleted += 1;
+                    }
+                    Err(e) => out
+                        .errors
+                        .push(format!("deleting {} ({tid}): {e}", item.name)),
                 }
             }
             (action, Some(provider), Some(id)) => {
@@ -473,7 +576,15 @@ pub async fn run_scheduled(
             _ = stop.changed() => return,
         }
         let started = clock.now();
-        let outcome = match plan(store.as_ref(), target.as_ref(), &providers, &|_, _| {}).await {
+        let outcome = match plan(
+            store.as_ref(),
+            target.as_ref(),
+            &providers,
+            &|_, _| {},
+            clock.now(),
+        )
+        .await
+        {
             Err(e) => Err(e.to_string()),
             Ok(p) => match apply(
                 store.as_ref(),

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use std::collections::HashMap;
 
+use crate::identity::Relations;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::ChangeEvent;
 
@@ -39,6 +40,9 @@ pub struct Change {
     /// Target ids of the members named in `members` and in the events' deltas, keyed by
     /// bridge id; a member not delivered to the target yet is absent.
     pub member_ids: HashMap<String, String>,
+    /// Users: the groups and manager the target's rules asked for
+    /// ([`Target::relation_needs`]); empty otherwise.
+    pub relations: Relations,
 }
 
 impl Change {
@@ -94,6 +98,17 @@ pub enum MemberNeeds {
     Full,
 }
 
+/// What a target's identity rules need to know about a user beyond its document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelationNeeds {
+    /// The names of the user's groups.
+    pub groups: bool,
+    /// Groups reached through nested groups count too.
+    pub nested: bool,
+    /// The target's id for the user's manager.
+    pub manager: bool,
+}
+
 /// Called with `("Users" | "Groups", read so far)` while a target is read.
 pub type Progress<'a> = dyn Fn(&str, usize) + Send + Sync + 'a;
 
@@ -131,11 +146,63 @@ pub trait Target: Send + Sync {
         MemberNeeds::Deltas
     }
 
+    /// What the target's rules need for `provider`'s users (default: nothing).
+    fn relation_needs(&self, provider: &str) -> RelationNeeds {
+        let _ = provider;
+        RelationNeeds::default()
+    }
+
+    /// Users to deliver again after `change` succeeded, because their desired state
+    /// depends on it (members of a group that grants roles). Default: none.
+    fn followups(&self, change: &Change) -> Vec<String> {
+        let _ = change;
+        Vec::new()
+    }
+
     /// The bridge's document as this target's [`Target::snapshot`] would show it, so
-    /// reconciliation compares only what the target keeps. Default: the document itself.
-    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
-        let _ = kind;
+    /// reconciliation compares only what the target keeps. `have` is the target's
+    /// current copy, when there is one (rules that keep the app's role read it).
+    /// Default: the document itself.
+    fn desired(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        doc: &Value,
+        relations: &Relations,
+        have: Option<&Value>,
+    ) -> Value {
+        let _ = (provider, kind, relations, have);
         doc.clone()
+    }
+
+    /// Fields beyond the usual ones (names, emails, active) that reconciliation
+    /// compares for `provider`'s users: those the target's rules set, as SCIM paths.
+    fn compared_fields(&self, provider: &str) -> Vec<String> {
+        let _ = provider;
+        Vec::new()
+    }
+
+    /// How long a user deleted in the IdP stays deactivated here before
+    /// reconciliation deletes it; `None`: never deleted.
+    fn delete_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The protected role `have` (the target's copy of one of `provider`'s users)
+    /// holds, if any: such an account is never deleted automatically.
+    fn protected_role(&self, provider: &str, have: &Value) -> Option<String> {
+        let _ = (provider, have);
+        None
+    }
+
+    /// Deletes a user whose deactivation retention has passed (found by reconciliation).
+    async fn delete_user(&self, target_id: &str) -> Result<(), TargetError> {
+        Err(TargetError::Permanent {
+            message: format!(
+                "{} cannot delete {target_id}: not supported by this target",
+                self.name()
+            ),
+        })
     }
 
     /// Everything the target holds, for reconciliation; `None` when it cannot be read

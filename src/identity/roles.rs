@@ -156,12 +156,13 @@ impl RoleRules {
             .or_else(|| self.canonical(value))
     }
 
-    fn is_protected(&self, role: &str) -> bool {
+    /// Whether `role` is never lowered or deleted automatically.
+    pub fn is_protected(&self, role: &str) -> bool {
         self.protected.iter().any(|p| p.eq_ignore_ascii_case(role))
     }
 
     /// The most privileged of `roles` (all in `order`).
-    fn best<'a>(&self, found: impl Iterator<Item = Found>) -> Option<Found> {
+    fn best(&self, found: impl Iterator<Item = Found>) -> Option<Found> {
         found.min_by_key(|f| self.rank(&f.role).unwrap_or(usize::MAX))
     }
 

@@ -101,3 +101,13 @@ pub struct GuardState {
     /// Destructive deliveries go ahead without counting until then.
     pub approved_until: Option<DateTime<Utc>>,
 }
+
+/// A user the target still holds (under `target_id`) though the bridge deleted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub provider: String,
+    pub id: String,
+    pub target_id: String,
+    /// When the user was deleted; `None` once the delete event was pruned.
+    pub deleted_at: Option<DateTime<Utc>>,
+}

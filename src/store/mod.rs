@@ -11,7 +11,7 @@ mod model;
 pub mod sqlite;
 
 pub use delivery::{
-    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, QueuedDelivery,
+    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Orphan, QueuedDelivery,
 };
 pub use error::StoreError;
 pub use model::{
@@ -246,6 +246,30 @@ pub trait Store: Send + Sync {
         id: &str,
         target_id: Option<String>,
     ) -> Result<(), StoreError>;
+
+    /// Records that `resource_id` (a user) waits for `awaited_id` (its manager) to
+    /// reach `target`.
+    async fn await_link(
+        &self,
+        target: &str,
+        provider: &str,
+        awaited_id: &str,
+        resource_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Queues every user waiting for `awaited_id` for full delivery, due `at`, and
+    /// forgets the waits, atomically; returns how many.
+    async fn release_waiting(
+        &self,
+        target: &str,
+        provider: &str,
+        awaited_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+
+    /// Users `target` holds that the bridge has deleted since (their target id is
+    /// still recorded), for retention.
+    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError>;
 
     async fn rotate_vault(
         &self,

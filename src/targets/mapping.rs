@@ -152,7 +152,7 @@ pub(crate) fn remove_attr(doc: &mut Value, path: &str) {
 
 /// Sets `path` (`title`, `name.formatted`, `urn:…:User:roleId`) in a SCIM document,
 /// declaring an extension schema in `schemas` when it is new.
-fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: Value) {
+pub(crate) fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: Value) {
     let Ok(p) = AttrPath::parse(path) else {
         return;
     };

@@ -11,10 +11,15 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::http::{Reply, body_prefix, classify, send};
-use super::mapping::Mapping;
+use super::mapping::{Mapping, remove_attr, set_attr};
 use crate::clock::Clock;
 use crate::config::OnDelete;
-use crate::delivery::{Change, MemberNeeds, Pacer, Progress, Snapshot, State, Target, TargetError};
+use crate::delivery::{
+    Change, MemberNeeds, Pacer, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
+};
+use crate::identity::{
+    Decision, Outcome, Relations, RoleRules, link_manager, retype_contacts, role_at, role_json,
+};
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
@@ -37,6 +42,12 @@ pub struct ScimTarget {
     /// The target's request-rate ceiling, shared by every request it sends.
     pacer: Arc<Pacer>,
     on_delete: OnDelete,
+    /// Role rules, per group of providers.
+    roles: Vec<RoleRules>,
+    /// Contact types renamed on the way out.
+    contact_types: Vec<(String, String)>,
+    /// How long deactivated users are kept before reconciliation deletes them.
+    delete_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -101,7 +112,133 @@ impl ScimTarget {
             mapping: Mapping::default(),
             pacer,
             on_delete: OnDelete::default(),
+            roles: Vec::new(),
+            contact_types: Vec::new(),
+            delete_after: None,
         }
+    }
+
+    /// The same target deleting deactivated users once `after` has passed since
+    /// their deletion in the IdP (only with `on_delete = deactivate`).
+    pub fn with_retention(mut self, after: Option<std::time::Duration>) -> Self {
+        self.delete_after = after;
+        self
+    }
+
+    /// The same target with the organisation's identity rules.
+    pub fn with_identity(
+        mut self,
+        roles: Vec<RoleRules>,
+        contact_types: Vec<(String, String)>,
+    ) -> Self {
+        self.roles = roles;
+        self.contact_types = contact_types;
+        self
+    }
+
+    /// The role rules for `provider`'s users, if any.
+    pub fn rules(&self, provider: &str) -> Option<&RoleRules> {
+        self.roles.iter().find(|r| r.applies_to(provider))
+    }
+
+    /// The user as this app should hold it, before its role: mapped, contact types
+    /// renamed, and the manager pointed at the manager's account here.
+    fn user_document(&self, doc: &Value, relations: &Relations) -> Result<Value, TargetError> {
+        let mut out = self.mapping.scim_document(ResourceKind::User, doc)?;
+        retype_contacts(&mut out, &self.contact_types);
+        link_manager(&mut out, relations.manager.as_ref());
+        Ok(out)
+    }
+
+    /// Decides the role and writes it into `body`; `current` is the app's role value.
+    fn set_role(
+        &self,
+        provider: &str,
+        body: &mut Value,
+        doc: &Value,
+        relations: &Relations,
+        current: Option<&str>,
+    ) -> Option<Decision> {
+        let rules = self.rules(provider)?;
+        let decision = rules.resolve(doc, &relations.groups, current);
+        match &decision.outcome {
+            Outcome::Set { value, .. } | Outcome::Keep { value } => set_attr(
+                body,
+                ResourceKind::User,
+                &rules.field,
+                role_json(&rules.field, value),
+            ),
+            // The IdP's own value in that attribute is not a decision: the rules own it.
+            Outcome::Leave => remove_attr(body, &rules.field),
+        }
+        Some(decision)
+    }
+
+    /// The user document and the role decision, as `explain` shows them; `have` is
+    /// the app's current copy, when known.
+    pub fn explain_user(
+        &self,
+        provider: &str,
+        doc: &Value,
+        relations: &Relations,
+        have: Option<&Value>,
+    ) -> Result<(Value, Option<(String, Decision)>), TargetError> {
+        let mut out = self.user_document(doc, relations)?;
+        let current = self
+            .rules(provider)
+            .and_then(|r| have.and_then(|h| role_at(h, &r.field)));
+        let decision = self.set_role(provider, &mut out, doc, relations, current.as_deref());
+        let field = self.rules(provider).map(|r| r.field.clone());
+        Ok((outbound(out, ResourceKind::User), field.zip(decision)))
+    }
+
+    /// The role value the app holds for user `id` now; `None` when it has none or the
+    /// user is gone.
+    async fn current_role(&self, id: &str, field: &str) -> Result<Option<String>, TargetError> {
+        match self
+            .send(reqwest::Method::GET, &format!("Users/{id}"), None)
+            .await?
+        {
+            Sent::Ok(doc) => Ok(role_at(&doc, field)),
+            Sent::NotFound | Sent::Conflict => Ok(None),
+        }
+    }
+
+    async fn apply_user(
+        &self,
+        change: &Change,
+        doc: &Value,
+    ) -> Result<Option<String>, TargetError> {
+        let mut body = outbound(
+            self.user_document(doc, &change.relations)?,
+            ResourceKind::User,
+        );
+        // An account already at the app (recorded, or found by externalId or userName)
+        // may hold a role set by hand that the rules must keep.
+        let known = match &change.target_id {
+            Some(id) => Some(id.clone()),
+            None => self.find(ResourceKind::User, &body).await?,
+        };
+        if let Some(rules) = self.rules(&change.provider) {
+            let current = match &known {
+                Some(id) if rules.needs_current(doc, &change.relations.groups) => {
+                    self.current_role(id, &rules.field).await?
+                }
+                _ => None,
+            };
+            self.set_role(
+                &change.provider,
+                &mut body,
+                doc,
+                &change.relations,
+                current.as_deref(),
+            );
+        }
+        let id = match &known {
+            Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
+            _ => self.post_or_adopt(ResourceKind::User, &body).await?,
+        };
+        Ok(Some(id))
     }
 
     /// The same target with attribute mappings.
@@ -227,6 +364,12 @@ impl ScimTarget {
             self.replace(kind, &id, body).await?;
             return Ok(id);
         }
+        self.post_or_adopt(kind, body).await
+    }
+
+    /// POSTs the resource; when the app says it exists already (created meanwhile by
+    /// someone else), adopts the existing one.
+    async fn post_or_adopt(&self, kind: ResourceKind, body: &Value) -> Result<String, TargetError> {
         match self
             .send(reqwest::Method::POST, endpoint(kind), Some(body))
             .await?
@@ -365,11 +508,79 @@ impl Target for ScimTarget {
         &self.name
     }
 
-    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+    fn desired(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        doc: &Value,
+        relations: &Relations,
+        have: Option<&Value>,
+    ) -> Value {
         // A document the mapping refuses compares as stored; its delivery dead-letters.
-        self.mapping
-            .scim_document(kind, doc)
-            .unwrap_or_else(|_| doc.clone())
+        let shaped = match kind {
+            ResourceKind::User => self
+                .explain_user(provider, doc, relations, have)
+                .map(|(d, _)| d),
+            ResourceKind::Group => self.mapping.scim_document(kind, doc),
+        };
+        shaped.unwrap_or_else(|_| doc.clone())
+    }
+
+    fn relation_needs(&self, provider: &str) -> RelationNeeds {
+        let rules = self.rules(provider);
+        RelationNeeds {
+            groups: rules.is_some_and(RoleRules::uses_groups),
+            nested: rules.is_some_and(|r| r.expand_nested),
+            // A manager reference names the bridge's id, which means nothing here.
+            manager: true,
+        }
+    }
+
+    fn followups(&self, change: &Change) -> Vec<String> {
+        if change.kind != ResourceKind::Group
+            || !self
+                .rules(&change.provider)
+                .is_some_and(RoleRules::uses_groups)
+        {
+            return Vec::new();
+        }
+        // Members who joined or left may have a different role now.
+        let (mut ids, removed) = change.member_deltas();
+        ids.extend(removed);
+        for m in change.members.iter().flatten() {
+            if m.kind.as_deref() != Some("Group") && !ids.contains(&m.value) {
+                ids.push(m.value.clone());
+            }
+        }
+        ids
+    }
+
+    fn compared_fields(&self, provider: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .rules(provider)
+            .map(|r| r.field.clone())
+            .into_iter()
+            .collect();
+        out.push(format!("{}:manager.value", crate::identity::ENTERPRISE));
+        out
+    }
+
+    fn delete_after(&self) -> Option<std::time::Duration> {
+        self.delete_after
+    }
+
+    fn protected_role(&self, provider: &str, have: &Value) -> Option<String> {
+        let rules = self.rules(provider)?;
+        let value = role_at(have, &rules.field)?;
+        let role = rules.role_of_value(&value)?;
+        rules.is_protected(role).then(|| role.to_owned())
+    }
+
+    async fn delete_user(&self, target_id: &str) -> Result<(), TargetError> {
+        // Already gone is as good as deleted.
+        self.send(reqwest::Method::DELETE, &format!("Users/{target_id}"), None)
+            .await?;
+        Ok(())
     }
 
     fn member_needs(&self) -> MemberNeeds {
@@ -467,17 +678,7 @@ impl Target for ScimTarget {
                 }
                 self.apply_group(change, doc).await
             }
-            State::Present(doc) => {
-                let body = outbound(
-                    self.mapping.scim_document(ResourceKind::User, doc)?,
-                    ResourceKind::User,
-                );
-                let id = match &change.target_id {
-                    Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
-                    _ => self.create(ResourceKind::User, &body).await?,
-                };
-                Ok(Some(id))
-            }
+            State::Present(doc) => self.apply_user(change, doc).await,
         }
     }
 }

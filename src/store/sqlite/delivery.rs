@@ -7,7 +7,7 @@ use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::{
     ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
-    QueuedDelivery, StoreError,
+    Orphan, QueuedDelivery, StoreError,
 };
 
 const QUEUE_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error, resync";
@@ -549,4 +549,77 @@ pub(super) fn enqueue_resync(
     )?
     .execute(params![target, provider, kind.name(), id, last, at])?;
     Ok(())
+}
+
+/// Records that `resource_id` waits for `awaited_id` to reach `target`.
+pub(super) fn await_link(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    awaited_id: &str,
+    resource_id: &str,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO link_waits (target, provider, awaited_id, resource_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![target, provider, awaited_id, resource_id])?;
+    Ok(())
+}
+
+/// Queues every user waiting for `awaited_id` for full delivery and forgets the waits,
+/// in one transaction so a crash cannot lose a wait that was not queued.
+pub(super) fn release_waiting(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    awaited_id: &str,
+    at: &str,
+) -> Result<usize, StoreError> {
+    let waiting: Vec<String> = c
+        .prepare_cached(
+            "DELETE FROM link_waits WHERE target = ?1 AND provider = ?2 AND awaited_id = ?3
+             RETURNING resource_id",
+        )?
+        .query_map(params![target, provider, awaited_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &waiting {
+        enqueue_resync(c, target, provider, ResourceKind::User, id, at)?;
+    }
+    Ok(waiting.len())
+}
+
+/// Users the target holds for resources the bridge no longer has, with when each was
+/// deleted (`None` once its events were pruned).
+pub(super) fn orphaned_users(c: &Connection, target: &str) -> Result<Vec<Orphan>, StoreError> {
+    let rows = c
+        .prepare_cached(
+            "SELECT t.provider, t.resource_id, t.target_id,
+                    (SELECT max(e.at) FROM change_events e
+                      WHERE e.provider = t.provider AND e.kind = t.kind
+                        AND e.resource_id = t.resource_id AND e.op = 'delete')
+             FROM target_ids t
+             WHERE t.target = ?1 AND t.kind = 'User'
+               AND NOT EXISTS (SELECT 1 FROM resources r
+                               WHERE r.provider = t.provider AND r.kind = t.kind AND r.id = t.resource_id)",
+        )?
+        .query_map(params![target], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(provider, id, target_id, at)| {
+            Ok(Orphan {
+                provider,
+                id,
+                target_id,
+                deleted_at: at.as_deref().map(parse_time).transpose()?,
+            })
+        })
+        .collect()
 }

@@ -21,8 +21,8 @@ use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
-    GuardState, Lookup, Mutation, Page, QueuedDelivery, SecretRow, Store, StoreError, StoreStatus,
-    StoredResource, VaultRecord,
+    GuardState, Lookup, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store, StoreError,
+    StoreStatus, StoredResource, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -692,6 +692,44 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn await_link(
+        &self,
+        target: &str,
+        provider: &str,
+        awaited_id: &str,
+        resource_id: &str,
+    ) -> Result<(), StoreError> {
+        let (t, p, a, r) = (
+            target.to_owned(),
+            provider.to_owned(),
+            awaited_id.to_owned(),
+            resource_id.to_owned(),
+        );
+        self.exec(move |c| delivery::await_link(c, &t, &p, &a, &r))
+            .await
+    }
+
+    async fn release_waiting(
+        &self,
+        target: &str,
+        provider: &str,
+        awaited_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let (t, p, a) = (
+            target.to_owned(),
+            provider.to_owned(),
+            awaited_id.to_owned(),
+        );
+        self.exec(move |c| delivery::release_waiting(c, &t, &p, &a, &fmt_time(at)))
+            .await
+    }
+
+    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError> {
+        let t = target.to_owned();
+        self.read(move |c| delivery::orphaned_users(c, &t)).await
+    }
+
     async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         let target = target.map(str::to_owned);
         self.read(move |c| delivery::dead_letters(c, target.as_deref()))
@@ -934,5 +972,7 @@ impl RawToken {
     }
 }
 
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod tests;

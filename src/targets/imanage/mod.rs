@@ -263,7 +263,14 @@ impl Target for ImanageTarget {
         &self.name
     }
 
-    fn desired(&self, kind: ResourceKind, doc: &Value) -> Value {
+    fn desired(
+        &self,
+        _provider: &str,
+        kind: ResourceKind,
+        doc: &Value,
+        _relations: &crate::identity::Relations,
+        _have: Option<&Value>,
+    ) -> Value {
         // What reconciliation compares: the mapped fields, SCIM-shaped like the snapshot.
         // A document the mapping refuses compares as-is; its delivery dead-letters.
         match kind {
