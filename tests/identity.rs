@@ -1,0 +1,310 @@
+//! The organisation's identity rules through the real binary into `scim2-server`:
+//! Claras-style roles from groups in privilege order with a protected Owner set by
+//! hand at the app, the default role for new users, roles following group changes,
+//! "no matching group keeps the current role", a manager linked once the manager
+//! reaches the app, and deactivated users deleted after `delete_after` — except Owners.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::scim2::{list, scim2_server, start_peer};
+use common::{Daemon, Scim};
+use serde_json::{Value, json};
+
+const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn role(u: &Value) -> Option<&str> {
+    u["roles"]
+        .as_array()?
+        .iter()
+        .find(|r| r["primary"] == true)
+        .or_else(|| u["roles"].as_array()?.first())?["value"]
+        .as_str()
+}
+
+/// Polls the app until `check` holds for its users (at most 60 s).
+async fn until(d: &Daemon, base: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let users = list(base, "Users").await;
+        if check(&users) {
+            return users;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never happened; users at the app: {users:#?}\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn find<'a>(users: &'a [Value], name: &str) -> &'a Value {
+    users
+        .iter()
+        .find(|u| u["userName"] == name)
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claras_roles_manager_links_and_retention_against_scim2_server() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
+    let app = |method: reqwest::Method, path: String, body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .request(method, path)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Olivia was made Owner by hand in the app before SCIM was switched on.
+    let (status, olivia_app) = app(
+        reqwest::Method::POST,
+        format!("{}/Users", peer.base),
+        json!({"schemas": [CORE], "userName": "olivia@firm.example", "active": true,
+               "roles": [{"value": "Owner", "primary": true}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{olivia_app}");
+
+    // `title = [user.emails]` cannot be a text: a user with emails is held in the
+    // dead-letter queue, which keeps Grace (Ada's manager) away from the app at first.
+    let extra = format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+timeout = "5s"
+delete_after = "2s"
+[targets.user_mapping]
+title = "[user.emails]"
+[targets.roles]
+order = ["Owner", "Manager", "Adviser", "Assistant"]
+default = "Adviser"
+protected = ["Owner"]
+[targets.roles.groups]
+Owner = []
+Manager = ["Claras-Managers"]
+Assistant = ["Claras-Assistants"]
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let user = |name: &str, extra: Value| {
+        let mut doc = json!({"schemas": [CORE, ENTERPRISE], "userName": name, "active": true,
+            "name": {"givenName": name, "familyName": "Test"}});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            doc[k] = v;
+        }
+        doc
+    };
+    let mut ids = std::collections::HashMap::new();
+    for (name, extra) in [
+        (
+            "grace@firm.example",
+            json!({"emails": [{"value": "grace@firm.example", "type": "work"}]}),
+        ),
+        ("olivia@firm.example", json!({})),
+        ("bob@firm.example", json!({})),
+        ("carl@firm.example", json!({})),
+    ] {
+        let (status, body) = scim.post("/Users", user(name, extra)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let grace = ids["grace@firm.example"].clone();
+    let (status, body) = scim
+        .post(
+            "/Users",
+            user(
+                "ada@firm.example",
+                json!({ ENTERPRISE: {"manager": {"value": grace}} }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    ids.insert("ada@firm.example", body["id"].as_str().unwrap().to_owned());
+    let group = |name: &str, members: &[&str]| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name,
+            "members": members.iter().map(|m| json!({"value": ids[m]})).collect::<Vec<_>>()})
+    };
+    let (status, managers) = scim
+        .post(
+            "/Groups",
+            group(
+                "Claras-Managers",
+                &["olivia@firm.example", "ada@firm.example"],
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{managers}");
+    let managers = managers["id"].as_str().unwrap().to_owned();
+    let (status, assistants) = scim
+        .post("/Groups", group("Claras-Assistants", &["bob@firm.example"]))
+        .await;
+    assert_eq!(status, 201, "{assistants}");
+    let assistants = assistants["id"].as_str().unwrap().to_owned();
+
+    let users = until(&d, &peer.base, "first roles", |u| {
+        role(find(u, "ada@firm.example")) == Some("Manager")
+            && role(find(u, "bob@firm.example")) == Some("Assistant")
+            && role(find(u, "carl@firm.example")) == Some("Adviser")
+    })
+    .await;
+    // Adopted, not duplicated, and the hand-made Owner is not lowered to Manager.
+    assert_eq!(
+        users
+            .iter()
+            .filter(|u| u["userName"] == "olivia@firm.example")
+            .count(),
+        1
+    );
+    assert_eq!(role(find(&users, "olivia@firm.example")), Some("Owner"));
+    // Grace is held: Ada goes without a manager rather than with a dangling id.
+    assert!(find(&users, "grace@firm.example").is_null());
+    assert!(
+        find(&users, "ada@firm.example")[ENTERPRISE]["manager"].is_null(),
+        "{users:#?}"
+    );
+
+    // Grace's data is fixed in the IdP: she reaches the app, and Ada is delivered again
+    // with her manager pointed at Grace's account there.
+    let (status, body) = scim
+        .patch(
+            &format!("/Users/{grace}"),
+            json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "emails"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let users = until(&d, &peer.base, "manager linked", |u| {
+        let g = find(u, "grace@firm.example");
+        !g.is_null() && find(u, "ada@firm.example")[ENTERPRISE]["manager"]["value"] == g["id"]
+    })
+    .await;
+    assert_eq!(role(find(&users, "grace@firm.example")), Some("Adviser"));
+
+    // Bob moves from Assistants to Managers: his role follows the groups. Ada leaves
+    // Managers for no role group: she keeps Manager.
+    let ops = |add: Option<&str>, remove: &str| {
+        let mut o =
+            vec![json!({"op": "remove", "path": format!("members[value eq \"{}\"]", ids[remove])})];
+        if let Some(a) = add {
+            o.push(json!({"op": "add", "path": "members", "value": [{"value": ids[a]}]}));
+        }
+        json!({"schemas": [PATCH], "Operations": o})
+    };
+    let (status, _) = scim
+        .patch(
+            &format!("/Groups/{assistants}"),
+            ops(None, "bob@firm.example"),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let (status, _) = scim
+        .patch(
+            &format!("/Groups/{managers}"),
+            ops(Some("bob@firm.example"), "ada@firm.example"),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let users = until(&d, &peer.base, "bob promoted", |u| {
+        role(find(u, "bob@firm.example")) == Some("Manager")
+    })
+    .await;
+    d.wait_drained("app").await;
+    let users_after = list(&peer.base, "Users").await;
+    assert_eq!(
+        role(find(&users_after, "ada@firm.example")),
+        Some("Manager")
+    );
+    assert_eq!(role(find(&users, "olivia@firm.example")), Some("Owner"));
+
+    // Carl's role is changed by hand at the app; with no matching group he keeps it,
+    // and reconciliation sees no drift in it.
+    let carl_app = find(&users_after, "carl@firm.example")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app(
+        reqwest::Method::PATCH,
+        format!("{}/Users/{carl_app}", peer.base),
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "roles", "value": [{"value": "Assistant", "primary": true}]}]}),
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let explain = d.cli(&["explain", "ada@firm.example", "--target", "app"]);
+    let text = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(
+        explain.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    assert!(
+        text.contains("no rule matches") && text.contains("keeps it"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("manager {grace}")), "{text}");
+
+    // Bob and Olivia leave the firm: both deactivated at once; after delete_after,
+    // reconciliation deletes Bob's account but never the Owner's.
+    for who in ["bob@firm.example", "olivia@firm.example"] {
+        assert_eq!(scim.delete(&format!("/Users/{}", ids[who])).await, 204);
+    }
+    until(&d, &peer.base, "deactivated", |u| {
+        find(u, "bob@firm.example")["active"] == false
+            && find(u, "olivia@firm.example")["active"] == false
+    })
+    .await;
+    d.wait_drained("app").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items: Vec<(String, String)> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["action"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        items.contains(&("delete".into(), "bob@firm.example".into())),
+        "{plan:#}"
+    );
+    assert!(
+        items.contains(&("protected".into(), "olivia@firm.example".into())),
+        "{plan:#}"
+    );
+    assert!(
+        !items.iter().any(|(_, n)| n == "carl@firm.example"),
+        "carl kept his role: {plan:#}"
+    );
+    let out = d.cli(&["sync", "--target", "app"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("1 deleted"), "{text}");
+    let users = list(&peer.base, "Users").await;
+    assert!(find(&users, "bob@firm.example").is_null(), "{users:#?}");
+    assert_eq!(role(find(&users, "olivia@firm.example")), Some("Owner"));
+    assert_eq!(role(find(&users, "carl@firm.example")), Some("Assistant"));
+}
