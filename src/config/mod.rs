@@ -35,6 +35,7 @@
 mod check;
 mod defaults;
 mod error;
+mod known_attrs;
 mod reader;
 mod repositories;
 mod roles;

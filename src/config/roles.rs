@@ -2,14 +2,19 @@
 //! target's single role per user is chosen. See [`crate::identity::RoleRules`].
 
 use super::reader::{Ctx, Field, quote};
-use super::schema::TargetKind;
+use super::schema::{ProviderConfig, TargetKind};
 use super::tree::Val;
 use crate::identity::{Condition, RoleRules, RoleSource};
-use crate::scim::{AttrPath, FilterLimits, parse_filter};
+use crate::scim::{AttrPath, FilterLimits, ResourceKind, parse_filter};
 use crate::template::Template;
 
 /// Reads `roles` as one table or an array of tables.
-pub(super) fn read_roles(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> Vec<RoleRules> {
+pub(super) fn read_roles(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    kind: TargetKind,
+    providers: &[ProviderConfig],
+) -> Vec<RoleRules> {
     if kind != TargetKind::Scim {
         ctx.error(
             f.loc(),
@@ -30,7 +35,7 @@ pub(super) fn read_roles(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> Vec<
     let several = items.len() > 1;
     let mut out: Vec<RoleRules> = Vec::new();
     for item in items {
-        if let Some(r) = read_one(ctx, &item) {
+        if let Some(r) = read_one(ctx, &item, providers) {
             if several && r.providers.is_empty() && out.iter().any(|o| o.providers.is_empty()) {
                 ctx.error(
                     item.loc(),
@@ -52,7 +57,7 @@ fn strings(ctx: &mut Ctx, f: &Field<'_>, expected: &str) -> Vec<String> {
         .collect()
 }
 
-fn read_one(ctx: &mut Ctx, f: &Field<'_>) -> Option<RoleRules> {
+fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<RoleRules> {
     let mut t = ctx.table(f)?;
     let order = t.require(
         ctx,
@@ -167,7 +172,18 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>) -> Option<RoleRules> {
     let attribute = attribute.and_then(|a| {
         let text = ctx.text(&a, "a template like \"[user.roles.value]\"")?;
         match Template::parse(text).and_then(|t| t.check_roots(&["user"]).map(|()| t)) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                super::known_attrs::check(
+                    ctx,
+                    a.loc(),
+                    &a.path,
+                    &t,
+                    "user",
+                    ResourceKind::User,
+                    idps,
+                );
+                Some(t)
+            }
             Err(e) => {
                 ctx.error(a.loc(), &a.path, e.to_string());
                 None

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
     AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings, OnDelete,
-    TargetConfig, TargetKind,
+    ProviderConfig, TargetConfig, TargetKind,
 };
 use super::tree::Loc;
 use super::tree::Val;
@@ -24,6 +24,7 @@ pub(super) fn read_targets(
     f: &Field<'_>,
     base_dir: &Path,
     event_retention: Duration,
+    idps: &[ProviderConfig],
 ) -> Vec<TargetConfig> {
     let Some(items) = ctx.array(f, "an array of tables ([[targets]])") else {
         return Vec::new();
@@ -132,10 +133,10 @@ pub(super) fn read_targets(
             );
         }
         let user_mapping = user_mapping
-            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::User))
+            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::User, idps))
             .unwrap_or_default();
         let group_mapping = group_mapping
-            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::Group))
+            .map(|f| read_mapping(ctx, &f, kind, ResourceKind::Group, idps))
             .unwrap_or_default();
         let on_delete = match on_delete {
             Some(f) if kind != TargetKind::Scim => {
@@ -175,7 +176,7 @@ pub(super) fn read_targets(
             Some(d)
         });
         let roles = roles
-            .map(|f| super::roles::read_roles(ctx, &f, kind))
+            .map(|f| super::roles::read_roles(ctx, &f, kind, idps))
             .unwrap_or_default();
         let contact_types = contact_types
             .map(|f| read_contact_types(ctx, &f, kind))
@@ -241,6 +242,7 @@ fn read_mapping(
     f: &Field<'_>,
     kind: TargetKind,
     resource: ResourceKind,
+    providers: &[ProviderConfig],
 ) -> Vec<FieldMapping> {
     let Val::Table(entries) = &f.node.val else {
         ctx.mismatch(f, "a table of field = \"template\"");
@@ -300,10 +302,21 @@ fn read_mapping(
             continue;
         };
         match Template::parse(text).and_then(|t| t.check_roots(&[root]).map(|()| t)) {
-            Ok(template) => out.push(FieldMapping {
-                field: entry.key.clone(),
-                template,
-            }),
+            Ok(template) => {
+                super::known_attrs::check(
+                    ctx,
+                    field.loc(),
+                    &path,
+                    &template,
+                    root,
+                    resource,
+                    providers,
+                );
+                out.push(FieldMapping {
+                    field: entry.key.clone(),
+                    template,
+                });
+            }
             Err(e) => ctx.error(field.loc(), &path, e.to_string()),
         }
     }

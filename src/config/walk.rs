@@ -60,8 +60,13 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
         config.providers = read_providers(ctx, &f);
     }
     if let Some(f) = targets {
-        config.targets =
-            super::targets::read_targets(ctx, &f, base_dir, config.database.event_retention);
+        config.targets = super::targets::read_targets(
+            ctx,
+            &f,
+            base_dir,
+            config.database.event_retention,
+            &config.providers,
+        );
     }
     if let Some(f) = repositories {
         config.repositories = super::repositories::read_repositories(ctx, &f, &config.targets);

@@ -13,10 +13,22 @@ use crate::targets::Mapping;
 
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
+/// The Entra provider, declaring DiliTrust's role attribute as an extension schema.
+const PROVIDERS: &str = r#"
+[[providers]]
+name = "entra"
+dialect = "entra"
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User"
+name = "DiliTrust User"
+[[providers.schemas.attributes]]
+name = "roleId"
+"#;
+
 /// A SCIM target configured with `extra` (TOML inside its `[[targets]]` table).
 fn target(extra: &str) -> TargetConfig {
     let text = format!(
-        "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\n{extra}\n"
+        "{PROVIDERS}\n[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\n{extra}\n"
     );
     match load_str(&text, "seed.toml", Path::new("/tmp"), &Environment::new()) {
         Ok(mut loaded) => loaded.config.targets.remove(0),
@@ -202,8 +214,8 @@ fn claras_role_is_written_as_the_primary_scim_role() {
 /// DiliTrust's role UUIDs come from `GET /Schemas`; these stand in for them.
 const DILITRUST: &str = r#"
 [targets.roles]
-field = "roleId"
-attribute = "[user.roleId]"
+field = "urn:ietf:params:scim:schemas:core:2.0:User:roleId"
+attribute = "[user.urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User:roleId]"
 precedence = ["attribute"]
 order = ["Administrator", "Editor", "Contributor", "Validator", "Reader"]
 [targets.roles.values]
@@ -218,7 +230,17 @@ Reader = "6f0b2c1e-0000-4000-8000-000000000005"
 fn dilitrust_exactly_one_role_from_the_role_id_attribute() {
     let t = target(DILITRUST);
     let rules = &t.roles[0];
-    let with = |v: &str| entra_user("ada@firm.example", json!({ "roleId": v }));
+    // The target attribute DiliTrust's guide names: roleId in its core schema.
+    assert_eq!(
+        rules.field,
+        "urn:ietf:params:scim:schemas:core:2.0:User:roleId"
+    );
+    let with = |v: &str| {
+        entra_user(
+            "ada@firm.example",
+            json!({ "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User": {"roleId": v} }),
+        )
+    };
     check(
         rules,
         "editor uuid",
@@ -554,4 +576,20 @@ fn bad_rules_are_refused_with_their_position() {
     assert!(e.contains("on_delete = \"deactivate\""), "{e}");
     let e = config_error("[targets.user_mapping]\ntitle = '[user.title | oneof()]'\n");
     assert!(e.contains("oneof takes"), "{e}");
+    // Attributes the bridge never keeps: a typo, an undeclared extension, an
+    // undeclared attribute of a declared one.
+    let e = config_error("[targets.user_mapping]\ndisplayName = '[user.nmae.givenName] x'\n");
+    assert!(e.contains("has no attribute \"nmae\""), "{e}");
+    assert!(e.contains("seed.toml:6:"), "{e}");
+    let e = config_error(
+        "[targets.roles]\norder = [\"A\"]\nattribute = \"[user.urn:example:app:2.0:User:roleId]\"\n",
+    );
+    assert!(
+        e.contains("no schema \"urn:example:app:2.0:User\" is declared"),
+        "{e}"
+    );
+    let e = config_error(
+        "[targets.group_mapping]\ndisplayName = '[group.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department]'\n",
+    );
+    assert!(e.contains("no schema"), "{e}");
 }
