@@ -377,14 +377,17 @@ impl Engine {
 
     /// Queues what depends on a delivered change: users waiting for this one as their
     /// manager, and users whose role follows a group that changed.
-    async fn followups(&self, d: &QueuedDelivery, change: &Change) -> Result<(), StoreError> {
+    async fn followups(
+        &self,
+        d: &QueuedDelivery,
+        change: &Change,
+        arrived: bool,
+    ) -> Result<(), StoreError> {
         let name = self.target.name();
         let now = self.clock.now();
-        // Only a user's first arrival can be what waiting users need.
-        if d.kind == ResourceKind::User
-            && change.state != State::Deleted
-            && change.target_id.is_none()
-        {
+        // Only a user's first arrival (a target id recorded for the first time) can be
+        // what waiting users need; targets that keep no ids never have waits.
+        if d.kind == ResourceKind::User && arrived {
             self.store
                 .release_waiting(name, &d.provider, &d.resource_id, now)
                 .await?;
@@ -413,6 +416,7 @@ impl Engine {
     ) -> DeliveryOutcome {
         match result {
             Ok(target_id) => {
+                let arrived = change.target_id.is_none() && target_id.is_some();
                 if target_id != change.target_id
                     && let Err(e) = self
                         .store
@@ -431,7 +435,7 @@ impl Engine {
                     };
                 }
                 // Delivering again is harmless; losing a follow-up is not.
-                if let Err(e) = self.followups(d, change).await {
+                if let Err(e) = self.followups(d, change, arrived).await {
                     return DeliveryOutcome::Retry {
                         next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                         error: format!("delivered, but queueing what depends on it failed: {e}"),
