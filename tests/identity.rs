@@ -270,24 +270,7 @@ Assistant = ["Claras-Assistants"]
     .await;
     d.wait_drained("app").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let items: Vec<(String, String)> = plan["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["action"].as_str().unwrap().to_owned(),
-                i["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let (plan, items) = d.dry_run("app");
     assert!(
         items.contains(&("delete".into(), "bob@firm.example".into())),
         "{plan:#}"

@@ -228,24 +228,7 @@ title = "[user.title | default(\"Associate\")]"
         201
     );
 
-    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let actions: Vec<(String, String)> = plan["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["action"].as_str().unwrap().to_owned(),
-                i["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let (plan, actions) = d.dry_run("app");
     let has = |a: &str, n: &str| actions.iter().any(|(x, y)| x == a && y == n);
     assert!(has("create", "bob@firm.example"), "{plan}");
     assert!(has("update", "carol@firm.example"), "{plan}");
@@ -275,8 +258,7 @@ title = "[user.title | default(\"Associate\")]"
         String::from_utf8_lossy(&out.stderr)
     );
     wait_drained(&d).await;
-    let out = d.cli(&["sync", "--target", "app", "--dry-run", "--json"]);
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (plan, _) = d.dry_run("app");
     assert_eq!(plan["items"], json!([]), "not converged: {plan}");
     let users = list(&peer.base, "Users").await;
     let mallory = users

@@ -218,49 +218,59 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
 
 type Known<'a> = dyn Fn(&mut Ctx, &Field<'_>, &str) -> Option<String> + 'a;
 
-/// `values = { Administrator = "3f1c…" }`: role → what the target stores.
-fn read_values(ctx: &mut Ctx, f: &Field<'_>, known: &Known<'_>) -> Vec<(String, String)> {
+/// A table keyed by role (`values`, `groups`), each entry read by `entry`; entries
+/// for roles not in the order are reported and skipped.
+fn read_by_role<T>(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    expected: &str,
+    known: &Known<'_>,
+    entry: impl Fn(&mut Ctx, &Field<'_>) -> Option<T>,
+) -> Vec<(String, T)> {
     let Val::Table(entries) = &f.node.val else {
-        ctx.mismatch(f, "a table of role = \"value at the target\"");
+        ctx.mismatch(f, expected);
         return Vec::new();
     };
     let mut out = Vec::new();
-    for entry in entries {
+    for e in entries {
         let item = Field {
-            node: &entry.node,
-            path: format!("{}.{}", f.path, entry.key),
+            node: &e.node,
+            path: format!("{}.{}", f.path, e.key),
         };
-        let role = known(ctx, &item, &entry.key);
-        if let (Some(role), Some(v)) = (role, ctx.non_empty_string(&item)) {
+        let role = known(ctx, &item, &e.key);
+        if let (Some(role), Some(v)) = (role, entry(ctx, &item)) {
             out.push((role, v));
         }
     }
     out
 }
 
+/// `values = { Administrator = "3f1c…" }`: role → what the target stores.
+fn read_values(ctx: &mut Ctx, f: &Field<'_>, known: &Known<'_>) -> Vec<(String, String)> {
+    read_by_role(
+        ctx,
+        f,
+        "a table of role = \"value at the target\"",
+        known,
+        |ctx, item| ctx.non_empty_string(item),
+    )
+}
+
 /// `groups = { Manager = ["Claras-Managers"] }`: role → group names. Blank lists are
 /// allowed: not every role needs a group (Claras leaves unused fields blank).
 fn read_groups(ctx: &mut Ctx, f: &Field<'_>, known: &Known<'_>) -> Vec<(String, Vec<String>)> {
-    let Val::Table(entries) = &f.node.val else {
-        ctx.mismatch(f, "a table of role = [\"group name\", …]");
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let item = Field {
-            node: &entry.node,
-            path: format!("{}.{}", f.path, entry.key),
-        };
-        let role = known(ctx, &item, &entry.key);
-        let names = match &entry.node.val {
-            Val::Str(_) => ctx.non_empty_string(&item).into_iter().collect(),
-            _ => strings(ctx, &item, "a group name or an array of group names"),
-        };
-        if let Some(role) = role {
-            out.push((role, names));
-        }
-    }
-    out
+    read_by_role(
+        ctx,
+        f,
+        "a table of role = [\"group name\", …]",
+        known,
+        |ctx, item| {
+            Some(match &item.node.val {
+                Val::Str(_) => ctx.non_empty_string(item).into_iter().collect(),
+                _ => strings(ctx, item, "a group name or an array of group names"),
+            })
+        },
+    )
 }
 
 /// `[[targets.roles.rules]]`: `role`, and `when` (a SCIM filter over the user) and/or

@@ -309,6 +309,27 @@ impl Daemon {
         r["targets"][target]["delivery"].clone()
     }
 
+    /// `sync --dry-run --json` for `target`: the plan, and its items as (action, name).
+    pub fn dry_run(&self, target: &str) -> (serde_json::Value, Vec<(String, String)>) {
+        let out = self.cli(&["sync", "--target", target, "--dry-run", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+        let items = plan["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let text = |k: &str| i[k].as_str().unwrap_or_default().to_owned();
+                (text("action"), text("name"))
+            })
+            .collect();
+        (plan, items)
+    }
+
     /// Waits (at most 90 s) until `target` has nothing queued; returns its figures.
     pub async fn wait_drained(&self, target: &str) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(90);
