@@ -252,14 +252,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::CheckConfig => setup::check_config(cli.config.as_deref(), cli.data_dir, &env),
         Command::Migrate => {
             let loaded = setup::load_config(cli.config.as_deref(), cli.data_dir, None, &env)?;
-            let store = setup::open_sqlite(&loaded.config).await?;
+            let (store, from) = setup::open_store_migrating(&loaded.config).await?;
+            let status = store
+                .status()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
             println!(
-                "database {} is at schema version {} (was {})",
-                store.path().display(),
-                crate::store::sqlite::SCHEMA_VERSION,
-                store.migrated_from()
+                "{} database {} is at schema version {} (was {from})",
+                status.engine, status.location, status.schema_version
             );
-            crate::store::Store::close(&store).await;
+            store.close().await;
             Ok(())
         }
         Command::Token { action } => {
