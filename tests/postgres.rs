@@ -242,3 +242,129 @@ concurrency = 8
     // Only what A had in flight when it died can have reached the receiver twice.
     assert!(repeats <= 8, "{repeats} repeated deliveries");
 }
+
+/// Runs the binary with `stdin`.
+fn cli_with_stdin(d: &Daemon, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut c = std::process::Command::new(common::BIN)
+        .args(args)
+        .arg("--config")
+        .arg(&d.config)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
+    let Some((cluster, url)) = cluster_db("migrated").await else {
+        return;
+    };
+    let pass = "p".repeat(120);
+    let vault =
+        "\n[vault]\npassphrase = { file = \"vault.pass\" }\nmemory_kib = 1024\niterations = 1\n";
+    let mut old = Daemon::start_with_secrets(vault, &[("vault.pass", &pass)]);
+    let token = old.token("entra");
+    let scim = Scim::new(old.base("entra"), token.clone());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (status, body) = scim
+            .post("/Users", user(&format!("m{i}@firm.example"), "t"))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let members: Vec<Value> = ids.iter().map(|id| json!({ "value": id })).collect();
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                   "displayName": "Litigation", "members": members}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    assert!(old.cli(&["vault", "init"]).status.success());
+    let set = cli_with_stdin(&old, &["secret", "set", "hooks.signing_secret"], "s3cr3t\n");
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(old.terminate(), Some(0));
+
+    let db = old.dir.path().join("data").join("scim-bridge.db");
+    let from = format!("sqlite://{}", db.display());
+    let copy = |extra: &[&str]| {
+        let mut args = vec!["migrate", "--from", &from, "--to", &url];
+        args.extend_from_slice(extra);
+        common::run(&args, &[])
+    };
+    let out = copy(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("resources        6 rows copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("group_members    5 rows copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("api_tokens       1 rows copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("secrets          1 rows copied"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(cluster.password()), "{stdout}");
+    // A second copy would overwrite a deployment: refused unless forced.
+    let again = copy(&[]);
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    assert!(copy(&["--force"]).status.success());
+
+    // The copy serves: the old token, the users, the group's members, the vault.
+    let new = {
+        let dir = old.dir.path();
+        let config = dir.join("scim-bridge.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}\n[database]\nurl = \"{url}\"\n")).unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        old.spawn();
+        old
+    };
+    let scim = Scim::new(new.base("entra"), token);
+    let (status, read) = scim.get(&format!("/Users/{}", ids[3])).await;
+    assert_eq!(status, 200, "{read}");
+    let (status, g) = scim
+        .get(&format!("/Groups/{}", group["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["members"].as_array().unwrap().len(), 5, "{g}");
+    let (status, created) = scim.post("/Users", user("after@firm.example", "t")).await;
+    assert_eq!(status, 201, "{created}");
+    let status: Value = serde_json::from_slice(&new.cli(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["database"]["engine"], "postgres");
+    assert_eq!(status["database"]["users"], 6);
+    let secrets = new.cli(&["secret", "list"]);
+    assert!(
+        String::from_utf8_lossy(&secrets.stdout).contains("hooks.signing_secret"),
+        "{}",
+        String::from_utf8_lossy(&secrets.stderr)
+    );
+    assert!(new.cli(&["vault", "status"]).status.success());
+}

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod copy;
 mod delivery;
 mod error;
 mod model;

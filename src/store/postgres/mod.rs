@@ -283,6 +283,26 @@ impl PgStore {
     }
 }
 
+/// A connection URL without its password, for messages: parsed when it parses,
+/// else reduced to its scheme.
+pub fn redact(url: &str) -> String {
+    match tokio_postgres::Config::from_str(url) {
+        Ok(cfg) => location(&cfg),
+        Err(_) => url
+            .split("://")
+            .next()
+            .map_or_else(String::new, |s| format!("{s}://…")),
+    }
+}
+
+/// A connection error's text: the server's message when it sent one.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match rows::db_error(e) {
+        StoreError::Database(m) => m,
+        other => other.to_string(),
+    }
+}
+
 /// A pool error's text: the server's message for database errors, never the config.
 fn pool_error(e: &deadpool_postgres::PoolError) -> String {
     match e {
