@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit and integration tests (real binary, real
-# SQLite files), the peer SCIM suites from PyPI against the real binary, and the
+# SQLite files, a throwaway PostgreSQL cluster), the peer SCIM suites from PyPI against the real binary, and the
 # systemd unit check. Installs what it needs (a Python venv under target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,16 @@ cd "$(dirname "$0")/.."
 echo "== peer tools (scim2-tester, scim-sanity, scim2-server)"
 scripts/peer/install.sh
 export SCIM_BRIDGE_REQUIRE_PEERS=1
+
+# The PostgreSQL store's tests (conformance suite, several instances, migrate) start a
+# throwaway cluster; where the server binaries are installed they must run, not skip.
+if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || [ -n "${SCIM_BRIDGE_PG_BIN:-}" ]; then
+  export SCIM_BRIDGE_REQUIRE_POSTGRES=1
+  echo "== PostgreSQL tests: on (server binaries found)"
+else
+  echo "== PostgreSQL tests: SKIPPED — no /usr/lib/postgresql/*/bin/initdb (install the"
+  echo "   'postgresql' package, or set SCIM_BRIDGE_PG_BIN to its bin directory, to run them)"
+fi
 
 echo "== cargo test"
 cargo build --locked --bins

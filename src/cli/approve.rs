@@ -6,7 +6,6 @@ use chrono::Utc;
 
 use super::{Failure, setup};
 use crate::config::Environment;
-use crate::store::Store;
 
 pub async fn run(
     target: &str,
@@ -26,7 +25,7 @@ pub async fn run(
         });
     };
     let window = chrono::Duration::from_std(t.guard.window).unwrap_or(chrono::Duration::hours(1));
-    let store = setup::open_sqlite(&cfg).await?;
+    let store = setup::open_store(&cfg).await?;
     let result = async {
         let state = store.guard(target).await.map_err(|e| Failure::store(e.to_string()))?;
         let now = Utc::now();

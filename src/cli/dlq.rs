@@ -53,8 +53,8 @@ pub async fn run(
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
-    let store = setup::open_sqlite(&cfg).await?;
-    let result = act(action, &store).await;
+    let store = setup::open_store(&cfg).await?;
+    let result = act(action, store.as_ref()).await;
     store.close().await;
     result
 }

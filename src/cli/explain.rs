@@ -38,8 +38,8 @@ pub async fn run(
     } else {
         t.providers.clone()
     };
-    let store = setup::open_sqlite(&cfg).await?;
-    let result = explain(&store, t, who, &providers, as_json).await;
+    let store = setup::open_store(&cfg).await?;
+    let result = explain(store.as_ref(), t, who, &providers, as_json).await;
     store.close().await;
     result
 }

@@ -35,6 +35,13 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Exit code 2: bad arguments.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
     /// Exit code 1.
     pub fn runtime(message: impl Into<String>) -> Self {
         Failure {
@@ -97,8 +104,19 @@ pub enum Command {
     },
     /// Validate the configuration and secret files without starting anything.
     CheckConfig,
-    /// Create the database or bring its schema up to date, then exit.
-    Migrate,
+    /// Create the database or bring its schema up to date, then exit; with --from and
+    /// --to, copy an SQLite database into PostgreSQL.
+    Migrate {
+        /// Source to copy from: sqlite://PATH (stop the daemon using it first)
+        #[arg(long, value_name = "URL", requires = "to")]
+        from: Option<String>,
+        /// Destination: postgres://user@host/db (an empty database unless --force)
+        #[arg(long, value_name = "URL", requires = "from")]
+        to: Option<String>,
+        /// Replace whatever scim-bridge data the destination already holds
+        #[arg(long)]
+        force: bool,
+    },
     /// Create, list and revoke API tokens.
     Token {
         /// Token action.
@@ -250,16 +268,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             serve::serve(cli.config.as_deref(), cli.data_dir, listen, &env).await
         }
         Command::CheckConfig => setup::check_config(cli.config.as_deref(), cli.data_dir, &env),
-        Command::Migrate => {
+        Command::Migrate {
+            from: Some(from),
+            to: Some(to),
+            force,
+        } => copy_database(&from, &to, force).await,
+        Command::Migrate { .. } => {
             let loaded = setup::load_config(cli.config.as_deref(), cli.data_dir, None, &env)?;
-            let store = setup::open_sqlite(&loaded.config).await?;
+            let (store, from) = setup::open_store_migrating(&loaded.config).await?;
+            let status = store
+                .status()
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
             println!(
-                "database {} is at schema version {} (was {})",
-                store.path().display(),
-                crate::store::sqlite::SCHEMA_VERSION,
-                store.migrated_from()
+                "{} database {} is at schema version {} (was {from})",
+                status.engine, status.location, status.schema_version
             );
-            crate::store::Store::close(&store).await;
+            store.close().await;
             Ok(())
         }
         Command::Token { action } => {
@@ -346,4 +371,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             status::run(cli.config.as_deref(), cli.data_dir, json, &env).await
         }
     }
+}
+
+/// `migrate --from sqlite://… --to postgres://…`.
+async fn copy_database(from: &str, to: &str, force: bool) -> Result<(), Failure> {
+    let path = from.strip_prefix("sqlite://").ok_or_else(|| {
+        Failure::usage(format!(
+            "--from: expected sqlite://PATH, found {}",
+            crate::store::postgres::redact(from)
+        ))
+    })?;
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(Failure::usage(format!(
+            "--to: expected postgres://user@host/db, found {}",
+            crate::store::postgres::redact(to)
+        )));
+    }
+    let report = crate::store::copy::sqlite_to_postgres(std::path::Path::new(path), to, force)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(m) => Failure::runtime(m),
+            other => Failure::store(other.to_string()),
+        })?;
+    for (table, n) in &report {
+        println!("{table:<16} {n} rows copied, count verified");
+    }
+    println!(
+        "copied {path} into {}; point database.url at it and start the instances",
+        crate::store::postgres::redact(to)
+    );
+    Ok(())
 }

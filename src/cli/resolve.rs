@@ -30,7 +30,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let workitem = read_workitem(args.workitem)?;
-    let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (_, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
     let resolver = targets::resolver(&cfg, &deliverables, clock).ok_or_else(|| Failure {

@@ -37,7 +37,7 @@ pub async fn serve(
         return Err(Failure::config(secret_errors.join("\n")));
     }
     let providers = setup::build_providers(&cfg)?;
-    let store: Arc<dyn Store> = Arc::new(setup::open_sqlite(&cfg).await?);
+    let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
     // A wrong passphrase stops the daemon here, before anything is written.
     let vault_key = match &cfg.vault {
         Some(_) => super::vault::unlock(store.as_ref(), &cfg, env).await?,
@@ -134,6 +134,7 @@ pub async fn serve(
                 d.engine.guard.clone(),
                 Arc::clone(&clock),
                 report,
+                owner.clone(),
                 engines_stop.clone(),
             )));
         }
@@ -390,6 +391,9 @@ fn instance_id(data_dir: &Path, entropy: &dyn crate::entropy::Entropy) -> Result
         h => h,
     };
     let id = format!("{host}-{}", &crate::entropy::uuid_v4(entropy)[..8]);
+    // With PostgreSQL nothing else creates the data directory.
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
     std::fs::write(&path, &id)
         .map_err(|e| Failure::store(format!("cannot write {}: {e}", path.display())))?;
     Ok(id)

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::Failure;
 use crate::config::{
@@ -14,6 +15,8 @@ use crate::scim::{
     AttrType, Attribute, Dialect, FilterLimits, Mutability, ResourceKind, Returned, Schema,
     SchemaRegistry, Uniqueness,
 };
+use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Where the config is looked for when `--config` is not given.
@@ -76,20 +79,33 @@ pub fn check_config(
     Ok(())
 }
 
-/// Opens the embedded store the config names.
-pub async fn open_sqlite(cfg: &Config) -> Result<SqliteStore, Failure> {
-    let path = match (&cfg.database.url, cfg.sqlite_path()) {
-        (DatabaseUrl::Sqlite(_), Some(p)) => p,
-        _ => {
-            return Err(Failure::store(
-                "database.url names PostgreSQL, which this build does not support yet; use sqlite://",
-            ));
+/// Opens the store the config names (SQLite or PostgreSQL), migrating its schema.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+    Ok(open_store_migrating(cfg).await?.0)
+}
+
+/// [`open_store`], also returning the schema version found before migrating.
+pub async fn open_store_migrating(cfg: &Config) -> Result<(Arc<dyn Store>, i64), Failure> {
+    match &cfg.database.url {
+        DatabaseUrl::Postgres(url) => {
+            let store = PgStore::open(url, cfg.database.max_connections)
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?;
+            let from = store.migrated_from();
+            Ok((Arc::new(store), from))
         }
-    };
-    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await
-        .map_err(|e| Failure::runtime(format!("store task failed: {e}")))?
-        .map_err(|e| Failure::store(e.to_string()))
+        DatabaseUrl::Sqlite(_) => {
+            let path = cfg
+                .sqlite_path()
+                .ok_or_else(|| Failure::store("database.url names no SQLite file".to_owned()))?;
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| Failure::runtime(format!("store task failed: {e}")))?
+                .map_err(|e| Failure::store(e.to_string()))?;
+            let from = store.migrated_from();
+            Ok((Arc::new(store), from))
+        }
+    }
 }
 
 /// Service limits from the `[scim]` section.

@@ -8,7 +8,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Failure, setup};
 use crate::config::Environment;
-use crate::store::Store;
 
 pub async fn run(
     config: Option<&Path>,
@@ -18,7 +17,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let loaded = setup::load_config(config, data_dir, None, env)?;
     let cfg = loaded.config;
-    let store = setup::open_sqlite(&cfg).await?;
+    let store = setup::open_store(&cfg).await?;
     let s = store
         .status()
         .await

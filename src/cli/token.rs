@@ -8,7 +8,6 @@ use clap::Subcommand;
 use super::{Failure, setup};
 use crate::config::Environment;
 use crate::entropy::OsEntropy;
-use crate::store::Store;
 use crate::tokens::{self, SCOPE_ADMIN, SCOPE_SCIM};
 
 /// Token actions.
@@ -93,7 +92,7 @@ pub async fn run(
         }
         _ => None,
     };
-    let store = setup::open_sqlite(&cfg).await?;
+    let store = setup::open_store(&cfg).await?;
     let result = match action {
         TokenCommand::Create { .. } => {
             let Some((provider, expires, scope)) = create else {

@@ -34,8 +34,8 @@ pub async fn run(
         Some(p) => vec![p.to_owned()],
         None => cfg.providers.iter().map(|p| p.name.clone()).collect(),
     };
-    let store = setup::open_sqlite(&cfg).await?;
-    let result = trace(&store, who, &providers, as_json).await;
+    let store = setup::open_store(&cfg).await?;
+    let result = trace(store.as_ref(), who, &providers, as_json).await;
     store.close().await;
     result
 }

@@ -141,8 +141,8 @@ pub async fn run_vault(
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
-    let store = setup::open_sqlite(&cfg).await?;
-    let result = vault_action(action, &cfg, &store, env).await;
+    let store = setup::open_store(&cfg).await?;
+    let result = vault_action(action, &cfg, store.as_ref(), env).await;
     store.close().await;
     result
 }
@@ -313,8 +313,8 @@ pub async fn run_secret(
     if let SecretCommand::Set { name } | SecretCommand::Delete { name } = &action {
         valid_name(name)?;
     }
-    let store = setup::open_sqlite(&cfg).await?;
-    let result = secret_action(action, &cfg, &store, env).await;
+    let store = setup::open_store(&cfg).await?;
+    let result = secret_action(action, &cfg, store.as_ref(), env).await;
     store.close().await;
     result
 }

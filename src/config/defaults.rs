@@ -33,6 +33,7 @@ impl Default for DatabaseConfig {
         Self {
             url: DatabaseUrl::Sqlite(PathBuf::from("scim-bridge.db")),
             event_retention: Duration::from_secs(90 * 86_400),
+            max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct DatabaseConfig {
     /// How long change events are kept once every target has them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
+    /// PostgreSQL connections this instance may open (its pool size); unused for SQLite.
+    pub max_connections: usize,
 }
 
 #[derive(Clone, PartialEq, Eq)]

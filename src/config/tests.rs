@@ -70,6 +70,7 @@ shutdown_timeout = "2m"
 
 [database]
 url = "postgres://bridge@db.internal/scim"
+max_connections = 24
 
 [logging]
 format = "json"
@@ -202,6 +203,7 @@ fn full_config_with_every_key() {
         database: DatabaseConfig {
             url: DatabaseUrl::Postgres("postgres://bridge@db.internal/scim".into()),
             event_retention: Duration::from_secs(90 * 86_400),
+            max_connections: 24,
         },
         logging: LoggingConfig {
             format: LogFormat::Json,
@@ -1575,4 +1577,20 @@ fn event_retention_takes_days_and_zero() {
             .contains("database.event_retention: expected a duration"),
         "{errors}"
     );
+}
+
+#[test]
+fn database_max_connections_must_be_a_positive_integer() {
+    let (_dir, _path, errors) = load_err(
+        "[database]\nurl = \"postgres://db/scim\"\nmax_connections = 0\n",
+        &Environment::new(),
+    );
+    let error = only_error(&errors);
+    assert_eq!(error.line, Some(3));
+    assert_eq!(error.key_path, "database.max_connections");
+    let (_dir, _path, errors) = load_err(
+        "[database]\nmax_connections = \"many\"\n",
+        &Environment::new(),
+    );
+    assert_eq!(only_error(&errors).key_path, "database.max_connections");
 }

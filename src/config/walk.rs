@@ -168,7 +168,11 @@ fn read_database(ctx: &mut Ctx, f: &Field<'_>) -> DatabaseConfig {
     };
     let url = t.get("url");
     let retention = t.get("event_retention");
+    let max_connections = t.get("max_connections");
     t.finish(ctx);
+    if let Some(v) = max_connections.and_then(|f| ctx.usize(&f, 1)) {
+        out.max_connections = v;
+    }
     if let Some(v) =
         retention.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
     {

@@ -558,6 +558,7 @@ pub async fn run_scheduled(
     guard_config: GuardConfig,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     report: std::sync::Arc<std::sync::Mutex<ReconcileReport>>,
+    owner: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let set = |f: &dyn Fn(&mut ReconcileReport)| match report.lock() {
@@ -574,6 +575,18 @@ pub async fn run_scheduled(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
+        }
+        // Instances sharing a database all wake for this tick; the store lets one run it.
+        match store
+            .claim_scheduled_run(&format!("reconcile:{}", target.name()), next, &owner)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(target_name = %target.name(), error = %e, "cannot claim the scheduled reconciliation; skipping this run");
+                continue;
+            }
         }
         let started = clock.now();
         let outcome = match plan(

@@ -5,9 +5,13 @@
 //! a 2xx from the SCIM front means both are on disk. Callers never branch on the
 //! engine: SQLite (embedded, group commit) and PostgreSQL implement the same trait.
 
+#[cfg(test)]
+mod conformance;
+pub mod copy;
 mod delivery;
 mod error;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 pub use delivery::{
@@ -121,9 +125,6 @@ pub trait Store: Send + Sync {
     /// Deletes a secret; `false` when there was none.
     async fn delete_secret(&self, name: &str) -> Result<bool, StoreError>;
 
-    /// Replaces the header and every secret in one transaction (passphrase rotation).
-    /// Fails, changing nothing, unless the stored header is still `old_header` and
-    /// `rows` covers exactly the stored secrets.
     /// Replaces which targets receive which provider's changes (from the config, at
     /// start). Queued changes for routes that no longer exist are removed; returns how many.
     async fn set_delivery_routes(&self, routes: Vec<(String, String)>)
@@ -271,6 +272,19 @@ pub trait Store: Send + Sync {
     /// still recorded), for retention.
     async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError>;
 
+    /// Claims one tick of a schedule (`name`, e.g. a target's reconciliation) for
+    /// `owner`: true for exactly one caller per tick, however many instances share the
+    /// database, and never for a tick at or before one already claimed.
+    async fn claim_scheduled_run(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the header and every secret in one transaction (passphrase rotation).
+    /// Fails, changing nothing, unless the stored header is still `old_header` and
+    /// `rows` covers exactly the stored secrets.
     async fn rotate_vault(
         &self,
         old_header: String,

@@ -312,3 +312,14 @@ pub struct VaultRecord {
     /// When the passphrase was last rotated.
     pub rotated: Option<DateTime<Utc>>,
 }
+
+/// Parses a stored resource kind (both engines store `User` / `Group`).
+pub fn parse_kind(s: &str) -> Result<ResourceKind, crate::store::StoreError> {
+    match s {
+        "User" => Ok(ResourceKind::User),
+        "Group" => Ok(ResourceKind::Group),
+        other => Err(crate::store::StoreError::Database(format!(
+            "bad stored kind {other:?}"
+        ))),
+    }
+}

@@ -802,6 +802,24 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_scheduled_run(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let (name, owner, tick) = (name.to_owned(), owner.to_owned(), fmt_time(tick));
+        self.exec(move |c| {
+            Ok(c.execute(
+                "INSERT INTO schedule_runs (name, tick, owner) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET tick = excluded.tick, owner = excluded.owner
+                 WHERE schedule_runs.tick < excluded.tick",
+                params![name, tick, owner],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn rotate_vault(
         &self,
         old_header: String,
@@ -972,7 +990,5 @@ impl RawToken {
     }
 }
 
-#[cfg(test)]
-mod identity_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,6 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Row;
 
-use crate::scim::ResourceKind;
 use crate::store::{StoreError, StoredResource};
 
 /// Columns [`resource`] expects, in order.
@@ -21,14 +20,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Database(format!("bad stored timestamp {s:?}: {e}")))
 }
 
-/// Parses a stored resource kind.
-pub fn parse_kind(s: &str) -> Result<ResourceKind, StoreError> {
-    match s {
-        "User" => Ok(ResourceKind::User),
-        "Group" => Ok(ResourceKind::Group),
-        other => Err(StoreError::Database(format!("bad stored kind {other:?}"))),
-    }
-}
+pub use crate::store::model::parse_kind;
 
 /// A raw resource row; converted outside the SQLite callback so errors stay typed.
 pub struct RawResource {

@@ -17,7 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_guard.sql"),
     include_str!("migrations/0005_delivery_log.sql"),
     include_str!("migrations/0006_resync.sql"),
-    include_str!("migrations/0007_identity.sql"),
+    include_str!("migrations/0007_schedule_runs.sql"),
+    include_str!("migrations/0008_identity.sql"),
 ];
 
 /// The schema version this binary writes.

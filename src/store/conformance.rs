@@ -1,0 +1,1298 @@
+//! One storage conformance suite, run against every engine: each `pub async fn` takes
+//! an [`Opener`] and checks behaviour callers rely on, whatever the engine. The
+//! `conformance!` list at the bottom runs every suite against SQLite (a temp file) and
+//! PostgreSQL (a throwaway cluster, see [`crate::store::postgres::testkit`]).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use crate::scim::{MemberRef, ResourceKind};
+use crate::store::postgres::PgStore;
+use crate::store::postgres::testkit::TestCluster;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{
+    ApiToken, ChangeOp, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation, MutationKind,
+    Store, StoreError,
+};
+
+/// Opens (or re-opens) the store under test; every call opens the same database.
+#[async_trait]
+pub trait Opener: Send + Sync {
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+pub struct SqliteOpener {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl SqliteOpener {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        SqliteOpener { _dir: dir, path }
+    }
+}
+
+#[async_trait]
+impl Opener for SqliteOpener {
+    async fn open(&self) -> Arc<dyn Store> {
+        let path = self.path.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+    }
+}
+
+pub struct PgOpener {
+    // Dropped last: the cluster outlives every store opened on it.
+    url: String,
+    _cluster: TestCluster,
+}
+
+impl PgOpener {
+    /// A fresh database on a fresh cluster; `None` when PostgreSQL is not installed
+    /// (and not required, see the testkit).
+    pub async fn new() -> Option<Self> {
+        let cluster = TestCluster::start().unwrap()?;
+        let url = cluster.create_database("conformance").await.unwrap();
+        Some(PgOpener {
+            url,
+            _cluster: cluster,
+        })
+    }
+}
+
+#[async_trait]
+impl Opener for PgOpener {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(PgStore::open(&self.url, 8).await.unwrap())
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .unwrap_or_default()
+}
+
+fn create(id: &str, kind: ResourceKind, doc: Value, members: Vec<MemberRef>) -> Mutation {
+    Mutation {
+        provider: "entra".into(),
+        kind,
+        id: id.into(),
+        expected_version: None,
+        at: t0(),
+        request_id: Some("req-1".into()),
+        change: MutationKind::Create { doc, members },
+    }
+}
+
+fn member(id: &str) -> MemberRef {
+    MemberRef {
+        value: id.into(),
+        kind: Some("User".into()),
+        display: None,
+    }
+}
+
+fn update(id: &str, version: i64, doc: Value) -> Mutation {
+    Mutation {
+        expected_version: Some(version),
+        change: MutationKind::Update {
+            doc: Some(doc),
+            members: vec![],
+        },
+        ..create(id, ResourceKind::User, json!({}), vec![])
+    }
+}
+
+pub async fn create_read_update_delete_with_events(o: &dyn Opener) {
+    let store = o.open().await;
+    let doc = json!({"userName": "Alice@Example.com", "emails": [{"value": "A@x.com"}]});
+    let c = store
+        .apply(create("u1", ResourceKind::User, doc.clone(), vec![]))
+        .await
+        .unwrap();
+    assert_eq!(c.version, 1);
+    let got = store
+        .get("entra", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.doc, doc);
+    // Lookups are case-insensitive for userName and emails, scoped per provider.
+    let by_name = store
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::UserNames(vec!["alice@example.COM".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_name.len(), 1);
+    let by_mail = store
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::Emails(vec!["a@X.com".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_mail.len(), 1);
+    assert!(
+        store
+            .lookup(
+                "okta",
+                ResourceKind::User,
+                Lookup::UserNames(vec!["alice@example.com".into()])
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Duplicate userName (different case) is a uniqueness conflict; the same name
+    // under another provider is fine.
+    let dup = store
+        .apply(create(
+            "u2",
+            ResourceKind::User,
+            json!({"userName": "ALICE@example.com"}),
+            vec![],
+        ))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Uniqueness { .. })), "{dup:?}");
+    let mut other = create(
+        "u2",
+        ResourceKind::User,
+        json!({"userName": "alice@example.com"}),
+        vec![],
+    );
+    other.provider = "okta".into();
+    store.apply(other).await.unwrap();
+
+    let upd = Mutation {
+        expected_version: Some(1),
+        change: MutationKind::Update {
+            doc: Some(json!({"userName": "bob"})),
+            members: vec![],
+        },
+        ..create("u1", ResourceKind::User, json!({}), vec![])
+    };
+    assert_eq!(store.apply(upd.clone()).await.unwrap().version, 2);
+    let stale = store.apply(upd).await;
+    assert!(matches!(
+        stale,
+        Err(StoreError::VersionMismatch {
+            expected: 1,
+            found: 2
+        })
+    ));
+    assert!(
+        store
+            .lookup(
+                "entra",
+                ResourceKind::User,
+                Lookup::Emails(vec!["a@x.com".into()])
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let del = Mutation {
+        change: MutationKind::Delete,
+        ..create("u1", ResourceKind::User, json!({}), vec![])
+    };
+    store.apply(del.clone()).await.unwrap();
+    assert!(matches!(store.apply(del).await, Err(StoreError::NotFound)));
+    assert!(
+        store
+            .get("entra", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let events = store.events_after(0, 100).await.unwrap();
+    let ops: Vec<_> = events
+        .iter()
+        .map(|e| (e.provider.as_str(), e.op, e.version))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("entra", ChangeOp::Create, 1),
+            ("okta", ChangeOp::Create, 1),
+            ("entra", ChangeOp::Update, 2),
+            ("entra", ChangeOp::Delete, 3)
+        ]
+    );
+    assert_eq!(events[3].detail["userName"], "bob");
+    assert_eq!(events[0].request_id.as_deref(), Some("req-1"));
+    store.close().await;
+}
+
+pub async fn member_changes_are_recorded_as_deltas(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .apply(create(
+            "g1",
+            ResourceKind::Group,
+            json!({"displayName": "G"}),
+            vec![member("a"), member("b")],
+        ))
+        .await
+        .unwrap();
+    let upd = |members| Mutation {
+        change: MutationKind::Update { doc: None, members },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    store
+        .apply(upd(vec![
+            MemberChange::Add(vec![member("c"), member("a")]),
+            MemberChange::Remove(vec!["b".into(), "zz".into()]),
+        ]))
+        .await
+        .unwrap();
+    let ids: Vec<_> = store
+        .members("entra", "g1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
+    assert_eq!(ids, vec!["a", "c"]);
+    let ev = store.events_after(1, 10).await.unwrap();
+    assert_eq!(ev[0].detail, json!({"added": ["c"], "removed": ["b"]}));
+    assert_eq!(
+        store.groups_of("entra", "c").await.unwrap(),
+        vec![("g1".to_owned(), Some("G".to_owned()))]
+    );
+
+    // A failing job in a batch leaves the others committed.
+    let bad = Mutation {
+        expected_version: Some(99),
+        ..upd(vec![MemberChange::RemoveAll])
+    };
+    let good = upd(vec![MemberChange::ReplaceAll(vec![member("z")])]);
+    let (a, b) = tokio::join!(store.apply(bad), store.apply(good));
+    assert!(a.is_err());
+    assert!(b.is_ok());
+    let ids: Vec<_> = store
+        .members("entra", "g1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
+    assert_eq!(ids, vec!["z"]);
+    store.close().await;
+}
+
+pub async fn reopen_keeps_data_and_tokens(o: &dyn Opener) {
+    {
+        let store = o.open().await;
+        store
+            .apply(create(
+                "u1",
+                ResourceKind::User,
+                json!({"userName": "a"}),
+                vec![],
+            ))
+            .await
+            .unwrap();
+        let tok = ApiToken {
+            id: "t1".into(),
+            provider: Some("entra".into()),
+            scope: "scim".into(),
+            secret_hash: [7; 32],
+            created: t0(),
+            expires: None,
+            last_used: None,
+            revoked: None,
+        };
+        store.create_token(tok.clone()).await.unwrap();
+        assert!(matches!(
+            store.create_token(tok).await,
+            Err(StoreError::DuplicateId(_))
+        ));
+        store.touch_tokens(vec![("t1".into(), t0())]).await.unwrap();
+        assert!(store.revoke_token("t1", t0()).await.unwrap());
+        assert!(!store.revoke_token("nope", t0()).await.unwrap());
+        store.close().await;
+        assert!(matches!(
+            store
+                .apply(create("u2", ResourceKind::User, json!({}), vec![]))
+                .await,
+            Err(StoreError::Closed)
+        ));
+    }
+    let store = o.open().await;
+    let st = store.status().await.unwrap();
+    assert_eq!(
+        (st.users, st.events, st.schema_version),
+        (1, 1, st.expected_schema_version)
+    );
+    let t = store.find_token("t1").await.unwrap().unwrap();
+    assert_eq!(t.last_used, Some(t0()));
+    assert_eq!(t.revoked, Some(t0()));
+    assert_eq!(
+        IndexKeys::from_doc(ResourceKind::User, &json!({"userName": "A"}))
+            .user_name
+            .as_deref(),
+        Some("a")
+    );
+    store.close().await;
+}
+
+pub async fn member_only_update_keeps_a_concurrently_changed_document(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .apply(create(
+            "g1",
+            ResourceKind::Group,
+            json!({"displayName": "Old"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let rename = Mutation {
+        change: MutationKind::Update {
+            doc: Some(json!({"displayName": "New"})),
+            members: vec![],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    store.apply(rename).await.unwrap();
+    // A member add computed from the old document must not write it back.
+    let add = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Add(vec![member("a")])],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    let c = store.apply(add).await.unwrap();
+    assert_eq!(c.version, 3);
+    let g = store
+        .get("entra", ResourceKind::Group, "g1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.doc["displayName"], "New");
+    store.close().await;
+}
+
+pub async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters(o: &dyn Opener) {
+    let store = o.open().await;
+    // Before any route exists nothing is queued.
+    store
+        .apply(create(
+            "u0",
+            ResourceKind::User,
+            json!({"userName": "zero"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let routes = vec![
+        ("hook".to_owned(), "entra".to_owned()),
+        ("dms".to_owned(), "okta".to_owned()),
+    ];
+    assert_eq!(store.set_delivery_routes(routes).await.unwrap(), 0);
+    let now = t0();
+    let later = now + chrono::Duration::minutes(5);
+    assert!(
+        store
+            .claim_deliveries("hook", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Three changes to one user coalesce into one row spanning all three events.
+    store
+        .apply(create(
+            "u1",
+            ResourceKind::User,
+            json!({"userName": "one"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(update("u1", 1, json!({"userName": "one", "title": "a"})))
+        .await
+        .unwrap();
+    store
+        .apply(update("u1", 2, json!({"userName": "one", "title": "b"})))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("dms", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "okta only"
+    );
+    let claimed = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let d = claimed[0].clone();
+    let events = store
+        .resource_events("entra", ResourceKind::User, "u1", d.from_seq, d.last_seq)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // Leased: another instance gets nothing until the lease runs out.
+    assert!(
+        store
+            .claim_deliveries("hook", "b", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A change arriving in flight survives the success of the older delivery.
+    store
+        .apply(update("u1", 3, json!({"userName": "one", "title": "c"})))
+        .await
+        .unwrap();
+    // The wrong owner cannot finish it.
+    store
+        .finish_delivery(
+            d.clone(),
+            "b",
+            DeliveryOutcome::Done,
+            std::time::Duration::from_millis(3),
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            d.clone(),
+            "a",
+            DeliveryOutcome::Done,
+            std::time::Duration::from_millis(3),
+            now,
+        )
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].from_seq, again[0].last_seq),
+        (d.last_seq, d.last_seq + 1)
+    );
+
+    // Retry: not due until next_at; then dead-lettered and re-queued from the DLQ.
+    let retry_at = now + chrono::Duration::seconds(30);
+    let outcome = DeliveryOutcome::Retry {
+        next_at: retry_at,
+        error: "HTTP 503".into(),
+    };
+    store
+        .finish_delivery(
+            again[0].clone(),
+            "a",
+            outcome,
+            std::time::Duration::from_millis(3),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("hook", "a", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = store.delivery_stats("hook").await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.retrying, stats.dead_letters),
+        (1, 1, 0)
+    );
+    let due = store
+        .claim_deliveries("hook", "a", retry_at, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[0].last_error.as_deref(), Some("HTTP 503"));
+    let dead = DeliveryOutcome::Dead {
+        error: "HTTP 400: bad userName".into(),
+    };
+    store
+        .finish_delivery(
+            due[0].clone(),
+            "a",
+            dead,
+            std::time::Duration::from_millis(3),
+            now,
+        )
+        .await
+        .unwrap();
+    let letters = store.dead_letters(Some("hook")).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error, "HTTP 400: bad userName");
+    assert_eq!(letters[0].attempts, 2);
+    assert_eq!(store.delivery_stats("hook").await.unwrap().queued, 0);
+    assert!(store.requeue_dead_letter(letters[0].id, now).await.unwrap());
+    assert!(!store.requeue_dead_letter(letters[0].id, now).await.unwrap());
+    let back = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (back[0].from_seq, back[0].last_seq),
+        (due[0].from_seq, due[0].last_seq)
+    );
+
+    // Every attempt is in the log, in order, with its outcome.
+    let log = store
+        .delivery_attempts("entra", ResourceKind::User, "u1")
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = log.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["delivered", "retry", "dead_letter"],
+        "the wrong owner's finish is not logged"
+    );
+    assert_eq!(log[2].detail.as_deref(), Some("HTTP 400: bad userName"));
+    assert_eq!(log[0].duration_ms, 3);
+    assert_eq!(
+        store
+            .prune_delivery_log(now + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        3
+    );
+
+    // Target ids; routes removed drop their queue.
+    store
+        .set_target_id(
+            "hook",
+            "entra",
+            ResourceKind::User,
+            "u1",
+            Some("T-1".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .target_id("hook", "entra", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("T-1")
+    );
+    assert_eq!(store.set_delivery_routes(vec![]).await.unwrap(), 1);
+}
+
+pub async fn change_events_are_pruned_only_when_no_delivery_needs_them(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        store
+            .apply(create(
+                &format!("u{i}"),
+                ResourceKind::User,
+                json!({"userName": name}),
+                vec![],
+            ))
+            .await
+            .unwrap();
+    }
+    let later = t0() + chrono::Duration::days(1);
+    // u0 and u1 delivered, u2 still queued.
+    let claimed = store
+        .claim_deliveries("hook", "a", t0(), later, 2)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for d in &claimed {
+        store
+            .finish_delivery(
+                d.clone(),
+                "a",
+                DeliveryOutcome::Done,
+                std::time::Duration::ZERO,
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.events_after(0, 100).await.unwrap().len(), 3);
+    // Not old enough: nothing goes.
+    assert_eq!(store.prune_change_events(t0(), 10).await.unwrap(), 0);
+    // Old enough, in batches of one; the queued u2's event stays.
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_change_events(later, 1).await.unwrap(), 0);
+    let left = store.events_after(0, 100).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].resource_id, "u2");
+    // Delivered: it may go too.
+    let claimed = store
+        .claim_deliveries("hook", "a", t0(), later, 10)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            claimed[0].clone(),
+            "a",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.prune_change_events(later, 10).await.unwrap(), 1);
+    assert!(store.events_after(0, 100).await.unwrap().is_empty());
+}
+
+pub async fn vault_secrets_and_rotation(o: &dyn Opener) {
+    let store = o.open().await;
+    assert!(store.vault().await.unwrap().is_none());
+    store.init_vault("h1".into(), t0()).await.unwrap();
+    assert!(matches!(
+        store.init_vault("h2".into(), t0()).await,
+        Err(StoreError::DuplicateId(_))
+    ));
+    let v = store.vault().await.unwrap().unwrap();
+    assert_eq!(
+        (v.header.as_str(), v.created, v.rotated),
+        ("h1", t0(), None)
+    );
+    assert!(matches!(
+        store.put_secret("a", vec![1], "h0", t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.put_secret("b", vec![2, 2], "h1", t0()).await.unwrap();
+    store.put_secret("a", vec![1], "h1", t0()).await.unwrap();
+    let later = t0() + chrono::Duration::seconds(5);
+    store
+        .put_secret("a", vec![1, 1], "h1", later)
+        .await
+        .unwrap();
+    let a = store.secret("a").await.unwrap().unwrap();
+    assert_eq!((a.sealed, a.created, a.updated), (vec![1, 1], t0(), later));
+    let names: Vec<_> = store
+        .secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    let rows = vec![("a".to_owned(), vec![9]), ("b".to_owned(), vec![8])];
+    assert!(matches!(
+        store
+            .rotate_vault("h0".into(), "h2".into(), rows.clone(), later)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .rotate_vault("h1".into(), "h2".into(), rows[..1].to_vec(), later)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.secret("a").await.unwrap().unwrap().sealed, vec![1, 1]);
+    store
+        .rotate_vault("h1".into(), "h2".into(), rows, later)
+        .await
+        .unwrap();
+    let v = store.vault().await.unwrap().unwrap();
+    assert_eq!((v.header.as_str(), v.rotated), ("h2", Some(later)));
+    assert_eq!(store.secret("b").await.unwrap().unwrap().sealed, vec![8]);
+    // A process still holding the old key cannot write any more.
+    assert!(matches!(
+        store.put_secret("c", vec![3], "h1", later).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.delete_secret("a").await.unwrap());
+    assert!(!store.delete_secret("a").await.unwrap());
+    assert!(store.secret("a").await.unwrap().is_none());
+    store.close().await;
+}
+
+pub async fn guard_resync_and_dead_letter_drop(o: &dyn Opener) {
+    let store = o.open().await;
+    let g = store.guard("hook").await.unwrap();
+    assert!(g.tripped_at.is_none());
+    store.trip_guard("hook", "first", t0()).await.unwrap();
+    let later = t0() + chrono::Duration::minutes(1);
+    store.trip_guard("hook", "second", later).await.unwrap();
+    let g = store.guard("hook").await.unwrap();
+    assert_eq!(
+        (g.tripped_at, g.reason.as_deref()),
+        (Some(t0()), Some("first"))
+    );
+    let until = t0() + chrono::Duration::hours(1);
+    assert!(store.approve_guard("hook", later, until).await.unwrap());
+    assert!(!store.approve_guard("hook", later, until).await.unwrap());
+    let g = store.guard("hook").await.unwrap();
+    assert_eq!((g.tripped_at, g.approved_until), (None, Some(until)));
+
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    let c = store
+        .apply(create(
+            "u1",
+            ResourceKind::User,
+            json!({"userName": "one"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let lease = t0() + chrono::Duration::minutes(5);
+    let d = store
+        .claim_deliveries("hook", "a", t0(), lease, 10)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            d[0].clone(),
+            "a",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_resync("hook", "entra", ResourceKind::User, "u1", later)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("hook", "a", t0(), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "due at `later`"
+    );
+    let r = store
+        .claim_deliveries("hook", "a", later, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].resync);
+    assert_eq!((r[0].from_seq, r[0].last_seq), (c.event_seq, c.event_seq));
+    store
+        .finish_delivery(
+            r[0].clone(),
+            "a",
+            DeliveryOutcome::Dead { error: "no".into() },
+            std::time::Duration::ZERO,
+            later,
+        )
+        .await
+        .unwrap();
+    let dl = store.dead_letters(None).await.unwrap();
+    assert_eq!(dl.len(), 1);
+    assert!(store.drop_dead_letter(dl[0].id).await.unwrap());
+    assert!(!store.drop_dead_letter(dl[0].id).await.unwrap());
+    assert!(store.dead_letters(Some("hook")).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .set_target_id("hook", "entra", ResourceKind::User, "u1", None)
+            .await
+            .ok(),
+        Some(())
+    );
+    assert!(
+        store
+            .target_id("hook", "entra", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+}
+
+pub async fn scheduled_runs_are_claimed_once_per_tick(o: &dyn Opener) {
+    let store = o.open().await;
+    let t1 = t0() + chrono::Duration::hours(6);
+    assert!(
+        store
+            .claim_scheduled_run("reconcile:x", t0(), "a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_scheduled_run("reconcile:x", t0(), "b")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_scheduled_run("reconcile:y", t0(), "b")
+            .await
+            .unwrap()
+    );
+    // Many instances waking for the same tick: exactly one runs it.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_scheduled_run("reconcile:x", t1, &format!("i{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    // A late instance never runs an older tick.
+    assert!(
+        !store
+            .claim_scheduled_run("reconcile:x", t0(), "late")
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
+
+/// A reader following `events_after` with a cursor while many writers commit must
+/// see every committed event: a sequence value handed out before a slower commit
+/// would otherwise be skipped.
+pub async fn concurrent_writers_never_skip_a_committed_event(o: &dyn Opener) {
+    let store = o.open().await;
+    let writers = 8;
+    let per_writer = 40;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tail = {
+        let store = Arc::clone(&store);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                let batch = store.events_after(cursor, 1000).await.unwrap();
+                if let Some(last) = batch.last() {
+                    cursor = last.seq;
+                }
+                seen.extend(batch.iter().map(|e| e.seq));
+                if finished && batch.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..per_writer {
+                let id = format!("w{w}-{i}");
+                let c = store
+                    .apply(create(
+                        &id,
+                        ResourceKind::User,
+                        json!({ "userName": id }),
+                        vec![],
+                    ))
+                    .await
+                    .unwrap();
+                seqs.push(c.event_seq);
+            }
+            seqs
+        }));
+    }
+    let mut committed = Vec::new();
+    for t in tasks {
+        committed.extend(t.await.unwrap());
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let mut seen = tail.await.unwrap();
+    committed.sort_unstable();
+    let all: Vec<i64> = store
+        .events_after(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all, committed);
+    seen.sort_unstable();
+    assert_eq!(
+        seen, committed,
+        "the tailing reader skipped committed events"
+    );
+    store.close().await;
+}
+
+/// Several instances claiming one target's queue at once: every row is leased to
+/// exactly one of them.
+pub async fn concurrent_claims_lease_each_row_once(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    let n = 120;
+    for i in 0..n {
+        store
+            .apply(create(
+                &format!("u{i}"),
+                ResourceKind::User,
+                json!({ "userName": format!("u{i}") }),
+                vec![],
+            ))
+            .await
+            .unwrap();
+    }
+    let lease = t0() + chrono::Duration::minutes(5);
+    let mut tasks = Vec::new();
+    for owner in 0..4 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let c = store
+                    .claim_deliveries("hook", &format!("o{owner}"), t0(), lease, 7)
+                    .await
+                    .unwrap();
+                if c.is_empty() {
+                    return got;
+                }
+                got.extend(c.into_iter().map(|d| d.resource_id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (n, n),
+        "a row was leased twice or never"
+    );
+    store.close().await;
+}
+
+/// Racing creates of one userName: one wins, the others get a uniqueness conflict.
+pub async fn racing_creates_of_one_user_name(o: &dyn Opener) {
+    let store = o.open().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .apply(create(
+                    &format!("r{i}"),
+                    ResourceKind::User,
+                    json!({ "userName": if i % 2 == 0 { "Same" } else { "SAME" } }),
+                    vec![],
+                ))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Uniqueness { attribute, .. }) => assert_eq!(attribute, "userName"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let dup = store
+        .apply(create(
+            "r0",
+            ResourceKind::User,
+            json!({"userName": "other"}),
+            vec![],
+        ))
+        .await;
+    // r0 may or may not be the winner; a taken id is a duplicate either way once it exists.
+    let winner = store
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::UserNames(vec!["same".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(winner.len(), 1);
+    if winner[0].id == "r0" {
+        assert!(matches!(dup, Err(StoreError::DuplicateId(_))), "{dup:?}");
+    }
+    store.close().await;
+}
+
+/// Members keep insertion order; adding existing ones is idempotent and not reported.
+pub async fn member_order_and_idempotent_adds(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .apply(create(
+            "g",
+            ResourceKind::Group,
+            json!({"displayName": "G"}),
+            vec![member("b"), member("a")],
+        ))
+        .await
+        .unwrap();
+    let add = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Add(vec![
+                member("d"),
+                member("a"),
+                member("c"),
+                member("d"),
+            ])],
+        },
+        ..create("g", ResourceKind::Group, json!({}), vec![])
+    };
+    let c = store.apply(add).await.unwrap();
+    let ev = store.events_after(c.event_seq - 1, 1).await.unwrap();
+    assert_eq!(ev[0].detail, json!({"added": ["d", "c"], "removed": []}));
+    let ids: Vec<_> = store
+        .members("entra", "g")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
+    assert_eq!(ids, ["b", "a", "d", "c"]);
+    let del = Mutation {
+        change: MutationKind::Delete,
+        ..create("g", ResourceKind::Group, json!({}), vec![])
+    };
+    let c = store.apply(del).await.unwrap();
+    let ev = store.events_after(c.event_seq - 1, 1).await.unwrap();
+    assert_eq!(ev[0].detail["removed"], json!(["b", "a", "d", "c"]));
+    store.close().await;
+}
+
+// Identity rules: users waiting for their manager; users deleted in the bridge that a
+// target still holds.
+
+fn at_hour(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn user_at(id: &str, change: MutationKind, h: u32) -> Mutation {
+    Mutation {
+        provider: "entra".into(),
+        kind: ResourceKind::User,
+        id: id.into(),
+        expected_version: None,
+        at: at_hour(h),
+        request_id: None,
+        change,
+    }
+}
+
+pub async fn waits_are_released_once_into_the_queue(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("app".into(), "entra".into())])
+        .await
+        .unwrap();
+    for id in ["ada", "bob"] {
+        let doc = json!({"userName": id});
+        let create = MutationKind::Create {
+            doc,
+            members: vec![],
+        };
+        store.apply(user_at(id, create, 1)).await.unwrap();
+    }
+    // Deliver both, so the queue is empty before the waits are released.
+    let claimed = store
+        .claim_deliveries("app", "me", at_hour(2), at_hour(3), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for d in claimed {
+        store
+            .finish_delivery(
+                d,
+                "me",
+                DeliveryOutcome::Done,
+                std::time::Duration::ZERO,
+                at_hour(2),
+            )
+            .await
+            .unwrap();
+    }
+    for waiting in ["ada", "bob", "ada"] {
+        store
+            .await_link("app", "entra", "grace", waiting)
+            .await
+            .unwrap();
+    }
+    // Another target's or another manager's waits are not touched.
+    store
+        .await_link("other", "entra", "grace", "ada")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .release_waiting("app", "entra", "nobody", at_hour(4))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .release_waiting("app", "entra", "grace", at_hour(4))
+            .await
+            .unwrap(),
+        2
+    );
+    let queued = store
+        .claim_deliveries("app", "me", at_hour(4), at_hour(5), 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = queued.iter().map(|d| d.resource_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["ada", "bob"]);
+    assert!(queued.iter().all(|d| d.resync));
+    assert_eq!(
+        store
+            .release_waiting("app", "entra", "grace", at_hour(6))
+            .await
+            .unwrap(),
+        0,
+        "released once"
+    );
+    assert_eq!(
+        store
+            .release_waiting("other", "entra", "grace", at_hour(6))
+            .await
+            .unwrap(),
+        1
+    );
+    store.close().await;
+}
+
+pub async fn orphans_are_deleted_users_with_a_target_id_and_their_deletion_time(o: &dyn Opener) {
+    let store = o.open().await;
+    for id in ["gone", "kept", "never-sent"] {
+        let create = MutationKind::Create {
+            doc: json!({"userName": id}),
+            members: vec![],
+        };
+        store.apply(user_at(id, create, 1)).await.unwrap();
+    }
+    for id in ["gone", "kept"] {
+        store
+            .set_target_id(
+                "app",
+                "entra",
+                ResourceKind::User,
+                id,
+                Some(format!("t-{id}")),
+            )
+            .await
+            .unwrap();
+    }
+    for id in ["gone", "never-sent"] {
+        store
+            .apply(user_at(id, MutationKind::Delete, 7))
+            .await
+            .unwrap();
+    }
+    let orphans = store.orphaned_users("app").await.unwrap();
+    assert_eq!(
+        orphans,
+        vec![crate::store::Orphan {
+            provider: "entra".into(),
+            id: "gone".into(),
+            target_id: "t-gone".into(),
+            deleted_at: Some(at_hour(7)),
+        }]
+    );
+    assert!(store.orphaned_users("other").await.unwrap().is_empty());
+    // Re-created under the same id: no longer an orphan.
+    let again = MutationKind::Create {
+        doc: json!({"userName": "gone"}),
+        members: vec![],
+    };
+    store.apply(user_at("gone", again, 8)).await.unwrap();
+    assert!(store.orphaned_users("app").await.unwrap().is_empty());
+    store.close().await;
+}
+
+macro_rules! conformance {
+    ($($suite:ident),* $(,)?) => {
+        mod sqlite_engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $suite() {
+                    super::$suite(&super::SqliteOpener::new()).await;
+                }
+            )*
+        }
+        mod postgres_engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $suite() {
+                    let Some(o) = super::PgOpener::new().await else { return };
+                    super::$suite(&o).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    create_read_update_delete_with_events,
+    member_changes_are_recorded_as_deltas,
+    reopen_keeps_data_and_tokens,
+    member_only_update_keeps_a_concurrently_changed_document,
+    delivery_queue_fans_out_coalesces_leases_and_dead_letters,
+    change_events_are_pruned_only_when_no_delivery_needs_them,
+    vault_secrets_and_rotation,
+    guard_resync_and_dead_letter_drop,
+    scheduled_runs_are_claimed_once_per_tick,
+    concurrent_writers_never_skip_a_committed_event,
+    concurrent_claims_lease_each_row_once,
+    racing_creates_of_one_user_name,
+    member_order_and_idempotent_adds,
+    waits_are_released_once_into_the_queue,
+    orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
+);
