@@ -27,7 +27,11 @@ enum Col {
 
 use Col::{Blob, Bool, Int, Int4, Text, Time};
 
-type Table = (&'static str, &'static [(&'static str, Col)], Option<&'static str>);
+type Table = (
+    &'static str,
+    &'static [(&'static str, Col)],
+    Option<&'static str>,
+);
 
 /// Every table, in an order that keeps references valid, with its identity column.
 /// `delivery_queue` is copied without its leases: they name instances of the old
