@@ -1,6 +1,8 @@
 //! Store benchmark: durable writes per second with group commit, against the raw
 //! fsync rate of the same disk. Run: `cargo bench --bench store`.
-//! Scale with STORE_BENCH_SECONDS (default 3).
+//! Scale with STORE_BENCH_SECONDS (default 3). The second table compares SQLite with
+//! PostgreSQL (a throwaway local cluster with fsync on) through one and two store
+//! instances on one database, when PostgreSQL is installed.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use scim_bridge::scim::ResourceKind;
+use scim_bridge::store::postgres::PgStore;
+use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
 use scim_bridge::store::sqlite::SqliteStore;
-use scim_bridge::store::{Mutation, MutationKind, Store};
+use scim_bridge::store::{Lookup, Mutation, MutationKind, Store};
 use serde_json::json;
 
 fn seconds() -> Duration {
@@ -129,4 +133,131 @@ fn main() {
         );
     }
     rt.block_on(store.close());
+    rt.block_on(side_by_side(for_));
+}
+
+/// Writes spread over `stores` (instances on one database) by `writers` tasks.
+async fn writes(stores: &[Arc<dyn Store>], writers: u64, for_: Duration, tag: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&stores[w as usize % stores.len()]);
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while start.elapsed() < for_ {
+                store
+                    .apply(create(i, tag * 10_000 + w))
+                    .await
+                    .expect("apply");
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// userName lookups (the index Entra's `filter=userName eq` uses) by `readers` tasks.
+async fn lookups(stores: &[Arc<dyn Store>], readers: u64, for_: Duration) -> (f64, f64) {
+    let page = stores[0]
+        .scan("bench", ResourceKind::User, 0, 0, 5000)
+        .await
+        .expect("scan");
+    let names: Arc<Vec<String>> = Arc::new(
+        page.items
+            .iter()
+            .filter_map(|r| r.doc["userName"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for r in 0..readers {
+        let store = Arc::clone(&stores[r as usize % stores.len()]);
+        let (done, names) = (Arc::clone(&done), Arc::clone(&names));
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = r as usize;
+            while start.elapsed() < for_ {
+                let t = Instant::now();
+                let found = store
+                    .lookup(
+                        "bench",
+                        ResourceKind::User,
+                        Lookup::UserNames(vec![names[i % names.len()].clone()]),
+                    )
+                    .await
+                    .expect("lookup");
+                assert_eq!(found.len(), 1);
+                lat.push(t.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 7;
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("reader task"));
+    }
+    lat.sort();
+    let p99 = lat
+        .get(lat.len() * 99 / 100)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    (
+        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        p99,
+    )
+}
+
+async fn side_by_side(for_: Duration) {
+    println!("\nside by side, 32 writers / 32 readers (store level, in one process):");
+    println!(
+        "{:<28} {:>12} {:>14} {:>14}",
+        "engine", "writes/s", "lookups/s", "lookup p99 ms"
+    );
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into()))
+        .expect("tempdir");
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("side.db")).expect("open"));
+    let mut rows = vec![("SQLite".to_owned(), vec![sqlite])];
+    let cluster = match TestCluster::start_with(ClusterOptions { fsync: true }) {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => None,
+        Err(e) => {
+            println!("PostgreSQL: cannot start a cluster: {e}");
+            None
+        }
+    };
+    if let Some(c) = &cluster {
+        for (label, instances) in [
+            ("PostgreSQL, 1 instance", 1),
+            ("PostgreSQL, 2 instances", 2),
+        ] {
+            let url = c
+                .create_database(&format!("bench{instances}"))
+                .await
+                .expect("database");
+            let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+            for _ in 0..instances {
+                stores.push(Arc::new(PgStore::open(&url, 16).await.expect("open")));
+            }
+            rows.push((label.to_owned(), stores));
+        }
+    } else {
+        println!("(PostgreSQL not installed: its rows are skipped)");
+    }
+    for (label, stores) in rows {
+        let w = writes(&stores, 32, for_, 9).await;
+        let (l, p99) = lookups(&stores, 32, for_).await;
+        println!("{label:<28} {w:>12.0} {l:>14.0} {p99:>14.2}");
+        for s in stores {
+            s.close().await;
+        }
+    }
 }

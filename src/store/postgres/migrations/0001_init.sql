@@ -23,13 +23,14 @@ CREATE TABLE resources (
     display_name_ci text,
     doc             text   NOT NULL
 );
+-- Full indexes, not SQLite's partial ones: lookups compare with `= ANY($n)`, from
+-- which the planner cannot prove `IS NOT NULL` for a prepared (generic) plan, so a
+-- partial index would be skipped for a sequential scan. A unique index admits any
+-- number of NULLs, so userName uniqueness is the same.
 CREATE UNIQUE INDEX resources_id ON resources (provider, kind, id);
-CREATE UNIQUE INDEX resources_user_name ON resources (provider, kind, user_name_ci)
-    WHERE user_name_ci IS NOT NULL;
-CREATE INDEX resources_external_id ON resources (provider, kind, external_id)
-    WHERE external_id IS NOT NULL;
-CREATE INDEX resources_display_name ON resources (provider, kind, display_name_ci)
-    WHERE display_name_ci IS NOT NULL;
+CREATE UNIQUE INDEX resources_user_name ON resources (provider, kind, user_name_ci);
+CREATE INDEX resources_external_id ON resources (provider, kind, external_id);
+CREATE INDEX resources_display_name ON resources (provider, kind, display_name_ci);
 
 CREATE TABLE resource_emails (
     value_ci     text   NOT NULL,
