@@ -291,3 +291,123 @@ Assistant = ["Claras-Assistants"]
     assert_eq!(role(find(&users, "olivia@firm.example")), Some("Owner"));
     assert_eq!(role(find(&users, "carl@firm.example")), Some("Assistant"));
 }
+
+/// With `expand_nested`, a group at the app holds the users of the groups nested in
+/// it, and a change inside a nested group reaches every group that contains it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_groups_are_flattened_when_the_target_asks() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let extra = format!(
+        "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"{}\"\ntimeout = \"5s\"\nexpand_nested = true\n",
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = std::collections::HashMap::new();
+    for name in ["partner", "associate", "trainee"] {
+        let (status, body) = scim
+            .post(
+                "/Users",
+                json!({"schemas": [CORE], "userName": format!("{name}@firm.example"), "active": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let group = |name: &str, members: Vec<Value>| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
+    let (status, london) = scim
+        .post(
+            "/Groups",
+            group(
+                "Litigation-London",
+                vec![json!({"value": ids["associate"]})],
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{london}");
+    let london = london["id"].as_str().unwrap().to_owned();
+    let (status, lit) = scim
+        .post(
+            "/Groups",
+            group(
+                "Litigation",
+                vec![
+                    json!({"value": ids["partner"]}),
+                    json!({"value": london, "type": "Group"}),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{lit}");
+    d.wait_drained("app").await;
+
+    let app_members = |groups: &[Value], users: &[Value], name: &str| -> Vec<String> {
+        let g = groups
+            .iter()
+            .find(|g| g["displayName"] == name)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut out: Vec<String> = g["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let id = m["value"].as_str()?;
+                let u = users.iter().find(|u| u["id"] == id)?;
+                Some(u["userName"].as_str()?.split('@').next()?.to_owned())
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let (users, groups) = (
+        list(&peer.base, "Users").await,
+        list(&peer.base, "Groups").await,
+    );
+    assert_eq!(
+        app_members(&groups, &users, "Litigation"),
+        ["associate", "partner"],
+        "{groups:#?}"
+    );
+    assert_eq!(
+        app_members(&groups, &users, "Litigation-London"),
+        ["associate"]
+    );
+
+    // A trainee joins the nested group: the outer group at the app gets them too.
+    let (status, _) = scim
+        .patch(
+            &format!("/Groups/{london}"),
+            json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": ids["trainee"]}]}]}),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (users, groups) = (
+            list(&peer.base, "Users").await,
+            list(&peer.base, "Groups").await,
+        );
+        if app_members(&groups, &users, "Litigation") == ["associate", "partner", "trainee"] {
+            assert_eq!(
+                app_members(&groups, &users, "Litigation-London"),
+                ["associate", "trainee"]
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "outer group never got the trainee: {groups:#?}\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.wait_drained("app").await;
+    let (plan, _) = d.dry_run("app");
+    assert_eq!(
+        plan["items"],
+        json!([]),
+        "reconciliation compares flattened members: {plan:#}"
+    );
+}

@@ -163,7 +163,7 @@ async fn identity_fields(
     let rules = t.roles.iter().find(|x| x.applies_to(provider));
     let needs = RelationNeeds {
         groups: rules.is_some_and(RoleRules::uses_groups),
-        nested: rules.is_some_and(|x| x.expand_nested),
+        nested: t.expand_nested,
         manager: true,
     };
     let relations = gather_relations(store, &t.name, needs, provider, &r.id, &r.doc)

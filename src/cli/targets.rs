@@ -275,7 +275,8 @@ pub async fn deliverables(
                     })
                     .with_on_delete(t.on_delete)
                     .with_identity(t.roles.clone(), t.contact_types.clone())
-                    .with_retention(t.delete_after),
+                    .with_retention(t.delete_after)
+                    .with_nested(t.expand_nested),
                 )
             }
             TargetKind::Imanage => {

@@ -73,7 +73,6 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
     let values = t.get("values");
     let groups = t.get("groups");
     let rules = t.get("rules");
-    let expand_nested = t.get("expand_nested");
     t.finish(ctx);
 
     let order: Vec<String> = order
@@ -199,7 +198,6 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
     let conditions = rules
         .map(|r| read_conditions(ctx, &r, &known))
         .unwrap_or_default();
-    let expand_nested = expand_nested.and_then(|e| ctx.bool(&e)).unwrap_or(false);
     Some(RoleRules {
         providers,
         field,
@@ -211,7 +209,8 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
         values,
         groups,
         conditions,
-        expand_nested,
+        // Set from the target (`[[targets]] expand_nested`), which owns membership.
+        expand_nested: false,
         origin: f.path.clone(),
     })
 }

@@ -200,6 +200,9 @@ pub struct TargetConfig {
     pub roles: Vec<crate::identity::RoleRules>,
     /// SCIM apps: contact types renamed on the way out (`work = "email"`).
     pub contact_types: Vec<(String, String)>,
+    /// SCIM apps: a group's members include the users of groups nested in it, for its
+    /// member list at the app and for role rules; otherwise direct membership only.
+    pub expand_nested: bool,
 }
 
 /// What a user deleted (or unassigned) in the identity provider becomes downstream.

@@ -58,6 +58,7 @@ pub(super) fn read_targets(
         let delete_after = t.get("delete_after");
         let roles = t.get("roles");
         let contact_types = t.get("contact_types");
+        let expand_nested = t.get("expand_nested");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -175,9 +176,24 @@ pub(super) fn read_targets(
             }
             Some(d)
         });
-        let roles = roles
+        let expand_nested = match expand_nested {
+            Some(f) if kind != TargetKind::Scim => {
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    "only SCIM apps take expand_nested (iManage and webhooks get direct membership)",
+                );
+                false
+            }
+            Some(f) => ctx.bool(&f).unwrap_or(false),
+            None => false,
+        };
+        let mut roles = roles
             .map(|f| super::roles::read_roles(ctx, &f, kind, idps))
             .unwrap_or_default();
+        for r in &mut roles {
+            r.expand_nested = expand_nested;
+        }
         let contact_types = contact_types
             .map(|f| read_contact_types(ctx, &f, kind))
             .unwrap_or_default();
@@ -186,6 +202,7 @@ pub(super) fn read_targets(
             delete_after,
             roles,
             contact_types,
+            expand_nested,
             user_mapping,
             group_mapping,
             name: name.unwrap_or_default(),

@@ -321,6 +321,7 @@ fn full_config_with_every_key() {
                 delete_after: None,
                 roles: Vec::new(),
                 contact_types: Vec::new(),
+                expand_nested: false,
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -349,6 +350,7 @@ fn full_config_with_every_key() {
                 delete_after: None,
                 roles: Vec::new(),
                 contact_types: Vec::new(),
+                expand_nested: false,
             },
         ],
         repositories: Vec::new(),

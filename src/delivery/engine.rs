@@ -305,14 +305,25 @@ impl Engine {
             return Ok(change);
         }
         // A deleted group's last members are in its delete event's `removed`.
+        let nested = self.target.expand_nested();
         let full = change.state != State::Deleted
             && (change.target_id.is_none()
                 || d.resync
                 || change.members_replaced()
-                || needs == MemberNeeds::Full);
+                || needs == MemberNeeds::Full
+                || nested);
         let mut wanted: Vec<(Option<ResourceKind>, String)> = Vec::new();
         if full {
-            let members = self.store.members(&d.provider, &d.resource_id).await?;
+            let members = if nested {
+                super::relations::flattened_members(
+                    self.store.as_ref(),
+                    &d.provider,
+                    &d.resource_id,
+                )
+                .await?
+            } else {
+                self.store.members(&d.provider, &d.resource_id).await?
+            };
             for m in &members {
                 let kind = match m.kind.as_deref() {
                     Some("Group") => ResourceKind::Group,
@@ -391,6 +402,14 @@ impl Engine {
             self.store
                 .release_waiting(name, &d.provider, &d.resource_id, now)
                 .await?;
+        }
+        // A group's members are part of every group it is nested in.
+        if d.kind == ResourceKind::Group && self.target.expand_nested() {
+            for (parent, _) in self.store.groups_of(&d.provider, &d.resource_id).await? {
+                self.store
+                    .enqueue_resync(name, &d.provider, ResourceKind::Group, &parent, now)
+                    .await?;
+            }
         }
         for id in self.target.followups(change) {
             // Deltas do not say whether a member is a user; only users have roles.

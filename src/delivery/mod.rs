@@ -24,7 +24,7 @@ pub use pacer::Pacer;
 pub use reconcile::{
     Action, Applied, Plan, PlanItem, ReconcileError, ReconcileReport, apply, plan, run_scheduled,
 };
-pub use relations::gather as gather_relations;
+pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{
     Change, MemberNeeds, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
 };

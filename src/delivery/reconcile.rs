@@ -326,7 +326,11 @@ pub async fn plan(
                         {
                             diff.push(format!("active → {w}"));
                         }
-                        let members = store.members(provider, &r.id).await?;
+                        let members = if target.expand_nested() {
+                            super::relations::flattened_members(store, provider, &r.id).await?
+                        } else {
+                            store.members(provider, &r.id).await?
+                        };
                         let want: HashSet<String> = members
                             .iter()
                             .filter_map(|m| user_target.get(&m.value).cloned())

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::target::RelationNeeds;
 use crate::identity::{ManagerLink, Relations, manager_id};
-use crate::scim::ResourceKind;
+use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{Store, StoreError};
 
 /// The user's groups (through nested groups when the rules say so) and its manager
@@ -46,6 +46,32 @@ pub async fn gather(
             id: manager.to_owned(),
             target_id,
         });
+    }
+    Ok(out)
+}
+
+/// The users in a group, directly or through groups nested in it (each once, in
+/// the order first reached); nested groups themselves are left out.
+pub async fn flattened_members(
+    store: &dyn Store,
+    provider: &str,
+    group_id: &str,
+) -> Result<Vec<MemberRef>, StoreError> {
+    let mut out = Vec::new();
+    let mut users: HashSet<String> = HashSet::new();
+    // The seen set also ends cycles of nested groups.
+    let mut groups: HashSet<String> = HashSet::from([group_id.to_owned()]);
+    let mut pending = vec![group_id.to_owned()];
+    while let Some(g) = pending.pop() {
+        for m in store.members(provider, &g).await? {
+            if m.kind.as_deref() == Some("Group") {
+                if groups.insert(m.value.clone()) {
+                    pending.push(m.value.clone());
+                }
+            } else if users.insert(m.value.clone()) {
+                out.push(m);
+            }
+        }
     }
     Ok(out)
 }

@@ -146,6 +146,12 @@ pub trait Target: Send + Sync {
         MemberNeeds::Deltas
     }
 
+    /// Whether a group's members include the users of nested groups (the whole,
+    /// flattened list goes on every delivery) rather than the direct members.
+    fn expand_nested(&self) -> bool {
+        false
+    }
+
     /// What the target's rules need for `provider`'s users (default: nothing).
     fn relation_needs(&self, provider: &str) -> RelationNeeds {
         let _ = provider;

@@ -377,7 +377,7 @@ fn clumio_rules_map_groups_and_conditions_to_roles() {
         Want::Set("Super Admin", "Super Admin"),
     );
     // "The assignment does not cascade to nested groups": delivery passes direct
-    // groups only (unless expand_nested), so a member of a group inside Clumio-Admins
+    // groups only (unless the target sets expand_nested), so a member of a group inside Clumio-Admins
     // is not a Super Admin.
     check(
         rules,

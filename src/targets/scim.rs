@@ -48,6 +48,8 @@ pub struct ScimTarget {
     contact_types: Vec<(String, String)>,
     /// How long deactivated users are kept before reconciliation deletes them.
     delete_after: Option<std::time::Duration>,
+    /// Groups carry the users of their nested groups.
+    expand_nested: bool,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -115,7 +117,14 @@ impl ScimTarget {
             roles: Vec::new(),
             contact_types: Vec::new(),
             delete_after: None,
+            expand_nested: false,
         }
+    }
+
+    /// The same target giving each group the users of its nested groups too.
+    pub fn with_nested(mut self, expand: bool) -> Self {
+        self.expand_nested = expand;
+        self
     }
 
     /// The same target deleting deactivated users once `after` has passed since
@@ -530,7 +539,7 @@ impl Target for ScimTarget {
         let rules = self.rules(provider);
         RelationNeeds {
             groups: rules.is_some_and(RoleRules::uses_groups),
-            nested: rules.is_some_and(|r| r.expand_nested),
+            nested: self.expand_nested,
             // A manager reference names the bridge's id, which means nothing here.
             manager: true,
         }
@@ -581,6 +590,10 @@ impl Target for ScimTarget {
         self.send(reqwest::Method::DELETE, &format!("Users/{target_id}"), None)
             .await?;
         Ok(())
+    }
+
+    fn expand_nested(&self) -> bool {
+        self.expand_nested
     }
 
     fn member_needs(&self) -> MemberNeeds {
