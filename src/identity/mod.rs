@@ -127,9 +127,9 @@ pub fn retype_contacts(user: &mut Value, renames: &[(String, String)]) {
 /// for a multi-valued attribute such as `roles`, the primary or first `value`).
 pub fn role_at(doc: &Value, field: &str) -> Option<String> {
     let path = crate::scim::AttrPath::parse(field).ok()?;
-    let container = match &path.schema {
-        Some(urn) if !urn.to_ascii_lowercase().contains(":core:2.0:") => get_ci(doc, urn)?,
-        _ => doc,
+    let container = match path.extension() {
+        Some(urn) => get_ci(doc, urn)?,
+        None => doc,
     };
     let mut v = get_ci(container, &path.name)?;
     if let Some(sub) = &path.sub {

@@ -28,6 +28,15 @@ pub fn is_attr_name(s: &str) -> bool {
 }
 
 impl AttrPath {
+    /// The extension schema the path lives in, if any: `None` for unqualified paths and
+    /// for paths qualified with a core schema URN (their attributes sit at the top
+    /// level of the resource).
+    pub fn extension(&self) -> Option<&str> {
+        self.schema
+            .as_deref()
+            .filter(|urn| !urn.to_ascii_lowercase().contains(":core:2.0:"))
+    }
+
     /// An unqualified path with no sub-attribute.
     pub fn simple(name: &str) -> Self {
         AttrPath {

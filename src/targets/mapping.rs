@@ -131,9 +131,9 @@ pub(crate) fn remove_attr(doc: &mut Value, path: &str) {
     let Ok(p) = AttrPath::parse(path) else {
         return;
     };
-    let container = match &p.schema {
-        Some(urn) if !urn.to_ascii_lowercase().contains(":core:2.0:") => doc.get_mut(urn.as_str()),
-        _ => Some(doc),
+    let container = match p.extension() {
+        Some(urn) => doc.get_mut(urn),
+        None => Some(doc),
     };
     let Some(container) = container.and_then(Value::as_object_mut) else {
         return;
@@ -163,8 +163,8 @@ pub(crate) fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: V
         ResourceKind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
         ResourceKind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
     };
-    let container: &mut Map<String, Value> = match &p.schema {
-        Some(urn) if !urn.eq_ignore_ascii_case(core) => {
+    let container: &mut Map<String, Value> = match p.extension() {
+        Some(urn) => {
             let schemas = root
                 .entry("schemas")
                 .or_insert_with(|| Value::Array(vec![Value::String(core.into())]));
@@ -173,10 +173,10 @@ pub(crate) fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: V
                     .iter()
                     .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
             {
-                list.push(Value::String(urn.clone()));
+                list.push(Value::String(urn.to_owned()));
             }
             let ext = root
-                .entry(urn.clone())
+                .entry(urn.to_owned())
                 .or_insert_with(|| Value::Object(Map::new()));
             if !ext.is_object() {
                 *ext = Value::Object(Map::new());
