@@ -328,6 +328,24 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
         "{stdout}"
     );
     assert!(!stdout.contains(cluster.password()), "{stdout}");
+    // Analysed by the copy, so the daemon's first lookups are planned with statistics.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(conn);
+    let analysed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_user_tables
+             WHERE relname IN ('resources', 'resource_emails', 'group_members')
+               AND last_analyze IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(analysed, 3);
+    drop(client);
+    let _ = conn_task.await;
     // A second copy would overwrite a deployment: refused unless forced.
     let again = copy(&[]);
     let stderr = String::from_utf8_lossy(&again.stderr).into_owned();

@@ -354,6 +354,10 @@ pub async fn sqlite_to_postgres(
     }
     drop(snapshot);
     tx.commit().await?;
+    // Statistics now, not at autovacuum's next round: until a table is analysed the
+    // planner takes `provider = $1` for a selective condition, and the daemon about
+    // to start on this database would plan its first lookups badly.
+    client.batch_execute("ANALYZE").await?;
     drop(client);
     let _ = conn_task.await;
     Ok(report)

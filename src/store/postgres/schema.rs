@@ -17,6 +17,7 @@ const MIGRATE_LOCK: i64 = 0x5C1B_0000;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_identity.sql"),
+    include_str!("migrations/0003_lookup_indexes.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -161,8 +161,9 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
             // A deleted resource stops being anybody's member (RFC 7644 §3.6).
             execute(
                 tx,
-                "DELETE FROM group_members WHERE member_id = $1 AND group_seq IN
-                   (SELECT seq FROM resources WHERE provider = $2 AND kind = 'Group')",
+                "DELETE FROM group_members m USING resources g
+                 WHERE m.member_id = $1 AND g.seq = m.group_seq
+                   AND g.provider = $2 AND g.kind = 'Group'",
                 &[&m.id, &m.provider],
             )
             .await?;
