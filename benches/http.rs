@@ -28,6 +28,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
@@ -75,6 +76,12 @@ struct Settings {
     peer_low_concurrency: usize,
     /// Tokio worker threads of the load generator.
     client_threads: usize,
+    /// Whether to run phases 1-5 (the full single-daemon run on SQLite).
+    bridge: bool,
+    /// Stores compared in phase 7, in order.
+    stores: Vec<StoreSetup>,
+    /// Users stored before phase 7's GET-filter load, per store.
+    store_users: u64,
     /// The daemon's `[logging] level`; "info" is what the shipped config uses.
     log_level: String,
     seed: u64,
@@ -95,6 +102,12 @@ impl Settings {
             peer_users: env_num("BENCH_PEER_USERS", 10_000)?,
             peer_low_concurrency: env_num("BENCH_PEER_LOW_CONCURRENCY", 4)?,
             client_threads: env_num("BENCH_CLIENT_THREADS", 1)?,
+            bridge: env_num::<u8>("BENCH_BRIDGE", 1)? != 0,
+            stores: StoreSetup::parse_list(
+                &std::env::var("BENCH_STORES")
+                    .unwrap_or_else(|_| "sqlite,postgres,postgres2".to_owned()),
+            )?,
+            store_users: env_num("BENCH_STORE_USERS", 20_000)?,
             log_level: std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned()),
             seed: env_num("BENCH_SEED", 20_260_523)?,
         };
@@ -115,11 +128,12 @@ impl Settings {
     /// The command line that repeats this run with the same settings.
     fn command(&self) -> String {
         let get: Vec<String> = self.get_concurrency.iter().map(|c| c.to_string()).collect();
+        let stores: Vec<String> = self.stores.iter().map(|st| st.name()).collect();
         format!(
             "BENCH_SECONDS={} BENCH_CONCURRENCY={} BENCH_GET_CONCURRENCY={} BENCH_POST_USERS={} \
              BENCH_USERS={} BENCH_GROUP_MEMBERS={} BENCH_MEMBER_PATCHES={} BENCH_GROUPS={} \
              BENCH_PEER={} BENCH_PEER_USERS={} BENCH_PEER_LOW_CONCURRENCY={} BENCH_CLIENT_THREADS={} BENCH_LOG_LEVEL={} \
-             BENCH_SEED={} cargo bench --bench http",
+             BENCH_BRIDGE={} BENCH_STORES={} BENCH_STORE_USERS={} BENCH_SEED={} cargo bench --bench http",
             self.seconds,
             self.concurrency,
             get.join(","),
@@ -133,6 +147,9 @@ impl Settings {
             self.peer_low_concurrency,
             self.client_threads,
             shell_quote(&self.log_level),
+            u8::from(self.bridge),
+            shell_quote(&stores.join(",")),
+            self.store_users,
             self.seed,
         )
     }
@@ -191,19 +208,23 @@ fn main() -> ExitCode {
 
 fn run(s: &Settings, report: &mut Report) -> Result<(), String> {
     let rt = runtime(s.client_threads)?;
-    let bridge = bench_bridge(s, &rt, report)?;
-    if !s.peer {
-        report.note("6: scim2-server comparison skipped (BENCH_PEER=0)");
-        return Ok(());
-    }
-    match bench_peer(s, &rt, report) {
-        Ok(peer) => compare(report, &bridge, &peer, s),
-        Err(e) => {
-            report.row("6", "scim2-server comparison", "not run", "");
-            report.note(format!("6: scim2-server could not be run: {e}"));
+    if s.bridge {
+        let bridge = bench_bridge(s, &rt, report)?;
+        if !s.peer {
+            report.note("6: scim2-server comparison skipped (BENCH_PEER=0)");
+        } else {
+            match bench_peer(s, &rt, report) {
+                Ok(peer) => compare(report, &bridge, &peer, s),
+                Err(e) => {
+                    report.row("6", "scim2-server comparison", "not run", "");
+                    report.note(format!("6: scim2-server could not be run: {e}"));
+                }
+            }
         }
+    } else {
+        report.note("1-6: skipped (BENCH_BRIDGE=0)");
     }
-    Ok(())
+    bench_stores(s, &rt, report)
 }
 
 /// A single-threaded runtime by default: it bounds the generator to one core, which
@@ -249,13 +270,21 @@ struct Figures {
 struct Bench<'a> {
     s: &'a Settings,
     rt: &'a Runtime,
-    target: Arc<Target>,
+    /// Connection `i` of a load goes to `targets[i % len]`: several instances share
+    /// one load the way a round-robin load balancer would spread it.
+    targets: Vec<Arc<Target>>,
+    /// The PostgreSQL cluster the instances share, for its CPU figure.
+    database: Option<PathBuf>,
     pop: Arc<Population>,
 }
 
 impl Bench<'_> {
     fn drive(&self, work: Arc<dyn Workload>, load: Load) -> Outcome {
-        drive(self.rt, &self.target, work, load, self.s.seed)
+        let servers = Servers {
+            targets: &self.targets,
+            database: self.database.as_deref(),
+        };
+        drive(self.rt, &servers, work, load, self.s.seed)
     }
 
     /// POSTs new users, `limit` of them or for `duration`, whichever ends first.
@@ -306,7 +335,8 @@ impl Bench<'_> {
 
     /// One request outside any measured load.
     fn call(&self, req: &Req) -> Result<Reply, String> {
-        let mut conn = Conn::new(Arc::clone(&self.target));
+        let target = self.targets.first().ok_or("no server to call")?;
+        let mut conn = Conn::new(Arc::clone(target));
         self.rt.block_on(conn.send(req))
     }
 }
@@ -325,7 +355,8 @@ fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figur
     let b = Bench {
         s,
         rt,
-        target: Arc::new(Target::bridge(daemon.port, &token, daemon.pid())),
+        targets: vec![Arc::new(Target::bridge(daemon.port, &token, daemon.pid()))],
+        database: None,
         pop: Arc::new(Population::default()),
     };
     let post = phase_post(&b, daemon.addr(), report);
@@ -701,7 +732,8 @@ fn bench_peer(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figures
     let b = Bench {
         s,
         rt,
-        target: Arc::new(Target::peer(peer.port, peer.process.pid())),
+        targets: vec![Arc::new(Target::peer(peer.port, peer.process.pid()))],
+        database: None,
         pop: Arc::new(Population::default()),
     };
     report.note(format!(
@@ -827,6 +859,199 @@ fn compare_load(report: &mut Report, what: &str, ours: &Outcome, theirs: &Outcom
             "",
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 7: the same SCIM loads on each store
+
+/// Where phase 7's daemons keep their data.
+#[derive(Clone, Copy, PartialEq)]
+enum StoreSetup {
+    /// One daemon on its embedded SQLite file.
+    Sqlite,
+    /// This many daemons on one PostgreSQL database.
+    Postgres(usize),
+}
+
+impl StoreSetup {
+    /// `sqlite`, `postgres` (one daemon) and `postgresN` (N daemons), comma-separated.
+    fn parse_list(text: &str) -> Result<Vec<StoreSetup>, String> {
+        let bad = |t: &str| format!("BENCH_STORES: {t:?} is not sqlite, postgres or postgresN");
+        text.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| match t {
+                "sqlite" => Ok(StoreSetup::Sqlite),
+                "postgres" => Ok(StoreSetup::Postgres(1)),
+                _ => match t.strip_prefix("postgres").map(str::parse::<usize>) {
+                    Some(Ok(n)) if n >= 1 => Ok(StoreSetup::Postgres(n)),
+                    _ => Err(bad(t)),
+                },
+            })
+            .collect()
+    }
+
+    fn name(self) -> String {
+        match self {
+            StoreSetup::Sqlite => "sqlite".into(),
+            StoreSetup::Postgres(1) => "postgres".into(),
+            StoreSetup::Postgres(n) => format!("postgres{n}"),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            StoreSetup::Sqlite => "SQLite, 1 daemon".into(),
+            StoreSetup::Postgres(1) => "PostgreSQL, 1 daemon".into(),
+            StoreSetup::Postgres(n) => format!("PostgreSQL, {n} daemons"),
+        }
+    }
+}
+
+/// 7: for each store, fresh daemons take the POST and GET-filter loads of phases 1
+/// and 2, so the rows compare like with like.
+fn bench_stores(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<(), String> {
+    if s.stores.is_empty() {
+        report.note("7: store comparison skipped (BENCH_STORES is empty)");
+        return Ok(());
+    }
+    let cluster = if s.stores.iter().any(|st| *st != StoreSetup::Sqlite) {
+        report.progress("7: starting a throwaway PostgreSQL cluster (fsync on)");
+        match TestCluster::start_with(ClusterOptions { fsync: true }) {
+            Ok(c) => c,
+            Err(e) => {
+                report.note(format!("7: cannot start PostgreSQL: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    report.note(format!(
+        "7: per store, fresh daemons; POST /Users with {c} connections for {} s or {} users, then a load to {} users, \
+         then GET filter userName eq with {c} connections for {} s. With n daemons connection i goes to daemon i mod n, \
+         as a round-robin balancer would send it, and users created through one daemon are looked up through another. \
+         The generator, the daemons and PostgreSQL share this machine's cores: a second daemon adds no CPU here, \
+         so its row shows what sharing one database costs, not scale-out",
+        s.seconds,
+        s.post_users,
+        thousands(s.store_users),
+        s.seconds,
+        c = s.concurrency,
+    ));
+    if let Some(c) = &cluster {
+        report.note(format!(
+            "7: PostgreSQL {} on 127.0.0.1 (fsync on, synchronous_commit on, shared_buffers 32MB), data in {} ({})",
+            postgres_version(),
+            c.root().display(),
+            filesystem_of(c.root())
+        ));
+    }
+    for (i, setup) in s.stores.iter().copied().enumerate() {
+        let label = setup.label();
+        let (url, database) = match (setup, &cluster) {
+            (StoreSetup::Sqlite, _) => (None, None),
+            (StoreSetup::Postgres(_), Some(c)) => (
+                Some(rt.block_on(c.create_database(&format!("bench{i}")))?),
+                Some(c.root().join("data").join("postmaster.pid")),
+            ),
+            (StoreSetup::Postgres(_), None) => {
+                report.row("7", &label, "not run (no PostgreSQL)", "");
+                continue;
+            }
+        };
+        if let Err(e) = store_run(s, rt, report, setup, url.as_deref(), database) {
+            report.row("7", &label, "failed", "");
+            report.note(format!("7 {label}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn store_run(
+    s: &Settings,
+    rt: &Runtime,
+    report: &mut Report,
+    setup: StoreSetup,
+    url: Option<&str>,
+    database: Option<PathBuf>,
+) -> Result<(), String> {
+    let label = setup.label();
+    let count = match setup {
+        StoreSetup::Sqlite => 1,
+        StoreSetup::Postgres(n) => n,
+    };
+    let mut daemons = (0..count)
+        .map(|_| Daemon::create_with(&s.log_level, url))
+        .collect::<Result<Vec<_>, _>>()?;
+    // On PostgreSQL the token is in the shared database, so every daemon accepts it.
+    let token = daemons.first().ok_or("no daemon")?.token("entra")?;
+    for d in &mut daemons {
+        d.start()?;
+    }
+    let b = Bench {
+        s,
+        rt,
+        targets: daemons
+            .iter()
+            .map(|d| Arc::new(Target::bridge(d.port, &token, d.pid())))
+            .collect(),
+        database,
+        pop: Arc::new(Population::default()),
+    };
+    report.progress(format!("7 {label}: POST /Users for {} s", s.seconds));
+    let post = b.create_users(s.concurrency, Some(s.duration()), s.post_users);
+    let missing = s.store_users.saturating_sub(b.pop.len());
+    report.progress(format!("7 {label}: loading {missing} more users"));
+    let load = b.create_users(s.concurrency, None, missing);
+    report.progress(format!("7 {label}: GET filter for {} s", s.seconds));
+    let get = b.filter_users(s.concurrency);
+    report.row(
+        "7",
+        &format!(
+            "{label}: POST / GET filter ({} users), {} conns",
+            thousands(b.pop.len()),
+            s.concurrency
+        ),
+        format!(
+            "{}/s (p99 {}) / {}/s (p99 {})",
+            thousands(post.rate() as u64),
+            pct(&post, 99.0),
+            thousands(get.rate() as u64),
+            pct(&get, 99.0)
+        ),
+        "",
+    );
+    let failed = post.failed + load.failed + get.failed;
+    report.check(
+        "7",
+        "  answers not 201 / 200",
+        thousands(failed),
+        "0",
+        failed == 0,
+    );
+    report.note(format!("7 {label} POST: {}", post.describe()));
+    report.note(format!("7 {label} load: {}", load.describe()));
+    report.note(format!("7 {label} GET filter: {}", get.describe()));
+    for d in &mut daemons {
+        if let Err(e) = d.stop() {
+            report.note(format!("7 {label}: shutdown: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// `postgres --version` of the binaries the cluster runs.
+fn postgres_version() -> String {
+    scim_bridge::store::postgres::testkit::find_bin()
+        .and_then(|bin| {
+            Command::new(bin.join("postgres"))
+                .arg("--version")
+                .output()
+                .ok()
+        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "(version unknown)".into())
 }
 
 // ---------------------------------------------------------------------------
@@ -1060,29 +1285,44 @@ struct Load {
     limit: u64,
 }
 
+/// The servers a load goes to, and the database behind them if it is PostgreSQL.
+struct Servers<'a> {
+    targets: &'a [Arc<Target>],
+    /// `postmaster.pid` of the cluster.
+    database: Option<&'a Path>,
+}
+
+impl Servers<'_> {
+    fn pids(&self) -> Vec<u32> {
+        self.targets.iter().filter_map(|t| t.pid).collect()
+    }
+}
+
 /// Runs a load to completion and measures it, including both sides' CPU time.
 fn drive(
     rt: &Runtime,
-    target: &Arc<Target>,
+    servers: &Servers,
     work: Arc<dyn Workload>,
     load: Load,
     seed: u64,
 ) -> Outcome {
-    let before = CpuSnapshot::take(target.pid);
+    let pids = servers.pids();
+    let before = CpuSnapshot::take(&pids, servers.database);
     let started = Instant::now();
-    let tally = rt.block_on(run_workers(target, work, load, seed));
+    let tally = rt.block_on(run_workers(servers.targets, work, load, seed));
     let elapsed = started.elapsed();
-    let cpu = CpuSnapshot::take(target.pid).since(&before, elapsed);
+    let cpu = CpuSnapshot::take(&pids, servers.database).since(&before, elapsed);
     Outcome::new(tally, elapsed, load.duration, cpu)
 }
 
-/// CPU seconds used so far by this process (the generator) and by the server,
-/// whole and per thread.
+/// CPU seconds used so far by this process (the generator), by the servers (whole
+/// and per thread) and by the PostgreSQL cluster they share, if any.
 struct CpuSnapshot {
     client: Option<f64>,
     server: Option<f64>,
     /// Thread id -> (name, CPU seconds).
     server_threads: HashMap<u32, (String, f64)>,
+    database: Option<f64>,
 }
 
 /// CPU time over wall time during a load: 1.0 is one core busy throughout.
@@ -1090,16 +1330,23 @@ struct CpuSnapshot {
 struct CpuUse {
     client: Option<f64>,
     server: Option<f64>,
+    database: Option<f64>,
     /// By thread name (threads of one pool share a name), busiest first.
     server_threads: Vec<(String, f64)>,
 }
 
 impl CpuSnapshot {
-    fn take(server: Option<u32>) -> CpuSnapshot {
+    fn take(servers: &[u32], database: Option<&Path>) -> CpuSnapshot {
+        let server = if servers.is_empty() {
+            None
+        } else {
+            servers.iter().map(|&p| cpu_seconds(Some(p))).sum()
+        };
         CpuSnapshot {
             client: cpu_seconds(None),
-            server: server.and_then(|p| cpu_seconds(Some(p))),
-            server_threads: server.map(thread_cpu).unwrap_or_default(),
+            server,
+            server_threads: servers.iter().flat_map(|&p| thread_cpu(p)).collect(),
+            database: database.and_then(cluster_cpu_seconds),
         }
     }
 
@@ -1121,13 +1368,14 @@ impl CpuSnapshot {
         CpuUse {
             client: share(before.client, self.client),
             server: share(before.server, self.server),
+            database: share(before.database, self.database),
             server_threads,
         }
     }
 }
 
 async fn run_workers(
-    target: &Arc<Target>,
+    targets: &[Arc<Target>],
     work: Arc<dyn Workload>,
     load: Load,
     seed: u64,
@@ -1137,7 +1385,7 @@ async fn run_workers(
     let workers: Vec<_> = (0..load.connections as u64)
         .map(|w| {
             let worker = Worker {
-                conn: Conn::new(Arc::clone(target)),
+                conn: Conn::new(Arc::clone(&targets[w as usize % targets.len()])),
                 work: Arc::clone(&work),
                 next: Arc::clone(&next),
                 deadline,
@@ -1327,6 +1575,9 @@ impl Outcome {
             cpu(self.cpu.client),
             cpu(self.cpu.server),
         );
+        if self.cpu.database.is_some() {
+            let _ = write!(line, ", PostgreSQL {}", cpu(self.cpu.database));
+        }
         // Short-lived threads (scim2-server's thread per request) exit between the
         // snapshots; a breakdown that misses most of the total would mislead.
         let covered: f64 = self.cpu.server_threads.iter().map(|t| t.1).sum();
@@ -1689,6 +1940,11 @@ struct Daemon {
 
 impl Daemon {
     fn create(log_level: &str) -> Result<Daemon, String> {
+        Daemon::create_with(log_level, None)
+    }
+
+    /// A daemon on `database_url` (PostgreSQL) instead of its embedded SQLite.
+    fn create_with(log_level: &str, database_url: Option<&str>) -> Result<Daemon, String> {
         let dir = tempfile::Builder::new()
             .prefix("scim-bridge-http-bench-")
             .tempdir()
@@ -1700,8 +1956,15 @@ impl Daemon {
              [[providers]]\nname = \"entra\"\ndialect = \"entra\"\n\n[[providers]]\nname = \"okta\"\ndialect = \"okta\"\n",
             dir.path().join("data").display()
         );
+        let text = match database_url {
+            Some(url) => format!("{text}\n[database]\nurl = \"{url}\"\n"),
+            None => text,
+        };
         std::fs::write(&config, text)
             .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        // The URL carries the database password: the daemon refuses a config others can read.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| format!("chmod {}: {e}", config.display()))?;
         Ok(Daemon {
             dir,
             config,
@@ -1877,6 +2140,37 @@ fn stat_cpu_seconds(stat: &str) -> Option<f64> {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (hz > 0).then(|| ticks / hz as f64)
+}
+
+/// CPU seconds of a PostgreSQL cluster: the postmaster named by `postmaster.pid`
+/// and its children (backends, WAL writer, checkpointer, autovacuum). A backend
+/// that exits between two readings takes its time with it; the daemons' pools keep
+/// theirs open, so a load's figure is whole.
+fn cluster_cpu_seconds(pid_file: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let postmaster: u32 = text.lines().next()?.trim().parse().ok()?;
+    let mut total = cpu_seconds(Some(postmaster))?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the ')' closing the command name: state, then the parent's pid.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(postmaster) {
+            total += stat_cpu_seconds(&stat).unwrap_or(0.0);
+        }
+    }
+    Some(total)
 }
 
 /// CPU seconds and name of each thread of `pid`, by thread id.
