@@ -75,7 +75,10 @@ pub trait Store: Send + Sync {
         member_id: &str,
     ) -> Result<Vec<(String, Option<String>)>, StoreError>;
 
-    /// Change events after `after_seq`, oldest first (the outbox, read by delivery).
+    /// Committed change events after `after_seq`, in seq order. Not a cursor to follow:
+    /// on PostgreSQL, changes to different resources can commit out of seq order (one
+    /// resource's events always commit in order, which is what delivery relies on; it
+    /// reads the queue and [`Store::resource_events`]).
     async fn events_after(
         &self,
         after_seq: i64,

@@ -10,20 +10,14 @@ use crate::store::{
     ChangeOp, Committed, IndexKeys, MemberChange, Mutation, MutationKind, StoreError,
 };
 
-/// Advisory lock that orders the outbox. Sequence values are handed out at insert
-/// time but become visible at commit, so with concurrent writers (tasks of one
-/// instance or several instances) event 12 can commit after event 13: a reader of
-/// `events_after(11)` that ran in between would move its cursor to 13 and never see
-/// 12. Taking this transaction-scoped lock just before the seq is allocated makes
-/// allocation and commit one critical section, so seq order is commit order.
-///
-/// Chosen over a single-row counter (`UPDATE counter SET n = n + 1`), which orders
-/// commits the same way but rewrites a row per change (dead tuples, vacuum work),
-/// and over SERIALIZABLE, which would abort and retry writers instead of queueing
-/// them. The cost is that event-writing commits are serialised across instances:
-/// the lock is taken after every other row of the change is written, so only the
-/// event insert and the commit's WAL flush run under it.
-pub const OUTBOX_LOCK: i64 = 0x5C1B_0001;
+// Ordering. Every change locks its resource's row (`current` takes it FOR UPDATE; a
+// create holds the new key in the unique indexes) before it allocates its event's
+// seq, so two changes to one resource commit in seq order, on any instance. That is
+// the order delivery needs: it reads one resource's events between the seqs its
+// queue row names, never a global cursor. Changes to different resources may
+// commit out of seq order, and nothing serialises them: an outbox lock taken for a
+// global order held every commit's WAL flush in turn and cost 43% of the HTTP
+// write rate (1,244 against 2,171 POST/s, `cargo bench --bench http`).
 
 pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Failed> {
     let at = ms(m.at);
@@ -378,8 +372,8 @@ async fn member_changes(
     })
 }
 
-/// Writes the change event under [`OUTBOX_LOCK`] and fans it out to every target
-/// routed from the provider; a row already queued for the resource absorbs it.
+/// Writes the change event and fans it out to every target routed from the
+/// provider; a row already queued for the resource absorbs it.
 async fn event(
     tx: &Transaction<'_>,
     m: &Mutation,
@@ -387,7 +381,6 @@ async fn event(
     version: i64,
     detail: &Value,
 ) -> Result<i64, Failed> {
-    execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK]).await?;
     let at = ms(m.at);
     let row = query_one(
         tx,

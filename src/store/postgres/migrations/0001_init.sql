@@ -52,9 +52,8 @@ CREATE TABLE group_members (
 CREATE INDEX group_members_member ON group_members (member_id);
 CREATE INDEX group_members_pos ON group_members (group_seq, pos);
 
--- The outbox: written in the same transaction as the change it records. `seq` comes
--- from this sequence while the writer holds the outbox advisory lock (see write.rs),
--- so seq order is commit order.
+-- The outbox: written in the same transaction as the change it records. Per
+-- resource, seq order is commit order (see write.rs); across resources it need not be.
 CREATE TABLE change_events (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     provider    text   NOT NULL,
