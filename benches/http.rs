@@ -1031,7 +1031,9 @@ fn store_run(
         failed == 0,
     );
     report.note(format!("7 {label} POST: {}", post.describe()));
-    report.note(format!("7 {label} load: {}", load.describe()));
+    if missing > 0 {
+        report.note(format!("7 {label} load: {}", load.describe()));
+    }
     report.note(format!("7 {label} GET filter: {}", get.describe()));
     for d in &mut daemons {
         if let Err(e) = d.stop() {
