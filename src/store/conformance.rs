@@ -15,7 +15,7 @@ use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     ApiToken, ChangeOp, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation, MutationKind,
-    Store, StoreError,
+    QueuedDelivery, Store, StoreError,
 };
 
 /// Opens (or re-opens) the store under test; every call opens the same database.
@@ -1138,6 +1138,65 @@ fn user_at(id: &str, change: MutationKind, h: u32) -> Mutation {
     }
 }
 
+/// A resync requested while the resource's delivery is in flight (reconciliation, a
+/// role follow-up, a released manager link) survives that delivery's finish: the
+/// delivery may have read the state from before the request.
+pub async fn a_resync_requested_mid_delivery_is_not_lost(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("app".into(), "entra".into())])
+        .await
+        .unwrap();
+    let create = MutationKind::Create {
+        doc: json!({"userName": "ada"}),
+        members: vec![],
+    };
+    store.apply(user_at("ada", create, 1)).await.unwrap();
+    let done = |d: QueuedDelivery, h: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .finish_delivery(
+                    d,
+                    "me",
+                    DeliveryOutcome::Done,
+                    std::time::Duration::ZERO,
+                    at_hour(h),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let claim = |h: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .claim_deliveries("app", "me", at_hour(h), at_hour(h + 1), 10)
+                .await
+                .unwrap()
+        }
+    };
+    let mut first = claim(2).await;
+    assert_eq!(first.len(), 1);
+    let first = first.remove(0);
+    assert!(!first.resync);
+    store
+        .enqueue_resync("app", "entra", ResourceKind::User, "ada", at_hour(2))
+        .await
+        .unwrap();
+    let last_seq = first.last_seq;
+    done(first, 2).await;
+    let mut again = claim(3).await;
+    assert_eq!(again.len(), 1, "the resync went with the finished delivery");
+    let again = again.remove(0);
+    assert!(again.resync);
+    assert_eq!((again.from_seq, again.last_seq), (last_seq, last_seq));
+    // Claimed with its request and finished with no new one: gone.
+    done(again, 3).await;
+    assert!(claim(4).await.is_empty());
+    store.close().await;
+}
+
 pub async fn waits_are_released_once_into_the_queue(o: &dyn Opener) {
     let store = o.open().await;
     store
@@ -1306,5 +1365,6 @@ conformance!(
     racing_creates_of_one_user_name,
     member_order_and_idempotent_adds,
     waits_are_released_once_into_the_queue,
+    a_resync_requested_mid_delivery_is_not_lost,
     orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
 );

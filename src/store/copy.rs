@@ -22,10 +22,9 @@ enum Col {
     Text,
     Blob,
     Time,
-    Bool,
 }
 
-use Col::{Blob, Bool, Int, Int4, Text, Time};
+use Col::{Blob, Int, Int4, Text, Time};
 
 type Table = (
     &'static str,
@@ -137,7 +136,7 @@ const TABLES: &[Table] = &[
             ("attempts", Int4),
             ("next_at", Time),
             ("last_error", Text),
-            ("resync", Bool),
+            ("resync", Int),
         ],
         None,
     ),
@@ -226,7 +225,6 @@ fn param(col: Col, v: ValueRef<'_>) -> Result<Box<dyn ToSql + Sync + Send>, Stor
         (Int4, ValueRef::Integer(i)) => {
             Box::new(i32::try_from(i).map_err(|_| bad("integer out of range"))?)
         }
-        (Bool, ValueRef::Integer(i)) => Box::new(i != 0),
         (Text, ValueRef::Null) => Box::new(None::<String>),
         (Text, ValueRef::Text(t)) => Box::new(String::from_utf8_lossy(t).into_owned()),
         (Blob, ValueRef::Blob(b)) => Box::new(b.to_vec()),

@@ -20,8 +20,14 @@ pub struct QueuedDelivery {
     /// Failed attempts so far.
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// Deliver the whole resource (reconciliation found drift).
+    /// Deliver the whole resource (reconciliation found drift, a role or a manager
+    /// link changed).
     pub resync: bool,
+    /// Resyncs requested for the row when it was claimed. A request made while the
+    /// delivery is in flight raises the stored count, so finishing leaves the row
+    /// queued instead of deleting it: the delivery may have read the state from
+    /// before the request.
+    pub resync_requests: i64,
 }
 
 /// What came of one delivery attempt.

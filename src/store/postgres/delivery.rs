@@ -42,6 +42,7 @@ const QUEUE_COLUMNS: &str = "q.target, q.provider, q.kind, q.resource_id, q.from
 
 fn queued(r: &Row) -> Result<(QueuedDelivery, DateTime<Utc>), StoreError> {
     let attempts: i32 = r.try_get(7)?;
+    let resync: i64 = r.try_get(9)?;
     Ok((
         QueuedDelivery {
             target: r.try_get(0)?,
@@ -53,7 +54,8 @@ fn queued(r: &Row) -> Result<(QueuedDelivery, DateTime<Utc>), StoreError> {
             queued_at: r.try_get(6)?,
             attempts: u32::try_from(attempts).unwrap_or(0),
             last_error: r.try_get(8)?,
-            resync: r.try_get(9)?,
+            resync: resync > 0,
+            resync_requests: resync,
         },
         r.try_get(10)?,
     ))
@@ -133,7 +135,7 @@ pub async fn finish(
     let kind = d.kind.name();
     let held = query_opt(
         tx,
-        "SELECT last_seq FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3
+        "SELECT last_seq, resync FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3
            AND resource_id = $4 AND lease_owner = $5 FOR UPDATE",
         &[&d.target, &d.provider, &kind, &d.resource_id, &owner],
     )
@@ -142,6 +144,7 @@ pub async fn finish(
         return Ok(());
     };
     let current_last: i64 = held.try_get(0).map_err(StoreError::from)?;
+    let current_resync: i64 = held.try_get(1).map_err(StoreError::from)?;
     let (name, detail) = match outcome {
         DeliveryOutcome::Done => ("delivered", None),
         DeliveryOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
@@ -198,7 +201,7 @@ pub async fn finish(
         }
         DeliveryOutcome::Done => {}
     }
-    if current_last == d.last_seq {
+    if current_last == d.last_seq && current_resync == d.resync_requests {
         execute(
             tx,
             "DELETE FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
@@ -206,11 +209,13 @@ pub async fn finish(
         )
         .await?;
     } else {
-        // Changes arrived while this one was in flight: deliver them next, at once.
+        // Changes or a resync request arrived while this one was in flight: deliver
+        // them next, at once. A resync requested meanwhile stays requested.
         execute(
             tx,
             "UPDATE delivery_queue SET from_seq = $5, queued_at = $6, next_at = $6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, resync = false
+               last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               resync = CASE WHEN resync = $7 THEN 0 ELSE resync END
              WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
             &[
                 &d.target,
@@ -219,6 +224,7 @@ pub async fn finish(
                 &d.resource_id,
                 &d.last_seq,
                 &at,
+                &d.resync_requests,
             ],
         )
         .await?;
@@ -421,9 +427,9 @@ pub async fn enqueue_resync(
     execute(
         c,
         "INSERT INTO delivery_queue (target, provider, kind, resource_id, from_seq, last_seq, queued_at, next_at, resync)
-         SELECT $1, $2, $3, $4, s, s, $5, $5, true FROM (SELECT coalesce(max(seq), 0) AS s
+         SELECT $1, $2, $3, $4, s, s, $5, $5, 1 FROM (SELECT coalesce(max(seq), 0) AS s
            FROM change_events WHERE provider = $2 AND kind = $3 AND resource_id = $4) m
-         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET resync = true,
+         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET resync = delivery_queue.resync + 1,
            next_at = least(delivery_queue.next_at, $5)",
         &[&target, &provider, &kind.name(), &id, &ms(at)],
     )

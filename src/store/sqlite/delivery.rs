@@ -22,7 +22,7 @@ type RawQueued = (
     String,
     i64,
     Option<String>,
-    bool,
+    i64,
 );
 
 fn raw_queued(r: &Row<'_>) -> rusqlite::Result<RawQueued> {
@@ -63,7 +63,8 @@ fn queued(raw: RawQueued) -> Result<QueuedDelivery, StoreError> {
         queued_at: parse_time(&queued_at)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         last_error,
-        resync,
+        resync: resync > 0,
+        resync_requests: resync,
     })
 }
 
@@ -135,14 +136,14 @@ pub(super) fn finish(
     at: &str,
 ) -> Result<(), StoreError> {
     let key = params![d.target, d.provider, d.kind.name(), d.resource_id, owner];
-    let held: Option<i64> = c
+    let held: Option<(i64, i64)> = c
         .prepare_cached(
-            "SELECT last_seq FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3
+            "SELECT last_seq, resync FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3
                AND resource_id = ?4 AND lease_owner = ?5",
         )?
-        .query_row(key, |r| r.get(0))
+        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(current_last) = held else {
+    let Some((current_last, current_resync)) = held else {
         return Ok(());
     };
     let (name, detail) = match outcome {
@@ -204,16 +205,18 @@ pub(super) fn finish(
         }
         DeliveryOutcome::Done => {}
     }
-    if current_last == d.last_seq {
+    if current_last == d.last_seq && current_resync == d.resync_requests {
         c.prepare_cached(
             "DELETE FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
         )?
         .execute(pk)?;
     } else {
-        // Changes arrived while this one was in flight: deliver them next, at once.
+        // Changes or a resync request arrived while this one was in flight: deliver
+        // them next, at once. A resync requested meanwhile stays requested.
         c.prepare_cached(
             "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, resync = 0
+               last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               resync = CASE WHEN resync = ?7 THEN 0 ELSE resync END
              WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
         )?
         .execute(params![
@@ -222,7 +225,8 @@ pub(super) fn finish(
             d.kind.name(),
             d.resource_id,
             d.last_seq,
-            at
+            at,
+            d.resync_requests
         ])?;
     }
     Ok(())
@@ -545,7 +549,7 @@ pub(super) fn enqueue_resync(
     c.prepare_cached(
         "INSERT INTO delivery_queue (target, provider, kind, resource_id, from_seq, last_seq, queued_at, next_at, resync)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, 1)
-         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET resync = 1, next_at = min(next_at, ?6)",
+         ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET resync = resync + 1, next_at = min(next_at, ?6)",
     )?
     .execute(params![target, provider, kind.name(), id, last, at])?;
     Ok(())
