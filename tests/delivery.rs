@@ -137,7 +137,12 @@ async fn flaky_target_and_an_outage_converge_in_order() {
     );
     receiver.lock().unwrap().down = false;
 
-    let after = d.wait_drained("hooks").await;
+    // Each attempt fails with probability 0.3 and the backoff doubles, so an unlucky
+    // resource failing 6 times in a row after the outage needs about 100 s; 240 s
+    // covers 7 in a row (0.3^7 for each of 30 resources: under 0.1% of runs).
+    let after = d
+        .wait_drained_within("hooks", Duration::from_secs(240))
+        .await;
     assert_eq!(after["dead_letters"], 0, "{after}");
     check(&receiver, &live, &deleted);
     {

@@ -332,7 +332,13 @@ impl Daemon {
 
     /// Waits (at most 90 s) until `target` has nothing queued; returns its figures.
     pub async fn wait_drained(&self, target: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        self.wait_drained_within(target, Duration::from_secs(90))
+            .await
+    }
+
+    /// [`Daemon::wait_drained`] with another limit.
+    pub async fn wait_drained_within(&self, target: &str, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
         loop {
             let s = self.delivery(target).await;
             if s["queued"] == 0 {
@@ -340,7 +346,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "{target}'s queue never drained: {s}\n{}",
+                "{target}'s queue never drained in {limit:?}: {s}\n{}",
                 self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
