@@ -917,7 +917,10 @@ fn bench_stores(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<(), S
     }
     let cluster = if s.stores.iter().any(|st| *st != StoreSetup::Sqlite) {
         report.progress("7: starting a throwaway PostgreSQL cluster (fsync on)");
-        match TestCluster::start_with(ClusterOptions { fsync: true }) {
+        match TestCluster::start_with(ClusterOptions {
+            fsync: true,
+            ..ClusterOptions::default()
+        }) {
             Ok(c) => c,
             Err(e) => {
                 report.note(format!("7: cannot start PostgreSQL: {e}"));

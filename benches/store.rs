@@ -226,7 +226,10 @@ async fn side_by_side(for_: Duration) {
     let sqlite: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("side.db")).expect("open"));
     let mut rows = vec![("SQLite".to_owned(), vec![sqlite])];
-    let cluster = match TestCluster::start_with(ClusterOptions { fsync: true }) {
+    let cluster = match TestCluster::start_with(ClusterOptions {
+        fsync: true,
+        ..ClusterOptions::default()
+    }) {
         Ok(Some(c)) => Some(c),
         Ok(None) => None,
         Err(e) => {

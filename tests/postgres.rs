@@ -386,3 +386,102 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
     );
     assert!(new.cli(&["vault", "status"]).status.success());
 }
+
+/// A CA and a server certificate for 127.0.0.1 it signed, PEM.
+fn certificates() -> (String, scim_bridge::store::postgres::testkit::ServerTls) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "scim-bridge test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ca_cert.pem(),
+        scim_bridge::store::postgres::testkit::ServerTls {
+            cert_pem: server.pem(),
+            key_pem: key.serialize_pem(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_and_used_end_to_end() {
+    use scim_bridge::store::postgres::testkit::ClusterOptions;
+    use scim_bridge::store::postgres::{PgStore, tls};
+    let (ca_pem, server_tls) = certificates();
+    let (other_ca_pem, _) = certificates();
+    let Some(cluster) = TestCluster::start_with(ClusterOptions {
+        tls: Some(server_tls),
+        ..ClusterOptions::default()
+    })
+    .unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("secure").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other_ca) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca, &ca_pem).unwrap();
+    std::fs::write(&other_ca, &other_ca_pem).unwrap();
+    let with = |mode: &str, root: &std::path::Path| {
+        format!("{url}?sslmode={mode}&sslrootcert={}", root.display())
+    };
+
+    // Plain TCP is refused by this server; the error says so and hides the password.
+    let plain = PgStore::open(&url, 2).await.err().unwrap().to_string();
+    assert!(plain.contains("no encryption"), "{plain}");
+    assert!(!plain.contains(cluster.password()), "{plain}");
+    // A server the configured CA did not sign is refused.
+    let wrong = PgStore::open(&with("require", &other_ca), 2)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(wrong.to_lowercase().contains("certificate"), "{wrong}");
+    assert!(!wrong.contains(cluster.password()), "{wrong}");
+    // libpq's verify-full is accepted and means the same as require here.
+    let client = tls::connect_once(&with("verify-full", &ca)).await.unwrap();
+    let on_tls: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(on_tls);
+    drop(client);
+
+    // The daemon on that URL serves SCIM, and every connection it holds is TLS.
+    let d = instance(&with("require", &ca), "");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, created) = scim.post("/Users", user("tls@firm.example", "x")).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, found) = scim
+        .get("/Users?filter=userName%20eq%20%22tls@firm.example%22")
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["totalResults"], 1, "{found}");
+    let client = tls::connect_once(&with("require", &ca)).await.unwrap();
+    let (all, encrypted): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl)
+                 FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+                 WHERE a.application_name = 'scim-bridge' AND a.datname = 'secure'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(all > 0);
+    assert_eq!(all, encrypted);
+    assert!(!d.log_text().contains(cluster.password()));
+}

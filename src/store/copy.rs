@@ -8,7 +8,6 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::OpenFlags;
 use rusqlite::types::ValueRef;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::postgres::PgStore;
@@ -262,14 +261,7 @@ pub async fn sqlite_to_postgres(
     let dest = PgStore::open(to, 2).await?;
     let location = dest.location().to_owned();
     dest.close().await;
-    let cfg: tokio_postgres::Config = to
-        .parse()
-        .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
-    let (mut client, conn) = cfg.connect(NoTls).await.map_err(|e| StoreError::Open {
-        path: location.clone(),
-        reason: super::postgres::error_text(&e),
-    })?;
-    let conn_task = tokio::spawn(conn);
+    let mut client = super::postgres::tls::connect_once(to).await?;
 
     let tx = client.transaction().await?;
     let occupied: i64 = tx
@@ -357,6 +349,5 @@ pub async fn sqlite_to_postgres(
     // to start on this database would plan its first lookups badly.
     client.batch_execute("ANALYZE").await?;
     drop(client);
-    let _ = conn_task.await;
     Ok(report)
 }

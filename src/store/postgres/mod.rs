@@ -7,6 +7,7 @@ mod delivery;
 mod rows;
 mod schema;
 pub mod testkit;
+pub mod tls;
 mod write;
 
 #[cfg(test)]
@@ -19,7 +20,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
 use crate::scim::{MemberRef, ResourceKind};
@@ -102,7 +102,8 @@ impl PgStore {
     /// Connects, checks the schema is ours and migrates it. `url` is a libpq URL or
     /// key=value string; it never appears in an error.
     pub async fn open(url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Open {
+        let tls = tls::split(url)?;
+        let mut cfg = tokio_postgres::Config::from_str(&tls.url).map_err(|e| StoreError::Open {
             path: "database.url".into(),
             reason: format!("not a PostgreSQL connection URL: {e}"),
         })?;
@@ -120,13 +121,13 @@ impl PgStore {
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(Duration::from_secs(10));
         }
-        let manager = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls::Connect::for_config(&cfg, tls.root_cert.as_deref())? {
+            tls::Connect::Plain(t) => Manager::from_config(cfg, t, manager_config),
+            tls::Connect::Tls(t) => Manager::from_config(cfg, t, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(Runtime::Tokio1)
@@ -289,7 +290,8 @@ impl PgStore {
 /// A connection URL without its password, for messages: parsed when it parses,
 /// else reduced to its scheme.
 pub fn redact(url: &str) -> String {
-    match tokio_postgres::Config::from_str(url) {
+    let url = tls::split(url).map_or_else(|_| url.to_owned(), |t| t.url);
+    match tokio_postgres::Config::from_str(&url) {
         Ok(cfg) => location(&cfg),
         Err(_) => url
             .split("://")

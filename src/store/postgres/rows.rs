@@ -67,7 +67,17 @@ pub fn db_error(e: &tokio_postgres::Error) -> StoreError {
             Some(d) => format!("{}: {} ({d})", db.severity(), db.message()),
             None => format!("{}: {}", db.severity(), db.message()),
         }),
-        None => StoreError::Database(e.to_string()),
+        // The cause is in the source chain ("error performing TLS handshake" alone
+        // does not say the certificate is untrusted).
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            StoreError::Database(text)
+        }
     }
 }
 

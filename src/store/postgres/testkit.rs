@@ -18,10 +18,26 @@ pub const REQUIRE_ENV: &str = "SCIM_BRIDGE_REQUIRE_POSTGRES";
 pub const BIN_ENV: &str = "SCIM_BRIDGE_PG_BIN";
 
 /// How the cluster runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     /// `fsync = off` makes tests fast; benchmarks keep it on for honest figures.
     pub fsync: bool,
+    /// Serve TLS with this certificate, and accept only TLS connections to every
+    /// database but `postgres` (which [`TestCluster::create_database`] uses).
+    pub tls: Option<ServerTls>,
+}
+
+/// A server certificate chain and its private key, PEM.
+#[derive(Clone, Default)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
 }
 
 /// A running throwaway cluster; stopped and deleted when dropped.
@@ -141,11 +157,15 @@ impl TestCluster {
                 "--no-instructions".as_ref(),
             ],
         )?;
+        let tls_opts = match &opts.tls {
+            Some(tls) => cluster.serve_tls(tls, &data)?,
+            None => String::new(),
+        };
         let mut last = String::new();
         for _ in 0..3 {
             cluster.port = free_port()?;
             let server_opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c shared_buffers=32MB -c max_connections=200",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c shared_buffers=32MB -c max_connections=200{tls_opts}",
                 cluster.port,
                 cluster.root.display(),
                 if opts.fsync { "on" } else { "off" }
@@ -172,6 +192,40 @@ impl TestCluster {
             }
         }
         Err(format!("pg_ctl start failed three times: {last}"))
+    }
+
+    /// Writes the certificate and key where the server can read them and an
+    /// `pg_hba.conf` that refuses plain TCP to any database but `postgres`; returns
+    /// the server options that turn TLS on.
+    fn serve_tls(&self, tls: &ServerTls, data: &Path) -> Result<String, String> {
+        let cert = self.root.join("server.crt");
+        let key = self.root.join("server.key");
+        let hba = data.join("pg_hba.conf");
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        write(&cert, &tls.cert_pem)?;
+        write(&key, &tls.key_pem)?;
+        write(
+            &hba,
+            "local all all scram-sha-256\n\
+             host postgres all 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )?;
+        // The server refuses a key others can read.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        if self.as_postgres {
+            let (uid, gid) = postgres_ids()?;
+            for p in [&cert, &key, &hba] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ))
     }
 
     fn run(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
