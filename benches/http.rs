@@ -791,13 +791,7 @@ fn peer_low_concurrency(b: &Bench, report: &mut Report) {
     report.row(
         "6",
         &format!("scim2-server alone, {c} conns: GET filter / POST req/s"),
-        format!(
-            "{}/s (p99 {}) / {}/s (p99 {})",
-            thousands(get.rate() as u64),
-            pct(&get, 99.0),
-            thousands(post.rate() as u64),
-            pct(&post, 99.0)
-        ),
+        two_rates(&get, &post),
         "",
     );
     report.note(format!(
@@ -1016,13 +1010,7 @@ fn store_run(
             thousands(b.pop.len()),
             s.concurrency
         ),
-        format!(
-            "{}/s (p99 {}) / {}/s (p99 {})",
-            thousands(post.rate() as u64),
-            pct(&post, 99.0),
-            thousands(get.rate() as u64),
-            pct(&get, 99.0)
-        ),
+        two_rates(&post, &get),
         "",
     );
     let failed = post.failed + load.failed + get.failed;
@@ -1600,6 +1588,17 @@ impl Outcome {
         }
         line
     }
+}
+
+/// "5,000/s (p99 1.23 ms) / 9,000/s (p99 2.34 ms)" for two loads side by side.
+fn two_rates(a: &Outcome, b: &Outcome) -> String {
+    format!(
+        "{}/s (p99 {}) / {}/s (p99 {})",
+        thousands(a.rate() as u64),
+        pct(a, 99.0),
+        thousands(b.rate() as u64),
+        pct(b, 99.0)
+    )
 }
 
 /// "1.23 ms" for a percentile, "-" when nothing succeeded.

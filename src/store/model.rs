@@ -82,6 +82,18 @@ pub enum Lookup {
     Emails(Vec<String>),
 }
 
+impl Lookup {
+    /// The values as the index stores them: lowercased, except ids and externalIds.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Lookup::Ids(v) | Lookup::ExternalIds(v) => v.clone(),
+            Lookup::UserNames(v) | Lookup::DisplayNames(v) | Lookup::Emails(v) => {
+                v.iter().map(|s| s.to_lowercase()).collect()
+            }
+        }
+    }
+}
+
 /// A change to a group's member rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberChange {

@@ -352,31 +352,22 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// A lookup's statement (`$1` provider, `$2` kind, `$3` the keys) and its keys, in
-/// the case the stored column keeps them.
-fn lookup_query(lookup: &Lookup) -> (String, Vec<String>) {
-    let (cond, values, lower) = match lookup {
-        Lookup::Ids(v) => ("id = ANY($3)", v, false),
-        Lookup::UserNames(v) => ("user_name_ci = ANY($3)", v, true),
-        Lookup::ExternalIds(v) => ("external_id = ANY($3)", v, false),
-        Lookup::DisplayNames(v) => ("display_name_ci = ANY($3)", v, true),
+/// A lookup's statement: `$1` provider, `$2` kind, `$3` the keys ([`Lookup::keys`]).
+fn lookup_query(lookup: &Lookup) -> String {
+    let cond = match lookup {
+        Lookup::Ids(_) => "id = ANY($3)",
+        Lookup::UserNames(_) => "user_name_ci = ANY($3)",
+        Lookup::ExternalIds(_) => "external_id = ANY($3)",
+        Lookup::DisplayNames(_) => "display_name_ci = ANY($3)",
         // An array built first, so the plan starts from the email index: as a
         // semi-join, a generic plan may walk every resource and probe its emails.
-        Lookup::Emails(v) => (
-            "seq = ANY(ARRAY(SELECT resource_seq FROM resource_emails WHERE value_ci = ANY($3)))",
-            v,
-            true,
-        ),
+        Lookup::Emails(_) => {
+            "seq = ANY(ARRAY(SELECT resource_seq FROM resource_emails WHERE value_ci = ANY($3)))"
+        }
     };
-    let keys = if lower {
-        values.iter().map(|v| v.to_lowercase()).collect()
-    } else {
-        values.clone()
-    };
-    let sql = format!(
+    format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources WHERE provider = $1 AND kind = $2 AND {cond} ORDER BY seq"
-    );
-    (sql, keys)
+    )
 }
 
 #[async_trait]
@@ -411,13 +402,16 @@ impl Store for PgStore {
         kind: ResourceKind,
         lookup: Lookup,
     ) -> Result<Vec<StoredResource>, StoreError> {
-        let (sql, keys) = lookup_query(&lookup);
         let c = self.client().await?;
-        query(&c, &sql, &[&provider, &kind.name(), &keys])
-            .await?
-            .iter()
-            .map(resource)
-            .collect()
+        query(
+            &c,
+            &lookup_query(&lookup),
+            &[&provider, &kind.name(), &lookup.keys()],
+        )
+        .await?
+        .iter()
+        .map(resource)
+        .collect()
     }
 
     async fn scan(

@@ -33,7 +33,7 @@ fn create(kind: ResourceKind, id: String, doc: serde_json::Value) -> Mutation {
 
 /// The generic plan of `lookup`'s statement, as EXPLAIN prints it.
 async fn generic_plan(client: &tokio_postgres::Client, name: &str, lookup: &Lookup) -> String {
-    let (sql, _) = lookup_query(lookup);
+    let sql = lookup_query(lookup);
     client
         .batch_execute(&format!("PREPARE {name} AS {sql}"))
         .await

@@ -16,8 +16,9 @@ use crate::store::{
 // the order delivery needs: it reads one resource's events between the seqs its
 // queue row names, never a global cursor. Changes to different resources may
 // commit out of seq order, and nothing serialises them: an outbox lock taken for a
-// global order held every commit's WAL flush in turn and cost 43% of the HTTP
-// write rate (1,244 against 2,171 POST/s, `cargo bench --bench http`).
+// global order held every commit's WAL flush in turn (HTTP POST on PostgreSQL,
+// back-to-back runs of `cargo bench --bench http`: 1,244/s with it, 2,171/s without;
+// runs vary by a few hundred).
 
 pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Failed> {
     let at = ms(m.at);

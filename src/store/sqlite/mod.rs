@@ -274,23 +274,20 @@ fn lookup_by(
     kind: ResourceKind,
     lookup: &Lookup,
 ) -> Result<Vec<StoredResource>, StoreError> {
-    let (sql, values, lower) = match lookup {
-        Lookup::Ids(v) => ("id = ?3", v, false),
-        Lookup::UserNames(v) => ("user_name_ci = ?3", v, true),
-        Lookup::ExternalIds(v) => ("external_id = ?3", v, false),
-        Lookup::DisplayNames(v) => ("display_name_ci = ?3", v, true),
-        Lookup::Emails(v) => (
-            "seq IN (SELECT resource_seq FROM resource_emails WHERE value_ci = ?3)",
-            v,
-            true,
-        ),
+    let sql = match lookup {
+        Lookup::Ids(_) => "id = ?3",
+        Lookup::UserNames(_) => "user_name_ci = ?3",
+        Lookup::ExternalIds(_) => "external_id = ?3",
+        Lookup::DisplayNames(_) => "display_name_ci = ?3",
+        Lookup::Emails(_) => {
+            "seq IN (SELECT resource_seq FROM resource_emails WHERE value_ci = ?3)"
+        }
     };
     let mut st = c.prepare_cached(&format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources WHERE provider = ?1 AND kind = ?2 AND {sql}"
     ))?;
     let mut out: Vec<StoredResource> = Vec::new();
-    for v in values {
-        let key = if lower { v.to_lowercase() } else { v.clone() };
+    for key in lookup.keys() {
         let found = st
             .query_map(params![provider, kind.name(), key], resource)?
             .collect::<Result<Vec<_>, _>>()?;
