@@ -132,7 +132,12 @@ async fn main() {
         Arc::clone(&clock),
         Arc::new(Pacer::new(cfg.rate_per_second)),
     ));
-    let target = Arc::new(ImanageTarget::new("dms".into(), client, Mapping::default()));
+    let target = Arc::new(ImanageTarget::new(
+        "dms".into(),
+        client,
+        Mapping::default(),
+        scim_bridge::config::MatchRules::default_for(scim_bridge::config::TargetKind::Imanage),
+    ));
     let dyn_store: Arc<dyn Store> = Arc::clone(&store) as Arc<dyn Store>;
     let engine = Arc::new(Engine::new(
         dyn_store,

@@ -136,11 +136,18 @@ pub enum Command {
         action: vault::SecretCommand,
     },
     /// Release a target's tripped mass-deprovisioning guard: paused deactivations and
-    /// deletions go ahead.
+    /// deletions go ahead. `--list` shows what it holds; `--reject` refuses it.
     Approve {
         /// Target name
         #[arg(long)]
         target: String,
+        /// Show, by name, what the guard holds back; change nothing
+        #[arg(long, conflicts_with = "reject")]
+        list: bool,
+        /// Refuse what the guard holds: the held changes move to the dead-letter queue
+        /// (visible, retryable) and the guard resets
+        #[arg(long)]
+        reject: bool,
     },
     /// Reconcile a target now: read it, compare with the bridge, print the plan, apply it.
     Sync {
@@ -153,6 +160,10 @@ pub enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+        /// Apply without asking (for scripts; without it, sync asks on a terminal and
+        /// refuses elsewhere)
+        #[arg(long, short = 'y', conflicts_with = "dry_run")]
+        yes: bool,
     },
     /// Show what a target gets for one user or group: each field, its value and the
     /// default or mapping behind it.
@@ -296,17 +307,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Secret { action } => {
             vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
         }
-        Command::Approve { target } => {
-            approve::run(&target, cli.config.as_deref(), cli.data_dir, &env).await
+        Command::Approve {
+            target,
+            list,
+            reject,
+        } => {
+            let what = match (list, reject) {
+                (true, _) => approve::What::List,
+                (_, true) => approve::What::Reject,
+                _ => approve::What::Approve,
+            };
+            approve::run(&target, what, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Sync {
             target,
             dry_run,
             json,
+            yes,
         } => {
             sync::run(
                 &target,
-                dry_run,
+                sync::Mode::from_flags(dry_run, yes),
                 json,
                 cli.config.as_deref(),
                 cli.data_dir,

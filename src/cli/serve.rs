@@ -130,6 +130,7 @@ pub async fn serve(
                 Arc::clone(&store),
                 Arc::clone(&d.target),
                 d.providers.clone(),
+                d.policy.clone(),
                 schedule,
                 d.engine.guard.clone(),
                 Arc::clone(&clock),

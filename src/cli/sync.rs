@@ -7,12 +7,35 @@ use chrono::Utc;
 
 use super::{Failure, setup, targets};
 use crate::config::Environment;
-use crate::delivery::{Action, Plan, apply, plan};
+use std::io::IsTerminal;
+
+use crate::delivery::{Action, Plan, PlanItem, apply, plan};
 use crate::store::Store;
+
+/// Whether `sync` changes anything, and whether it asks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Print the plan; change nothing.
+    DryRun,
+    /// Print the plan, then ask on a terminal (refuse elsewhere) before applying.
+    Review,
+    /// Apply without asking (`--yes`).
+    Apply,
+}
+
+impl Mode {
+    pub fn from_flags(dry_run: bool, yes: bool) -> Self {
+        match (dry_run, yes) {
+            (true, _) => Mode::DryRun,
+            (false, true) => Mode::Apply,
+            (false, false) => Mode::Review,
+        }
+    }
+}
 
 pub async fn run(
     target: &str,
-    dry_run: bool,
+    mode: Mode,
     as_json: bool,
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
@@ -29,6 +52,15 @@ pub async fn run(
             ),
         });
     };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if mode == Mode::Review && !interactive {
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "sync applies changes only after review: run `scim-bridge sync --target {target} --dry-run` to see the plan, then `scim-bridge sync --target {target} --yes` to apply it (or run sync on a terminal to be asked)"
+            ),
+        });
+    }
     let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
     let result = async {
         let (_, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
@@ -36,7 +68,7 @@ pub async fn run(
             return Err(Failure::runtime(format!("target {target} is not delivered to by this version, so it cannot be synced")));
         };
         // A spinner with counts on a terminal; nothing on pipes and in scripts.
-        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !as_json {
+        let bar = if std::io::stderr().is_terminal() && !as_json {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar.set_message(format!("reading {target} …"));
@@ -53,6 +85,7 @@ pub async fn run(
             store.as_ref(),
             d.target.as_ref(),
             &d.providers,
+            &d.policy,
             &progress,
             Utc::now(),
         )
@@ -63,7 +96,7 @@ pub async fn run(
         let p = p
             .map_err(|e| Failure::runtime(e.to_string()))?
             .protect(&d.engine.guard.protected);
-        if dry_run {
+        if mode == Mode::DryRun {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
             } else {
@@ -72,20 +105,35 @@ pub async fn run(
             }
             return Ok(());
         }
+        if mode == Mode::Review {
+            print_plan(&p);
+            if !p.items.iter().any(|i| changes(i.action)) {
+                println!("nothing to apply");
+                return Ok(());
+            }
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            if !confirm(&mut input, &mut std::io::stdout(), &summary(&p)) {
+                println!("not applied: nothing changed");
+                return Ok(());
+            }
+        }
         let applied = apply(store.as_ref(), d.target.as_ref(), &p, &d.engine.guard, Utc::now())
             .await
             .map_err(|e| Failure::store(e.to_string()))?;
         if as_json {
             println!("{}", serde_json::json!({ "plan": p, "applied": applied }));
         } else {
-            print_plan(&p);
+            if mode == Mode::Apply {
+                print_plan(&p);
+            }
             println!(
                 "applied: {} queued for delivery (the running daemon sends them), {} linked, {} deactivated, {} deleted",
                 applied.queued, applied.linked, applied.deactivated, applied.deleted
             );
             if applied.held_back > 0 {
                 println!(
-                    "held back: {} deactivations and deletions exceed the guard's max_deprovisions; review the plan and raise the threshold or fix the IdP assignment",
+                    "held back: {} deactivations and deletions exceed the guard's limit; review them with `scim-bridge approve --target {target} --list`, then approve or reject",
                     applied.held_back
                 );
             }
@@ -100,46 +148,161 @@ pub async fn run(
     result
 }
 
-fn print_plan(p: &Plan) {
-    println!(
-        "target {}: bridge has {} users and {} groups, target has {} users and {} groups",
-        p.target, p.desired_users, p.desired_groups, p.target_users, p.target_groups
-    );
-    if p.items.is_empty() {
-        println!("in sync: nothing to do");
-        return;
+/// Whether applying the item changes anything at the target or in the store.
+fn changes(action: Action) -> bool {
+    !matches!(
+        action,
+        Action::Protected | Action::Blocked | Action::Ambiguous | Action::Unmanaged
+    )
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Link => "adopt",
+        Action::Members => "members",
+        Action::Deactivate => "deactivate",
+        Action::Deprovision => "deprovision",
+        Action::Protected => "protected",
+        Action::Delete => "delete",
+        Action::Blocked => "blocked",
+        Action::Ambiguous => "ambiguous",
+        Action::Unmanaged => "unmanaged",
     }
+}
+
+/// One line: how many of each action the plan holds.
+fn summary(p: &Plan) -> String {
+    let count = |a| p.items.iter().filter(|i| i.action == a).count();
+    format!(
+        "{} create, {} update, {} adopt, {} membership, {} deactivate, {} deprovision (left scope), {} delete",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Link),
+        count(Action::Members),
+        count(Action::Deactivate),
+        count(Action::Deprovision),
+        count(Action::Delete),
+    )
+}
+
+/// Asks whether to apply; only an explicit yes applies.
+fn confirm(
+    input: &mut impl std::io::BufRead,
+    out: &mut impl std::io::Write,
+    summary: &str,
+) -> bool {
+    let _ = write!(out, "apply {summary}? [y/N] ");
+    let _ = out.flush();
+    let mut line = String::new();
+    if input.read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+fn print_rows(items: &[&PlanItem]) {
     println!(
-        "{:<11} {:<6} {:<36} {:<34} WHAT",
+        "  {:<11} {:<6} {:<36} {:<24} WHAT",
         "ACTION", "TYPE", "NAME", "TARGET ID"
     );
-    for i in &p.items {
-        let action = match i.action {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Link => "link",
-            Action::Members => "members",
-            Action::Deactivate => "deactivate",
-            Action::Protected => "protected",
-            Action::Delete => "delete",
-        };
+    for i in items {
         println!(
-            "{action:<11} {:<6} {:<36} {:<34} {}",
+            "  {:<11} {:<6} {:<36} {:<24} {}",
+            action_name(i.action),
             i.kind.name(),
             i.name,
             i.target_id.as_deref().unwrap_or("-"),
             i.detail
         );
     }
-    let count = |a| p.items.iter().filter(|i| i.action == a).count();
+}
+
+fn print_plan(p: &Plan) {
     println!(
-        "plan: {} create, {} update, {} link, {} membership, {} deactivate, {} delete, {} protected",
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::Link),
-        count(Action::Members),
-        count(Action::Deactivate),
-        count(Action::Delete),
-        count(Action::Protected)
+        "target {}: bridge has {} users and {} groups ({} outside the target's scope), target has {} users and {} groups",
+        p.target,
+        p.desired_users,
+        p.desired_groups,
+        p.out_of_scope,
+        p.target_users,
+        p.target_groups
     );
+    let section = |pred: &dyn Fn(Action) -> bool| -> Vec<&PlanItem> {
+        p.items.iter().filter(|i| pred(i.action)).collect()
+    };
+    let planned = section(&changes);
+    let attention = section(&|a| matches!(a, Action::Ambiguous | Action::Blocked));
+    let protected = section(&|a| a == Action::Protected);
+    let unmanaged = section(&|a| a == Action::Unmanaged);
+    if planned.is_empty() {
+        println!("in sync: nothing to change");
+    } else {
+        println!("\nchanges ({}):", planned.len());
+        print_rows(&planned);
+    }
+    if !attention.is_empty() {
+        println!(
+            "\nneeds your attention ({}): nothing is created or linked for these until fixed",
+            attention.len()
+        );
+        print_rows(&attention);
+    }
+    if !protected.is_empty() {
+        println!("\nprotected, left alone ({}):", protected.len());
+        print_rows(&protected);
+    }
+    if !unmanaged.is_empty() {
+        println!(
+            "\nnot managed by the bridge, left alone ({}): accounts it neither created nor adopted",
+            unmanaged.len()
+        );
+        for i in &unmanaged {
+            println!("  {:<36} {}", i.name, i.target_id.as_deref().unwrap_or("-"));
+        }
+    }
+    println!(
+        "\nplan: {}; {} need attention, {} protected, {} not managed",
+        summary(p),
+        attention.len(),
+        protected.len(),
+        unmanaged.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_explicit_yes_applies() {
+        for (typed, applies) in [
+            ("y\n", true),
+            ("YES\n", true),
+            ("\n", false),
+            ("n\n", false),
+            ("yes please\n", false),
+            ("", false),
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(
+                confirm(&mut typed.as_bytes(), &mut out, "1 create"),
+                applies,
+                "{typed:?}"
+            );
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .contains("apply 1 create? [y/N]")
+            );
+        }
+    }
+
+    #[test]
+    fn flags_choose_the_mode() {
+        assert_eq!(Mode::from_flags(true, false), Mode::DryRun);
+        assert_eq!(Mode::from_flags(false, true), Mode::Apply);
+        assert_eq!(Mode::from_flags(false, false), Mode::Review);
+    }
 }

@@ -11,7 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
 };
-use crate::delivery::{EngineConfig, GuardConfig, Pacer, Target};
+use crate::delivery::{EngineConfig, GuardConfig, Pacer, Policy, Target};
 use crate::entropy::{Entropy, OsEntropy};
 use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
@@ -201,6 +201,8 @@ async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretSt
 pub struct Deliverable {
     pub target: Arc<dyn Target>,
     pub engine: EngineConfig,
+    /// What reconciliation may do there (scope, unmanaged accounts).
+    pub policy: Policy,
     /// Providers whose changes it receives.
     pub providers: Vec<String>,
     /// Its position in `cfg.targets` and in the handles.
@@ -276,7 +278,8 @@ pub async fn deliverables(
                     .with_on_delete(t.on_delete)
                     .with_identity(t.roles.clone(), t.contact_types.clone())
                     .with_retention(t.delete_after)
-                    .with_nested(t.expand_nested),
+                    .with_nested(t.expand_nested)
+                    .with_matching(t.matching.clone()),
                 )
             }
             TargetKind::Imanage => {
@@ -300,7 +303,12 @@ pub async fn deliverables(
                     user: t.user_mapping.clone(),
                     group: t.group_mapping.clone(),
                 };
-                Arc::new(ImanageTarget::new(t.name.clone(), client, mapping))
+                Arc::new(ImanageTarget::new(
+                    t.name.clone(),
+                    client,
+                    mapping,
+                    t.matching.clone(),
+                ))
             }
         };
         let engine = EngineConfig {
@@ -316,7 +324,12 @@ pub async fn deliverables(
                 window: t.guard.window,
                 protected: t.guard.protected.clone(),
             },
+            scope: t.scope.clone(),
             ..EngineConfig::default()
+        };
+        let policy = Policy {
+            scope: t.scope.clone(),
+            unmanaged: t.unmanaged,
         };
         let providers = if t.providers.is_empty() {
             all.clone()
@@ -326,6 +339,7 @@ pub async fn deliverables(
         out.push(Deliverable {
             target,
             engine,
+            policy,
             providers,
             index,
             imanage,

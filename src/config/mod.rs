@@ -61,11 +61,13 @@ pub use schedule::normalise as normalise_cron;
 pub use schema::{
     AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
-    GuardSettings, LogFormat, LoggingConfig, MutabilitySetting, OnDelete, ProviderConfig,
-    RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig, ServerConfig,
-    TargetConfig, TargetKind, UniquenessSetting, VaultConfig, WorkTypeConfig, WorkspaceSearch,
+    GuardSettings, LogFormat, LoggingConfig, MatchRules, MutabilitySetting, OnDelete,
+    ProviderConfig, RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig,
+    ServerConfig, TargetConfig, TargetKind, UniquenessSetting, Unmanaged, VaultConfig,
+    WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
+pub use values::show_duration;
 
 /// A valid configuration and the warnings found while loading it.
 #[derive(Debug, Clone, PartialEq)]

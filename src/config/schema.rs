@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::reader::Keyword;
 use super::secret::SecretRef;
 use super::values::redact_url;
+use crate::scim::ResourceKind;
 use crate::template::{Assignment, Template};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -203,6 +204,68 @@ pub struct TargetConfig {
     /// SCIM apps: a group's members include the users of groups nested in it, for its
     /// member list at the app and for role rules; otherwise direct membership only.
     pub expand_nested: bool,
+    /// `[targets.matching]`: how an existing account or group is found before one is
+    /// created (adopted when exactly one matches).
+    pub matching: MatchRules,
+    /// What reconciliation does with accounts at the target the bridge does not manage.
+    pub unmanaged: Unmanaged,
+    /// `[targets.scope]`: which users and groups this target receives; `None`: all of
+    /// its providers'.
+    pub scope: Option<crate::identity::Scope>,
+}
+
+/// `[targets.matching]`: ordered matching rules per resource kind. The first rule
+/// that finds anything decides (see `delivery::matching`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MatchRules {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl MatchRules {
+    /// The rules a target of `kind` may use for `resource`.
+    pub fn allowed(kind: TargetKind, resource: ResourceKind) -> &'static [&'static str] {
+        match (kind, resource) {
+            (TargetKind::Imanage, ResourceKind::User) => &["id", "email"],
+            (TargetKind::Imanage, ResourceKind::Group) => &["id", "displayName"],
+            (TargetKind::Scim, ResourceKind::User) => &["externalId", "userName", "email"],
+            (TargetKind::Scim, ResourceKind::Group) => &["externalId", "displayName"],
+            (TargetKind::Webhook, _) => &[],
+        }
+    }
+
+    /// Entra's safety by default: every rule the target offers, in the order above
+    /// (iManage: the login id, then the email; SCIM apps: externalId, userName, email).
+    pub fn default_for(kind: TargetKind) -> Self {
+        let all = |r| {
+            Self::allowed(kind, r)
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        };
+        Self {
+            users: all(ResourceKind::User),
+            groups: all(ResourceKind::Group),
+        }
+    }
+
+    pub fn of(&self, kind: ResourceKind) -> &[String] {
+        match kind {
+            ResourceKind::User => &self.users,
+            ResourceKind::Group => &self.groups,
+        }
+    }
+}
+
+/// What reconciliation does with an active account at the target that the bridge
+/// neither created nor adopted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unmanaged {
+    /// Reported in the plan's own section and left alone.
+    #[default]
+    Ignore,
+    /// Deactivated (the target opted in: every account there must come from the IdP).
+    Deactivate,
 }
 
 /// What a user deleted (or unassigned) in the identity provider becomes downstream.
@@ -228,7 +291,7 @@ pub struct FieldMapping {
 pub struct GuardSettings {
     /// Deactivations and deletions allowed per window before the rest pause.
     pub max_deprovisions: Option<u64>,
-    /// The same as a share of the provider's users, in percent.
+    /// The same as a share of the accounts the bridge manages at the target, in percent.
     pub max_deprovision_percent: Option<f64>,
     pub window: Duration,
     /// userNames never deactivated or deleted (break-glass admins), compared
@@ -237,11 +300,13 @@ pub struct GuardSettings {
 }
 
 impl Default for GuardSettings {
-    /// Entra's own accidental-deletion threshold, per hour.
+    /// Relative to what the bridge manages at the target: more than 10% of its accounts
+    /// in an hour pauses the rest (a percentage never trips for fewer than
+    /// `delivery::guard::PERCENT_FLOOR` in a window).
     fn default() -> Self {
         Self {
-            max_deprovisions: Some(500),
-            max_deprovision_percent: None,
+            max_deprovisions: None,
+            max_deprovision_percent: Some(10.0),
             window: Duration::from_secs(3600),
             protected: Vec::new(),
         }
@@ -428,6 +493,7 @@ keywords!(LogFormat { Text => "text", Json => "json" });
 keywords!(DialectSetting { Strict => "strict", Entra => "entra", Okta => "okta" });
 keywords!(TargetKind { Imanage => "imanage", Scim => "scim", Webhook => "webhook" });
 keywords!(OnDelete { Deactivate => "deactivate", Delete => "delete" });
+keywords!(Unmanaged { Ignore => "ignore", Deactivate => "deactivate" });
 keywords!(AuthMethod {
     ClientCredentials => "client_credentials",
     Password => "password",

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
-    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings, OnDelete,
-    ProviderConfig, TargetConfig, TargetKind,
+    AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings, MatchRules,
+    OnDelete, ProviderConfig, TargetConfig, TargetKind, Unmanaged,
 };
 use super::tree::Loc;
 use super::tree::Val;
 use super::values;
 use super::walk::{read_secret_ref, unique_name};
+use crate::identity::Scope;
 use crate::scim::ResourceKind;
 use crate::template::Template;
 
@@ -59,6 +60,9 @@ pub(super) fn read_targets(
         let roles = t.get("roles");
         let contact_types = t.get("contact_types");
         let expand_nested = t.get("expand_nested");
+        let matching = t.get("matching");
+        let unmanaged = t.get("unmanaged");
+        let scope = t.get("scope");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -197,7 +201,27 @@ pub(super) fn read_targets(
         let contact_types = contact_types
             .map(|f| read_contact_types(ctx, &f, kind))
             .unwrap_or_default();
+        let matching = match matching {
+            Some(f) => read_matching(ctx, &f, kind),
+            None => MatchRules::default_for(kind),
+        };
+        let unmanaged = match unmanaged {
+            Some(f) if kind == TargetKind::Webhook => {
+                ctx.error(
+                    f.loc(),
+                    &f.path,
+                    "a webhook holds no accounts, so it has none the bridge does not manage",
+                );
+                Unmanaged::default()
+            }
+            Some(f) => ctx.keyword(&f).unwrap_or_default(),
+            None => Unmanaged::default(),
+        };
+        let scope = scope.and_then(|f| read_scope(ctx, &f, &item.path));
         out.push(TargetConfig {
+            matching,
+            unmanaged,
+            scope,
             on_delete,
             delete_after,
             roles,
@@ -505,6 +529,131 @@ fn is_plain_http_to_network(url: &str) -> bool {
     !(host.eq_ignore_ascii_case("localhost")
         || host.starts_with("127.")
         || rest.starts_with("[::1]"))
+}
+
+/// `[targets.matching]`: `users = ["id", "email"]`, `groups = ["id", "displayName"]`,
+/// each a rule the target kind offers, in the order they are tried; `[]` never adopts.
+fn read_matching(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> MatchRules {
+    let mut out = MatchRules::default_for(kind);
+    if kind == TargetKind::Webhook {
+        ctx.error(
+            f.loc(),
+            &f.path,
+            "a webhook holds no accounts to match; matching applies to iManage and SCIM apps",
+        );
+        return out;
+    }
+    let Some(mut t) = ctx.table(f) else {
+        return out;
+    };
+    let users = t.get("users");
+    let groups = t.get("groups");
+    t.finish(ctx);
+    for (field, resource) in [(users, ResourceKind::User), (groups, ResourceKind::Group)] {
+        let Some(field) = field else {
+            continue;
+        };
+        let allowed = MatchRules::allowed(kind, resource);
+        let expected = format!(
+            "an array of matching rules, tried in order, from {}",
+            allowed
+                .iter()
+                .map(|a| quote(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let Some(items) = ctx.array(&field, &expected) else {
+            continue;
+        };
+        let mut rules: Vec<String> = Vec::new();
+        for item in items {
+            let Some(rule) = ctx.non_empty_string(&item) else {
+                continue;
+            };
+            let Some(known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(&rule)) else {
+                ctx.error(
+                    item.loc(),
+                    &item.path,
+                    format!(
+                        "unknown matching rule {}; a {} target matches {}s by {}",
+                        quote(&rule),
+                        kind.as_str(),
+                        resource.name().to_lowercase(),
+                        allowed.join(", ")
+                    ),
+                );
+                continue;
+            };
+            if rules.iter().any(|r| r == known) {
+                ctx.error(
+                    item.loc(),
+                    &item.path,
+                    format!("{} is listed twice", quote(known)),
+                );
+                continue;
+            }
+            rules.push((*known).to_owned());
+        }
+        match resource {
+            ResourceKind::User => out.users = rules,
+            ResourceKind::Group => out.groups = rules,
+        }
+    }
+    out
+}
+
+/// `[targets.scope]`: `groups` (display names whose members the target receives),
+/// `nested` (members of nested groups count) and `users` (a SCIM filter the user must
+/// match).
+fn read_scope(ctx: &mut Ctx, f: &Field<'_>, target_path: &str) -> Option<Scope> {
+    let mut t = ctx.table(f)?;
+    let groups = t.get("groups");
+    let nested = t.get("nested");
+    let users = t.get("users");
+    t.finish(ctx);
+    let groups: Vec<String> = groups
+        .and_then(|g| {
+            ctx.array(&g, "an array of group names like [\"Claras Users\"]")
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| ctx.non_empty_string(i))
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    let nested = nested.and_then(|n| ctx.bool(&n)).unwrap_or(false);
+    let users = users.and_then(|u| {
+        let text = ctx.non_empty_string(&u)?;
+        match crate::scim::parse_filter(&text, &crate::scim::FilterLimits::default()) {
+            Ok(filter) => Some((text, filter)),
+            Err(e) => {
+                ctx.error(
+                    u.loc(),
+                    &u.path,
+                    format!(
+                        "not a SCIM filter: {} (example: 'userType eq \"Employee\" and active eq true')",
+                        e.detail
+                    ),
+                );
+                None
+            }
+        }
+    });
+    if groups.is_empty() && users.is_none() {
+        ctx.error(
+            f.loc(),
+            &f.path,
+            "a scope needs `groups` (the groups whose members this target receives) or `users` (a SCIM filter), or both; leave [targets.scope] out to send everyone",
+        );
+        return None;
+    }
+    Some(Scope {
+        groups,
+        nested,
+        users,
+        origin: format!("{target_path}.scope"),
+    })
 }
 
 /// Provider names this target takes changes from.

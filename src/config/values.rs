@@ -339,7 +339,7 @@ pub(super) fn env_name(s: &str) -> Result<String, String> {
 }
 
 /// A duration as the config writes it: `30d`, `12h`, `90s`.
-pub(super) fn show_duration(d: Duration) -> String {
+pub fn show_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         _ if s >= 86_400 && s.is_multiple_of(86_400) => format!("{}d", s / 86_400),

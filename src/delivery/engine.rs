@@ -1,6 +1,6 @@
 //! The per-target delivery loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,12 +9,13 @@ use tokio::sync::{Semaphore, watch};
 
 use super::backoff::Backoff;
 use super::guard::{Guard, GuardConfig, Verdict};
+use super::matching::{CorrelateError, Correlation};
 use super::target::{Change, MemberNeeds, State, Target, TargetError};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::identity::Relations;
 use crate::scim::ResourceKind;
-use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError};
+use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError, TargetLink};
 
 /// How often a paused destructive change looks again whether the guard was released.
 const GUARD_RECHECK_SECS: i64 = 5;
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     /// Idle wait between looks at the queue.
     pub poll: Duration,
     pub guard: GuardConfig,
+    /// Which users and groups the target receives; `None`: all of its providers'.
+    pub scope: Option<crate::identity::Scope>,
 }
 
 impl Default for EngineConfig {
@@ -52,11 +55,12 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(100),
             guard: GuardConfig {
-                max_deprovisions: Some(500),
-                max_percent: None,
+                max_deprovisions: None,
+                max_percent: Some(10.0),
                 window: Duration::from_secs(3600),
                 protected: Vec::new(),
             },
+            scope: None,
         }
     }
 }
@@ -206,50 +210,22 @@ impl Engine {
                     + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
                 error: format!("reading the change failed: {e}"),
             },
-            Ok(change) => {
+            Ok(mut change) => {
                 let now = self.clock.now();
-                match self
-                    .guard
-                    .check(self.store.as_ref(), self.target.name(), &change, now)
-                    .await
-                {
+                match self.scope(&d, &mut change).await {
                     Err(e) => DeliveryOutcome::Retry {
                         next_at: now + chrono(self.cfg.backoff.base),
-                        error: format!("checking the guard failed: {e}"),
+                        error: format!("deciding the target's scope failed: {e}"),
                     },
-                    Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why },
-                    Ok(Verdict::Pause(reason)) => DeliveryOutcome::Defer {
-                        next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
-                        reason: format!(
-                            "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
-                            self.target.name()
-                        ),
-                    },
-                    Ok(Verdict::Proceed) => self.attempt(&d, change).await,
+                    Ok(Some(why)) => {
+                        tracing::debug!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %why, "out of the target's scope: not sent");
+                        DeliveryOutcome::Done
+                    }
+                    Ok(None) => self.guarded(&d, change, now).await,
                 }
             }
         };
-        let counter = match &outcome {
-            DeliveryOutcome::Done => &self.counters.delivered,
-            DeliveryOutcome::Retry { .. } => &self.counters.retried,
-            DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
-            DeliveryOutcome::Defer { .. } => &self.counters.paused,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        match &outcome {
-            DeliveryOutcome::Done => {
-                tracing::debug!(target_name = %self.target.name(), resource = %d.resource_id, seq = d.last_seq, "delivered")
-            }
-            DeliveryOutcome::Retry { error, next_at } => {
-                tracing::info!(target_name = %self.target.name(), resource = %d.resource_id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
-            }
-            DeliveryOutcome::Dead { error } => {
-                tracing::warn!(target_name = %self.target.name(), resource = %d.resource_id, %error, "delivery dead-lettered")
-            }
-            DeliveryOutcome::Defer { .. } => {
-                tracing::debug!(target_name = %self.target.name(), resource = %d.resource_id, "destructive change paused by the guard")
-            }
-        }
+        self.log(&d, &outcome);
         if let Err(e) = self
             .store
             .finish_delivery(d, &self.owner, outcome, started.elapsed(), self.clock.now())
@@ -260,7 +236,98 @@ impl Engine {
         }
     }
 
-    async fn attempt(&self, d: &QueuedDelivery, change: Change) -> DeliveryOutcome {
+    /// Sends a change the guard lets through.
+    async fn guarded(
+        &self,
+        d: &QueuedDelivery,
+        change: Change,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> DeliveryOutcome {
+        match self
+            .guard
+            .check(self.store.as_ref(), self.target.name(), &change, now)
+            .await
+        {
+            Err(e) => DeliveryOutcome::Retry {
+                next_at: now + chrono(self.cfg.backoff.base),
+                error: format!("checking the guard failed: {e}"),
+            },
+            Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why },
+            Ok(Verdict::Pause(reason)) => DeliveryOutcome::Defer {
+                next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
+                reason: format!(
+                    "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
+                    self.target.name()
+                ),
+            },
+            Ok(Verdict::Proceed) => self.attempt(d, change).await,
+        }
+    }
+
+    /// Counts and logs an outcome, naming the resource as people know it.
+    fn log(&self, d: &QueuedDelivery, outcome: &DeliveryOutcome) {
+        let counter = match outcome {
+            DeliveryOutcome::Done => &self.counters.delivered,
+            DeliveryOutcome::Retry { .. } => &self.counters.retried,
+            DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
+            DeliveryOutcome::Defer { .. } => &self.counters.paused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let target = self.target.name();
+        let (provider, kind, id) = (&d.provider, d.kind.name(), &d.resource_id);
+        match outcome {
+            DeliveryOutcome::Done => {
+                tracing::debug!(target_name = %target, %provider, kind, resource = %id, seq = d.last_seq, "delivered")
+            }
+            DeliveryOutcome::Retry { error, next_at } => {
+                tracing::info!(target_name = %target, %provider, kind, resource = %id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
+            }
+            DeliveryOutcome::Dead { error } => {
+                tracing::warn!(target_name = %target, %provider, kind, resource = %id, %error, "delivery dead-lettered")
+            }
+            DeliveryOutcome::Defer { .. } => {
+                tracing::debug!(target_name = %target, %provider, kind, resource = %id, "destructive change paused by the guard")
+            }
+        }
+    }
+
+    /// Sends the change, unless scope or correlation decide otherwise: a resource out
+    /// of scope that the target never had is skipped; one new to the target is first
+    /// matched against what the target already holds (adopted, or dead-lettered when
+    /// the match is ambiguous).
+    async fn attempt(&self, d: &QueuedDelivery, mut change: Change) -> DeliveryOutcome {
+        let recorded = change.target_id.clone();
+        let mut adopted_by: Option<String> = None;
+        if let (None, State::Present(doc)) = (&change.target_id, &change.state) {
+            let doc = doc.clone();
+            match super::matching::correlate(
+                self.store.as_ref(),
+                self.target.as_ref(),
+                &d.provider,
+                d.kind,
+                &d.resource_id,
+                &doc,
+            )
+            .await
+            {
+                Ok(Correlation::Absent) => {}
+                Ok(Correlation::Found { target_id, rule }) => {
+                    tracing::info!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %target_id, %rule, "adopting an existing account");
+                    change.target_id = Some(target_id);
+                    adopted_by = Some(rule);
+                }
+                Ok(Correlation::Ambiguous(why)) => return DeliveryOutcome::Dead { error: why },
+                Err(CorrelateError::Target(e)) => {
+                    return self.outcome(d, &change, recorded, None, Err(e)).await;
+                }
+                Err(CorrelateError::Store(e)) => {
+                    return DeliveryOutcome::Retry {
+                        next_at: self.clock.now() + chrono(self.cfg.backoff.base),
+                        error: format!("matching against the target failed: {e}"),
+                    };
+                }
+            }
+        }
         let result = match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change)).await
         {
             Ok(r) => r,
@@ -269,7 +336,97 @@ impl Engine {
                 retry_after: None,
             }),
         };
-        self.outcome(d, &change, result).await
+        self.outcome(d, &change, recorded, adopted_by, result).await
+    }
+
+    /// Applies the target's scope to a built change. `Ok(Some(why))`: out of scope and
+    /// never sent there, so nothing to do. A resource that was sent before and is now
+    /// out of scope becomes a deletion, which the target deprovisions as its
+    /// `on_delete` says (and the guard counts). A scope group's membership change
+    /// queues its moved members, so each is provisioned or deprovisioned in turn.
+    async fn scope(
+        &self,
+        d: &QueuedDelivery,
+        change: &mut Change,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(scope) = &self.cfg.scope else {
+            return Ok(None);
+        };
+        let store = self.store.as_ref();
+        let name = self.target.name();
+        if d.kind == ResourceKind::Group {
+            let now = self.clock.now();
+            for id in super::scoping::moved_users(store, scope, &d.provider, change).await? {
+                store
+                    .enqueue_resync(name, &d.provider, ResourceKind::User, &id, now)
+                    .await?;
+            }
+            if scope.users.is_some() {
+                self.exclude_out_of_scope(d, change).await?;
+            }
+        }
+        let State::Present(doc) = &change.state else {
+            return Ok(None);
+        };
+        let decision = super::scoping::decide(
+            store,
+            name,
+            Some(scope),
+            &d.provider,
+            d.kind,
+            &d.resource_id,
+            doc,
+        )
+        .await?;
+        if decision.in_scope {
+            return Ok(None);
+        }
+        if change.target_id.is_none() {
+            return Ok(Some(decision.why));
+        }
+        tracing::info!(target_name = %name, provider = %d.provider, name = %change.name, why = %decision.why, "left the target's scope: deprovisioning");
+        change.state = State::Deleted;
+        Ok(None)
+    }
+
+    /// Leaves a group's members that fail the scope's user filter out of what is sent.
+    async fn exclude_out_of_scope(
+        &self,
+        d: &QueuedDelivery,
+        change: &mut Change,
+    ) -> Result<(), StoreError> {
+        let Some(scope) = &self.cfg.scope else {
+            return Ok(());
+        };
+        let mut ids: Vec<String> = change
+            .members
+            .iter()
+            .flatten()
+            .map(|m| m.value.clone())
+            .collect();
+        ids.extend(change.member_deltas().0);
+        for id in ids {
+            let Some(user) = self.store.get(&d.provider, ResourceKind::User, &id).await? else {
+                continue;
+            };
+            let d = super::scoping::decide(
+                self.store.as_ref(),
+                self.target.name(),
+                Some(scope),
+                &d.provider,
+                ResourceKind::User,
+                &id,
+                &user.doc,
+            )
+            .await?;
+            if !d.in_scope {
+                change.excluded.insert(id);
+            }
+        }
+        if let Some(all) = change.members.as_mut() {
+            all.retain(|m| !change.excluded.contains(&m.value));
+        }
+        Ok(())
     }
 
     async fn change(&self, d: &QueuedDelivery) -> Result<Change, StoreError> {
@@ -278,15 +435,29 @@ impl Engine {
             .store
             .resource_events(&d.provider, d.kind, &d.resource_id, d.from_seq, d.last_seq)
             .await?;
-        let name = self.target.name();
         let target_id = self
             .store
-            .target_id(name, &d.provider, d.kind, &d.resource_id)
+            .target_id(self.target.name(), &d.provider, d.kind, &d.resource_id)
             .await?;
+        let name = match &resource {
+            Some(r) => super::matching::resource_label(d.kind, &r.doc),
+            // Deleted: the delete event keeps the names.
+            None => events
+                .iter()
+                .rev()
+                .find_map(|e| {
+                    ["userName", "displayName"]
+                        .iter()
+                        .find_map(|k| e.detail.get(*k).and_then(|v| v.as_str()))
+                })
+                .unwrap_or(&d.resource_id)
+                .to_owned(),
+        };
         let mut change = Change {
             provider: d.provider.clone(),
             kind: d.kind,
             resource_id: d.resource_id.clone(),
+            name,
             seq: d.last_seq,
             state: resource.map_or(State::Deleted, |r| State::Present(r.doc)),
             events,
@@ -294,6 +465,7 @@ impl Engine {
             members: None,
             member_ids: HashMap::new(),
             relations: Relations::default(),
+            excluded: HashSet::new(),
         };
         if let State::Present(doc) = &change.state
             && d.kind == ResourceKind::User
@@ -345,7 +517,11 @@ impl Engine {
                 None => vec![ResourceKind::User, ResourceKind::Group],
             };
             for k in kinds {
-                if let Some(tid) = self.store.target_id(name, &d.provider, k, &id).await? {
+                if let Some(tid) = self
+                    .store
+                    .target_id(self.target.name(), &d.provider, k, &id)
+                    .await?
+                {
                     change.member_ids.insert(id.clone(), tid);
                     break;
                 }
@@ -427,16 +603,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Turns the target's answer into the queue's outcome. `recorded` is the target id
+    /// the store held before; `adopted_by` the matching rule when this delivery adopted
+    /// an existing account.
     async fn outcome(
         &self,
         d: &QueuedDelivery,
         change: &Change,
+        recorded: Option<String>,
+        adopted_by: Option<String>,
         result: Result<Option<String>, TargetError>,
     ) -> DeliveryOutcome {
         match result {
             Ok(target_id) => {
-                let arrived = change.target_id.is_none() && target_id.is_some();
-                if target_id != change.target_id
+                let arrived = recorded.is_none() && target_id.is_some();
+                // Adopted only if the target kept the adopted account (it may have
+                // been gone and created anew).
+                let adopted_by = adopted_by.filter(|_| target_id == change.target_id);
+                let link = target_id.clone().map(|t| TargetLink {
+                    target_id: t,
+                    adopted_by,
+                });
+                if target_id != recorded
                     && let Err(e) = self
                         .store
                         .set_target_id(
@@ -444,7 +632,7 @@ impl Engine {
                             &d.provider,
                             d.kind,
                             &d.resource_id,
-                            target_id,
+                            link,
                         )
                         .await
                 {

@@ -24,6 +24,30 @@ pub struct GuardConfig {
     pub protected: Vec<String>,
 }
 
+/// A percentage limit never trips for fewer deprovisionings than this in one window,
+/// so a small estate's ordinary leavers do not pause delivery.
+pub const PERCENT_FLOOR: u64 = 10;
+
+/// Why `n` deprovisionings in one window are too many, given how many accounts the
+/// bridge manages at the target; `None` when they are within the limits.
+pub fn over_limit(cfg: &GuardConfig, n: u64, managed: u64) -> Option<String> {
+    if let Some(max) = cfg.max_deprovisions.filter(|max| n > *max) {
+        return Some(format!(
+            "more than {max} deactivations and deletions within {}",
+            crate::config::show_duration(cfg.window)
+        ));
+    }
+    // Accounts already deprovisioned in this window still count towards the base.
+    let base = managed.max(n).max(1) as f64;
+    let p = cfg
+        .max_percent
+        .filter(|p| n > PERCENT_FLOOR && n as f64 * 100.0 / base > *p)?;
+    Some(format!(
+        "{n} deactivations and deletions within {}, more than {p}% of the {managed} accounts the bridge manages there",
+        crate::config::show_duration(cfg.window)
+    ))
+}
+
 /// What to do with a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -109,8 +133,8 @@ impl Guard {
         if state.approved_until.is_some_and(|u| u > now) {
             return Ok(Verdict::Proceed);
         }
-        let users = match self.cfg.max_percent {
-            Some(_) => store.count(&change.provider, ResourceKind::User).await?,
+        let managed = match self.cfg.max_percent {
+            Some(_) => store.count_managed(target, ResourceKind::User).await?,
             None => 0,
         };
         let window = chrono::Duration::from_std(self.cfg.window).unwrap_or(chrono::Duration::MAX);
@@ -132,27 +156,11 @@ impl Guard {
                 return Ok(Verdict::Proceed);
             }
             let n = recent.len() as u64 + 1;
-            let over_count = self.cfg.max_deprovisions.filter(|max| n > *max);
-            // The users already deleted still count towards the base.
-            let base = (users + n).max(1) as f64;
-            let over_percent = self
-                .cfg
-                .max_percent
-                .filter(|p| n as f64 * 100.0 / base > *p);
-            match (over_count, over_percent) {
-                (Some(max), _) => Some(format!(
-                    "more than {max} deactivations and deletions within {:?}",
-                    self.cfg.window
-                )),
-                (None, Some(p)) => Some(format!(
-                    "deactivations and deletions above {p}% of the users within {:?}",
-                    self.cfg.window
-                )),
-                (None, None) => {
-                    recent.push_back((now, key));
-                    None
-                }
+            let over = over_limit(&self.cfg, n, managed);
+            if over.is_none() {
+                recent.push_back((now, key));
             }
+            over
         };
         match reason {
             None => Ok(Verdict::Proceed),

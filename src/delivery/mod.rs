@@ -12,9 +12,11 @@
 mod backoff;
 mod engine;
 mod guard;
+pub mod matching;
 mod pacer;
 mod reconcile;
 mod relations;
+pub mod scoping;
 mod target;
 
 pub use backoff::{Backoff, parse_retry_after};
@@ -22,7 +24,8 @@ pub use engine::{DeliveryCounters, Engine, EngineConfig};
 pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
 pub use reconcile::{
-    Action, Applied, Plan, PlanItem, ReconcileError, ReconcileReport, apply, plan, run_scheduled,
+    Action, Applied, Plan, PlanItem, Policy, ReconcileError, ReconcileReport, apply, plan,
+    run_scheduled,
 };
 pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{

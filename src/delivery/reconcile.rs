@@ -10,12 +10,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::guard::GuardConfig;
+use super::guard::{GuardConfig, over_limit};
+use super::matching::{Candidate, Correlation, SnapshotIndex, decide, resource_label};
 use super::relations::gather;
+use super::scoping;
 use super::target::{Progress, Target, TargetError};
-use crate::identity::{Relations, role_at};
+use crate::config::Unmanaged;
+use crate::identity::{Relations, Scope, role_at};
 use crate::scim::ResourceKind;
-use crate::store::{Store, StoreError, StoredResource};
+use crate::store::{Managed, Store, StoreError, StoredResource, TargetLink};
 
 /// What a plan item does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,8 +32,20 @@ pub enum Action {
     Link,
     /// A group whose members differ.
     Members,
-    /// At the target, unknown to the bridge, still active.
+    /// An account the bridge manages that must lose access (deleted in the IdP), or,
+    /// where the target opts in, an active account the bridge does not manage.
     Deactivate,
+    /// Managed by the bridge and now out of the target's scope: delivered again, so
+    /// the target deprovisions it as its `on_delete` says.
+    Deprovision,
+    /// Cannot be delivered as it stands (the target's mapping refuses it, or it waits
+    /// in the dead-letter queue): not queued again until fixed.
+    Blocked,
+    /// Several existing accounts match, or the match is someone else's: nothing is
+    /// created or linked until the admin settles it.
+    Ambiguous,
+    /// Active at the target, neither created nor adopted by the bridge: left alone.
+    Unmanaged,
     /// Would be deactivated or deleted, but the guard or a protected role protects
     /// it: left alone.
     Protected,
@@ -52,6 +67,9 @@ pub struct PlanItem {
     pub name: String,
     /// What differs.
     pub detail: String,
+    /// The matching rule that found the account ([`Action::Link`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
 }
 
 fn kind_name<S: serde::Serializer>(k: &ResourceKind, s: S) -> Result<S::Ok, S::Error> {
@@ -66,6 +84,10 @@ pub struct Plan {
     pub desired_groups: usize,
     pub target_users: usize,
     pub target_groups: usize,
+    /// The bridge's resources outside the target's scope (not sent there).
+    pub out_of_scope: usize,
+    /// Active accounts at the target the bridge does not manage.
+    pub unmanaged: usize,
     pub items: Vec<PlanItem>,
 }
 
@@ -85,7 +107,10 @@ impl Plan {
 
 /// Whether the action takes an account away (and so counts against the guard).
 fn is_deprovision(action: Action) -> bool {
-    matches!(action, Action::Deactivate | Action::Delete)
+    matches!(
+        action,
+        Action::Deactivate | Action::Delete | Action::Deprovision
+    )
 }
 
 /// Whether the guard's `protected` list (lower-cased userNames) names this item.
@@ -192,12 +217,27 @@ async fn all(
     }
 }
 
-/// The plan for `target`, whose desired state is the resources of `providers`, at
-/// `now` (retention is measured from it).
+/// What reconciliation is allowed to do beyond the target's own rules.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The target's scope; `None`: every user and group of its providers.
+    pub scope: Option<Scope>,
+    /// What to do with active accounts the bridge does not manage.
+    pub unmanaged: Unmanaged,
+}
+
+/// The plan for `target`, whose desired state is the resources of `providers` in the
+/// target's scope, at `now` (retention is measured from it).
+///
+/// Correlation follows the target's matching rules (as delivery does): an account the
+/// bridge does not manage yet is linked only when exactly one matches. Accounts the
+/// bridge does not manage are listed as [`Action::Unmanaged`] and left alone unless
+/// the policy opts in to deactivating them.
 pub async fn plan(
     store: &dyn Store,
     target: &dyn Target,
     providers: &[String],
+    policy: &Policy,
     progress: &Progress<'_>,
     now: DateTime<Utc>,
 ) -> Result<Plan, ReconcileError> {
@@ -219,63 +259,42 @@ pub async fn plan(
     };
     let remote_users = by_id(&snapshot.users);
     let remote_groups = by_id(&snapshot.groups);
-    let index = |docs: &[Value], key: &str| -> HashMap<String, String> {
-        docs.iter()
-            .filter_map(|d| Some((text(d, key)?.to_lowercase(), text(d, "id")?)))
-            .collect()
-    };
-    let users_by_ext = index(&snapshot.users, "externalId");
-    let users_by_name = index(&snapshot.users, "userName");
-    let groups_by_ext = index(&snapshot.groups, "externalId");
-    let groups_by_name = index(&snapshot.groups, "displayName");
-    let mut claimed: HashSet<String> = HashSet::new();
+    let user_index = SnapshotIndex::new(&snapshot.users);
+    let group_index = SnapshotIndex::new(&snapshot.groups);
+    // Who the bridge manages there: target id → the bridge resource and how.
+    let managed: HashMap<(ResourceKind, String), Managed> = store
+        .managed(&name)
+        .await?
+        .into_iter()
+        .map(|m| ((m.kind, m.link.target_id.clone()), m))
+        .collect();
+    let dead: HashMap<(String, ResourceKind, String), (i64, String)> = store
+        .dead_letters(Some(&name))
+        .await?
+        .into_iter()
+        .map(|d| ((d.provider, d.kind, d.resource_id), (d.id, d.error)))
+        .collect();
+    // Target ids this plan accounts for: linked, planned for linking, or handled.
+    let mut claimed: HashSet<(ResourceKind, String)> = HashSet::new();
     // Bridge user id → target id, for group membership.
     let mut user_target: HashMap<String, String> = HashMap::new();
 
     for provider in providers {
         for kind in [ResourceKind::User, ResourceKind::Group] {
             let desired = all(store, provider, kind).await?;
-            let (remote, by_ext, by_name, name_key) = match kind {
+            let (remote, index, docs) = match kind {
                 ResourceKind::User => {
                     plan.desired_users += desired.len();
-                    (&remote_users, &users_by_ext, &users_by_name, "userName")
+                    (&remote_users, &user_index, &snapshot.users)
                 }
                 ResourceKind::Group => {
                     plan.desired_groups += desired.len();
-                    (
-                        &remote_groups,
-                        &groups_by_ext,
-                        &groups_by_name,
-                        "displayName",
-                    )
+                    (&remote_groups, &group_index, &snapshot.groups)
                 }
             };
             let extra = target.compared_fields(provider);
             for r in desired {
-                let label = text(&r.doc, name_key).unwrap_or_default();
-                let relations = match kind {
-                    ResourceKind::User => {
-                        let needs = target.relation_needs(provider);
-                        gather(store, &name, needs, provider, &r.id, &r.doc).await?
-                    }
-                    ResourceKind::Group => Relations::default(),
-                };
-                let want = target.desired(provider, kind, &r.doc, &relations, None);
-                // The target may name it differently (an iManage id mapped from the
-                // employee number): match on what the target would hold.
-                let target_label = text(&want, name_key).unwrap_or_else(|| label.clone());
-                let mapped = store.target_id(&name, provider, kind, &r.id).await?;
-                let found = mapped.clone().filter(|t| remote.contains_key(t));
-                let (tid, link) = match found {
-                    Some(t) => (Some(t), false),
-                    None => {
-                        let m = text(&r.doc, "externalId")
-                            .and_then(|e| by_ext.get(&e.to_lowercase()))
-                            .or_else(|| by_name.get(&target_label.to_lowercase()))
-                            .cloned();
-                        (m.clone(), m.is_some())
-                    }
-                };
+                let label = resource_label(kind, &r.doc);
                 let item = |action, tid: Option<String>, detail: String| PlanItem {
                     action,
                     kind,
@@ -284,30 +303,130 @@ pub async fn plan(
                     target_id: tid,
                     name: label.clone(),
                     detail,
+                    matched_by: None,
                 };
-                let Some(tid) = tid else {
-                    let why = if mapped.is_some() {
-                        "gone at the target"
-                    } else {
-                        "not at the target"
-                    };
-                    plan.items.push(item(Action::Create, None, why.into()));
+                let mapped = store.target_id(&name, provider, kind, &r.id).await?;
+                let found = mapped.clone().filter(|t| remote.contains_key(t));
+                let scope = scoping::decide(
+                    store,
+                    &name,
+                    policy.scope.as_ref(),
+                    provider,
+                    kind,
+                    &r.id,
+                    &r.doc,
+                )
+                .await?;
+                if !scope.in_scope {
+                    // Out of scope: nothing to send, but an account the bridge sent
+                    // there before is deprovisioned (delivery does it as `on_delete`
+                    // says, under the guard).
+                    match &found {
+                        Some(tid) if is_live(kind, remote.get(tid)) => {
+                            claimed.insert((kind, tid.clone()));
+                            plan.items.push(item(
+                                Action::Deprovision,
+                                Some(tid.clone()),
+                                format!("left the scope: {}", scope.why),
+                            ));
+                        }
+                        Some(tid) => {
+                            claimed.insert((kind, tid.clone()));
+                            plan.out_of_scope += 1;
+                        }
+                        None => plan.out_of_scope += 1,
+                    }
                     continue;
+                }
+                if let Some((dl, error)) = dead.get(&(provider.clone(), kind, r.id.clone())) {
+                    if let Some(tid) = &found {
+                        claimed.insert((kind, tid.clone()));
+                        if kind == ResourceKind::User {
+                            user_target.insert(r.id.clone(), tid.clone());
+                        }
+                    }
+                    plan.items.push(item(
+                        Action::Blocked,
+                        found.clone(),
+                        format!("in the dead-letter queue (dlq show {dl}): {error}"),
+                    ));
+                    continue;
+                }
+                if let Some(why) = target.refuses(provider, kind, &r.doc) {
+                    plan.items.push(item(
+                        Action::Blocked,
+                        found.clone(),
+                        format!("cannot be delivered: {why}"),
+                    ));
+                    continue;
+                }
+                let (tid, rule) = match found {
+                    Some(t) => (t, None),
+                    None => {
+                        let keys = target.match_keys(provider, kind, &r.doc);
+                        let candidates = keys
+                            .into_iter()
+                            .map(|key| {
+                                let c = index
+                                    .find(&key)
+                                    .iter()
+                                    .filter_map(|i| {
+                                        let cand = Candidate::from_doc(&docs[*i])?;
+                                        let owner = managed
+                                            .get(&(kind, cand.target_id.clone()))
+                                            .filter(|m| {
+                                                !(m.provider == *provider && m.resource_id == r.id)
+                                            })
+                                            .map(|m| format!("{} {}", m.provider, m.resource_id))
+                                            .or_else(|| {
+                                                claimed
+                                                    .contains(&(kind, cand.target_id.clone()))
+                                                    .then(|| "another resource in this plan".into())
+                                            });
+                                        Some((cand, owner))
+                                    })
+                                    .collect();
+                                (key, c)
+                            })
+                            .collect();
+                        match decide(&name, &label, candidates) {
+                            Correlation::Absent => {
+                                let why = if mapped.is_some() {
+                                    "gone at the target"
+                                } else {
+                                    "not at the target"
+                                };
+                                plan.items.push(item(Action::Create, None, why.into()));
+                                continue;
+                            }
+                            Correlation::Ambiguous(why) => {
+                                plan.items.push(item(Action::Ambiguous, None, why));
+                                continue;
+                            }
+                            Correlation::Found { target_id, rule } => (target_id, Some(rule)),
+                        }
+                    }
                 };
-                claimed.insert(tid.clone());
+                claimed.insert((kind, tid.clone()));
                 if kind == ResourceKind::User {
                     user_target.insert(r.id.clone(), tid.clone());
                 }
-                if link {
-                    plan.items.push(item(
-                        Action::Link,
-                        Some(tid.clone()),
-                        "found by externalId or name".into(),
-                    ));
+                if let Some(rule) = rule {
+                    plan.items.push(PlanItem {
+                        matched_by: Some(rule.clone()),
+                        ..item(
+                            Action::Link,
+                            Some(tid.clone()),
+                            format!("existing account matched by {rule}: adopt it"),
+                        )
+                    });
                 }
                 let have = remote.get(&tid).cloned().unwrap_or(Value::Null);
                 match kind {
                     ResourceKind::User => {
+                        let needs = target.relation_needs(provider);
+                        let relations =
+                            gather(store, &name, needs, provider, &r.id, &r.doc).await?;
                         // Rules that keep the app's role need the app's copy.
                         let want = target.desired(provider, kind, &r.doc, &relations, Some(&have));
                         let diff = user_diff(&want, &have, &extra);
@@ -317,36 +436,24 @@ pub async fn plan(
                         }
                     }
                     ResourceKind::Group => {
-                        let mut diff = Vec::new();
-                        if text(&want, "displayName") != text(&have, "displayName") {
-                            diff.push(format!("displayName → {label:?}"));
-                        }
-                        if let Some(w) = want.get("active")
-                            && have.get("active").is_some_and(|h| h != w)
-                        {
-                            diff.push(format!("active → {w}"));
-                        }
-                        let members = if target.expand_nested() {
-                            super::relations::flattened_members(store, provider, &r.id).await?
-                        } else {
-                            store.members(provider, &r.id).await?
-                        };
-                        let want: HashSet<String> = members
-                            .iter()
-                            .filter_map(|m| user_target.get(&m.value).cloned())
-                            .collect();
-                        let got: HashSet<String> = have
-                            .get("members")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|m| text(m, "value"))
-                            .collect();
-                        let missing = want.difference(&got).count();
-                        let extra = got.difference(&want).count();
-                        if missing + extra > 0 {
-                            diff.push(format!("members: {missing} to add, {extra} to remove"));
-                        }
+                        let want = target.desired(
+                            provider,
+                            kind,
+                            &r.doc,
+                            &Relations::default(),
+                            Some(&have),
+                        );
+                        let diff = group_diff(
+                            store,
+                            target,
+                            provider,
+                            &r.id,
+                            &want,
+                            &have,
+                            &label,
+                            &user_target,
+                        )
+                        .await?;
                         if !diff.is_empty() {
                             plan.items
                                 .push(item(Action::Members, Some(tid), diff.join("; ")));
@@ -360,13 +467,13 @@ pub async fn plan(
         let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
         for o in store.orphaned_users(&name).await? {
             // Assigned again and matched to the same account: it is in use.
-            if claimed.contains(&o.target_id) {
+            if claimed.contains(&(ResourceKind::User, o.target_id.clone())) {
                 continue;
             }
             let Some(doc) = remote_users.get(&o.target_id) else {
                 continue;
             };
-            claimed.insert(o.target_id.clone());
+            claimed.insert((ResourceKind::User, o.target_id.clone()));
             // Events outlive `delete_after` (the config checks it), so a pruned delete
             // event means retention has passed.
             let due = o.deleted_at.is_none_or(|at| at + keep <= now);
@@ -400,24 +507,115 @@ pub async fn plan(
                 target_id: Some(o.target_id.clone()),
                 name: text(doc, "userName").unwrap_or_default(),
                 detail,
+                matched_by: None,
             });
         }
     }
-    for (tid, doc) in &remote_users {
+    let mut rest: Vec<(&String, &Value)> = remote_users.iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(b.0));
+    for (tid, doc) in rest {
         let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
-        if !claimed.contains(tid) && active {
-            plan.items.push(PlanItem {
-                action: Action::Deactivate,
-                kind: ResourceKind::User,
-                provider: None,
-                id: None,
-                target_id: Some(tid.clone()),
-                name: text(doc, "userName").unwrap_or_default(),
-                detail: "not provisioned by the bridge".into(),
-            });
+        if claimed.contains(&(ResourceKind::User, tid.clone())) || !active {
+            continue;
         }
+        let who = text(doc, "userName").unwrap_or_else(|| tid.clone());
+        let (action, provider, id, detail) = match managed.get(&(ResourceKind::User, tid.clone())) {
+            // Ours, and the bridge no longer has the person: deleted in the IdP while
+            // the delivery that disabled the account failed, or enabled again by hand.
+            Some(m) => (
+                Action::Deactivate,
+                Some(m.provider.clone()),
+                Some(m.resource_id.clone()),
+                format!(
+                    "{}; the identity provider no longer has this user",
+                    m.link.origin()
+                ),
+            ),
+            None if policy.unmanaged == Unmanaged::Deactivate => (
+                Action::Deactivate,
+                None,
+                None,
+                "not managed by the bridge; deactivated because the target sets unmanaged = \"deactivate\"".into(),
+            ),
+            None => {
+                plan.unmanaged += 1;
+                (
+                    Action::Unmanaged,
+                    None,
+                    None,
+                    "not created or adopted by the bridge: left alone".into(),
+                )
+            }
+        };
+        plan.items.push(PlanItem {
+            action,
+            kind: ResourceKind::User,
+            provider,
+            id,
+            target_id: Some(tid.clone()),
+            name: who,
+            detail,
+            matched_by: None,
+        });
     }
     Ok(plan)
+}
+
+/// Whether the target still holds the resource as live (an active user, or any group).
+fn is_live(kind: ResourceKind, doc: Option<&Value>) -> bool {
+    match (kind, doc) {
+        (_, None) => false,
+        (ResourceKind::User, Some(d)) => d.get("active").and_then(Value::as_bool).unwrap_or(true),
+        (ResourceKind::Group, Some(d)) => d.get("active").and_then(Value::as_bool).unwrap_or(true),
+    }
+}
+
+/// What differs between the bridge's group and the target's: name, state and members
+/// (only members in the target's scope count as wanted).
+#[allow(clippy::too_many_arguments)]
+async fn group_diff(
+    store: &dyn Store,
+    target: &dyn Target,
+    provider: &str,
+    id: &str,
+    want: &Value,
+    have: &Value,
+    label: &str,
+    user_target: &HashMap<String, String>,
+) -> Result<Vec<String>, StoreError> {
+    let mut diff = Vec::new();
+    if text(want, "displayName") != text(have, "displayName") {
+        diff.push(format!("displayName → {label:?}"));
+    }
+    if let Some(w) = want.get("active")
+        && have.get("active").is_some_and(|h| h != w)
+    {
+        diff.push(format!("active → {w}"));
+    }
+    let members = if target.expand_nested() {
+        super::relations::flattened_members(store, provider, id).await?
+    } else {
+        store.members(provider, id).await?
+    };
+    // Members out of scope never reach the target, so are never wanted there; the
+    // others only once they are (user_target), like delivery.
+    let want: HashSet<String> = members
+        .iter()
+        .filter_map(|m| user_target.get(&m.value).map(|t| t.to_lowercase()))
+        .collect();
+    let got: HashSet<String> = have
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| text(m, "value").map(|v| v.to_lowercase()))
+        .collect();
+    let missing = want.difference(&got).count();
+    let extra = got.difference(&want).count();
+    if missing + extra > 0 {
+        diff.push(format!("members: {missing} to add, {extra} to remove"));
+    }
+    Ok(diff)
 }
 
 /// What applying a plan did.
@@ -462,11 +660,11 @@ pub async fn apply(
     // held back and the guard trips, until `approve` opens a window for them.
     let guard = store.guard(name).await?;
     let approved = guard.tripped_at.is_none() && guard.approved_until.is_some_and(|u| u > now);
-    let over = guard_config.max_deprovisions.filter(|m| deactivations > *m);
+    let managed = store.count_managed(name, ResourceKind::User).await?;
+    let over = over_limit(guard_config, deactivations, managed);
     let hold = guard.tripped_at.is_some() || (over.is_some() && !approved);
-    if let (Some(max), false) = (over, approved) {
-        let reason =
-            format!("reconciliation planned {deactivations} deactivations, more than {max}");
+    if let (Some(why), false) = (over, approved) {
+        let reason = format!("reconciliation planned {why}");
         tracing::warn!(target_name = %name, %reason, "mass-deprovisioning guard tripped");
         store.trip_guard(name, &reason, now).await?;
     }
@@ -514,11 +712,19 @@ pub async fn apply(
             (action, Some(provider), Some(id)) => {
                 match action {
                     Action::Link => {
+                        let rule = item.matched_by.as_deref().unwrap_or("reconciliation");
+                        let link = item.target_id.clone().map(|t| TargetLink::adopted(t, rule));
                         store
-                            .set_target_id(name, provider, item.kind, id, item.target_id.clone())
+                            .set_target_id(name, provider, item.kind, id, link)
                             .await?;
                         out.linked += 1;
                     }
+                    Action::Deprovision if hold => {
+                        out.held_back += 1;
+                        continue;
+                    }
+                    // Reported for the admin; queueing them would only dead-letter again.
+                    Action::Blocked | Action::Ambiguous | Action::Unmanaged => continue,
                     Action::Create => {
                         // A stale mapping would send updates to a resource that is gone.
                         store
@@ -558,6 +764,7 @@ pub async fn run_scheduled(
     store: std::sync::Arc<dyn Store>,
     target: std::sync::Arc<dyn Target>,
     providers: Vec<String>,
+    policy: Policy,
     schedule: cron::Schedule,
     guard_config: GuardConfig,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
@@ -597,6 +804,7 @@ pub async fn run_scheduled(
             store.as_ref(),
             target.as_ref(),
             &providers,
+            &policy,
             &|_, _| {},
             clock.now(),
         )

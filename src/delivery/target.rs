@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use std::collections::HashMap;
 
+use super::matching::{Candidate, MatchKey};
 use crate::identity::Relations;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::ChangeEvent;
@@ -26,6 +27,9 @@ pub struct Change {
     pub provider: String,
     pub kind: ResourceKind,
     pub resource_id: String,
+    /// userName or displayName (from the last known document once deleted), for logs
+    /// and errors people read.
+    pub name: String,
     /// The newest change event included; the target is up to date through it afterwards.
     pub seq: i64,
     pub state: State,
@@ -43,6 +47,9 @@ pub struct Change {
     /// Users: the groups and manager the target's rules asked for
     /// ([`Target::relation_needs`]); empty otherwise.
     pub relations: Relations,
+    /// Groups: members outside the target's scope, left out of `members` and of the
+    /// added deltas (their own deliveries keep them away from the target).
+    pub excluded: std::collections::HashSet<String>,
 }
 
 impl Change {
@@ -61,6 +68,9 @@ impl Change {
         };
         for e in &self.events {
             for id in ids(e, "added") {
+                if self.excluded.contains(&id) {
+                    continue;
+                }
                 removed.retain(|x| *x != id);
                 if !added.contains(&id) {
                     added.push(id);
@@ -198,6 +208,30 @@ pub trait Target: Send + Sync {
     /// holds, if any: such an account is never deleted automatically.
     fn protected_role(&self, provider: &str, have: &Value) -> Option<String> {
         let _ = (provider, have);
+        None
+    }
+
+    /// What `kind`'s matching rules look for at the target for this document, in rule
+    /// order (see [`super::matching`]). Default: nothing, so nothing is ever adopted.
+    fn match_keys(&self, provider: &str, kind: ResourceKind, doc: &Value) -> Vec<MatchKey> {
+        let _ = (provider, kind, doc);
+        Vec::new()
+    }
+
+    /// Accounts (or groups) at the target that `key` finds.
+    async fn find(
+        &self,
+        kind: ResourceKind,
+        key: &MatchKey,
+    ) -> Result<Vec<Candidate>, TargetError> {
+        let _ = (kind, key);
+        Ok(Vec::new())
+    }
+
+    /// Why the target can never take this document (its mapping fails), so
+    /// reconciliation reports it instead of queueing it to be dead-lettered again.
+    fn refuses(&self, provider: &str, kind: ResourceKind, doc: &Value) -> Option<String> {
+        let _ = (provider, kind, doc);
         None
     }
 

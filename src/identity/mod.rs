@@ -5,8 +5,10 @@
 //! user's groups and the manager's target id into [`Relations`] first.
 
 pub mod roles;
+pub mod scope;
 
 pub use roles::{Condition, Decision, Outcome, RoleRules, RoleSource};
+pub use scope::{Scope, ScopeDecision};
 
 use serde_json::Value;
 

@@ -15,7 +15,7 @@ use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     ApiToken, ChangeOp, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation, MutationKind,
-    QueuedDelivery, Store, StoreError,
+    QueuedDelivery, Store, StoreError, TargetLink,
 };
 
 /// Opens (or re-opens) the store under test; every call opens the same database.
@@ -594,7 +594,7 @@ pub async fn delivery_queue_fans_out_coalesces_leases_and_dead_letters(o: &dyn O
             "entra",
             ResourceKind::User,
             "u1",
-            Some("T-1".into()),
+            Some(TargetLink::created("T-1")),
         )
         .await
         .unwrap();
@@ -1296,7 +1296,7 @@ pub async fn orphans_are_deleted_users_with_a_target_id_and_their_deletion_time(
                 "entra",
                 ResourceKind::User,
                 id,
-                Some(format!("t-{id}")),
+                Some(TargetLink::created(format!("t-{id}"))),
             )
             .await
             .unwrap();
@@ -1326,6 +1326,198 @@ pub async fn orphans_are_deleted_users_with_a_target_id_and_their_deletion_time(
     store.apply(user_at("gone", again, 8)).await.unwrap();
     assert!(store.orphaned_users("app").await.unwrap().is_empty());
     store.close().await;
+}
+
+/// Ownership: links record how the bridge came to manage an account, can be found from
+/// the target's side, and are counted; the guard's held changes can be listed and
+/// rejected into the dead-letter queue.
+pub async fn ownership_and_guard_holds(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_target_id(
+            "dms",
+            "entra",
+            ResourceKind::User,
+            "u1",
+            Some(TargetLink::created("JOHN")),
+        )
+        .await
+        .unwrap();
+    store
+        .set_target_id(
+            "dms",
+            "entra",
+            ResourceKind::User,
+            "u2",
+            Some(TargetLink::adopted("JSMITH", "email")),
+        )
+        .await
+        .unwrap();
+    store
+        .set_target_id(
+            "dms",
+            "entra",
+            ResourceKind::Group,
+            "g1",
+            Some(TargetLink::created("IP/IT")),
+        )
+        .await
+        .unwrap();
+    store
+        .set_target_id(
+            "app",
+            "entra",
+            ResourceKind::User,
+            "u1",
+            Some(TargetLink::created("8f1c")),
+        )
+        .await
+        .unwrap();
+    let owner = store
+        .target_owner("dms", ResourceKind::User, "JSMITH")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            owner.provider.as_str(),
+            owner.resource_id.as_str(),
+            owner.link.adopted_by.as_deref()
+        ),
+        ("entra", "u2", Some("email"))
+    );
+    assert!(
+        store
+            .target_owner("dms", ResourceKind::Group, "JSMITH")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .target_owner("app", ResourceKind::User, "JSMITH")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .count_managed("dms", ResourceKind::User)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_managed("dms", ResourceKind::Group)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut all = store.managed("dms").await.unwrap();
+    all.sort_by(|a, b| a.link.target_id.cmp(&b.link.target_id));
+    let ids: Vec<(&str, Option<&str>)> = all
+        .iter()
+        .map(|m| (m.link.target_id.as_str(), m.link.adopted_by.as_deref()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("IP/IT", None), ("JOHN", None), ("JSMITH", Some("email"))]
+    );
+    // Re-linking replaces how it came to be managed.
+    store
+        .set_target_id(
+            "dms",
+            "entra",
+            ResourceKind::User,
+            "u2",
+            Some(TargetLink::created("JSMITH")),
+        )
+        .await
+        .unwrap();
+    let owner = store
+        .target_owner("dms", ResourceKind::User, "JSMITH")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.link.adopted_by, None);
+
+    // A change the guard pauses is held, listed, and rejected into the dead letters.
+    store
+        .set_delivery_routes(vec![("dms".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    for id in ["h1", "h2"] {
+        store
+            .apply(create(
+                id,
+                ResourceKind::User,
+                json!({"userName": id}),
+                vec![],
+            ))
+            .await
+            .unwrap();
+    }
+    let lease = t0() + chrono::Duration::minutes(5);
+    let claimed = store
+        .claim_deliveries("dms", "a", t0(), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let (h1, h2) = (claimed[0].clone(), claimed[1].clone());
+    store
+        .finish_delivery(
+            h1.clone(),
+            "a",
+            DeliveryOutcome::Defer {
+                next_at: t0() + chrono::Duration::seconds(5),
+                reason: "paused".into(),
+            },
+            std::time::Duration::ZERO,
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            h2,
+            "a",
+            DeliveryOutcome::Retry {
+                next_at: t0() + chrono::Duration::seconds(5),
+                error: "busy".into(),
+            },
+            std::time::Duration::ZERO,
+            t0(),
+        )
+        .await
+        .unwrap();
+    store.trip_guard("dms", "too many", t0()).await.unwrap();
+    let held = store.held_by_guard("dms").await.unwrap();
+    assert_eq!(held.len(), 1, "only the paused change is held");
+    assert_eq!(held[0].resource_id, h1.resource_id);
+    let later = t0() + chrono::Duration::minutes(1);
+    assert_eq!(
+        store
+            .reject_held("dms", "rejected by an admin", later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.held_by_guard("dms").await.unwrap().is_empty());
+    assert!(store.guard("dms").await.unwrap().tripped_at.is_none());
+    let dead = store.dead_letters(Some("dms")).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].resource_id.as_str(), dead[0].error.as_str()),
+        (h1.resource_id.as_str(), "rejected by an admin")
+    );
+    // The retried change is still queued, not rejected.
+    let due = store
+        .claim_deliveries("dms", "a", later, later + chrono::Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(store.reject_held("dms", "again", later).await.unwrap(), 0);
 }
 
 macro_rules! conformance {
@@ -1367,4 +1559,5 @@ conformance!(
     waits_are_released_once_into_the_queue,
     a_resync_requested_mid_delivery_is_not_lost,
     orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
+    ownership_and_guard_holds,
 );

@@ -108,6 +108,53 @@ pub struct GuardState {
     pub approved_until: Option<DateTime<Utc>>,
 }
 
+/// How the bridge holds a target's account or group: the target's id for it, and
+/// whether the bridge created it or adopted one that existed before. A recorded link
+/// is what makes an account the bridge's to update, deactivate or delete.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetLink {
+    pub target_id: String,
+    /// The matching rule that adopted an existing account (`"email"`, `"userName"`, …);
+    /// `None` when the bridge created it.
+    pub adopted_by: Option<String>,
+}
+
+impl TargetLink {
+    /// An account the bridge created.
+    pub fn created(target_id: impl Into<String>) -> Self {
+        Self {
+            target_id: target_id.into(),
+            adopted_by: None,
+        }
+    }
+
+    /// An existing account adopted by matching `rule`.
+    pub fn adopted(target_id: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self {
+            target_id: target_id.into(),
+            adopted_by: Some(rule.into()),
+        }
+    }
+
+    /// "created by the bridge" or "adopted by email", for people to read.
+    pub fn origin(&self) -> String {
+        match &self.adopted_by {
+            None => "created by the bridge".into(),
+            Some(rule) => format!("adopted by {rule}"),
+        }
+    }
+}
+
+/// A target account or group the bridge manages, and the bridge resource behind it
+/// (which may since have been deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    pub provider: String,
+    pub kind: ResourceKind,
+    pub resource_id: String,
+    pub link: TargetLink,
+}
+
 /// A user the target still holds (under `target_id`) though the bridge deleted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {

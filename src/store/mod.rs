@@ -15,7 +15,8 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use delivery::{
-    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Orphan, QueuedDelivery,
+    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed, Orphan,
+    QueuedDelivery, TargetLink,
 };
 pub use error::StoreError;
 pub use model::{
@@ -241,15 +242,43 @@ pub trait Store: Send + Sync {
         id: &str,
     ) -> Result<Option<String>, StoreError>;
 
-    /// Records (or with `None`, forgets) the target's id for a resource.
+    /// Records (or with `None`, forgets) the target's id for a resource and how the
+    /// bridge came to manage it (created or adopted).
     async fn set_target_id(
         &self,
         target: &str,
         provider: &str,
         kind: ResourceKind,
         id: &str,
-        target_id: Option<String>,
+        link: Option<TargetLink>,
     ) -> Result<(), StoreError>;
+
+    /// Every account and group the bridge manages at `target` (created or adopted),
+    /// including those of resources deleted since.
+    async fn managed(&self, target: &str) -> Result<Vec<Managed>, StoreError>;
+
+    /// The bridge resource that manages the target's `target_id`, if any.
+    async fn target_owner(
+        &self,
+        target: &str,
+        kind: ResourceKind,
+        target_id: &str,
+    ) -> Result<Option<Managed>, StoreError>;
+
+    /// How many accounts (or groups) the bridge manages at `target`.
+    async fn count_managed(&self, target: &str, kind: ResourceKind) -> Result<u64, StoreError>;
+
+    /// The destructive changes the mass-deprovisioning guard holds back at `target`.
+    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError>;
+
+    /// Moves what the guard holds at `target` to the dead-letter queue with `reason`
+    /// and clears the trip, atomically; returns how many changes moved.
+    async fn reject_held(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
 
     /// Records that `resource_id` (a user) waits for `awaited_id` (its manager) to
     /// reach `target`.

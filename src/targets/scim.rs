@@ -1,9 +1,10 @@
 //! Outbound SCIM 2.0: pushes users and groups to any SCIM service provider (Clio
 //! Operate, DiliTrust CLM, Clumio, Claras, …). Reads the target's
 //! `/ServiceProviderConfig` once and uses PATCH for group membership when it is
-//! supported, PUT with the whole list otherwise. Before creating, it looks for an
-//! existing resource (externalId, then userName or displayName), so a lost mapping never
-//! makes a duplicate.
+//! supported, PUT with the whole list otherwise. Before anything is created, delivery
+//! looks for an existing resource by the target's matching rules (externalId, then
+//! userName, then email by default; see `delivery::matching`), so an account that
+//! exists is adopted, never duplicated.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use tokio::sync::OnceCell;
 use super::http::{Reply, body_prefix, classify, send};
 use super::mapping::{Mapping, remove_attr, set_attr};
 use crate::clock::Clock;
-use crate::config::OnDelete;
+use crate::config::{MatchRules, OnDelete, TargetKind};
+use crate::delivery::matching::{Candidate, MatchField, MatchKey};
 use crate::delivery::{
     Change, MemberNeeds, Pacer, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
 };
@@ -50,6 +52,8 @@ pub struct ScimTarget {
     delete_after: Option<std::time::Duration>,
     /// Groups carry the users of their nested groups.
     expand_nested: bool,
+    /// How existing users and groups are found before one is created.
+    matching: MatchRules,
 }
 
 impl std::fmt::Debug for ScimTarget {
@@ -118,7 +122,14 @@ impl ScimTarget {
             contact_types: Vec::new(),
             delete_after: None,
             expand_nested: false,
+            matching: MatchRules::default_for(TargetKind::Scim),
         }
+    }
+
+    /// The same target finding existing accounts by these rules.
+    pub fn with_matching(mut self, matching: MatchRules) -> Self {
+        self.matching = matching;
+        self
     }
 
     /// The same target giving each group the users of its nested groups too.
@@ -222,12 +233,9 @@ impl ScimTarget {
             self.user_document(doc, &change.relations)?,
             ResourceKind::User,
         );
-        // An account already at the app (recorded, or found by externalId or userName)
-        // may hold a role set by hand that the rules must keep.
-        let known = match &change.target_id {
-            Some(id) => Some(id.clone()),
-            None => self.find(ResourceKind::User, &body).await?,
-        };
+        // An account already at the app (recorded, or just adopted by the matching
+        // rules) may hold a role set by hand that the rules must keep.
+        let known = change.target_id.clone();
         if let Some(rules) = self.rules(&change.provider) {
             let current = match &known {
                 Some(id) if rules.needs_current(doc, &change.relations.groups) => {
@@ -245,7 +253,7 @@ impl ScimTarget {
         }
         let id = match &known {
             Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
-            _ => self.post_or_adopt(ResourceKind::User, &body).await?,
+            _ => self.post(ResourceKind::User, &body, &change.name).await?,
         };
         Ok(Some(id))
     }
@@ -340,45 +348,14 @@ impl ScimTarget {
             .await
     }
 
-    /// An existing resource matching the document, by externalId, then by name.
-    async fn find(&self, kind: ResourceKind, doc: &Value) -> Result<Option<String>, TargetError> {
-        let name_attr = match kind {
-            ResourceKind::User => "userName",
-            ResourceKind::Group => "displayName",
-        };
-        for attr in ["externalId", name_attr] {
-            let Some(v) = doc.get(attr).and_then(Value::as_str) else {
-                continue;
-            };
-            let filter = format!("{attr} eq \"{}\"", quote(v));
-            let mut url = url::Url::parse("http://x/").map_err(|e| TargetError::Permanent {
-                message: e.to_string(),
-            })?;
-            url.query_pairs_mut()
-                .append_pair("filter", &filter)
-                .append_pair("count", "2");
-            let path = format!("{}?{}", endpoint(kind), url.query().unwrap_or_default());
-            if let Sent::Ok(list) = self.send(reqwest::Method::GET, &path, None).await?
-                && let Some(id) = list["Resources"][0]["id"].as_str()
-            {
-                return Ok(Some(id.to_owned()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Creates the resource, or adopts an existing one that matches.
-    async fn create(&self, kind: ResourceKind, body: &Value) -> Result<String, TargetError> {
-        if let Some(id) = self.find(kind, body).await? {
-            self.replace(kind, &id, body).await?;
-            return Ok(id);
-        }
-        self.post_or_adopt(kind, body).await
-    }
-
-    /// POSTs the resource; when the app says it exists already (created meanwhile by
-    /// someone else), adopts the existing one.
-    async fn post_or_adopt(&self, kind: ResourceKind, body: &Value) -> Result<String, TargetError> {
+    /// Creates the resource. Matching ran before (in the engine), so a 409 means the
+    /// app holds an account the rules did not pick: not the bridge's to take over.
+    async fn post(
+        &self,
+        kind: ResourceKind,
+        body: &Value,
+        name: &str,
+    ) -> Result<String, TargetError> {
         match self
             .send(reqwest::Method::POST, endpoint(kind), Some(body))
             .await?
@@ -391,19 +368,36 @@ impl ScimTarget {
                         message: "the target created the resource but returned no id".into(),
                     })
             }
-            // Created meanwhile by someone else: adopt it.
-            Sent::Conflict | Sent::NotFound => match self.find(kind, body).await? {
-                Some(id) => {
-                    self.replace(kind, &id, body).await?;
-                    Ok(id)
-                }
-                None => Err(TargetError::Permanent {
-                    message:
-                        "the target answered 409 Conflict but no matching resource can be found"
-                            .into(),
-                }),
-            },
+            Sent::Conflict | Sent::NotFound => Err(TargetError::Permanent {
+                message: format!(
+                    "{} answered 409 Conflict creating {name}: it already holds a {} the matching rules ({}) did not find, so it was left alone; extend [targets.matching] to adopt it",
+                    self.name,
+                    kind.name().to_lowercase(),
+                    self.matching.of(kind).join(", ")
+                ),
+            }),
         }
+    }
+
+    /// Resources whose `attr` equals `value`, as the app lists them.
+    async fn search(
+        &self,
+        kind: ResourceKind,
+        attr: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, TargetError> {
+        let filter = format!("{attr} eq \"{}\"", quote(value));
+        let mut url = url::Url::parse("http://x/").map_err(|e| TargetError::Permanent {
+            message: e.to_string(),
+        })?;
+        url.query_pairs_mut()
+            .append_pair("filter", &filter)
+            .append_pair("count", "10");
+        let path = format!("{}?{}", endpoint(kind), url.query().unwrap_or_default());
+        Ok(match self.send(reqwest::Method::GET, &path, None).await? {
+            Sent::Ok(list) => list["Resources"].as_array().cloned().unwrap_or_default(),
+            Sent::NotFound | Sent::Conflict => Vec::new(),
+        })
     }
 
     /// PUT; `false` when the target no longer has the resource.
@@ -462,7 +456,7 @@ impl ScimTarget {
             body["members"] = Value::Array(Self::member_list(change, &ids)?);
             let id = match &change.target_id {
                 Some(id) if self.replace(ResourceKind::Group, id, &body).await? => id.clone(),
-                _ => self.create(ResourceKind::Group, &body).await?,
+                _ => self.post(ResourceKind::Group, &body, &change.name).await?,
             };
             return Ok(Some(id));
         }
@@ -655,6 +649,67 @@ impl Target for ScimTarget {
         self.send(method, &format!("Users/{target_id}"), Some(&body))
             .await?;
         Ok(())
+    }
+
+    fn match_keys(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Vec<MatchKey> {
+        let Ok(out) = self.mapping.scim_document(kind, doc) else {
+            return Vec::new();
+        };
+        self.matching
+            .of(kind)
+            .iter()
+            .filter_map(|rule| {
+                let (field, value) = match rule.as_str() {
+                    "externalId" => (MatchField::ExternalId, out.get("externalId")?.as_str()?),
+                    "userName" => (MatchField::UserName, out.get("userName")?.as_str()?),
+                    "displayName" => (MatchField::DisplayName, out.get("displayName")?.as_str()?),
+                    "email" => {
+                        let emails = out.get("emails")?.as_array()?;
+                        let e = emails
+                            .iter()
+                            .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                            .or_else(|| emails.first())?;
+                        (MatchField::Email, e.get("value")?.as_str()?)
+                    }
+                    _ => return None,
+                };
+                (!value.trim().is_empty()).then(|| MatchKey {
+                    rule: rule.clone(),
+                    field,
+                    value: value.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    async fn find(
+        &self,
+        kind: ResourceKind,
+        key: &MatchKey,
+    ) -> Result<Vec<Candidate>, TargetError> {
+        let attr = match key.field {
+            MatchField::ExternalId => "externalId",
+            MatchField::UserName => "userName",
+            MatchField::DisplayName => "displayName",
+            MatchField::Email => "emails.value",
+            MatchField::Id => "id",
+        };
+        let want = key.value.to_lowercase();
+        Ok(self
+            .search(kind, attr, &key.value)
+            .await?
+            .iter()
+            // Apps differ on case-sensitivity: compare here, as matching ignores case.
+            .filter(|d| key.field.values(d).contains(&want))
+            .filter_map(Candidate::from_doc)
+            .collect())
+    }
+
+    fn refuses(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Option<String> {
+        self.mapping
+            .scim_document(kind, doc)
+            .err()
+            .map(|e| e.to_string())
     }
 
     async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {

@@ -11,7 +11,7 @@ use super::rows::{Failed, execute, kind, ms, query, query_opt};
 use crate::scim::ResourceKind;
 use crate::store::{
     ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
-    Orphan, QueuedDelivery, StoreError,
+    Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
 /// Serialises route replacement: instances starting together with the same config
@@ -164,7 +164,7 @@ pub async fn finish(
             execute(
                 tx,
                 "UPDATE delivery_queue SET attempts = attempts + 1, next_at = $5, last_error = $6,
-                   lease_owner = NULL, lease_until = NULL
+                   lease_owner = NULL, lease_until = NULL, paused = 0
                  WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
                 &[
                     &d.target,
@@ -181,7 +181,8 @@ pub async fn finish(
         DeliveryOutcome::Defer { next_at, reason } => {
             execute(
                 tx,
-                "UPDATE delivery_queue SET next_at = $5, last_error = $6, lease_owner = NULL, lease_until = NULL
+                "UPDATE delivery_queue SET next_at = $5, last_error = $6, lease_owner = NULL, lease_until = NULL,
+                   paused = 1
                  WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
                 &[&d.target, &d.provider, &kind, &d.resource_id, &ms(*next_at), reason],
             )
@@ -214,7 +215,7 @@ pub async fn finish(
         execute(
             tx,
             "UPDATE delivery_queue SET from_seq = $5, queued_at = $6, next_at = $6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0,
                resync = CASE WHEN resync = $7 THEN 0 ELSE resync END
              WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
             &[
@@ -460,14 +461,15 @@ pub async fn set_target_id(
     provider: &str,
     kind: ResourceKind,
     id: &str,
-    target_id: Option<&str>,
+    link: Option<&TargetLink>,
 ) -> Result<(), StoreError> {
-    match target_id {
-        Some(tid) => execute(
+    match link {
+        Some(l) => execute(
             c,
-            "INSERT INTO target_ids (target, provider, kind, resource_id, target_id) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET target_id = excluded.target_id",
-            &[&target, &provider, &kind.name(), &id, &tid],
+            "INSERT INTO target_ids (target, provider, kind, resource_id, target_id, adopted_by) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (target, provider, kind, resource_id)
+             DO UPDATE SET target_id = excluded.target_id, adopted_by = excluded.adopted_by",
+            &[&target, &provider, &kind.name(), &id, &l.target_id, &l.adopted_by],
         )
         .await?,
         None => execute(
@@ -478,6 +480,118 @@ pub async fn set_target_id(
         .await?,
     };
     Ok(())
+}
+
+const MANAGED_COLUMNS: &str = "provider, kind, resource_id, target_id, adopted_by";
+
+fn managed_row(r: &Row) -> Result<Managed, StoreError> {
+    Ok(Managed {
+        provider: r.try_get(0)?,
+        kind: kind(r, 1)?,
+        resource_id: r.try_get(2)?,
+        link: TargetLink {
+            target_id: r.try_get(3)?,
+            adopted_by: r.try_get(4)?,
+        },
+    })
+}
+
+/// Every account and group the bridge manages at `target`.
+pub async fn managed(c: &impl GenericClient, target: &str) -> Result<Vec<Managed>, StoreError> {
+    query(
+        c,
+        &format!("SELECT {MANAGED_COLUMNS} FROM target_ids WHERE target = $1"),
+        &[&target],
+    )
+    .await?
+    .iter()
+    .map(managed_row)
+    .collect()
+}
+
+/// The bridge resource that manages `target_id` at `target`, if any.
+pub async fn target_owner(
+    c: &impl GenericClient,
+    target: &str,
+    kind: ResourceKind,
+    target_id: &str,
+) -> Result<Option<Managed>, StoreError> {
+    query_opt(
+        c,
+        &format!(
+            "SELECT {MANAGED_COLUMNS} FROM target_ids WHERE target = $1 AND kind = $2 AND target_id = $3 LIMIT 1"
+        ),
+        &[&target, &kind.name(), &target_id],
+    )
+    .await?
+    .as_ref()
+    .map(managed_row)
+    .transpose()
+}
+
+pub async fn count_managed(
+    c: &impl GenericClient,
+    target: &str,
+    kind: ResourceKind,
+) -> Result<u64, StoreError> {
+    let n: i64 = query_opt(
+        c,
+        "SELECT count(*) FROM target_ids WHERE target = $1 AND kind = $2",
+        &[&target, &kind.name()],
+    )
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?
+    .unwrap_or(0);
+    Ok(n.max(0) as u64)
+}
+
+/// The changes the guard holds back at `target`.
+pub async fn held(c: &impl GenericClient, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+    query(
+        c,
+        &format!(
+            "SELECT {QUEUE_COLUMNS} FROM delivery_queue q WHERE q.target = $1 AND q.paused = 1 ORDER BY q.queued_at"
+        ),
+        &[&target],
+    )
+    .await?
+    .iter()
+    .map(|r| queued(r).map(|(q, _)| q))
+    .collect()
+}
+
+/// Moves what the guard holds at `target` to the dead-letter queue with `reason` and
+/// clears the trip; rows being delivered right now (leased) are left to finish.
+pub async fn reject_held(
+    tx: &Transaction<'_>,
+    target: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let at = ms(at);
+    execute(
+        tx,
+        "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+           queued_at, attempts, error, at)
+         SELECT target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, $2, $3
+         FROM delivery_queue WHERE target = $1 AND paused = 1 AND (lease_until IS NULL OR lease_until < $3)",
+        &[&target, &reason, &at],
+    )
+    .await?;
+    let n = execute(
+        tx,
+        "DELETE FROM delivery_queue WHERE target = $1 AND paused = 1 AND (lease_until IS NULL OR lease_until < $2)",
+        &[&target, &at],
+    )
+    .await?;
+    execute(
+        tx,
+        "UPDATE delivery_guard SET tripped_at = NULL, reason = NULL WHERE target = $1",
+        &[&target],
+    )
+    .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Records that `resource_id` waits for `awaited_id` to reach `target`.

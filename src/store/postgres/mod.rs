@@ -25,8 +25,8 @@ use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
-    GuardState, Lookup, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store, StoreError,
-    StoreStatus, StoredResource, VaultRecord,
+    GuardState, Lookup, Managed, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store,
+    StoreError, StoreStatus, StoredResource, TargetLink, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -883,10 +883,48 @@ impl Store for PgStore {
         provider: &str,
         kind: ResourceKind,
         id: &str,
-        target_id: Option<String>,
+        link: Option<TargetLink>,
     ) -> Result<(), StoreError> {
         let c = self.writer().await?;
-        delivery::set_target_id(&c, target, provider, kind, id, target_id.as_deref()).await
+        delivery::set_target_id(&c, target, provider, kind, id, link.as_ref()).await
+    }
+
+    async fn managed(&self, target: &str) -> Result<Vec<Managed>, StoreError> {
+        let c = self.client().await?;
+        delivery::managed(&c, target).await
+    }
+
+    async fn target_owner(
+        &self,
+        target: &str,
+        kind: ResourceKind,
+        target_id: &str,
+    ) -> Result<Option<Managed>, StoreError> {
+        let c = self.client().await?;
+        delivery::target_owner(&c, target, kind, target_id).await
+    }
+
+    async fn count_managed(&self, target: &str, kind: ResourceKind) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        delivery::count_managed(&c, target, kind).await
+    }
+
+    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+        let c = self.client().await?;
+        delivery::held(&c, target).await
+    }
+
+    async fn reject_held(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut c = self.writer().await?;
+        let tx = c.transaction().await?;
+        let n = delivery::reject_held(&tx, target, reason, at).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn claim_scheduled_run(

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_identity.sql"),
     include_str!("migrations/0003_lookup_indexes.sql"),
     include_str!("migrations/0004_resync_requests.sql"),
+    include_str!("migrations/0005_ownership.sql"),
 ];
 
 /// The schema version this binary writes.

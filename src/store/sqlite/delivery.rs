@@ -7,7 +7,7 @@ use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::{
     ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
-    Orphan, QueuedDelivery, StoreError,
+    Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
 const QUEUE_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error, resync";
@@ -173,7 +173,7 @@ pub(super) fn finish(
         DeliveryOutcome::Retry { next_at, error } => {
             c.prepare_cached(
                 "UPDATE delivery_queue SET attempts = attempts + 1, next_at = ?5, last_error = ?6,
-                   lease_owner = NULL, lease_until = NULL
+                   lease_owner = NULL, lease_until = NULL, paused = 0
                  WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
             )?
             .execute(params![
@@ -197,7 +197,8 @@ pub(super) fn finish(
         }
         DeliveryOutcome::Defer { next_at, reason } => {
             c.prepare_cached(
-                "UPDATE delivery_queue SET next_at = ?5, last_error = ?6, lease_owner = NULL, lease_until = NULL
+                "UPDATE delivery_queue SET next_at = ?5, last_error = ?6, lease_owner = NULL, lease_until = NULL,
+                   paused = 1
                  WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
             )?
             .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, fmt_time(*next_at), reason])?;
@@ -215,7 +216,7 @@ pub(super) fn finish(
         // them next, at once. A resync requested meanwhile stays requested.
         c.prepare_cached(
             "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0,
                resync = CASE WHEN resync = ?7 THEN 0 ELSE resync END
              WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
         )?
@@ -422,15 +423,16 @@ pub(super) fn set_target_id(
     provider: &str,
     kind: ResourceKind,
     id: &str,
-    target_id: Option<&str>,
+    link: Option<&TargetLink>,
 ) -> Result<(), StoreError> {
-    match target_id {
-        Some(tid) => c
+    match link {
+        Some(l) => c
             .prepare_cached(
-                "INSERT INTO target_ids (target, provider, kind, resource_id, target_id) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (target, provider, kind, resource_id) DO UPDATE SET target_id = excluded.target_id",
+                "INSERT INTO target_ids (target, provider, kind, resource_id, target_id, adopted_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (target, provider, kind, resource_id)
+                 DO UPDATE SET target_id = excluded.target_id, adopted_by = excluded.adopted_by",
             )?
-            .execute(params![target, provider, kind.name(), id, tid])?,
+            .execute(params![target, provider, kind.name(), id, l.target_id, l.adopted_by])?,
         None => c
             .prepare_cached(
                 "DELETE FROM target_ids WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
@@ -438,6 +440,103 @@ pub(super) fn set_target_id(
             .execute(params![target, provider, kind.name(), id])?,
     };
     Ok(())
+}
+
+type RawManaged = (String, String, String, String, Option<String>);
+
+fn raw_managed(r: &Row<'_>) -> rusqlite::Result<RawManaged> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn managed_row(raw: RawManaged) -> Result<Managed, StoreError> {
+    let (provider, kind, resource_id, target_id, adopted_by) = raw;
+    Ok(Managed {
+        provider,
+        kind: parse_kind(&kind)?,
+        resource_id,
+        link: TargetLink {
+            target_id,
+            adopted_by,
+        },
+    })
+}
+
+/// Every account and group the bridge manages at `target`.
+pub(super) fn managed(c: &Connection, target: &str) -> Result<Vec<Managed>, StoreError> {
+    let raws: Vec<RawManaged> = c
+        .prepare_cached(
+            "SELECT provider, kind, resource_id, target_id, adopted_by FROM target_ids WHERE target = ?1",
+        )?
+        .query_map(params![target], raw_managed)?
+        .collect::<Result<_, _>>()?;
+    raws.into_iter().map(managed_row).collect()
+}
+
+/// The bridge resource that manages `target_id` at `target`, if any.
+pub(super) fn target_owner(
+    c: &Connection,
+    target: &str,
+    kind: ResourceKind,
+    target_id: &str,
+) -> Result<Option<Managed>, StoreError> {
+    let raw: Option<RawManaged> = c
+        .prepare_cached(
+            "SELECT provider, kind, resource_id, target_id, adopted_by FROM target_ids
+             WHERE target = ?1 AND kind = ?2 AND target_id = ?3 LIMIT 1",
+        )?
+        .query_row(params![target, kind.name(), target_id], raw_managed)
+        .optional()?;
+    raw.map(managed_row).transpose()
+}
+
+pub(super) fn count_managed(
+    c: &Connection,
+    target: &str,
+    kind: ResourceKind,
+) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .prepare_cached("SELECT count(*) FROM target_ids WHERE target = ?1 AND kind = ?2")?
+        .query_row(params![target, kind.name()], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// The changes the guard holds back at `target`.
+pub(super) fn held(c: &Connection, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+    let raws: Vec<RawQueued> = c
+        .prepare_cached(&format!(
+            "SELECT {QUEUE_COLUMNS} FROM delivery_queue WHERE target = ?1 AND paused = 1 ORDER BY queued_at"
+        ))?
+        .query_map(params![target], raw_queued)?
+        .collect::<Result<_, _>>()?;
+    raws.into_iter().map(queued).collect()
+}
+
+/// Moves what the guard holds at `target` to the dead-letter queue with `reason`
+/// (visible, retryable, never silently dropped) and clears the trip; returns how many.
+/// Rows being delivered right now (leased) are left to finish.
+pub(super) fn reject_held(
+    c: &Connection,
+    target: &str,
+    reason: &str,
+    at: &str,
+) -> Result<usize, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+           queued_at, attempts, error, at)
+         SELECT target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, ?2, ?3
+         FROM delivery_queue WHERE target = ?1 AND paused = 1 AND (lease_until IS NULL OR lease_until < ?3)",
+    )?
+    .execute(params![target, reason, at])?;
+    let n = c
+        .prepare_cached(
+            "DELETE FROM delivery_queue WHERE target = ?1 AND paused = 1 AND (lease_until IS NULL OR lease_until < ?2)",
+        )?
+        .execute(params![target, at])?;
+    c.prepare_cached(
+        "UPDATE delivery_guard SET tripped_at = NULL, reason = NULL WHERE target = ?1",
+    )?
+    .execute(params![target])?;
+    Ok(n)
 }
 
 pub(super) fn guard(c: &Connection, target: &str) -> Result<GuardState, StoreError> {

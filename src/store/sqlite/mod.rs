@@ -21,8 +21,8 @@ use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
-    GuardState, Lookup, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store, StoreError,
-    StoreStatus, StoredResource, VaultRecord,
+    GuardState, Lookup, Managed, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store,
+    StoreError, StoreStatus, StoredResource, TargetLink, VaultRecord,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -792,10 +792,48 @@ impl Store for SqliteStore {
         provider: &str,
         kind: ResourceKind,
         id: &str,
-        target_id: Option<String>,
+        link: Option<TargetLink>,
     ) -> Result<(), StoreError> {
         let (t, p, i) = (target.to_owned(), provider.to_owned(), id.to_owned());
-        self.exec(move |c| delivery::set_target_id(c, &t, &p, kind, &i, target_id.as_deref()))
+        self.exec(move |c| delivery::set_target_id(c, &t, &p, kind, &i, link.as_ref()))
+            .await
+    }
+
+    async fn managed(&self, target: &str) -> Result<Vec<Managed>, StoreError> {
+        let t = target.to_owned();
+        self.read(move |c| delivery::managed(c, &t)).await
+    }
+
+    async fn target_owner(
+        &self,
+        target: &str,
+        kind: ResourceKind,
+        target_id: &str,
+    ) -> Result<Option<Managed>, StoreError> {
+        let (t, i) = (target.to_owned(), target_id.to_owned());
+        self.read_point(move |c| delivery::target_owner(c, &t, kind, &i))
+            .await
+    }
+
+    async fn count_managed(&self, target: &str, kind: ResourceKind) -> Result<u64, StoreError> {
+        let t = target.to_owned();
+        self.read_point(move |c| delivery::count_managed(c, &t, kind))
+            .await
+    }
+
+    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+        let t = target.to_owned();
+        self.read(move |c| delivery::held(c, &t)).await
+    }
+
+    async fn reject_held(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let (t, r) = (target.to_owned(), reason.to_owned());
+        self.exec(move |c| delivery::reject_held(c, &t, &r, &fmt_time(at)))
             .await
     }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_resync.sql"),
     include_str!("migrations/0007_schedule_runs.sql"),
     include_str!("migrations/0008_identity.sql"),
+    include_str!("migrations/0009_ownership.sql"),
 ];
 
 /// The schema version this binary writes.

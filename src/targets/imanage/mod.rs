@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::config::MatchRules;
+use crate::delivery::matching::{Candidate, MatchField, MatchKey};
 use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::scim::ResourceKind;
 
@@ -31,6 +33,8 @@ pub struct ImanageTarget {
     name: String,
     client: Arc<ImanageClient>,
     mapping: Mapping,
+    /// How existing users and groups are found before one is created.
+    matching: MatchRules,
 }
 
 impl std::fmt::Debug for ImanageTarget {
@@ -43,12 +47,78 @@ impl std::fmt::Debug for ImanageTarget {
 }
 
 impl ImanageTarget {
-    pub fn new(name: String, client: Arc<ImanageClient>, mapping: Mapping) -> Self {
+    pub fn new(
+        name: String,
+        client: Arc<ImanageClient>,
+        mapping: Mapping,
+        matching: MatchRules,
+    ) -> Self {
         Self {
             name,
             client,
             mapping,
+            matching,
         }
+    }
+
+    /// An iManage user as the snapshot and candidates show it, SCIM-shaped; `None`
+    /// for the bridge's own service account, which is never the IdP's to manage.
+    async fn user_doc(&self, u: &Value) -> Result<Option<Value>, TargetError> {
+        let Some(id) = u["id"].as_str().map(str::to_uppercase) else {
+            return Ok(None);
+        };
+        let discovery = self.client.discover().await?;
+        if discovery
+            .account
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(&id))
+        {
+            return Ok(None);
+        }
+        let mut doc =
+            json!({"id": id, "userName": id, "active": u["allow_logon"].as_bool().unwrap_or(true)});
+        if let Some(n) = u["full_name"].as_str() {
+            doc["displayName"] = n.into();
+        }
+        if let Some(e) = u["email"].as_str().filter(|e| !e.is_empty()) {
+            doc["emails"] = json!([{"value": e, "primary": true}]);
+        }
+        Ok(Some(doc))
+    }
+
+    /// An iManage group as the snapshot and candidates show it (without members).
+    fn group_doc(g: &Value) -> Option<Value> {
+        let gid = g["id"].as_str()?;
+        Some(json!({
+            "id": gid,
+            "displayName": g["full_name"].as_str().unwrap_or(gid),
+            "active": g["enabled"].as_bool().unwrap_or(true),
+        }))
+    }
+
+    /// Takes a deprovisioned user out of every group iManage lists it in: a leaver must
+    /// not keep access through a group. Disabled groups cannot change and are skipped.
+    async fn leave_groups(&self, base: &str, lib: &str, id: &str) -> Result<(), TargetError> {
+        let url = format!("{base}/users/{id}/groups");
+        let answer = self
+            .client
+            .call(reqwest::Method::GET, &url, &[], None)
+            .await?;
+        if answer.status == 404 {
+            return Ok(());
+        }
+        for g in Page::from_body(&answer.body).items {
+            let Some(gid) = g["id"].as_str() else {
+                continue;
+            };
+            if g["enabled"] == false {
+                continue;
+            }
+            let library = g["database"].as_str().unwrap_or(lib);
+            self.members(base, library, gid, &[id.to_owned()], "delete")
+                .await?;
+        }
+        Ok(())
     }
 
     /// A request with no query; see [`ImanageClient::call`].
@@ -66,6 +136,8 @@ impl ImanageTarget {
         let doc = match &change.state {
             State::Deleted => {
                 if let Some(id) = &change.target_id {
+                    let (_, lib) = self.client.base().await?;
+                    self.leave_groups(&base, &lib, id).await?;
                     let body = json!({"allow_logon": false});
                     self.call(
                         reqwest::Method::PATCH,
@@ -102,9 +174,15 @@ impl ImanageTarget {
             )
             .await?;
         if status == 409 {
-            // Already there (created by hand or by an earlier attempt): adopt and update.
-            self.call(reqwest::Method::PATCH, &url, Some(&fields))
-                .await?;
+            // Matching runs before every create, so an account the rules did not pick
+            // is not the bridge's to take over.
+            return Err(TargetError::Permanent {
+                message: format!(
+                    "iManage already has a user {id} that the matching rules ({}) did not pick, so it was left alone; add \"id\" to [targets.matching] users to adopt it, or map {} to another id",
+                    self.matching.users.join(", "),
+                    change.name
+                ),
+            });
         }
         Ok(Some(id))
     }
@@ -224,12 +302,12 @@ impl ImanageTarget {
                 )
                 .await?;
             if status == 409 {
-                self.call(
-                    reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
-                    Some(&update),
-                )
-                .await?;
+                return Err(TargetError::Permanent {
+                    message: format!(
+                        "iManage already has a group {gid} that the matching rules ({}) did not pick, so it was left alone; add \"id\" to [targets.matching] groups to adopt it",
+                        self.matching.groups.join(", ")
+                    ),
+                });
             }
         }
         let (add, remove) = match &change.members {
@@ -269,14 +347,21 @@ impl Target for ImanageTarget {
         kind: ResourceKind,
         doc: &Value,
         _relations: &crate::identity::Relations,
-        _have: Option<&Value>,
+        have: Option<&Value>,
     ) -> Value {
         // What reconciliation compares: the mapped fields, SCIM-shaped like the snapshot.
         // A document the mapping refuses compares as-is; its delivery dead-letters.
         match kind {
             ResourceKind::User => match self.mapping.imanage_user(doc) {
                 Ok(m) => {
-                    let mut out = json!({"userName": m.id, "active": m.fields["allow_logon"]});
+                    // An iManage user keeps its id for good (a renamed or adopted user
+                    // keeps the login it has), so the id is never a difference.
+                    let id = have
+                        .and_then(|h| h.get("userName"))
+                        .cloned()
+                        .filter(|h| !h.is_null())
+                        .unwrap_or_else(|| m.id.clone().into());
+                    let mut out = json!({"userName": id, "active": m.fields["allow_logon"]});
                     if let Some(n) = m.fields.get("full_name") {
                         out["displayName"] = n.clone();
                     }
@@ -298,7 +383,6 @@ impl Target for ImanageTarget {
     }
 
     async fn snapshot(&self, progress: &Progress<'_>) -> Result<Option<Snapshot>, TargetError> {
-        let discovery = self.client.discover().await?;
         let (base, lib) = self.client.base().await?;
         let mut snap = Snapshot::default();
         for u in self
@@ -306,20 +390,9 @@ impl Target for ImanageTarget {
             .list_all(&format!("{base}/users"), &[], READ_PAGE, false)
             .await?
         {
-            let Some(id) = u["id"].as_str().map(str::to_uppercase) else {
+            let Some(doc) = self.user_doc(&u).await? else {
                 continue;
             };
-            // The bridge's own service account is never the IdP's to manage.
-            if discovery.account.as_deref() == Some(id.as_str()) {
-                continue;
-            }
-            let mut doc = json!({"id": id, "userName": id, "active": u["allow_logon"].as_bool().unwrap_or(true)});
-            if let Some(n) = u["full_name"].as_str() {
-                doc["displayName"] = n.into();
-            }
-            if let Some(e) = u["email"].as_str().filter(|e| !e.is_empty()) {
-                doc["emails"] = json!([{"value": e, "primary": true}]);
-            }
             snap.users.push(doc);
             if snap.users.len() % READ_PAGE == 0 {
                 progress("Users", snap.users.len());
@@ -331,7 +404,7 @@ impl Target for ImanageTarget {
             .list_all(&format!("{base}/groups"), &[], READ_PAGE, false)
             .await?;
         for g in groups {
-            let Some(gid) = g["id"].as_str() else {
+            let (Some(gid), Some(mut doc)) = (g["id"].as_str(), Self::group_doc(&g)) else {
                 continue;
             };
             let members: Vec<Value> = self
@@ -340,15 +413,136 @@ impl Target for ImanageTarget {
                 .into_iter()
                 .map(|m| json!({"value": m}))
                 .collect();
-            snap.groups.push(json!({
-                "id": gid,
-                "displayName": g["full_name"].as_str().unwrap_or(gid),
-                "active": g["enabled"].as_bool().unwrap_or(true),
-                "members": members,
-            }));
+            doc["members"] = Value::Array(members);
+            snap.groups.push(doc);
             progress("Groups", snap.groups.len());
         }
         Ok(Some(snap))
+    }
+
+    fn match_keys(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Vec<MatchKey> {
+        let (mapped, rules) = match kind {
+            ResourceKind::User => (self.mapping.imanage_user(doc), &self.matching.users),
+            ResourceKind::Group => (self.mapping.imanage_group(doc), &self.matching.groups),
+        };
+        let Ok(mapped) = mapped else {
+            return Vec::new();
+        };
+        rules
+            .iter()
+            .filter_map(|rule| {
+                let (field, value) = match rule.as_str() {
+                    "id" => (MatchField::Id, mapped.id.clone()),
+                    "email" => (
+                        MatchField::Email,
+                        mapped.fields.get("email")?.as_str()?.to_owned(),
+                    ),
+                    "displayName" => (
+                        MatchField::DisplayName,
+                        mapped.fields.get("full_name")?.as_str()?.to_owned(),
+                    ),
+                    _ => return None,
+                };
+                (!value.trim().is_empty()).then(|| MatchKey {
+                    rule: rule.clone(),
+                    field,
+                    value,
+                })
+            })
+            .collect()
+    }
+
+    async fn find(
+        &self,
+        kind: ResourceKind,
+        key: &MatchKey,
+    ) -> Result<Vec<Candidate>, TargetError> {
+        let (base, _) = self.client.base().await?;
+        let mut docs: Vec<Value> = Vec::new();
+        match (kind, key.field) {
+            (ResourceKind::User, MatchField::Id) => {
+                let answer = self
+                    .client
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("{base}/users/{}", key.value),
+                        &[],
+                        None,
+                    )
+                    .await?;
+                if answer.status != 404
+                    && let Some(doc) = self
+                        .user_doc(answer.body.get("data").unwrap_or(&answer.body))
+                        .await?
+                {
+                    docs.push(doc);
+                }
+            }
+            (ResourceKind::User, _) => {
+                // iManage's `email` filter is not documented as exact: compare here.
+                for u in self
+                    .client
+                    .list_all(
+                        &format!("{base}/users"),
+                        &[("email", key.value.clone())],
+                        READ_PAGE,
+                        false,
+                    )
+                    .await?
+                {
+                    if let Some(doc) = self.user_doc(&u).await? {
+                        docs.push(doc);
+                    }
+                }
+            }
+            (ResourceKind::Group, MatchField::Id) => {
+                let answer = self
+                    .client
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("{base}/groups/{}", key.value),
+                        &[],
+                        None,
+                    )
+                    .await?;
+                if answer.status != 404
+                    && let Some(doc) =
+                        Self::group_doc(answer.body.get("data").unwrap_or(&answer.body))
+                {
+                    docs.push(doc);
+                }
+            }
+            (ResourceKind::Group, _) => {
+                for g in self
+                    .client
+                    .list_all(
+                        &format!("{base}/groups"),
+                        &[("query", key.value.clone())],
+                        READ_PAGE,
+                        false,
+                    )
+                    .await?
+                {
+                    if let Some(doc) = Self::group_doc(&g) {
+                        docs.push(doc);
+                    }
+                }
+            }
+        }
+        let want = key.value.to_lowercase();
+        Ok(docs
+            .iter()
+            .filter(|d| key.field.values(d).contains(&want))
+            .filter_map(Candidate::from_doc)
+            .collect())
+    }
+
+    fn refuses(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Option<String> {
+        let mapped = match kind {
+            ResourceKind::User => self.mapping.imanage_user(doc),
+            ResourceKind::Group => self.mapping.imanage_group(doc),
+        };
+        mapped.err().map(|e| e.to_string())
     }
 
     async fn deactivate(&self, target_id: &str) -> Result<(), TargetError> {
