@@ -304,6 +304,18 @@ protected = ["BreakGlass@firm.example"]"#,
         "{letters}"
     );
 
+    // What the guard holds, by name (the users are deleted: names from their events).
+    let out = d.cli(&["approve", "--target", "hooks", "--list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{listed}");
+    assert!(listed.contains("holds back 3 change(s)"), "{listed}");
+    let named = ["a@", "b@", "c@", "d@", "e@", "f@"]
+        .iter()
+        .filter(|n| listed.contains(&format!("{n}firm.example (deleted)")))
+        .count();
+    assert_eq!(named, 3, "{listed}");
+    assert_eq!(deletes(&receiver), 3, "--list changes nothing");
+
     let out = d.cli(&["approve", "--target", "hooks"]);
     assert!(
         out.status.success(),

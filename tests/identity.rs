@@ -283,7 +283,7 @@ Assistant = ["Claras-Assistants"]
         !items.iter().any(|(_, n)| n == "carl@firm.example"),
         "carl kept his role: {plan:#}"
     );
-    let out = d.cli(&["sync", "--target", "app"]);
+    let out = d.cli(&["sync", "--target", "app", "--yes"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("1 deleted"), "{text}");
     let users = list(&peer.base, "Users").await;

@@ -263,10 +263,10 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
     assert_eq!(
         actions,
         [
-            ("deactivate", "INTRUDER"),
             ("members", "Litigation Team"),
             ("members", "Old Team"),
-            ("protected", "BREAKGLASS@FIRM.EXAMPLE"),
+            ("unmanaged", "BREAKGLASS@FIRM.EXAMPLE"),
+            ("unmanaged", "INTRUDER"),
             ("update", "akhan@firm.example"),
             ("update", "lchen@firm.example"),
         ],
@@ -280,12 +280,24 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
     );
     assert!(items[5].2.contains("active: false → true"), "{items:?}");
     assert!(
-        items[1].2.contains("members: 1 to add, 1 to remove"),
+        items[0].2.contains("members: 1 to add, 1 to remove"),
         "{items:?}"
     );
-    assert!(items[2].2.contains("active → true"), "{items:?}");
+    assert!(items[1].2.contains("active → true"), "{items:?}");
 
+    // Without a terminal to ask on, sync applies only with --yes.
     let out = d.cli(&["sync", "--target", "dms"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        dms.lock().unwrap().users["LCHEN@FIRM.EXAMPLE"]["allow_logon"],
+        false
+    );
+    let out = d.cli(&["sync", "--target", "dms", "--yes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -300,7 +312,8 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
             "akhan@firm.example, Pat"
         );
         assert_eq!(dms.users["LCHEN@FIRM.EXAMPLE"]["allow_logon"], true);
-        assert_eq!(dms.users["INTRUDER"]["allow_logon"], false);
+        // Not the bridge's: left enabled.
+        assert_eq!(dms.users["INTRUDER"]["allow_logon"], true);
         assert_eq!(dms.users["BREAKGLASS@FIRM.EXAMPLE"]["allow_logon"], true);
         let members: Vec<_> = dms.groups["LITIGATION_TEAM"].1.iter().cloned().collect();
         assert_eq!(members, ["AKHAN@FIRM.EXAMPLE", "JSMITH@FIRM.EXAMPLE"]);
@@ -316,8 +329,8 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         .collect();
     assert_eq!(
         left,
-        ["protected"],
-        "converged but for the protected account: {plan}"
+        ["unmanaged", "unmanaged"],
+        "converged but for the accounts the bridge does not manage: {plan}"
     );
 
     // explain: every field iManage gets for a user, and the line behind it.
@@ -411,5 +424,271 @@ token = {{ file = "imanage.token" }}
     assert_eq!(
         dms.rate_refusals, 0,
         "the pacer kept under the fake's limit"
+    );
+}
+
+/// A pre-existing iManage estate meets the bridge on its first day: an account with
+/// the person's email is adopted instead of duplicated, an exact login id is adopted,
+/// two accounts sharing an email are reported (nothing created), accounts the bridge
+/// did not create or adopt are listed and left alone by reconciliation, only the
+/// members of the scope group reach iManage, a member leaving that group is disabled
+/// and taken out of every group, coming back restores the same account, and a user
+/// iManage can never hold is not queued again by every sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_one_adopts_the_estate_and_touches_only_what_is_ours() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    {
+        let mut d = dms.lock().unwrap();
+        for (id, name, email) in [
+            ("JSMITH", "John Smith", "John.Smith@Example.com"),
+            ("ARCHIVIST", "Records", ""),
+            ("ADMIN", "Administrator", "admin@example.com"),
+            ("ASMITH1", "Alex Smith", "a.smith@example.com"),
+            ("ASMITH2", "Alice Smith", "a.smith@example.com"),
+            ("KIM.LEE@EXAMPLE.COM", "Kim Lee", "kim@old.example.com"),
+            // Shares part of an address with john: the email filter finds it, the
+            // bridge must not.
+            ("JSMITHSON", "Jo Smithson", "john.smith@example.com.au"),
+        ] {
+            d.users.insert(
+                id.into(),
+                json!({"id": id, "full_name": name, "email": email, "allow_logon": true}),
+            );
+        }
+        d.groups.insert(
+            "ALL_STAFF".into(),
+            (
+                json!({"id": "ALL_STAFF", "full_name": "All staff", "enabled": true, "group_nos": 2, "is_external": false}),
+                ["JSMITH".to_owned(), "ARCHIVIST".to_owned()].into(),
+            ),
+        );
+    }
+    let host = fake_imanage::start_blocking(dms.clone());
+    let extra = format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+timeout = "5s"
+max_attempts = 3
+[targets.auth]
+method = "bearer"
+token = {{ file = "dms.token" }}
+header = "x-auth-token"
+[targets.scope]
+groups = ["DMS Users"]
+"#
+    );
+    let d = Daemon::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = std::collections::BTreeMap::new();
+    for name in [
+        "john.smith@example.com",
+        "a.smith@example.com",
+        "kim.lee@example.com",
+        "new.person@example.com",
+        "outside@example.com",
+        "bad name@example.com",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let members: Vec<Value> = [
+        "john.smith@example.com",
+        "a.smith@example.com",
+        "kim.lee@example.com",
+        "new.person@example.com",
+        "bad name@example.com",
+    ]
+    .iter()
+    .map(|n| json!({"value": ids[n]}))
+    .collect();
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "DMS Users", "members": members}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let (status, _) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "DiliTrust Admins", "members": [{"value": ids["outside@example.com"]}]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let s = d.wait_drained("dms").await;
+    let out = d.cli(&["dlq", "list"]);
+    assert_eq!(
+        s["dead_letters"],
+        2,
+        "a.smith (ambiguous) and bad name: {s}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    {
+        let dms = dms.lock().unwrap();
+        let ids: Vec<&str> = dms.users.keys().map(String::as_str).collect();
+        assert_eq!(
+            ids,
+            [
+                "ADMIN",
+                "ARCHIVIST",
+                "ASMITH1",
+                "ASMITH2",
+                "JSMITH",
+                "JSMITHSON",
+                "KIM.LEE@EXAMPLE.COM",
+                "NEW.PERSON@EXAMPLE.COM",
+            ],
+            "adopted, not duplicated; nothing for the ambiguous or out-of-scope users"
+        );
+        // Adopted accounts are updated with what the bridge manages.
+        assert_eq!(
+            dms.users["JSMITH"]["full_name"],
+            "Pat john.smith@example.com"
+        );
+        assert_eq!(
+            dms.users["KIM.LEE@EXAMPLE.COM"]["email"],
+            "kim.lee@example.com"
+        );
+        // The hand-made accounts are untouched.
+        assert_eq!(dms.users["JSMITHSON"]["full_name"], "Jo Smithson");
+        assert_eq!(dms.users["ADMIN"]["allow_logon"], true);
+        assert!(!dms.groups.contains_key("DILITRUST_ADMINS"), "out of scope");
+        let members: Vec<&str> = dms.groups["DMS_USERS"]
+            .1
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            members,
+            ["JSMITH", "KIM.LEE@EXAMPLE.COM", "NEW.PERSON@EXAMPLE.COM"]
+        );
+    }
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<&str> = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(
+            |e| e.contains("2 accounts at dms match a.smith@example.com by email")
+                && e.contains("ASMITH1")
+                && e.contains("ASMITH2")
+        ),
+        "{errors:?}"
+    );
+
+    // The plan: nothing to deactivate, the estate listed as not managed, the two
+    // blocked users reported, not queued.
+    let (plan, actions) = d.dry_run("dms");
+    let of = |a: &str| -> Vec<String> {
+        actions
+            .iter()
+            .filter(|(x, _)| x == a)
+            .map(|(_, n)| n.clone())
+            .collect()
+    };
+    assert_eq!(of("deactivate"), Vec::<String>::new(), "{plan}");
+    assert_eq!(
+        of("unmanaged"),
+        ["ADMIN", "ARCHIVIST", "ASMITH1", "ASMITH2", "JSMITHSON"],
+        "{plan}"
+    );
+    assert_eq!(of("blocked").len(), 2, "{plan}");
+    assert_eq!(
+        of("update"),
+        Vec::<String>::new(),
+        "adopted ids are no drift: {plan}"
+    );
+    assert_eq!(
+        plan["out_of_scope"], 2,
+        "outside@ and DiliTrust Admins: {plan}"
+    );
+    let table = String::from_utf8_lossy(&d.cli(&["sync", "--target", "dms", "--dry-run"]).stdout)
+        .into_owned();
+    assert!(
+        table.contains("not managed by the bridge, left alone (5)"),
+        "{table}"
+    );
+    let out = d.cli(&["sync", "--target", "dms", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = d.wait_drained("dms").await;
+    assert_eq!(
+        s["dead_letters"], 2,
+        "sync queued nothing undeliverable again: {s}"
+    );
+    assert_eq!(dms.lock().unwrap().users["ARCHIVIST"]["allow_logon"], true);
+
+    // Leaving the scope group: disabled, and out of every group (hand-made ones too).
+    dms.lock()
+        .unwrap()
+        .groups
+        .get_mut("ALL_STAFF")
+        .unwrap()
+        .1
+        .insert("NEW.PERSON@EXAMPLE.COM".into());
+    let leave = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": format!("members[value eq \"{}\"]", ids["new.person@example.com"])}]});
+    let (status, _) = scim.patch(&format!("/Groups/{gid}"), leave).await;
+    assert!(status == 200 || status == 204);
+    d.wait_drained("dms").await;
+    {
+        let dms = dms.lock().unwrap();
+        assert_eq!(dms.users["NEW.PERSON@EXAMPLE.COM"]["allow_logon"], false);
+        assert!(!dms.groups["DMS_USERS"].1.contains("NEW.PERSON@EXAMPLE.COM"));
+        assert!(!dms.groups["ALL_STAFF"].1.contains("NEW.PERSON@EXAMPLE.COM"));
+    }
+    // Back in scope: the same account, enabled, in the group again.
+    let back = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": ids["new.person@example.com"]}]}]});
+    let (status, _) = scim.patch(&format!("/Groups/{gid}"), back).await;
+    assert!(status == 200 || status == 204);
+    d.wait_drained("dms").await;
+    {
+        let dms = dms.lock().unwrap();
+        assert_eq!(dms.users["NEW.PERSON@EXAMPLE.COM"]["allow_logon"], true);
+        assert!(dms.groups["DMS_USERS"].1.contains("NEW.PERSON@EXAMPLE.COM"));
+    }
+
+    // A leaver deleted in Entra leaves every group, the adopted account included.
+    assert_eq!(
+        scim.delete(&format!("/Users/{}", ids["john.smith@example.com"]))
+            .await,
+        204
+    );
+    d.wait_drained("dms").await;
+    {
+        let dms = dms.lock().unwrap();
+        assert_eq!(dms.users["JSMITH"]["allow_logon"], false);
+        assert!(
+            !dms.groups["DMS_USERS"].1.contains("JSMITH"),
+            "{:?}",
+            dms.groups["DMS_USERS"]
+        );
+        assert!(!dms.groups["ALL_STAFF"].1.contains("JSMITH"));
+        assert!(
+            dms.groups["ALL_STAFF"].1.contains("ARCHIVIST"),
+            "others stay"
+        );
+    }
+    let (plan, actions) = d.dry_run("dms");
+    assert!(
+        actions
+            .iter()
+            .all(|(a, _)| a == "unmanaged" || a == "blocked"),
+        "converged: {plan}"
     );
 }

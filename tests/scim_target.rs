@@ -45,6 +45,8 @@ providers = ["entra"]
 timeout = "5s"
 schedule = "0 0 1 1 *"
 on_delete = "delete"
+# This app must hold only people from the IdP: the bridge deactivates the others.
+unmanaged = "deactivate"
 [targets.guard]
 max_deprovisions = 2
 [targets.user_mapping]
@@ -241,7 +243,7 @@ title = "[user.title | default(\"Associate\")]"
     let table = String::from_utf8_lossy(&d.cli(&["sync", "--target", "app", "--dry-run"]).stdout)
         .into_owned();
     assert!(
-        table.contains("plan: 1 create, 1 update, 0 link, 1 membership, 1 deactivate"),
+        table.contains("plan: 1 create, 1 update, 0 adopt, 1 membership, 1 deactivate"),
         "{table}"
     );
     assert_eq!(
@@ -250,7 +252,7 @@ title = "[user.title | default(\"Associate\")]"
         "a dry run changed the target"
     );
 
-    let out = d.cli(&["sync", "--target", "app"]);
+    let out = d.cli(&["sync", "--target", "app", "--yes"]);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -285,7 +287,7 @@ title = "[user.title | default(\"Associate\")]"
             201
         );
     }
-    let out = d.cli(&["sync", "--target", "app"]);
+    let out = d.cli(&["sync", "--target", "app", "--yes"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("held back: 3 deactivations"), "{text}");
     let ready: Value = common::get(d.url("/readyz"))
@@ -305,7 +307,7 @@ title = "[user.title | default(\"Associate\")]"
         "nothing deactivated while held"
     );
     assert!(d.cli(&["approve", "--target", "app"]).status.success());
-    let out = d.cli(&["sync", "--target", "app"]);
+    let out = d.cli(&["sync", "--target", "app", "--yes"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("3 deactivated"), "{text}");
     assert_eq!(

@@ -700,6 +700,11 @@ fn read_guard(ctx: &mut Ctx, f: &Field<'_>) -> GuardSettings {
     let window = t.get("window");
     let protected = t.get("protected");
     t.finish(ctx);
+    // A limit written in the file replaces the default one rather than adding to it.
+    if max.is_some() || percent.is_some() {
+        out.max_deprovisions = None;
+        out.max_deprovision_percent = None;
+    }
     if let Some(v) = max.and_then(|f| ctx.int(&f, 0, None)) {
         out.max_deprovisions = u64::try_from(v).ok().filter(|v| *v > 0);
     }

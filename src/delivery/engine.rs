@@ -356,9 +356,17 @@ impl Engine {
         let name = self.target.name();
         if d.kind == ResourceKind::Group {
             let now = self.clock.now();
-            for id in super::scoping::moved_users(store, scope, &d.provider, change).await? {
+            let moved = super::scoping::moved_users(store, scope, &d.provider, change).await?;
+            // A dead-lettered user waits for the admin; queueing it again would only
+            // add another dead letter.
+            let dead = if moved.is_empty() {
+                HashSet::new()
+            } else {
+                self.dead_lettered(&d.provider).await?
+            };
+            for id in moved.iter().filter(|id| !dead.contains(*id)) {
                 store
-                    .enqueue_resync(name, &d.provider, ResourceKind::User, &id, now)
+                    .enqueue_resync(name, &d.provider, ResourceKind::User, id, now)
                     .await?;
             }
             if scope.users.is_some() {
@@ -527,7 +535,52 @@ impl Engine {
                 }
             }
         }
+        self.exclude_dead_lettered(d, &mut change).await?;
         Ok(change)
+    }
+
+    /// The ids of `provider`'s resources in this target's dead-letter queue.
+    async fn dead_lettered(&self, provider: &str) -> Result<HashSet<String>, StoreError> {
+        Ok(self
+            .store
+            .dead_letters(Some(self.target.name()))
+            .await?
+            .into_iter()
+            .filter(|l| l.provider == provider)
+            .map(|l| l.resource_id)
+            .collect())
+    }
+
+    /// Leaves out of a group's delivery the members that will not reach the target on
+    /// their own (dead-lettered: an ambiguous match, a mapping the target refuses), so
+    /// one such member does not hold up the whole group. Once such a member arrives,
+    /// its groups are delivered again (see [`Self::followups`]).
+    async fn exclude_dead_lettered(
+        &self,
+        d: &QueuedDelivery,
+        change: &mut Change,
+    ) -> Result<(), StoreError> {
+        let added = change.member_deltas().0;
+        let ids: Vec<String> = change
+            .members
+            .iter()
+            .flatten()
+            .map(|m| m.value.clone())
+            .chain(added)
+            .filter(|id| !change.member_ids.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let dead = self.dead_lettered(&d.provider).await?;
+        change
+            .excluded
+            .extend(ids.into_iter().filter(|id| dead.contains(id)));
+        let excluded = &change.excluded;
+        if let Some(all) = change.members.as_mut() {
+            all.retain(|m| !excluded.contains(&m.value));
+        }
+        Ok(())
     }
 
     /// The user's groups and manager, as far as the target's rules need them. A
@@ -578,6 +631,22 @@ impl Engine {
             self.store
                 .release_waiting(name, &d.provider, &d.resource_id, now)
                 .await?;
+            // Groups already at the target went without this user (it was out of
+            // scope or dead-lettered then): deliver them again so it joins them.
+            if self.target.member_needs() != MemberNeeds::EventsOnly {
+                for (gid, _) in self.store.groups_of(&d.provider, &d.resource_id).await? {
+                    if self
+                        .store
+                        .target_id(name, &d.provider, ResourceKind::Group, &gid)
+                        .await?
+                        .is_some()
+                    {
+                        self.store
+                            .enqueue_resync(name, &d.provider, ResourceKind::Group, &gid, now)
+                            .await?;
+                    }
+                }
+            }
         }
         // A group's members are part of every group it is nested in.
         if d.kind == ResourceKind::Group && self.target.expand_nested() {

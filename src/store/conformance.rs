@@ -1518,6 +1518,47 @@ pub async fn ownership_and_guard_holds(o: &dyn Opener) {
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(store.reject_held("dms", "again", later).await.unwrap(), 0);
+    // A resource that fails for good again keeps one dead letter, with the newest error.
+    store
+        .finish_delivery(
+            due[0].clone(),
+            "a",
+            DeliveryOutcome::Dead {
+                error: "ambiguous".into(),
+            },
+            std::time::Duration::ZERO,
+            later,
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_resync("dms", "entra", ResourceKind::User, &due[0].resource_id, later)
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries("dms", "a", later, later + chrono::Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    store
+        .finish_delivery(
+            again[0].clone(),
+            "a",
+            DeliveryOutcome::Dead {
+                error: "still ambiguous".into(),
+            },
+            std::time::Duration::ZERO,
+            later,
+        )
+        .await
+        .unwrap();
+    let dead = store.dead_letters(Some("dms")).await.unwrap();
+    let mine: Vec<&str> = dead
+        .iter()
+        .filter(|l| l.resource_id == due[0].resource_id)
+        .map(|l| l.error.as_str())
+        .collect();
+    assert_eq!(mine, ["still ambiguous"]);
 }
 
 macro_rules! conformance {

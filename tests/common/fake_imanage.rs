@@ -178,7 +178,11 @@ pub fn start_blocking(dms: Shared) -> String {
                 .route("/work/api/v2/customers/{cid}/users", post(create_user))
                 .route(
                     "/work/api/v2/customers/{cid}/users/{id}",
-                    patch(update_user),
+                    patch(update_user).get(get_user),
+                )
+                .route(
+                    "/work/api/v2/customers/{cid}/users/{id}/groups",
+                    get(user_groups),
                 )
                 .route(
                     "/work/api/v2/customers/{cid}/libraries/{lib}/groups",
@@ -186,7 +190,7 @@ pub fn start_blocking(dms: Shared) -> String {
                 )
                 .route(
                     "/work/api/v2/customers/{cid}/groups/{gid}",
-                    patch(update_group),
+                    patch(update_group).get(get_group),
                 )
                 .route(
                     "/work/api/v2/customers/{cid}/libraries/{lib}/groups/{gid}/members",
@@ -641,6 +645,16 @@ async fn list_users(
         u["id"] = json!(id);
         u
     }));
+    // iManage's `email` filter matches part of the address, ignoring case: the
+    // bridge must compare whole addresses itself.
+    if let Some((_, want)) = params.iter().find(|(k, _)| k == "email") {
+        let want = want.to_lowercase();
+        all.retain(|u| {
+            u["email"]
+                .as_str()
+                .is_some_and(|e| e.to_lowercase().contains(&want))
+        });
+    }
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     axum::Json(json!({"data": {"results": page}, "total_count": all.len()})).into_response()
 }
@@ -655,7 +669,18 @@ async fn list_groups(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let all: Vec<Value> = d.groups.values().map(|(g, _)| g.clone()).collect();
+    let mut all: Vec<Value> = d.groups.values().map(|(g, _)| g.clone()).collect();
+    // `query` matches words of the id or name, ignoring case.
+    if let Some((_, want)) = params.iter().find(|(k, _)| k == "query") {
+        let want = want.to_lowercase();
+        all.retain(|g| {
+            ["id", "full_name"].iter().any(|k| {
+                g[*k]
+                    .as_str()
+                    .is_some_and(|v| v.to_lowercase().contains(&want))
+            })
+        });
+    }
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     let mut body = json!({"data": page});
     if start + limit < all.len() {
@@ -678,6 +703,70 @@ async fn list_members(
             let data: Vec<Value> = members.iter().map(|m| json!({"id": m})).collect();
             axum::Json(json!({"data": data})).into_response()
         }
+        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group"),
+    }
+}
+
+/// `GET …/users/{id}`: one user, `{"data": {…}}`.
+async fn get_user(
+    State(d): State<Shared>,
+    Path((_cid, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    let id = id.to_uppercase();
+    match d.users.get(&id) {
+        Some(u) => {
+            let mut u = u.clone();
+            u["id"] = json!(id);
+            axum::Json(json!({"data": u})).into_response()
+        }
+        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such user"),
+    }
+}
+
+/// `GET …/users/{id}/groups`: the groups a user is a member of.
+async fn user_groups(
+    State(d): State<Shared>,
+    Path((_cid, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    let id = id.to_uppercase();
+    if !d.users.contains_key(&id) {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such user");
+    }
+    let data: Vec<Value> = d
+        .groups
+        .values()
+        .filter(|(_, members)| members.contains(&id))
+        .map(|(g, _)| {
+            let mut g = g.clone();
+            g["database"] = json!("ACTIVE");
+            g
+        })
+        .collect();
+    axum::Json(json!({"data": data})).into_response()
+}
+
+/// `GET …/groups/{gid}`: one group.
+async fn get_group(
+    State(d): State<Shared>,
+    Path((_cid, gid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut d = d.lock().unwrap();
+    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
+        return r;
+    }
+    match d.groups.get(&gid) {
+        Some((g, _)) => axum::Json(json!({"data": g})).into_response(),
         None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group"),
     }
 }

@@ -190,15 +190,29 @@ pub async fn finish(
             return Ok(());
         }
         DeliveryOutcome::Dead { error } => {
-            execute(
+            // One dead letter per resource and target: a resource that fails again
+            // updates its letter instead of piling up another.
+            let merged = execute(
                 tx,
-                "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
-                   queued_at, attempts, error, at)
-                 SELECT target, provider, kind, resource_id, from_seq, $5, queued_at, attempts + 1, $6, $7
-                 FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                "UPDATE dead_letters SET
+                   from_seq = LEAST(from_seq, coalesce((SELECT from_seq FROM delivery_queue
+                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4), from_seq)),
+                   last_seq = GREATEST(last_seq, $5), attempts = attempts + 1, error = $6, at = $7
+                 WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
                 &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, error, &at],
             )
             .await?;
+            if merged == 0 {
+                execute(
+                    tx,
+                    "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+                       queued_at, attempts, error, at)
+                     SELECT target, provider, kind, resource_id, from_seq, $5, queued_at, attempts + 1, $6, $7
+                     FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, error, &at],
+                )
+                .await?;
+            }
         }
         DeliveryOutcome::Done => {}
     }

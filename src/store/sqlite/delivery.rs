@@ -187,13 +187,27 @@ pub(super) fn finish(
             return Ok(());
         }
         DeliveryOutcome::Dead { error } => {
-            c.prepare_cached(
+            // One dead letter per resource and target: a resource that fails again
+            // (queued again by a group change or a sync) updates its letter instead of
+            // piling up another.
+            let merged = c
+                .prepare_cached(
+                    "UPDATE dead_letters SET
+                       from_seq = min(from_seq, coalesce((SELECT from_seq FROM delivery_queue
+                         WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4), from_seq)),
+                       last_seq = max(last_seq, ?5), attempts = attempts + 1, error = ?6, at = ?7
+                     WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                )?
+                .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+            if merged == 0 {
+                c.prepare_cached(
                 "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
                    queued_at, attempts, error, at)
                  SELECT target, provider, kind, resource_id, from_seq, ?5, queued_at, attempts + 1, ?6, ?7
                  FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
             )?
             .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+            }
         }
         DeliveryOutcome::Defer { next_at, reason } => {
             c.prepare_cached(
