@@ -587,6 +587,31 @@ groups = ["DMS Users"]
         "{errors:?}"
     );
 
+    // explain says, per person, whether they are in scope and whose account they have.
+    let out = d.cli(&["explain", "john.smith@example.com", "--target", "dms"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("scope: in — in targets[0].scope: member of \"DMS Users\""),
+        "{text}"
+    );
+    assert!(text.contains("account: JSMITH, adopted by email"), "{text}");
+    let out = d.cli(&[
+        "explain",
+        "outside@example.com",
+        "--target",
+        "dms",
+        "--json",
+    ]);
+    let explained: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(explained["scope"]["in"], false, "{explained}");
+    assert!(
+        explained["scope"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("not a member of any group in targets[0].scope.groups (\"DMS Users\")"),
+        "{explained}"
+    );
+
     // The plan: nothing to deactivate, the estate listed as not managed, the two
     // blocked users reported, not queued.
     let (plan, actions) = d.dry_run("dms");

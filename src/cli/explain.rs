@@ -83,10 +83,41 @@ async fn explain(
             ),
         });
     };
+    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
     let target_id = store
         .target_id(&t.name, &provider, kind, &r.id)
         .await
-        .map_err(|e| Failure::store(e.to_string()))?;
+        .map_err(err)?;
+    let scope = crate::delivery::scoping::decide(
+        store,
+        &t.name,
+        t.scope.as_ref(),
+        &provider,
+        kind,
+        &r.id,
+        &r.doc,
+    )
+    .await
+    .map_err(err)?;
+    let origin = match &target_id {
+        Some(tid) => store
+            .target_owner(&t.name, kind, tid)
+            .await
+            .map_err(err)?
+            .map(|m| m.link.origin()),
+        None => None,
+    };
+    let account = match (&target_id, origin) {
+        (Some(tid), Some(origin)) => format!("{tid}, {origin}"),
+        (Some(tid), None) => tid.clone(),
+        (None, _) if t.matching.of(kind).is_empty() => {
+            "not at the target yet; it will be created (matching is off)".into()
+        }
+        (None, _) => format!(
+            "not at the target yet; before creating one the bridge looks for an existing account by {} and adopts exactly one match",
+            t.matching.of(kind).join(", then ")
+        ),
+    };
     let mapping = Mapping {
         user: t.user_mapping.clone(),
         group: t.group_mapping.clone(),
@@ -125,7 +156,9 @@ async fn explain(
         Ok(fields) => {
             if as_json {
                 let out = json!({"provider": provider, "kind": kind.name(), "id": r.id, "name": label,
-                    "target": t.name, "target_id": target_id, "fields": fields, "note": note});
+                    "target": t.name, "target_id": target_id, "account": account,
+                    "scope": {"in": scope.in_scope, "why": scope.why},
+                    "fields": fields, "note": note});
                 println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                 return Ok(());
             }
@@ -136,6 +169,16 @@ async fn explain(
                 t.name,
                 target_id.as_deref().unwrap_or("(not delivered yet)")
             );
+            println!(
+                "scope: {} — {}",
+                if scope.in_scope {
+                    "in"
+                } else {
+                    "out, so nothing is sent (and an account sent before is deprovisioned)"
+                },
+                scope.why
+            );
+            println!("account: {account}");
             print_fields(&fields);
             if let Some(n) = note {
                 println!("{n}");

@@ -313,6 +313,14 @@ impl Engine {
                 Ok(Correlation::Absent) => {}
                 Ok(Correlation::Found { target_id, rule }) => {
                     tracing::info!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %target_id, %rule, "adopting an existing account");
+                    // A person deleted and assigned again gets their account back: the
+                    // deleted resource's link passes to this one.
+                    if let Err(e) = self.release_old_link(d, &target_id).await {
+                        return DeliveryOutcome::Retry {
+                            next_at: self.clock.now() + chrono(self.cfg.backoff.base),
+                            error: format!("taking over the account's old link failed: {e}"),
+                        };
+                    }
                     change.target_id = Some(target_id);
                     adopted_by = Some(rule);
                 }
@@ -337,6 +345,29 @@ impl Engine {
             }),
         };
         self.outcome(d, &change, recorded, adopted_by, result).await
+    }
+
+    /// Forgets the link of a deleted resource to `target_id`, which this delivery is
+    /// adopting.
+    async fn release_old_link(
+        &self,
+        d: &QueuedDelivery,
+        target_id: &str,
+    ) -> Result<(), StoreError> {
+        let name = self.target.name();
+        if let Some(old) = self.store.target_owner(name, d.kind, target_id).await?
+            && !(old.provider == d.provider && old.resource_id == d.resource_id)
+            && self
+                .store
+                .get(&old.provider, old.kind, &old.resource_id)
+                .await?
+                .is_none()
+        {
+            self.store
+                .set_target_id(name, &old.provider, old.kind, &old.resource_id, None)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Applies the target's scope to a built change. `Ok(Some(why))`: out of scope and

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::target::{Target, TargetError};
 use crate::scim::ResourceKind;
-use crate::store::{Store, StoreError};
+use crate::store::{Managed, Store, StoreError};
 
 /// Where a matching rule looks at the target (in the SCIM-shaped form targets give
 /// their snapshot and candidates).
@@ -197,11 +197,12 @@ pub async fn correlate(
         for c in candidates {
             let owner = store
                 .target_owner(target.name(), kind, &c.target_id)
-                .await?
-                .filter(|m| !(m.provider == provider && m.resource_id == resource_id));
+                .await?;
             let claimed = match owner {
-                Some(m) => Some(name_of(store, &m.provider, m.kind, &m.resource_id).await?),
-                None => None,
+                Some(m) if holds(store, &m, provider, resource_id).await? => {
+                    Some(name_of(store, &m.provider, m.kind, &m.resource_id).await?)
+                }
+                _ => None,
             };
             judged.push((c, claimed));
         }
@@ -212,6 +213,24 @@ pub async fn correlate(
         }
     }
     Ok(decide(target.name(), &resource_label(kind, doc), found))
+}
+
+/// Whether `m`'s link keeps its account from being adopted for another resource: it
+/// does unless it is that same resource, or its resource was deleted in the IdP (a
+/// person deleted and assigned again, under a new id, gets their account back).
+pub async fn holds(
+    store: &dyn Store,
+    m: &Managed,
+    provider: &str,
+    resource_id: &str,
+) -> Result<bool, StoreError> {
+    if m.provider == provider && m.resource_id == resource_id {
+        return Ok(false);
+    }
+    Ok(store
+        .get(&m.provider, m.kind, &m.resource_id)
+        .await?
+        .is_some())
 }
 
 /// A bridge resource's name for people: userName or displayName, else its id.

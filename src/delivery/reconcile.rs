@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::guard::{GuardConfig, over_limit};
-use super::matching::{Candidate, Correlation, SnapshotIndex, decide, resource_label};
+use super::matching::{
+    Candidate, Correlation, SnapshotIndex, decide, holds, name_of, resource_label,
+};
 use super::relations::gather;
 use super::scoping;
 use super::target::{Progress, Target, TargetError};
@@ -363,32 +365,29 @@ pub async fn plan(
                 let (tid, rule) = match found {
                     Some(t) => (t, None),
                     None => {
-                        let keys = target.match_keys(provider, kind, &r.doc);
-                        let candidates = keys
-                            .into_iter()
-                            .map(|key| {
-                                let c = index
-                                    .find(&key)
-                                    .iter()
-                                    .filter_map(|i| {
-                                        let cand = Candidate::from_doc(&docs[*i])?;
-                                        let owner = managed
-                                            .get(&(kind, cand.target_id.clone()))
-                                            .filter(|m| {
-                                                !(m.provider == *provider && m.resource_id == r.id)
-                                            })
-                                            .map(|m| format!("{} {}", m.provider, m.resource_id))
-                                            .or_else(|| {
-                                                claimed
-                                                    .contains(&(kind, cand.target_id.clone()))
-                                                    .then(|| "another resource in this plan".into())
-                                            });
-                                        Some((cand, owner))
-                                    })
-                                    .collect();
-                                (key, c)
-                            })
-                            .collect();
+                        let mut candidates = Vec::new();
+                        for key in target.match_keys(provider, kind, &r.doc) {
+                            let mut found = Vec::new();
+                            for i in index.find(&key) {
+                                let Some(cand) = Candidate::from_doc(&docs[*i]) else {
+                                    continue;
+                                };
+                                let owner = match managed.get(&(kind, cand.target_id.clone())) {
+                                    Some(m) if holds(store, m, provider, &r.id).await? => Some(
+                                        name_of(store, &m.provider, m.kind, &m.resource_id).await?,
+                                    ),
+                                    _ => claimed
+                                        .contains(&(kind, cand.target_id.clone()))
+                                        .then(|| "another user or group in this plan".into()),
+                                };
+                                found.push((cand, owner));
+                            }
+                            let stop = !found.is_empty();
+                            candidates.push((key, found));
+                            if stop {
+                                break;
+                            }
+                        }
                         match decide(&name, &label, candidates) {
                             Correlation::Absent => {
                                 let why = if mapped.is_some() {

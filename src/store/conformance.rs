@@ -1532,7 +1532,13 @@ pub async fn ownership_and_guard_holds(o: &dyn Opener) {
         .await
         .unwrap();
     store
-        .enqueue_resync("dms", "entra", ResourceKind::User, &due[0].resource_id, later)
+        .enqueue_resync(
+            "dms",
+            "entra",
+            ResourceKind::User,
+            &due[0].resource_id,
+            later,
+        )
         .await
         .unwrap();
     let again = store
