@@ -364,3 +364,201 @@ timeout = "5s"
     assert_eq!(at_app[0]["id"], app_id.as_str(), "the same account");
     assert_eq!(at_app[0]["active"], true);
 }
+
+/// A SCIM app (scim2-server) with accounts of its own meets the bridge: an account
+/// with the person's email is adopted, two accounts sharing an email are reported and
+/// nothing is created, the app's own accounts are listed and left alone, and only the
+/// people in the app's scope (members of "Claras Users" who are employees) reach it —
+/// a person leaving the scope is deactivated there, and coming back gets the same
+/// account, active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_one_adopts_by_email_scopes_and_leaves_the_apps_own_accounts_alone() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
+    let mut app_ids = std::collections::BTreeMap::new();
+    for (name, email) in [
+        ("jsmith", "john.smith@firm.example"),
+        ("owner", "owner@firm.example"),
+        ("alex1", "a.smith@firm.example"),
+        ("alex2", "a.smith@firm.example"),
+    ] {
+        let r = http
+            .post(format!("{}/Users", peer.base))
+            .header("content-type", "application/scim+json")
+            .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name, "active": true,
+                "emails": [{"value": email, "primary": true}]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        app_ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let extra = format!(
+        r#"
+[[targets]]
+name = "claras"
+kind = "scim"
+url = "{}"
+timeout = "5s"
+max_attempts = 3
+[targets.scope]
+groups = ["Claras Users"]
+users = 'userType eq "Employee"'
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, kind) in [
+        ("john.smith@firm.example", "Employee"),
+        ("a.smith@firm.example", "Employee"),
+        ("new@firm.example", "Employee"),
+        ("temp@firm.example", "Contractor"),
+        ("elsewhere@firm.example", "Employee"),
+    ] {
+        let (status, body) = scim
+            .post(
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": name, "active": true, "userType": kind,
+                    "emails": [{"value": name, "type": "work", "primary": true}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let in_group: Vec<Value> = [
+        "john.smith@firm.example",
+        "a.smith@firm.example",
+        "new@firm.example",
+        "temp@firm.example",
+    ]
+    .iter()
+    .map(|n| json!({"value": ids[n]}))
+    .collect();
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Claras Users", "members": in_group}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let (status, _) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "DiliTrust Admins", "members": [{"value": ids["elsewhere@firm.example"]}]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let s = d.wait_drained("claras").await;
+    assert_eq!(s["dead_letters"], 1, "the ambiguous a.smith: {s}");
+    let users = list(&peer.base, "Users").await;
+    let names: std::collections::BTreeSet<&str> = users
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "alex1",
+            "alex2",
+            "john.smith@firm.example",
+            "new@firm.example",
+            "owner"
+        ]
+        .into(),
+        "jsmith adopted (renamed to the IdP's userName), new@ created, nobody out of scope: {users:?}"
+    );
+    let john = users
+        .iter()
+        .find(|u| u["userName"] == "john.smith@firm.example")
+        .unwrap();
+    assert_eq!(john["id"], app_ids["jsmith"].as_str(), "the same account");
+    let groups = list(&peer.base, "Groups").await;
+    let group_names: Vec<&str> = groups
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(group_names, ["Claras Users"], "only the scope group");
+    let members: std::collections::BTreeSet<&str> = groups[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members.len(), 2, "john and new@; not the contractor: {groups:?}");
+    assert!(members.contains(app_ids["jsmith"].as_str()));
+
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = letters[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("2 accounts at claras match a.smith@firm.example by email")
+            && error.contains("alex1")
+            && error.contains("alex2"),
+        "{error}"
+    );
+
+    // The plan leaves the app's own accounts alone and says so.
+    let (plan, actions) = d.dry_run("claras");
+    let of = |a: &str| -> Vec<&str> {
+        actions
+            .iter()
+            .filter(|(x, _)| x == a)
+            .map(|(_, n)| n.as_str())
+            .collect()
+    };
+    assert_eq!(of("unmanaged"), ["alex1", "alex2", "owner"], "{plan}");
+    assert_eq!(of("deactivate"), Vec::<&str>::new(), "{plan}");
+    assert_eq!(of("blocked"), ["a.smith@firm.example"], "{plan}");
+    assert_eq!(plan["out_of_scope"], 3, "temp@, elsewhere@, DiliTrust Admins: {plan}");
+
+    // Leaving the scope by an attribute: deactivated at the app, kept.
+    let to_contractor = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "userType", "value": "Contractor"}]});
+    let (status, _) = scim
+        .patch(&format!("/Users/{}", ids["new@firm.example"]), to_contractor)
+        .await;
+    assert_eq!(status, 200);
+    d.wait_drained("claras").await;
+    let at_app = |users: &[Value], n: &str| {
+        users
+            .iter()
+            .find(|u| u["userName"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let new_user = at_app(&list(&peer.base, "Users").await, "new@firm.example");
+    assert_eq!(new_user["active"], false, "{new_user}");
+    let new_id = new_user["id"].clone();
+    // Back in scope: the same account, active again.
+    let to_employee = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "userType", "value": "Employee"}]});
+    let (status, _) = scim
+        .patch(&format!("/Users/{}", ids["new@firm.example"]), to_employee)
+        .await;
+    assert_eq!(status, 200);
+    d.wait_drained("claras").await;
+    let new_user = at_app(&list(&peer.base, "Users").await, "new@firm.example");
+    assert_eq!(new_user["active"], true, "{new_user}");
+    assert_eq!(new_user["id"], new_id);
+
+    // Entering the scope by group: elsewhere@ joins Claras Users and is provisioned.
+    let join = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": ids["elsewhere@firm.example"]}]}]});
+    let gid = group["id"].as_str().unwrap();
+    let (status, _) = scim.patch(&format!("/Groups/{gid}"), join).await;
+    assert!(status == 200 || status == 204);
+    d.wait_drained("claras").await;
+    let users = list(&peer.base, "Users").await;
+    assert_eq!(at_app(&users, "elsewhere@firm.example")["active"], true, "{users:?}");
+    // The app's own accounts were never touched.
+    assert_eq!(at_app(&users, "owner")["active"], true);
+    assert_eq!(at_app(&users, "alex1")["active"], true);
+}

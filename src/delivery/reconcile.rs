@@ -510,8 +510,9 @@ pub async fn plan(
             });
         }
     }
+    // In name order: people read the list.
     let mut rest: Vec<(&String, &Value)> = remote_users.iter().collect();
-    rest.sort_by(|a, b| a.0.cmp(b.0));
+    rest.sort_by_key(|(tid, doc)| (text(doc, "userName").map(|n| n.to_lowercase()), *tid));
     for (tid, doc) in rest {
         let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
         if claimed.contains(&(ResourceKind::User, tid.clone())) || !active {
