@@ -644,6 +644,8 @@ groups = ["DMS Users"]
         table.contains("not managed by the bridge, left alone (5)"),
         "{table}"
     );
+    // The README's day-one example is this table.
+    eprintln!("{table}");
     let out = d.cli(&["sync", "--target", "dms", "--yes"]);
     assert!(
         out.status.success(),
@@ -716,4 +718,101 @@ groups = ["DMS Users"]
             .all(|(a, _)| a == "unmanaged" || a == "blocked"),
         "converged: {plan}"
     );
+}
+
+/// `paused = true`: the IdP provisions into the bridge, nothing reaches iManage, and
+/// `sync --dry-run` shows the day-one plan — who will be adopted and by which rule, who
+/// created, what needs the admin, and the accounts left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_target_shows_the_day_one_plan_before_anything_is_sent() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    {
+        let mut d = dms.lock().unwrap();
+        for (id, name, email) in [
+            ("JSMITH", "John Smith", "john.smith@example.com"),
+            ("ARCHIVIST", "Records", ""),
+            ("ASMITH1", "Alex Smith", "a.smith@example.com"),
+            ("ASMITH2", "Alice Smith", "a.smith@example.com"),
+            ("KIM.LEE@EXAMPLE.COM", "Kim Lee", "kim@old.example.com"),
+        ] {
+            d.users.insert(
+                id.into(),
+                json!({"id": id, "full_name": name, "email": email, "allow_logon": true}),
+            );
+        }
+    }
+    let host = fake_imanage::start_blocking(dms.clone());
+    let extra = format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+paused = true
+[targets.auth]
+method = "bearer"
+token = {{ file = "dms.token" }}
+header = "x-auth-token"
+"#
+    );
+    let d = Daemon::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for name in [
+        "john.smith@example.com",
+        "a.smith@example.com",
+        "kim.lee@example.com",
+        "new.person@example.com",
+    ] {
+        assert_eq!(scim.post("/Users", user(name, true)).await.0, 201);
+    }
+    let before = dms.lock().unwrap().users.clone();
+    let out = d.cli(&["sync", "--target", "dms", "--dry-run"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}");
+    // The README's paused day-one example is this table.
+    eprintln!("{table}");
+    let (plan, actions) = d.dry_run("dms");
+    let mut actions: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|(a, n)| (a.as_str(), n.as_str()))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            ("adopt", "john.smith@example.com"),
+            ("adopt", "kim.lee@example.com"),
+            ("ambiguous", "a.smith@example.com"),
+            ("create", "new.person@example.com"),
+            ("unmanaged", "ARCHIVIST"),
+            ("unmanaged", "ASMITH1"),
+            ("unmanaged", "ASMITH2"),
+            // What adopting changes, old → new, before it happens.
+            ("update", "john.smith@example.com"),
+            ("update", "kim.lee@example.com"),
+        ],
+        "{plan}"
+    );
+    let rules: Vec<&str> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["matched_by"].as_str())
+        .collect();
+    assert!(rules.contains(&"email") && rules.contains(&"id"), "{plan}");
+    // Applying is refused while paused; nothing reached iManage.
+    let out = d.cli(&["sync", "--target", "dms", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is paused"));
+    let ready: Value = common::get(d.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["targets"]["dms"]["paused"], true, "{ready}");
+    assert_eq!(ready["targets"]["dms"]["delivery"]["queued"], 4, "{ready}");
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users, before, "nothing was sent");
+    assert!(dms.groups.is_empty());
 }

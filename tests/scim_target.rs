@@ -386,9 +386,12 @@ async fn day_one_adopts_by_email_scopes_and_leaves_the_apps_own_accounts_alone()
         let r = http
             .post(format!("{}/Users", peer.base))
             .header("content-type", "application/scim+json")
-            .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            .body(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "userName": name, "active": true,
-                "emails": [{"value": email, "primary": true}]}).to_string())
+                "emails": [{"value": email, "primary": true}]})
+                .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -492,7 +495,11 @@ users = 'userType eq "Employee"'
         .iter()
         .map(|m| m["value"].as_str().unwrap())
         .collect();
-    assert_eq!(members.len(), 2, "john and new@; not the contractor: {groups:?}");
+    assert_eq!(
+        members.len(),
+        2,
+        "john and new@; not the contractor: {groups:?}"
+    );
     assert!(members.contains(app_ids["jsmith"].as_str()));
 
     let out = d.cli(&["dlq", "list", "--json"]);
@@ -517,13 +524,19 @@ users = 'userType eq "Employee"'
     assert_eq!(of("unmanaged"), ["alex1", "alex2", "owner"], "{plan}");
     assert_eq!(of("deactivate"), Vec::<&str>::new(), "{plan}");
     assert_eq!(of("blocked"), ["a.smith@firm.example"], "{plan}");
-    assert_eq!(plan["out_of_scope"], 3, "temp@, elsewhere@, DiliTrust Admins: {plan}");
+    assert_eq!(
+        plan["out_of_scope"], 3,
+        "temp@, elsewhere@, DiliTrust Admins: {plan}"
+    );
 
     // Leaving the scope by an attribute: deactivated at the app, kept.
     let to_contractor = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "userType", "value": "Contractor"}]});
     let (status, _) = scim
-        .patch(&format!("/Users/{}", ids["new@firm.example"]), to_contractor)
+        .patch(
+            &format!("/Users/{}", ids["new@firm.example"]),
+            to_contractor,
+        )
         .await;
     assert_eq!(status, 200);
     d.wait_drained("claras").await;
@@ -557,7 +570,11 @@ users = 'userType eq "Employee"'
     assert!(status == 200 || status == 204);
     d.wait_drained("claras").await;
     let users = list(&peer.base, "Users").await;
-    assert_eq!(at_app(&users, "elsewhere@firm.example")["active"], true, "{users:?}");
+    assert_eq!(
+        at_app(&users, "elsewhere@firm.example")["active"],
+        true,
+        "{users:?}"
+    );
     // The app's own accounts were never touched.
     assert_eq!(at_app(&users, "owner")["active"], true);
     assert_eq!(at_app(&users, "alex1")["active"], true);

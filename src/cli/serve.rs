@@ -119,6 +119,17 @@ pub async fn serve(
     }
     let mut engines = Vec::new();
     for d in deliverables {
+        let paused = cfg.targets.get(d.index).is_some_and(|t| t.paused);
+        if paused {
+            // Queued, not delivered: the admin reviews `sync --dry-run` first.
+            let name = d.target.name().to_owned();
+            tracing::warn!(target_name = %name, "target is paused: changes are queued but not delivered and reconciliation does not run; review `scim-bridge sync --target {name} --dry-run`, then remove `paused` and restart");
+            if let Some(handle) = targets.get_mut(d.index) {
+                handle.paused = true;
+                handle.delivery = Some(Arc::new(crate::delivery::DeliveryCounters::default()));
+            }
+            continue;
+        }
         if let Some(expr) = cfg.targets.get(d.index).and_then(|t| t.schedule.clone()) {
             let schedule = cron::Schedule::from_str(&expr)
                 .map_err(|e| Failure::config(format!("targets[{}].schedule: {e}", d.index)))?;

@@ -52,6 +52,14 @@ pub async fn run(
             ),
         });
     };
+    if mode != Mode::DryRun && cfg.targets[index].paused {
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "target {target} is paused, so nothing is sent to it: review `scim-bridge sync --target {target} --dry-run`, then remove `paused` from its [[targets]] table and restart the daemon"
+            ),
+        });
+    }
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if mode == Mode::Review && !interactive {
         return Err(Failure {
@@ -160,7 +168,7 @@ fn action_name(a: Action) -> &'static str {
     match a {
         Action::Create => "create",
         Action::Update => "update",
-        Action::Link => "adopt",
+        Action::Adopt => "adopt",
         Action::Members => "members",
         Action::Deactivate => "deactivate",
         Action::Deprovision => "deprovision",
@@ -179,7 +187,7 @@ fn summary(p: &Plan) -> String {
         "{} create, {} update, {} adopt, {} membership, {} deactivate, {} deprovision (left scope), {} delete",
         count(Action::Create),
         count(Action::Update),
-        count(Action::Link),
+        count(Action::Adopt),
         count(Action::Members),
         count(Action::Deactivate),
         count(Action::Deprovision),

@@ -60,6 +60,7 @@ async fn build_one(
         linker: None,
         delivery: None,
         reconcile: None,
+        paused: false,
     };
     let Some(auth) = &target.auth else {
         return Ok(auth_out);

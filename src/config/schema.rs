@@ -212,6 +212,9 @@ pub struct TargetConfig {
     /// `[targets.scope]`: which users and groups this target receives; `None`: all of
     /// its providers'.
     pub scope: Option<crate::identity::Scope>,
+    /// Changes are queued but not delivered (and no scheduled reconciliation runs)
+    /// until the admin has reviewed `sync --dry-run` and removed `paused`.
+    pub paused: bool,
 }
 
 /// `[targets.matching]`: ordered matching rules per resource kind. The first rule

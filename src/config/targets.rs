@@ -63,6 +63,7 @@ pub(super) fn read_targets(
         let matching = t.get("matching");
         let unmanaged = t.get("unmanaged");
         let scope = t.get("scope");
+        let paused = t.get("paused");
         let table_loc = item.loc().clone();
         t.finish(ctx);
 
@@ -218,7 +219,9 @@ pub(super) fn read_targets(
             None => Unmanaged::default(),
         };
         let scope = scope.and_then(|f| read_scope(ctx, &f, &item.path));
+        let paused = paused.and_then(|f| ctx.bool(&f)).unwrap_or(false);
         out.push(TargetConfig {
+            paused,
             matching,
             unmanaged,
             scope,

@@ -325,6 +325,7 @@ fn full_config_with_every_key() {
                 matching: MatchRules::default_for(TargetKind::Imanage),
                 unmanaged: Unmanaged::Ignore,
                 scope: None,
+                paused: false,
             },
             TargetConfig {
                 name: "hooks".into(),
@@ -357,6 +358,7 @@ fn full_config_with_every_key() {
                 matching: MatchRules::default_for(TargetKind::Webhook),
                 unmanaged: Unmanaged::Ignore,
                 scope: None,
+                paused: false,
             },
         ],
         repositories: Vec::new(),

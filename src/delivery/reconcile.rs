@@ -30,8 +30,9 @@ pub enum Action {
     Create,
     /// At the target, with different attributes.
     Update,
-    /// At the target under another id the bridge did not know: adopt it.
-    Link,
+    /// An existing account the bridge does not manage yet, matched exactly once by the
+    /// target's matching rules: adopt it (record it as the bridge's, then update it).
+    Adopt,
     /// A group whose members differ.
     Members,
     /// An account the bridge manages that must lose access (deleted in the IdP), or,
@@ -69,7 +70,7 @@ pub struct PlanItem {
     pub name: String,
     /// What differs.
     pub detail: String,
-    /// The matching rule that found the account ([`Action::Link`]).
+    /// The matching rule that found the account ([`Action::Adopt`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched_by: Option<String>,
 }
@@ -414,7 +415,7 @@ pub async fn plan(
                     plan.items.push(PlanItem {
                         matched_by: Some(rule.clone()),
                         ..item(
-                            Action::Link,
+                            Action::Adopt,
                             Some(tid.clone()),
                             format!("existing account matched by {rule}: adopt it"),
                         )
@@ -711,7 +712,7 @@ pub async fn apply(
             }
             (action, Some(provider), Some(id)) => {
                 match action {
-                    Action::Link => {
+                    Action::Adopt => {
                         let rule = item.matched_by.as_deref().unwrap_or("reconciliation");
                         let link = item.target_id.clone().map(|t| TargetLink::adopted(t, rule));
                         store

@@ -137,7 +137,7 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
             t.name.clone(),
             json!({
                 "auth": auth, "account_linking": t.linker.is_some(),
-                "delivery": delivery, "reconcile": reconcile,
+                "delivery": delivery, "reconcile": reconcile, "paused": t.paused,
             }),
         );
     }

@@ -81,6 +81,8 @@ pub struct TargetHandle {
     pub delivery: Option<Arc<DeliveryCounters>>,
     /// Its scheduled reconciliation, when it has a schedule.
     pub reconcile: Option<Arc<Mutex<ReconcileReport>>>,
+    /// Deliveries held until the admin removes `paused` from its config.
+    pub paused: bool,
 }
 
 impl std::fmt::Debug for AppState {
