@@ -1604,3 +1604,103 @@ fn database_max_connections_must_be_a_positive_integer() {
     );
     assert_eq!(only_error(&errors).key_path, "database.max_connections");
 }
+
+#[test]
+fn matching_scope_and_ownership_are_read_and_checked() {
+    let text = r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "https://dms.example.com"
+unmanaged = "deactivate"
+paused = true
+[targets.matching]
+users = ["email"]
+groups = []
+[targets.scope]
+groups = ["DMS Users", "Partners"]
+nested = true
+users = 'userType eq "Employee"'
+"#;
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let t = &loaded.config.targets[0];
+    assert_eq!(t.matching.users, ["email"]);
+    assert!(t.matching.groups.is_empty());
+    assert_eq!(t.unmanaged, Unmanaged::Deactivate);
+    assert!(t.paused);
+    let scope = t.scope.as_ref().unwrap();
+    assert_eq!(scope.groups, ["DMS Users", "Partners"]);
+    assert!(scope.nested);
+    assert_eq!(scope.users.as_ref().unwrap().0, "userType eq \"Employee\"");
+    assert_eq!(scope.origin, "targets[0].scope");
+
+    // Defaults: every rule the kind offers, unmanaged left alone, no scope, and the
+    // guard relative to what the bridge manages.
+    let (_dir, _path, loaded) = load_ok(DMS, &Environment::new());
+    let t = &loaded.config.targets[0];
+    assert_eq!(t.matching.users, ["id", "email"]);
+    assert_eq!(t.matching.groups, ["id", "displayName"]);
+    assert_eq!(t.unmanaged, Unmanaged::Ignore);
+    assert!(t.scope.is_none() && !t.paused);
+    assert_eq!(t.guard.max_deprovisions, None);
+    assert_eq!(t.guard.max_deprovision_percent, Some(10.0));
+}
+
+#[test]
+fn bad_matching_and_scope_are_refused_with_line_and_key() {
+    let text = r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "https://app.example.com/scim"
+unmanaged = "delete"
+[targets.matching]
+users = ["userName", "employeeId", "userName"]
+[targets.scope]
+users = 'userType eq'
+
+[[targets]]
+name = "app2"
+kind = "scim"
+url = "https://app2.example.com/scim"
+[targets.scope]
+nested = true
+
+[[targets]]
+name = "hooks"
+kind = "webhook"
+url = "https://hooks.example.com"
+signing_secret = { vault = "hooks.signing" }
+unmanaged = "ignore"
+[targets.matching]
+users = ["email"]
+"#;
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let shown = errors.to_string();
+    for expected in [
+        ":6:",
+        "targets[0].unmanaged",
+        "targets[0].matching.users[1]: unknown matching rule \"employeeId\"; a scim target matches users by externalId, userName, email",
+        "targets[0].matching.users[2]: \"userName\" is listed twice",
+        "targets[0].scope.users: not a SCIM filter",
+        "targets[1].scope: a scope needs `groups`",
+        "targets[2].unmanaged: a webhook holds no accounts",
+        "targets[2].matching: a webhook holds no accounts to match",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing {expected:?} in:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_written_guard_limit_replaces_the_relative_default() {
+    let text = "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://a.example.com/scim\"\n[targets.guard]\nmax_deprovisions = 500\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let g = &loaded.config.targets[0].guard;
+    assert_eq!(
+        (g.max_deprovisions, g.max_deprovision_percent),
+        (Some(500), None)
+    );
+}

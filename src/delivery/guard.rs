@@ -172,3 +172,40 @@ impl Guard {
         }
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn cfg(max: Option<u64>, percent: Option<f64>) -> GuardConfig {
+        GuardConfig {
+            max_deprovisions: max,
+            max_percent: percent,
+            window: Duration::from_secs(3600),
+            protected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_default_is_relative_to_the_accounts_the_bridge_manages() {
+        let c = cfg(None, Some(10.0));
+        // A small estate's leavers never trip it below the floor.
+        assert_eq!(over_limit(&c, PERCENT_FLOOR, 12), None);
+        // 400 managed: 40 is 10%, 41 is more.
+        assert_eq!(over_limit(&c, 40, 400), None);
+        let why = over_limit(&c, 41, 400).unwrap();
+        assert!(
+            why.contains("more than 10% of the 400 accounts the bridge manages"),
+            "{why}"
+        );
+        // Nothing managed yet (day one): any run of deprovisionings past the floor trips.
+        assert!(over_limit(&c, PERCENT_FLOOR + 1, 0).is_some());
+    }
+
+    #[test]
+    fn an_absolute_limit_counts_alone() {
+        let c = cfg(Some(3), None);
+        assert_eq!(over_limit(&c, 3, 0), None);
+        assert!(over_limit(&c, 4, 10_000).unwrap().contains("more than 3"));
+    }
+}
