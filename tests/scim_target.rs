@@ -578,4 +578,34 @@ users = 'userType eq "Employee"'
     // The app's own accounts were never touched.
     assert_eq!(at_app(&users, "owner")["active"], true);
     assert_eq!(at_app(&users, "alex1")["active"], true);
+
+    // A narrower scope in the file shows its effect in a dry run before any daemon
+    // acts on it: the employees it drops would be deprovisioned, nobody else.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace(
+            r#"users = 'userType eq "Employee"'"#,
+            r#"users = 'userName sw "new"'"#,
+        ),
+    )
+    .unwrap();
+    let (plan, actions) = d.dry_run("claras");
+    let mut dropped: Vec<&str> = actions
+        .iter()
+        .filter(|(a, _)| a == "deprovision")
+        .map(|(_, n)| n.as_str())
+        .collect();
+    dropped.sort();
+    assert_eq!(
+        dropped,
+        ["elsewhere@firm.example", "john.smith@firm.example"],
+        "{plan}"
+    );
+    assert!(
+        plan["items"].as_array().unwrap().iter().any(|i| i["action"] == "deprovision"
+            && i["detail"].as_str().unwrap().contains("left the scope: does not match")),
+        "{plan}"
+    );
+    assert_eq!(at_app(&list(&peer.base, "Users").await, "john.smith@firm.example")["active"], true);
 }
