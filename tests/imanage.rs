@@ -9,6 +9,37 @@ use common::fake_imanage::{self, TOKEN};
 use common::{Daemon, Scim};
 use serde_json::{Value, json};
 
+/// Runs the CLI on a pseudo-terminal (util-linux `script`), typing `answer`; returns
+/// whether it succeeded and what the terminal showed.
+fn on_terminal(d: &Daemon, args: &[&str], answer: &str) -> (bool, String) {
+    use std::io::Write;
+    let command = format!(
+        "{} {} --config {}",
+        common::BIN,
+        args.join(" "),
+        d.config.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    // Typed once the question is on the screen; a terminal buffers it until then.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn user(name: &str, active: bool) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -297,12 +328,18 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         dms.lock().unwrap().users["LCHEN@FIRM.EXAMPLE"]["allow_logon"],
         false
     );
-    let out = d.cli(&["sync", "--target", "dms", "--yes"]);
+    // On a terminal sync shows the plan and asks; anything but yes changes nothing.
+    let (ok, text) = on_terminal(&d, &["sync", "--target", "dms"], "n\n");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ok && text.contains("[y/N]") && text.contains("not applied"),
+        "{text}"
     );
+    assert_eq!(
+        dms.lock().unwrap().users["LCHEN@FIRM.EXAMPLE"]["allow_logon"],
+        false
+    );
+    let (ok, text) = on_terminal(&d, &["sync", "--target", "dms"], "y\n");
+    assert!(ok && text.contains("applied: 4 queued"), "{text}");
     d.wait_drained("dms").await;
     {
         let dms = dms.lock().unwrap();

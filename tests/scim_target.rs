@@ -603,9 +603,19 @@ users = 'userType eq "Employee"'
         "{plan}"
     );
     assert!(
-        plan["items"].as_array().unwrap().iter().any(|i| i["action"] == "deprovision"
-            && i["detail"].as_str().unwrap().contains("left the scope: does not match")),
+        plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["action"] == "deprovision"
+                && i["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("left the scope: does not match")),
         "{plan}"
     );
-    assert_eq!(at_app(&list(&peer.base, "Users").await, "john.smith@firm.example")["active"], true);
+    assert_eq!(
+        at_app(&list(&peer.base, "Users").await, "john.smith@firm.example")["active"],
+        true
+    );
 }
