@@ -575,6 +575,24 @@ users = 'userType eq "Employee"'
         true,
         "{users:?}"
     );
+    // explain without --target: every target, in or out and why, and the account.
+    let out = d.cli(&["explain", "temp@firm.example", "--json"]);
+    let placed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(placed["targets"][0]["target"], "claras", "{placed}");
+    assert_eq!(placed["targets"][0]["in_scope"], false, "{placed}");
+    assert!(
+        placed["targets"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("does not match targets[0].scope.users"),
+        "{placed}"
+    );
+    let out = d.cli(&["explain", "john.smith@firm.example"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("{}, adopted by email", app_ids["jsmith"])),
+        "{text}"
+    );
     // The app's own accounts were never touched.
     assert_eq!(at_app(&users, "owner")["active"], true);
     assert_eq!(at_app(&users, "alex1")["active"], true);

@@ -7,22 +7,29 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{Failure, setup};
-use crate::config::{Environment, TargetConfig, TargetKind};
-use crate::delivery::{RelationNeeds, gather_relations};
-use crate::identity::{ENTERPRISE, Outcome, RoleRules, role_json};
+use crate::config::{Config, Environment, TargetConfig, TargetKind};
+use crate::delivery::matching::resource_label;
+use crate::delivery::{RelationNeeds, gather_relations, scoping};
+use crate::identity::{ENTERPRISE, Outcome, RoleRules, ScopeDecision, role_json};
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, Store, StoredResource};
 use crate::targets::{Explained, Mapping};
 
 pub async fn run(
     who: &str,
-    target: &str,
+    target: Option<&str>,
     as_json: bool,
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
+    let Some(target) = target else {
+        let store = setup::open_store(&cfg).await?;
+        let result = every_target(store.as_ref(), &cfg, who, as_json).await;
+        store.close().await;
+        return result;
+    };
     let Some(t) = cfg.targets.iter().find(|t| t.name == target) else {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
         return Err(Failure {
@@ -33,15 +40,113 @@ pub async fn run(
             ),
         });
     };
-    let providers: Vec<String> = if t.providers.is_empty() {
-        cfg.providers.iter().map(|p| p.name.clone()).collect()
-    } else {
-        t.providers.clone()
-    };
+    let providers = providers_of(&cfg, t);
     let store = setup::open_store(&cfg).await?;
     let result = explain(store.as_ref(), t, who, &providers, as_json).await;
     store.close().await;
     result
+}
+
+/// The providers whose changes `t` receives.
+fn providers_of(cfg: &Config, t: &TargetConfig) -> Vec<String> {
+    if t.providers.is_empty() {
+        cfg.providers.iter().map(|p| p.name.clone()).collect()
+    } else {
+        t.providers.clone()
+    }
+}
+
+/// One line per target: whether `who` is in its scope and why, and the account there.
+async fn every_target(
+    store: &dyn Store,
+    cfg: &Config,
+    who: &str,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let all: Vec<String> = cfg.providers.iter().map(|p| p.name.clone()).collect();
+    let Some((provider, kind, r)) = find(store, who, &all).await? else {
+        return Err(Failure {
+            code: 1,
+            message: format!("no user or group {who:?} (by id, userName or displayName)"),
+        });
+    };
+    let label = resource_label(kind, &r.doc);
+    let mut rows = Vec::new();
+    for t in &cfg.targets {
+        if !providers_of(cfg, t).contains(&provider) {
+            rows.push(json!({"target": t.name, "in_scope": false,
+                "why": format!("{} takes no changes from {provider}", t.name), "account": null}));
+            continue;
+        }
+        let (scope, account) = placement(store, t, &provider, kind, &r).await?;
+        rows.push(
+            json!({"target": t.name, "in_scope": scope.in_scope, "why": scope.why, "account": account}),
+        );
+    }
+    if as_json {
+        let out = json!({"provider": provider, "kind": kind.name(), "id": r.id, "name": label, "targets": rows});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{} {label} ({provider}, id {})", kind.name(), r.id);
+    println!("  {:<16} {:<6} {:<40} WHY", "TARGET", "SCOPE", "ACCOUNT");
+    for row in &rows {
+        println!(
+            "  {:<16} {:<6} {:<40} {}",
+            row["target"].as_str().unwrap_or_default(),
+            if row["in_scope"] == true { "in" } else { "out" },
+            row["account"].as_str().unwrap_or("-"),
+            row["why"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Whether the resource is in `t`'s scope, and the account it has there, in words.
+async fn placement(
+    store: &dyn Store,
+    t: &TargetConfig,
+    provider: &str,
+    kind: ResourceKind,
+    r: &StoredResource,
+) -> Result<(ScopeDecision, String), Failure> {
+    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
+    let target_id = store
+        .target_id(&t.name, provider, kind, &r.id)
+        .await
+        .map_err(err)?;
+    let scope = scoping::decide(
+        store,
+        &t.name,
+        t.scope.as_ref(),
+        provider,
+        kind,
+        &r.id,
+        &r.doc,
+    )
+    .await
+    .map_err(err)?;
+    let origin = match &target_id {
+        Some(tid) => store
+            .target_owner(&t.name, kind, tid)
+            .await
+            .map_err(err)?
+            .map(|m| m.link.origin()),
+        None => None,
+    };
+    let account = match (&target_id, origin) {
+        (Some(tid), Some(origin)) => format!("{tid}, {origin}"),
+        (Some(tid), None) => tid.clone(),
+        (None, _) if t.kind == TargetKind::Webhook => "-".into(),
+        (None, _) if t.matching.of(kind).is_empty() => {
+            "not at the target yet; it will be created (matching is off)".into()
+        }
+        (None, _) => format!(
+            "not at the target yet; before creating one the bridge looks for an existing account by {} and adopts exactly one match",
+            t.matching.of(kind).join(", then ")
+        ),
+    };
+    Ok((scope, account))
 }
 
 async fn find(
@@ -83,41 +188,11 @@ async fn explain(
             ),
         });
     };
-    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
     let target_id = store
         .target_id(&t.name, &provider, kind, &r.id)
         .await
-        .map_err(err)?;
-    let scope = crate::delivery::scoping::decide(
-        store,
-        &t.name,
-        t.scope.as_ref(),
-        &provider,
-        kind,
-        &r.id,
-        &r.doc,
-    )
-    .await
-    .map_err(err)?;
-    let origin = match &target_id {
-        Some(tid) => store
-            .target_owner(&t.name, kind, tid)
-            .await
-            .map_err(err)?
-            .map(|m| m.link.origin()),
-        None => None,
-    };
-    let account = match (&target_id, origin) {
-        (Some(tid), Some(origin)) => format!("{tid}, {origin}"),
-        (Some(tid), None) => tid.clone(),
-        (None, _) if t.matching.of(kind).is_empty() => {
-            "not at the target yet; it will be created (matching is off)".into()
-        }
-        (None, _) => format!(
-            "not at the target yet; before creating one the bridge looks for an existing account by {} and adopts exactly one match",
-            t.matching.of(kind).join(", then ")
-        ),
-    };
+        .map_err(|e| Failure::store(e.to_string()))?;
+    let (scope, account) = placement(store, t, &provider, kind, &r).await?;
     let mapping = Mapping {
         user: t.user_mapping.clone(),
         group: t.group_mapping.clone(),

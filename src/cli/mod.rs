@@ -170,9 +170,10 @@ pub enum Command {
     Explain {
         /// The user or group: id, userName or displayName
         who: String,
-        /// Target name
+        /// Target name; without it, every target: in scope or not and why, and the
+        /// account there
         #[arg(long)]
-        target: String,
+        target: Option<String>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -338,7 +339,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Explain { who, target, json } => {
             explain::run(
                 &who,
-                &target,
+                target.as_deref(),
                 json,
                 cli.config.as_deref(),
                 cli.data_dir,
