@@ -72,6 +72,29 @@ pub struct MatchKey {
     pub value: String,
 }
 
+impl MatchKey {
+    /// A key for `rule`, unless the resource has no value for it (an empty value would
+    /// match every account that lacks one too).
+    pub fn new(rule: &str, field: MatchField, value: &str) -> Option<MatchKey> {
+        (!value.trim().is_empty()).then(|| MatchKey {
+            rule: rule.to_owned(),
+            field,
+            value: value.to_owned(),
+        })
+    }
+
+    /// The documents a target's search returned that really match, as candidates:
+    /// searches may match loosely (a part of an email, words of a name) or with
+    /// another case rule than matching's, so the comparison is made here.
+    pub fn candidates<'a>(&self, docs: impl IntoIterator<Item = &'a Value>) -> Vec<Candidate> {
+        let want = self.value.to_lowercase();
+        docs.into_iter()
+            .filter(|d| self.field.values(d).contains(&want))
+            .filter_map(Candidate::from_doc)
+            .collect()
+    }
+}
+
 /// An existing account or group at the target that a rule found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

@@ -673,11 +673,7 @@ impl Target for ScimTarget {
                     }
                     _ => return None,
                 };
-                (!value.trim().is_empty()).then(|| MatchKey {
-                    rule: rule.clone(),
-                    field,
-                    value: value.to_owned(),
-                })
+                MatchKey::new(rule, field, value)
             })
             .collect()
     }
@@ -694,15 +690,8 @@ impl Target for ScimTarget {
             MatchField::Email => "emails.value",
             MatchField::Id => "id",
         };
-        let want = key.value.to_lowercase();
-        Ok(self
-            .search(kind, attr, &key.value)
-            .await?
-            .iter()
-            // Apps differ on case-sensitivity: compare here, as matching ignores case.
-            .filter(|d| key.field.values(d).contains(&want))
-            .filter_map(Candidate::from_doc)
-            .collect())
+        // Apps differ on case-sensitivity: `candidates` compares as matching does.
+        Ok(key.candidates(&self.search(kind, attr, &key.value).await?))
     }
 
     fn refuses(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Option<String> {

@@ -432,22 +432,15 @@ impl Target for ImanageTarget {
             .iter()
             .filter_map(|rule| {
                 let (field, value) = match rule.as_str() {
-                    "id" => (MatchField::Id, mapped.id.clone()),
-                    "email" => (
-                        MatchField::Email,
-                        mapped.fields.get("email")?.as_str()?.to_owned(),
-                    ),
+                    "id" => (MatchField::Id, mapped.id.as_str()),
+                    "email" => (MatchField::Email, mapped.fields.get("email")?.as_str()?),
                     "displayName" => (
                         MatchField::DisplayName,
-                        mapped.fields.get("full_name")?.as_str()?.to_owned(),
+                        mapped.fields.get("full_name")?.as_str()?,
                     ),
                     _ => return None,
                 };
-                (!value.trim().is_empty()).then(|| MatchKey {
-                    rule: rule.clone(),
-                    field,
-                    value,
-                })
+                MatchKey::new(rule, field, value)
             })
             .collect()
     }
@@ -529,12 +522,7 @@ impl Target for ImanageTarget {
                 }
             }
         }
-        let want = key.value.to_lowercase();
-        Ok(docs
-            .iter()
-            .filter(|d| key.field.values(d).contains(&want))
-            .filter_map(Candidate::from_doc)
-            .collect())
+        Ok(key.candidates(&docs))
     }
 
     fn refuses(&self, _provider: &str, kind: ResourceKind, doc: &Value) -> Option<String> {
