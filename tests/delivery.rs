@@ -333,3 +333,64 @@ protected = ["BreakGlass@firm.example"]"#,
     // Approving again: nothing to approve.
     assert!(!d.cli(&["approve", "--target", "hooks"]).status.success());
 }
+
+/// Scope through nested groups: a webhook scoped to "Firm" with `nested = true` gets the
+/// users of groups nested in Firm and Firm itself — not the nested group, not anyone
+/// else — and a user joining the nested group enters the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_scope_groups_bring_in_their_members() {
+    let receiver = fake_webhook::new_receiver(0.0, 1);
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let d = daemon_with(&url, "[targets.scope]\ngroups = [\"Firm\"]\nnested = true");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = std::collections::BTreeMap::new();
+    for name in ["a@firm.example", "b@firm.example", "c@firm.example"] {
+        let (status, body) = scim.post("/Users", user(name, "t")).await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let group = |name: &str, members: Vec<Value>| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name, "members": members})
+    };
+    let (_, london) = scim
+        .post(
+            "/Groups",
+            group("London", vec![json!({"value": ids["a@firm.example"]})]),
+        )
+        .await;
+    let london = london["id"].as_str().unwrap().to_owned();
+    let (_, firm) = scim
+        .post(
+            "/Groups",
+            group("Firm", vec![json!({"value": london, "type": "Group"})]),
+        )
+        .await;
+    let firm = firm["id"].as_str().unwrap().to_owned();
+    let (_, other) = scim
+        .post(
+            "/Groups",
+            group("Other", vec![json!({"value": ids["c@firm.example"]})]),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    d.wait_drained("hooks").await;
+    let got = |id: &str| receiver.lock().unwrap().accepted.contains_key(id);
+    assert!(got(&ids["a@firm.example"]), "a is in Firm through London");
+    assert!(got(&firm), "Firm is a scope group");
+    for (what, id) in [
+        ("b", &ids["b@firm.example"]),
+        ("c", &ids["c@firm.example"]),
+        ("London", &london),
+        ("Other", &other),
+    ] {
+        assert!(!got(id), "{what} is out of scope");
+    }
+    let join = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": ids["b@firm.example"]}]}]});
+    let (status, _) = scim.patch(&format!("/Groups/{london}"), join).await;
+    assert!(status == 200 || status == 204);
+    d.wait_drained("hooks").await;
+    assert!(got(&ids["b@firm.example"]), "b joined London, so Firm");
+    assert!(!got(&ids["c@firm.example"]));
+}
