@@ -204,6 +204,8 @@ impl Engine {
 
     async fn deliver(&self, d: QueuedDelivery) {
         let started = std::time::Instant::now();
+        // Logs name the person or group; the id stands in until the change is read.
+        let mut name = d.resource_id.clone();
         let outcome = match self.change(&d).await {
             Err(e) => DeliveryOutcome::Retry {
                 next_at: self.clock.now()
@@ -211,6 +213,7 @@ impl Engine {
                 error: format!("reading the change failed: {e}"),
             },
             Ok(mut change) => {
+                name.clone_from(&change.name);
                 let now = self.clock.now();
                 match self.scope(&d, &mut change).await {
                     Err(e) => DeliveryOutcome::Retry {
@@ -225,7 +228,7 @@ impl Engine {
                 }
             }
         };
-        self.log(&d, &outcome);
+        self.log(&d, &name, &outcome);
         if let Err(e) = self
             .store
             .finish_delivery(d, &self.owner, outcome, started.elapsed(), self.clock.now())
@@ -265,7 +268,7 @@ impl Engine {
     }
 
     /// Counts and logs an outcome, naming the resource as people know it.
-    fn log(&self, d: &QueuedDelivery, outcome: &DeliveryOutcome) {
+    fn log(&self, d: &QueuedDelivery, name: &str, outcome: &DeliveryOutcome) {
         let counter = match outcome {
             DeliveryOutcome::Done => &self.counters.delivered,
             DeliveryOutcome::Retry { .. } => &self.counters.retried,
@@ -277,16 +280,16 @@ impl Engine {
         let (provider, kind, id) = (&d.provider, d.kind.name(), &d.resource_id);
         match outcome {
             DeliveryOutcome::Done => {
-                tracing::debug!(target_name = %target, %provider, kind, resource = %id, seq = d.last_seq, "delivered")
+                tracing::debug!(target_name = %target, %provider, kind, %name, resource = %id, seq = d.last_seq, "delivered")
             }
             DeliveryOutcome::Retry { error, next_at } => {
-                tracing::info!(target_name = %target, %provider, kind, resource = %id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
+                tracing::info!(target_name = %target, %provider, kind, %name, resource = %id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
             }
             DeliveryOutcome::Dead { error } => {
-                tracing::warn!(target_name = %target, %provider, kind, resource = %id, %error, "delivery dead-lettered")
+                tracing::warn!(target_name = %target, %provider, kind, %name, resource = %id, %error, "delivery dead-lettered")
             }
             DeliveryOutcome::Defer { .. } => {
-                tracing::debug!(target_name = %target, %provider, kind, resource = %id, "destructive change paused by the guard")
+                tracing::debug!(target_name = %target, %provider, kind, %name, resource = %id, "destructive change paused by the guard")
             }
         }
     }
@@ -448,7 +451,7 @@ impl Engine {
             let Some(user) = self.store.get(&d.provider, ResourceKind::User, &id).await? else {
                 continue;
             };
-            let d = super::scoping::decide(
+            let decision = super::scoping::decide(
                 self.store.as_ref(),
                 self.target.name(),
                 Some(scope),
@@ -458,7 +461,7 @@ impl Engine {
                 &user.doc,
             )
             .await?;
-            if !d.in_scope {
+            if !decision.in_scope {
                 change.excluded.insert(id);
             }
         }
