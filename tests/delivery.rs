@@ -393,4 +393,16 @@ async fn nested_scope_groups_bring_in_their_members() {
     d.wait_drained("hooks").await;
     assert!(got(&ids["b@firm.example"]), "b joined London, so Firm");
     assert!(!got(&ids["c@firm.example"]));
+    // Leaving: the receiver is told, as a deletion.
+    let leave = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", ids["a@firm.example"])}]});
+    let (status, _) = scim.patch(&format!("/Groups/{london}"), leave).await;
+    assert!(status == 200 || status == 204);
+    d.wait_drained("hooks").await;
+    let last = receiver.lock().unwrap().accepted[&ids["a@firm.example"]]
+        .last()
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(last, "com.scim-bridge.user.deleted");
 }

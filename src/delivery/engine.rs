@@ -719,6 +719,17 @@ impl Engine {
     ) -> DeliveryOutcome {
         match result {
             Ok(target_id) => {
+                // A scoped target without ids of its own (a webhook) is still told when
+                // someone leaves its scope, so what it was sent is recorded under the
+                // bridge's id.
+                let target_id = match (target_id, &change.state) {
+                    (None, State::Present(_))
+                        if self.cfg.scope.is_some() && !self.target.keeps_ids() =>
+                    {
+                        Some(d.resource_id.clone())
+                    }
+                    (t, _) => t,
+                };
                 let arrived = recorded.is_none() && target_id.is_some();
                 // Adopted only if the target kept the adopted account (it may have
                 // been gone and created anew).

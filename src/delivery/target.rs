@@ -151,6 +151,11 @@ pub trait Target: Send + Sync {
     /// The configured name.
     fn name(&self) -> &str;
 
+    /// Whether the target has ids of its own for what it holds (a webhook has none).
+    fn keeps_ids(&self) -> bool {
+        true
+    }
+
     /// What this target needs to know about a group's members.
     fn member_needs(&self) -> MemberNeeds {
         MemberNeeds::Deltas

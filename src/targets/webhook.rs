@@ -132,6 +132,10 @@ impl Target for WebhookTarget {
         MemberNeeds::EventsOnly
     }
 
+    fn keeps_ids(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, change: &Change) -> Result<Option<String>, TargetError> {
         let body = serde_json::to_vec(&self.event(change)).map_err(|e| TargetError::Permanent {
             message: format!("cannot encode the event: {e}"),
