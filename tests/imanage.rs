@@ -413,3 +413,104 @@ token = {{ file = "imanage.token" }}
         "the pacer kept under the fake's limit"
     );
 }
+
+/// A target on the fake iManage at `host` with its fixed token; `more` adds settings.
+fn bearer_target(host: &str, more: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+timeout = "5s"
+{more}
+[targets.auth]
+method = "bearer"
+token = {{ file = "imanage.token" }}
+"#
+    )
+}
+
+fn group(name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": name, "members": members})
+}
+
+/// Ids with a `/` (a group "IP/IT", a login "dept/jdoe") are one URL path segment each:
+/// the group is created, gets its members, is found by reconciliation and takes a later
+/// membership change; the user is updated and disabled in place. Unencoded, every call
+/// naming them hits no route (404) and is retried until it dead-letters, or for a user's
+/// PATCH is silently lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_with_a_slash_stay_one_path_segment() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "jsmith@firm.example",
+        "akhan@firm.example",
+        "dept/jdoe@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, g) = scim
+        .post("/Groups", group("IP/IT", &[&ids[0], &ids[2]]))
+        .await;
+    assert_eq!(status, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        assert!(dms.unrouted.is_empty(), "split paths: {:?}", dms.unrouted);
+        let members: Vec<_> = dms.groups["IP/IT"].1.iter().cloned().collect();
+        assert_eq!(members, ["DEPT/JDOE@FIRM.EXAMPLE", "JSMITH@FIRM.EXAMPLE"]);
+    }
+    // Reconciliation reads the group's members under its encoded id: nothing to do.
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "{plan}");
+
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Add", "path": "members", "value": [{"value": ids[1]}]},
+        {"op": "Remove", "path": format!("members[value eq \"{}\"]", ids[0])}]});
+    let status = scim.patch(&format!("/Groups/{gid}"), patch).await.0;
+    assert!(status == 200 || status == 204, "{status}");
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "name.familyName", "value": "Doe"}]});
+    assert_eq!(
+        scim.patch(&format!("/Users/{}", ids[2]), rename).await.0,
+        200
+    );
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        let members: Vec<_> = dms.groups["IP/IT"].1.iter().cloned().collect();
+        assert_eq!(members, ["AKHAN@FIRM.EXAMPLE", "DEPT/JDOE@FIRM.EXAMPLE"]);
+        assert_eq!(dms.users["DEPT/JDOE@FIRM.EXAMPLE"]["full_name"], "Pat Doe");
+    }
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": false}]});
+    assert_eq!(scim.patch(&format!("/Users/{}", ids[2]), off).await.0, 200);
+    assert_eq!(scim.delete(&format!("/Groups/{gid}")).await, 204);
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users["DEPT/JDOE@FIRM.EXAMPLE"]["allow_logon"], false);
+    let (g, members) = &dms.groups["IP/IT"];
+    assert!(members.is_empty(), "{members:?}");
+    assert_eq!(g["enabled"], false);
+    assert!(dms.unrouted.is_empty(), "split paths: {:?}", dms.unrouted);
+    assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+}

@@ -58,6 +58,9 @@ pub struct Dms {
     /// Every Nth write is refused with 429 or 503 (0 = never).
     pub busy_every: u64,
     pub refused: Vec<String>,
+    /// Requests whose path matched no route (`METHOD path` as sent, still encoded): an
+    /// id with a raw `/` splits its segment and lands here, as on a real server.
+    pub unrouted: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Dms>>;
@@ -204,6 +207,7 @@ pub fn start_blocking(dms: Shared) -> String {
                     "/work/api/v2/customers/{cid}/libraries/{lib}/folders/{id}/children",
                     get(children),
                 )
+                .fallback(unrouted)
                 .with_state(dms);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(format!("http://{}", listener.local_addr().unwrap()))
@@ -212,6 +216,15 @@ pub fn start_blocking(dms: Shared) -> String {
         });
     });
     rx.recv().unwrap()
+}
+
+/// Any path no route matches: iManage's 404 envelope, recorded for the test.
+async fn unrouted(State(d): State<Shared>, method: Method, uri: axum::http::Uri) -> Response {
+    d.lock()
+        .unwrap()
+        .unrouted
+        .push(format!("{method} {}", uri.path()));
+    envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such resource")
 }
 
 async fn discovery(State(d): State<Shared>, headers: HeaderMap) -> Response {

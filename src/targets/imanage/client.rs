@@ -287,7 +287,11 @@ impl ImanageClient {
     pub async fn base(&self) -> Result<(String, String), TargetError> {
         let d = self.discover().await?;
         Ok((
-            format!("{}/work/api/v2/customers/{}", self.host, d.customer_id),
+            format!(
+                "{}/work/api/v2/customers/{}",
+                self.host,
+                super::ids::segment(&d.customer_id)
+            ),
             d.library,
         ))
     }

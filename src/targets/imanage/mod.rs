@@ -17,7 +17,7 @@ use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::scim::ResourceKind;
 
 pub use client::{Answer, Discovery, ImanageClient, Page, PageStart, describe_error};
-pub use ids::{group_id, user_id};
+pub use ids::{group_id, segment, user_id};
 pub use mapping::Mapped;
 
 use super::mapping::Mapping;
@@ -69,7 +69,7 @@ impl ImanageTarget {
                     let body = json!({"allow_logon": false});
                     self.call(
                         reqwest::Method::PATCH,
-                        &format!("{base}/users/{id}"),
+                        &format!("{base}/users/{}", segment(id)),
                         Some(&body),
                     )
                     .await?;
@@ -83,7 +83,7 @@ impl ImanageTarget {
         // Once created, a user keeps its id even if the mapping would now give another.
         let id = change.target_id.clone().unwrap_or(mapped.id);
         let fields = Value::Object(mapped.fields);
-        let url = format!("{base}/users/{id}");
+        let url = format!("{base}/users/{}", segment(&id));
         if change.target_id.is_some() {
             let status = self
                 .call(reqwest::Method::PATCH, &url, Some(&fields))
@@ -120,7 +120,11 @@ impl ImanageTarget {
         for batch in ids.chunks(MEMBER_BATCH) {
             let body =
                 json!({"database": lib, "data_type": "users", "data": batch, "action": action});
-            let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
+            let url = format!(
+                "{base}/libraries/{}/groups/{}/members",
+                segment(lib),
+                segment(gid)
+            );
             let status = self.call(reqwest::Method::PUT, &url, Some(&body)).await?;
             if status == 404 {
                 return Err(TargetError::Transient {
@@ -139,7 +143,11 @@ impl ImanageTarget {
         lib: &str,
         gid: &str,
     ) -> Result<Vec<String>, TargetError> {
-        let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
+        let url = format!(
+            "{base}/libraries/{}/groups/{}/members",
+            segment(lib),
+            segment(gid)
+        );
         let answer = self
             .client
             .call(reqwest::Method::GET, &url, &[], None)
@@ -190,7 +198,7 @@ impl ImanageTarget {
                 let body = json!({"enabled": false});
                 self.call(
                     reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
+                    &format!("{base}/groups/{}", segment(gid)),
                     Some(&body),
                 )
                 .await?;
@@ -206,7 +214,7 @@ impl ImanageTarget {
             && self
                 .call(
                     reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
+                    &format!("{base}/groups/{}", segment(&gid)),
                     Some(&update),
                 )
                 .await?
@@ -219,14 +227,14 @@ impl ImanageTarget {
             let status = self
                 .call(
                     reqwest::Method::POST,
-                    &format!("{base}/libraries/{lib}/groups"),
+                    &format!("{base}/libraries/{}/groups", segment(&lib)),
                     Some(&create),
                 )
                 .await?;
             if status == 409 {
                 self.call(
                     reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
+                    &format!("{base}/groups/{}", segment(&gid)),
                     Some(&update),
                 )
                 .await?;
@@ -356,7 +364,7 @@ impl Target for ImanageTarget {
         let body = json!({"allow_logon": false});
         self.call(
             reqwest::Method::PATCH,
-            &format!("{base}/users/{target_id}"),
+            &format!("{base}/users/{}", segment(target_id)),
             Some(&body),
         )
         .await?;
