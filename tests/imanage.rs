@@ -514,3 +514,86 @@ async fn ids_with_a_slash_stay_one_path_segment() {
     assert!(dms.unrouted.is_empty(), "split paths: {:?}", dms.unrouted);
     assert!(dms.refused.is_empty(), "{:?}", dms.refused);
 }
+
+/// A group with more members than one page of iManage's member list (`page_cap` 2, six
+/// members over three pages): reconciliation reads every page, so a group in sync
+/// plans nothing, and a foreign member on the last page is found and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_are_read_past_the_first_page() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        page_cap: 2,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "u1@firm.example",
+        "u2@firm.example",
+        "u3@firm.example",
+        "u4@firm.example",
+        "u5@firm.example",
+        "zz-outsider@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let team: Vec<&str> = ids[..5].iter().map(String::as_str).collect();
+    let (status, g) = scim.post("/Groups", group("Big Team", &team)).await;
+    assert_eq!(status, 201, "{g}");
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    assert_eq!(dms.lock().unwrap().groups["BIG_TEAM"].1.len(), 5);
+
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "in sync, nothing to do: {plan}");
+
+    // Someone adds a member in iManage; it sorts last, onto the third page.
+    dms.lock()
+        .unwrap()
+        .groups
+        .get_mut("BIG_TEAM")
+        .unwrap()
+        .1
+        .insert("ZZ-OUTSIDER@FIRM.EXAMPLE".into());
+    let (plan, items) = d.dry_run("dms");
+    assert_eq!(
+        items,
+        [("members".to_string(), "Big Team".to_string())],
+        "{plan}"
+    );
+    assert!(
+        plan["items"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("members: 0 to add, 1 to remove"),
+        "{plan}"
+    );
+    let out = d.cli(&["sync", "--target", "dms"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        let members: Vec<_> = dms.groups["BIG_TEAM"].1.iter().cloned().collect();
+        assert_eq!(
+            members,
+            [
+                "U1@FIRM.EXAMPLE",
+                "U2@FIRM.EXAMPLE",
+                "U3@FIRM.EXAMPLE",
+                "U4@FIRM.EXAMPLE",
+                "U5@FIRM.EXAMPLE"
+            ]
+        );
+        assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+    }
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "converged: {plan}");
+}

@@ -677,20 +677,30 @@ async fn list_groups(
     axum::Json(body).into_response()
 }
 
+/// `GET …/groups/{gid}/members`: paged like the other lists (`limit` capped by
+/// `page_cap`, `offset` or `cursor`), `{"data":[…]}` with a `cursor` while more exist.
 async fn list_members(
     State(d): State<Shared>,
     Path((_cid, _lib, gid)): Path<(String, String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
-        return r;
+    let (d, limit, start) = match listing(&d, &headers, &params) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some((_, members)) = d.groups.get(&gid) else {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group");
+    };
+    let page: Vec<Value> = members
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|m| json!({"id": m}))
+        .collect();
+    let mut body = json!({"data": page});
+    if start + limit < members.len() && !d.no_cursor {
+        body["cursor"] = json!(format!("c{}", start + limit));
     }
-    match d.groups.get(&gid) {
-        Some((_, members)) => {
-            let data: Vec<Value> = members.iter().map(|m| json!({"id": m})).collect();
-            axum::Json(json!({"data": data})).into_response()
-        }
-        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group"),
-    }
+    axum::Json(body).into_response()
 }

@@ -148,15 +148,15 @@ impl ImanageTarget {
             segment(lib),
             segment(gid)
         );
-        let answer = self
+        // Every page: a group can have more members than iManage sends at once.
+        let Some(members) = self
             .client
-            .call(reqwest::Method::GET, &url, &[], None)
-            .await?;
-        if answer.status == 404 {
+            .list_all_if_found(&url, &[], READ_PAGE, false)
+            .await?
+        else {
             return Ok(Vec::new());
-        }
-        Ok(Page::from_body(&answer.body)
-            .items
+        };
+        Ok(members
             .iter()
             .filter_map(|m| m["id"].as_str().or_else(|| m.as_str()))
             .map(str::to_uppercase)
