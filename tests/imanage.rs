@@ -597,3 +597,114 @@ async fn group_members_are_read_past_the_first_page() {
     let (plan, items) = d.dry_run("dms");
     assert!(items.is_empty(), "converged: {plan}");
 }
+
+/// A target on the fake iManage at `host` authenticated with the service account's
+/// password grant at the fake's token endpoint, with `secret` as the client secret;
+/// `more` adds settings.
+fn password_target(host: &str, more: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+timeout = "5s"
+{more}
+[targets.auth]
+method = "password"
+token_url = "{host}/auth/oauth2/token"
+client_id = "{client}"
+client_secret = {{ file = "client.secret" }}
+client_auth = "client_secret_post"
+username = "{user}"
+password = {{ file = "svc.password" }}
+scopes = ["admin"]
+"#,
+        client = fake_imanage::CLIENT_ID,
+        user = fake_imanage::SERVICE_USER,
+    )
+}
+
+fn start_password(host: &str, more: &str, client_secret: &str) -> Daemon {
+    Daemon::start_with_secrets(
+        &password_target(host, more),
+        &[
+            ("client.secret", client_secret),
+            ("svc.password", fake_imanage::SERVICE_PASSWORD),
+        ],
+    )
+}
+
+/// The token endpoint answers 503, then 429, each with `Retry-After` and iManage's
+/// error envelope: the log names each HTTP status and the wait (not "JSON that is not
+/// a token response"), and the change is delivered once a token comes, never
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_token_endpoint_is_named_by_its_status() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        token_busy: [(503, "3".to_string()), (429, "2".to_string())].into(),
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(&host, "", fake_imanage::CLIENT_SECRET);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, body) = scim.post("/Users", user("jsmith@firm.example", true)).await;
+    assert_eq!(status, 201, "{body}");
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let log = d.log_text();
+    assert!(
+        dms.lock()
+            .unwrap()
+            .users
+            .contains_key("JSMITH@FIRM.EXAMPLE")
+    );
+    assert!(
+        log.contains("token endpoint answered HTTP 503 Service Unavailable")
+            && log.contains("HTTP 429 Too Many Requests"),
+        "{log}"
+    );
+    assert!(log.contains("retry after 3 s"), "{log}");
+    assert!(!log.contains("not a token response"), "{log}");
+    assert!(
+        !log.contains(fake_imanage::CLIENT_SECRET),
+        "client secret in the log"
+    );
+    assert!(
+        !log.contains(fake_imanage::SERVICE_PASSWORD),
+        "password in the log"
+    );
+}
+
+/// A token endpoint refusing the client (HTTP 401 invalid_client) will refuse every
+/// retry: the change is dead-lettered at once, the dead letter names the status and
+/// the OAuth error, and no secret shows in it or in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_dead_letters_naming_the_status() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let wrong = "wrong-client-secret-Zr8";
+    let d = start_password(&host, "", wrong);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, body) = scim.post("/Users", user("jsmith@firm.example", true)).await;
+    assert_eq!(status, 201, "{body}");
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(s["dead_letters"], 1, "{s}");
+    assert_eq!(s["retried"], 0, "retrying cannot help: {s}");
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = letters[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 401 Unauthorized") && error.contains("invalid_client"),
+        "{letters}"
+    );
+    let log = d.log_text();
+    assert!(log.contains("HTTP 401 Unauthorized"), "{log}");
+    for shown in [error, log.as_str()] {
+        assert!(!shown.contains(wrong) && !shown.contains(fake_imanage::SERVICE_PASSWORD));
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{Pacer, TargetError, parse_retry_after};
-use crate::oauth::Credentials;
+use crate::oauth::{Credentials, SendError};
 
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -61,13 +61,7 @@ pub(crate) async fn send(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, TargetError> {
     pacer.wait().await;
-    let response = credentials
-        .send(build)
-        .await
-        .map_err(|e| TargetError::Transient {
-            message: e.to_string(),
-            retry_after: None,
-        })?;
+    let response = credentials.send(build).await.map_err(unsent)?;
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -78,6 +72,25 @@ pub(crate) async fn send(
         retry_after,
         response,
     })
+}
+
+/// A request that got no answer: a token the endpoint refuses (wrong client or grant)
+/// will be refused on every retry, so the change is dead-lettered with the reason; a
+/// busy token endpoint's `Retry-After` becomes the delivery's wait.
+fn unsent(e: SendError) -> TargetError {
+    match e {
+        SendError::Auth(e) if !e.is_transient() => TargetError::Permanent {
+            message: e.to_string(),
+        },
+        SendError::Auth(e) => TargetError::Transient {
+            retry_after: e.retry_after(),
+            message: e.to_string(),
+        },
+        SendError::Http(message) => TargetError::Transient {
+            message,
+            retry_after: None,
+        },
+    }
 }
 
 /// Reads at most `limit` bytes of a response body as text.

@@ -42,6 +42,11 @@ pub struct Dms {
     pub expired_tokens: BTreeSet<String>,
     /// `grant_type` of every token request.
     pub grants: Vec<String>,
+    /// When each token request arrived, busy answers included.
+    pub token_times: Vec<std::time::Instant>,
+    /// The next token requests are answered with these (status, `Retry-After`), one
+    /// each, as an overloaded or restarting auth server does.
+    pub token_busy: std::collections::VecDeque<(u16, String)>,
     /// Page by offset only: never return a cursor.
     pub no_cursor: bool,
     /// Answer workspace searches with this status and an error envelope.
@@ -547,6 +552,18 @@ impl Dms {
 /// grant, client authenticated in the form; tokens live until expired by the test.
 async fn token(State(d): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let mut d = d.lock().unwrap();
+    d.token_times.push(std::time::Instant::now());
+    if let Some((status, retry_after)) = d.token_busy.pop_front() {
+        // iManage's envelope, not an OAuth error: what its gateway sends when busy.
+        let mut r = envelope(
+            StatusCode::from_u16(status).unwrap(),
+            "NRC_SERVICE_BUSY",
+            "authentication service busy",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.parse().unwrap());
+        return r;
+    }
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
