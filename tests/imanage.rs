@@ -599,8 +599,7 @@ async fn group_members_are_read_past_the_first_page() {
 }
 
 /// A target on the fake iManage at `host` authenticated with the service account's
-/// password grant at the fake's token endpoint, with `secret` as the client secret;
-/// `more` adds settings.
+/// password grant at the fake's token endpoint; `more` adds settings.
 fn password_target(host: &str, more: &str) -> String {
     format!(
         r#"
@@ -608,7 +607,6 @@ fn password_target(host: &str, more: &str) -> String {
 name = "dms"
 kind = "imanage"
 url = "{host}"
-timeout = "5s"
 {more}
 [targets.auth]
 method = "password"
@@ -707,4 +705,109 @@ async fn a_refused_client_dead_letters_naming_the_status() {
     for shown in [error, log.as_str()] {
         assert!(!shown.contains(wrong) && !shown.contains(fake_imanage::SERVICE_PASSWORD));
     }
+}
+
+/// After a 503 with `Retry-After: 3` and then a 429 with `Retry-After: 2`, the token
+/// endpoint is not asked again before that time, by the delivery or by the background
+/// refresh, and the change is delivered once a token comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_wait_for_the_retry_after() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        token_busy: [(503, "3".to_string()), (429, "2".to_string())].into(),
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(&host, "", fake_imanage::CLIENT_SECRET);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for name in ["jsmith@firm.example", "akhan@firm.example"] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let log = d.log_text();
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users.len(), 2);
+    let t = &dms.token_times;
+    assert_eq!(t.len(), 3, "one request per answer: {t:?}\n{log}");
+    // A little under the Retry-After: the fake stamps arrival, not the send.
+    let gap = |i: usize| t[i + 1].duration_since(t[i]).as_secs_f64();
+    assert!(
+        gap(0) >= 2.9,
+        "asked again {:.2} s after a 503 with Retry-After: 3\n{log}",
+        gap(0)
+    );
+    assert!(
+        gap(1) >= 1.9,
+        "asked again {:.2} s after a 429 with Retry-After: 2\n{log}",
+        gap(1)
+    );
+}
+
+/// Tokens expiring under a steady backlog at the rate limit: the call answered 401,
+/// the token request and the retried call each wait for the pacer, so the fake (which
+/// counts token requests against the same host's limit, one above the bridge's) never
+/// sees more than its limit in a second. Expiries are 2.5 s apart, well past a
+/// re-authentication's turn through the pacer's queue (2 deliveries at 5/s), as a real
+/// token outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthentication_waits_for_the_pacer() {
+    const RATE: usize = 5;
+    const USERS: usize = 40;
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        rate_limit: RATE + 1,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(
+        &host,
+        &format!("rate_limit_per_second = {RATE}\nconcurrency = 2"),
+        fake_imanage::CLIENT_SECRET,
+    );
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..USERS {
+        let (status, body) = scim
+            .post("/Users", user(&format!("u{i:02}@firm.example"), true))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Every token dies now and then while the queue drains at the rate limit.
+    let started = std::time::Instant::now();
+    let mut expired_at: Option<std::time::Instant> = None;
+    let mut expiries = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let mut dms = dms.lock().unwrap();
+        if dms.users.len() >= USERS - 5 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "delivery stalled: {} users\n{}",
+            dms.users.len(),
+            d.log_text()
+        );
+        let due = expired_at.is_none_or(|t| t.elapsed().as_secs_f64() >= 2.5);
+        if due && dms.users.len() >= 3 && !dms.live_tokens.is_empty() {
+            dms.expire_tokens();
+            expired_at = Some(std::time::Instant::now());
+            expiries += 1;
+        }
+    }
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users.len(), USERS);
+    assert!(expiries >= 2, "{expiries} expiries");
+    assert_eq!(dms.grants.len(), expiries + 1, "{:?}", dms.grants);
+    assert!(dms.refused.iter().any(|r| r == "expired token"));
+    assert_eq!(
+        (dms.rate_refusals, dms.busiest_second <= RATE + 1),
+        (0, true),
+        "busiest second {} (limit {}): re-authentication went past the pacer",
+        dms.busiest_second,
+        RATE + 1
+    );
 }

@@ -63,6 +63,16 @@ impl OAuthError {
         )
     }
 
+    /// This error with `left` as the time still to wait (for an answer repeated before
+    /// its `Retry-After` has passed); other errors as they are.
+    pub fn waiting(&self, left: Duration) -> OAuthError {
+        let mut e = self.clone();
+        if let OAuthError::Unavailable { retry_after, .. } = &mut e {
+            *retry_after = Some(left);
+        }
+        e
+    }
+
     /// How long the token endpoint asked to be left alone, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -53,15 +53,14 @@ pub(crate) struct Reply {
 
 /// Every request a target sends goes through here: it waits for the target's pacer (so
 /// deliveries, reconciliation reads and searches together stay under the rate limit),
-/// sends with the target's credentials (one new token and retry on 401), and turns a
-/// failure to get an answer into a transient error.
+/// sends with the target's credentials (one new token and retry on 401, each request
+/// in its own slot), and turns a failure to get an answer into a target error.
 pub(crate) async fn send(
     pacer: &Pacer,
     credentials: &Credentials,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, TargetError> {
-    pacer.wait().await;
-    let response = credentials.send(build).await.map_err(unsent)?;
+    let response = credentials.send(pacer, build).await.map_err(unsent)?;
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)

@@ -79,15 +79,9 @@ fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// Checks auth, content type and allowed fields; counts busy refusals.
-fn check(
-    d: &mut Dms,
-    method: &Method,
-    headers: &HeaderMap,
-    body: Option<&Value>,
-    allowed: &[&str],
-) -> Result<(), Response> {
-    d.requests += 1;
+/// Counts a request against `rate_limit`, API and token requests alike: one host,
+/// one limit.
+fn rate(d: &mut Dms) -> Result<(), Response> {
     let now = std::time::Instant::now();
     while d
         .recent
@@ -107,6 +101,19 @@ fn check(
     }
     d.recent.push_back(now);
     d.busiest_second = d.busiest_second.max(d.recent.len());
+    Ok(())
+}
+
+/// Checks auth, content type and allowed fields; counts busy refusals.
+fn check(
+    d: &mut Dms,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+    allowed: &[&str],
+) -> Result<(), Response> {
+    d.requests += 1;
+    rate(d)?;
     let presented = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
     let valid = presented.is_some_and(|t| t == TOKEN || d.live_tokens.contains(t));
     if headers.contains_key(header::AUTHORIZATION) || !valid {
@@ -553,6 +560,10 @@ impl Dms {
 async fn token(State(d): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let mut d = d.lock().unwrap();
     d.token_times.push(std::time::Instant::now());
+    // iManage's auth endpoint is on the API host: its requests count against the limit.
+    if let Err(r) = rate(&mut d) {
+        return r;
+    }
     if let Some((status, retry_after)) = d.token_busy.pop_front() {
         // iManage's envelope, not an OAuth error: what its gateway sends when busy.
         let mut r = envelope(
