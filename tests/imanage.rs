@@ -1,7 +1,9 @@
 //! Entra-shaped SCIM traffic into the bridge, out to a strict fake iManage Work server:
 //! users created, updated and disabled, an unmappable userName dead-lettered with a clear
 //! reason, groups created with members, membership changed in batches, and a deleted
-//! group emptied then disabled — through busy answers (429/503 with Retry-After).
+//! group emptied then disabled — through busy answers (429/503 with Retry-After). Also:
+//! ids with a `/` in URL paths, member lists longer than a page, and the token endpoint
+//! busy, refusing, or expiring tokens under the rate limit.
 
 mod common;
 
