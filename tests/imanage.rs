@@ -1,7 +1,10 @@
 //! Entra-shaped SCIM traffic into the bridge, out to a strict fake iManage Work server:
 //! users created, updated and disabled, an unmappable userName dead-lettered with a clear
 //! reason, groups created with members, membership changed in batches, and a deleted
-//! group emptied then disabled — through busy answers (429/503 with Retry-After).
+//! group emptied then disabled — through busy answers (429/503 with Retry-After). Also:
+//! ids with a `/` in URL paths, member lists longer than a page, and the token endpoint
+//! busy, refusing, or expiring tokens under the rate limit; and the first day with an
+//! existing estate (adoption, ambiguity, unmanaged accounts, scope, a paused review).
 
 mod common;
 
@@ -852,4 +855,402 @@ header = "x-auth-token"
     let dms = dms.lock().unwrap();
     assert_eq!(dms.users, before, "nothing was sent");
     assert!(dms.groups.is_empty());
+}
+
+/// A target on the fake iManage at `host` with its fixed token; `more` adds settings.
+fn bearer_target(host: &str, more: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+timeout = "5s"
+{more}
+[targets.auth]
+method = "bearer"
+token = {{ file = "imanage.token" }}
+"#
+    )
+}
+
+fn group(name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": name, "members": members})
+}
+
+/// Ids with a `/` (a group "IP/IT", a login "dept/jdoe") are one URL path segment each:
+/// the group is created, gets its members, is found by reconciliation and takes a later
+/// membership change; the user is updated and disabled in place. Unencoded, every call
+/// naming them hits no route (404) and is retried until it dead-letters, or for a user's
+/// PATCH is silently lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_with_a_slash_stay_one_path_segment() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "jsmith@firm.example",
+        "akhan@firm.example",
+        "dept/jdoe@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, g) = scim
+        .post("/Groups", group("IP/IT", &[&ids[0], &ids[2]]))
+        .await;
+    assert_eq!(status, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        assert!(dms.unrouted.is_empty(), "split paths: {:?}", dms.unrouted);
+        let members: Vec<_> = dms.groups["IP/IT"].1.iter().cloned().collect();
+        assert_eq!(members, ["DEPT/JDOE@FIRM.EXAMPLE", "JSMITH@FIRM.EXAMPLE"]);
+    }
+    // Reconciliation reads the group's members under its encoded id: nothing to do.
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "{plan}");
+
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Add", "path": "members", "value": [{"value": ids[1]}]},
+        {"op": "Remove", "path": format!("members[value eq \"{}\"]", ids[0])}]});
+    let status = scim.patch(&format!("/Groups/{gid}"), patch).await.0;
+    assert!(status == 200 || status == 204, "{status}");
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "name.familyName", "value": "Doe"}]});
+    assert_eq!(
+        scim.patch(&format!("/Users/{}", ids[2]), rename).await.0,
+        200
+    );
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        let members: Vec<_> = dms.groups["IP/IT"].1.iter().cloned().collect();
+        assert_eq!(members, ["AKHAN@FIRM.EXAMPLE", "DEPT/JDOE@FIRM.EXAMPLE"]);
+        assert_eq!(dms.users["DEPT/JDOE@FIRM.EXAMPLE"]["full_name"], "Pat Doe");
+    }
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": false}]});
+    assert_eq!(scim.patch(&format!("/Users/{}", ids[2]), off).await.0, 200);
+    assert_eq!(scim.delete(&format!("/Groups/{gid}")).await, 204);
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users["DEPT/JDOE@FIRM.EXAMPLE"]["allow_logon"], false);
+    let (g, members) = &dms.groups["IP/IT"];
+    assert!(members.is_empty(), "{members:?}");
+    assert_eq!(g["enabled"], false);
+    assert!(dms.unrouted.is_empty(), "split paths: {:?}", dms.unrouted);
+    assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+}
+
+/// A group with more members than one page of iManage's member list (`page_cap` 2, six
+/// members over three pages): reconciliation reads every page, so a group in sync
+/// plans nothing, and a foreign member on the last page is found and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_are_read_past_the_first_page() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        page_cap: 2,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in [
+        "u1@firm.example",
+        "u2@firm.example",
+        "u3@firm.example",
+        "u4@firm.example",
+        "u5@firm.example",
+        "zz-outsider@firm.example",
+    ] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let team: Vec<&str> = ids[..5].iter().map(String::as_str).collect();
+    let (status, g) = scim.post("/Groups", group("Big Team", &team)).await;
+    assert_eq!(status, 201, "{g}");
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    assert_eq!(dms.lock().unwrap().groups["BIG_TEAM"].1.len(), 5);
+
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "in sync, nothing to do: {plan}");
+
+    // Someone adds a member in iManage; it sorts last, onto the third page.
+    dms.lock()
+        .unwrap()
+        .groups
+        .get_mut("BIG_TEAM")
+        .unwrap()
+        .1
+        .insert("ZZ-OUTSIDER@FIRM.EXAMPLE".into());
+    let (plan, items) = d.dry_run("dms");
+    assert_eq!(
+        items,
+        [("members".to_string(), "Big Team".to_string())],
+        "{plan}"
+    );
+    assert!(
+        plan["items"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("members: 0 to add, 1 to remove"),
+        "{plan}"
+    );
+    let out = d.cli(&["sync", "--target", "dms"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    {
+        let dms = dms.lock().unwrap();
+        let members: Vec<_> = dms.groups["BIG_TEAM"].1.iter().cloned().collect();
+        assert_eq!(
+            members,
+            [
+                "U1@FIRM.EXAMPLE",
+                "U2@FIRM.EXAMPLE",
+                "U3@FIRM.EXAMPLE",
+                "U4@FIRM.EXAMPLE",
+                "U5@FIRM.EXAMPLE"
+            ]
+        );
+        assert!(dms.refused.is_empty(), "{:?}", dms.refused);
+    }
+    let (plan, items) = d.dry_run("dms");
+    assert!(items.is_empty(), "converged: {plan}");
+}
+
+/// A target on the fake iManage at `host` authenticated with the service account's
+/// password grant at the fake's token endpoint; `more` adds settings.
+fn password_target(host: &str, more: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "dms"
+kind = "imanage"
+url = "{host}"
+{more}
+[targets.auth]
+method = "password"
+token_url = "{host}/auth/oauth2/token"
+client_id = "{client}"
+client_secret = {{ file = "client.secret" }}
+client_auth = "client_secret_post"
+username = "{user}"
+password = {{ file = "svc.password" }}
+scopes = ["admin"]
+"#,
+        client = fake_imanage::CLIENT_ID,
+        user = fake_imanage::SERVICE_USER,
+    )
+}
+
+fn start_password(host: &str, more: &str, client_secret: &str) -> Daemon {
+    Daemon::start_with_secrets(
+        &password_target(host, more),
+        &[
+            ("client.secret", client_secret),
+            ("svc.password", fake_imanage::SERVICE_PASSWORD),
+        ],
+    )
+}
+
+/// The token endpoint answers 503, then 429, each with `Retry-After` and iManage's
+/// error envelope: the log names each HTTP status and the wait (not "JSON that is not
+/// a token response"), and the change is delivered once a token comes, never
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_token_endpoint_is_named_by_its_status() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        token_busy: [(503, "3".to_string()), (429, "2".to_string())].into(),
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(&host, "", fake_imanage::CLIENT_SECRET);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, body) = scim.post("/Users", user("jsmith@firm.example", true)).await;
+    assert_eq!(status, 201, "{body}");
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let log = d.log_text();
+    assert!(
+        dms.lock()
+            .unwrap()
+            .users
+            .contains_key("JSMITH@FIRM.EXAMPLE")
+    );
+    assert!(
+        log.contains("token endpoint answered HTTP 503 Service Unavailable")
+            && log.contains("HTTP 429 Too Many Requests"),
+        "{log}"
+    );
+    assert!(log.contains("retry after 3 s"), "{log}");
+    assert!(!log.contains("not a token response"), "{log}");
+    assert!(
+        !log.contains(fake_imanage::CLIENT_SECRET),
+        "client secret in the log"
+    );
+    assert!(
+        !log.contains(fake_imanage::SERVICE_PASSWORD),
+        "password in the log"
+    );
+}
+
+/// A token endpoint refusing the client (HTTP 401 invalid_client) will refuse every
+/// retry: the change is dead-lettered at once, the dead letter names the status and
+/// the OAuth error, and no secret shows in it or in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_dead_letters_naming_the_status() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let wrong = "wrong-client-secret-Zr8";
+    let d = start_password(&host, "", wrong);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, body) = scim.post("/Users", user("jsmith@firm.example", true)).await;
+    assert_eq!(status, 201, "{body}");
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(s["dead_letters"], 1, "{s}");
+    assert_eq!(s["retried"], 0, "retrying cannot help: {s}");
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = letters[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 401 Unauthorized") && error.contains("invalid_client"),
+        "{letters}"
+    );
+    let log = d.log_text();
+    assert!(log.contains("HTTP 401 Unauthorized"), "{log}");
+    for shown in [error, log.as_str()] {
+        assert!(!shown.contains(wrong) && !shown.contains(fake_imanage::SERVICE_PASSWORD));
+    }
+}
+
+/// After a 503 with `Retry-After: 3` and then a 429 with `Retry-After: 2`, the token
+/// endpoint is not asked again before that time, by the delivery or by the background
+/// refresh, and the change is delivered once a token comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_wait_for_the_retry_after() {
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        token_busy: [(503, "3".to_string()), (429, "2".to_string())].into(),
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(&host, "", fake_imanage::CLIENT_SECRET);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for name in ["jsmith@firm.example", "akhan@firm.example"] {
+        let (status, body) = scim.post("/Users", user(name, true)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let s = d
+        .wait_drained_within("dms", std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    let log = d.log_text();
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users.len(), 2);
+    let t = &dms.token_times;
+    assert_eq!(t.len(), 3, "one request per answer: {t:?}\n{log}");
+    // A little under the Retry-After: the fake stamps arrival, not the send.
+    let gap = |i: usize| t[i + 1].duration_since(t[i]).as_secs_f64();
+    assert!(
+        gap(0) >= 2.9,
+        "asked again {:.2} s after a 503 with Retry-After: 3\n{log}",
+        gap(0)
+    );
+    assert!(
+        gap(1) >= 1.9,
+        "asked again {:.2} s after a 429 with Retry-After: 2\n{log}",
+        gap(1)
+    );
+}
+
+/// Tokens expiring under a steady backlog at the rate limit: the call answered 401,
+/// the token request and the retried call each wait for the pacer, so the fake (which
+/// counts token requests against the same host's limit, one above the bridge's) never
+/// sees more than its limit in a second. Expiries are 2.5 s apart, well past a
+/// re-authentication's turn through the pacer's queue (2 deliveries at 5/s), as a real
+/// token outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthentication_waits_for_the_pacer() {
+    const RATE: usize = 5;
+    const USERS: usize = 40;
+    let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms {
+        rate_limit: RATE + 1,
+        ..Default::default()
+    }));
+    let host = fake_imanage::start_blocking(dms.clone());
+    let d = start_password(
+        &host,
+        &format!("rate_limit_per_second = {RATE}\nconcurrency = 2"),
+        fake_imanage::CLIENT_SECRET,
+    );
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..USERS {
+        let (status, body) = scim
+            .post("/Users", user(&format!("u{i:02}@firm.example"), true))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Every token dies now and then while the queue drains at the rate limit.
+    let started = std::time::Instant::now();
+    let mut expired_at: Option<std::time::Instant> = None;
+    let mut expiries = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let mut dms = dms.lock().unwrap();
+        if dms.users.len() >= USERS - 5 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "delivery stalled: {} users\n{}",
+            dms.users.len(),
+            d.log_text()
+        );
+        let due = expired_at.is_none_or(|t| t.elapsed().as_secs_f64() >= 2.5);
+        if due && dms.users.len() >= 3 && !dms.live_tokens.is_empty() {
+            dms.expire_tokens();
+            expired_at = Some(std::time::Instant::now());
+            expiries += 1;
+        }
+    }
+    let s = d.wait_drained("dms").await;
+    assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
+    let dms = dms.lock().unwrap();
+    assert_eq!(dms.users.len(), USERS);
+    assert!(expiries >= 2, "{expiries} expiries");
+    assert_eq!(dms.grants.len(), expiries + 1, "{:?}", dms.grants);
+    assert!(dms.refused.iter().any(|r| r == "expired token"));
+    assert_eq!(
+        (dms.rate_refusals, dms.busiest_second <= RATE + 1),
+        (0, true),
+        "busiest second {} (limit {}): re-authentication went past the pacer",
+        dms.busiest_second,
+        RATE + 1
+    );
 }

@@ -229,16 +229,31 @@ async fn a_401_from_the_target_gets_a_new_token_and_one_retry() {
     };
     let http = build_client(Duration::from_secs(5)).unwrap();
     let api = format!("{base}/api");
-    assert_eq!(creds.send(|| http.get(&api)).await.unwrap().status(), 200);
+    let unpaced = scim_bridge::delivery::Pacer::new(None);
+    assert_eq!(
+        creds
+            .send(&unpaced, || http.get(&api))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // The server forgets every token (restart, revocation): one 401, a new token, 200.
     fake.lock().unwrap().access.clear();
-    assert_eq!(creds.send(|| http.get(&api)).await.unwrap().status(), 200);
+    assert_eq!(
+        creds
+            .send(&unpaced, || http.get(&api))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(grants(&fake).len(), 2);
     assert_eq!(fake.lock().unwrap().api_calls, 3);
     // A target that refuses every token: one retry, then the 401 comes back.
     fake.lock().unwrap().access.clear();
     fake.lock().unwrap().mode = Mode::InvalidClient;
-    let e = creds.send(|| http.get(&api)).await.unwrap_err();
+    let e = creds.send(&unpaced, || http.get(&api)).await.unwrap_err();
     assert!(e.to_string().contains("invalid_client"), "{e}");
     assert_eq!(fake.lock().unwrap().api_calls, 4);
 }

@@ -54,6 +54,9 @@ async fn build_one(
     ctx: &Context<'_>,
     http: &reqwest::Client,
 ) -> Result<TargetHandle, Failure> {
+    // Every request to the target waits here, whoever sends it, so the target never
+    // sees more than its rate limit.
+    let pacer = Arc::new(Pacer::new(target.delivery.rate_limit_per_second));
     let mut auth_out = TargetHandle {
         name: target.name.clone(),
         source: None,
@@ -61,6 +64,7 @@ async fn build_one(
         delivery: None,
         reconcile: None,
         paused: false,
+        pacer: Arc::clone(&pacer),
     };
     let Some(auth) = &target.auth else {
         return Ok(auth_out);
@@ -93,7 +97,7 @@ async fn build_one(
             },
             _ => Grant::ClientCredentials,
         };
-        let source = TokenSource::new(
+        let mut source = TokenSource::new(
             SourceConfig {
                 target: target.name.clone(),
                 endpoint: endpoint(auth, client_secret.clone()),
@@ -104,6 +108,12 @@ async fn build_one(
             Arc::clone(&ctx.clock),
             store.clone(),
         );
+        // iManage's token endpoint is usually on its API host, behind the same rate
+        // limit: its requests then take slots like the target's own. One elsewhere
+        // (an identity provider) has its own limits and does not slow deliveries.
+        if same_host(target.url.as_deref(), auth.token_url.as_deref()) {
+            source = source.with_pacer(pacer);
+        }
         auth_out.source = Some(Arc::new(source));
     }
     if let Some(authorize_url) = &auth.authorize_url {
@@ -154,6 +164,18 @@ fn linker(
         Arc::clone(&ctx.entropy),
         store,
     ))
+}
+
+/// Whether two URLs name the same host and port (scheme defaults included).
+fn same_host(a: Option<&str>, b: Option<&str>) -> bool {
+    let origin = |u: Option<&str>| {
+        let u = url::Url::parse(u?).ok()?;
+        Some((
+            u.host_str()?.to_ascii_lowercase(),
+            u.port_or_known_default(),
+        ))
+    };
+    matches!((origin(a), origin(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// The token endpoint settings; config validation guarantees `token_url` and
@@ -230,9 +252,7 @@ pub async fn deliverables(
             }
         }
         let mut imanage = None;
-        // Every request to the target waits here, whoever sends it, so the target never
-        // sees more than its rate limit.
-        let pacer = Arc::new(Pacer::new(t.delivery.rate_limit_per_second));
+        let pacer = Arc::clone(&handle.pacer);
         let target: Arc<dyn Target> = match t.kind {
             TargetKind::Webhook => {
                 let key = format!("targets[{index}].signing_secret");
@@ -439,4 +459,28 @@ pub fn resolver(
         clients,
         clock,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_host;
+
+    #[test]
+    fn token_requests_share_the_pacer_only_on_the_targets_host() {
+        let dms = Some("https://dms.firm.example");
+        assert!(same_host(
+            dms,
+            Some("https://DMS.firm.example:443/auth/oauth2/token")
+        ));
+        assert!(!same_host(
+            dms,
+            Some("https://login.microsoftonline.com/t/oauth2/v2.0/token")
+        ));
+        assert!(!same_host(
+            dms,
+            Some("http://dms.firm.example/auth/oauth2/token")
+        ));
+        assert!(!same_host(dms, None));
+        assert!(!same_host(None, Some("https://dms.firm.example/token")));
+    }
 }

@@ -9,6 +9,7 @@ use super::error::OAuthError;
 use super::http::describe;
 use super::source::TokenSource;
 use crate::config::AuthHeader;
+use crate::delivery::Pacer;
 
 /// A target's credentials.
 pub enum Credentials {
@@ -70,22 +71,35 @@ pub fn auth_header(
 }
 
 impl Credentials {
-    /// Sends the request `build` makes, authorised. On a 401 with an OAuth token, the
-    /// token is dropped and the request is sent once more with a new one; a second 401
-    /// is returned to the caller as it is.
+    /// Sends the request `build` makes, authorised, each time after `pacer`'s wait. On
+    /// a 401 with an OAuth token, the token is dropped and the request is sent once
+    /// more with a new one; a second 401 is returned to the caller as it is.
+    ///
+    /// Every request waits for its own slot, the retry after a 401 included, so a
+    /// re-authentication does not send two requests in one slot past the target's rate
+    /// limit. The token is taken before the wait: a token request, when one is needed,
+    /// waits for the token source's pacer (the target's, when the token endpoint is on
+    /// the target's host), and callers that waited for that token then each take a slot
+    /// of their own rather than all going out the moment it arrives.
     pub async fn send(
         &self,
+        pacer: &Pacer,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, SendError> {
         match self {
-            Credentials::None => send(build()).await,
+            Credentials::None => {
+                pacer.wait().await;
+                send(build()).await
+            }
             Credentials::Static { token, header } => {
                 let (name, value) = auth_header(*header, token.expose_secret())?;
+                pacer.wait().await;
                 send(build().header(name, value)).await
             }
             Credentials::OAuth { source, header } => {
                 let token = source.get().await?;
                 let (name, value) = auth_header(*header, token.access().expose_secret())?;
+                pacer.wait().await;
                 let response = send(build().header(name, value)).await?;
                 if response.status() != reqwest::StatusCode::UNAUTHORIZED {
                     return Ok(response);
@@ -94,6 +108,7 @@ impl Credentials {
                 source.invalidate(&token);
                 let token = source.get().await?;
                 let (name, value) = auth_header(*header, token.access().expose_secret())?;
+                pacer.wait().await;
                 send(build().header(name, value)).await
             }
         }

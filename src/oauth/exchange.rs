@@ -9,7 +9,7 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
-use super::http::{HttpClientError, OAuthHttp};
+use super::http::{HttpClientError, OAuthHttp, StatusAnswer};
 use crate::config::ClientAuth;
 
 type Client =
@@ -123,10 +123,39 @@ impl TokenEndpoint {
 
 fn map_error(e: RequestTokenError<HttpClientError, BasicErrorResponse>) -> OAuthError {
     match e {
+        // Unreached while our HTTP function answers every status but 200 itself
+        // (below); kept for an oauth2 that reports errors another way.
         RequestTokenError::ServerResponse(r) => OAuthError::Refused {
             code: r.error().to_string(),
             description: r.error_description().cloned(),
+            status: None,
         },
+        RequestTokenError::Request(HttpClientError::Status(a)) => {
+            let StatusAnswer {
+                status,
+                retry_after,
+                code,
+                description,
+                detail,
+            } = *a;
+            let busy = status.is_server_error()
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+            match code {
+                _ if busy => OAuthError::Unavailable {
+                    status: status.as_u16(),
+                    code,
+                    description,
+                    retry_after,
+                },
+                Some(code) => OAuthError::Refused {
+                    code,
+                    description,
+                    status: Some(status.as_u16()),
+                },
+                None => OAuthError::BadResponse(format!("HTTP {status}{detail}")),
+            }
+        }
         RequestTokenError::Request(HttpClientError::Transport(t)) => OAuthError::Unreachable(t),
         RequestTokenError::Request(HttpClientError::NotJson(what)) => OAuthError::BadResponse(what),
         RequestTokenError::Request(e @ HttpClientError::TooLarge) => {
@@ -138,5 +167,128 @@ fn map_error(e: RequestTokenError<HttpClientError, BasicErrorResponse>) -> OAuth
             e.path()
         )),
         RequestTokenError::Other(what) => OAuthError::BadResponse(what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+
+    use super::*;
+
+    const SECRET: &str = "client-secret-Vq9Tz3";
+
+    /// (status, content type, Retry-After, body)
+    type Scripted = (u16, &'static str, Option<&'static str>, &'static str);
+
+    /// A token endpoint on a local port answering each request with the next scripted
+    /// answer.
+    async fn endpoint(script: Vec<Scripted>) -> TokenEndpoint {
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let next = script.lock().unwrap().pop_front();
+                async move {
+                    let (status, ctype, retry, body) = next.unwrap();
+                    let mut r: Response = (
+                        StatusCode::from_u16(status).unwrap(),
+                        [(header::CONTENT_TYPE, ctype)],
+                        body,
+                    )
+                        .into_response();
+                    if let Some(v) = retry {
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static(v));
+                    }
+                    r
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TokenEndpoint {
+            token_url: format!("http://{addr}/token"),
+            client_id: "bridge".into(),
+            client_secret: Some(SecretString::from(SECRET)),
+            client_auth: ClientAuth::Post,
+            scopes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_failures_name_their_status_and_say_whether_to_retry() {
+        let json = "application/json";
+        let e = endpoint(vec![
+            (503, json, Some("7"), r#"{"error":{"code":"NRC_BUSY"}}"#),
+            (
+                429,
+                json,
+                Some("2"),
+                r#"{"error":"slow_down","error_description":"easy\nnow"}"#,
+            ),
+            (502, "text/html", None, "<html><h1>Bad Gateway</h1></html>"),
+            (
+                400,
+                json,
+                None,
+                r#"{"error":"invalid_grant","error_description":"password expired"}"#,
+            ),
+            (401, json, None, r#"{"error":"invalid_client"}"#),
+            (404, json, None, r#"{"message":"no route"}"#),
+            (503, json, Some("Wed, 21 Oct 2015 07:28:00 GMT"), "{}"),
+        ])
+        .await;
+        let http = super::super::http::build_client(Duration::from_secs(5)).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let err = e.client_credentials(&http).await.unwrap_err();
+            assert!(!err.to_string().contains(SECRET), "{err}");
+            seen.push((err.to_string(), err.is_transient(), err.retry_after()));
+        }
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            seen,
+            [
+                (
+                    "token endpoint answered HTTP 503 Service Unavailable (retry after 7 s)".into(),
+                    true,
+                    secs(7)
+                ),
+                (
+                    "token endpoint answered HTTP 429 Too Many Requests: slow_down (easynow) (retry after 2 s)".into(),
+                    true,
+                    secs(2)
+                ),
+                ("token endpoint answered HTTP 502 Bad Gateway".into(), true, None),
+                (
+                    "token endpoint answered HTTP 400 Bad Request: invalid_grant (password expired)".into(),
+                    false,
+                    None
+                ),
+                (
+                    "token endpoint answered HTTP 401 Unauthorized: invalid_client".into(),
+                    false,
+                    None
+                ),
+                (
+                    "token endpoint answered HTTP 404 Not Found with JSON that is not an OAuth error".into(),
+                    true,
+                    None
+                ),
+                // A date in the past: ask again at once.
+                (
+                    "token endpoint answered HTTP 503 Service Unavailable (retry after 0 s)".into(),
+                    true,
+                    secs(0)
+                ),
+            ]
+        );
     }
 }

@@ -4,8 +4,14 @@ use std::time::Duration;
 
 use oauth2::{HttpRequest, HttpResponse};
 
+use crate::delivery::parse_retry_after;
+
 /// Token responses are small; anything larger is not one.
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
+/// The longest `Retry-After` honoured, as for targets' own answers.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The longest OAuth `error` or `error_description` shown.
+const MAX_ERROR_TEXT: usize = 200;
 
 /// A transport failure; never carries request bodies (they hold client secrets).
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +25,27 @@ pub enum HttpClientError {
     /// The answer is not JSON (an HTML login page, a proxy's error page).
     #[error("{0}")]
     NotJson(String),
+    /// The endpoint answered a status other than 200: what it said, without the body.
+    #[error("HTTP {}{}", .0.status, .0.detail)]
+    Status(Box<StatusAnswer>),
+}
+
+/// A token endpoint's answer with a status other than 200. Only the OAuth `error` and
+/// `error_description` are taken from a JSON body (never the body itself, which a
+/// broken server could fill with anything); a non-JSON body is described as
+/// [`HttpClientError::NotJson`] describes one.
+#[derive(Debug)]
+pub struct StatusAnswer {
+    pub status: reqwest::StatusCode,
+    /// `Retry-After`, read at arrival.
+    pub retry_after: Option<Duration>,
+    /// The OAuth `error` code.
+    pub code: Option<String>,
+    /// The OAuth `error_description`.
+    pub description: Option<String>,
+    /// What the body was when it held no OAuth error, for the operator: starts with a
+    /// space, or is empty.
+    pub detail: String,
 }
 
 /// The shared HTTP client: rustls on ring with the system's trust store, no redirects
@@ -95,12 +122,48 @@ async fn send(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if essence != "application/json" && !essence.ends_with("+json") {
-        let shown = if content_type.is_empty() {
-            "no content type"
+    let json = essence == "application/json" || essence.ends_with("+json");
+    let shown = if content_type.is_empty() {
+        "no content type"
+    } else {
+        content_type.as_str()
+    };
+    // oauth2 reads any status but 200 as an RFC 6749 error body and loses the status;
+    // a busy server's 503 or 429 would then read as "JSON that is not a token
+    // response". Answer it here, status and Retry-After included.
+    if status != reqwest::StatusCode::OK {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            // A Retry-After date is wall-clock time, so it is read against the system
+            // clock, as the target's own answers are.
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now(), MAX_RETRY_AFTER));
+        let body: Option<serde_json::Value> = if json {
+            serde_json::from_slice(&bytes).ok()
         } else {
-            content_type.as_str()
+            None
         };
+        let field = |k: &str| {
+            body.as_ref()
+                .and_then(|b| b[k].as_str())
+                .map(printable)
+                .filter(|t| !t.is_empty())
+        };
+        let code = field("error");
+        let detail = match (&code, json) {
+            (Some(_), _) => String::new(),
+            (None, true) => " with JSON that is not an OAuth error".to_owned(),
+            (None, false) => format!(" with {shown} instead of JSON: {}", snippet(&bytes)),
+        };
+        return Err(HttpClientError::Status(Box::new(StatusAnswer {
+            status,
+            retry_after,
+            description: code.as_ref().and(field("error_description")),
+            code,
+            detail,
+        })));
+    }
+    if !json {
         return Err(HttpClientError::NotJson(format!(
             "HTTP {status} with {shown} instead of JSON: {}",
             snippet(&bytes)
@@ -130,6 +193,20 @@ pub(super) fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Server-chosen text as one log-safe line: control characters (a forged log line's
+/// newline) dropped, at most [`MAX_ERROR_TEXT`] characters.
+fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ERROR_TEXT)
+        .collect();
+    if text.chars().filter(|c| !c.is_control()).count() > MAX_ERROR_TEXT {
+        out.push('…');
+    }
+    out
 }
 
 /// The start of a non-JSON body, for an operator to recognise (an HTML error page, a

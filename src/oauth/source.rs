@@ -13,6 +13,7 @@ use super::exchange::TokenEndpoint;
 use super::persist::TokenStore;
 use super::token::{Freshness, Token};
 use crate::clock::Clock;
+use crate::delivery::Pacer;
 
 /// How the bridge proves who it is at the token endpoint.
 #[derive(Clone)]
@@ -69,6 +70,16 @@ pub struct AuthHealth {
 /// The outcome of the last refresh, shared with callers that waited for it.
 struct Attempt {
     last_error: Option<OAuthError>,
+    /// The token endpoint's `Retry-After` as an instant: until then `last_error` is
+    /// the answer and no request is sent.
+    not_before: Option<DateTime<Utc>>,
+}
+
+impl Attempt {
+    /// Whether the token endpoint's `Retry-After` has not passed yet.
+    fn resting(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_some_and(|until| now < until)
+    }
 }
 
 /// Hands out access tokens for one target.
@@ -91,6 +102,9 @@ pub struct TokenSource {
     loaded: tokio::sync::OnceCell<()>,
     health: Mutex<AuthHealth>,
     requests: AtomicU64,
+    /// The target's pacer, when the token endpoint counts against the target's rate
+    /// limit (same host): each token request waits for a slot like any other request.
+    pacer: Option<Arc<Pacer>>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -116,7 +130,10 @@ impl TokenSource {
             clock,
             store,
             cached: RwLock::new(None),
-            refresh: tokio::sync::Mutex::new(Attempt { last_error: None }),
+            refresh: tokio::sync::Mutex::new(Attempt {
+                last_error: None,
+                not_before: None,
+            }),
             generation: AtomicU64::new(0),
             loaded: tokio::sync::OnceCell::new(),
             health: Mutex::new(AuthHealth {
@@ -127,7 +144,15 @@ impl TokenSource {
                 token_requests: 0,
             }),
             requests: AtomicU64::new(0),
+            pacer: None,
         }
+    }
+
+    /// Token requests wait for `pacer`: for a token endpoint on the target's own host,
+    /// whose rate limit counts them.
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
     }
 
     /// The target this source serves.
@@ -187,6 +212,9 @@ impl TokenSource {
                     {
                         return Ok(newer);
                     }
+                    if attempt.resting(self.clock.now()) {
+                        return Ok(Arc::clone(token));
+                    }
                     // A failed early refresh is not the caller's problem yet.
                     return Ok(self
                         .fetch(&mut attempt, Some(token))
@@ -209,6 +237,14 @@ impl TokenSource {
             && let Some(e) = &attempt.last_error
         {
             return Err(e.clone());
+        }
+        // The endpoint asked to be left alone for a while: its last answer stands, with
+        // the time still to wait, so a delivery backs off by that and not by less.
+        let now = self.clock.now();
+        if attempt.resting(now)
+            && let (Some(e), Some(until)) = (&attempt.last_error, attempt.not_before)
+        {
+            return Err(e.waiting((until - now).to_std().unwrap_or_default()));
         }
         let previous = self.current();
         self.fetch(&mut attempt, previous.as_ref()).await
@@ -241,11 +277,16 @@ impl TokenSource {
             Ok(token) => {
                 self.set_current(Some(Arc::clone(token)));
                 attempt.last_error = None;
+                attempt.not_before = None;
                 self.record(now, None);
                 self.persist(token).await;
             }
             Err(e) => {
                 attempt.last_error = Some(e.clone());
+                attempt.not_before = e
+                    .retry_after()
+                    .and_then(|r| chrono::Duration::from_std(r).ok())
+                    .map(|r| now + r);
                 self.record(now, Some(e.to_string()));
             }
         }
@@ -282,6 +323,7 @@ impl TokenSource {
 
     async fn request(&self, previous: Option<&Arc<Token>>) -> Result<Token, OAuthError> {
         if let Some(refresh) = previous.and_then(|p| p.refresh()) {
+            self.pace().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             match self.cfg.endpoint.refresh(&self.http, refresh).await {
                 Ok(r) => return Ok(Token::from_response(&r, self.clock.now(), Some(refresh))),
@@ -292,6 +334,7 @@ impl TokenSource {
                 Err(e) => return Err(e),
             }
         }
+        self.pace().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = match &self.cfg.grant {
             Grant::ClientCredentials => self.cfg.endpoint.client_credentials(&self.http).await?,
@@ -303,6 +346,12 @@ impl TokenSource {
             }
         };
         Ok(Token::from_response(&response, self.clock.now(), None))
+    }
+
+    async fn pace(&self) {
+        if let Some(p) = &self.pacer {
+            p.wait().await;
+        }
     }
 
     async fn load_persisted(&self) {
@@ -354,10 +403,12 @@ impl TokenSource {
                         .unwrap_or(Duration::from_secs(3600))
                         .clamp(Duration::from_secs(1), Duration::from_secs(3600))
                 }
-                Err(_) => {
+                Err(e) => {
                     failures = failures.saturating_add(1);
                     Duration::from_secs(5u64.saturating_mul(1 << failures.min(6)))
                         .min(Duration::from_secs(300))
+                        // Never sooner than the endpoint asked.
+                        .max(e.retry_after().unwrap_or_default())
                 }
             };
             tokio::time::sleep(wait).await;

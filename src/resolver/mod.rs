@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::config::{RepositoryConfig, ResolverConfig, WorkspaceSearch};
 use crate::delivery::TargetError;
-use crate::targets::imanage::{ImanageClient, PageStart};
+use crate::targets::imanage::{ImanageClient, PageStart, segment};
 
 pub use cache::Cache;
 pub use error::ResolveError;
@@ -215,7 +215,7 @@ impl Resolver {
             plan.libraries.to_vec()
         };
         for lib in &libraries {
-            let url = format!("{base}/libraries/{lib}/workspaces");
+            let url = format!("{base}/libraries/{}/workspaces", segment(lib));
             let mut params = query.params();
             params.push(("limit", PAGE_SIZE.to_string()));
             let mut from = PageStart::First;
@@ -294,13 +294,17 @@ impl Resolver {
         path: &str,
         requests: &mut Vec<String>,
     ) -> Result<String, ResolveError> {
-        let mut container = format!("{base}/libraries/{lib}/workspaces/{workspace_id}/children");
+        let mut container = format!(
+            "{base}/libraries/{}/workspaces/{}/children",
+            segment(lib),
+            segment(workspace_id)
+        );
         let mut id = String::new();
-        for (depth, segment) in path.split('/').enumerate() {
+        for (depth, step) in path.split('/').enumerate() {
             let children = self.children(client, &container, requests).await?;
             let found = children
                 .iter()
-                .find(|f| f.name.trim().to_lowercase() == segment.trim().to_lowercase())
+                .find(|f| f.name.trim().to_lowercase() == step.trim().to_lowercase())
                 .ok_or_else(|| ResolveError::NoFolder {
                     workspace: workspace_id.to_owned(),
                     folder: path
@@ -311,7 +315,11 @@ impl Resolver {
                     found: children.iter().map(|f| f.name.clone()).collect(),
                 })?;
             id = found.id.clone();
-            container = format!("{base}/libraries/{lib}/folders/{id}/children");
+            container = format!(
+                "{base}/libraries/{}/folders/{}/children",
+                segment(lib),
+                segment(&id)
+            );
         }
         Ok(id)
     }
@@ -378,12 +386,20 @@ impl Resolver {
         let (base, _) = client.base().await.map_err(upstream)?;
         let mut requests = Vec::new();
         let container = match path.map(str::trim).filter(|p| !p.is_empty()) {
-            None => format!("{base}/libraries/{lib}/workspaces/{workspace_id}/children"),
+            None => format!(
+                "{base}/libraries/{}/workspaces/{}/children",
+                segment(lib),
+                segment(workspace_id)
+            ),
             Some(p) => {
                 let id = self
                     .folder_by_path(client, &base, lib, workspace_id, p, &mut requests)
                     .await?;
-                format!("{base}/libraries/{lib}/folders/{id}/children")
+                format!(
+                    "{base}/libraries/{}/folders/{}/children",
+                    segment(lib),
+                    segment(&id)
+                )
             }
         };
         self.children(client, &container, &mut requests).await

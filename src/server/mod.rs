@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::delivery::{DeliveryCounters, ReconcileReport};
+use crate::delivery::{DeliveryCounters, Pacer, ReconcileReport};
 use crate::directory::Directory;
 use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
@@ -83,6 +83,9 @@ pub struct TargetHandle {
     pub reconcile: Option<Arc<Mutex<ReconcileReport>>>,
     /// Deliveries held until the admin removes `paused` from its config.
     pub paused: bool,
+    /// Its request-rate ceiling, shared by its client and, when the token endpoint is
+    /// on the target's host, its token source.
+    pub pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for AppState {

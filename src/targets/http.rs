@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{Pacer, TargetError, parse_retry_after};
-use crate::oauth::Credentials;
+use crate::oauth::{Credentials, SendError};
 
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -53,21 +53,14 @@ pub(crate) struct Reply {
 
 /// Every request a target sends goes through here: it waits for the target's pacer (so
 /// deliveries, reconciliation reads and searches together stay under the rate limit),
-/// sends with the target's credentials (one new token and retry on 401), and turns a
-/// failure to get an answer into a transient error.
+/// sends with the target's credentials (one new token and retry on 401, each request
+/// in its own slot), and turns a failure to get an answer into a target error.
 pub(crate) async fn send(
     pacer: &Pacer,
     credentials: &Credentials,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, TargetError> {
-    pacer.wait().await;
-    let response = credentials
-        .send(build)
-        .await
-        .map_err(|e| TargetError::Transient {
-            message: e.to_string(),
-            retry_after: None,
-        })?;
+    let response = credentials.send(pacer, build).await.map_err(unsent)?;
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -78,6 +71,25 @@ pub(crate) async fn send(
         retry_after,
         response,
     })
+}
+
+/// A request that got no answer: a token the endpoint refuses (wrong client or grant)
+/// will be refused on every retry, so the change is dead-lettered with the reason; a
+/// busy token endpoint's `Retry-After` becomes the delivery's wait.
+fn unsent(e: SendError) -> TargetError {
+    match e {
+        SendError::Auth(e) if !e.is_transient() => TargetError::Permanent {
+            message: e.to_string(),
+        },
+        SendError::Auth(e) => TargetError::Transient {
+            retry_after: e.retry_after(),
+            message: e.to_string(),
+        },
+        SendError::Http(message) => TargetError::Transient {
+            message,
+            retry_after: None,
+        },
+    }
 }
 
 /// Reads at most `limit` bytes of a response body as text.

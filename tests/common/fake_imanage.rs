@@ -42,6 +42,11 @@ pub struct Dms {
     pub expired_tokens: BTreeSet<String>,
     /// `grant_type` of every token request.
     pub grants: Vec<String>,
+    /// When each token request arrived, busy answers included.
+    pub token_times: Vec<std::time::Instant>,
+    /// The next token requests are answered with these (status, `Retry-After`), one
+    /// each, as an overloaded or restarting auth server does.
+    pub token_busy: std::collections::VecDeque<(u16, String)>,
     /// Page by offset only: never return a cursor.
     pub no_cursor: bool,
     /// Answer workspace searches with this status and an error envelope.
@@ -58,6 +63,9 @@ pub struct Dms {
     /// Every Nth write is refused with 429 or 503 (0 = never).
     pub busy_every: u64,
     pub refused: Vec<String>,
+    /// Requests whose path matched no route (`METHOD path` as sent, still encoded): an
+    /// id with a raw `/` splits its segment and lands here, as on a real server.
+    pub unrouted: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Dms>>;
@@ -71,15 +79,9 @@ fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// Checks auth, content type and allowed fields; counts busy refusals.
-fn check(
-    d: &mut Dms,
-    method: &Method,
-    headers: &HeaderMap,
-    body: Option<&Value>,
-    allowed: &[&str],
-) -> Result<(), Response> {
-    d.requests += 1;
+/// Counts a request against `rate_limit`, API and token requests alike: one host,
+/// one limit.
+fn rate(d: &mut Dms) -> Result<(), Response> {
     let now = std::time::Instant::now();
     while d
         .recent
@@ -99,6 +101,19 @@ fn check(
     }
     d.recent.push_back(now);
     d.busiest_second = d.busiest_second.max(d.recent.len());
+    Ok(())
+}
+
+/// Checks auth, content type and allowed fields; counts busy refusals.
+fn check(
+    d: &mut Dms,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+    allowed: &[&str],
+) -> Result<(), Response> {
+    d.requests += 1;
+    rate(d)?;
     let presented = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
     let valid = presented.is_some_and(|t| t == TOKEN || d.live_tokens.contains(t));
     if headers.contains_key(header::AUTHORIZATION) || !valid {
@@ -208,6 +223,7 @@ pub fn start_blocking(dms: Shared) -> String {
                     "/work/api/v2/customers/{cid}/libraries/{lib}/folders/{id}/children",
                     get(children),
                 )
+                .fallback(unrouted)
                 .with_state(dms);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(format!("http://{}", listener.local_addr().unwrap()))
@@ -216,6 +232,15 @@ pub fn start_blocking(dms: Shared) -> String {
         });
     });
     rx.recv().unwrap()
+}
+
+/// Any path no route matches: iManage's 404 envelope, recorded for the test.
+async fn unrouted(State(d): State<Shared>, method: Method, uri: axum::http::Uri) -> Response {
+    d.lock()
+        .unwrap()
+        .unrouted
+        .push(format!("{method} {}", uri.path()));
+    envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such resource")
 }
 
 async fn discovery(State(d): State<Shared>, headers: HeaderMap) -> Response {
@@ -538,6 +563,22 @@ impl Dms {
 /// grant, client authenticated in the form; tokens live until expired by the test.
 async fn token(State(d): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let mut d = d.lock().unwrap();
+    d.token_times.push(std::time::Instant::now());
+    // iManage's auth endpoint is on the API host: its requests count against the limit.
+    if let Err(r) = rate(&mut d) {
+        return r;
+    }
+    if let Some((status, retry_after)) = d.token_busy.pop_front() {
+        // iManage's envelope, not an OAuth error: what its gateway sends when busy.
+        let mut r = envelope(
+            StatusCode::from_u16(status).unwrap(),
+            "NRC_SERVICE_BUSY",
+            "authentication service busy",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.parse().unwrap());
+        return r;
+    }
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -689,22 +730,32 @@ async fn list_groups(
     axum::Json(body).into_response()
 }
 
+/// `GET …/groups/{gid}/members`: paged like the other lists (`limit` capped by
+/// `page_cap`, `offset` or `cursor`), `{"data":[…]}` with a `cursor` while more exist.
 async fn list_members(
     State(d): State<Shared>,
     Path((_cid, _lib, gid)): Path<(String, String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut d = d.lock().unwrap();
-    if let Err(r) = check(&mut d, &Method::GET, &headers, None, &[]) {
-        return r;
+    let (d, limit, start) = match listing(&d, &headers, &params) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some((_, members)) = d.groups.get(&gid) else {
+        return envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group");
+    };
+    let page: Vec<Value> = members
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|m| json!({"id": m}))
+        .collect();
+    let mut body = json!({"data": page});
+    if start + limit < members.len() && !d.no_cursor {
+        body["cursor"] = json!(format!("c{}", start + limit));
     }
-    match d.groups.get(&gid) {
-        Some((_, members)) => {
-            let data: Vec<Value> = members.iter().map(|m| json!({"id": m})).collect();
-            axum::Json(json!({"data": data})).into_response()
-        }
-        None => envelope(StatusCode::NOT_FOUND, "NRC_NO_RECORD", "no such group"),
-    }
+    axum::Json(body).into_response()
 }
 
 /// `GET …/users/{id}`: one user, `{"data": {…}}`.

@@ -177,6 +177,19 @@ impl ImanageClient {
         query: &[(&str, String)],
         from: &PageStart,
     ) -> Result<Page, TargetError> {
+        match self.fetch_page(url, query, from).await? {
+            Listed::Page(page) => Ok(page),
+            Listed::Missing(body) => Err(not_found(url, &body)),
+        }
+    }
+
+    /// One page, or the body of iManage's 404 when the list itself is not there.
+    async fn fetch_page(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        from: &PageStart,
+    ) -> Result<Listed, TargetError> {
         let mut q = query.to_vec();
         match from {
             PageStart::First => {}
@@ -185,14 +198,9 @@ impl ImanageClient {
         }
         let answer = self.call(reqwest::Method::GET, url, &q, None).await?;
         if answer.status == 404 {
-            return Err(TargetError::Permanent {
-                message: format!(
-                    "{url} not found: {}",
-                    describe_error(&answer.body.to_string())
-                ),
-            });
+            return Ok(Listed::Missing(answer.body));
         }
-        Ok(Page::from_body(&answer.body))
+        Ok(Listed::Page(Page::from_body(&answer.body)))
     }
 
     /// Every item of a GET list, following cursors, else offsets up to `total_count`.
@@ -207,18 +215,60 @@ impl ImanageClient {
         limit: usize,
         short_page_ends: bool,
     ) -> Result<Vec<Value>, TargetError> {
+        match self.read_all(url, query, limit, short_page_ends).await? {
+            Ok(items) => Ok(items),
+            Err(body) => Err(not_found(url, &body)),
+        }
+    }
+
+    /// [`ImanageClient::list_all`] of a list that may not exist, such as the members of a
+    /// group iManage does not have: `None` when iManage answers 404 for it.
+    pub async fn list_all_if_found(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        limit: usize,
+        short_page_ends: bool,
+    ) -> Result<Option<Vec<Value>>, TargetError> {
+        Ok(self
+            .read_all(url, query, limit, short_page_ends)
+            .await?
+            .ok())
+    }
+
+    /// The pages of a list, or the 404 body when the list is not there. A 404 after the
+    /// first page means the list went away while being read: retry the whole read.
+    async fn read_all(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        limit: usize,
+        short_page_ends: bool,
+    ) -> Result<Result<Vec<Value>, Value>, TargetError> {
         let mut q = query.to_vec();
         q.push(("limit", limit.to_string()));
         q.push(("total", "true".to_string()));
         let mut out: Vec<Value> = Vec::new();
         let mut from = PageStart::First;
         loop {
-            let page = self.page(url, &q, &from).await?;
+            let page = match self.fetch_page(url, &q, &from).await? {
+                Listed::Page(page) => page,
+                Listed::Missing(body) if from == PageStart::First => return Ok(Err(body)),
+                Listed::Missing(body) => {
+                    return Err(TargetError::Transient {
+                        message: format!(
+                            "{url} went away while it was read: {}",
+                            describe_error(&body.to_string())
+                        ),
+                        retry_after: None,
+                    });
+                }
+            };
             let n = page.items.len();
             // A server that ignores `offset` sends the first page again: stop rather
             // than loop forever.
             if matches!(from, PageStart::Offset(_)) && n > 0 && out.first() == page.items.first() {
-                return Ok(out);
+                return Ok(Ok(out));
             }
             out.extend(page.items);
             from = match (page.cursor, page.total) {
@@ -227,7 +277,7 @@ impl ImanageClient {
                 (None, None) if n == limit || (n > 0 && !short_page_ends) => {
                     PageStart::Offset(out.len())
                 }
-                _ => return Ok(out),
+                _ => return Ok(Ok(out)),
             };
         }
     }
@@ -287,7 +337,11 @@ impl ImanageClient {
     pub async fn base(&self) -> Result<(String, String), TargetError> {
         let d = self.discover().await?;
         Ok((
-            format!("{}/work/api/v2/customers/{}", self.host, d.customer_id),
+            format!(
+                "{}/work/api/v2/customers/{}",
+                self.host,
+                super::ids::segment(&d.customer_id)
+            ),
             d.library,
         ))
     }
@@ -304,6 +358,19 @@ fn with_query(url: &str, query: &[(&str, String)]) -> Result<url::Url, TargetErr
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
     }
     Ok(u)
+}
+
+/// A page of a list, or iManage's 404 body when the list is not there.
+enum Listed {
+    Page(Page),
+    Missing(Value),
+}
+
+/// The permanent error for a list iManage does not have.
+fn not_found(url: &str, body: &Value) -> TargetError {
+    TargetError::Permanent {
+        message: format!("{url} not found: {}", describe_error(&body.to_string())),
+    }
 }
 
 /// Where a page starts.

@@ -1,6 +1,37 @@
-//! SCIM names → iManage ids, under iManage's rules for them.
+//! SCIM names → iManage ids, under iManage's rules for them, and ids into URL paths.
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::delivery::TargetError;
+
+/// What cannot stand raw in one path segment: `/` would split it (a group "IP/IT"),
+/// `?` and `#` would end the path, `%` would start an escape, `\` is a separator to URL
+/// parsers of http(s), and the rest is not allowed in URLs. RFC 3986's sub-delims, `:`
+/// and `@` stay as they are, so everyday ids (`JSMITH@FIRM.EXAMPLE`, `ACTIVE!1002`)
+/// read the same on the wire as before; non-ASCII is always encoded.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// `id` percent-encoded for one URL path segment (`users/{id}`, `groups/{gid}/members`):
+/// every id, library and container put into an iManage path goes through here.
+pub fn segment(id: &str) -> impl std::fmt::Display + '_ {
+    utf8_percent_encode(id, SEGMENT)
+}
 
 /// Longest user id accepted (iManage logins are short; 64 is generous).
 const MAX_USER_ID: usize = 64;
@@ -72,5 +103,29 @@ mod tests {
         assert!(user_id("").is_err());
         assert_eq!(group_id("Litigation Team").unwrap(), "LITIGATION_TEAM");
         assert!(group_id(&"g".repeat(255)).is_err());
+    }
+
+    #[test]
+    fn a_segment_keeps_its_slashes_and_everyday_ids_read_as_before() {
+        assert_eq!(segment("IP/IT").to_string(), "IP%2FIT");
+        assert_eq!(
+            segment("JSMITH@FIRM.EXAMPLE").to_string(),
+            "JSMITH@FIRM.EXAMPLE"
+        );
+        assert_eq!(segment("ACTIVE!1002").to_string(), "ACTIVE!1002");
+        assert_eq!(segment("a b?c#d%e\\f").to_string(), "a%20b%3Fc%23d%25e%5Cf");
+        assert_eq!(segment("ÄRZTE").to_string(), "%C3%84RZTE");
+        // What a URL parser makes of it: the id is one segment and decodes back.
+        let u = url::Url::parse(&format!(
+            "https://dms.example/groups/{}/members",
+            segment("IP/IT\\x")
+        ))
+        .unwrap();
+        let parts: Vec<&str> = u.path_segments().unwrap().collect();
+        assert_eq!(parts, ["groups", "IP%2FIT%5Cx", "members"]);
+        let back = percent_encoding::percent_decode_str(parts[1])
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(back, "IP/IT\\x");
     }
 }

@@ -19,7 +19,7 @@ use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::scim::ResourceKind;
 
 pub use client::{Answer, Discovery, ImanageClient, Page, PageStart, describe_error};
-pub use ids::{group_id, user_id};
+pub use ids::{group_id, segment, user_id};
 pub use mapping::Mapped;
 
 use super::mapping::Mapping;
@@ -99,7 +99,7 @@ impl ImanageTarget {
     /// Takes a deprovisioned user out of every group iManage lists it in: a leaver must
     /// not keep access through a group. Disabled groups cannot change and are skipped.
     async fn leave_groups(&self, base: &str, lib: &str, id: &str) -> Result<(), TargetError> {
-        let url = format!("{base}/users/{id}/groups");
+        let url = format!("{base}/users/{}/groups", segment(id));
         let answer = self
             .client
             .call(reqwest::Method::GET, &url, &[], None)
@@ -141,7 +141,7 @@ impl ImanageTarget {
                     let body = json!({"allow_logon": false});
                     self.call(
                         reqwest::Method::PATCH,
-                        &format!("{base}/users/{id}"),
+                        &format!("{base}/users/{}", segment(id)),
                         Some(&body),
                     )
                     .await?;
@@ -155,7 +155,7 @@ impl ImanageTarget {
         // Once created, a user keeps its id even if the mapping would now give another.
         let id = change.target_id.clone().unwrap_or(mapped.id);
         let fields = Value::Object(mapped.fields);
-        let url = format!("{base}/users/{id}");
+        let url = format!("{base}/users/{}", segment(&id));
         if change.target_id.is_some() {
             let status = self
                 .call(reqwest::Method::PATCH, &url, Some(&fields))
@@ -198,7 +198,11 @@ impl ImanageTarget {
         for batch in ids.chunks(MEMBER_BATCH) {
             let body =
                 json!({"database": lib, "data_type": "users", "data": batch, "action": action});
-            let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
+            let url = format!(
+                "{base}/libraries/{}/groups/{}/members",
+                segment(lib),
+                segment(gid)
+            );
             let status = self.call(reqwest::Method::PUT, &url, Some(&body)).await?;
             if status == 404 {
                 return Err(TargetError::Transient {
@@ -217,16 +221,20 @@ impl ImanageTarget {
         lib: &str,
         gid: &str,
     ) -> Result<Vec<String>, TargetError> {
-        let url = format!("{base}/libraries/{lib}/groups/{gid}/members");
-        let answer = self
+        let url = format!(
+            "{base}/libraries/{}/groups/{}/members",
+            segment(lib),
+            segment(gid)
+        );
+        // Every page: a group can have more members than iManage sends at once.
+        let Some(members) = self
             .client
-            .call(reqwest::Method::GET, &url, &[], None)
-            .await?;
-        if answer.status == 404 {
+            .list_all_if_found(&url, &[], READ_PAGE, false)
+            .await?
+        else {
             return Ok(Vec::new());
-        }
-        Ok(Page::from_body(&answer.body)
-            .items
+        };
+        Ok(members
             .iter()
             .filter_map(|m| m["id"].as_str().or_else(|| m.as_str()))
             .map(str::to_uppercase)
@@ -268,7 +276,7 @@ impl ImanageTarget {
                 let body = json!({"enabled": false});
                 self.call(
                     reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
+                    &format!("{base}/groups/{}", segment(gid)),
                     Some(&body),
                 )
                 .await?;
@@ -284,7 +292,7 @@ impl ImanageTarget {
             && self
                 .call(
                     reqwest::Method::PATCH,
-                    &format!("{base}/groups/{gid}"),
+                    &format!("{base}/groups/{}", segment(&gid)),
                     Some(&update),
                 )
                 .await?
@@ -297,7 +305,7 @@ impl ImanageTarget {
             let status = self
                 .call(
                     reqwest::Method::POST,
-                    &format!("{base}/libraries/{lib}/groups"),
+                    &format!("{base}/libraries/{}/groups", segment(&lib)),
                     Some(&create),
                 )
                 .await?;
@@ -458,7 +466,7 @@ impl Target for ImanageTarget {
                     .client
                     .call(
                         reqwest::Method::GET,
-                        &format!("{base}/users/{}", key.value),
+                        &format!("{base}/users/{}", segment(&key.value)),
                         &[],
                         None,
                     )
@@ -493,7 +501,7 @@ impl Target for ImanageTarget {
                     .client
                     .call(
                         reqwest::Method::GET,
-                        &format!("{base}/groups/{}", key.value),
+                        &format!("{base}/groups/{}", segment(&key.value)),
                         &[],
                         None,
                     )
@@ -538,7 +546,7 @@ impl Target for ImanageTarget {
         let body = json!({"allow_logon": false});
         self.call(
             reqwest::Method::PATCH,
-            &format!("{base}/users/{target_id}"),
+            &format!("{base}/users/{}", segment(target_id)),
             Some(&body),
         )
         .await?;
