@@ -1014,7 +1014,7 @@ async fn group_members_are_read_past_the_first_page() {
             .contains("members: 0 to add, 1 to remove"),
         "{plan}"
     );
-    let out = d.cli(&["sync", "--target", "dms"]);
+    let out = d.cli(&["sync", "--target", "dms", "--yes"]);
     assert!(
         out.status.success(),
         "{}",
