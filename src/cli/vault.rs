@@ -13,7 +13,9 @@ use super::{Failure, setup};
 use crate::config::{Config, Environment, SecretRef};
 use crate::entropy::OsEntropy;
 use crate::store::Store;
-use crate::vault::{KdfParams, Passphrase, Vault, VaultHeader, VaultKey, rekey, secret_aad};
+use crate::vault::{
+    KdfParams, Passphrase, Vault, VaultError, VaultHeader, VaultKey, rekey, secret_aad,
+};
 
 /// Vault actions.
 #[derive(Debug, Subcommand)]
@@ -74,7 +76,12 @@ fn passphrase_from(r: &SecretRef, env: &Environment, what: &str) -> Result<Passp
     let value = r
         .resolve(env)
         .map_err(|e| Failure::config(format!("{what}: {e}")))?;
-    Passphrase::new(value.expose().to_owned()).map_err(|e| vault_failure(format!("{what}: {e}")))
+    Passphrase::new(value.expose().to_owned()).map_err(|e| match e {
+        // A passphrase that breaks the length rule is a configuration mistake, not a
+        // wrong passphrase: nothing was tried against the vault.
+        VaultError::PassphraseTooShort { .. } => Failure::config(format!("{what}: {e}")),
+        _ => vault_failure(format!("{what}: {e}")),
+    })
 }
 
 fn params(cfg: &Config) -> KdfParams {

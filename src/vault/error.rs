@@ -5,7 +5,8 @@
 pub enum VaultError {
     /// The passphrase is shorter than the minimum.
     #[error(
-        "vault passphrase too short: at least {min} characters are required, the one given has {given}"
+        "vault passphrase too short: it must have over {} characters (at least {min}), the one given has {given}",
+        .min - 1
     )]
     PassphraseTooShort {
         /// Minimum number of characters.

@@ -8,11 +8,13 @@ use zeroize::Zeroizing;
 use super::VaultError;
 
 /// The vault passphrase: at least [`Passphrase::MIN_CHARS`] characters, zeroized on drop.
+/// The Clio Operate–iManage guide asks for a passphrase "of over 100 characters", so
+/// exactly 100 is refused.
 pub struct Passphrase(SecretString);
 
 impl Passphrase {
     /// Minimum length in characters (Unicode scalar values, not bytes).
-    pub const MIN_CHARS: usize = 100;
+    pub const MIN_CHARS: usize = 101;
 
     /// Accept `raw` minus one trailing newline (`\n` or `\r\n`), or refuse it if too short.
     pub fn new(raw: String) -> Result<Self, VaultError> {
