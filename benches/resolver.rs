@@ -37,6 +37,7 @@ fn request(i: usize, fresh: bool) -> Request {
         work_type: None,
         workitem: matter(i),
         fresh,
+        user: None,
     }
 }
 

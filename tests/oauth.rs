@@ -384,6 +384,8 @@ async fn pkce_link_end_to_end() {
             endpoint: endpoint(&base, ClientAuth::Basic, &["user"]),
             redirect_url: redirect.into(),
             refresh_ahead: Duration::from_secs(60),
+            revoke_url: None,
+            approver: None,
         },
         build_client(Duration::from_secs(5)).unwrap(),
         k.clock.clone(),
@@ -392,6 +394,12 @@ async fn pkce_link_end_to_end() {
     );
     let url = url::Url::parse(&linker.start("alice@firm.example").await.unwrap()).unwrap();
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    // The pending link's name (stored in clear, unlike its sealed value) holds neither
+    // the state nor anything about the person.
+    let pending = k.tokens.names("link-pending.").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].contains(q["state"].as_str()), "{pending:?}");
+    assert!(!pending[0].contains("alice"), "{pending:?}");
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["redirect_uri"], redirect);
@@ -441,8 +449,17 @@ async fn pkce_link_end_to_end() {
     let code = fake_oauth::approve(&fake, &q["code_challenge"], redirect);
     let e = linker.finish(&q["state"], &code).await.unwrap_err();
     assert!(e.to_string().contains("expired"), "{e}");
+    // Abandoned links are swept on their own, without a new start.
+    let _ = linker.start("dave").await.unwrap();
+    k.clock.advance(chrono::Duration::minutes(11));
+    assert_eq!(linker.sweep_pending().await, 1);
+    assert!(k.tokens.names("link-pending.").await.unwrap().is_empty());
 
-    assert!(linker.revoke("alice@firm.example").await.unwrap());
+    // No revocation endpoint configured: forgotten here only, and said so.
+    assert_eq!(
+        linker.revoke("alice@firm.example").await.unwrap(),
+        scim_bridge::oauth::Revoked::LocallyOnly
+    );
     assert!(linker.list().await.unwrap().is_empty());
     assert!(linker.access_token("alice@firm.example").await.is_err());
 }

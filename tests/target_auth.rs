@@ -24,10 +24,12 @@ passphrase = {{ file = "vault.pass" }}
 memory_kib = 8192
 iterations = 1
 
+# The generic OAuth flows (a SCIM app's): iManage's own check of who approved a link
+# is tested against the iManage fake in tests/linked_accounts.rs.
 [[targets]]
 name = "imanage"
-kind = "imanage"
-url = "{token_base}"
+kind = "scim"
+url = "{token_base}/scim/v2"
 [targets.auth]
 method = "client_credentials"
 token_url = "{token_base}/oauth2/token"

@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::{Failure, setup, targets};
 use crate::config::Environment;
+use crate::oauth::Revoked;
 use crate::store::Store;
 
 /// Link actions.
@@ -21,7 +22,20 @@ pub enum LinkCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Forget a user's tokens for a target; the user must link again.
+    /// One person's links: when linked, when the token expires, when it was last
+    /// refreshed (never tokens).
+    Status {
+        /// User name as linked
+        user: String,
+        /// Only this target
+        #[arg(long)]
+        target: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a user's link to a target: its tokens are revoked at the provider (where it
+    /// offers revocation) and forgotten; the user must link again.
     Revoke {
         /// Target name
         #[arg(long)]
@@ -91,12 +105,46 @@ pub async fn run(
                 }
                 Ok(())
             }
-            LinkCommand::Revoke { target, user } => {
-                if linker(&target)?.revoke(&user).await.map_err(|e| Failure::runtime(e.to_string()))? {
-                    println!("{user}'s link to {target} removed");
-                    Ok(())
+            LinkCommand::Status { user, target, json } => {
+                let chosen: Vec<_> = match &target {
+                    Some(name) => vec![linker(name)?],
+                    None => built.iter().filter_map(|t| t.linker.clone()).collect(),
+                };
+                let mut found = Vec::new();
+                for l in chosen {
+                    if let Some(s) = l.status(&user).await.map_err(|e| Failure::runtime(e.to_string()))? {
+                        found.push(s);
+                    }
+                }
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
                 } else {
-                    Err(Failure::runtime(format!("{user} has no link to {target}")))
+                    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                        t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    };
+                    for s in &found {
+                        println!("{} at {}: linked {}; token expires {}; last refreshed {}; {}",
+                            s.user, s.target, when(Some(s.linked)), when(s.expires),
+                            s.refreshed.map_or_else(|| "never".to_owned(), |t| when(Some(t))),
+                            if s.refreshable { "refreshed on use" } else { "not refreshable: links again when it expires" });
+                    }
+                }
+                if found.is_empty() {
+                    return Err(Failure::runtime(format!("{user} has no linked account")));
+                }
+                Ok(())
+            }
+            LinkCommand::Revoke { target, user } => {
+                match linker(&target)?.revoke(&user).await.map_err(|e| Failure::runtime(format!("{user}'s link to {target} was kept: {e}")))? {
+                    Revoked::AtProvider => {
+                        println!("{user}'s link to {target} ended: its tokens were revoked at the provider and forgotten here");
+                        Ok(())
+                    }
+                    Revoked::LocallyOnly => {
+                        println!("{user}'s link to {target} forgotten here; no revoke_url is configured, so its tokens stay valid at the provider until they expire");
+                        Ok(())
+                    }
+                    Revoked::NoLink => Err(Failure::runtime(format!("{user} has no link to {target}"))),
                 }
             }
         }

@@ -195,6 +195,10 @@ pub enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+        /// Resolve as this person (their userName), with their linked account, so
+        /// iManage's security decides what they see
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
     /// Inspect, retry and drop dead letters (changes a target did not take).
     Dlq {
@@ -353,6 +357,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             work_type,
             explain,
             json,
+            as_user,
         } => {
             resolve::run(
                 resolve::Args {
@@ -360,6 +365,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     workitem: &workitem,
                     work_type: work_type.as_deref(),
                     explain,
+                    as_user: as_user.as_deref(),
                     json,
                 },
                 cli.config.as_deref(),

@@ -20,6 +20,8 @@ pub struct Args<'a> {
     pub work_type: Option<&'a str>,
     pub explain: bool,
     pub json: bool,
+    /// Resolve as this person, with their linked account's rights.
+    pub as_user: Option<&'a str>,
 }
 
 pub async fn run(
@@ -32,16 +34,19 @@ pub async fn run(
     let workitem = read_workitem(args.workitem)?;
     let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (_, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
-    let resolver = targets::resolver(&cfg, &deliverables, clock).ok_or_else(|| Failure {
-        code: 2,
-        message: "no [[repositories]] are configured".into(),
-    })?;
+    let (handles, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
+    let public_url = targets::public_url(&cfg);
+    let resolver = targets::resolver(&cfg, &deliverables, &handles, &public_url, clock)
+        .ok_or_else(|| Failure {
+            code: 2,
+            message: "no [[repositories]] are configured".into(),
+        })?;
     let req = Request {
         repository: args.repository.to_owned(),
         work_type: args.work_type.map(str::to_owned),
         workitem,
         fresh: true,
+        user: args.as_user.map(str::to_owned),
     };
     let outcome = resolver.resolve(&req).await;
     let requests = match &outcome {
@@ -69,6 +74,13 @@ pub async fn run(
                 "workspace: {} {:?} in {}",
                 r.workspace_id, r.name, r.library
             );
+            println!(
+                "as:        {}",
+                o.acted_as.as_deref().map_or_else(
+                    || "the service account".to_owned(),
+                    |u| format!("{u} (their linked account)")
+                )
+            );
             match (&r.folder_id, &r.folder_path) {
                 (Some(id), Some(path)) => println!("folder:    {id} {path:?}"),
                 _ => println!("folder:    (the workspace itself)"),
@@ -92,6 +104,8 @@ fn exit_code(e: &ResolveError) -> u8 {
         | ResolveError::NotScalar(_)
         | ResolveError::BadWorkspaceId(_)
         | ResolveError::WhichTarget(_) => 2,
+        // Not linked: the person must link first (the message has the URL).
+        ResolveError::NotLinked { .. } => 4,
         _ => 1,
     }
 }

@@ -18,6 +18,9 @@ use crate::server::{self, AppState, Settings};
 use crate::store::Store;
 use crate::vault::Secrets;
 
+/// How often expired pending account links are removed.
+const PENDING_SWEEP: Duration = Duration::from_secs(60);
+
 /// How often buffered token last-use times reach the database.
 const TOKEN_FLUSH: Duration = Duration::from_secs(15);
 
@@ -83,10 +86,17 @@ pub async fn serve(
         clock: Arc::clone(&clock),
         entropy: Arc::clone(&entropy),
         public_url: &public_url,
+        store: Arc::clone(&store),
     };
     let mut targets = super::targets::build(&cfg, &target_ctx).await?;
     let deliverables = super::targets::deliverables(&cfg, &mut targets, &target_ctx).await?;
-    let resolver = super::targets::resolver(&cfg, &deliverables, Arc::clone(&clock));
+    let resolver = super::targets::resolver(
+        &cfg,
+        &deliverables,
+        &targets,
+        &public_url,
+        Arc::clone(&clock),
+    );
     let routes = deliverables
         .iter()
         .flat_map(|d| {
@@ -118,6 +128,23 @@ pub async fn serve(
         );
     }
     let mut engines = Vec::new();
+    // Abandoned account links (the person never came back from the provider's consent
+    // page) expire on their own, not only when the next link starts.
+    for linker in targets.iter().filter_map(|t| t.linker.clone()) {
+        let mut stop = engines_stop.clone();
+        engines.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(PENDING_SWEEP) => {}
+                    _ = stop.changed() => return,
+                }
+                let swept = linker.sweep_pending().await;
+                if swept > 0 {
+                    tracing::info!(target_name = %linker.target(), swept, "expired account links removed");
+                }
+            }
+        }));
+    }
     for d in deliverables {
         let paused = cfg.targets.get(d.index).is_some_and(|t| t.paused);
         if paused {

@@ -17,9 +17,10 @@ use crate::oauth::{
     Credentials, Grant, Linker, LinkerConfig, SecretsTokenStore, SourceConfig, TokenEndpoint,
     TokenSource, TokenStore, build_client,
 };
-use crate::resolver::Resolver;
+use crate::resolver::{People, Resolver};
 use crate::server::TargetHandle;
 use crate::store::Store;
+use crate::targets::imanage::ImanageApprover;
 use crate::targets::{ImanageClient, ImanageTarget, Mapping, ScimTarget, WebhookTarget};
 use crate::vault::Secrets;
 
@@ -33,6 +34,8 @@ pub struct Context<'a> {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub public_url: &'a str,
+    /// Where linked accounts' owners are looked up (who a person is at a target).
+    pub store: Arc<dyn Store>,
 }
 
 /// One [`TargetHandle`] per configured target.
@@ -42,8 +45,14 @@ pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetHandle>,
     }
     let http = build_client(TOKEN_TIMEOUT).map_err(Failure::runtime)?;
     let mut out = Vec::with_capacity(cfg.targets.len());
+    let all: Vec<String> = cfg.providers.iter().map(|p| p.name.clone()).collect();
     for (i, target) in cfg.targets.iter().enumerate() {
-        out.push(build_one(i, target, ctx, &http).await?);
+        let providers = if target.providers.is_empty() {
+            all.clone()
+        } else {
+            target.providers.clone()
+        };
+        out.push(build_one(i, target, &providers, ctx, &http).await?);
     }
     Ok(out)
 }
@@ -51,6 +60,7 @@ pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetHandle>,
 async fn build_one(
     i: usize,
     target: &TargetConfig,
+    providers: &[String],
     ctx: &Context<'_>,
     http: &reqwest::Client,
 ) -> Result<TargetHandle, Failure> {
@@ -119,6 +129,7 @@ async fn build_one(
     if let Some(authorize_url) = &auth.authorize_url {
         auth_out.linker = Some(Arc::new(linker(
             target,
+            providers,
             auth,
             authorize_url,
             client_secret,
@@ -130,8 +141,10 @@ async fn build_one(
     Ok(auth_out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn linker(
     target: &TargetConfig,
+    providers: &[String],
     auth: &AuthConfig,
     authorize_url: &str,
     client_secret: Option<SecretString>,
@@ -158,6 +171,8 @@ fn linker(
             endpoint: endpoint(auth, client_secret),
             redirect_url: format!("{}/link/{}/callback", ctx.public_url, target.name),
             refresh_ahead: auth.refresh_ahead,
+            revoke_url: auth.revoke_url.clone(),
+            approver: approver(target, providers, auth, ctx, http),
         },
         http.clone(),
         Arc::clone(&ctx.clock),
@@ -324,12 +339,10 @@ pub async fn deliverables(
                     user: t.user_mapping.clone(),
                     group: t.group_mapping.clone(),
                 };
-                Arc::new(ImanageTarget::new(
-                    t.name.clone(),
-                    client,
-                    mapping,
-                    t.matching.clone(),
-                ))
+                Arc::new(
+                    ImanageTarget::new(t.name.clone(), client, mapping, t.matching.clone())
+                        .with_linker(handle.linker.clone()),
+                )
             }
         };
         let engine = EngineConfig {
@@ -393,6 +406,32 @@ async fn credentials(
     }
 }
 
+/// Who approved a link, where the target can say: iManage names the signed-in user at
+/// `GET /api`. Other targets' links are taken on trust (the README says so).
+fn approver(
+    target: &TargetConfig,
+    providers: &[String],
+    auth: &AuthConfig,
+    ctx: &Context<'_>,
+    http: &reqwest::Client,
+) -> Option<Arc<dyn crate::oauth::Approver>> {
+    if target.kind != TargetKind::Imanage {
+        return None;
+    }
+    Some(Arc::new(ImanageApprover {
+        host: target.url.clone()?,
+        http: http.clone(),
+        header: auth.header,
+        store: Arc::clone(&ctx.store),
+        target: target.name.clone(),
+        providers: providers.to_vec(),
+        mapping: Mapping {
+            user: target.user_mapping.clone(),
+            group: target.group_mapping.clone(),
+        },
+    }))
+}
+
 /// Targets as a one-shot command (`sync`, `link`) sees them, with the real clock and
 /// randomness and, when a vault is configured and initialised, its secrets. The second
 /// value says whether the vault was opened.
@@ -430,6 +469,7 @@ pub async fn for_command(
         clock,
         entropy,
         public_url: &public_url,
+        store: Arc::clone(store),
     };
     let mut handles = build(cfg, &ctx).await?;
     let deliverables = deliverables(cfg, &mut handles, &ctx).await?;
@@ -437,10 +477,12 @@ pub async fn for_command(
 }
 
 /// The workspace resolver over the iManage targets' clients, when repositories are
-/// configured.
+/// configured, acting for people through the targets' linked accounts.
 pub fn resolver(
     cfg: &Config,
     deliverables: &[Deliverable],
+    handles: &[TargetHandle],
+    public_url: &str,
     clock: Arc<dyn Clock>,
 ) -> Option<Arc<Resolver>> {
     if cfg.repositories.is_empty() {
@@ -453,12 +495,35 @@ pub fn resolver(
             Some((d.target.name().to_owned(), Arc::clone(client)))
         })
         .collect();
-    Some(Arc::new(Resolver::new(
-        cfg.repositories.clone(),
-        &cfg.resolver,
-        clients,
-        clock,
-    )))
+    let people = cfg
+        .targets
+        .iter()
+        .zip(handles)
+        .filter(|(t, _)| t.kind == TargetKind::Imanage)
+        .map(|(t, h)| {
+            let auth = t.auth.as_ref();
+            (
+                t.name.clone(),
+                People {
+                    linker: h.linker.clone(),
+                    header: auth.map_or(crate::config::AuthHeader::XAuthToken, |a| a.header),
+                    service_fallback: auth.is_some_and(|a| a.service_fallback),
+                    public_url: public_url.to_owned(),
+                },
+            )
+        })
+        .collect();
+    Some(Arc::new(
+        Resolver::new(cfg.repositories.clone(), &cfg.resolver, clients, clock).with_people(people),
+    ))
+}
+
+/// The address people reach the daemon at, for the links it hands out.
+pub fn public_url(cfg: &Config) -> String {
+    cfg.server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.listen))
 }
 
 #[cfg(test)]

@@ -363,6 +363,14 @@ pub struct AuthConfig {
     pub header: AuthHeader,
     /// A token this close to expiry is refreshed before use.
     pub refresh_ahead: Duration,
+    /// The provider's RFC 7009 token revocation endpoint (iManage:
+    /// `{host}/auth/oauth2/revoke-token`): linked accounts' tokens are revoked there
+    /// when a link ends.
+    pub revoke_url: Option<String>,
+    /// Whether a request made on behalf of a person without a linked account may use
+    /// the service account instead; default no, so iManage's security (matter access,
+    /// ethical walls) always applies to people.
+    pub service_fallback: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

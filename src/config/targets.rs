@@ -392,6 +392,8 @@ fn read_auth(
     let scopes = t.get("scopes");
     let header = t.get("header");
     let refresh_ahead = t.get("refresh_ahead");
+    let revoke_url = t.get("revoke_url");
+    let service_fallback = t.get("service_fallback");
     let table_loc = f.loc().clone();
     t.finish(ctx);
 
@@ -401,6 +403,8 @@ fn read_auth(
     };
     let token_url = url(ctx, token_url);
     let authorize_url = url(ctx, authorize_url);
+    let revoke_url = url(ctx, revoke_url);
+    let service_fallback = service_fallback.and_then(|f| ctx.bool(&f)).unwrap_or(false);
     let client_id = client_id.and_then(|f| ctx.non_empty_string(&f));
     let client_secret = client_secret.and_then(|f| read_secret_ref(ctx, &f, base_dir));
     let client_auth = client_auth
@@ -419,7 +423,11 @@ fn read_auth(
         .and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
         .unwrap_or(Duration::from_secs(60));
 
-    for (key, url) in [("token_url", &token_url), ("authorize_url", &authorize_url)] {
+    for (key, url) in [
+        ("token_url", &token_url),
+        ("authorize_url", &authorize_url),
+        ("revoke_url", &revoke_url),
+    ] {
         if let Some(url) = url
             && is_plain_http_to_network(url)
         {
@@ -490,6 +498,8 @@ fn read_auth(
         scopes,
         header,
         refresh_ahead,
+        revoke_url,
+        service_fallback,
     })
 }
 

@@ -308,6 +308,8 @@ fn full_config_with_every_key() {
                     // iManage's own header unless configured otherwise.
                     header: AuthHeader::XAuthToken,
                     refresh_ahead: Duration::from_secs(120),
+                    revoke_url: None,
+                    service_fallback: false,
                 }),
                 providers: vec![],
                 delivery: DeliverySettings::default(),

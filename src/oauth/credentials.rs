@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
 use super::http::describe;
+use super::link::Linker;
 use super::source::TokenSource;
 use crate::config::AuthHeader;
 use crate::delivery::Pacer;
@@ -27,6 +28,15 @@ pub enum Credentials {
         /// Where it goes.
         header: AuthHeader,
     },
+    /// A person's linked account: requests act as them, with their rights at the
+    /// target. Their token is refreshed on use and after a 401.
+    Linked {
+        linker: Arc<Linker>,
+        /// The person, as their link is named.
+        user: String,
+        /// Where the token goes.
+        header: AuthHeader,
+    },
     /// No authentication (a webhook signed by other means).
     None,
 }
@@ -36,6 +46,7 @@ impl std::fmt::Debug for Credentials {
         f.write_str(match self {
             Credentials::OAuth { .. } => "Credentials::OAuth",
             Credentials::Static { .. } => "Credentials::Static",
+            Credentials::Linked { .. } => "Credentials::Linked",
             Credentials::None => "Credentials::None",
         })
     }
@@ -92,6 +103,24 @@ impl Credentials {
                 send(build()).await
             }
             Credentials::Static { token, header } => {
+                let (name, value) = auth_header(*header, token.expose_secret())?;
+                pacer.wait().await;
+                send(build().header(name, value)).await
+            }
+            Credentials::Linked {
+                linker,
+                user,
+                header,
+            } => {
+                let token = linker.access_token(user).await?;
+                let (name, value) = auth_header(*header, token.expose_secret())?;
+                pacer.wait().await;
+                let response = send(build().header(name, value)).await?;
+                if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+                    return Ok(response);
+                }
+                tracing::info!(target_name = %linker.target(), %user, "target refused the linked account's token; refreshing it");
+                let token = linker.refresh_rejected(user, &token).await?;
                 let (name, value) = auth_header(*header, token.expose_secret())?;
                 pacer.wait().await;
                 send(build().header(name, value)).await

@@ -121,6 +121,67 @@ impl TokenEndpoint {
     }
 }
 
+impl TokenEndpoint {
+    /// Asks the provider to revoke `token` (RFC 7009): a form POST to `url` with
+    /// `token` and `token_type_hint`, the client authenticated as at the token
+    /// endpoint. 200 means revoked (or already unknown, which RFC 7009 answers the same).
+    pub(super) async fn revoke(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<(), OAuthError> {
+        let mut form: Vec<(&str, &str)> =
+            vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        let mut request = http.post(url);
+        match (&self.client_auth, &self.client_secret) {
+            (ClientAuth::Basic, Some(secret)) => {
+                request = request.basic_auth(&self.client_id, Some(secret.expose_secret()));
+            }
+            (_, secret) => {
+                form.push(("client_id", &self.client_id));
+                if let Some(secret) = secret {
+                    form.push(("client_secret", secret.expose_secret()));
+                }
+            }
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter())
+            .finish();
+        let response = request
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Unreachable(super::http::describe(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // Only the OAuth error fields are shown: the body may echo what was sent.
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let code = body["error"].as_str().map(str::to_owned);
+        let description = body["error_description"].as_str().map(str::to_owned);
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(OAuthError::Unavailable {
+                status: status.as_u16(),
+                code,
+                description,
+                retry_after: None,
+            });
+        }
+        Err(OAuthError::Refused {
+            code: code.unwrap_or_else(|| "revocation refused".into()),
+            description,
+            status: Some(status.as_u16()),
+        })
+    }
+}
+
 fn map_error(e: RequestTokenError<HttpClientError, BasicErrorResponse>) -> OAuthError {
     match e {
         // Unreached while our HTTP function answers every status but 200 itself

@@ -32,6 +32,47 @@ pub struct LinkerConfig {
     /// `{public_url}/link/{target}/callback`, registered with the provider.
     pub redirect_url: String,
     pub refresh_ahead: Duration,
+    /// The provider's RFC 7009 revocation endpoint, when it has one.
+    pub revoke_url: Option<String>,
+    /// Who approved a link, checked before it is kept; `None`: the provider cannot be
+    /// asked, so a link is taken on trust (the README says so).
+    pub approver: Option<Arc<dyn Approver>>,
+}
+
+/// Tells who a link's tokens act as, and who a person is at the provider, so a link
+/// started for one person and approved by another is refused.
+#[async_trait::async_trait]
+pub trait Approver: Send + Sync {
+    /// The account `access` acts as at the provider (iManage: `GET /api` `data.user.id`).
+    async fn approver(&self, access: &SecretString) -> Result<String, OAuthError>;
+    /// The provider accounts `user` (the person the link was started for) has: their
+    /// recorded or mapped id. Compared ignoring case.
+    async fn expected(&self, user: &str) -> Result<Vec<String>, OAuthError>;
+}
+
+/// What `revoke` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// There was no link to revoke.
+    NoLink,
+    /// Revoked at the provider, then forgotten here.
+    AtProvider,
+    /// Forgotten here; the provider has no revocation endpoint configured, so the
+    /// tokens stay valid there until they expire.
+    LocallyOnly,
+}
+
+/// A link's state as `link status` shows it: never its tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkStatus {
+    pub target: String,
+    pub user: String,
+    pub linked: DateTime<Utc>,
+    /// When the access token expires (`None`: the provider did not say).
+    pub expires: Option<DateTime<Utc>>,
+    pub refreshable: bool,
+    /// When the tokens were last refreshed (`None`: never since linking).
+    pub refreshed: Option<DateTime<Utc>>,
 }
 
 /// A linked account as `link list` shows it: never its tokens.
@@ -57,6 +98,10 @@ struct Linked {
     user: String,
     #[zeroize(skip)]
     linked: DateTime<Utc>,
+    /// When the tokens were last refreshed.
+    #[zeroize(skip)]
+    #[serde(default)]
+    refreshed: Option<DateTime<Utc>>,
     /// [`Token`]'s stored form.
     token: String,
 }
@@ -124,6 +169,14 @@ impl Linker {
         format!("link-pending.{}.", self.cfg.target)
     }
 
+    /// A pending link's secret name. The state is the browser's proof of the link, so
+    /// only its hash is kept in a name (names are not encrypted; values are).
+    fn pending_name(&self, state: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(state.as_bytes());
+        format!("{}{}", self.pending_prefix(), hex::encode(&digest[..16]))
+    }
+
     fn link_name(&self, user: &str) -> String {
         format!("link.{}.{}", self.cfg.target, escape(user))
     }
@@ -154,10 +207,7 @@ impl Linker {
         };
         let json = serde_json::to_string(&pending).map_err(|e| OAuthError::Link(e.to_string()))?;
         self.store
-            .save(
-                &format!("{}{state}", self.pending_prefix()),
-                &SecretString::from(json),
-            )
+            .save(&self.pending_name(&state), &SecretString::from(json))
             .await
             .map_err(Self::vault)?;
         let mut url = url::Url::parse(&self.cfg.authorize_url)
@@ -177,22 +227,26 @@ impl Linker {
         Ok(url.into())
     }
 
-    /// Removes pending links past their expiry, so abandoned ones do not accumulate.
-    async fn sweep_pending(&self) {
+    /// Removes pending links past their expiry, so abandoned ones do not accumulate;
+    /// the daemon calls it every minute, and every new link start does too. Returns how
+    /// many went.
+    pub async fn sweep_pending(&self) -> usize {
         let Ok(names) = self.store.names(&self.pending_prefix()).await else {
-            return;
+            return 0;
         };
         let now = self.clock.now();
+        let mut swept = 0;
         for name in names {
             let expired = match self.store.load(&name).await {
                 Ok(Some(json)) => serde_json::from_str::<Pending>(json.expose_secret())
                     .map_or(true, |p| p.expires <= now),
                 _ => false,
             };
-            if expired {
-                let _ = self.store.remove(&name).await;
+            if expired && self.store.remove(&name).await.unwrap_or(false) {
+                swept += 1;
             }
         }
+        swept
     }
 
     /// Completes a link from the provider's callback; returns the linked user.
@@ -207,7 +261,7 @@ impl Linker {
                 "the callback's state is not one this bridge issued".into(),
             ));
         }
-        let name = format!("{}{state}", self.pending_prefix());
+        let name = self.pending_name(state);
         let json = self
             .store
             .load(&name)
@@ -231,19 +285,84 @@ impl Linker {
             .code(&self.http, code, &pending.verifier, &self.cfg.redirect_url)
             .await?;
         let token = Token::from_response(&response, self.clock.now(), None);
-        self.save(&pending.user, &token, self.clock.now()).await?;
+        if let Err(e) = self.check_approver(&pending.user, &token).await {
+            // Tokens that are not the person's are never kept, and never left valid.
+            let revoked = self.revoke_at_provider(&token).await;
+            let note = match revoked {
+                Ok(true) => "; the tokens were revoked at the provider",
+                Ok(false) => {
+                    "; the provider has no revocation endpoint configured, so its tokens expire on their own"
+                }
+                Err(_) => {
+                    "; revoking its tokens at the provider failed, so they expire on their own"
+                }
+            };
+            return Err(OAuthError::Link(format!("{e}{note}")));
+        }
+        self.save(&pending.user, &token, self.clock.now(), None)
+            .await?;
         Ok(pending.user.clone())
     }
 
+    /// Refuses a link approved at the provider by someone other than the person it was
+    /// started for: their tokens would let one person act with another's rights.
+    async fn check_approver(&self, user: &str, token: &Token) -> Result<(), OAuthError> {
+        let Some(approver) = &self.cfg.approver else {
+            return Ok(());
+        };
+        let who = approver.approver(token.access()).await.map_err(|e| {
+            OAuthError::Link(format!(
+                "the link for {user} was not kept: {} could not say who approved it ({e})",
+                self.cfg.target
+            ))
+        })?;
+        let expected = approver.expected(user).await?;
+        if expected.iter().any(|e| e.eq_ignore_ascii_case(&who)) {
+            return Ok(());
+        }
+        Err(OAuthError::Link(format!(
+            "the link was started for {user} (at {} {}) but approved by {who}: not kept; {user} must sign in as themselves",
+            self.cfg.target,
+            if expected.is_empty() {
+                "unknown".to_owned()
+            } else {
+                expected.join(" or ")
+            }
+        )))
+    }
+
+    /// Revokes a token pair at the provider (refresh token first: RFC 7009 has that
+    /// end the whole grant); `Ok(false)` when no revocation endpoint is configured.
+    async fn revoke_at_provider(&self, token: &Token) -> Result<bool, OAuthError> {
+        let Some(url) = &self.cfg.revoke_url else {
+            return Ok(false);
+        };
+        if let Some(refresh) = token.refresh() {
+            self.cfg
+                .endpoint
+                .revoke(&self.http, url, refresh, "refresh_token")
+                .await?;
+        }
+        self.cfg
+            .endpoint
+            .revoke(&self.http, url, token.access(), "access_token")
+            .await?;
+        Ok(true)
+    }
+
+    /// Stores the link in one vault write, so a rotated refresh token and its access
+    /// token are replaced together or not at all.
     async fn save(
         &self,
         user: &str,
         token: &Token,
         linked: DateTime<Utc>,
+        refreshed: Option<DateTime<Utc>>,
     ) -> Result<(), OAuthError> {
         let linked = Linked {
             user: user.to_owned(),
             linked,
+            refreshed,
             token: token
                 .to_stored(user)
                 .map_err(OAuthError::Link)?
@@ -268,38 +387,83 @@ impl Linker {
         Ok(Some((linked, token)))
     }
 
+    /// The per-user lock: one refresh at a time for a user, whoever asks.
+    fn user_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = match self.refreshing.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        Arc::clone(map.entry(name.to_owned()).or_default())
+    }
+
+    fn not_linked(&self, user: &str) -> OAuthError {
+        OAuthError::Link(format!(
+            "{user} has not linked an account to {}",
+            self.cfg.target
+        ))
+    }
+
     /// `user`'s access token, refreshed first when it is expired or about to be.
+    /// Concurrent callers share one refresh (the per-user lock), and the rotated
+    /// refresh token is stored with its access token in one write.
     pub async fn access_token(&self, user: &str) -> Result<SecretString, OAuthError> {
         let name = self.link_name(user);
-        let lock = {
-            let mut map = match self.refreshing.lock() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
-            Arc::clone(map.entry(name.clone()).or_default())
-        };
+        let lock = self.user_lock(&name);
         let _one_at_a_time = lock.lock().await;
-        let (linked, token) = self.load(&name).await?.ok_or_else(|| {
-            OAuthError::Link(format!(
-                "{user} has not linked an account to {}",
-                self.cfg.target
-            ))
-        })?;
+        let (linked, token) = self
+            .load(&name)
+            .await?
+            .ok_or_else(|| self.not_linked(user))?;
         if token.freshness(self.clock.now(), self.cfg.refresh_ahead) == Freshness::Fresh {
             return Ok(token.access().clone());
         }
+        if token.refresh().is_none()
+            && token.freshness(self.clock.now(), Duration::ZERO) != Freshness::Expired
+        {
+            return Ok(token.access().clone());
+        }
+        self.refresh_locked(&linked, &token).await
+    }
+
+    /// After the provider refused `rejected` (a 401: iManage ends tokens after
+    /// inactivity, before their expiry): a new access token, unless another caller
+    /// already replaced the rejected one.
+    pub async fn refresh_rejected(
+        &self,
+        user: &str,
+        rejected: &SecretString,
+    ) -> Result<SecretString, OAuthError> {
+        let name = self.link_name(user);
+        let lock = self.user_lock(&name);
+        let _one_at_a_time = lock.lock().await;
+        let (linked, token) = self
+            .load(&name)
+            .await?
+            .ok_or_else(|| self.not_linked(user))?;
+        if token.access().expose_secret() != rejected.expose_secret() {
+            return Ok(token.access().clone());
+        }
+        self.refresh_locked(&linked, &token).await
+    }
+
+    /// Refreshes with the user's refresh token; the caller holds the user's lock.
+    async fn refresh_locked(
+        &self,
+        linked: &Linked,
+        token: &Token,
+    ) -> Result<SecretString, OAuthError> {
         let Some(refresh) = token.refresh() else {
-            if token.freshness(self.clock.now(), Duration::ZERO) != Freshness::Expired {
-                return Ok(token.access().clone());
-            }
             return Err(OAuthError::Link(format!(
-                "{user}'s link to {} expired and cannot be refreshed; link again",
-                self.cfg.target
+                "{}'s link to {} expired and cannot be refreshed; link again",
+                linked.user, self.cfg.target
             )));
         };
         let response = self.cfg.endpoint.refresh(&self.http, refresh).await?;
-        let fresh = Token::from_response(&response, self.clock.now(), Some(refresh));
-        self.save(&linked.user, &fresh, linked.linked).await?;
+        let now = self.clock.now();
+        let fresh = Token::from_response(&response, now, Some(refresh));
+        self.save(&linked.user, &fresh, linked.linked, Some(now))
+            .await?;
+        tracing::info!(target_name = %self.cfg.target, user = %linked.user, "linked account's tokens refreshed");
         Ok(fresh.access().clone())
     }
 
@@ -321,11 +485,53 @@ impl Linker {
         Ok(out)
     }
 
-    /// Forgets `user`'s tokens; `false` when there were none.
-    pub async fn revoke(&self, user: &str) -> Result<bool, OAuthError> {
-        self.store
-            .remove(&self.link_name(user))
-            .await
-            .map_err(Self::vault)
+    /// `user`'s link, if any: when linked, token expiry and last refresh.
+    pub async fn status(&self, user: &str) -> Result<Option<LinkStatus>, OAuthError> {
+        Ok(self
+            .load(&self.link_name(user))
+            .await?
+            .map(|(linked, token)| LinkStatus {
+                target: self.cfg.target.clone(),
+                user: linked.user.clone(),
+                linked: linked.linked,
+                expires: token.expires_at(),
+                refreshable: token.refresh().is_some(),
+                refreshed: linked.refreshed,
+            }))
+    }
+
+    /// Ends `user`'s link: its tokens are revoked at the provider (RFC 7009) where a
+    /// revocation endpoint is configured, then forgotten. A revocation the provider
+    /// refuses or cannot take keeps the link, so it can be tried again.
+    pub async fn revoke(&self, user: &str) -> Result<Revoked, OAuthError> {
+        let name = self.link_name(user);
+        let lock = self.user_lock(&name);
+        let _one_at_a_time = lock.lock().await;
+        let Some((_, token)) = self.load(&name).await? else {
+            return Ok(Revoked::NoLink);
+        };
+        let at_provider = self.revoke_at_provider(&token).await?;
+        self.store.remove(&name).await.map_err(Self::vault)?;
+        Ok(if at_provider {
+            Revoked::AtProvider
+        } else {
+            Revoked::LocallyOnly
+        })
+    }
+
+    /// The URL that starts linking `user` (an admin opens it, or sends it to them).
+    pub fn link_url(&self, public_url: &str, user: &str) -> String {
+        let mut url = format!(
+            "{}/link/{}",
+            public_url.trim_end_matches('/'),
+            self.cfg.target
+        );
+        url.push_str("?user=");
+        url.push_str(&url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>());
+        url
+    }
+
+    pub fn target(&self) -> &str {
+        &self.cfg.target
     }
 }

@@ -32,6 +32,14 @@ pub enum ResolveError {
     WhichTarget(Vec<String>),
     #[error("iManage failed: {0}")]
     Upstream(String),
+    /// A request on behalf of a person who has no linked account, at a target that does
+    /// not let the service account act for people.
+    #[error("{user} has not linked an account to {target}, and {target} does not let the service account act for people (iManage's own security must decide what they see){}", link_url.as_ref().map(|u| format!("; link it at {u}")).unwrap_or_else(|| "; the target has no account linking configured ([targets.auth] authorize_url)".into()))]
+    NotLinked {
+        user: String,
+        target: String,
+        link_url: Option<String>,
+    },
 }
 
 fn no_target(name: &str) -> String {
@@ -65,6 +73,7 @@ impl ResolveError {
             | ResolveError::BadWorkspaceId(_)
             | ResolveError::WhichTarget(_) => 422,
             ResolveError::NoTarget(_) => 503,
+            ResolveError::NotLinked { .. } => 403,
             ResolveError::Upstream(_) => 502,
         }
     }
@@ -78,6 +87,7 @@ impl ResolveError {
             ResolveError::NotScalar(_) => "not_a_value",
             ResolveError::NoWorkspace { .. } => "no_workspace",
             ResolveError::NoFolder { .. } => "no_folder",
+            ResolveError::NotLinked { .. } => "not_linked",
             ResolveError::BadWorkspaceId(_) => "bad_workspace_id",
             ResolveError::NoTarget(_) => "no_target",
             ResolveError::WhichTarget(_) => "which_target",

@@ -18,8 +18,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::config::{RepositoryConfig, ResolverConfig, WorkspaceSearch};
+use crate::config::{AuthHeader, RepositoryConfig, ResolverConfig, WorkspaceSearch};
 use crate::delivery::TargetError;
+use crate::oauth::{Credentials, Linker};
 use crate::targets::imanage::{ImanageClient, PageStart, segment};
 
 pub use cache::Cache;
@@ -39,6 +40,22 @@ pub struct Request {
     pub workitem: Value,
     /// Skip the cache's answer (a fresh answer is still stored).
     pub fresh: bool,
+    /// The person the search is made for (their userName, as their account link is
+    /// named): iManage answers with that person's rights. `None`: the service account.
+    pub user: Option<String>,
+}
+
+/// How one target's requests are made on behalf of people.
+#[derive(Clone)]
+pub struct People {
+    /// People's linked accounts; `None` when the target links none.
+    pub linker: Option<Arc<Linker>>,
+    /// Where the token goes.
+    pub header: AuthHeader,
+    /// Whether a person without a link may be served by the service account.
+    pub service_fallback: bool,
+    /// The bridge's public URL, for the link a person without one is pointed to.
+    pub public_url: String,
 }
 
 /// Where the work's documents go.
@@ -62,6 +79,8 @@ pub struct Outcome {
     pub cached: bool,
     /// Every request sent to iManage, in order (none when cached).
     pub requests: Vec<String>,
+    /// Whose rights the search ran with: the person, or `None` for the service account.
+    pub acted_as: Option<String>,
 }
 
 /// A folder under a workspace.
@@ -75,6 +94,8 @@ pub struct Folder {
 pub struct Resolver {
     repositories: Vec<RepositoryConfig>,
     clients: HashMap<String, Arc<ImanageClient>>,
+    /// Per target: how requests are made for people.
+    people: HashMap<String, People>,
     resolutions: Cache<Resolution>,
     folders: Cache<Vec<Folder>>,
     clock: Arc<dyn Clock>,
@@ -113,9 +134,57 @@ impl Resolver {
         Resolver {
             repositories,
             clients,
+            people: HashMap::new(),
             resolutions: Cache::new(settings.cache_ttl, settings.cache_size),
             folders: Cache::new(settings.cache_ttl, settings.cache_size),
             clock,
+        }
+    }
+
+    /// The same resolver acting for people through their linked accounts.
+    pub fn with_people(mut self, people: HashMap<String, People>) -> Self {
+        self.people = people;
+        self
+    }
+
+    /// The client a request uses at `target`: the service account's, or, for a person,
+    /// one acting as them through their linked account. The second value is whose
+    /// rights apply (`None`: the service account's).
+    async fn client_for(
+        &self,
+        target: &str,
+        user: Option<&str>,
+    ) -> Result<(Arc<ImanageClient>, Option<String>), ResolveError> {
+        let service = Arc::clone(self.client(target)?);
+        let Some(user) = user.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok((service, None));
+        };
+        let people = self.people.get(target);
+        let linker = people.and_then(|p| p.linker.clone());
+        let linked = match &linker {
+            Some(l) => l
+                .status(user)
+                .await
+                .map_err(|e| ResolveError::Upstream(e.to_string()))?
+                .is_some(),
+            None => false,
+        };
+        match (linker, people) {
+            (Some(linker), Some(p)) if linked => {
+                let credentials = Credentials::Linked {
+                    linker,
+                    user: user.to_owned(),
+                    header: p.header,
+                };
+                let client = service.acting_as(credentials).await.map_err(upstream)?;
+                Ok((Arc::new(client), Some(user.to_owned())))
+            }
+            (_, Some(p)) if p.service_fallback => Ok((service, None)),
+            (linker, p) => Err(ResolveError::NotLinked {
+                user: user.to_owned(),
+                target: target.to_owned(),
+                link_url: linker.zip(p).map(|(l, p)| l.link_url(&p.public_url, user)),
+            }),
         }
     }
 
@@ -167,8 +236,13 @@ impl Resolver {
         let plan = self.plan(req)?;
         let query = Query::render(plan.search, &req.workitem)
             .map_err(|e| ResolveError::from_eval(&plan.repository.name, e))?;
+        let (client, acted_as) = self
+            .client_for(&plan.repository.target, req.user.as_deref())
+            .await?;
+        // Answers are per person: what one person may see is never served to another.
         let key = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{query}",
+            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{query}",
+            acted_as.as_deref().unwrap_or(""),
             plan.repository.name,
             plan.work_type.unwrap_or(""),
             query.kind()
@@ -180,10 +254,11 @@ impl Resolver {
                 resolution,
                 cached: true,
                 requests: Vec::new(),
+                acted_as,
             });
         }
         let mut requests = Vec::new();
-        let result = self.search(&plan, &query, &mut requests).await;
+        let result = self.search(&client, &plan, &query, &mut requests).await;
         match result {
             Ok(resolution) => {
                 self.resolutions
@@ -192,6 +267,7 @@ impl Resolver {
                     resolution,
                     cached: false,
                     requests,
+                    acted_as,
                 })
             }
             Err(e) => {
@@ -203,11 +279,11 @@ impl Resolver {
 
     async fn search(
         &self,
+        client: &ImanageClient,
         plan: &Plan<'_>,
         query: &Query,
         requests: &mut Vec<String>,
     ) -> Result<Resolution, ResolveError> {
-        let client = self.client(&plan.repository.target)?;
         let (base, default_library) = client.base().await.map_err(upstream)?;
         let libraries: Vec<String> = if plan.libraries.is_empty() {
             vec![default_library]
@@ -324,14 +400,16 @@ impl Resolver {
         Ok(id)
     }
 
-    /// The folders directly under a workspace or folder, cached.
+    /// The folders directly under a workspace or folder, cached per person (the
+    /// client's identity is part of the key).
     async fn children(
         &self,
         client: &ImanageClient,
         container: &str,
         requests: &mut Vec<String>,
     ) -> Result<Vec<Folder>, ResolveError> {
-        if let Some(hit) = self.folders.get(container, self.clock.now()) {
+        let key = format!("{}\u{0}{container}", client.acting_for().unwrap_or(""));
+        if let Some(hit) = self.folders.get(&key, self.clock.now()) {
             return Ok(hit);
         }
         let params = [("exclude_docs", "true".to_string())];
@@ -339,7 +417,7 @@ impl Resolver {
         let items = match client.list_all(container, &params, PAGE_SIZE, true).await {
             Ok(items) => items,
             Err(e) => {
-                self.folders.remove(container);
+                self.folders.remove(&key);
                 return Err(upstream(e));
             }
         };
@@ -353,8 +431,7 @@ impl Resolver {
                 })
             })
             .collect();
-        self.folders
-            .put(container.to_owned(), folders.clone(), self.clock.now());
+        self.folders.put(key, folders.clone(), self.clock.now());
         Ok(folders)
     }
 
@@ -365,6 +442,7 @@ impl Resolver {
         target: Option<&str>,
         workspace_id: &str,
         path: Option<&str>,
+        user: Option<&str>,
     ) -> Result<Vec<Folder>, ResolveError> {
         let (lib, _) = workspace_id
             .split_once('!')
@@ -382,7 +460,8 @@ impl Resolver {
                 }
             },
         };
-        let client = self.client(&target)?;
+        let (client, _) = self.client_for(&target, user).await?;
+        let client = client.as_ref();
         let (base, _) = client.base().await.map_err(upstream)?;
         let mut requests = Vec::new();
         let container = match path.map(str::trim).filter(|p| !p.is_empty()) {

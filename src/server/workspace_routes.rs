@@ -43,6 +43,7 @@ fn failure(e: &ResolveError) -> Response {
             body["search"] = json!(search);
             body["libraries"] = json!(libraries);
         }
+        ResolveError::NotLinked { link_url, .. } => body["link_url"] = json!(link_url),
         _ => {}
     }
     answer(e.status(), body)
@@ -104,11 +105,22 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         }
     };
     let explain = body["explain"].as_bool().unwrap_or(false);
+    // The person the search is for: iManage then answers with their rights.
+    let user = match &body["user"] {
+        Value::Null => None,
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => {
+            return bad_request(&ScimError::invalid_syntax(
+                "\"user\" must be the person's userName, as their account link is named",
+            ));
+        }
+    };
     let req = Request {
         repository: repository.to_owned(),
         work_type,
         workitem: body["workitem"].clone(),
         fresh,
+        user,
     };
     let result = resolver.resolve(&req).await;
     // Labelled by the configured name only: request text must not mint new series.
@@ -127,6 +139,7 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(outcome) => {
             let mut out = json!(outcome.resolution);
             out["cached"] = json!(outcome.cached);
+            out["acted_as"] = json!(outcome.acted_as);
             if explain {
                 out["requests"] = json!(outcome.requests);
             }
@@ -156,6 +169,7 @@ async fn folders(
             query.get("target").map(String::as_str),
             &id,
             query.get("path").map(String::as_str),
+            query.get("user").map(String::as_str),
         )
         .await
     {

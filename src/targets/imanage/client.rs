@@ -113,6 +113,30 @@ impl ImanageClient {
         }
     }
 
+    /// The same deployment with every request made under `credentials` (a person's
+    /// linked account, so iManage applies that person's rights), sharing the pacer
+    /// and what discovery found with the service account's client.
+    pub async fn acting_as(&self, credentials: Credentials) -> Result<ImanageClient, TargetError> {
+        let discovery = self.discover().await?;
+        Ok(ImanageClient {
+            host: self.host.clone(),
+            library: self.library.clone(),
+            http: self.http.clone(),
+            credentials,
+            clock: Arc::clone(&self.clock),
+            discovered: OnceCell::new_with(Some(discovery)),
+            pacer: Arc::clone(&self.pacer),
+        })
+    }
+
+    /// The person this client acts for, when it uses their linked account.
+    pub fn acting_for(&self) -> Option<&str> {
+        match &self.credentials {
+            Credentials::Linked { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
     /// Sends a request; 2xx, 404 and 409 are answers, everything else an error that
     /// says whether a retry can help.
     pub async fn call(

@@ -5,6 +5,7 @@
 //! configured library, members added and removed in batches; iManage cannot delete a
 //! group, so a deleted group is emptied, then disabled.
 
+mod approver;
 mod client;
 mod ids;
 mod mapping;
@@ -18,6 +19,7 @@ use crate::delivery::matching::{Candidate, MatchField, MatchKey};
 use crate::delivery::{Change, Progress, Snapshot, State, Target, TargetError};
 use crate::scim::ResourceKind;
 
+pub use approver::ImanageApprover;
 pub use client::{Answer, Discovery, ImanageClient, Page, PageStart, describe_error};
 pub use ids::{group_id, segment, user_id};
 pub use mapping::Mapped;
@@ -35,6 +37,8 @@ pub struct ImanageTarget {
     mapping: Mapping,
     /// How existing users and groups are found before one is created.
     matching: MatchRules,
+    /// People's linked accounts: a deprovisioned person's link ends with their account.
+    linker: Option<Arc<crate::oauth::Linker>>,
 }
 
 impl std::fmt::Debug for ImanageTarget {
@@ -58,7 +62,14 @@ impl ImanageTarget {
             client,
             mapping,
             matching,
+            linker: None,
         }
+    }
+
+    /// The same target ending people's linked accounts when they are deprovisioned.
+    pub fn with_linker(mut self, linker: Option<Arc<crate::oauth::Linker>>) -> Self {
+        self.linker = linker;
+        self
     }
 
     /// An iManage user as the snapshot and candidates show it, SCIM-shaped; `None`
@@ -145,6 +156,25 @@ impl ImanageTarget {
                         Some(&body),
                     )
                     .await?;
+                }
+                // A leaver's linked account must not outlive their access: revoked at
+                // iManage, then forgotten (links are named by userName).
+                if let Some(linker) = &self.linker {
+                    match linker.revoke(&change.name).await {
+                        Ok(crate::oauth::Revoked::NoLink) => {}
+                        Ok(how) => {
+                            tracing::info!(target_name = %self.name, user = %change.name, ?how, "deprovisioned user's linked account ended")
+                        }
+                        Err(e) => {
+                            return Err(TargetError::Transient {
+                                message: format!(
+                                    "{} was disabled, but revoking their linked account failed: {e}",
+                                    change.name
+                                ),
+                                retry_after: e.retry_after(),
+                            });
+                        }
+                    }
                 }
                 // The iManage user stays (disabled): keep the id for a later re-create.
                 return Ok(change.target_id.clone());
