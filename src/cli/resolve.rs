@@ -104,8 +104,7 @@ fn exit_code(e: &ResolveError) -> u8 {
         | ResolveError::NotScalar(_)
         | ResolveError::BadWorkspaceId(_)
         | ResolveError::WhichTarget(_) => 2,
-        // Not linked: the person must link first (the message has the URL).
-        ResolveError::NotLinked { .. } => 4,
+        // Not linked (the message has the link URL), nothing matched, iManage failed.
         _ => 1,
     }
 }
