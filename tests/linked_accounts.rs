@@ -171,7 +171,7 @@ async fn people_act_with_their_own_rights_through_their_linked_accounts() {
         ..Default::default()
     }));
     let host = fake_imanage::start_blocking(dms.clone());
-    let mut d = daemon(&host);
+    let d = daemon(&host);
     let admin = d.admin_token();
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = std::collections::BTreeMap::new();
