@@ -501,3 +501,61 @@ async fn a_process_holding_the_old_key_cannot_write_after_a_rotation() {
         .unwrap_err();
     assert!(e.contains("rotated"), "{e}");
 }
+
+/// Two instances sharing one database refresh the same person's expired token at once.
+/// The provider rotates refresh tokens, so it refuses the second refresh: that
+/// instance then finds the pair the first one stored and uses it, instead of failing
+/// (or, with a provider that ends the grant on reuse, breaking the link).
+#[tokio::test]
+async fn a_refresh_lost_to_another_instance_uses_the_pair_it_stored() {
+    let k = kit().await;
+    let fake = fake_oauth::new_fake("basic");
+    {
+        let mut f = fake.lock().unwrap();
+        f.issue_refresh = true;
+        f.expires_in = Some(600);
+    }
+    let base = fake_oauth::start(fake.clone()).await;
+    let redirect = "https://bridge.example.com/link/imanage/callback";
+    let instance = || {
+        Linker::new(
+            LinkerConfig {
+                target: "imanage".into(),
+                authorize_url: format!("{base}/oauth2/authorize"),
+                endpoint: endpoint(&base, ClientAuth::Basic, &["user"]),
+                redirect_url: redirect.into(),
+                refresh_ahead: Duration::from_secs(60),
+                revoke_url: None,
+                approver: None,
+            },
+            build_client(Duration::from_secs(5)).unwrap(),
+            k.clock.clone(),
+            Arc::new(OsEntropy),
+            Arc::clone(&k.tokens),
+        )
+    };
+    let (a, b) = (instance(), instance());
+    let url = url::Url::parse(&a.start("alice@firm.example").await.unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    let code = fake_oauth::approve(&fake, &q["code_challenge"], redirect);
+    a.finish(&q["state"], &code).await.unwrap();
+    // Both read the expired pair before either refresh is answered.
+    k.clock.advance(chrono::Duration::seconds(590));
+    fake.lock().unwrap().delay = Duration::from_millis(300);
+    let (ta, tb) = tokio::join!(
+        a.access_token("alice@firm.example"),
+        b.access_token("alice@firm.example")
+    );
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(
+        ta.expose_secret(),
+        tb.expose_secret(),
+        "both use the one pair that was stored"
+    );
+    assert_eq!(
+        grants(&fake),
+        ["authorization_code", "refresh_token", "refresh_token"],
+        "the second refresh was refused by rotation"
+    );
+    assert!(fake.lock().unwrap().access.contains(ta.expose_secret()));
+}

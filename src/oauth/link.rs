@@ -20,6 +20,11 @@ use super::token::{Freshness, Token};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 
+/// After a refused refresh, how long to look for the pair another instance stored
+/// (steps of `ROTATION_WAIT_STEP`).
+const ROTATION_WAIT_STEPS: u32 = 20;
+const ROTATION_WAIT_STEP: Duration = Duration::from_millis(100);
+
 /// How long a started link waits for its callback.
 const PENDING_TTL: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -458,7 +463,28 @@ impl Linker {
                 linked.user, self.cfg.target
             )));
         };
-        let response = self.cfg.endpoint.refresh(&self.http, refresh).await?;
+        let response = match self.cfg.endpoint.refresh(&self.http, refresh).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Another instance sharing the database may have refreshed first: the
+                // provider then refuses the rotated-away refresh token, and that
+                // instance stores the new pair moments after its answer.
+                let name = self.link_name(&linked.user);
+                for _ in 0..ROTATION_WAIT_STEPS {
+                    if let Some((_, stored)) = self.load(&name).await?
+                        && stored.refresh().map(ExposeSecret::expose_secret)
+                            != Some(refresh.expose_secret())
+                    {
+                        return Ok(stored.access().clone());
+                    }
+                    if !matches!(e, OAuthError::Refused { .. }) {
+                        break;
+                    }
+                    tokio::time::sleep(ROTATION_WAIT_STEP).await;
+                }
+                return Err(e);
+            }
+        };
         let now = self.clock.now();
         let fresh = Token::from_response(&response, now, Some(refresh));
         self.save(&linked.user, &fresh, linked.linked, Some(now))
