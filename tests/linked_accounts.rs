@@ -170,6 +170,14 @@ async fn people_act_with_their_own_rights_through_their_linked_accounts() {
         ],
         ..Default::default()
     }));
+    dms.lock().unwrap().children.insert(
+        "ACTIVE!10".into(),
+        vec![
+            json!({"id": "ACTIVE!F1", "name": "Correspondence", "wstype": "folder"}),
+            json!({"id": "ACTIVE!501.1", "name": "Letter of claim", "wstype": "document",
+                "document_number": "501", "version": "1", "extension": "docx"}),
+        ],
+    );
     let host = fake_imanage::start_blocking(dms.clone());
     let d = daemon(&host);
     let admin = d.admin_token();
@@ -257,6 +265,45 @@ async fn people_act_with_their_own_rights_through_their_linked_accounts() {
             "{acted:?}"
         );
         assert!(acted.contains(&"BOB@FIRM.EXAMPLE".to_owned()), "{acted:?}");
+    }
+
+    // Folders and documents of the matter, as each person may see them.
+    let get = |path: &str| rig.http.get(rig.d.url(path)).bearer_auth(&rig.admin).send();
+    let r = get("/api/v1/workspaces/ACTIVE!10/documents?user=alice%40firm.example")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: Value = r.json().await.unwrap();
+    assert_eq!(
+        listed["documents"],
+        json!([{"id": "ACTIVE!501.1", "name": "Letter of claim", "document_number": "501",
+            "version": "1", "extension": "docx"}])
+    );
+    let r = get("/api/v1/workspaces/ACTIVE!10/folders?user=alice%40firm.example")
+        .await
+        .unwrap();
+    let listed: Value = r.json().await.unwrap();
+    assert_eq!(
+        listed["folders"],
+        json!([{"id": "ACTIVE!F1", "name": "Correspondence"}])
+    );
+    for what in ["documents", "folders"] {
+        let r = get(&format!(
+            "/api/v1/workspaces/ACTIVE!10/{what}?user=bob%40firm.example"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            r.status(),
+            404,
+            "{what}: iManage answers Bob as if it did not exist"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "no_container", "{body}");
+        assert_eq!(
+            body["message"],
+            "iManage has no workspace or folder ACTIVE!10 that bob@firm.example may see"
+        );
     }
 
     // Nobody named: the service account, as before.

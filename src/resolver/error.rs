@@ -23,6 +23,10 @@ pub enum ResolveError {
         folder: String,
         found: Vec<String>,
     },
+    /// iManage has no such workspace or folder, or not one the person may see (it
+    /// answers both the same way, so a wall's existence does not leak).
+    #[error("iManage has no workspace or folder {id}{}", user.as_ref().map(|u| format!(" that {u} may see")).unwrap_or_default())]
+    NoContainer { id: String, user: Option<String> },
     #[error("{0} is not a workspace id like \"ACTIVE!1002\"")]
     BadWorkspaceId(String),
     /// The repository's target is not running (empty: none is configured).
@@ -66,7 +70,8 @@ impl ResolveError {
         match self {
             ResolveError::UnknownRepository { .. }
             | ResolveError::NoWorkspace { .. }
-            | ResolveError::NoFolder { .. } => 404,
+            | ResolveError::NoFolder { .. }
+            | ResolveError::NoContainer { .. } => 404,
             ResolveError::BadWorkitem
             | ResolveError::Missing { .. }
             | ResolveError::NotScalar(_)
@@ -87,6 +92,7 @@ impl ResolveError {
             ResolveError::NotScalar(_) => "not_a_value",
             ResolveError::NoWorkspace { .. } => "no_workspace",
             ResolveError::NoFolder { .. } => "no_folder",
+            ResolveError::NoContainer { .. } => "no_container",
             ResolveError::NotLinked { .. } => "not_linked",
             ResolveError::BadWorkspaceId(_) => "bad_workspace_id",
             ResolveError::NoTarget(_) => "no_target",

@@ -90,6 +90,18 @@ pub struct Folder {
     pub name: String,
 }
 
+/// A document directly in a workspace or folder, as the person asking may see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    pub id: String,
+    pub name: String,
+    /// iManage's document number and version, when it gives them.
+    pub document_number: Option<String>,
+    pub version: Option<String>,
+    /// The file type (`extension`, e.g. `docx`).
+    pub extension: Option<String>,
+}
+
 /// Resolves workspaces for the configured repositories.
 pub struct Resolver {
     repositories: Vec<RepositoryConfig>,
@@ -414,8 +426,15 @@ impl Resolver {
         }
         let params = [("exclude_docs", "true".to_string())];
         requests.push(describe("GET", container, &params, &PageStart::First));
-        let items = match client.list_all(container, &params, PAGE_SIZE, true).await {
-            Ok(items) => items,
+        let items = match client
+            .list_all_if_found(container, &params, PAGE_SIZE, true)
+            .await
+        {
+            Ok(Some(items)) => items,
+            Ok(None) => {
+                self.folders.remove(&key);
+                return Err(no_container(client, container));
+            }
             Err(e) => {
                 self.folders.remove(&key);
                 return Err(upstream(e));
@@ -436,7 +455,7 @@ impl Resolver {
     }
 
     /// The folders directly under workspace `workspace_id` (`LIBRARY!number`), or under
-    /// the folder at `path` within it.
+    /// the folder at `path` within it; as `user` when given.
     pub async fn list_folders(
         &self,
         target: Option<&str>,
@@ -444,6 +463,50 @@ impl Resolver {
         path: Option<&str>,
         user: Option<&str>,
     ) -> Result<Vec<Folder>, ResolveError> {
+        let (client, container, mut requests) =
+            self.container(target, workspace_id, path, user).await?;
+        self.children(&client, &container, &mut requests).await
+    }
+
+    /// The documents directly in workspace `workspace_id`, or in the folder at `path`
+    /// within it; as `user` when given. Never cached: what a person may open changes.
+    pub async fn list_documents(
+        &self,
+        target: Option<&str>,
+        workspace_id: &str,
+        path: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Vec<Document>, ResolveError> {
+        let (client, container, _) = self.container(target, workspace_id, path, user).await?;
+        let items = client
+            .list_all_if_found(&container, &[], PAGE_SIZE, true)
+            .await
+            .map_err(upstream)?
+            .ok_or_else(|| no_container(&client, &container))?;
+        Ok(items
+            .iter()
+            .filter(|i| i["wstype"].as_str() == Some("document"))
+            .filter_map(|i| {
+                Some(Document {
+                    id: text(&i["id"])?,
+                    name: text(&i["name"]).unwrap_or_default(),
+                    document_number: text(&i["document_number"]),
+                    version: text(&i["version"]),
+                    extension: text(&i["extension"]).or_else(|| text(&i["type"])),
+                })
+            })
+            .collect())
+    }
+
+    /// The client for `user` at the target holding `workspace_id`, and the children
+    /// URL of the workspace or of the folder at `path` in it (found by name).
+    async fn container(
+        &self,
+        target: Option<&str>,
+        workspace_id: &str,
+        path: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<(Arc<ImanageClient>, String, Vec<String>), ResolveError> {
         let (lib, _) = workspace_id
             .split_once('!')
             .filter(|(l, n)| !l.is_empty() && !n.is_empty() && !n.contains('/'))
@@ -461,7 +524,6 @@ impl Resolver {
             },
         };
         let (client, _) = self.client_for(&target, user).await?;
-        let client = client.as_ref();
         let (base, _) = client.base().await.map_err(upstream)?;
         let mut requests = Vec::new();
         let container = match path.map(str::trim).filter(|p| !p.is_empty()) {
@@ -472,7 +534,7 @@ impl Resolver {
             ),
             Some(p) => {
                 let id = self
-                    .folder_by_path(client, &base, lib, workspace_id, p, &mut requests)
+                    .folder_by_path(&client, &base, lib, workspace_id, p, &mut requests)
                     .await?;
                 format!(
                     "{base}/libraries/{}/folders/{}/children",
@@ -481,7 +543,27 @@ impl Resolver {
                 )
             }
         };
-        self.children(client, &container, &mut requests).await
+        Ok((client, container, requests))
+    }
+}
+
+/// The workspace or folder whose `…/{id}/children` URL iManage answered 404 for.
+fn no_container(client: &ImanageClient, children_url: &str) -> ResolveError {
+    let id = url::Url::parse(children_url)
+        .ok()
+        .and_then(|u| {
+            let segments: Vec<String> = u.path_segments()?.map(str::to_owned).collect();
+            let id = segments.iter().rev().nth(1)?;
+            Some(
+                percent_encoding::percent_decode_str(id)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
+        .unwrap_or_else(|| children_url.to_owned());
+    ResolveError::NoContainer {
+        id,
+        user: client.acting_for().map(str::to_owned),
     }
 }
 

@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/workspaces/resolve", post(resolve))
         .route("/api/v1/workspaces/{id}/folders", get(folders))
+        .route("/api/v1/workspaces/{id}/documents", get(documents))
 }
 
 fn answer(status: u16, body: Value) -> Response {
@@ -174,6 +175,32 @@ async fn folders(
         .await
     {
         Ok(folders) => answer(200, json!({"workspace_id": id, "folders": folders})),
+        Err(e) => failure(&e),
+    }
+}
+
+/// The documents in a workspace (or the folder at `?path=` in it), as `?user=` sees
+/// them when given.
+async fn documents(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let resolver = match admit(&state, &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match resolver
+        .list_documents(
+            query.get("target").map(String::as_str),
+            &id,
+            query.get("path").map(String::as_str),
+            query.get("user").map(String::as_str),
+        )
+        .await
+    {
+        Ok(documents) => answer(200, json!({"workspace_id": id, "documents": documents})),
         Err(e) => failure(&e),
     }
 }

@@ -722,16 +722,10 @@ async fn children(
         Err(r) => return r,
     };
     d.searches.push(format!("{lib}/{id}/children"));
-    if !params
+    // Folders only with exclude_docs=true; documents too without it.
+    let folders_only = params
         .iter()
-        .any(|(k, v)| k == "exclude_docs" && v == "true")
-    {
-        return envelope(
-            StatusCode::BAD_REQUEST,
-            "NRC_INVALID_PARAM",
-            "documents not expected",
-        );
-    }
+        .any(|(k, v)| k == "exclude_docs" && v == "true");
     if !id.starts_with(&format!("{lib}!")) {
         return envelope(
             StatusCode::NOT_FOUND,
@@ -749,7 +743,13 @@ async fn children(
     };
     match d.children.get(&id) {
         Some(items) => {
-            let page: Vec<Value> = items.iter().skip(start).take(limit).map(public).collect();
+            let page: Vec<Value> = items
+                .iter()
+                .filter(|i| !folders_only || i["wstype"] != "document")
+                .skip(start)
+                .take(limit)
+                .map(public)
+                .collect();
             axum::Json(json!({"data": page})).into_response()
         }
         None if d.workspaces.iter().any(|w| w["id"] == id.as_str()) => {
