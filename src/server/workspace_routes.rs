@@ -26,8 +26,7 @@ use crate::tokens::SCOPE_ADMIN;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/workspaces/resolve", post(resolve))
-        .route("/api/v1/workspaces/{id}/folders", get(folders))
-        .route("/api/v1/workspaces/{id}/documents", get(documents))
+        .route("/api/v1/workspaces/{id}/{what}", get(listing))
 }
 
 fn answer(status: u16, body: Value) -> Response {
@@ -155,9 +154,11 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     }
 }
 
-async fn folders(
+/// `…/{id}/folders` or `…/{id}/documents`: what is directly in a workspace, or in the
+/// folder at `?path=` inside it, as `?user=` may see it when given.
+async fn listing(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path((id, what)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -165,42 +166,26 @@ async fn folders(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    match resolver
-        .list_folders(
-            query.get("target").map(String::as_str),
-            &id,
-            query.get("path").map(String::as_str),
-            query.get("user").map(String::as_str),
-        )
-        .await
-    {
-        Ok(folders) => answer(200, json!({"workspace_id": id, "folders": folders})),
-        Err(e) => failure(&e),
-    }
-}
-
-/// The documents in a workspace (or the folder at `?path=` in it), as `?user=` sees
-/// them when given.
-async fn documents(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let resolver = match admit(&state, &headers).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    let arg = |k: &str| query.get(k).map(String::as_str);
+    let (target, path, user) = (arg("target"), arg("path"), arg("user"));
+    let listed = match what.as_str() {
+        "folders" => resolver
+            .list_folders(target, &id, path, user)
+            .await
+            .map(|f| json!(f)),
+        "documents" => resolver
+            .list_documents(target, &id, path, user)
+            .await
+            .map(|d| json!(d)),
+        _ => {
+            return answer(
+                404,
+                json!({"error": "not_found", "message": format!("no listing {what:?}: use folders or documents")}),
+            );
+        }
     };
-    match resolver
-        .list_documents(
-            query.get("target").map(String::as_str),
-            &id,
-            query.get("path").map(String::as_str),
-            query.get("user").map(String::as_str),
-        )
-        .await
-    {
-        Ok(documents) => answer(200, json!({"workspace_id": id, "documents": documents})),
+    match listed {
+        Ok(items) => answer(200, json!({"workspace_id": id, what: items})),
         Err(e) => failure(&e),
     }
 }
