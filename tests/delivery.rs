@@ -406,3 +406,81 @@ async fn nested_scope_groups_bring_in_their_members() {
         .clone();
     assert_eq!(last, "com.scim-bridge.user.deleted");
 }
+
+/// `approve --reject`: what the guard holds goes to the dead-letter queue, named and
+/// retryable, and the guard is armed again; nothing held is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejecting_what_the_guard_holds_dead_letters_it() {
+    let receiver = fake_webhook::new_receiver(0.0, 3);
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let d = daemon_with(
+        &url,
+        "[targets.guard]\nmax_deprovisions = 1\nwindow = \"1h\"",
+    );
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in ["x@firm.example", "y@firm.example", "z@firm.example"] {
+        let (status, body) = scim.post("/Users", user(name, "t")).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    d.wait_drained("hooks").await;
+    for id in &ids {
+        assert_eq!(scim.delete(&format!("/Users/{id}")).await, 204);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = d.delivery("hooks").await;
+        if s["guard"]["state"] == "tripped" && s["queued"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "guard never tripped: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = d.cli(&["approve", "--target", "hooks", "--reject"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("rejected: 2 held change(s)"), "{text}");
+    let s = d.delivery("hooks").await;
+    assert_eq!(s["guard"]["state"], "armed", "{s}");
+    assert_eq!(s["queued"], 0, "{s}");
+    let out = d.cli(&["dlq", "list", "--json"]);
+    let letters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rejected = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["error"]
+                .as_str()
+                .unwrap()
+                .contains("rejected at the mass-deprovisioning guard")
+        })
+        .count();
+    assert_eq!(rejected, 2, "{letters}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deleted = receiver
+        .lock()
+        .unwrap()
+        .accepted
+        .values()
+        .filter(|v| {
+            v.last()
+                .is_some_and(|e| e.1 == "com.scim-bridge.user.deleted")
+        })
+        .count();
+    assert_eq!(
+        deleted, 1,
+        "only the one let through before the guard tripped"
+    );
+    // Nothing left to reject.
+    assert!(
+        !d.cli(&["approve", "--target", "hooks", "--reject"])
+            .status
+            .success()
+    );
+}
