@@ -28,9 +28,37 @@ pub struct GuardConfig {
 /// so a small estate's ordinary leavers do not pause delivery.
 pub const PERCENT_FLOOR: u64 = 10;
 
-/// Why `n` deprovisionings in one window are too many, given how many accounts the
-/// bridge manages at the target; `None` when they are within the limits.
-pub fn over_limit(cfg: &GuardConfig, n: u64, managed: u64) -> Option<String> {
+/// What a percentage limit is a share of: the accounts the bridge manages at the
+/// target, or — for a target that keeps no ids (a webhook) or has none yet — the
+/// provider's users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub count: u64,
+    /// For the reason shown: "accounts the bridge manages there", "users of entra".
+    pub of: String,
+}
+
+impl Base {
+    /// The managed accounts when there are any, else `fallback` (count, description).
+    pub fn managed_or(managed: u64, fallback: (u64, String)) -> Base {
+        if managed > 0 {
+            Base {
+                count: managed,
+                of: "accounts the bridge manages there".into(),
+            }
+        } else {
+            Base {
+                count: fallback.0,
+                of: fallback.1,
+            }
+        }
+    }
+}
+
+/// Why `n` deprovisionings in one window are too many against `base`; `None` when
+/// they are within the limits.
+pub fn over_limit(cfg: &GuardConfig, n: u64, base: &Base) -> Option<String> {
+    let managed = base.count;
     if let Some(max) = cfg.max_deprovisions.filter(|max| n > *max) {
         return Some(format!(
             "more than {max} deactivations and deletions within {}",
@@ -38,13 +66,14 @@ pub fn over_limit(cfg: &GuardConfig, n: u64, managed: u64) -> Option<String> {
         ));
     }
     // Accounts already deprovisioned in this window still count towards the base.
-    let base = managed.max(n).max(1) as f64;
+    let whole = managed.max(n).max(1) as f64;
     let p = cfg
         .max_percent
-        .filter(|p| n > PERCENT_FLOOR && n as f64 * 100.0 / base > *p)?;
+        .filter(|p| n > PERCENT_FLOOR && n as f64 * 100.0 / whole > *p)?;
     Some(format!(
-        "{n} deactivations and deletions within {}, more than {p}% of the {managed} accounts the bridge manages there",
-        crate::config::show_duration(cfg.window)
+        "{n} deactivations and deletions within {}, more than {p}% of the {managed} {}",
+        crate::config::show_duration(cfg.window),
+        base.of
     ))
 }
 
@@ -133,9 +162,17 @@ impl Guard {
         if state.approved_until.is_some_and(|u| u > now) {
             return Ok(Verdict::Proceed);
         }
-        let managed = match self.cfg.max_percent {
-            Some(_) => store.count_managed(target, ResourceKind::User).await?,
-            None => 0,
+        let base = match self.cfg.max_percent {
+            Some(_) => {
+                let managed = store.count_managed(target, ResourceKind::User).await?;
+                let users = if managed == 0 {
+                    store.count(&change.provider, ResourceKind::User).await?
+                } else {
+                    0
+                };
+                Base::managed_or(managed, (users, format!("users of {}", change.provider)))
+            }
+            None => Base::managed_or(0, (0, String::new())),
         };
         let window = chrono::Duration::from_std(self.cfg.window).unwrap_or(chrono::Duration::MAX);
         let reason = {
@@ -156,7 +193,7 @@ impl Guard {
                 return Ok(Verdict::Proceed);
             }
             let n = recent.len() as u64 + 1;
-            let over = over_limit(&self.cfg, n, managed);
+            let over = over_limit(&self.cfg, n, &base);
             if over.is_none() {
                 recent.push_back((now, key));
             }
@@ -189,23 +226,28 @@ mod limit_tests {
     #[test]
     fn the_default_is_relative_to_the_accounts_the_bridge_manages() {
         let c = cfg(None, Some(10.0));
+        let managed = |n| Base::managed_or(n, (0, String::new()));
         // A small estate's leavers never trip it below the floor.
-        assert_eq!(over_limit(&c, PERCENT_FLOOR, 12), None);
+        assert_eq!(over_limit(&c, PERCENT_FLOOR, &managed(12)), None);
         // 400 managed: 40 is 10%, 41 is more.
-        assert_eq!(over_limit(&c, 40, 400), None);
-        let why = over_limit(&c, 41, 400).unwrap();
+        assert_eq!(over_limit(&c, 40, &managed(400)), None);
+        let why = over_limit(&c, 41, &managed(400)).unwrap();
         assert!(
             why.contains("more than 10% of the 400 accounts the bridge manages"),
             "{why}"
         );
-        // Nothing managed yet (day one): any run of deprovisionings past the floor trips.
-        assert!(over_limit(&c, PERCENT_FLOOR + 1, 0).is_some());
+        // A target that keeps no ids (a webhook) counts against the provider's users.
+        let users = Base::managed_or(0, (1000, "users of entra".into()));
+        assert_eq!(over_limit(&c, 100, &users), None);
+        let why = over_limit(&c, 101, &users).unwrap();
+        assert!(why.contains("of the 1000 users of entra"), "{why}");
     }
 
     #[test]
     fn an_absolute_limit_counts_alone() {
         let c = cfg(Some(3), None);
-        assert_eq!(over_limit(&c, 3, 0), None);
-        assert!(over_limit(&c, 4, 10_000).unwrap().contains("more than 3"));
+        let base = Base::managed_or(10_000, (0, String::new()));
+        assert_eq!(over_limit(&c, 3, &base), None);
+        assert!(over_limit(&c, 4, &base).unwrap().contains("more than 3"));
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::guard::{GuardConfig, over_limit};
+use super::guard::{Base, GuardConfig, over_limit};
 use super::matching::{
     Candidate, Correlation, SnapshotIndex, decide, holds, name_of, resource_label,
 };
@@ -662,7 +662,11 @@ pub async fn apply(
     let guard = store.guard(name).await?;
     let approved = guard.tripped_at.is_none() && guard.approved_until.is_some_and(|u| u > now);
     let managed = store.count_managed(name, ResourceKind::User).await?;
-    let over = over_limit(guard_config, deactivations, managed);
+    let base = Base::managed_or(
+        managed,
+        (plan.desired_users as u64, "users the bridge has".into()),
+    );
+    let over = over_limit(guard_config, deactivations, &base);
     let hold = guard.tripped_at.is_some() || (over.is_some() && !approved);
     if let (Some(why), false) = (over, approved) {
         let reason = format!("reconciliation planned {why}");
