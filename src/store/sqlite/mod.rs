@@ -104,7 +104,9 @@ impl Checkpointer {
 
 struct ReadPool {
     conns: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    /// One permit per connection. A permit lives as long as its connection is out of
+    /// the pool: a blocking read keeps its own (see [`SqliteStore::read`]).
+    permits: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -152,7 +154,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             readers: Arc::new(ReadPool {
                 conns: Mutex::new(conns),
-                permits: Semaphore::new(READERS),
+                permits: Arc::new(Semaphore::new(READERS)),
             }),
             migrated_from,
             stats,
@@ -229,13 +231,17 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = Arc::clone(&self.readers);
-        let _permit = pool
-            .permits
-            .acquire()
+        // The permit moves into the blocking task: when the caller goes away (a client
+        // hanging up drops its request), the read still runs to its end, and the
+        // permit must not come back before the connection does, or another reader
+        // would find the pool empty.
+        let permit = Arc::clone(&pool.permits)
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
         let pool2 = Arc::clone(&pool);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool2
                 .conns
                 .lock()

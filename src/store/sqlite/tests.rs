@@ -39,3 +39,57 @@ async fn reopening_reports_the_version_it_migrated_from() {
     assert_eq!(store.migrated_from(), SCHEMA_VERSION);
     store.close().await;
 }
+
+/// Requests whose clients hang up are dropped mid-read; the blocking read still holds a
+/// connection until it ends. Its permit must be held as long, or other readers are let
+/// in to an empty pool ("read pool empty": 500s and failed deliveries under load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_dropped_mid_read_leave_the_pool_whole() {
+    use crate::store::{Mutation, MutationKind};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+    let mut writes = Vec::new();
+    for i in 0..3000 {
+        let store = Arc::clone(&store);
+        writes.push(tokio::spawn(async move {
+            store
+                .apply(Mutation {
+                    provider: "entra".into(),
+                    kind: ResourceKind::User,
+                    id: format!("u{i}"),
+                    expected_version: None,
+                    at: Utc::now(),
+                    request_id: None,
+                    change: MutationKind::Create {
+                        doc: serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
+                        members: vec![],
+                    },
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for w in writes {
+        w.await.unwrap();
+    }
+    for _ in 0..30 {
+        // Whole-table scans, each dropped as soon as it has started.
+        for _ in 0..READERS * 2 {
+            let s = Arc::clone(&store);
+            let scan = async move { s.scan("entra", ResourceKind::User, 0, 0, 3000).await };
+            let _ = tokio::time::timeout(std::time::Duration::ZERO, scan).await;
+        }
+        // Everyone else must still be served.
+        let mut reads = Vec::new();
+        for i in 0..READERS * 2 {
+            let s = Arc::clone(&store);
+            reads.push(tokio::spawn(async move {
+                s.get("entra", ResourceKind::User, &format!("u{i}")).await
+            }));
+        }
+        for r in reads {
+            let got = r.await.unwrap();
+            assert!(got.is_ok(), "a reader was refused: {:?}", got.err());
+        }
+    }
+}
