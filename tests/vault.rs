@@ -163,8 +163,22 @@ fn secrets_are_never_on_disk_in_plaintext_and_a_wrong_passphrase_changes_nothing
         cli(&s, &["secret", "set", "x"], Some("v")).status.code(),
         Some(6)
     );
+    // Deleting is changing the vault too: refused with the wrong passphrase, and the
+    // secret is still there.
+    let o = cli(&s, &["secret", "delete", "imanage.client_secret"], None);
+    assert_eq!(o.status.code(), Some(6), "{}", err(&o));
+    assert!(err(&o).contains("wrong vault passphrase"), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(s.dir.path().join("data/scim-bridge.db")).unwrap(),
+        before
+    );
     std::fs::write(&s.pass, passphrase('a')).unwrap();
     assert!(cli(&s, &["vault", "status"], None).status.success());
+    let o = cli(&s, &["secret", "list"], None);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("imanage.client_secret"),
+        "the secret survived the refused delete"
+    );
 }
 
 #[test]

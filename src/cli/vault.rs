@@ -380,6 +380,11 @@ async fn secret_action(
             Ok(())
         }
         SecretCommand::Delete { name } => {
+            // Like every other vault command: only someone holding the passphrase may
+            // change what the vault holds, and a wrong one writes nothing (exit 6).
+            unlock(store, cfg, env).await?.ok_or_else(|| {
+                vault_failure("the vault is not initialised (run `scim-bridge vault init`)")
+            })?;
             if store
                 .delete_secret(&name)
                 .await
