@@ -182,3 +182,31 @@ async fn sigterm_drains_and_exits_zero_and_no_secret_reaches_the_log() {
     assert!(!log.contains(secret), "token secret in the log:\n{log}");
     assert!(log.contains("shutting down"), "{log}");
 }
+
+/// A command whose reader goes away (`scim-bridge … | head`) ends quietly, as Unix tools
+/// do, instead of panicking on its next line of output (exit 101).
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(BIN)
+            .arg("check-config")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("SCIM_BRIDGE_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_ne!(out.status.code(), Some(101), "{err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{:?} {err}",
+            out.status
+        );
+    }
+}

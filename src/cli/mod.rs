@@ -243,6 +243,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(cli.command, Command::Serve { .. }) {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -274,6 +277,19 @@ fn limit_malloc_arenas() {
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Rust ignores SIGPIPE, so a command piped into `head` panics on its next `println!`
+/// (exit 101). One-shot commands end the way Unix tools do instead: quietly, by the
+/// signal. The daemon keeps ignoring it: a client hanging up must be an error on that
+/// socket, not the end of the process.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal, before any other thread
+    // exists; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
