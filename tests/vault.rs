@@ -240,3 +240,63 @@ fn a_rotation_killed_at_any_moment_leaves_one_passphrase_that_opens_everything()
     }
     assert!(rotations >= 1, "no rotation ever completed");
 }
+
+/// `secret set` at a terminal asks for the value and does not show what is typed.
+#[test]
+fn secret_set_at_a_terminal_asks_and_does_not_echo() {
+    let s = setup();
+    assert!(cli(&s, &["vault", "init"], None).status.success());
+    let typed = "typed-secret-Kp3Vw9";
+    let command = format!("{BIN} secret set term.secret --config {}", s.config);
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    // Type only once the question is on the screen, as a person does (what is typed
+    // ahead of it the terminal echoes before anyone can turn echo off).
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&screen).contains("not shown as you type") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => screen.extend_from_slice(&chunk),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no prompt: {}", String::from_utf8_lossy(&screen));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{typed}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    while let Ok(chunk) = rx.try_recv() {
+        screen.extend_from_slice(&chunk);
+    }
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("value for secret term.secret (not shown as you type)"),
+        "{screen}"
+    );
+    assert!(!screen.contains(typed), "the secret was echoed: {screen}");
+    assert!(
+        screen.contains(&format!("secret term.secret stored ({} bytes", typed.len())),
+        "{screen}"
+    );
+}

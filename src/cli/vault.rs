@@ -3,7 +3,7 @@
 //! Passphrases and secret values come from files, systemd credentials, environment
 //! variables or stdin — never from the command line, where `ps` would show them.
 
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -53,6 +53,87 @@ pub enum SecretCommand {
         /// Name
         name: String,
     },
+}
+
+/// The secret's value from stdin, one trailing newline dropped. At a terminal the
+/// person is asked for it and what they type is not echoed (nor left on the screen).
+fn read_secret_value(name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+    use std::io::IsTerminal;
+    let mut value = zeroize::Zeroizing::new(Vec::new());
+    let stdin = std::io::stdin();
+    let read = |value: &mut Vec<u8>| -> Result<(), Failure> {
+        let res = if stdin.is_terminal() {
+            // One line at a terminal: Enter ends it.
+            let mut line = String::new();
+            let r = stdin.lock().read_line(&mut line).map(|_| ());
+            value.extend_from_slice(line.as_bytes());
+            zeroize::Zeroize::zeroize(&mut line);
+            r
+        } else {
+            stdin.lock().read_to_end(value).map(|_| ())
+        };
+        res.map_err(|e| Failure::runtime(format!("cannot read the secret from stdin: {e}")))
+    };
+    if stdin.is_terminal() {
+        eprint!("value for secret {name} (not shown as you type): ");
+        let _ = std::io::stderr().flush();
+        let echo = EchoOff::new();
+        let r = read(&mut value);
+        drop(echo);
+        eprintln!();
+        r?;
+    } else {
+        read(&mut value)?;
+    }
+    if value.last() == Some(&b'\n') {
+        value.pop();
+        if value.last() == Some(&b'\r') {
+            value.pop();
+        }
+    }
+    Ok(value)
+}
+
+/// Terminal echo off for as long as it lives (restored on drop, also on error).
+struct EchoOff {
+    #[cfg(unix)]
+    saved: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            // SAFETY: tcgetattr/tcsetattr on stdin with a zeroed, then filled, termios;
+            // failures leave the terminal as it was.
+            unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+                    return EchoOff { saved: None };
+                }
+                let saved = t;
+                t.c_lflag &= !libc::ECHO;
+                if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) != 0 {
+                    return EchoOff { saved: None };
+                }
+                EchoOff { saved: Some(saved) }
+            }
+        }
+        #[cfg(not(unix))]
+        EchoOff {}
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(t) = self.saved {
+            // SAFETY: restores the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t);
+            }
+        }
+    }
 }
 
 fn vault_failure(message: impl Into<String>) -> Failure {
@@ -337,16 +418,7 @@ async fn secret_action(
             let (key, header) = unlock(store, cfg, env).await?.ok_or_else(|| {
                 vault_failure("the vault is not initialised (run `scim-bridge vault init`)")
             })?;
-            let mut value = zeroize::Zeroizing::new(Vec::new());
-            std::io::stdin()
-                .read_to_end(&mut value)
-                .map_err(|e| Failure::runtime(format!("cannot read the secret from stdin: {e}")))?;
-            if value.last() == Some(&b'\n') {
-                value.pop();
-                if value.last() == Some(&b'\r') {
-                    value.pop();
-                }
-            }
+            let value = read_secret_value(&name)?;
             if value.is_empty() {
                 return Err(Failure {
                     code: 2,
