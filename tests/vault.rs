@@ -300,3 +300,47 @@ fn secret_set_at_a_terminal_asks_and_does_not_echo() {
         "{screen}"
     );
 }
+
+/// `check-config` (the unit's ExecStartPre) verifies every `{ vault = "…" }` reference
+/// the way `serve` will need it — vault initialised, secret present, opening with the
+/// passphrase — and never creates the database to do so.
+#[test]
+fn check_config_verifies_vault_references_without_creating_the_database() {
+    let s = setup();
+    let mut text = std::fs::read_to_string(&s.config).unwrap();
+    text.push_str(
+        "\n[[targets]]\nname = \"hooks\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/in\"\nsigning_secret = { vault = \"hooks.signing\" }\n",
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let db = s.dir.path().join("data/scim-bridge.db");
+
+    let o = cli(&s, &["check-config"], None);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("targets[0].signing_secret"), "{}", err(&o));
+    assert!(err(&o).contains("does not exist yet"), "{}", err(&o));
+    assert!(!db.exists(), "check-config created the database");
+
+    assert!(cli(&s, &["vault", "init"], None).status.success());
+    let o = cli(&s, &["check-config"], None);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(
+        err(&o).contains("the vault holds no secret named \"hooks.signing\"")
+            && err(&o).contains("scim-bridge secret set hooks.signing"),
+        "{}",
+        err(&o)
+    );
+
+    let o = cli(
+        &s,
+        &["secret", "set", "hooks.signing"],
+        Some("hmac-key-Zr8Qw"),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = cli(&s, &["check-config"], None);
+    assert!(o.status.success(), "{}", err(&o));
+
+    std::fs::write(&s.pass, passphrase('b')).unwrap();
+    let o = cli(&s, &["check-config"], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("wrong vault passphrase"), "{}", err(&o));
+}

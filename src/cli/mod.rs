@@ -299,7 +299,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { listen } => {
             serve::serve(cli.config.as_deref(), cli.data_dir, listen, &env).await
         }
-        Command::CheckConfig => setup::check_config(cli.config.as_deref(), cli.data_dir, &env),
+        Command::CheckConfig => {
+            setup::check_config(cli.config.as_deref(), cli.data_dir, &env).await
+        }
         Command::Migrate {
             from: Some(from),
             to: Some(to),

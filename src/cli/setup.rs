@@ -50,7 +50,7 @@ pub fn load_config(
 }
 
 /// `check-config`: everything `serve` would check before starting, and nothing else.
-pub fn check_config(
+pub async fn check_config(
     given: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
@@ -63,6 +63,13 @@ pub fn check_config(
     }
     if let Err(e) = build_providers(cfg) {
         errors.push(e.message);
+    }
+    if errors.is_empty() {
+        let (more_warnings, more_errors) = check_vault_refs(cfg, env).await;
+        for w in &more_warnings {
+            eprintln!("warning: {w}");
+        }
+        errors.extend(more_errors);
     }
     if !errors.is_empty() {
         return Err(Failure::config(errors.join("\n")));
@@ -77,6 +84,86 @@ pub fn check_config(
         loaded.warnings.len() + warnings.len()
     );
     Ok(())
+}
+
+/// Every `{ vault = "NAME" }` reference must name a secret the vault holds, or `serve`
+/// stops at start (under systemd, after ExecStartPre said all was well). When the
+/// passphrase is at hand the vault is opened and each secret is decrypted; when the
+/// database cannot be opened, the references left unchecked are named. Never creates
+/// a database.
+async fn check_vault_refs(cfg: &Config, env: &Environment) -> (Vec<String>, Vec<String>) {
+    let refs: Vec<(String, String)> = cfg
+        .secret_refs()
+        .into_iter()
+        .filter_map(|(key, r)| match r {
+            crate::config::SecretRef::Vault(name) => Some((key, name.clone())),
+            _ => None,
+        })
+        .collect();
+    let (mut warnings, mut errors) = (Vec::new(), Vec::new());
+    if refs.is_empty() {
+        return (warnings, errors);
+    }
+    let keys = refs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if cfg.vault.is_none() {
+        errors.push(format!(
+            "{keys}: refer to the vault, but there is no [vault] section: add one with passphrase = {{ credential = \"…\" }} or {{ file = \"…\" }}"
+        ));
+        return (warnings, errors);
+    }
+    if let Some(path) = cfg.sqlite_path()
+        && !path.exists()
+    {
+        errors.push(format!(
+            "{keys}: refer to the vault, but the database {} does not exist yet, so the vault is not initialised: run `scim-bridge vault init`, then `scim-bridge secret set NAME` for each",
+            path.display()
+        ));
+        return (warnings, errors);
+    }
+    let store = match open_store(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(format!(
+                "{keys}: not checked, the database cannot be opened: {}",
+                e.message
+            ));
+            return (warnings, errors);
+        }
+    };
+    match super::vault::unlock(store.as_ref(), cfg, env).await {
+        Ok(None) => errors.push(format!(
+            "{keys}: refer to the vault, but it is not initialised: run `scim-bridge vault init`, then `scim-bridge secret set NAME` for each"
+        )),
+        // A missing passphrase file or credential was reported above; what is left is
+        // a passphrase that is too short or wrong.
+        Err(e) => errors.push(e.message),
+        Ok(Some((key, _))) => {
+            for (k, name) in &refs {
+                match store.secret(name).await {
+                    Ok(Some(row)) => {
+                        if key
+                            .open(&crate::vault::secret_aad(name), &row.sealed)
+                            .is_err()
+                        {
+                            errors.push(format!(
+                                "{k}: the vault's secret {name:?} does not open with this passphrase; store it again with `scim-bridge secret set {name}`"
+                            ));
+                        }
+                    }
+                    Ok(None) => errors.push(format!(
+                        "{k}: the vault holds no secret named {name:?}; store it with `scim-bridge secret set {name}`"
+                    )),
+                    Err(e) => warnings.push(format!("{k}: not checked: {e}")),
+                }
+            }
+        }
+    }
+    store.close().await;
+    (warnings, errors)
 }
 
 /// Opens the store the config names (SQLite or PostgreSQL), migrating its schema.
