@@ -210,3 +210,42 @@ fn a_closed_pipe_ends_a_command_quietly() {
         );
     }
 }
+
+/// Commands that read or change what exists never create a database: one run with the
+/// wrong data directory (or before the first start) says where it looked instead of
+/// showing an empty bridge. The database the daemon creates is private to its owner.
+#[test]
+fn read_only_commands_never_create_the_database_and_it_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, common::config_text(common::free_port(), &data, "")).unwrap();
+    let cfg = config.to_str().unwrap();
+    let db = data.join("scim-bridge.db");
+    for args in [
+        &["token", "list"][..],
+        &["dlq", "list"],
+        &["secret", "list"],
+        &["trace", "someone"],
+        &["vault", "status"],
+    ] {
+        let o = run(&[args, &["--config", cfg]].concat(), &[]);
+        assert_eq!(o.status.code(), Some(4), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("no database at"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(!db.exists(), "{args:?} created the database");
+    }
+    // Creating a token may create it (before the first start), readable by its owner only.
+    let o = run(
+        &["token", "create", "--provider", "entra", "--config", cfg],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "database mode {mode:o}");
+    let o = run(&["token", "list", "--config", cfg], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -40,7 +40,7 @@ pub async fn run(
         });
     };
     let window = chrono::Duration::from_std(t.guard.window).unwrap_or(chrono::Duration::hours(1));
-    let store = setup::open_store(&cfg).await?;
+    let store = setup::open_existing_store(&cfg).await?;
     let result = async {
         let state = store.guard(target).await.map_err(|e| Failure::store(e.to_string()))?;
         let now = Utc::now();

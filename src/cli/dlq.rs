@@ -53,7 +53,7 @@ pub async fn run(
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
-    let store = setup::open_store(&cfg).await?;
+    let store = setup::open_existing_store(&cfg).await?;
     let result = act(action, store.as_ref()).await;
     store.close().await;
     result

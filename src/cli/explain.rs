@@ -25,7 +25,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let Some(target) = target else {
-        let store = setup::open_store(&cfg).await?;
+        let store = setup::open_existing_store(&cfg).await?;
         let result = every_target(store.as_ref(), &cfg, who, as_json).await;
         store.close().await;
         return result;
@@ -41,7 +41,7 @@ pub async fn run(
         });
     };
     let providers = providers_of(&cfg, t);
-    let store = setup::open_store(&cfg).await?;
+    let store = setup::open_existing_store(&cfg).await?;
     let result = explain(store.as_ref(), t, who, &providers, as_json).await;
     store.close().await;
     result

@@ -53,7 +53,7 @@ pub async fn run(
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
-    let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
+    let store: Arc<dyn Store> = setup::open_existing_store(&cfg).await?;
     let result = async {
         // Linked accounts live in the vault: without it there are none to show.
         if cfg.vault.is_none() {

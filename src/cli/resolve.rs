@@ -32,7 +32,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let workitem = read_workitem(args.workitem)?;
-    let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
+    let store: Arc<dyn Store> = setup::open_existing_store(&cfg).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (handles, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
     let public_url = targets::public_url(&cfg);

@@ -166,7 +166,24 @@ async fn check_vault_refs(cfg: &Config, env: &Environment) -> (Vec<String>, Vec<
     (warnings, errors)
 }
 
-/// Opens the store the config names (SQLite or PostgreSQL), migrating its schema.
+/// For commands that read or change what exists: the SQLite database must be there
+/// already. Creating one here would show an empty bridge (a wrong data_dir, say) and,
+/// run as root, leave files the service user cannot write.
+pub async fn open_existing_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
+    if let Some(path) = cfg.sqlite_path()
+        && !path.exists()
+    {
+        return Err(Failure::store(format!(
+            "no database at {}: the daemon creates it when it first starts. If it runs with another data directory, point this command there with --data-dir (the systemd unit keeps it in /var/lib/scim-bridge) or set [server] data_dir",
+            path.display()
+        )));
+    }
+    open_store(cfg).await
+}
+
+/// Opens the store the config names (SQLite or PostgreSQL), migrating its schema;
+/// creates an SQLite database that does not exist yet (`serve`, `migrate`, `vault
+/// init`, `token create`).
 pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
     Ok(open_store_migrating(cfg).await?.0)
 }

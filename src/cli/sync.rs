@@ -69,7 +69,7 @@ pub async fn run(
             ),
         });
     }
-    let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
+    let store: Arc<dyn Store> = setup::open_existing_store(&cfg).await?;
     let result = async {
         let (_, deliverables, _) = targets::for_command(&cfg, env, &store).await?;
         let Some(d) = deliverables.into_iter().find(|d| d.index == index) else {

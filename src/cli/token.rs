@@ -92,7 +92,12 @@ pub async fn run(
         }
         _ => None,
     };
-    let store = setup::open_store(&cfg).await?;
+    // Only creating a token may create the database (before the first start).
+    let store = if create.is_some() {
+        setup::open_store(&cfg).await?
+    } else {
+        setup::open_existing_store(&cfg).await?
+    };
     let result = match action {
         TokenCommand::Create { .. } => {
             let Some((provider, expires, scope)) = create else {

@@ -34,7 +34,7 @@ pub async fn run(
         Some(p) => vec![p.to_owned()],
         None => cfg.providers.iter().map(|p| p.name.clone()).collect(),
     };
-    let store = setup::open_store(&cfg).await?;
+    let store = setup::open_existing_store(&cfg).await?;
     let result = trace(store.as_ref(), who, &providers, as_json).await;
     store.close().await;
     result

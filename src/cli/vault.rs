@@ -229,7 +229,12 @@ pub async fn run_vault(
     env: &Environment,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
-    let store = setup::open_store(&cfg).await?;
+    // `vault init` may create the database; nothing else may.
+    let store = if matches!(action, VaultCommand::Init) {
+        setup::open_store(&cfg).await?
+    } else {
+        setup::open_existing_store(&cfg).await?
+    };
     let result = vault_action(action, &cfg, store.as_ref(), env).await;
     store.close().await;
     result
@@ -401,7 +406,7 @@ pub async fn run_secret(
     if let SecretCommand::Set { name } | SecretCommand::Delete { name } = &action {
         valid_name(name)?;
     }
-    let store = setup::open_store(&cfg).await?;
+    let store = setup::open_existing_store(&cfg).await?;
     let result = secret_action(action, &cfg, store.as_ref(), env).await;
     store.close().await;
     result

@@ -128,9 +128,11 @@ impl SqliteStore {
                 reason: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
+        create_private(path)?;
         schema::refuse_foreign_file(path)?;
         let mut conn = schema::connect(path, false, WRITER_CACHE_KIB)?;
-        let migrated_from = schema::prepare(&mut conn, path)?;
+        let migrated_from =
+            schema::prepare(&mut conn, path).map_err(|e| explain_readonly(path, e))?;
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}"
         ))?;
@@ -256,6 +258,43 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+/// A new database file is created readable by its owner only (SQLite gives its WAL
+/// and shared-memory files the same mode): it holds tokens' hashes and sealed secrets.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Open {
+            path: path.display().to_string(),
+            reason: format!("cannot create it: {e}"),
+        }),
+    }
+}
+
+/// "attempt to write a readonly database" says nothing about why: most often the
+/// files were created by another user (root running a command before the service).
+fn explain_readonly(path: &Path, e: StoreError) -> StoreError {
+    if !e.to_string().to_lowercase().contains("readonly") {
+        return e;
+    }
+    let dir = path.parent().unwrap_or(path);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason: format!(
+            "it cannot be written by this user (uid {uid}): were the files created by another user, such as root running a command before the service? Give them to the service's user, e.g. `chown -R scim-bridge: {}`",
+            dir.display()
+        ),
     }
 }
 
