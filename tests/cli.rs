@@ -210,3 +210,36 @@ fn a_closed_pipe_ends_a_command_quietly() {
         );
     }
 }
+
+/// Logs written to a file carry no terminal colour codes, and durations are rounded
+/// (#18 item 13).
+#[tokio::test]
+async fn file_logs_have_no_colour_codes_and_rounded_durations() {
+    let mut d = Daemon::start("");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..5 {
+        let (s, body) = scim
+            .post(
+                "/Users",
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("log.user{i}"),
+                }),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    assert_eq!(d.terminate(), Some(0));
+    let log = d.log_text();
+    assert!(!log.contains("\x1b["), "colour codes in the log:\n{log}");
+    let durations: Vec<&str> = log
+        .split("ms=")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert!(durations.len() >= 5, "{log}");
+    for ms in durations {
+        let decimals = ms.split_once('.').map_or(0, |(_, f)| f.len());
+        assert!(decimals <= 3, "ms={ms} in\n{log}");
+    }
+}
