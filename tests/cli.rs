@@ -243,3 +243,34 @@ async fn file_logs_have_no_colour_codes_and_rounded_durations() {
         assert!(decimals <= 3, "ms={ms} in\n{log}");
     }
 }
+
+/// `status` says by its exit code whether the daemon answers and is ready, still
+/// printing what it knows (#18 item 12).
+#[test]
+fn status_exits_7_when_the_daemon_is_not_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &config_text(free_port(), &dir.path().join("data"), ""),
+    );
+    let o = run(&["migrate", "--config", &cfg], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["status", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("database") && out.contains("not reachable"),
+        "{out}"
+    );
+    let o = run(&["status", "--json", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["daemon"].is_null(), "{v}");
+    assert!(v["database"]["schema_version"].is_number(), "{v}");
+
+    // With the daemon up and ready: 0.
+    let d = Daemon::start("");
+    let o = d.cli(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("daemon     ready"));
+}
