@@ -274,3 +274,112 @@ fn status_exits_7_when_the_daemon_is_not_reachable() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("daemon     ready"));
 }
+
+/// Reads from `s` until the server closes it; how long that took, or `None` when it is
+/// still open after `limit`. Writes `drip` a byte at a time between reads, as a
+/// slowloris client does.
+fn time_to_close(s: &mut std::net::TcpStream, drip: &[u8], limit: Duration) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut next = drip.iter().cycle();
+    while started.elapsed() < limit {
+        if !drip.is_empty() {
+            let b = *next.next().unwrap();
+            if s.write_all(&[b]).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// Slow-header (slowloris) and idle connections are closed by the server, each after
+/// its own configured limit, and counted in `/metrics` (#18 item 3).
+#[tokio::test]
+async fn slow_header_and_idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with_server("header_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n");
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+
+    // A header that never ends, one byte every 200 ms.
+    let slow = std::thread::spawn({
+        let mut s = connect();
+        move || {
+            time_to_close(
+                &mut s,
+                b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                Duration::from_secs(10),
+            )
+        }
+    });
+    // A connection that never sends anything.
+    let idle = std::thread::spawn({
+        let mut s = connect();
+        move || time_to_close(&mut s, b"", Duration::from_secs(10))
+    });
+    // A keep-alive connection after one request.
+    let kept = std::thread::spawn({
+        let mut s = connect();
+        move || {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the response");
+                got.extend_from_slice(&buf[..n]);
+            }
+            time_to_close(&mut s, b"", Duration::from_secs(10))
+        }
+    });
+
+    let slow = slow
+        .join()
+        .unwrap()
+        .expect("slow-header connection still open");
+    assert!(slow < Duration::from_millis(2500), "{slow:?}");
+    let idle = idle.join().unwrap().expect("idle connection still open");
+    // The idle limit, not the header one, applies before the first byte.
+    assert!(
+        idle > Duration::from_millis(2500) && idle < Duration::from_millis(5000),
+        "{idle:?}"
+    );
+    let kept = kept
+        .join()
+        .unwrap()
+        .expect("keep-alive connection still open");
+    assert!(
+        kept > Duration::from_millis(2500) && kept < Duration::from_millis(5000),
+        "{kept:?}"
+    );
+
+    // Normal requests still work, and the closes were counted.
+    let metrics = common::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("scim_bridge_connections_closed_total{reason=\"header_timeout\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scim_bridge_connections_closed_total{reason=\"idle_timeout\"} 2"),
+        "{metrics}"
+    );
+}

@@ -2,6 +2,7 @@
 //! Handlers are thin: they authenticate, decode, call [`Directory`] and encode.
 
 mod auth;
+mod conn;
 mod health;
 mod link_routes;
 mod respond;
@@ -30,6 +31,7 @@ use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
+pub use conn::{ConnectionLimits, serve};
 pub use respond::SCIM_JSON;
 
 /// HTTP settings taken from the configuration.
