@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::Uri;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -167,7 +168,8 @@ async fn connection(
         move |req: Request<Incoming>| {
             activity.set(Phase::Busy);
             let guard = BusyGuard(Arc::clone(&activity));
-            let req = req.map(Body::new);
+            let mut req = req.map(Body::new);
+            normalize_path(req.uri_mut());
             let app = app.clone();
             async move {
                 let resp = tower::ServiceExt::oneshot(app, req).await?;
@@ -230,6 +232,39 @@ fn deadline_of(phase: Phase, limits: ConnectionLimits) -> Option<(Instant, &'sta
     }
 }
 
+/// Clients that build URLs from a tenant URL pasted with a trailing slash send
+/// `/scim/v2/entra//Users`; others add a trailing slash. Empty path segments never mean
+/// anything here (no id or name is empty), so repeated slashes collapse and a trailing
+/// slash goes, before routing. Percent-encoded slashes (`%2F`) are data and stay.
+pub(crate) fn normalize_path(uri: &mut Uri) {
+    let path = uri.path();
+    if !path.contains("//") && (path.len() <= 1 || !path.ends_with('/')) {
+        return;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(segment);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if let Some(query) = uri.query() {
+        clean.push('?');
+        clean.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    // The segments came from a valid path, so this parses; if it somehow did not, the
+    // request is routed as it came.
+    let Ok(pq) = clean.parse() else {
+        return;
+    };
+    parts.path_and_query = Some(pq);
+    if let Ok(new) = Uri::from_parts(parts) {
+        *uri = new;
+    }
+}
+
 /// The TCP stream, telling the watchdog when bytes arrive.
 struct Watched {
     inner: TcpStream,
@@ -278,5 +313,31 @@ impl AsyncWrite for Watched {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+    use axum::http::Uri;
+
+    fn norm(s: &str) -> String {
+        let mut u: Uri = s.parse().unwrap();
+        normalize_path(&mut u);
+        u.to_string()
+    }
+
+    #[test]
+    fn slashes_collapse_and_trailing_ones_go() {
+        assert_eq!(norm("/scim/v2/entra/Users/"), "/scim/v2/entra/Users");
+        assert_eq!(norm("/scim/v2/entra//Users"), "/scim/v2/entra/Users");
+        assert_eq!(
+            norm("//scim//v2/entra/Users//?a=b/"),
+            "/scim/v2/entra/Users?a=b/"
+        );
+        assert_eq!(norm("/"), "/");
+        assert_eq!(norm("//"), "/");
+        assert_eq!(norm("/Groups/IP%2FIT"), "/Groups/IP%2FIT");
+        assert_eq!(norm("/healthz"), "/healthz");
     }
 }
