@@ -27,6 +27,7 @@ pub struct Metrics {
     quirks: Mutex<BTreeMap<(String, String), u64>>,
     auth_failures: Mutex<BTreeMap<String, u64>>,
     resolutions: Mutex<BTreeMap<(String, String), u64>>,
+    connections_closed: Mutex<BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,6 +80,14 @@ impl Metrics {
         }
     }
 
+    /// Counts a connection the server closed because it hit a limit
+    /// (`idle_timeout`, `header_timeout`).
+    pub fn connection_closed(&self, reason: &str) {
+        if let Ok(mut m) = self.connections_closed.lock() {
+            *m.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
+
     /// The Prometheus text exposition, followed by `gauges` (name, help, value).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
@@ -126,6 +135,15 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "scim_bridge_auth_failures_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP scim_bridge_connections_closed_total Connections the server closed at a limit, by reason.\n# TYPE scim_bridge_connections_closed_total counter\n");
+        if let Ok(m) = self.connections_closed.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_connections_closed_total{{reason=\"{reason}\"}} {n}"
                 );
             }
         }

@@ -249,3 +249,176 @@ fn read_only_commands_never_create_the_database_and_it_is_private() {
     let o = run(&["token", "list", "--config", cfg], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Logs written to a file carry no terminal colour codes, and durations are rounded
+/// (#18 item 13).
+#[tokio::test]
+async fn file_logs_have_no_colour_codes_and_rounded_durations() {
+    let mut d = Daemon::start("");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..5 {
+        let (s, body) = scim
+            .post(
+                "/Users",
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("log.user{i}"),
+                }),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    assert_eq!(d.terminate(), Some(0));
+    let log = d.log_text();
+    assert!(!log.contains("\x1b["), "colour codes in the log:\n{log}");
+    let durations: Vec<&str> = log
+        .split("ms=")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert!(durations.len() >= 5, "{log}");
+    for ms in durations {
+        let decimals = ms.split_once('.').map_or(0, |(_, f)| f.len());
+        assert!(decimals <= 3, "ms={ms} in\n{log}");
+    }
+}
+
+/// `status` says by its exit code whether the daemon answers and is ready, still
+/// printing what it knows (#18 item 12).
+#[test]
+fn status_exits_7_when_the_daemon_is_not_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &config_text(free_port(), &dir.path().join("data"), ""),
+    );
+    let o = run(&["migrate", "--config", &cfg], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["status", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("database") && out.contains("not reachable"),
+        "{out}"
+    );
+    let o = run(&["status", "--json", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["daemon"].is_null(), "{v}");
+    assert!(v["database"]["schema_version"].is_number(), "{v}");
+
+    // With the daemon up and ready: 0.
+    let d = Daemon::start("");
+    let o = d.cli(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("daemon     ready"));
+}
+
+/// Reads from `s` until the server closes it; how long that took, or `None` when it is
+/// still open after `limit`. Writes `drip` a byte at a time between reads, as a
+/// slowloris client does.
+fn time_to_close(s: &mut std::net::TcpStream, drip: &[u8], limit: Duration) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut next = drip.iter().cycle();
+    while started.elapsed() < limit {
+        if !drip.is_empty() {
+            let b = *next.next().unwrap();
+            if s.write_all(&[b]).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// Slow-header (slowloris) and idle connections are closed by the server, each after
+/// its own configured limit, and counted in `/metrics` (#18 item 3).
+#[tokio::test]
+async fn slow_header_and_idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with_server("header_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n");
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+
+    // A header that never ends, one byte every 200 ms.
+    let slow = std::thread::spawn({
+        let mut s = connect();
+        move || {
+            time_to_close(
+                &mut s,
+                b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                Duration::from_secs(10),
+            )
+        }
+    });
+    // A connection that never sends anything.
+    let idle = std::thread::spawn({
+        let mut s = connect();
+        move || time_to_close(&mut s, b"", Duration::from_secs(10))
+    });
+    // A keep-alive connection after one request.
+    let kept = std::thread::spawn({
+        let mut s = connect();
+        move || {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the response");
+                got.extend_from_slice(&buf[..n]);
+            }
+            time_to_close(&mut s, b"", Duration::from_secs(10))
+        }
+    });
+
+    let slow = slow
+        .join()
+        .unwrap()
+        .expect("slow-header connection still open");
+    assert!(slow < Duration::from_millis(2500), "{slow:?}");
+    let idle = idle.join().unwrap().expect("idle connection still open");
+    // The idle limit, not the header one, applies before the first byte.
+    assert!(
+        idle > Duration::from_millis(2500) && idle < Duration::from_millis(5000),
+        "{idle:?}"
+    );
+    let kept = kept
+        .join()
+        .unwrap()
+        .expect("keep-alive connection still open");
+    assert!(
+        kept > Duration::from_millis(2500) && kept < Duration::from_millis(5000),
+        "{kept:?}"
+    );
+
+    // Normal requests still work, and the closes were counted.
+    let metrics = common::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("scim_bridge_connections_closed_total{reason=\"header_timeout\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scim_bridge_connections_closed_total{reason=\"idle_timeout\"} 2"),
+        "{metrics}"
+    );
+}

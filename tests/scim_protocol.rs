@@ -311,3 +311,53 @@ async fn a_group_with_100k_members_is_read_and_patched() {
     let (_, full) = scim.get(&format!("/Groups/{gid}?attributes=members")).await;
     assert_eq!(full["members"].as_array().unwrap().len(), 99_999);
 }
+
+/// A tenant URL pasted with a trailing slash makes clients send `…/entra//Users`; others
+/// add a trailing slash. Both reach the endpoint they obviously mean (#18 item 14).
+#[tokio::test]
+async fn trailing_and_repeated_slashes_reach_the_same_endpoint() {
+    let d = Daemon::start("");
+    let token = d.token("entra");
+    let scim = Scim::new(d.base("entra"), token.clone());
+    let (s, u) = scim.post("/Users/", user("slash.user")).await;
+    assert_eq!(s, 201, "{u}");
+    let id = u["id"].as_str().unwrap().to_owned();
+    // meta.location stays canonical whatever the request looked like.
+    assert_eq!(
+        u["meta"]["location"],
+        format!("{}/Users/{id}", d.base("entra"))
+    );
+    for path in [
+        "/Users/".to_owned(),
+        "//Users".to_owned(),
+        "/Users//".to_owned(),
+        format!("/Users/{id}/"),
+        format!("//Users//{id}"),
+    ] {
+        let (s, body) = scim.get(&path).await;
+        assert_eq!(s, 200, "GET {path}: {body}");
+    }
+    let (s, list) = scim
+        .get("/Users/?filter=userName%20eq%20%22slash.user%22")
+        .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["totalResults"], 1, "{list}");
+    // The tenant URL itself pasted with a trailing slash.
+    let pasted = Scim::new(format!("{}/", d.base("entra")), token);
+    let (s, body) = pasted.get("/Users").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        pasted
+            .patch(
+                &format!("/Users/{id}/"),
+                json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": false}]
+                })
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(pasted.delete(&format!("/Users/{id}/")).await, 204);
+}

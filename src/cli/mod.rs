@@ -4,7 +4,8 @@
 //! 0 success · 1 runtime failure · 2 usage error · 3 invalid configuration ·
 //! 4 database cannot be opened (foreign, corrupt, newer, unwritable) ·
 //! 5 cannot listen (address in use, permission) ·
-//! 6 vault: wrong or too short passphrase, damaged vault, vault missing.
+//! 6 vault: wrong or too short passphrase, damaged vault, vault missing ·
+//! 7 `status`: the daemon is not reachable or not ready.
 
 mod approve;
 mod dlq;
@@ -67,6 +68,13 @@ impl Failure {
     pub fn listen(message: impl Into<String>) -> Self {
         Failure {
             code: 5,
+            message: message.into(),
+        }
+    }
+    /// Exit code 7: `status` found the daemon down or not ready.
+    pub fn daemon(message: impl Into<String>) -> Self {
+        Failure {
+            code: 7,
             message: message.into(),
         }
     }

@@ -258,13 +258,19 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = server::router(Arc::clone(&state));
     let grace = cfg.server.shutdown_timeout;
-    let server_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let limits = server::ConnectionLimits {
+        header_read_timeout: cfg.server.header_read_timeout,
+        idle_timeout: cfg.server.idle_timeout,
+    };
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        app,
+        limits,
+        Arc::clone(&state),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let signal = shutdown_signal().await;
     tracing::info!(
         signal,
@@ -274,8 +280,7 @@ pub async fn serve(
     notify(&[sd_notify::NotifyState::Stopping, status_line("stopping")]);
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server_task).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!(
             ?grace,

@@ -313,8 +313,13 @@ pub fn init_logging(cfg: &Config, env: &Environment) {
         .cloned()
         .unwrap_or_else(|| cfg.logging.level.clone());
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file, a pipe or journald would keep
+    // the escape codes as text. NO_COLOR (https://no-color.org) turns it off anyway.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && env.vars.get("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match cfg.logging.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -24,7 +24,10 @@ pub async fn run(
         .map_err(|e| Failure::store(e.to_string()));
     store.close().await;
     let s = s?;
-    let daemon = readyz(cfg.server.listen).await;
+    let (ready, daemon) = match readyz(cfg.server.listen).await {
+        Some((code, body)) => (code == 200, Some(body)),
+        None => (false, None),
+    };
     if as_json {
         println!(
             "{}",
@@ -103,11 +106,24 @@ pub async fn run(
             }
         }
     }
-    Ok(())
+    // Scripts and monitoring read the exit code: everything above is printed either way.
+    match &daemon {
+        None => Err(Failure::daemon(format!(
+            "the daemon is not reachable on {}",
+            cfg.server.listen
+        ))),
+        Some(d) if !ready => Err(Failure::daemon(format!(
+            "the daemon on {} is not ready ({})",
+            cfg.server.listen,
+            d.get("status").and_then(Value::as_str).unwrap_or("unknown")
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
-/// A minimal HTTP/1.0 GET of `/readyz`; the CLI carries no HTTP client for this.
-async fn readyz(addr: std::net::SocketAddr) -> Option<Value> {
+/// A minimal HTTP/1.0 GET of `/readyz`, its status code and body; the CLI carries no
+/// HTTP client for this.
+async fn readyz(addr: std::net::SocketAddr) -> Option<(u16, Value)> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -116,8 +132,9 @@ async fn readyz(addr: std::net::SocketAddr) -> Option<Value> {
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf);
-        let body = text.split_once("\r\n\r\n")?.1;
-        serde_json::from_str(body).ok()
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, serde_json::from_str(body).ok()?))
     };
     tokio::time::timeout(Duration::from_secs(2), fetch)
         .await

@@ -23,6 +23,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             max_body_bytes: MIB,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

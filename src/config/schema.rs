@@ -92,6 +92,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// From the first byte of a request to the end of its header (slowloris bound).
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request before it is closed.
+    pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
 }
 

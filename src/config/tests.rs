@@ -66,6 +66,8 @@ public_url = "https://scim.example.com/base/"
 data_dir = "state"
 max_body_bytes = "2MiB"
 request_timeout = "500ms"
+header_read_timeout = "5s"
+idle_timeout = "2m"
 shutdown_timeout = "2m"
 
 [database]
@@ -198,6 +200,8 @@ fn full_config_with_every_key() {
             data_dir: base.join("state"),
             max_body_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_millis(500),
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
             shutdown_timeout: Duration::from_secs(120),
         },
         database: DatabaseConfig {
@@ -390,6 +394,8 @@ fn empty_file_gives_defaults() {
     );
     assert_eq!(server.max_body_bytes, 1_048_576);
     assert_eq!(server.request_timeout, Duration::from_secs(30));
+    assert_eq!(server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(server.idle_timeout, Duration::from_secs(60));
     assert_eq!(server.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(loaded.config.logging.level, "info");
     assert_eq!(loaded.config.logging.format, LogFormat::Text);

@@ -94,6 +94,8 @@ fn read_server(
     let data_dir = t.get("data_dir");
     let max_body_bytes = t.get("max_body_bytes");
     let request_timeout = t.get("request_timeout");
+    let header_read_timeout = t.get("header_read_timeout");
+    let idle_timeout = t.get("idle_timeout");
     let shutdown_timeout = t.get("shutdown_timeout");
     t.finish(ctx);
 
@@ -116,6 +118,12 @@ fn read_server(
     if let Some(v) = request_timeout.and_then(|f| timeout(ctx, &f)) {
         out.request_timeout = v;
     }
+    if let Some(v) = header_read_timeout.and_then(|f| timeout(ctx, &f)) {
+        out.header_read_timeout = v;
+    }
+    if let Some(v) = idle_timeout.and_then(|f| timeout(ctx, &f)) {
+        out.idle_timeout = v;
+    }
     if let Some(v) =
         shutdown_timeout.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
     {
@@ -123,7 +131,7 @@ fn read_server(
     }
 }
 
-/// A zero request timeout would fail every request, so it is refused; a zero
+/// A zero request, header or idle timeout would fail every request, so it is refused; a zero
 /// shutdown timeout is a legitimate "do not wait".
 fn timeout(ctx: &mut Ctx, f: &Field<'_>) -> Option<std::time::Duration> {
     let v = ctx.parse(f, values::DURATION_EXPECTED, values::duration)?;

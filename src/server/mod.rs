@@ -2,6 +2,7 @@
 //! Handlers are thin: they authenticate, decode, call [`Directory`] and encode.
 
 mod auth;
+mod conn;
 mod health;
 mod link_routes;
 mod respond;
@@ -30,6 +31,7 @@ use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
+pub use conn::{ConnectionLimits, serve};
 pub use respond::SCIM_JSON;
 
 /// HTTP settings taken from the configuration.
@@ -218,7 +220,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     .await;
     let took = started.elapsed();
     let status = resp.status();
-    let ms = took.as_secs_f64() * 1e3;
+    // Microsecond precision is all a reader can use; the raw float prints as
+    // `ms=0.45750100000000005`.
+    let ms = (took.as_secs_f64() * 1e6).round() / 1e3;
     let code = status.as_u16();
     if status.is_server_error() {
         tracing::warn!(request_id = %id, %method, %path, status = code, ms, "request");

@@ -20,10 +20,23 @@ pub fn config_text(port: u16, data_dir: &Path, extra: &str) -> String {
 
 /// Like [`config_text`] with a log level.
 pub fn config_text_at(port: u16, data_dir: &Path, extra: &str, level: &str) -> String {
+    config_text_full(port, data_dir, "", extra, level)
+}
+
+/// Like [`config_text_at`] with more `[server]` keys (`server` is TOML lines); `extra`
+/// comes after every table, so it cannot add keys to `[server]`.
+pub fn config_text_full(
+    port: u16,
+    data_dir: &Path,
+    server: &str,
+    extra: &str,
+    level: &str,
+) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
 data_dir = "{}"
+{server}
 
 [logging]
 level = "{level}"
@@ -80,6 +93,11 @@ impl Daemon {
         Self::start_full(extra, level, &[])
     }
 
+    /// Starts a daemon with more `[server]` keys (TOML lines).
+    pub fn start_with_server(server: &str) -> Daemon {
+        Self::start_inner(server, "", "info", &[])
+    }
+
     /// Starts a daemon after writing `secrets` (file name, contents) beside its config
     /// with mode 600, for `{ file = "NAME" }` references in `extra`.
     pub fn start_with_secrets(extra: &str, secrets: &[(&str, &str)]) -> Daemon {
@@ -87,6 +105,10 @@ impl Daemon {
     }
 
     fn start_full(extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
+        Self::start_inner("", extra, level, secrets)
+    }
+
+    fn start_inner(server: &str, extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, value) in secrets {
             let path = dir.path().join(name);
@@ -98,7 +120,7 @@ impl Daemon {
         let config = dir.path().join("scim-bridge.toml");
         std::fs::write(
             &config,
-            config_text_at(port, &dir.path().join("data"), extra, level),
+            config_text_full(port, &dir.path().join("data"), server, extra, level),
         )
         .expect("write config");
         let mut d = Daemon {

@@ -1,0 +1,343 @@
+//! The accept loop and per-connection limits.
+//!
+//! `axum::serve` keeps a connection open for as long as the client likes: an idle
+//! keep-alive connection, or one that sends its header a byte at a time (slowloris),
+//! holds a file descriptor for ever, and enough of them starve real clients. hyper's own
+//! header timeout starts when the connection starts waiting for a request, so it cannot
+//! give idle keep-alive connections a longer limit than slow headers; each connection
+//! therefore gets a small watchdog that knows which phase it is in:
+//!
+//! * idle (just accepted, or its last response sent): closed after `idle_timeout`;
+//! * reading a request header (bytes arrived, no request yet): closed after
+//!   `header_read_timeout` from the first byte;
+//! * handling a request: `request_timeout` (in the router) bounds it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::Uri;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::AppState;
+
+/// How long connections may stay idle or take to send a request header.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From the first byte of a request to the end of its header.
+    pub header_read_timeout: Duration,
+    /// With no request in progress and no byte of the next one received.
+    pub idle_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets running requests
+/// finish (the caller bounds how long) and returns once every connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    // Dropped senders tell connections to shut down; `closed` tells us they all have.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: accepting again at once
+                    // would spin; connection-level errors (a reset before accept) are
+                    // harmless and retried immediately.
+                    if !is_connection_error(&e) {
+                        tracing::error!(error = %e, "cannot accept connections");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        tokio::spawn(connection(
+            stream,
+            app.clone(),
+            limits,
+            Arc::clone(&state),
+            stop_rx.clone(),
+            done_rx.clone(),
+        ));
+    }
+    drop(listener);
+    drop(stop_tx);
+    drop(done_rx);
+    done_tx.closed().await;
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Which phase a connection is in, for its watchdog.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Idle(Instant),
+    Header(Instant),
+    Busy,
+}
+
+/// A connection's phase, shared by its socket, its requests and its watchdog.
+struct Activity {
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn set(&self, phase: Phase) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase;
+        }
+        self.changed.notify_one();
+    }
+
+    fn phase(&self) -> Phase {
+        self.phase.lock().map_or(Phase::Busy, |p| *p)
+    }
+
+    /// Bytes arrived: an idle connection starts its header clock.
+    fn received(&self) {
+        let started = match self.phase.lock() {
+            Ok(mut p) if matches!(*p, Phase::Idle(_)) => {
+                *p = Phase::Header(Instant::now());
+                true
+            }
+            _ => false,
+        };
+        if started {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// Marks the connection idle again when dropped, i.e. when hyper has sent the whole
+/// response body (or given up on it).
+struct BusyGuard(Arc<Activity>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.set(Phase::Idle(Instant::now()));
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: ConnectionLimits,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<()>,
+    _done: watch::Receiver<()>,
+) {
+    let activity = Arc::new(Activity {
+        phase: Mutex::new(Phase::Idle(Instant::now())),
+        changed: Notify::new(),
+    });
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    });
+    let service = hyper::service::service_fn({
+        let activity = Arc::clone(&activity);
+        move |req: Request<Incoming>| {
+            activity.set(Phase::Busy);
+            let guard = BusyGuard(Arc::clone(&activity));
+            let mut req = req.map(Body::new);
+            normalize_path(req.uri_mut());
+            let app = app.clone();
+            async move {
+                let resp = tower::ServiceExt::oneshot(app, req).await?;
+                // The guard lives as long as the body hyper is still sending.
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _sending = &guard;
+                        frame
+                    }))
+                }))
+            }
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut stopping = false;
+    loop {
+        let deadline = deadline_of(activity.phase(), limits);
+        let expiry = async {
+            match deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = expiry => {
+                // The phase may have changed while we slept: only the deadline of the
+                // phase the connection is in now can close it.
+                if let Some((at, reason)) = deadline_of(activity.phase(), limits)
+                    && Instant::now() >= at
+                {
+                    state.metrics.connection_closed(reason);
+                    tracing::debug!(reason, "closing a connection");
+                    // Dropping the connection closes the socket.
+                    return;
+                }
+            }
+            () = activity.changed.notified() => {}
+            _ = stop.changed(), if !stopping => {
+                // Idle connections close now; a running request finishes first.
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// When a connection in `phase` is closed, and the reason counted in `/metrics`.
+fn deadline_of(phase: Phase, limits: ConnectionLimits) -> Option<(Instant, &'static str)> {
+    match phase {
+        Phase::Idle(since) => Some((since + limits.idle_timeout, "idle_timeout")),
+        Phase::Header(since) => Some((since + limits.header_read_timeout, "header_timeout")),
+        Phase::Busy => None,
+    }
+}
+
+/// Clients that build URLs from a tenant URL pasted with a trailing slash send
+/// `/scim/v2/entra//Users`; others add a trailing slash. Empty path segments never mean
+/// anything here (no id or name is empty), so repeated slashes collapse and a trailing
+/// slash goes, before routing. Percent-encoded slashes (`%2F`) are data and stay.
+pub(crate) fn normalize_path(uri: &mut Uri) {
+    let path = uri.path();
+    if !path.contains("//") && (path.len() <= 1 || !path.ends_with('/')) {
+        return;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(segment);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if let Some(query) = uri.query() {
+        clean.push('?');
+        clean.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    // The segments came from a valid path, so this parses; if it somehow did not, the
+    // request is routed as it came.
+    let Ok(pq) = clean.parse() else {
+        return;
+    };
+    parts.path_and_query = Some(pq);
+    if let Ok(new) = Uri::from_parts(parts) {
+        *uri = new;
+    }
+}
+
+/// The TCP stream, telling the watchdog when bytes arrive.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.received();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+    use axum::http::Uri;
+
+    fn norm(s: &str) -> String {
+        let mut u: Uri = s.parse().unwrap();
+        normalize_path(&mut u);
+        u.to_string()
+    }
+
+    #[test]
+    fn slashes_collapse_and_trailing_ones_go() {
+        assert_eq!(norm("/scim/v2/entra/Users/"), "/scim/v2/entra/Users");
+        assert_eq!(norm("/scim/v2/entra//Users"), "/scim/v2/entra/Users");
+        assert_eq!(
+            norm("//scim//v2/entra/Users//?a=b/"),
+            "/scim/v2/entra/Users?a=b/"
+        );
+        assert_eq!(norm("/"), "/");
+        assert_eq!(norm("//"), "/");
+        assert_eq!(norm("/Groups/IP%2FIT"), "/Groups/IP%2FIT");
+        assert_eq!(norm("/healthz"), "/healthz");
+    }
+}
