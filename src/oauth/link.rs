@@ -67,7 +67,7 @@ pub enum Revoked {
     LocallyOnly,
 }
 
-/// A link's state as `link status` shows it: never its tokens.
+/// A linked account as `link list` and `link status` show it: never its tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkStatus {
     pub target: String,
@@ -78,16 +78,6 @@ pub struct LinkStatus {
     pub refreshable: bool,
     /// When the tokens were last refreshed (`None`: never since linking).
     pub refreshed: Option<DateTime<Utc>>,
-}
-
-/// A linked account as `link list` shows it: never its tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LinkInfo {
-    pub target: String,
-    pub user: String,
-    pub linked: DateTime<Utc>,
-    pub expires: Option<DateTime<Utc>>,
-    pub refreshable: bool,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -494,18 +484,12 @@ impl Linker {
     }
 
     /// Every linked account of this target.
-    pub async fn list(&self) -> Result<Vec<LinkInfo>, OAuthError> {
+    pub async fn list(&self) -> Result<Vec<LinkStatus>, OAuthError> {
         let prefix = format!("link.{}.", self.cfg.target);
         let mut out = Vec::new();
         for name in self.store.names(&prefix).await.map_err(Self::vault)? {
-            if let Some((linked, token)) = self.load(&name).await? {
-                out.push(LinkInfo {
-                    target: self.cfg.target.clone(),
-                    user: linked.user.clone(),
-                    linked: linked.linked,
-                    expires: token.expires_at(),
-                    refreshable: token.refresh().is_some(),
-                });
+            if let Some(found) = self.load(&name).await? {
+                out.push(self.shown(&found));
             }
         }
         Ok(out)
@@ -516,14 +500,19 @@ impl Linker {
         Ok(self
             .load(&self.link_name(user))
             .await?
-            .map(|(linked, token)| LinkStatus {
-                target: self.cfg.target.clone(),
-                user: linked.user.clone(),
-                linked: linked.linked,
-                expires: token.expires_at(),
-                refreshable: token.refresh().is_some(),
-                refreshed: linked.refreshed,
-            }))
+            .map(|found| self.shown(&found)))
+    }
+
+    /// A stored link as people see it.
+    fn shown(&self, (linked, token): &(Linked, Token)) -> LinkStatus {
+        LinkStatus {
+            target: self.cfg.target.clone(),
+            user: linked.user.clone(),
+            linked: linked.linked,
+            expires: token.expires_at(),
+            refreshable: token.refresh().is_some(),
+            refreshed: linked.refreshed,
+        }
     }
 
     /// Ends `user`'s link: its tokens are revoked at the provider (RFC 7009) where a

@@ -19,7 +19,7 @@ pub use credentials::{Credentials, SendError, auth_header};
 pub use error::OAuthError;
 pub use exchange::TokenEndpoint;
 pub use http::{HttpClientError, StatusAnswer, build_client};
-pub use link::{Approver, LinkInfo, LinkStatus, Linker, LinkerConfig, Revoked};
+pub use link::{Approver, LinkStatus, Linker, LinkerConfig, Revoked};
 pub use persist::{SecretsTokenStore, TokenStore};
 pub use source::{AuthHealth, Grant, SourceConfig, TokenSource};
 pub use token::Token;
