@@ -264,10 +264,19 @@ pub async fn plan(
     let remote_groups = by_id(&snapshot.groups);
     let user_index = SnapshotIndex::new(&snapshot.users);
     let group_index = SnapshotIndex::new(&snapshot.groups);
-    // Who the bridge manages there: target id → the bridge resource and how.
-    let managed: HashMap<(ResourceKind, String), Managed> = store
-        .managed(&name)
-        .await?
+    // Who the bridge manages there, read once: by target id (whose is this account?)
+    // and by bridge resource (which account is this person's?).
+    let links = store.managed(&name).await?;
+    let linked: HashMap<(String, ResourceKind, String), String> = links
+        .iter()
+        .map(|m| {
+            (
+                (m.provider.clone(), m.kind, m.resource_id.clone()),
+                m.link.target_id.clone(),
+            )
+        })
+        .collect();
+    let managed: HashMap<(ResourceKind, String), Managed> = links
         .into_iter()
         .map(|m| ((m.kind, m.link.target_id.clone()), m))
         .collect();
@@ -308,7 +317,7 @@ pub async fn plan(
                     detail,
                     matched_by: None,
                 };
-                let mapped = store.target_id(&name, provider, kind, &r.id).await?;
+                let mapped = linked.get(&(provider.clone(), kind, r.id.clone())).cloned();
                 let found = mapped.clone().filter(|t| remote.contains_key(t));
                 let scope = scoping::decide(
                     store,

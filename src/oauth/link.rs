@@ -495,6 +495,18 @@ impl Linker {
         Ok(out)
     }
 
+    /// Whether `user` has a link, from the vault's names alone (nothing decrypted):
+    /// asked on every request made for a person.
+    pub async fn is_linked(&self, user: &str) -> Result<bool, OAuthError> {
+        let name = self.link_name(user);
+        Ok(self
+            .store
+            .names(&name)
+            .await
+            .map_err(Self::vault)?
+            .contains(&name))
+    }
+
     /// `user`'s link, if any: when linked, token expiry and last refresh.
     pub async fn status(&self, user: &str) -> Result<Option<LinkStatus>, OAuthError> {
         Ok(self

@@ -175,10 +175,9 @@ impl Resolver {
         let linker = people.and_then(|p| p.linker.clone());
         let linked = match &linker {
             Some(l) => l
-                .status(user)
+                .is_linked(user)
                 .await
-                .map_err(|e| ResolveError::Upstream(e.to_string()))?
-                .is_some(),
+                .map_err(|e| ResolveError::Upstream(e.to_string()))?,
             None => false,
         };
         match (linker, people) {
