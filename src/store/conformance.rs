@@ -294,6 +294,21 @@ pub async fn member_changes_are_recorded_as_deltas(o: &dyn Opener) {
         .map(|m| m.value)
         .collect();
     assert_eq!(ids, vec!["z"]);
+
+    // Steps inside one PATCH (add d, remove z, add z back, remove d): each member is
+    // listed once, with where it ended up, so a receiver replaying the lists in any
+    // order gets the stored set.
+    store
+        .apply(upd(vec![
+            MemberChange::Add(vec![member("d")]),
+            MemberChange::Remove(vec!["z".into()]),
+            MemberChange::Add(vec![member("z")]),
+            MemberChange::Remove(vec!["d".into()]),
+        ]))
+        .await
+        .unwrap();
+    let last = store.events_after(0, 100).await.unwrap().pop().unwrap();
+    assert_eq!(last.detail, json!({"added": ["z"], "removed": ["d"]}));
     store.close().await;
 }
 

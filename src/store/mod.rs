@@ -19,6 +19,7 @@ pub use delivery::{
     QueuedDelivery, TargetLink,
 };
 pub use error::StoreError;
+pub(crate) use model::MemberDelta;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
     MutationKind, Page, SecretRow, StoreStatus, StoredResource, VaultRecord,

@@ -335,3 +335,85 @@ pub fn parse_kind(s: &str) -> Result<ResourceKind, crate::store::StoreError> {
         ))),
     }
 }
+
+/// A group's membership change within one mutation, as its change event records it.
+///
+/// Each member touched appears once: in `added` when it is a member afterwards, in
+/// `removed` when it is not. Steps inside one PATCH (remove A, then add A) therefore
+/// never leave a member in both lists, and applying the lists in either order gives
+/// the same set. Both engines build event details with this one type.
+#[derive(Debug, Default)]
+pub(crate) struct MemberDelta {
+    touched: Vec<(String, bool)>,
+    at: std::collections::HashMap<String, usize>,
+    replaced: bool,
+}
+
+impl MemberDelta {
+    /// `id` became a member (it was not one before this step).
+    pub(crate) fn add(&mut self, id: &str) {
+        self.touch(id, true);
+    }
+
+    /// `id` stopped being a member.
+    pub(crate) fn remove(&mut self, id: &str) {
+        self.touch(id, false);
+    }
+
+    /// The whole list was replaced: delivery reads the set instead of a delta.
+    pub(crate) fn replace(&mut self) {
+        self.replaced = true;
+    }
+
+    fn touch(&mut self, id: &str, member: bool) {
+        match self.at.get(id) {
+            Some(&i) => {
+                if let Some(entry) = self.touched.get_mut(i) {
+                    entry.1 = member;
+                }
+            }
+            None => {
+                self.at.insert(id.to_owned(), self.touched.len());
+                self.touched.push((id.to_owned(), member));
+            }
+        }
+    }
+
+    /// The event detail: `{"added": […], "removed": […]}`, or `{"replaced": true}`.
+    pub(crate) fn into_detail(self) -> Value {
+        if self.replaced {
+            return serde_json::json!({ "replaced": true });
+        }
+        let (added, removed): (Vec<_>, Vec<_>) = self.touched.into_iter().partition(|t| t.1);
+        let ids = |v: Vec<(String, bool)>| v.into_iter().map(|t| t.0).collect::<Vec<_>>();
+        serde_json::json!({ "added": ids(added), "removed": ids(removed) })
+    }
+}
+
+#[cfg(test)]
+mod member_delta_tests {
+    use super::MemberDelta;
+    use serde_json::json;
+
+    #[test]
+    fn a_member_touched_twice_is_listed_once_with_its_final_state() {
+        let mut d = MemberDelta::default();
+        d.remove("a");
+        d.add("b");
+        d.add("a");
+        d.add("c");
+        d.remove("c");
+        assert_eq!(
+            d.into_detail(),
+            json!({"added": ["a", "b"], "removed": ["c"]})
+        );
+    }
+
+    #[test]
+    fn a_replaced_list_says_so_and_nothing_else() {
+        let mut d = MemberDelta::default();
+        d.add("a");
+        d.replace();
+        assert_eq!(d.into_detail(), json!({"replaced": true}));
+    }
+}

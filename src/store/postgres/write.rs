@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::rows::{Failed, execute, ms, query, query_one, query_opt, unique_violation};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ChangeOp, Committed, IndexKeys, MemberChange, Mutation, MutationKind, StoreError,
+    ChangeOp, Committed, IndexKeys, MemberChange, MemberDelta, Mutation, MutationKind, StoreError,
 };
 
 // Ordering. Every change locks its resource's row (`current` takes it FOR UPDATE; a
@@ -320,12 +320,14 @@ async fn member_changes(
     group_seq: i64,
     changes: &[MemberChange],
 ) -> Result<Value, Failed> {
-    let mut added = Vec::new();
-    let mut removed = Vec::new();
-    let mut replaced = false;
+    let mut delta = MemberDelta::default();
     for ch in changes {
         match ch {
-            MemberChange::Add(refs) => add_members(tx, group_seq, refs, &mut added).await?,
+            MemberChange::Add(refs) => {
+                let mut added = Vec::new();
+                add_members(tx, group_seq, refs, &mut added).await?;
+                added.iter().for_each(|id| delta.add(id));
+            }
             MemberChange::Remove(ids) => {
                 let gone = query(
                     tx,
@@ -340,7 +342,7 @@ async fn member_changes(
                 }
                 for id in ids {
                     if gone_ids.remove(id) {
-                        removed.push(id.clone());
+                        delta.remove(id);
                     }
                 }
             }
@@ -351,7 +353,7 @@ async fn member_changes(
                     &[&group_seq],
                 )
                 .await?;
-                replaced = true;
+                delta.replace();
             }
             MemberChange::ReplaceAll(refs) => {
                 execute(
@@ -360,17 +362,12 @@ async fn member_changes(
                     &[&group_seq],
                 )
                 .await?;
-                replaced = true;
-                add_members(tx, group_seq, refs, &mut added).await?;
+                delta.replace();
+                add_members(tx, group_seq, refs, &mut Vec::new()).await?;
             }
         }
     }
-    // After a wholesale replacement the delta is meaningless: delivery reads the set.
-    Ok(if replaced {
-        json!({ "replaced": true })
-    } else {
-        json!({ "added": added, "removed": removed })
-    })
+    Ok(delta.into_detail())
 }
 
 /// Writes the change event and fans it out to every target routed from the

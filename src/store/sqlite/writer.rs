@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{fmt_time, parse_time};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, Mutation, MutationKind, StoreError,
+    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberDelta, Mutation, MutationKind,
+    StoreError,
 };
 
 /// Most jobs folded into one transaction; bounds commit latency under heavy load.
@@ -549,41 +550,38 @@ fn member_changes(
     group_seq: i64,
     changes: &[MemberChange],
 ) -> Result<Value, StoreError> {
-    let mut added = Vec::new();
-    let mut removed = Vec::new();
-    let mut replaced = false;
+    let mut delta = MemberDelta::default();
     for ch in changes {
         match ch {
-            MemberChange::Add(refs) => add_members(c, group_seq, refs, &mut added)?,
+            MemberChange::Add(refs) => {
+                let mut added = Vec::new();
+                add_members(c, group_seq, refs, &mut added)?;
+                added.iter().for_each(|id| delta.add(id));
+            }
             MemberChange::Remove(ids) => {
                 let mut st = c.prepare_cached(
                     "DELETE FROM group_members WHERE group_seq = ?1 AND member_id = ?2",
                 )?;
                 for id in ids {
                     if st.execute(params![group_seq, id])? > 0 {
-                        removed.push(id.clone());
+                        delta.remove(id);
                     }
                 }
             }
             MemberChange::RemoveAll => {
                 c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
                     .execute([group_seq])?;
-                replaced = true;
+                delta.replace();
             }
             MemberChange::ReplaceAll(refs) => {
                 c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
                     .execute([group_seq])?;
-                replaced = true;
-                add_members(c, group_seq, refs, &mut added)?;
+                delta.replace();
+                add_members(c, group_seq, refs, &mut Vec::new())?;
             }
         }
     }
-    // After a wholesale replacement the delta is meaningless: delivery reads the set.
-    Ok(if replaced {
-        json!({ "replaced": true })
-    } else {
-        json!({ "added": added, "removed": removed })
-    })
+    Ok(delta.into_detail())
 }
 
 fn event(
