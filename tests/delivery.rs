@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fake_webhook::{self, SECRET, Shared};
+use common::group_churn;
 use common::{Daemon, Scim, config_text, free_port};
 use serde_json::{Value, json};
 
@@ -227,6 +228,37 @@ async fn sigkill_during_delivery_loses_nothing() {
     }
     d.wait_drained("hooks").await;
     check(&receiver, &live, &[]);
+}
+
+/// A receiver that de-duplicates on the event id and replays `data.members` derives
+/// every group's members as the bridge holds them, through random membership changes of
+/// every shape, a receiver that processes some events and then answers 500, and SIGKILLs
+/// with deliveries in flight. No change ever arrives under two event ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_webhook_events_give_each_groups_members_across_kills() {
+    let receiver = fake_webhook::new_receiver(0.15, 23);
+    receiver.lock().unwrap().accept_then_fail = 0.2;
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let mut d = daemon(&url);
+    let token = d.token("entra");
+    let scim = Scim::new(d.base("entra"), token.clone());
+    let (users, groups) = group_churn::people(&scim, "churn", 24, 6).await;
+    for round in 0..4u64 {
+        let bases = [d.base("entra")];
+        group_churn::round("churn", &bases, &token, &groups, &users, round, 12).await;
+        tokio::time::sleep(Duration::from_millis(100 + 150 * round)).await;
+        d.kill9();
+        d.spawn();
+    }
+    let after = d.wait_drained("hooks").await;
+    assert_eq!(after["dead_letters"], 0, "{after}");
+    let scim = Scim::new(d.base("entra"), token);
+    group_churn::assert_receiver_matches(&receiver, &scim, &groups).await;
+    let r = receiver.lock().unwrap();
+    assert!(
+        r.duplicates > 0,
+        "no event was sent again after being processed: the case is not exercised"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

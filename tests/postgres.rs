@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::fake_webhook::{self, SECRET, Shared};
+use common::group_churn;
 use common::{Daemon, Scim, config_text, free_port};
 use scim_bridge::store::postgres::testkit::TestCluster;
 use serde_json::{Value, json};
@@ -148,16 +149,10 @@ async fn delivered(d: &Daemon) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_delivery_and_one_killed_mid_delivery_loses_nothing() {
-    let Some((_cluster, url)) = cluster_db("delivery").await else {
-        return;
-    };
-    let receiver = fake_webhook::new_receiver(0.2, 11);
-    receiver.lock().unwrap().hang = Duration::from_millis(1500);
-    let hook = fake_webhook::start_blocking(receiver.clone());
-    // timeout 1s: the lease is 2 × timeout + 30 s, the wait for a dead instance's work.
-    let targets = format!(
+/// The webhook target both instances deliver to. `timeout = 1s`: the lease is
+/// 2 × timeout + 30 s, the wait for a dead instance's work.
+fn hooks_target(hook: &str) -> String {
+    format!(
         r#"
 [[targets]]
 name = "hooks"
@@ -169,7 +164,18 @@ timeout = "1s"
 max_attempts = 1000
 concurrency = 8
 "#
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_delivery_and_one_killed_mid_delivery_loses_nothing() {
+    let Some((_cluster, url)) = cluster_db("delivery").await else {
+        return;
+    };
+    let receiver = fake_webhook::new_receiver(0.2, 11);
+    receiver.lock().unwrap().hang = Duration::from_millis(1500);
+    let hook = fake_webhook::start_blocking(receiver.clone());
+    let targets = hooks_target(&hook);
     let mut a = instance(&url, &targets);
     let b = instance(&url, &targets);
     let token = a.token("entra");
@@ -241,6 +247,55 @@ concurrency = 8
     let repeats = check(&receiver, &live);
     // Only what A had in flight when it died can have reached the receiver twice.
     assert!(repeats <= 8, "{repeats} repeated deliveries");
+}
+
+/// Two instances share the queue; membership churn goes through both, one is killed
+/// with deliveries in flight and the other takes its work over. A receiver that
+/// de-duplicates on event ids and replays `data.members` still derives every group's
+/// members exactly, and no change came under a second event id after the takeover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_webhook_membership_survives_an_instance_takeover() {
+    let Some((_cluster, url)) = cluster_db("membership").await else {
+        return;
+    };
+    let receiver = fake_webhook::new_receiver(0.15, 29);
+    {
+        let mut r = receiver.lock().unwrap();
+        r.accept_then_fail = 0.2;
+        r.hang = Duration::from_millis(1500);
+    }
+    let hook = fake_webhook::start_blocking(receiver.clone());
+    let targets = hooks_target(&hook);
+    let mut a = instance(&url, &targets);
+    let b = instance(&url, &targets);
+    let token = a.token("entra");
+    let bases = [a.base("entra"), b.base("entra")];
+    let scim_b = Scim::new(b.base("entra"), token.clone());
+    let (users, groups) = group_churn::people(&scim_b, "takeover", 24, 6).await;
+    group_churn::round("takeover", &bases, &token, &groups, &users, 0, 12).await;
+    group_churn::round("takeover", &bases, &token, &groups, &users, 1, 12).await;
+    // The receiver stalls, so A dies with requests in flight that the receiver then
+    // processes: B must send exactly those spans again, under the same ids, once A's
+    // leases run out.
+    receiver.lock().unwrap().stall = true;
+    group_churn::round("takeover", &bases, &token, &groups, &users, 2, 12).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = a.delivery("hooks").await;
+    assert!(
+        before["queued"].as_u64().unwrap() > 0,
+        "nothing left to kill mid-delivery: {before}"
+    );
+    a.kill9();
+    receiver.lock().unwrap().stall = false;
+    // B keeps taking membership changes while A's leases run out.
+    group_churn::round("takeover", &bases[1..], &token, &groups, &users, 3, 12).await;
+    let after = b.wait_drained("hooks").await;
+    assert_eq!(after["dead_letters"], 0, "{after}");
+    group_churn::assert_receiver_matches(&receiver, &scim_b, &groups).await;
+    assert!(
+        receiver.lock().unwrap().duplicates > 0,
+        "stable ids not exercised"
+    );
 }
 
 /// Runs the binary with `stdin`.

@@ -508,6 +508,7 @@ impl Engine {
             member_ids: HashMap::new(),
             relations: Relations::default(),
             excluded: HashSet::new(),
+            resync_at: d.resync.then_some(d.queued_at),
         };
         if let State::Present(doc) = &change.state
             && d.kind == ResourceKind::User
@@ -515,7 +516,16 @@ impl Engine {
             change.relations = self.relations(d, doc).await?;
         }
         let needs = self.target.member_needs();
-        if d.kind != ResourceKind::Group || needs == MemberNeeds::EventsOnly {
+        if d.kind != ResourceKind::Group {
+            return Ok(change);
+        }
+        if needs == MemberNeeds::EventsOnly {
+            // A replaced list leaves no delta to carry, and a resync asks for the whole
+            // resource: the whole list then goes instead (no target ids: a target that
+            // needs only events keeps none).
+            if change.state != State::Deleted && (d.resync || change.members_replaced()) {
+                change.members = Some(self.store.members(&d.provider, &d.resource_id).await?);
+            }
             return Ok(change);
         }
         // A deleted group's last members are in its delete event's `removed`.

@@ -50,6 +50,10 @@ pub struct Change {
     /// Groups: members outside the target's scope, left out of `members` and of the
     /// added deltas (their own deliveries keep them away from the target).
     pub excluded: std::collections::HashSet<String>,
+    /// Set when a resync asked for this delivery (reconciliation found drift, a rule's
+    /// input changed, a member arrived): when it was queued. Stable across retries, so
+    /// a webhook can name a delivery that carries no change event of its own.
+    pub resync_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Change {
@@ -99,7 +103,8 @@ impl Change {
 /// only for targets that use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberNeeds {
-    /// The events' member deltas only; no target ids (a webhook keeps none).
+    /// The events' member deltas, and the whole list (without target ids: a webhook
+    /// keeps none) only when a change replaced it or a resync asks for it.
     EventsOnly,
     /// Deltas with the members' target ids, and the whole list when the target has not
     /// seen the group yet or its list was replaced.

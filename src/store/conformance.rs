@@ -1582,6 +1582,93 @@ pub async fn ownership_and_guard_holds(o: &dyn Opener) {
     assert_eq!(mine, ["still ambiguous"]);
 }
 
+/// A span once attempted is retried exactly (after a restart and on another instance
+/// too), so a webhook event keeps its id; changes arriving meanwhile follow next.
+pub async fn an_attempted_span_is_retried_unchanged(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    let now = t0();
+    let later = now + chrono::Duration::minutes(5);
+    store
+        .apply(create(
+            "u1",
+            ResourceKind::User,
+            json!({"userName": "one"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let first = store
+        .claim_deliveries("hook", "a", now, later, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let retry = DeliveryOutcome::Retry {
+        next_at: now,
+        error: "503".into(),
+    };
+    store
+        .finish_delivery(first.clone(), "a", retry, std::time::Duration::ZERO, now)
+        .await
+        .unwrap();
+    // A change arrives while the first span waits for its retry, and the instance
+    // that attempted it dies: another takes over.
+    store
+        .apply(update("u1", 1, json!({"userName": "one", "title": "new"})))
+        .await
+        .unwrap();
+    store.release_leases("a").await.unwrap();
+    let again = store
+        .claim_deliveries("hook", "b", now, later, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (again.from_seq, again.last_seq),
+        (first.from_seq, first.last_seq),
+        "the retry covers what the first attempt covered"
+    );
+    store
+        .finish_delivery(
+            again.clone(),
+            "b",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            now,
+        )
+        .await
+        .unwrap();
+    // The change that arrived meanwhile is due at once, in its own span.
+    let rest = store
+        .claim_deliveries("hook", "b", now, later, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(rest.from_seq, first.last_seq);
+    assert!(rest.last_seq > first.last_seq);
+    store
+        .finish_delivery(
+            rest,
+            "b",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries("hook", "b", now, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+}
+
 macro_rules! conformance {
     ($($suite:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -1622,4 +1709,5 @@ conformance!(
     a_resync_requested_mid_delivery_is_not_lost,
     orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
     ownership_and_guard_holds,
+    an_attempted_span_is_retried_unchanged,
 );

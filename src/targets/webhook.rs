@@ -2,8 +2,17 @@
 //! HMAC-SHA256 over the timestamp and the body.
 //!
 //! `X-Scim-Bridge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-//! Receivers recompute it, compare in constant time and reject old timestamps; the
-//! event `id` is stable across retries of the same change, for de-duplication.
+//! Receivers recompute it, compare in constant time and reject old timestamps.
+//!
+//! What a receiver can rely on (the README shows a receiver):
+//! * the event `id` names the span of changes it carries and stays the same across
+//!   retries, restarts and another instance's takeover (the store retries a span it
+//!   attempted unchanged), so de-duplicating on it is safe;
+//! * a group's `data.members` is either `{"all": [...]}`, the whole list, or
+//!   `{"added": [...], "removed": [...]}`, each member touched by the span listed once
+//!   with where it ended up. Both are idempotent, so applying a group's events in the
+//!   order they arrive yields the bridge's list, even when a retried span overlaps
+//!   what the receiver already applied.
 
 use std::sync::Arc;
 
@@ -85,15 +94,6 @@ impl WebhookTarget {
             State::Present(doc) => ("upserted", doc.clone()),
             State::Deleted => ("deleted", Value::Null),
         };
-        let mut added = Vec::new();
-        let mut removed = Vec::new();
-        for e in &change.events {
-            for (key, list) in [("added", &mut added), ("removed", &mut removed)] {
-                if let Some(ids) = e.detail.get(key).and_then(Value::as_array) {
-                    list.extend(ids.iter().cloned());
-                }
-            }
-        }
         let mut data = json!({
             "provider": change.provider,
             "resourceType": change.kind.name(),
@@ -104,12 +104,27 @@ impl WebhookTarget {
             })).collect::<Vec<_>>(),
             "resource": resource,
         });
-        if !added.is_empty() || !removed.is_empty() {
-            data["members"] = json!({ "added": added, "removed": removed });
+        if let Some(version) = change.events.last().map(|e| e.version) {
+            data["version"] = json!(version);
+        }
+        if let Some(members) = members_of(change) {
+            data["members"] = members;
+        }
+        let mut id = format!(
+            "{}:{}:{}:{}",
+            change.provider,
+            change.kind.name(),
+            change.resource_id,
+            change.seq
+        );
+        if let (true, Some(at)) = (change.events.is_empty(), change.resync_at) {
+            // No change event of its own: without this the id would repeat the one
+            // of the last change delivered, and a de-duplicating receiver drop it.
+            id.push_str(&format!(":resync:{}", at.timestamp_millis()));
         }
         json!({
             "specversion": "1.0",
-            "id": format!("{}:{}:{}:{}", change.provider, change.kind.name(), change.resource_id, change.seq),
+            "id": id,
             "source": format!("scim-bridge/{}", change.provider),
             "type": format!("com.scim-bridge.{noun}.{verb}"),
             "subject": format!("{}s/{}", change.kind.name(), change.resource_id),
@@ -118,6 +133,18 @@ impl WebhookTarget {
             "data": data,
         })
     }
+}
+
+/// A group's membership as the event states it: the whole list when the delivery
+/// carries it, otherwise each member the span touched, once, by where it ended up.
+fn members_of(change: &Change) -> Option<Value> {
+    if let Some(all) = &change.members {
+        let ids: Vec<&str> = all.iter().map(|m| m.value.as_str()).collect();
+        return Some(json!({ "all": ids }));
+    }
+    let (added, removed) = change.member_deltas();
+    (!added.is_empty() || !removed.is_empty())
+        .then(|| json!({ "added": added, "removed": removed }))
 }
 
 #[async_trait::async_trait]

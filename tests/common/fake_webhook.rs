@@ -1,6 +1,11 @@
 //! A strict, unreliable webhook receiver on a real port: it verifies the signature and
 //! the CloudEvents shape of every request, fails a configurable share of them (500, 503,
 //! 429 with Retry-After, a dropped connection, or no answer at all) and records what it accepted.
+//!
+//! It is also a receiver as the README describes one: it de-duplicates on the event id
+//! and replays every group's `data.members` in arrival order, so a test can compare the
+//! membership it derives with the bridge's. `accept_then_fail` makes it process an event
+//! and then answer 500 (its answer lost on the way), the case that needs stable ids.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -32,6 +37,22 @@ pub struct Receiver {
     pub failures: u64,
     /// Requests refused for a bad signature or shape: must stay 0.
     pub rejected: Vec<String>,
+    /// Every request waits `hang` before it is processed (and answered 204): the
+    /// bridge times out first, so each is processed without the bridge knowing.
+    pub stall: bool,
+    /// Share of requests processed and then answered 500, 0.0 ..= 1.0.
+    pub accept_then_fail: f64,
+    /// Event ids processed; a repeat is acknowledged and not applied again.
+    pub seen: std::collections::HashSet<String>,
+    /// Events acknowledged without processing because their id was seen before.
+    pub duplicates: u64,
+    /// Change sequence number → the event id that carried it. A change carried under
+    /// two ids means a receiver de-duplicating on ids would apply it twice.
+    pub carried_by: std::collections::HashMap<i64, String>,
+    /// Changes that arrived under a second event id: must stay empty.
+    pub id_conflicts: Vec<String>,
+    /// Group id → members, as replaying `data.members` derives them.
+    pub groups: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 pub type Shared = Arc<Mutex<Receiver>>;
@@ -105,6 +126,13 @@ fn verify(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, String>
 }
 
 async fn hook(State(r): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let stall = {
+        let g = r.lock().unwrap();
+        g.stall.then_some(g.hang)
+    };
+    if let Some(wait) = stall {
+        tokio::time::sleep(wait).await;
+    }
     let (fail, hang) = {
         let mut g = r.lock().unwrap();
         g.requests += 1;
@@ -144,6 +172,24 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: axum::body::Byt
             (StatusCode::BAD_REQUEST, why).into_response()
         }
         Ok(event) => {
+            let answer = {
+                let mut g = r.lock().unwrap();
+                let roll = next(&mut g);
+                if roll < g.accept_then_fail {
+                    g.failures += 1;
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            };
+            let mut g = r.lock().unwrap();
+            let event_id = event["id"].as_str().unwrap_or_default().to_owned();
+            if !g.seen.insert(event_id.clone()) {
+                g.duplicates += 1;
+                return answer.into_response();
+            }
+            replay(&mut g, &event, &event_id);
+            drop(g);
             let data = &event["data"];
             let id = data["id"].as_str().unwrap_or_default().to_owned();
             let seq = data["seq"].as_i64().unwrap_or(-1);
@@ -155,7 +201,53 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: axum::body::Byt
                 .entry(id)
                 .or_default()
                 .push((seq, kind, title));
-            StatusCode::NO_CONTENT.into_response()
+            answer.into_response()
         }
+    }
+}
+
+/// Applies one new event as a receiver would: its changes noted against its id, and a
+/// group's membership set to `all` or changed by `added` / `removed`.
+fn replay(g: &mut Receiver, event: &serde_json::Value, event_id: &str) {
+    let data = &event["data"];
+    for change in data["changes"].as_array().into_iter().flatten() {
+        let Some(seq) = change["seq"].as_i64() else {
+            continue;
+        };
+        match g.carried_by.get(&seq) {
+            Some(first) if first != event_id => {
+                let conflict = format!("change {seq} came as {first} and again as {event_id}");
+                g.id_conflicts.push(conflict);
+            }
+            _ => {
+                g.carried_by.insert(seq, event_id.to_owned());
+            }
+        }
+    }
+    if data["resourceType"] != "Group" {
+        return;
+    }
+    let group = data["id"].as_str().unwrap_or_default().to_owned();
+    if event["type"] == "com.scim-bridge.group.deleted" {
+        g.groups.remove(&group);
+        return;
+    }
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(str::to_owned))
+            .collect()
+    };
+    let set = g.groups.entry(group).or_default();
+    let members = &data["members"];
+    if members.get("all").is_some() {
+        *set = ids(&members["all"]).into_iter().collect();
+    }
+    for id in ids(&members["added"]) {
+        set.insert(id);
+    }
+    for id in ids(&members["removed"]) {
+        set.remove(&id);
     }
 }

@@ -5,6 +5,7 @@
 pub mod fake_imanage;
 pub mod fake_oauth;
 pub mod fake_webhook;
+pub mod group_churn;
 pub mod scim2;
 
 use std::path::{Path, PathBuf};

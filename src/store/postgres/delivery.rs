@@ -40,6 +40,10 @@ pub fn event(r: &Row) -> Result<ChangeEvent, StoreError> {
 
 const QUEUE_COLUMNS: &str = "q.target, q.provider, q.kind, q.resource_id, q.from_seq, q.last_seq, q.queued_at, q.attempts, q.last_error, q.resync, q.next_at";
 
+/// [`QUEUE_COLUMNS`] as a claim returns them: a span already attempted is sent again
+/// as it was (see `sent_seq` in migration 6), later changes wait for the next delivery.
+const CLAIM_COLUMNS: &str = "q.target, q.provider, q.kind, q.resource_id, q.from_seq, q.sent_seq, q.queued_at, q.attempts, q.last_error, q.resync, q.next_at";
+
 fn queued(r: &Row) -> Result<(QueuedDelivery, DateTime<Utc>), StoreError> {
     let attempts: i32 = r.try_get(7)?;
     let resync: i64 = r.try_get(9)?;
@@ -107,10 +111,11 @@ pub async fn claim(
                ORDER BY next_at LIMIT $5
                FOR UPDATE SKIP LOCKED
              )
-             UPDATE delivery_queue q SET lease_owner = $3, lease_until = $4
+             UPDATE delivery_queue q SET lease_owner = $3, lease_until = $4,
+               sent_seq = coalesce(q.sent_seq, q.last_seq)
              FROM due WHERE q.target = due.target AND q.provider = due.provider
                AND q.kind = due.kind AND q.resource_id = due.resource_id
-             RETURNING {QUEUE_COLUMNS}"
+             RETURNING {CLAIM_COLUMNS}"
         ),
         &[&target, &ms(now), &owner, &ms(until), &limit],
     )
@@ -229,7 +234,7 @@ pub async fn finish(
         execute(
             tx,
             "UPDATE delivery_queue SET from_seq = $5, queued_at = $6, next_at = $6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0,
+               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
                resync = CASE WHEN resync = $7 THEN 0 ELSE resync END
              WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
             &[

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_lookup_indexes.sql"),
     include_str!("migrations/0004_resync_requests.sql"),
     include_str!("migrations/0005_ownership.sql"),
+    include_str!("migrations/0006_stable_spans.sql"),
 ];
 
 /// The schema version this binary writes.

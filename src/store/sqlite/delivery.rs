@@ -12,6 +12,10 @@ use crate::store::{
 
 const QUEUE_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error, resync";
 
+/// [`QUEUE_COLUMNS`] as a claim reads them: a span already attempted is sent again as
+/// it was (see `sent_seq` in migration 10), later changes wait for the next delivery.
+const CLAIM_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, coalesce(sent_seq, last_seq), queued_at, attempts, last_error, resync";
+
 type RawQueued = (
     String,
     String,
@@ -108,13 +112,13 @@ pub(super) fn claim(
 ) -> Result<Vec<QueuedDelivery>, StoreError> {
     let raws: Vec<RawQueued> = c
         .prepare_cached(&format!(
-            "SELECT {QUEUE_COLUMNS} FROM delivery_queue WHERE target = ?1 AND next_at <= ?2
+            "SELECT {CLAIM_COLUMNS} FROM delivery_queue WHERE target = ?1 AND next_at <= ?2
                AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_at LIMIT ?3"
         ))?
         .query_map(params![target, now, limit as i64], raw_queued)?
         .collect::<Result<_, _>>()?;
     let mut lease = c.prepare_cached(
-        "UPDATE delivery_queue SET lease_owner = ?5, lease_until = ?6
+        "UPDATE delivery_queue SET lease_owner = ?5, lease_until = ?6, sent_seq = coalesce(sent_seq, last_seq)
          WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
     )?;
     let mut out = Vec::with_capacity(raws.len());
@@ -230,7 +234,7 @@ pub(super) fn finish(
         // them next, at once. A resync requested meanwhile stays requested.
         c.prepare_cached(
             "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0,
+               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
                resync = CASE WHEN resync = ?7 THEN 0 ELSE resync END
              WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
         )?

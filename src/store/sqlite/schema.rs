@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_schedule_runs.sql"),
     include_str!("migrations/0008_identity.sql"),
     include_str!("migrations/0009_ownership.sql"),
+    include_str!("migrations/0010_stable_spans.sql"),
 ];
 
 /// The schema version this binary writes.
