@@ -28,6 +28,8 @@ pub struct Metrics {
     auth_failures: Mutex<BTreeMap<String, u64>>,
     resolutions: Mutex<BTreeMap<(String, String), u64>>,
     connections_closed: Mutex<BTreeMap<String, u64>>,
+    connections_open: std::sync::atomic::AtomicU64,
+    connection_limit_hits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,6 +88,22 @@ impl Metrics {
         if let Ok(mut m) = self.connections_closed.lock() {
             *m.entry(reason.to_owned()).or_default() += 1;
         }
+    }
+
+    /// A connection was accepted (`true`) or has closed (`false`).
+    pub fn connection_open(&self, open: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if open {
+            self.connections_open.fetch_add(1, Relaxed);
+        } else {
+            self.connections_open.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Counts a moment the server had `max_connections` open and stopped accepting.
+    pub fn connection_limit_hit(&self) {
+        self.connection_limit_hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, followed by `gauges` (name, help, value).
@@ -147,6 +165,17 @@ impl Metrics {
                 );
             }
         }
+        let open = self
+            .connections_open
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let hits = self
+            .connection_limit_hits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP scim_bridge_connections_open Client connections open now.\n# TYPE scim_bridge_connections_open gauge\nscim_bridge_connections_open {open}\n\
+             # HELP scim_bridge_connection_limit_hits_total Times max_connections were open and accepting paused.\n# TYPE scim_bridge_connection_limit_hits_total counter\nscim_bridge_connection_limit_hits_total {hits}\n"
+        );
         out.push_str("# HELP scim_bridge_workspace_resolutions_total Workspace resolutions by repository and outcome.\n# TYPE scim_bridge_workspace_resolutions_total counter\n");
         if let Ok(m) = self.resolutions.lock() {
             for ((repository, outcome), n) in m.iter() {

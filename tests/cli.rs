@@ -422,3 +422,52 @@ async fn slow_header_and_idle_connections_are_closed() {
         "{metrics}"
     );
 }
+
+/// At `max_connections` the daemon stops accepting and closes connections idle for a
+/// second or more, so a flood of idle connections cannot lock real clients out; the
+/// moments at the limit and the closes are counted in `/metrics` (#18 item 3).
+#[tokio::test]
+async fn at_the_connection_limit_idle_connections_make_room() {
+    let d = Daemon::start_with_server("max_connections = 8\n");
+    // Eight connections that never send a byte: the whole allowance.
+    let idle: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Without room made, this would wait out the 60 s idle timeout.
+    let started = Instant::now();
+    let client = scim_bridge::oauth::build_client(Duration::from_secs(5)).unwrap();
+    let health = client.get(d.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = client
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+    };
+    assert!(
+        value("scim_bridge_connection_limit_hits_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("scim_bridge_connections_closed_total{reason=\"idle_at_limit\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(value("scim_bridge_connections_open") <= 8.0, "{metrics}");
+    drop(idle);
+}

@@ -261,6 +261,7 @@ pub async fn serve(
     let limits = server::ConnectionLimits {
         header_read_timeout: cfg.server.header_read_timeout,
         idle_timeout: cfg.server.idle_timeout,
+        max_connections: max_connections(cfg.server.max_connections),
     };
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -313,6 +314,48 @@ pub async fn serve(
 
 /// How long delivery attempts are kept for `scim-bridge trace`.
 const DELIVERY_LOG_DAYS: i64 = 30;
+
+/// File descriptors kept back from client connections: the database files, logs and
+/// outbound connections to targets need them too.
+const RESERVED_FDS: usize = 128;
+
+/// The most connections served by default, however high the open-file limit.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// `[server] max_connections`, or by default the open-file limit less what the rest of
+/// the daemon needs (at most 10,000). A configured value above that limit would fail
+/// with "too many open files" before the bound is reached, so it is warned about.
+fn max_connections(configured: Option<usize>) -> usize {
+    let files = open_file_limit();
+    let room = files.map(|n| n.saturating_sub(RESERVED_FDS).max(16));
+    match (configured, room) {
+        (Some(n), Some(room)) if n > room => {
+            tracing::warn!(
+                max_connections = n,
+                open_file_limit = files,
+                "max_connections is above what the open-file limit allows; raise the limit (systemd: LimitNOFILE=) or lower max_connections"
+            );
+            n
+        }
+        (Some(n), _) => n,
+        (None, Some(room)) => room.min(DEFAULT_MAX_CONNECTIONS),
+        (None, None) => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// The process's soft limit on open files, when it can be read.
+fn open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    usize::try_from(limit.rlim_cur).ok()
+}
 
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};

@@ -25,6 +25,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_connections: None,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

@@ -96,6 +96,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// How long a connection may wait for its next request before it is closed.
     pub idle_timeout: Duration,
+    /// Client connections open at once; `None`: from the open-file limit (see
+    /// `cli::serve::max_connections`).
+    pub max_connections: Option<usize>,
     pub shutdown_timeout: Duration,
 }
 

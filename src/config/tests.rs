@@ -68,6 +68,7 @@ max_body_bytes = "2MiB"
 request_timeout = "500ms"
 header_read_timeout = "5s"
 idle_timeout = "2m"
+max_connections = 5000
 shutdown_timeout = "2m"
 
 [database]
@@ -202,6 +203,7 @@ fn full_config_with_every_key() {
             request_timeout: Duration::from_millis(500),
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
+            max_connections: Some(5000),
             shutdown_timeout: Duration::from_secs(120),
         },
         database: DatabaseConfig {
@@ -396,6 +398,7 @@ fn empty_file_gives_defaults() {
     assert_eq!(server.request_timeout, Duration::from_secs(30));
     assert_eq!(server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(server.max_connections, None);
     assert_eq!(server.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(loaded.config.logging.level, "info");
     assert_eq!(loaded.config.logging.format, LogFormat::Text);

@@ -96,6 +96,7 @@ fn read_server(
     let request_timeout = t.get("request_timeout");
     let header_read_timeout = t.get("header_read_timeout");
     let idle_timeout = t.get("idle_timeout");
+    let max_connections = t.get("max_connections");
     let shutdown_timeout = t.get("shutdown_timeout");
     t.finish(ctx);
 
@@ -123,6 +124,9 @@ fn read_server(
     }
     if let Some(v) = idle_timeout.and_then(|f| timeout(ctx, &f)) {
         out.idle_timeout = v;
+    }
+    if let Some(v) = max_connections.and_then(|f| ctx.usize(&f, 1)) {
+        out.max_connections = Some(v);
     }
     if let Some(v) =
         shutdown_timeout.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))

@@ -11,6 +11,12 @@
 //! * reading a request header (bytes arrived, no request yet): closed after
 //!   `header_read_timeout` from the first byte;
 //! * handling a request: `request_timeout` (in the router) bounds it.
+//!
+//! At most `max_connections` are open at once, so a flood cannot use up the process's
+//! file descriptors (the database and outbound deliveries need some too). At the limit
+//! the loop stops accepting (new clients wait in the kernel's backlog) and asks
+//! connections idle for a second or more to close: a keep-alive connection or one
+//! that has sent nothing yet makes room for a client with a request to send.
 
 use std::future::Future;
 use std::io;
@@ -28,7 +34,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use super::AppState;
@@ -40,7 +46,19 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// With no request in progress and no byte of the next one received.
     pub idle_timeout: Duration,
+    /// Connections open at once; at the limit, accepting waits and idle ones close.
+    pub max_connections: usize,
 }
+
+/// A connection idle this long is closed to make room when the limit is reached; a
+/// client that connected to send a request sends it well within this.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How often, while at the limit, idle connections are asked again to make room.
+const PRESSURE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often the log says that the limit was reached, at most.
+const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets running requests
 /// finish (the caller bounds how long) and returns once every connection is closed.
@@ -54,8 +72,31 @@ pub async fn serve(
     // Dropped senders tell connections to shut down; `closed` tells us they all have.
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, done_rx) = watch::channel(());
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let pressure = Arc::new(Notify::new());
+    let mut logged: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                state.metrics.connection_limit_hit();
+                if logged.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL) {
+                    logged = Some(Instant::now());
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "connection limit reached: closing idle connections, new ones wait"
+                    );
+                }
+                tokio::select! {
+                    p = make_room(&permits, &pressure) => match p {
+                        Some(p) => p,
+                        None => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -77,14 +118,43 @@ pub async fn serve(
             app.clone(),
             limits,
             Arc::clone(&state),
-            stop_rx.clone(),
-            done_rx.clone(),
+            Lifetime {
+                stop: stop_rx.clone(),
+                pressure: Arc::clone(&pressure),
+                _done: done_rx.clone(),
+                _permit: permit,
+            },
         ));
     }
     drop(listener);
     drop(stop_tx);
     drop(done_rx);
     done_tx.closed().await;
+}
+
+/// Asks idle connections to close until one has, and returns its permit (`None` once
+/// the semaphore is closed, which it never is).
+async fn make_room(permits: &Arc<Semaphore>, pressure: &Notify) -> Option<OwnedSemaphorePermit> {
+    loop {
+        pressure.notify_waiters();
+        tokio::select! {
+            p = Arc::clone(permits).acquire_owned() => return p.ok(),
+            () = tokio::time::sleep(PRESSURE_INTERVAL) => {}
+        }
+    }
+}
+
+/// What ties a connection to the server: the signals it listens to, and what it
+/// holds until it closes.
+struct Lifetime {
+    /// Changes (its sender dropped) when the server shuts down.
+    stop: watch::Receiver<()>,
+    /// Notified while the server is at `max_connections`.
+    pressure: Arc<Notify>,
+    /// Held so the server knows when every connection has closed.
+    _done: watch::Receiver<()>,
+    /// One of `max_connections`, given back on close.
+    _permit: OwnedSemaphorePermit,
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
@@ -152,9 +222,16 @@ async fn connection(
     app: Router,
     limits: ConnectionLimits,
     state: Arc<AppState>,
-    mut stop: watch::Receiver<()>,
-    _done: watch::Receiver<()>,
+    lifetime: Lifetime,
 ) {
+    // `_done` and `_permit` are bound (not `_`) so they live until the connection ends.
+    let Lifetime {
+        mut stop,
+        pressure,
+        _done,
+        _permit,
+    } = lifetime;
+    let _open = OpenGauge::new(Arc::clone(&state));
     let activity = Arc::new(Activity {
         phase: Mutex::new(Phase::Idle(Instant::now())),
         changed: Notify::new(),
@@ -214,12 +291,37 @@ async fn connection(
                 }
             }
             () = activity.changed.notified() => {}
+            () = pressure.notified() => {
+                if let Phase::Idle(since) = activity.phase()
+                    && since.elapsed() >= EVICTABLE_AFTER
+                {
+                    state.metrics.connection_closed("idle_at_limit");
+                    tracing::debug!("closing an idle connection to make room");
+                    return;
+                }
+            }
             _ = stop.changed(), if !stopping => {
                 // Idle connections close now; a running request finishes first.
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// Counts the connection in `scim_bridge_connections_open` while it lives.
+struct OpenGauge(Arc<AppState>);
+
+impl OpenGauge {
+    fn new(state: Arc<AppState>) -> Self {
+        state.metrics.connection_open(true);
+        Self(state)
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.metrics.connection_open(false);
     }
 }
 
