@@ -183,18 +183,25 @@ pub fn retype_contacts(user: &mut Value, renames: &ContactTypes) {
     }
 }
 
-/// Reads the role value a target document holds in `field` (a SCIM attribute path;
-/// for a multi-valued attribute such as `roles`, the primary or first `value`).
-pub fn role_at(doc: &Value, field: &str) -> Option<String> {
+/// The value at SCIM attribute path `field` (`title`, `name.honorificPrefix`,
+/// `urn:…:User:roleId`) in a document as an app returned it, names compared
+/// ignoring case.
+pub fn attr_at<'v>(doc: &'v Value, field: &str) -> Option<&'v Value> {
     let path = crate::scim::AttrPath::parse(field).ok()?;
     let container = match path.extension() {
         Some(urn) => get_ci(doc, urn)?,
         None => doc,
     };
-    let mut v = get_ci(container, &path.name)?;
-    if let Some(sub) = &path.sub {
-        v = get_ci(v, sub)?;
+    let v = get_ci(container, &path.name)?;
+    match &path.sub {
+        Some(sub) => get_ci(v, sub),
+        None => Some(v),
     }
+}
+
+/// Reads the role value a target document holds in `field` (a SCIM attribute path;
+/// for a multi-valued attribute such as `roles`, the primary or first `value`).
+pub fn role_at(doc: &Value, field: &str) -> Option<String> {
     let scalar = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
         Value::Object(_) => get_ci(v, "value")
@@ -202,7 +209,7 @@ pub fn role_at(doc: &Value, field: &str) -> Option<String> {
             .map(str::to_owned),
         _ => None,
     };
-    match v {
+    match attr_at(doc, field)? {
         Value::Array(items) => items
             .iter()
             .find(|i| get_ci(i, "primary").and_then(Value::as_bool) == Some(true))
@@ -216,19 +223,7 @@ pub fn role_at(doc: &Value, field: &str) -> Option<String> {
 /// Whether `doc` says "no role" in `field` ([`role_cleared`]'s `[]` or `null`), as
 /// opposed to leaving the field out.
 pub fn clears_role(doc: &Value, field: &str) -> bool {
-    let Ok(path) = crate::scim::AttrPath::parse(field) else {
-        return false;
-    };
-    let container = match path.extension() {
-        Some(urn) => get_ci(doc, urn),
-        None => Some(doc),
-    };
-    let v = container.and_then(|c| get_ci(c, &path.name));
-    let v = match &path.sub {
-        Some(sub) => v.and_then(|v| get_ci(v, sub)),
-        None => v,
-    };
-    match v {
+    match attr_at(doc, field) {
         Some(Value::Null) => true,
         Some(Value::Array(a)) => a.is_empty(),
         _ => false,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::config::FieldMapping;
 use crate::delivery::TargetError;
-use crate::scim::json::get_ci;
+use crate::identity::attr_at;
 use crate::scim::{AttrPath, ResourceKind};
 use crate::template::{Context, EvalError};
 
@@ -131,7 +131,11 @@ impl Mapping {
         }
         let mut out = doc.clone();
         for (field, value) in self.render(kind, doc)? {
-            match (value, have.and_then(|h| get_attr(h, &field))) {
+            match (
+                value,
+                have.and_then(|h| attr_at(h, &field))
+                    .filter(|v| !v.is_null()),
+            ) {
                 (Some(v), _) => set_attr(&mut out, kind, &field, Value::String(v)),
                 (None, Some(kept)) => set_attr(&mut out, kind, &field, kept.clone()),
                 (None, None) => remove_attr(&mut out, &field),
@@ -152,23 +156,6 @@ impl Mapping {
             })
             .unwrap_or_default()
     }
-}
-
-/// The value at `path` (`title`, `name.honorificPrefix`, `urn:…:User:roleId`) in a
-/// SCIM document as an app returned it, names compared ignoring case; `null` counts
-/// as no value.
-pub(crate) fn get_attr<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    let p = AttrPath::parse(path).ok()?;
-    let container = match p.extension() {
-        Some(urn) => get_ci(doc, urn)?,
-        None => doc,
-    };
-    let v = get_ci(container, &p.name)?;
-    match &p.sub {
-        Some(sub) => get_ci(v, sub),
-        None => Some(v),
-    }
-    .filter(|v| !v.is_null())
 }
 
 /// Removes `path` from a SCIM document, if it is there.
