@@ -458,13 +458,12 @@ pub async fn plan(
             }
             // Compared once every group is found: a nested group may come after the
             // group it is a member of.
-            for (item, want, have) in groups.drain(..) {
-                let id = item.id.clone().unwrap_or_default();
+            for (item, want, have) in groups {
                 let diff = group_diff(
                     store,
                     target,
                     provider,
-                    &id,
+                    item.id.as_deref().unwrap_or_default(),
                     &want,
                     &have,
                     &item.name,
