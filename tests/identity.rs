@@ -411,3 +411,113 @@ async fn nested_groups_are_flattened_when_the_target_asks() {
         "reconciliation compares flattened members: {plan:#}"
     );
 }
+
+/// Clumio: "all users are evaluated per the rules you created". With
+/// `unmatched = "reset"` a user who leaves the group a rule turns into a role loses
+/// that role at the app, instead of keeping it as the other targets do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clumio_roles_come_only_from_the_rules() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let extra = format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+timeout = "5s"
+[targets.roles]
+order = ["Super Admin", "Organizational Unit Admin", "Backup Admin"]
+unmatched = "reset"
+[[targets.roles.rules]]
+role = "Super Admin"
+member_of = ["Clumio-Admins"]
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = std::collections::HashMap::new();
+    for name in ["ann@firm.example", "ben@firm.example"] {
+        let (status, body) = scim
+            .post(
+                "/Users",
+                json!({"schemas": [CORE], "userName": name, "active": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(name, body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, admins) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Clumio-Admins",
+                "members": [{"value": ids["ann@firm.example"]}, {"value": ids["ben@firm.example"]}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{admins}");
+    until(&d, &peer.base, "both Super Admins", |u| {
+        role(find(u, "ann@firm.example")) == Some("Super Admin")
+            && role(find(u, "ben@firm.example")) == Some("Super Admin")
+    })
+    .await;
+
+    // Ann leaves Clumio-Admins: no rule gives her a role any more, so she has none.
+    let (status, _) = scim
+        .patch(
+            &format!("/Groups/{}", admins["id"].as_str().unwrap()),
+            json!({"schemas": [PATCH], "Operations": [{"op": "remove",
+                "path": format!("members[value eq \"{}\"]", ids["ann@firm.example"])}]}),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let users = until(&d, &peer.base, "ann's role removed", |u| {
+        let ann = find(u, "ann@firm.example");
+        !ann.is_null() && role(ann).is_none()
+    })
+    .await;
+    assert_eq!(role(find(&users, "ben@firm.example")), Some("Super Admin"));
+    d.wait_drained("app").await;
+    let (plan, _) = d.dry_run("app");
+    assert_eq!(plan["items"], json!([]), "{plan:#}");
+
+    // A role given back by hand at the app is drift: the rules give Ann none.
+    let ann_app = find(&users, "ann@firm.example")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
+    let r = http
+        .patch(format!("{}/Users/{ann_app}", peer.base))
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "roles",
+            "value": [{"value": "Super Admin", "primary": true}]}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (plan, items) = d.dry_run("app");
+    assert_eq!(
+        items,
+        [("update".to_owned(), "ann@firm.example".to_owned())],
+        "{plan:#}"
+    );
+    assert!(
+        plan["items"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("roles: \"Super Admin\" → -"),
+        "{plan:#}"
+    );
+    let explain = d.cli(&["explain", "ann@firm.example", "--target", "app"]);
+    let text = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(
+        text.contains("roles come only from the rules")
+            && text.contains("targets[0].roles.unmatched = \"reset\""),
+        "{text}"
+    );
+}

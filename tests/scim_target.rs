@@ -637,3 +637,173 @@ users = 'userType eq "Employee"'
         true
     );
 }
+
+/// Clio Operate's guide into an app that takes only whole-resource PUTs: the `work`
+/// email arrives as the app's `email` contact type while a work phone stays `work`
+/// (renames per attribute), and a title outside the option set is ignored, i.e. the
+/// app keeps the title it holds — even one set by hand there since the last delivery
+/// — while a title in the set replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clio_operate_contact_types_and_ignored_titles_into_a_put_only_app() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = common::scim2::start_put_only_peer(&bin);
+    let extra = format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+timeout = "5s"
+[targets.contact_types]
+emails = {{ work = "email" }}
+[targets.user_mapping]
+"name.honorificPrefix" = '[user.name.honorificPrefix | oneof("Mr", "Mrs", "Ms", "Dr")]'
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let ada = |prefix: &str, display: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@firm.example", "externalId": "e-ada", "active": true,
+            "displayName": display,
+            "name": {"givenName": "Ada", "familyName": "Lovelace", "honorificPrefix": prefix},
+            "emails": [{"value": "ada@firm.example", "type": "work", "primary": true}],
+            "phoneNumbers": [{"value": "+44 20 7946 0000", "type": "work"}],
+        })
+    };
+    let (status, body) = scim.post("/Users", ada("dr", "Ada Lovelace")).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    wait_drained(&d).await;
+    let at_app = || async {
+        let users = list(&peer.base, "Users").await;
+        assert_eq!(users.len(), 1, "{users:#?}");
+        users[0].clone()
+    };
+    let user = at_app().await;
+    assert_eq!(user["emails"][0]["type"], "email", "{user:#}");
+    assert_eq!(user["phoneNumbers"][0]["type"], "work", "{user:#}");
+    assert_eq!(user["name"]["honorificPrefix"], "Dr", "{user:#}");
+
+    // Someone sets Ada's title in the app by hand (a PUT: this app has no PATCH).
+    let app_id = user["id"].as_str().unwrap().to_owned();
+    let mut by_hand = user.clone();
+    by_hand["name"]["honorificPrefix"] = json!("Mrs");
+    for key in ["id", "meta"] {
+        by_hand.as_object_mut().unwrap().remove(key);
+    }
+    let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
+    let put = http
+        .put(format!("{}/Users/{app_id}", peer.base))
+        .header("content-type", "application/scim+json")
+        .body(by_hand.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    // The IdP sends a title outside the option set with another change: the change
+    // arrives, the app's title stays.
+    let (status, body) = scim
+        .put(&format!("/Users/{id}"), ada("Sir", "Ada King"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_drained(&d).await;
+    let user = at_app().await;
+    assert_eq!(user["displayName"], "Ada King", "{user:#}");
+    assert_eq!(
+        user["name"]["honorificPrefix"], "Mrs",
+        "ignored means the app keeps its title: {user:#}"
+    );
+    assert_eq!(user["emails"][0]["type"], "email", "{user:#}");
+    // Reconciliation agrees: nothing to change.
+    let (plan, _) = d.dry_run("app");
+    assert_eq!(plan["items"], json!([]), "{plan:#}");
+
+    // A title in the set replaces it.
+    let (status, body) = scim
+        .put(&format!("/Users/{id}"), ada("ms", "Ada King"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_drained(&d).await;
+    let user = at_app().await;
+    assert_eq!(user["name"]["honorificPrefix"], "Ms", "{user:#}");
+    let explain = d.cli(&["explain", "ada@firm.example", "--target", "app"]);
+    let text = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(
+        text.contains("emails.type")
+            && text.contains("[targets.contact_types] emails.work = \"email\""),
+        "{text}"
+    );
+}
+
+/// A group nested in another is delivered as one of its members (the target does
+/// not flatten nested groups); reconciliation knows it as the bridge's own and does
+/// not plan to remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_group_the_bridge_delivered_is_no_drift() {
+    let Some(bin) = scim2_server() else { return };
+    let peer = start_peer(&bin);
+    let extra = format!(
+        "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let mut ids = Vec::new();
+    for name in ["partner@firm.example", "associate@firm.example"] {
+        let (status, body) = scim
+            .post(
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let group = |name: &str, members: Value| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
+    // The outer group first, so the nested group comes after it in the bridge's own
+    // order; it joins the outer group afterwards, as Entra adds members.
+    let (status, outer) = scim
+        .post("/Groups", group("Litigation", json!([{"value": ids[0]}])))
+        .await;
+    assert_eq!(status, 201, "{outer}");
+    let (status, london) = scim
+        .post(
+            "/Groups",
+            group("Litigation-London", json!([{"value": ids[1]}])),
+        )
+        .await;
+    assert_eq!(status, 201, "{london}");
+    let london = london["id"].as_str().unwrap().to_owned();
+    let (status, _) = scim
+        .patch(
+            &format!("/Groups/{}", outer["id"].as_str().unwrap()),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": london, "type": "Group"}]}]}),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    wait_drained(&d).await;
+
+    let groups = list(&peer.base, "Groups").await;
+    let by_name = |n: &str| {
+        groups
+            .iter()
+            .find(|g| g["displayName"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let london_at_app = by_name("Litigation-London")["id"].clone();
+    let members = by_name("Litigation")["members"].clone();
+    assert!(
+        members
+            .as_array()
+            .is_some_and(|m| m.len() == 2 && m.iter().any(|m| m["value"] == london_at_app)),
+        "the nested group is a member at the app: {groups:#?}"
+    );
+    let (plan, _) = d.dry_run("app");
+    assert_eq!(plan["items"], json!([]), "{plan:#}");
+}

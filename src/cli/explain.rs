@@ -10,7 +10,9 @@ use super::{Failure, setup};
 use crate::config::{Config, Environment, TargetConfig, TargetKind};
 use crate::delivery::matching::resource_label;
 use crate::delivery::{RelationNeeds, gather_relations, scoping};
-use crate::identity::{ENTERPRISE, Outcome, RoleRules, ScopeDecision, role_json};
+use crate::identity::{
+    ENTERPRISE, Outcome, RoleRules, ScopeDecision, Unmatched, role_cleared, role_json,
+};
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, Store, StoredResource};
 use crate::targets::{Explained, Mapping};
@@ -292,13 +294,19 @@ async fn identity_fields(
         let d = rules.resolve(&r.doc, &relations.groups, None);
         let value = match &d.outcome {
             Outcome::Set { value, .. } => Some(role_json(&rules.field, value)),
+            Outcome::Clear => Some(role_cleared(&rules.field)),
             Outcome::Keep { .. } | Outcome::Leave => None,
         };
         let mut source = format!("role: {}", d.why);
         if rules.needs_current(&r.doc, &relations.groups) {
-            source.push_str(
-                "; an account that already has a role keeps it when no rule matches, and a protected role is never lowered (read from the app at delivery)",
-            );
+            source.push_str(match rules.unmatched {
+                Unmatched::Keep => {
+                    "; an account that already has a role keeps it when no rule matches, and a protected role is never lowered (read from the app at delivery)"
+                }
+                Unmatched::Reset => {
+                    "; a protected role the account already has is never lowered (read from the app at delivery)"
+                }
+            });
         }
         out.push(Explained {
             field: rules.field.clone(),
@@ -319,11 +327,14 @@ async fn identity_fields(
             },
         });
     }
-    for (from, to) in &t.contact_types {
+    for rename in t.contact_types.iter() {
         out.push(Explained {
-            field: "contact type".into(),
-            value: Some(Value::String(to.clone())),
-            source: format!("[targets.contact_types] {from} = {to:?}"),
+            field: rename
+                .attribute
+                .as_ref()
+                .map_or_else(|| "contact type".into(), |a| format!("{a}.type")),
+            value: Some(Value::String(rename.to.clone())),
+            source: rename.origin(),
         });
     }
     Ok(out)

@@ -67,6 +67,7 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
     let providers = t.get("providers");
     let field = t.get("field");
     let default = t.get("default");
+    let unmatched = t.get("unmatched");
     let protected = t.get("protected");
     let precedence = t.get("precedence");
     let attribute = t.get("attribute");
@@ -129,6 +130,7 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
         let s = ctx.non_empty_string(&d)?;
         known(ctx, &d, &s)
     });
+    let unmatched = unmatched.and_then(|u| ctx.keyword(&u)).unwrap_or_default();
     let protected = protected
         .and_then(|p| ctx.array(&p, "an array of role names like [\"Owner\"]"))
         .unwrap_or_default()
@@ -203,6 +205,7 @@ fn read_one(ctx: &mut Ctx, f: &Field<'_>, idps: &[ProviderConfig]) -> Option<Rol
         field,
         order,
         default,
+        unmatched,
         protected,
         precedence,
         attribute,

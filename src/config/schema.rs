@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::reader::Keyword;
 use super::secret::SecretRef;
 use super::values::redact_url;
+use crate::identity::Unmatched;
 use crate::scim::ResourceKind;
 use crate::template::{Assignment, Template};
 
@@ -206,8 +207,9 @@ pub struct TargetConfig {
     pub delete_after: Option<Duration>,
     /// SCIM apps: the single role each user gets (`[targets.roles]`).
     pub roles: Vec<crate::identity::RoleRules>,
-    /// SCIM apps: contact types renamed on the way out (`work = "email"`).
-    pub contact_types: Vec<(String, String)>,
+    /// SCIM apps: contact types renamed on the way out, per multi-valued attribute
+    /// (`emails = { work = "email" }`) or in all of them (`work = "email"`).
+    pub contact_types: crate::identity::ContactTypes,
     /// SCIM apps: a group's members include the users of groups nested in it, for its
     /// member list at the app and for role rules; otherwise direct membership only.
     pub expand_nested: bool,
@@ -512,6 +514,7 @@ keywords!(DialectSetting { Strict => "strict", Entra => "entra", Okta => "okta" 
 keywords!(TargetKind { Imanage => "imanage", Scim => "scim", Webhook => "webhook" });
 keywords!(OnDelete { Deactivate => "deactivate", Delete => "delete" });
 keywords!(Unmanaged { Ignore => "ignore", Deactivate => "deactivate" });
+keywords!(Unmatched { Keep => "keep", Reset => "reset" });
 keywords!(AuthMethod {
     ClientCredentials => "client_credentials",
     Password => "password",

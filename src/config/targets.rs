@@ -14,7 +14,7 @@ use super::tree::Loc;
 use super::tree::Val;
 use super::values;
 use super::walk::{read_secret_ref, unique_name};
-use crate::identity::Scope;
+use crate::identity::{CONTACT_ATTRIBUTES, ContactRename, ContactTypes, Scope};
 use crate::scim::ResourceKind;
 use crate::template::Template;
 
@@ -247,33 +247,85 @@ pub(super) fn read_targets(
     out
 }
 
-/// `[targets.contact_types]`: `work = "email"` renames a contact type on the way out.
-fn read_contact_types(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> Vec<(String, String)> {
+/// `[targets.contact_types]`: `emails = { work = "email" }` renames a contact type
+/// in one multi-valued attribute; the flat `work = "email"` renames it in all of them
+/// (kept for existing configs, with a warning that names the per-attribute form).
+fn read_contact_types(ctx: &mut Ctx, f: &Field<'_>, kind: TargetKind) -> ContactTypes {
     if kind != TargetKind::Scim {
         ctx.error(
             f.loc(),
             &f.path,
             "only SCIM apps take contact_types (iManage keeps one email and one phone; webhooks carry the resource as stored)",
         );
-        return Vec::new();
+        return ContactTypes::default();
     }
+    let expected =
+        "a table of attribute = { idp_type = \"app_type\" }, like emails = { work = \"email\" }";
     let Val::Table(entries) = &f.node.val else {
-        ctx.mismatch(
-            f,
-            "a table of idp_type = \"app_type\", like work = \"email\"",
-        );
-        return Vec::new();
+        ctx.mismatch(f, expected);
+        return ContactTypes::default();
     };
-    entries
-        .iter()
-        .filter_map(|entry| {
-            let item = Field {
-                node: &entry.node,
-                path: format!("{}.{}", f.path, entry.key),
+    let mut out = Vec::new();
+    let mut flat = Vec::new();
+    for entry in entries {
+        let item = Field {
+            node: &entry.node,
+            path: format!("{}.{}", f.path, entry.key),
+        };
+        if !matches!(entry.node.val, Val::Table(_)) {
+            if let Some(to) = ctx.non_empty_string(&item) {
+                flat.push(format!("{} = {}", entry.key, quote(&to)));
+                out.push(ContactRename {
+                    attribute: None,
+                    from: entry.key.clone(),
+                    to,
+                });
+            }
+            continue;
+        }
+        let Some(attribute) = CONTACT_ATTRIBUTES
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(&entry.key))
+        else {
+            ctx.error(
+                item.loc(),
+                &item.path,
+                format!(
+                    "{} is not a multi-valued attribute with contact types; expected one of {}",
+                    quote(&entry.key),
+                    CONTACT_ATTRIBUTES.join(", ")
+                ),
+            );
+            continue;
+        };
+        let Val::Table(renames) = &entry.node.val else {
+            continue;
+        };
+        for r in renames {
+            let rename = Field {
+                node: &r.node,
+                path: format!("{}.{}", item.path, r.key),
             };
-            Some((entry.key.clone(), ctx.non_empty_string(&item)?))
-        })
-        .collect()
+            if let Some(to) = ctx.non_empty_string(&rename) {
+                out.push(ContactRename {
+                    attribute: Some((*attribute).to_owned()),
+                    from: r.key.clone(),
+                    to,
+                });
+            }
+        }
+    }
+    if let Some(first) = flat.first() {
+        ctx.warn(
+            &f.path,
+            format!(
+                "{} renames the type in every one of {} (a work phone would become an \"email\" contact too); to rename it in one attribute only, write it per attribute, like emails = {{ {first} }}",
+                flat.join(", "),
+                CONTACT_ATTRIBUTES.join(", ")
+            ),
+        );
+    }
+    ContactTypes(out)
 }
 
 /// The fields an iManage user or group mapping may set.

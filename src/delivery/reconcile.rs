@@ -18,7 +18,7 @@ use super::relations::gather;
 use super::scoping;
 use super::target::{Progress, Target, TargetError};
 use crate::config::Unmanaged;
-use crate::identity::{Relations, Scope, role_at};
+use crate::identity::{Relations, Scope, clears_role, role_at};
 use crate::scim::ResourceKind;
 use crate::store::{Managed, Store, StoreError, StoredResource, TargetLink};
 
@@ -163,11 +163,12 @@ fn user_diff(want: &Value, have: &Value, extra: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for field in extra {
         let (w, h) = (role_at(want, field), role_at(have, field));
-        if w.is_some() && w != h {
+        // A field left out is not compared; one sent empty removes the app's value.
+        if (w.is_some() || clears_role(want, field)) && w != h {
             out.push(format!(
                 "{field}: {} → {}",
                 h.map_or_else(|| "-".into(), |h| format!("{h:?}")),
-                w.map(|w| format!("{w:?}")).unwrap_or_default()
+                w.map_or_else(|| "-".into(), |w| format!("{w:?}"))
             ));
         }
     }
@@ -288,8 +289,9 @@ pub async fn plan(
         .collect();
     // Target ids this plan accounts for: linked, planned for linking, or handled.
     let mut claimed: HashSet<(ResourceKind, String)> = HashSet::new();
-    // Bridge user id → target id, for group membership.
-    let mut user_target: HashMap<String, String> = HashMap::new();
+    // Bridge id → target id of the users and groups found there, for group
+    // membership: a group nested in another is a member at the target too.
+    let mut member_target: HashMap<String, String> = HashMap::new();
 
     for provider in providers {
         for kind in [ResourceKind::User, ResourceKind::Group] {
@@ -305,6 +307,8 @@ pub async fn plan(
                 }
             };
             let extra = target.compared_fields(provider);
+            // Groups found at the target, with what they should hold and what they do.
+            let mut groups: Vec<(PlanItem, Value, Value)> = Vec::new();
             for r in desired {
                 let label = resource_label(kind, &r.doc);
                 let item = |action, tid: Option<String>, detail: String| PlanItem {
@@ -353,9 +357,7 @@ pub async fn plan(
                 if let Some((dl, error)) = dead.get(&(provider.clone(), kind, r.id.clone())) {
                     if let Some(tid) = &found {
                         claimed.insert((kind, tid.clone()));
-                        if kind == ResourceKind::User {
-                            user_target.insert(r.id.clone(), tid.clone());
-                        }
+                        member_target.insert(r.id.clone(), tid.clone());
                     }
                     plan.items.push(item(
                         Action::Blocked,
@@ -417,9 +419,7 @@ pub async fn plan(
                     }
                 };
                 claimed.insert((kind, tid.clone()));
-                if kind == ResourceKind::User {
-                    user_target.insert(r.id.clone(), tid.clone());
-                }
+                member_target.insert(r.id.clone(), tid.clone());
                 if let Some(rule) = rule {
                     plan.items.push(PlanItem {
                         matched_by: Some(rule.clone()),
@@ -452,22 +452,29 @@ pub async fn plan(
                             &Relations::default(),
                             Some(&have),
                         );
-                        let diff = group_diff(
-                            store,
-                            target,
-                            provider,
-                            &r.id,
-                            &want,
-                            &have,
-                            &label,
-                            &user_target,
-                        )
-                        .await?;
-                        if !diff.is_empty() {
-                            plan.items
-                                .push(item(Action::Members, Some(tid), diff.join("; ")));
-                        }
+                        groups.push((item(Action::Members, Some(tid), String::new()), want, have));
                     }
+                }
+            }
+            // Compared once every group is found: a nested group may come after the
+            // group it is a member of.
+            for (item, want, have) in groups {
+                let diff = group_diff(
+                    store,
+                    target,
+                    provider,
+                    item.id.as_deref().unwrap_or_default(),
+                    &want,
+                    &have,
+                    &item.name,
+                    &member_target,
+                )
+                .await?;
+                if !diff.is_empty() {
+                    plan.items.push(PlanItem {
+                        detail: diff.join("; "),
+                        ..item
+                    });
                 }
             }
         }
@@ -581,7 +588,8 @@ fn is_live(kind: ResourceKind, doc: Option<&Value>) -> bool {
 }
 
 /// What differs between the bridge's group and the target's: name, state and members
-/// (only members in the target's scope count as wanted).
+/// (only members in the target's scope count as wanted; `member_target` holds the
+/// target ids of the users and groups found there).
 #[allow(clippy::too_many_arguments)]
 async fn group_diff(
     store: &dyn Store,
@@ -591,7 +599,7 @@ async fn group_diff(
     want: &Value,
     have: &Value,
     label: &str,
-    user_target: &HashMap<String, String>,
+    member_target: &HashMap<String, String>,
 ) -> Result<Vec<String>, StoreError> {
     let mut diff = Vec::new();
     if text(want, "displayName") != text(have, "displayName") {
@@ -608,10 +616,10 @@ async fn group_diff(
         store.members(provider, id).await?
     };
     // Members out of scope never reach the target, so are never wanted there; the
-    // others only once they are (user_target), like delivery.
+    // others only once they are (member_target), like delivery.
     let want: HashSet<String> = members
         .iter()
-        .filter_map(|m| user_target.get(&m.value).map(|t| t.to_lowercase()))
+        .filter_map(|m| member_target.get(&m.value).map(|t| t.to_lowercase()))
         .collect();
     let got: HashSet<String> = have
         .get("members")

@@ -5,9 +5,11 @@
 //! source wins is configurable; within a source the most privileged role wins.
 //!
 //! Two rules protect what people set by hand in the app: a user no rule matches keeps
-//! the role the app already holds, and a protected role (Claras' Owner) is never
-//! lowered automatically. Both need the app's current role, so [`RoleRules::resolve`]
-//! takes it and [`RoleRules::needs_current`] says when reading it is worth a request.
+//! the role the app already holds (unless the target says roles come only from the
+//! rules, [`Unmatched::Reset`], as Clumio evaluates every user by its rules), and a
+//! protected role (Claras' Owner) is never lowered automatically, whichever way. Both
+//! need the app's current role, so [`RoleRules::resolve`] takes it and
+//! [`RoleRules::needs_current`] says when reading it is worth a request.
 
 use std::fmt;
 
@@ -46,6 +48,17 @@ impl RoleSource {
     }
 }
 
+/// What a user no rule matches gets (`[targets.roles] unmatched`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unmatched {
+    /// The role the app holds stays (set by hand there, or by a rule that no longer
+    /// matches); a new account gets the default.
+    #[default]
+    Keep,
+    /// Roles come only from the rules: the default role, or no role without one.
+    Reset,
+}
+
 /// A condition rule: the role applies when the filter matches the user and, if
 /// `member_of` is not empty, the user is in at least one of those groups.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +80,11 @@ pub struct RoleRules {
     pub field: String,
     /// Every role, most privileged first.
     pub order: Vec<String>,
-    /// Given to a new account no rule matches.
+    /// Given to a new account no rule matches (to every such account with
+    /// [`Unmatched::Reset`]).
     pub default: Option<String>,
+    /// What a user no rule matches gets.
+    pub unmatched: Unmatched,
     /// Roles never lowered automatically.
     pub protected: Vec<String>,
     pub precedence: Vec<RoleSource>,
@@ -95,6 +111,10 @@ pub enum Outcome {
     Keep { value: String },
     /// No role: the field is left out.
     Leave,
+    /// No role, and one the app holds is removed: the field is sent empty (`[]` or
+    /// `null`, which RFC 7643 §2.5 makes equal to unassigned), since an app may read
+    /// an attribute left out of a PUT as "not asserted" and keep its value.
+    Clear,
 }
 
 /// A decision and the rule behind it.
@@ -114,6 +134,15 @@ impl fmt::Display for Decision {
 struct Found {
     role: String,
     why: String,
+}
+
+/// What the rules give a user, before the app's current role is considered.
+enum Given {
+    Role(Found),
+    /// Roles come only from the rules, none matches and there is no default.
+    NoRole(String),
+    /// No rule matches and the app's role stays ([`Unmatched::Keep`]).
+    Unmatched,
 }
 
 impl RoleRules {
@@ -247,24 +276,46 @@ impl RoleRules {
     }
 
     /// Whether [`RoleRules::resolve`] could decide differently knowing the target's
-    /// current role: no rule matches (keep it), or a protected role outranks the match
-    /// (it may be a downgrade).
+    /// current role: no rule matches (keep it, unless roles come only from the rules),
+    /// or a protected role outranks what the rules give (it may be a downgrade).
     pub fn needs_current(&self, user: &Value, groups: &[String]) -> bool {
-        match self.matched(user, groups).0 {
-            None => true,
-            Some(f) => {
-                let rank = self.rank(&f.role).unwrap_or(usize::MAX);
-                self.protected
-                    .iter()
-                    .any(|p| self.rank(p).is_some_and(|r| r < rank))
+        let rank = match self.given(user, groups).0 {
+            Given::Unmatched => return true,
+            Given::Role(f) => self.rank(&f.role).unwrap_or(usize::MAX),
+            Given::NoRole(_) => usize::MAX,
+        };
+        self.protected
+            .iter()
+            .any(|p| self.rank(p).is_some_and(|r| r < rank))
+    }
+
+    /// What the rules give `user` before the app's current role is considered.
+    fn given(&self, user: &Value, groups: &[String]) -> (Given, Vec<String>) {
+        let (found, notes) = self.matched(user, groups);
+        let given = match (found, self.unmatched, &self.default) {
+            (Some(f), _, _) => Given::Role(f),
+            (None, Unmatched::Keep, _) => Given::Unmatched,
+            (None, Unmatched::Reset, default) => {
+                let reset = format!(
+                    "no rule matches, and roles come only from the rules ({}.unmatched = \"reset\")",
+                    self.origin
+                );
+                match default {
+                    Some(d) => Given::Role(Found {
+                        role: d.clone(),
+                        why: format!("{reset}: {}.default", self.origin),
+                    }),
+                    None => Given::NoRole(format!("{reset} and there is no default: no role")),
+                }
             }
-        }
+        };
+        (given, notes)
     }
 
     /// The role `user` (in `groups`) gets, given the value the target holds now
     /// (`None` for a new account, or one without a role).
     pub fn resolve(&self, user: &Value, groups: &[String], current: Option<&str>) -> Decision {
-        let (found, notes) = self.matched(user, groups);
+        let (given, notes) = self.given(user, groups);
         let current = current.map(str::trim).filter(|c| !c.is_empty());
         let current_role = current.and_then(|c| self.role_of_value(c));
         let note = |why: String| {
@@ -274,30 +325,46 @@ impl RoleRules {
                 format!("{why} ({})", notes.join("; "))
             }
         };
-        match (found, current, current_role) {
-            (Some(f), Some(value), Some(cur))
-                if self.is_protected(cur)
-                    && self.rank(&f.role).unwrap_or(usize::MAX)
-                        > self.rank(cur).unwrap_or(usize::MAX) =>
-            {
-                Decision {
-                    outcome: Outcome::Keep {
-                        value: value.to_owned(),
-                    },
-                    why: note(format!(
-                        "{cur} is protected ({}.protected) and never lowered automatically; the rules give {} by {}",
-                        self.origin, f.role, f.why
-                    )),
-                }
-            }
-            (Some(f), _, _) => Decision {
+        // A protected role the app holds is never replaced by a lower one, nor by none.
+        let lowered = match &given {
+            Given::Role(f) => Some((
+                self.rank(&f.role).unwrap_or(usize::MAX),
+                format!("the rules give {} by {}", f.role, f.why),
+            )),
+            Given::NoRole(why) => Some((usize::MAX, why.clone())),
+            Given::Unmatched => None,
+        };
+        if let (Some((rank, gives)), Some(value), Some(cur)) = (lowered, current, current_role)
+            && self.is_protected(cur)
+            && rank > self.rank(cur).unwrap_or(usize::MAX)
+        {
+            return Decision {
+                outcome: Outcome::Keep {
+                    value: value.to_owned(),
+                },
+                why: note(format!(
+                    "{cur} is protected ({}.protected) and never lowered automatically; {gives}",
+                    self.origin
+                )),
+            };
+        }
+        match (given, current) {
+            (Given::Role(f), _) => Decision {
                 outcome: Outcome::Set {
                     value: self.value_of(&f.role),
                     role: f.role,
                 },
                 why: note(f.why),
             },
-            (None, Some(value), _) => Decision {
+            (Given::NoRole(why), Some(value)) => Decision {
+                outcome: Outcome::Clear,
+                why: note(format!("{why}, so {value:?} is removed")),
+            },
+            (Given::NoRole(why), None) => Decision {
+                outcome: Outcome::Clear,
+                why: note(why),
+            },
+            (Given::Unmatched, Some(value)) => Decision {
                 outcome: Outcome::Keep {
                     value: value.to_owned(),
                 },
@@ -305,7 +372,7 @@ impl RoleRules {
                     "no rule matches, so the current role {value:?} is kept"
                 )),
             },
-            (None, None, _) => match &self.default {
+            (Given::Unmatched, None) => match &self.default {
                 Some(d) => Decision {
                     outcome: Outcome::Set {
                         role: d.clone(),

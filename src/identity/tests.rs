@@ -78,6 +78,7 @@ enum Want {
     Set(&'static str, &'static str),
     Keep(&'static str),
     Leave,
+    Clear,
 }
 
 fn check(
@@ -93,6 +94,7 @@ fn check(
         (Want::Set(r, v), Outcome::Set { role, value }) => role == r && value == v,
         (Want::Keep(v), Outcome::Keep { value }) => value == v,
         (Want::Leave, Outcome::Leave) => true,
+        (Want::Clear, Outcome::Clear) => true,
         _ => false,
     };
     assert!(
@@ -395,11 +397,109 @@ fn clumio_rules_map_groups_and_conditions_to_roles() {
     );
 }
 
+/// "Once Auto User Provisioning is enabled, all users are evaluated per the rules you
+/// created": with `unmatched = "reset"` a user who leaves the group behind a rule
+/// loses the role it gave, instead of keeping the app's role.
+#[test]
+fn clumio_roles_come_only_from_the_rules_when_unmatched_resets() {
+    let t = target(&CLUMIO.replace(
+        "[targets.roles]\n",
+        "[targets.roles]\nunmatched = \"reset\"\n",
+    ));
+    let rules = &t.roles[0];
+    assert_eq!(rules.unmatched, Unmatched::Reset);
+    let u = entra_user("ops@firm.example", json!({}));
+    check(
+        rules,
+        "still in the group",
+        &u,
+        &["Clumio-Admins"],
+        Some("Super Admin"),
+        Want::Set("Super Admin", "Super Admin"),
+    );
+    check(
+        rules,
+        "left the group",
+        &u,
+        &[],
+        Some("Super Admin"),
+        Want::Clear,
+    );
+    let d = rules.resolve(&u, &[], Some("Super Admin"));
+    assert!(
+        d.why.contains("unmatched = \"reset\"") && d.why.contains("\"Super Admin\" is removed"),
+        "{}",
+        d.why
+    );
+    // Nothing to read at the app: whatever it holds, the answer is the same.
+    assert!(!rules.needs_current(&u, &[]));
+    // The same rules without `unmatched`: the app's role stays, as before.
+    let keep = target(CLUMIO);
+    assert_eq!(keep.roles[0].unmatched, Unmatched::Keep);
+    check(
+        &keep.roles[0],
+        "left the group, keep",
+        &u,
+        &[],
+        Some("Super Admin"),
+        Want::Keep("Super Admin"),
+    );
+
+    // With a default, a user no rule matches gets it, even over the app's role; a
+    // protected role is still never lowered, neither to the default nor to none.
+    let t = target(
+        r#"
+[targets.roles]
+order = ["Super Admin", "Backup Admin", "Viewer"]
+default = "Viewer"
+protected = ["Super Admin"]
+unmatched = "reset"
+[[targets.roles.rules]]
+role = "Backup Admin"
+member_of = ["Clumio-Backup"]
+"#,
+    );
+    let rules = &t.roles[0];
+    check(
+        rules,
+        "default over the app's role",
+        &u,
+        &[],
+        Some("Backup Admin"),
+        Want::Set("Viewer", "Viewer"),
+    );
+    check(
+        rules,
+        "protected stays",
+        &u,
+        &[],
+        Some("Super Admin"),
+        Want::Keep("Super Admin"),
+    );
+    assert!(rules.needs_current(&u, &[]), "a protected role may be held");
+    let t = target(
+        "[targets.roles]\norder = [\"Owner\", \"Member\"]\nprotected = [\"Owner\"]\nunmatched = \"reset\"\n",
+    );
+    check(
+        &t.roles[0],
+        "protected, no default",
+        &u,
+        &[],
+        Some("Owner"),
+        Want::Keep("Owner"),
+    );
+    check(&t.roles[0], "no role to give", &u, &[], None, Want::Clear);
+    assert_eq!(role_cleared("roles"), json!([]));
+    assert_eq!(role_cleared("userType"), Value::Null);
+    let e = config_error("[targets.roles]\norder = [\"A\"]\nunmatched = \"drop\"\n");
+    assert!(e.contains("\"keep\" or \"reset\""), "{e}");
+}
+
 #[test]
 fn clio_operate_user_type_contacts_titles_and_team_role() {
     let t = target(
         r#"
-contact_types = { work = "email", mobile = "mobile" }
+contact_types = { emails = { work = "email" } }
 [targets.roles]
 field = "userType"
 attribute = "[user.userType]"
@@ -447,7 +547,7 @@ default = "standard"
             "name": {"givenName": "Ada", "familyName": "Lovelace", "honorificPrefix": "dr"},
             "roles": [{"value": "Supervisor"}, {"value": "Reviewer"}],
             "emails": [{"type": "work", "value": "ada@firm.example", "primary": true}],
-            "phoneNumbers": [{"type": "mobile", "value": "+44 7700 900123"}, {"type": "fax", "value": "+44 20 7946 0000"}],
+            "phoneNumbers": [{"type": "mobile", "value": "+44 7700 900123"}, {"type": "work", "value": "+44 20 7946 0000"}],
         }),
     );
     let mut out = mapping.scim_document(ResourceKind::User, &user).unwrap();
@@ -470,9 +570,11 @@ default = "standard"
     );
     assert_eq!(out["urn:sharedo:scim:2.0:User"]["reference"], "E1043");
     // Entra's emails[type eq "work"] becomes the app's "email" contact type.
+    // "phoneNumbers: Type should map to the contact types defined": a work phone is
+    // a work phone, not an "email" contact.
     assert_eq!(out["emails"][0]["type"], "email");
     assert_eq!(out["phoneNumbers"][0]["type"], "mobile");
-    assert_eq!(out["phoneNumbers"][1]["type"], "fax");
+    assert_eq!(out["phoneNumbers"][1]["type"], "work");
     // Groups become teams of the configured organisation and team type.
     let team = mapping
         .scim_document(ResourceKind::Group, &json!({"displayName": "Litigation"}))
@@ -592,4 +694,47 @@ fn bad_rules_are_refused_with_their_position() {
         "[targets.group_mapping]\ndisplayName = '[group.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department]'\n",
     );
     assert!(e.contains("no schema"), "{e}");
+}
+
+/// The flat form renames a type in every contact attribute (existing configs keep
+/// working), warns with the per-attribute spelling, and yields to a per-attribute
+/// rename of the same type.
+#[test]
+fn contact_types_flat_form_applies_everywhere_and_warns() {
+    let text = format!(
+        "{PROVIDERS}\n[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\n[targets.contact_types]\nwork = \"business\"\nemails = {{ work = \"email\" }}\n"
+    );
+    let loaded = match load_str(&text, "seed.toml", Path::new("/tmp"), &Environment::new()) {
+        Ok(l) => l,
+        Err(e) => panic!("config refused:\n{e}"),
+    };
+    let warning = loaded.warnings.join("\n");
+    assert!(
+        warning.contains("targets[0].contact_types")
+            && warning.contains("every one of emails, phoneNumbers, addresses, ims")
+            && warning.contains("emails = { work = \"business\" }"),
+        "{warning}"
+    );
+    let types = &loaded.config.targets[0].contact_types;
+    let mut user = json!({
+        "emails": [{"type": "work", "value": "a@firm.example"}],
+        "phoneNumbers": [{"type": "Work", "value": "+44 20 7946 0000"}, {"type": "home", "value": "1"}],
+        "addresses": [{"type": "work", "locality": "London"}],
+    });
+    retype_contacts(&mut user, types);
+    assert_eq!(user["emails"][0]["type"], "email");
+    assert_eq!(user["phoneNumbers"][0]["type"], "business");
+    assert_eq!(user["phoneNumbers"][1]["type"], "home");
+    assert_eq!(user["addresses"][0]["type"], "business");
+
+    let e = config_error("[targets.contact_types]\nemail = { work = \"email\" }\n");
+    assert!(
+        e.contains("\"email\" is not a multi-valued attribute with contact types"),
+        "{e}"
+    );
+    let per = target("contact_types = { phonenumbers = { work = \"office\" } }");
+    assert_eq!(
+        per.contact_types.0[0].attribute.as_deref(),
+        Some("phoneNumbers")
+    );
 }

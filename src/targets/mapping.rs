@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::config::FieldMapping;
 use crate::delivery::TargetError;
+use crate::identity::attr_at;
 use crate::scim::{AttrPath, ResourceKind};
 use crate::template::{Context, EvalError};
 
@@ -81,7 +82,7 @@ impl Mapping {
             let source = match value {
                 Some(_) => format!("[targets.{table}] {field} = {:?}", rule.template.source()),
                 None => format!(
-                    "[targets.{table}] {field} = {:?}: no value, so left out",
+                    "[targets.{table}] {field} = {:?}: no value, so left out (the target keeps what it has)",
                     rule.template.source()
                 ),
             };
@@ -112,17 +113,48 @@ impl Mapping {
     /// set. A rule with no value removes its attribute: the mapping owns that field,
     /// so a value an option set refused (`oneof`) is never sent as the IdP spelled it.
     pub fn scim_document(&self, kind: ResourceKind, doc: &Value) -> Result<Value, TargetError> {
+        self.scim_document_over(kind, doc, None)
+    }
+
+    /// [`Mapping::scim_document`] for an update of `have`, the app's current copy: a
+    /// rule with no value sends what the app holds in that attribute, so the app keeps
+    /// it. Leaving the attribute out would not do: a PUT replaces the whole resource,
+    /// and apps differ on whether an attribute missing from it is cleared.
+    pub fn scim_document_over(
+        &self,
+        kind: ResourceKind,
+        doc: &Value,
+        have: Option<&Value>,
+    ) -> Result<Value, TargetError> {
         if self.rules(kind).is_empty() {
             return Ok(doc.clone());
         }
         let mut out = doc.clone();
         for (field, value) in self.render(kind, doc)? {
-            match value {
-                Some(v) => set_attr(&mut out, kind, &field, Value::String(v)),
-                None => remove_attr(&mut out, &field),
+            match (
+                value,
+                have.and_then(|h| attr_at(h, &field))
+                    .filter(|v| !v.is_null()),
+            ) {
+                (Some(v), _) => set_attr(&mut out, kind, &field, Value::String(v)),
+                (None, Some(kept)) => set_attr(&mut out, kind, &field, kept.clone()),
+                (None, None) => remove_attr(&mut out, &field),
             }
         }
         Ok(out)
+    }
+
+    /// The attributes `kind`'s rules leave without a value for `doc` (none when the
+    /// mapping refuses it: that delivery dead-letters anyway).
+    pub fn left_out(&self, kind: ResourceKind, doc: &Value) -> Vec<String> {
+        self.render(kind, doc)
+            .map(|r| {
+                r.into_iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(f, _)| f)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -255,5 +287,47 @@ mod tests {
         // No rules for groups: the document as stored.
         let g = json!({"displayName": "G"});
         assert_eq!(m.scim_document(ResourceKind::Group, &g).unwrap(), g);
+    }
+
+    /// "If the values cannot be mapped to the optionset then they are ignored": on an
+    /// update the app's own value is sent back, so a PUT does not clear it.
+    #[test]
+    fn a_rule_without_value_keeps_the_apps_value_on_update() {
+        let m = Mapping {
+            user: vec![
+                rule(
+                    "name.honorificPrefix",
+                    "[user.name.honorificPrefix | oneof(\"Mr\", \"Ms\", \"Dr\")]",
+                ),
+                rule("urn:example:app:2.0:User:grade", "[user.title]"),
+            ],
+            group: vec![],
+        };
+        let doc = json!({"userName": "a@b", "name": {"givenName": "Jo", "honorificPrefix": "Sir"}});
+        let have = json!({"id": "7", "Name": {"HonorificPrefix": "Prof"},
+            "urn:example:app:2.0:User": {"grade": "G7"}});
+        let out = m
+            .scim_document_over(ResourceKind::User, &doc, Some(&have))
+            .unwrap();
+        assert_eq!(out["name"]["honorificPrefix"], "Prof", "{out}");
+        assert_eq!(out["name"]["givenName"], "Jo");
+        assert_eq!(out["urn:example:app:2.0:User"]["grade"], "G7");
+        assert_eq!(
+            m.left_out(ResourceKind::User, &doc),
+            ["name.honorificPrefix", "urn:example:app:2.0:User:grade"]
+        );
+        // The app holds nothing there: left out, never the IdP's spelling.
+        let out = m
+            .scim_document_over(ResourceKind::User, &doc, Some(&json!({"id": "7"})))
+            .unwrap();
+        assert!(out["name"].get("honorificPrefix").is_none(), "{out}");
+        // In the set: the mapping's value, whatever the app holds.
+        let dr = json!({"userName": "a@b", "name": {"honorificPrefix": "dr"}, "title": "G8"});
+        let out = m
+            .scim_document_over(ResourceKind::User, &dr, Some(&have))
+            .unwrap();
+        assert_eq!(out["name"]["honorificPrefix"], "Dr");
+        assert_eq!(out["urn:example:app:2.0:User"]["grade"], "G8");
+        assert!(m.left_out(ResourceKind::User, &dr).is_empty());
     }
 }

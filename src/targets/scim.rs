@@ -20,7 +20,8 @@ use crate::delivery::{
     Change, MemberNeeds, Pacer, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
 };
 use crate::identity::{
-    Decision, Outcome, Relations, RoleRules, link_manager, retype_contacts, role_at, role_json,
+    ContactTypes, Decision, Outcome, Relations, RoleRules, link_manager, retype_contacts, role_at,
+    role_cleared, role_json,
 };
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
@@ -47,7 +48,7 @@ pub struct ScimTarget {
     /// Role rules, per group of providers.
     roles: Vec<RoleRules>,
     /// Contact types renamed on the way out.
-    contact_types: Vec<(String, String)>,
+    contact_types: ContactTypes,
     /// How long deactivated users are kept before reconciliation deletes them.
     delete_after: Option<std::time::Duration>,
     /// Groups carry the users of their nested groups.
@@ -119,7 +120,7 @@ impl ScimTarget {
             pacer,
             on_delete: OnDelete::default(),
             roles: Vec::new(),
-            contact_types: Vec::new(),
+            contact_types: ContactTypes::default(),
             delete_after: None,
             expand_nested: false,
             matching: MatchRules::default_for(TargetKind::Scim),
@@ -146,11 +147,7 @@ impl ScimTarget {
     }
 
     /// The same target with the organisation's identity rules.
-    pub fn with_identity(
-        mut self,
-        roles: Vec<RoleRules>,
-        contact_types: Vec<(String, String)>,
-    ) -> Self {
+    pub fn with_identity(mut self, roles: Vec<RoleRules>, contact_types: ContactTypes) -> Self {
         self.roles = roles;
         self.contact_types = contact_types;
         self
@@ -161,10 +158,18 @@ impl ScimTarget {
         self.roles.iter().find(|r| r.applies_to(provider))
     }
 
-    /// The user as this app should hold it, before its role: mapped, contact types
-    /// renamed, and the manager pointed at the manager's account here.
-    fn user_document(&self, doc: &Value, relations: &Relations) -> Result<Value, TargetError> {
-        let mut out = self.mapping.scim_document(ResourceKind::User, doc)?;
+    /// The user as this app should hold it, before its role: mapped (an attribute the
+    /// mapping leaves without a value keeps what the app holds in `have`), contact
+    /// types renamed, and the manager pointed at the manager's account here.
+    fn user_document(
+        &self,
+        doc: &Value,
+        relations: &Relations,
+        have: Option<&Value>,
+    ) -> Result<Value, TargetError> {
+        let mut out = self
+            .mapping
+            .scim_document_over(ResourceKind::User, doc, have)?;
         retype_contacts(&mut out, &self.contact_types);
         link_manager(&mut out, relations.manager.as_ref());
         Ok(out)
@@ -190,12 +195,18 @@ impl ScimTarget {
             ),
             // The IdP's own value in that attribute is not a decision: the rules own it.
             Outcome::Leave => remove_attr(body, &rules.field),
+            Outcome::Clear => set_attr(
+                body,
+                ResourceKind::User,
+                &rules.field,
+                role_cleared(&rules.field),
+            ),
         }
         Some(decision)
     }
 
-    /// The user document and the role decision, as `explain` shows them; `have` is
-    /// the app's current copy, when known.
+    /// The user document and the role decision, as delivery sends them and `explain`
+    /// shows them; `have` is the app's current copy, when known.
     pub fn explain_user(
         &self,
         provider: &str,
@@ -203,7 +214,7 @@ impl ScimTarget {
         relations: &Relations,
         have: Option<&Value>,
     ) -> Result<(Value, Option<(String, Decision)>), TargetError> {
-        let mut out = self.user_document(doc, relations)?;
+        let mut out = self.user_document(doc, relations, have)?;
         let current = self
             .rules(provider)
             .and_then(|r| have.and_then(|h| role_at(h, &r.field)));
@@ -212,15 +223,42 @@ impl ScimTarget {
         Ok((outbound(out, ResourceKind::User), field.zip(decision)))
     }
 
-    /// The role value the app holds for user `id` now; `None` when it has none or the
-    /// user is gone.
-    async fn current_role(&self, id: &str, field: &str) -> Result<Option<String>, TargetError> {
+    /// The app's current copy of resource `id`; `None` when it is gone.
+    async fn app_copy(&self, kind: ResourceKind, id: &str) -> Result<Option<Value>, TargetError> {
         match self
-            .send(reqwest::Method::GET, &format!("Users/{id}"), None)
+            .send(
+                reqwest::Method::GET,
+                &format!("{}/{id}", endpoint(kind)),
+                None,
+            )
             .await?
         {
-            Sent::Ok(doc) => Ok(role_at(&doc, field)),
+            Sent::Ok(doc) => Ok(Some(doc)),
             Sent::NotFound | Sent::Conflict => Ok(None),
+        }
+    }
+
+    /// The app's copy of `id` when an update must carry some of it: an attribute the
+    /// mapping leaves without a value (ignored, so the app keeps it; a PUT without it
+    /// may clear it), or, for users, a role the rules may keep. Read just before the
+    /// update rather than remembered from the last delivery, so a value someone set in
+    /// the app since then is the one kept.
+    async fn copy_if_needed(
+        &self,
+        change: &Change,
+        doc: &Value,
+    ) -> Result<Option<Value>, TargetError> {
+        let Some(id) = &change.target_id else {
+            return Ok(None);
+        };
+        let role_needs = change.kind == ResourceKind::User
+            && self
+                .rules(&change.provider)
+                .is_some_and(|r| r.needs_current(doc, &change.relations.groups));
+        if role_needs || !self.mapping.left_out(change.kind, doc).is_empty() {
+            self.app_copy(change.kind, id).await
+        } else {
+            Ok(None)
         }
     }
 
@@ -229,29 +267,13 @@ impl ScimTarget {
         change: &Change,
         doc: &Value,
     ) -> Result<Option<String>, TargetError> {
-        let mut body = outbound(
-            self.user_document(doc, &change.relations)?,
-            ResourceKind::User,
-        );
         // An account already at the app (recorded, or just adopted by the matching
-        // rules) may hold a role set by hand that the rules must keep.
-        let known = change.target_id.clone();
-        if let Some(rules) = self.rules(&change.provider) {
-            let current = match &known {
-                Some(id) if rules.needs_current(doc, &change.relations.groups) => {
-                    self.current_role(id, &rules.field).await?
-                }
-                _ => None,
-            };
-            self.set_role(
-                &change.provider,
-                &mut body,
-                doc,
-                &change.relations,
-                current.as_deref(),
-            );
-        }
-        let id = match &known {
+        // rules) may hold a role set by hand that the rules must keep, and values for
+        // the attributes the mapping ignores.
+        let have = self.copy_if_needed(change, doc).await?;
+        let (body, _) =
+            self.explain_user(&change.provider, doc, &change.relations, have.as_ref())?;
+        let id = match &change.target_id {
             Some(id) if self.replace(ResourceKind::User, id, &body).await? => id.clone(),
             _ => self.post(ResourceKind::User, &body, &change.name).await?,
         };
@@ -447,13 +469,22 @@ impl ScimTarget {
         change: &Change,
         doc: &Value,
     ) -> Result<Option<String>, TargetError> {
-        let mut body = outbound(
-            self.mapping.scim_document(ResourceKind::Group, doc)?,
-            ResourceKind::Group,
-        );
+        // A mapping that refuses the group dead-letters it, whichever way it goes.
+        let mapped = self.mapping.scim_document(ResourceKind::Group, doc)?;
         if let Some(all) = &change.members {
             let ids: Vec<String> = all.iter().map(|m| m.value.clone()).collect();
-            body["members"] = Value::Array(Self::member_list(change, &ids)?);
+            let members = Self::member_list(change, &ids)?;
+            // The whole group is replaced: attributes the mapping ignores carry the
+            // app's values.
+            let mapped = match self.copy_if_needed(change, doc).await? {
+                Some(have) => {
+                    self.mapping
+                        .scim_document_over(ResourceKind::Group, doc, Some(&have))?
+                }
+                None => mapped,
+            };
+            let mut body = outbound(mapped, ResourceKind::Group);
+            body["members"] = Value::Array(members);
             let id = match &change.target_id {
                 Some(id) if self.replace(ResourceKind::Group, id, &body).await? => id.clone(),
                 _ => self.post(ResourceKind::Group, &body, &change.name).await?,
@@ -524,7 +555,7 @@ impl Target for ScimTarget {
             ResourceKind::User => self
                 .explain_user(provider, doc, relations, have)
                 .map(|(d, _)| d),
-            ResourceKind::Group => self.mapping.scim_document(kind, doc),
+            ResourceKind::Group => self.mapping.scim_document_over(kind, doc, have),
         };
         shaped.unwrap_or_else(|_| doc.clone())
     }

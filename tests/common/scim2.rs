@@ -31,6 +31,8 @@ pub fn scim2_server() -> Option<PathBuf> {
 pub struct Peer {
     child: Child,
     pub base: String,
+    /// Files the server was started with (its service provider configuration).
+    _files: Option<tempfile::TempDir>,
 }
 
 impl Drop for Peer {
@@ -41,9 +43,34 @@ impl Drop for Peer {
 }
 
 pub fn start_peer(bin: &PathBuf) -> Peer {
+    start_peer_with(bin, &[], None)
+}
+
+/// scim2-server announcing no PATCH, as apps that take only whole-resource PUTs do:
+/// every change reaches it as a replacement.
+pub fn start_put_only_peer(bin: &PathBuf) -> Peer {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("service-provider-config.json");
+    let spc = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "patch": {"supported": false},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": 1000},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": false},
+        "authenticationSchemes": [],
+    });
+    std::fs::write(&config, spc.to_string()).unwrap();
+    let arg = config.display().to_string();
+    start_peer_with(bin, &["--service-provider-config", &arg], Some(dir))
+}
+
+fn start_peer_with(bin: &PathBuf, args: &[&str], files: Option<tempfile::TempDir>) -> Peer {
     let port = free_port();
     let child = Command::new(bin)
         .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -56,6 +83,7 @@ pub fn start_peer(bin: &PathBuf) -> Peer {
     Peer {
         child,
         base: format!("http://127.0.0.1:{port}/v2"),
+        _files: files,
     }
 }
 
