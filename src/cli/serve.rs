@@ -64,6 +64,10 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Failure::listen(format!("cannot read the listening address: {e}")))?;
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(tls_listener(t, env).await?),
+        None => None,
+    };
     let public_url = cfg
         .server
         .public_url
@@ -263,8 +267,27 @@ pub async fn serve(
         idle_timeout: cfg.server.idle_timeout,
         max_connections: max_connections(cfg.server.max_connections),
     };
+    let mut listeners = vec![server::Listener {
+        tcp: listener,
+        tls: None,
+    }];
+    let mut reload_tls = None;
+    if let Some((tcp, certs)) = tls {
+        let acceptor = certs
+            .server_config()
+            .map(tokio_rustls::TlsAcceptor::from)
+            .map_err(|e| Failure::config(e.to_string()))?;
+        listeners.push(server::Listener {
+            tcp,
+            tls: Some(acceptor),
+        });
+        reload_tls = Some(certs);
+    }
+    let cert_watch = reload_tls
+        .clone()
+        .map(|certs| tokio::spawn(watch_certificate(certs)));
     let server_task = tokio::spawn(server::serve(
-        listener,
+        listeners,
         app,
         limits,
         Arc::clone(&state),
@@ -272,7 +295,12 @@ pub async fn serve(
             let _ = stop_rx.await;
         },
     ));
-    let signal = shutdown_signal().await;
+    let signal = loop {
+        match next_signal().await {
+            Signal::Reload => reload(reload_tls.as_deref()),
+            Signal::Stop(name) => break name,
+        }
+    };
     tracing::info!(
         signal,
         "shutting down: no new connections, finishing requests"
@@ -300,6 +328,9 @@ pub async fn serve(
         tracing::warn!("deliveries still running at shutdown; they will be retried after restart");
     }
     watchdog.abort();
+    if let Some(w) = cert_watch {
+        w.abort();
+    }
     flusher.abort();
     pruner.abort();
     for keeper in keepers {
@@ -357,21 +388,83 @@ fn open_file_limit() -> Option<usize> {
     usize::try_from(limit.rlim_cur).ok()
 }
 
-async fn shutdown_signal() -> &'static str {
+/// What a signal asks of the daemon.
+enum Signal {
+    /// SIGHUP (`systemctl reload`).
+    Reload,
+    /// SIGTERM or SIGINT, by name.
+    Stop(&'static str),
+}
+
+async fn next_signal() -> Signal {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         // Without signal handlers the daemon could never stop cleanly; ctrl_c is the
         // portable fallback.
         let _ = tokio::signal::ctrl_c().await;
-        return "SIGINT";
+        return Signal::Stop("SIGINT");
     };
     tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        _ = term.recv() => Signal::Stop("SIGTERM"),
+        _ = int.recv() => Signal::Stop("SIGINT"),
+        _ = hup.recv() => Signal::Reload,
     }
+}
+
+/// SIGHUP: reads the TLS certificate again. A certificate that cannot be used is
+/// reported and the one in use stays.
+fn reload(certs: Option<&server::CertStore>) {
+    let Some(certs) = certs else {
+        tracing::info!("SIGHUP: nothing to reload");
+        return;
+    };
+    match certs.reload() {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the one in use stays")
+        }
+    }
+}
+
+/// How often the certificate files are checked for a renewal.
+const CERT_POLL: Duration = Duration::from_secs(5);
+
+/// Reloads the certificate when its files change (a renewal by certbot or an ACME
+/// client), so HTTPS follows without a restart or a SIGHUP.
+async fn watch_certificate(certs: Arc<server::CertStore>) {
+    loop {
+        tokio::time::sleep(CERT_POLL).await;
+        if !certs.changed_on_disk() {
+            continue;
+        }
+        match certs.reload() {
+            Ok(()) => tracing::info!("TLS certificate files changed: reloaded"),
+            // A renewal half written (certificate before key) fails here; the next
+            // poll tries again, and the old certificate serves meanwhile.
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate files changed but cannot be used yet; the one in use stays")
+            }
+        }
+    }
+}
+
+/// Binds the HTTPS listener and loads its certificate.
+async fn tls_listener(
+    t: &crate::config::TlsConfig,
+    env: &Environment,
+) -> Result<(tokio::net::TcpListener, Arc<server::CertStore>), Failure> {
+    let certs = server::CertStore::load(t, env).map_err(|e| Failure::config(e.to_string()))?;
+    let tcp = tokio::net::TcpListener::bind(t.listen).await.map_err(|e| {
+        Failure::listen(format!(
+            "cannot listen on {} (server.tls.listen): {e}",
+            t.listen
+        ))
+    })?;
+    Ok((tcp, certs))
 }
 
 fn notify(states: &[sd_notify::NotifyState<'_>]) {

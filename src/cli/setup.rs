@@ -64,6 +64,12 @@ pub async fn check_config(
     if let Err(e) = build_providers(cfg) {
         errors.push(e.message);
     }
+    // The certificate and key must parse and belong together, or `serve` stops at start.
+    if let Some(tls) = &cfg.server.tls
+        && let Err(e) = crate::server::CertStore::load(tls, env)
+    {
+        errors.push(e.to_string());
+    }
     if errors.is_empty() {
         let (more_warnings, more_errors) = check_vault_refs(cfg, env).await;
         for w in &more_warnings {

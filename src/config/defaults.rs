@@ -26,6 +26,9 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: None,
+            tls: None,
+            trusted_proxies: Vec::new(),
+            admin_allow: None,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

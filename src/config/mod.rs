@@ -36,6 +36,7 @@ mod check;
 mod defaults;
 mod error;
 mod known_attrs;
+mod network;
 mod reader;
 mod repositories;
 mod roles;
@@ -56,6 +57,7 @@ use toml::de::DeTable;
 
 pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
+pub use network::{IpNetwork, allowed};
 pub use repositories::is_search_field;
 pub use schedule::normalise as normalise_cron;
 pub use schema::{
@@ -63,7 +65,7 @@ pub use schema::{
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
     GuardSettings, LogFormat, LoggingConfig, MatchRules, MutabilitySetting, OnDelete,
     ProviderConfig, RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig,
-    ServerConfig, TargetConfig, TargetKind, UniquenessSetting, Unmanaged, VaultConfig,
+    ServerConfig, TargetConfig, TargetKind, TlsConfig, UniquenessSetting, Unmanaged, VaultConfig,
     WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};

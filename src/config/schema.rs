@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::network::IpNetwork;
 use super::reader::Keyword;
 use super::secret::SecretRef;
 use super::values::redact_url;
@@ -100,6 +101,13 @@ pub struct ServerConfig {
     /// Client connections open at once; `None`: from the open-file limit (see
     /// `cli::serve::max_connections`).
     pub max_connections: Option<usize>,
+    /// `[server.tls]`: an HTTPS listener beside the plain one.
+    pub tls: Option<TlsConfig>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; from anyone else
+    /// the header is ignored.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Networks the admin API answers (`None`: any).
+    pub admin_allow: Option<Vec<IpNetwork>>,
     pub shutdown_timeout: Duration,
 }
 
@@ -173,6 +181,18 @@ pub struct ProviderConfig {
     pub name: String,
     pub dialect: DialectSetting,
     pub schemas: Vec<CustomSchema>,
+    /// Networks this provider's SCIM base answers (`None`: any).
+    pub allow: Option<Vec<IpNetwork>>,
+}
+
+/// `[server.tls]`: where HTTPS is served and the certificate it presents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// PEM: the certificate, then its chain.
+    pub certificate: SecretRef,
+    /// PEM: PKCS#8, PKCS#1 or SEC1.
+    pub private_key: SecretRef,
 }
 
 /// A downstream system changes are pushed to.

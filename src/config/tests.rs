@@ -204,6 +204,9 @@ fn full_config_with_every_key() {
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
             max_connections: Some(5000),
+            tls: None,
+            trusted_proxies: Vec::new(),
+            admin_allow: None,
             shutdown_timeout: Duration::from_secs(120),
         },
         database: DatabaseConfig {
@@ -231,6 +234,7 @@ fn full_config_with_every_key() {
         },
         providers: vec![
             ProviderConfig {
+                allow: None,
                 name: "entra".into(),
                 dialect: DialectSetting::Entra,
                 schemas: vec![CustomSchema {
@@ -272,6 +276,7 @@ fn full_config_with_every_key() {
                 }],
             },
             ProviderConfig {
+                allow: None,
                 name: "okta".into(),
                 dialect: DialectSetting::Okta,
                 schemas: vec![CustomSchema {

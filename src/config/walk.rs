@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::network::IpNetwork;
 use super::reader::{Ctx, Field, Fields, quote};
 use super::schema::{
     AttrKind, Config, CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl, LoggingConfig,
-    ProviderConfig, ScimConfig, ServerConfig, VaultConfig,
+    ProviderConfig, ScimConfig, ServerConfig, TlsConfig, VaultConfig,
 };
 use super::secret::SecretRef;
 use super::tree::{Loc, Node, Val};
@@ -98,7 +99,15 @@ fn read_server(
     let idle_timeout = t.get("idle_timeout");
     let max_connections = t.get("max_connections");
     let shutdown_timeout = t.get("shutdown_timeout");
+    let tls = t.get("tls");
+    let trusted_proxies = t.get("trusted_proxies");
+    let admin_allow = t.get("admin_allow");
     t.finish(ctx);
+    out.tls = tls.and_then(|f| read_tls(ctx, &f, base_dir));
+    if let Some(list) = trusted_proxies.and_then(|f| networks(ctx, &f)) {
+        out.trusted_proxies = list;
+    }
+    out.admin_allow = admin_allow.and_then(|f| networks(ctx, &f));
 
     if let Some(v) =
         listen.and_then(|f| ctx.parse(&f, values::LISTEN_EXPECTED, values::socket_addr))
@@ -133,6 +142,47 @@ fn read_server(
     {
         out.shutdown_timeout = v;
     }
+}
+
+/// `[server.tls]`: `listen`, `certificate` and `private_key`, all required.
+fn read_tls(ctx: &mut Ctx, f: &Field<'_>, base_dir: &Path) -> Option<TlsConfig> {
+    let mut t = ctx.table(f)?;
+    let listen = t.require(
+        ctx,
+        "listen",
+        "expected the HTTPS address, e.g. \"0.0.0.0:8443\"",
+    );
+    let certificate = t.require(
+        ctx,
+        "certificate",
+        "expected the PEM certificate chain, e.g. { file = \"/etc/scim-bridge/tls/fullchain.pem\" } or { credential = \"tls.crt\" }",
+    );
+    let private_key = t.require(
+        ctx,
+        "private_key",
+        "expected the PEM private key, e.g. { file = \"/etc/scim-bridge/tls/privkey.pem\" } or { credential = \"tls.key\" }",
+    );
+    t.finish(ctx);
+    let listen = listen.and_then(|f| ctx.parse(&f, values::LISTEN_EXPECTED, values::socket_addr));
+    let certificate = certificate.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+    let private_key = private_key.and_then(|f| read_secret_ref(ctx, &f, base_dir));
+    Some(TlsConfig {
+        listen: listen?,
+        certificate: certificate?,
+        private_key: private_key?,
+    })
+}
+
+/// An allow-list: `["10.0.0.0/8", "2603:1000::/24", "192.0.2.7"]`.
+pub(super) fn networks(ctx: &mut Ctx, f: &Field<'_>) -> Option<Vec<IpNetwork>> {
+    let items = ctx.array(f, "an array of networks such as [\"10.0.0.0/8\"]")?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if let Some(n) = ctx.parse(&item, "a network such as \"10.0.0.0/8\"", IpNetwork::parse) {
+            out.push(n);
+        }
+    }
+    Some(out)
 }
 
 /// A zero request, header or idle timeout would fail every request, so it is refused; a zero
@@ -452,7 +502,9 @@ fn read_providers(ctx: &mut Ctx, f: &Field<'_>) -> Vec<ProviderConfig> {
         let name = t.require(ctx, "name", "expected a provider name like \"entra\"");
         let dialect = t.get("dialect");
         let schemas = t.get("schemas");
+        let allow = t.get("allow");
         t.finish(ctx);
+        let allow = allow.and_then(|f| networks(ctx, &f));
 
         let name = name.and_then(|f| {
             unique_name(
@@ -469,6 +521,7 @@ fn read_providers(ctx: &mut Ctx, f: &Field<'_>) -> Vec<ProviderConfig> {
             name: name.unwrap_or_default(),
             dialect,
             schemas,
+            allow,
         });
     }
     out

@@ -32,8 +32,10 @@ use axum::http::Uri;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
@@ -60,10 +62,35 @@ const PRESSURE_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the log says that the limit was reached, at most.
 const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets running requests
-/// finish (the caller bounds how long) and returns once every connection is closed.
+/// A socket the daemon serves: plain HTTP, or HTTPS when it has an acceptor.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The client's address as the socket saw it, in every request's extensions (the
+/// network policy reads it, with `X-Forwarded-For` from trusted proxies).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What every accept loop shares: the connection allowance, the signal to make room,
+/// and the shutdown channels.
+#[derive(Clone)]
+struct Shared {
+    app: Router,
+    limits: ConnectionLimits,
+    state: Arc<AppState>,
+    permits: Arc<Semaphore>,
+    pressure: Arc<Notify>,
+    stop: watch::Receiver<()>,
+    done: watch::Receiver<()>,
+}
+
+/// Serves `app` on every listener until `shutdown` resolves, then lets running
+/// requests finish (the caller bounds how long) and returns once every connection is
+/// closed. The listeners share one `max_connections` allowance.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     app: Router,
     limits: ConnectionLimits,
     state: Arc<AppState>,
@@ -72,15 +99,39 @@ pub async fn serve(
     // Dropped senders tell connections to shut down; `closed` tells us they all have.
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, done_rx) = watch::channel(());
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let pressure = Arc::new(Notify::new());
+    let shared = Shared {
+        app,
+        limits,
+        state,
+        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+        pressure: Arc::new(Notify::new()),
+        stop: stop_rx,
+        done: done_rx,
+    };
+    let (quit_tx, quit_rx) = watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone(), quit_rx.clone())))
+        .collect();
+    drop(shared);
+    shutdown.await;
+    let _ = quit_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    drop(stop_tx);
+    done_tx.closed().await;
+}
+
+/// Accepts on one listener until `quit` turns true; each connection runs on its own task.
+async fn accept_loop(listener: Listener, shared: Shared, mut quit: watch::Receiver<bool>) {
     let mut logged: Option<Instant> = None;
-    tokio::pin!(shutdown);
+    let limits = shared.limits;
     loop {
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
+        let permit = match Arc::clone(&shared.permits).try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                state.metrics.connection_limit_hit();
+                shared.state.metrics.connection_limit_hit();
                 if logged.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL) {
                     logged = Some(Instant::now());
                     tracing::warn!(
@@ -89,17 +140,17 @@ pub async fn serve(
                     );
                 }
                 tokio::select! {
-                    p = make_room(&permits, &pressure) => match p {
+                    p = make_room(&shared.permits, &shared.pressure) => match p {
                         Some(p) => p,
-                        None => break,
+                        None => return,
                     },
-                    () = &mut shutdown => break,
+                    () = quitting(&mut quit) => return,
                 }
             }
         };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+        let (stream, peer) = tokio::select! {
+            accepted = listener.tcp.accept() => match accepted {
+                Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: accepting again at once
                     // would spin; connection-level errors (a reset before accept) are
@@ -111,25 +162,45 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = quitting(&mut quit) => return,
         };
-        tokio::spawn(connection(
-            stream,
-            app.clone(),
-            limits,
-            Arc::clone(&state),
-            Lifetime {
-                stop: stop_rx.clone(),
-                pressure: Arc::clone(&pressure),
-                _done: done_rx.clone(),
-                _permit: permit,
-            },
-        ));
+        let lifetime = Lifetime {
+            stop: shared.stop.clone(),
+            pressure: Arc::clone(&shared.pressure),
+            _done: shared.done.clone(),
+            _permit: permit,
+        };
+        let (app, state) = (shared.app.clone(), Arc::clone(&shared.state));
+        match &listener.tls {
+            None => {
+                tokio::spawn(connection(stream, peer, app, limits, state, lifetime));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // The handshake is bounded like a request header: a client that
+                    // opens a TLS connection and stalls holds a descriptor too.
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(tls)) => connection(tls, peer, app, limits, state, lifetime).await,
+                        Ok(Err(e)) => {
+                            state.metrics.connection_closed("tls_handshake_failed");
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            state.metrics.connection_closed("tls_handshake_timeout");
+                        }
+                    }
+                });
+            }
+        }
     }
-    drop(listener);
-    drop(stop_tx);
-    drop(done_rx);
-    done_tx.closed().await;
+}
+
+/// Resolves once the server stops accepting (or its sender is gone).
+async fn quitting(quit: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; it ends here, before any await.
+    let _ = quit.wait_for(|q| *q).await.map(|_| ());
 }
 
 /// Asks idle connections to close until one has, and returns its permit (`None` once
@@ -217,13 +288,16 @@ impl Drop for BusyGuard {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
+    peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
     state: Arc<AppState>,
     lifetime: Lifetime,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // `_done` and `_permit` are bound (not `_`) so they live until the connection ends.
     let Lifetime {
         mut stop,
@@ -247,6 +321,7 @@ async fn connection(
             let guard = BusyGuard(Arc::clone(&activity));
             let mut req = req.map(Body::new);
             normalize_path(req.uri_mut());
+            req.extensions_mut().insert(PeerAddr(peer));
             let app = app.clone();
             async move {
                 let resp = tower::ServiceExt::oneshot(app, req).await?;
@@ -367,13 +442,13 @@ pub(crate) fn normalize_path(uri: &mut Uri) {
     }
 }
 
-/// The TCP stream, telling the watchdog when bytes arrive.
-struct Watched {
-    inner: TcpStream,
+/// The client stream (TCP or TLS), telling the watchdog when bytes arrive.
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -388,7 +463,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -7,6 +7,7 @@ mod health;
 mod link_routes;
 mod respond;
 mod scim_routes;
+mod tls;
 mod workspace_routes;
 
 use std::collections::HashMap;
@@ -31,8 +32,9 @@ use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
-pub use conn::{ConnectionLimits, serve};
+pub use conn::{ConnectionLimits, Listener, PeerAddr, serve};
 pub use respond::SCIM_JSON;
+pub use tls::{CertStore, TlsError};
 
 /// HTTP settings taken from the configuration.
 #[derive(Debug, Clone)]

@@ -1,0 +1,180 @@
+//! Deployment as admins run it: HTTPS with a certificate that renews without a
+//! restart, client-network allow-lists, and SIGHUP (#22).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, free_port};
+
+/// A fresh CA and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM,
+/// certificate PEM, key PEM).
+fn certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "scim-bridge test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn install(dir: &Path, cert: &str, key: &str) {
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    let key_path = dir.join("key.pem");
+    std::fs::write(&key_path, key).unwrap();
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+/// `curl` over HTTPS trusting only `ca`; the HTTP status, or `None` when the
+/// connection or the certificate check failed.
+fn curl_https(port: u16, ca: &Path, path: &str) -> Option<u16> {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl is installed");
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn hup(d: &Daemon) {
+    let pid = d.child.as_ref().unwrap().id();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Polls until `check` holds, for at most `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+#[test]
+fn https_serves_and_a_renewed_certificate_is_picked_up_without_a_restart() {
+    let tls = tempfile::tempdir().unwrap();
+    let (ca1, cert1, key1) = certificate();
+    install(tls.path(), &cert1, &key1);
+    let ca_path = |n: &str, pem: &str| {
+        let p = tls.path().join(format!("ca-{n}.pem"));
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let ca1 = ca_path("1", &ca1);
+    let port = free_port();
+    let d = Daemon::start_with_server(&format!(
+        "\n[server.tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = {{ file = \"{}\" }}\nprivate_key = {{ file = \"{}\" }}\n",
+        tls.path().join("cert.pem").display(),
+        tls.path().join("key.pem").display()
+    ));
+    let pid = d.child.as_ref().unwrap().id();
+
+    assert_eq!(curl_https(port, &ca1, "/healthz"), Some(200));
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout).trim(), "200");
+    // The plain listener keeps working beside it.
+    assert!(
+        Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "--max-time", "5"])
+            .arg(d.url("/healthz"))
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // A renewal and SIGHUP: the new certificate is served by the same process.
+    let (ca2, cert2, key2) = certificate();
+    let ca2 = ca_path("2", &ca2);
+    install(tls.path(), &cert2, &key2);
+    hup(&d);
+    assert!(
+        eventually(Duration::from_secs(3), || curl_https(
+            port, &ca2, "/healthz"
+        ) == Some(200)),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        curl_https(port, &ca1, "/healthz"),
+        None,
+        "the old certificate is gone"
+    );
+    assert_eq!(d.child.as_ref().unwrap().id(), pid);
+
+    // A broken renewal (a key that is not the certificate's) is refused; the working
+    // certificate stays.
+    let (_, _, stray_key) = certificate();
+    std::fs::write(tls.path().join("key.pem"), stray_key).unwrap();
+    hup(&d);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(curl_https(port, &ca2, "/healthz"), Some(200));
+    assert!(
+        d.log_text().contains("does not belong to the certificate"),
+        "{}",
+        d.log_text()
+    );
+    let check = d.cli(&["check-config"]);
+    assert_eq!(check.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("does not belong to the certificate"));
+
+    // Renewed files are noticed without a SIGHUP.
+    let (ca3, cert3, key3) = certificate();
+    let ca3 = ca_path("3", &ca3);
+    install(tls.path(), &cert3, &key3);
+    assert!(
+        eventually(Duration::from_secs(12), || curl_https(
+            port, &ca3, "/healthz"
+        ) == Some(200)),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.cli(&["check-config"]).status.success());
+}
