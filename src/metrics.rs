@@ -29,6 +29,7 @@ pub struct Metrics {
     resolutions: Mutex<BTreeMap<(String, String), u64>>,
     connections_closed: Mutex<BTreeMap<String, u64>>,
     connections_open: std::sync::atomic::AtomicU64,
+    network_denied: Mutex<BTreeMap<String, u64>>,
     connection_limit_hits: std::sync::atomic::AtomicU64,
 }
 
@@ -87,6 +88,13 @@ impl Metrics {
     pub fn connection_closed(&self, reason: &str) {
         if let Ok(mut m) = self.connections_closed.lock() {
             *m.entry(reason.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Counts a request refused by an allow-list (`scope`: a provider or `admin`).
+    pub fn network_denied(&self, scope: &str) {
+        if let Ok(mut m) = self.network_denied.lock() {
+            *m.entry(scope.to_owned()).or_default() += 1;
         }
     }
 
@@ -176,6 +184,16 @@ impl Metrics {
             "# HELP scim_bridge_connections_open Client connections open now.\n# TYPE scim_bridge_connections_open gauge\nscim_bridge_connections_open {open}\n\
              # HELP scim_bridge_connection_limit_hits_total Times max_connections were open and accepting paused.\n# TYPE scim_bridge_connection_limit_hits_total counter\nscim_bridge_connection_limit_hits_total {hits}\n"
         );
+        out.push_str("# HELP scim_bridge_network_denied_total Requests refused by an allow-list, by provider or admin.\n# TYPE scim_bridge_network_denied_total counter\n");
+        if let Ok(m) = self.network_denied.lock() {
+            for (scope, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "scim_bridge_network_denied_total{{scope=\"{}\"}} {n}",
+                    escape(scope)
+                );
+            }
+        }
         out.push_str("# HELP scim_bridge_workspace_resolutions_total Workspace resolutions by repository and outcome.\n# TYPE scim_bridge_workspace_resolutions_total counter\n");
         if let Ok(m) = self.resolutions.lock() {
             for ((repository, outcome), n) in m.iter() {

@@ -178,3 +178,100 @@ fn https_serves_and_a_renewed_certificate_is_picked_up_without_a_restart() {
     );
     assert!(d.cli(&["check-config"]).status.success());
 }
+
+/// `curl` from `source` (a loopback address) with optional `X-Forwarded-For`; the
+/// status and body.
+fn curl_from(
+    source: &str,
+    url: &str,
+    token: Option<&str>,
+    forwarded: Option<&str>,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "--max-time",
+        "5",
+        "--interface",
+        source,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(f) = forwarded {
+        c.args(["-H", &format!("X-Forwarded-For: {f}")]);
+    }
+    let out = c.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// A provider limited to its IdP's networks and an admin API limited to the firm's:
+/// refused with a SCIM 403 naming the client, counted; `X-Forwarded-For` believed only
+/// from the configured proxy (127.0.0.2 here), ignored from anyone else.
+#[test]
+fn allow_lists_refuse_other_networks_and_trust_only_configured_proxies() {
+    let d = Daemon::start_full_text(
+        "trusted_proxies = [\"127.0.0.2\"]\nadmin_allow = [\"198.51.100.0/24\"]\n",
+        // Lands in the last [[providers]] table, okta's.
+        "allow = [\"192.0.2.0/24\"]\n",
+    );
+    let okta = d.token("okta");
+    let entra = d.token("entra");
+    let users = |p: &str| d.url(&format!("/scim/v2/{p}/Users"));
+
+    // Straight from 127.0.0.1: not in okta's list.
+    let (status, body) = curl_from("127.0.0.1", &users("okta"), Some(&okta), None);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("127.0.0.1") && body.contains("okta"),
+        "{body}"
+    );
+    assert!(
+        body.contains("urn:ietf:params:scim:api:messages:2.0:Error"),
+        "{body}"
+    );
+    // Claiming an allowed address without being the proxy changes nothing.
+    let (status, _) = curl_from("127.0.0.1", &users("okta"), Some(&okta), Some("192.0.2.10"));
+    assert_eq!(status, 403);
+    // Through the proxy, from Okta's network: allowed.
+    let (status, body) = curl_from("127.0.0.2", &users("okta"), Some(&okta), Some("192.0.2.10"));
+    assert_eq!(status, 200, "{body}");
+    // Through the proxy from elsewhere: refused, named.
+    let (status, body) = curl_from(
+        "127.0.0.2",
+        &users("okta"),
+        Some(&okta),
+        Some("203.0.113.5"),
+    );
+    assert_eq!(status, 403);
+    assert!(body.contains("203.0.113.5"), "{body}");
+    // A provider without a list answers anyone.
+    assert_eq!(
+        curl_from("127.0.0.1", &users("entra"), Some(&entra), None).0,
+        200
+    );
+
+    // The admin API (metrics here) only from the firm's network; health stays open.
+    assert_eq!(
+        curl_from("127.0.0.1", &d.url("/metrics"), None, None).0,
+        403
+    );
+    assert_eq!(
+        curl_from("127.0.0.1", &d.url("/healthz"), None, None).0,
+        200
+    );
+    let (status, metrics) = curl_from("127.0.0.2", &d.url("/metrics"), None, Some("198.51.100.7"));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("scim_bridge_network_denied_total{scope=\"okta\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scim_bridge_network_denied_total{scope=\"admin\"} 1"),
+        "{metrics}"
+    );
+}

@@ -210,6 +210,15 @@ pub async fn serve(
                 public_url: public_url.clone(),
                 max_body_bytes: cfg.server.max_body_bytes,
                 request_timeout: cfg.server.request_timeout,
+                network: server::NetworkPolicy {
+                    providers: cfg
+                        .providers
+                        .iter()
+                        .filter_map(|p| p.allow.clone().map(|a| (p.name.clone(), a)))
+                        .collect(),
+                    admin: cfg.server.admin_allow.clone(),
+                    trusted_proxies: cfg.server.trusted_proxies.clone(),
+                },
             },
             vault_state,
         )

@@ -5,6 +5,7 @@ mod auth;
 mod conn;
 mod health;
 mod link_routes;
+mod netpolicy;
 mod respond;
 mod scim_routes;
 mod tls;
@@ -33,6 +34,7 @@ use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
 pub use conn::{ConnectionLimits, Listener, PeerAddr, serve};
+pub use netpolicy::NetworkPolicy;
 pub use respond::SCIM_JSON;
 pub use tls::{CertStore, TlsError};
 
@@ -45,6 +47,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Longest a request may take before 503.
     pub request_timeout: Duration,
+    /// Which client networks may call the SCIM bases and the admin API.
+    pub network: NetworkPolicy,
 }
 
 /// Shared state of every request.
@@ -174,6 +178,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "no such endpoint; SCIM bases are /scim/v2/{provider}",
             ))
         })
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            netpolicy::enforce,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }

@@ -105,6 +105,11 @@ impl Daemon {
         Self::start_full(extra, "info", secrets)
     }
 
+    /// Starts a daemon with more `[server]` keys and `extra` TOML after the tables.
+    pub fn start_full_text(server: &str, extra: &str) -> Daemon {
+        Self::start_inner(server, extra, "info", &[])
+    }
+
     fn start_full(extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
         Self::start_inner("", extra, level, secrets)
     }
