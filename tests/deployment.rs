@@ -275,3 +275,111 @@ fn allow_lists_refuse_other_networks_and_trust_only_configured_proxies() {
         "{metrics}"
     );
 }
+
+/// The README's nginx example, run for real: nginx terminates TLS and passes the client
+/// in `X-Forwarded-For`; the bridge, trusting only that proxy, applies the provider's
+/// allow-list to the client behind it.
+#[test]
+fn behind_the_readme_nginx_example_the_allow_list_sees_the_real_client() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("SCIM_BRIDGE_REQUIRE_PEERS").is_err(),
+            "nginx is not installed (apt-get install nginx-light)"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+        return;
+    };
+    let d = Daemon::start_full_text(
+        "trusted_proxies = [\"127.0.0.1\"]\n",
+        "allow = [\"127.0.0.3\"]\n",
+    );
+    let okta = d.token("okta");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (ca, cert, key) = certificate();
+    install(dir, &cert, &key);
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca).unwrap();
+    std::fs::create_dir(dir.join("tmp")).unwrap();
+    let port = free_port();
+    let temp = |kind: &str| format!("{kind}_temp_path {}/tmp;", dir.display());
+    let conf = format!(
+        r#"worker_processes 1;
+error_log {dir}/error.log;
+pid {dir}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {client} {proxy} {fastcgi} {uwsgi} {scgi}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate     {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        location / {{
+            proxy_pass http://127.0.0.1:{bridge};
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            client_max_body_size 2m;
+        }}
+    }}
+}}
+"#,
+        dir = dir.display(),
+        client = temp("client_body"),
+        proxy = temp("proxy"),
+        fastcgi = temp("fastcgi"),
+        uwsgi = temp("uwsgi"),
+        scgi = temp("scgi"),
+        bridge = d.port,
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut proxy = Command::new(nginx)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-p", &dir.display().to_string(), "-g", "daemon off;"])
+        .spawn()
+        .unwrap();
+    let https = |source: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                "--interface",
+                source,
+                "-w",
+                "\n%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(&ca_path)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(["-H", &format!("Authorization: Bearer {okta}")])
+            .arg(format!("https://localhost:{port}/scim/v2/okta/Users"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    };
+    let ready = eventually(Duration::from_secs(5), || https("127.0.0.3").0 != 0);
+    let allowed = https("127.0.0.3");
+    let refused = https("127.0.0.4");
+    // SIGTERM, not SIGKILL: the master then stops its worker too, which would
+    // otherwise live on holding the port (and whatever descriptors it inherited).
+    let _ = Command::new("kill")
+        .args(["-TERM", &proxy.id().to_string()])
+        .status();
+    let _ = proxy.wait();
+    assert!(
+        ready,
+        "nginx did not answer: {:?}",
+        std::fs::read_to_string(dir.join("error.log"))
+    );
+    assert_eq!(allowed.0, 200, "{}", allowed.1);
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert!(refused.1.contains("127.0.0.4"), "{}", refused.1);
+}
