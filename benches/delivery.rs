@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use chrono::Utc;
 use scim_bridge::clock::{Clock, SystemClock};
 use scim_bridge::delivery::{Engine, EngineConfig, Pacer};
 use scim_bridge::entropy::{Entropy, OsEntropy};
@@ -62,7 +61,7 @@ fn create(id: String) -> Mutation {
         kind: ResourceKind::User,
         id: id.clone(),
         expected_version: None,
-        at: Utc::now(),
+        at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         change: MutationKind::Create {
             doc: json!({

@@ -12,7 +12,6 @@ mod fake_imanage;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use scim_bridge::clock::{Clock, SystemClock};
 use scim_bridge::config::AuthHeader;
 use scim_bridge::delivery::{Engine, EngineConfig, Pacer};
@@ -43,7 +42,7 @@ fn create(
         kind,
         id,
         expected_version: None,
-        at: Utc::now(),
+        at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         change: MutationKind::Create { doc, members },
     }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use scim_bridge::scim::ResourceKind;
 use scim_bridge::store::postgres::PgStore;
 use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
@@ -47,7 +46,7 @@ fn create(n: u64, worker: u64) -> Mutation {
         kind: ResourceKind::User,
         id: id.clone(),
         expected_version: None,
-        at: Utc::now(),
+        at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         change: MutationKind::Create {
             doc: json!({

@@ -5,6 +5,11 @@
 //! [`store`] (durable state and the outbox) → [`server`] (HTTP). [`config`] describes
 //! the deployment; [`cli`] wires everything together.
 
+// The daemon answers bad input with errors, never by panicking: these hold in
+// library code (tests are exempt through clippy.toml). `cargo clippy -D warnings`
+// in CI keeps the record.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -491,7 +491,12 @@ async fn a_process_holding_the_old_key_cannot_write_after_a_rotation() {
         .map(|r| (r.name, r.sealed))
         .collect();
     store
-        .rotate_vault(old, new_header.to_json().unwrap(), rows, Utc::now())
+        .rotate_vault(
+            old,
+            new_header.to_json().unwrap(),
+            rows,
+            scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
+        )
         .await
         .unwrap();
     let e = k

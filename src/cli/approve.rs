@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use crate::clock::Clock;
 
 use super::{Failure, setup};
 use crate::config::Environment;
@@ -27,6 +27,7 @@ pub async fn run(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let Some(t) = cfg.targets.iter().find(|t| t.name == target) else {
@@ -43,7 +44,7 @@ pub async fn run(
     let store = setup::open_existing_store(&cfg).await?;
     let result = async {
         let state = store.guard(target).await.map_err(|e| Failure::store(e.to_string()))?;
-        let now = Utc::now();
+        let now = clock.now();
         match what {
             What::List => list(store.as_ref(), target, &state).await,
             What::Reject => {

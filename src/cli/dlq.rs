@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use crate::clock::Clock;
 use clap::Subcommand;
 
 use super::{Failure, setup};
@@ -51,10 +51,11 @@ pub async fn run(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let store = setup::open_existing_store(&cfg).await?;
-    let result = act(action, store.as_ref()).await;
+    let result = act(action, store.as_ref(), clock).await;
     store.close().await;
     result
 }
@@ -69,7 +70,7 @@ fn missing(id: i64) -> Failure {
     ))
 }
 
-async fn act(action: DlqCommand, store: &dyn Store) -> Result<(), Failure> {
+async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result<(), Failure> {
     match action {
         DlqCommand::List { target, json } => {
             let letters = store
@@ -128,7 +129,7 @@ async fn act(action: DlqCommand, store: &dyn Store) -> Result<(), Failure> {
             let mut queued = 0;
             for id in ids {
                 if store
-                    .requeue_dead_letter(id, Utc::now())
+                    .requeue_dead_letter(id, clock.now())
                     .await
                     .map_err(store_err)?
                 {

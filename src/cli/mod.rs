@@ -26,6 +26,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::SystemClock;
+
 /// Why a command failed, and with which exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -330,13 +332,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token { action } => {
-            token::run(action, cli.config.as_deref(), cli.data_dir, &env).await
+            token::run(
+                action,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
         }
         Command::Vault { action } => {
-            vault::run_vault(action, cli.config.as_deref(), cli.data_dir, &env).await
+            vault::run_vault(
+                action,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
         }
         Command::Secret { action } => {
-            vault::run_secret(action, cli.config.as_deref(), cli.data_dir, &env).await
+            vault::run_secret(
+                action,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
         }
         Command::Approve {
             target,
@@ -348,7 +371,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 (_, true) => approve::What::Reject,
                 _ => approve::What::Approve,
             };
-            approve::run(&target, what, cli.config.as_deref(), cli.data_dir, &env).await
+            approve::run(
+                &target,
+                what,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
         }
         Command::Sync {
             target,
@@ -363,6 +394,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 cli.config.as_deref(),
                 cli.data_dir,
                 &env,
+                &SystemClock,
             )
             .await
         }
@@ -401,7 +433,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .await
         }
         Command::Dlq { action } => {
-            dlq::run(action, cli.config.as_deref(), cli.data_dir, &env).await
+            dlq::run(
+                action,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
         }
         Command::Trace {
             who,

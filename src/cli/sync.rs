@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
+use crate::clock::Clock;
 
 use super::{Failure, setup, targets};
 use crate::config::Environment;
@@ -40,6 +40,7 @@ pub async fn run(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let Some(index) = cfg.targets.iter().position(|t| t.name == target) else {
@@ -95,7 +96,7 @@ pub async fn run(
             &d.providers,
             &d.policy,
             &progress,
-            Utc::now(),
+            clock.now(),
         )
         .await;
         if let Some(b) = &bar {
@@ -126,7 +127,7 @@ pub async fn run(
                 return Ok(());
             }
         }
-        let applied = apply(store.as_ref(), d.target.as_ref(), &p, &d.engine.guard, Utc::now())
+        let applied = apply(store.as_ref(), d.target.as_ref(), &p, &d.engine.guard, clock.now())
             .await
             .map_err(|e| Failure::store(e.to_string()))?;
         if as_json {

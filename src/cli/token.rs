@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+
+use crate::clock::Clock;
 use clap::Subcommand;
 
 use super::{Failure, setup};
@@ -39,6 +41,7 @@ pub async fn run(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let loaded = setup::load_config(config, data_dir, None, env)?;
     let cfg = loaded.config;
@@ -103,7 +106,7 @@ pub async fn run(
             let Some((provider, expires, scope)) = create else {
                 return Err(Failure::runtime("unreachable token state"));
             };
-            let now = Utc::now();
+            let now = clock.now();
             let t = tokens::mint(
                 provider.as_deref(),
                 &scope,
@@ -144,7 +147,7 @@ pub async fn run(
                     |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
                 )
             };
-            let now = Utc::now();
+            let now = clock.now();
             for t in list {
                 let state = if t.revoked.is_some() {
                     "revoked"
@@ -167,7 +170,7 @@ pub async fn run(
         }
         TokenCommand::Revoke { id } => {
             if store
-                .revoke_token(&id, Utc::now())
+                .revoke_token(&id, clock.now())
                 .await
                 .map_err(|e| Failure::store(e.to_string()))?
             {

@@ -6,7 +6,7 @@
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use crate::clock::Clock;
 use clap::Subcommand;
 
 use super::{Failure, setup};
@@ -227,6 +227,7 @@ pub async fn run_vault(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     // `vault init` may create the database; nothing else may.
@@ -235,7 +236,7 @@ pub async fn run_vault(
     } else {
         setup::open_existing_store(&cfg).await?
     };
-    let result = vault_action(action, &cfg, store.as_ref(), env).await;
+    let result = vault_action(action, &cfg, store.as_ref(), env, clock).await;
     store.close().await;
     result
 }
@@ -245,6 +246,7 @@ async fn vault_action(
     cfg: &Config,
     store: &dyn Store,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     match action {
         VaultCommand::Init => {
@@ -270,7 +272,7 @@ async fn vault_action(
                     .map_err(|e| vault_failure(e.to_string()))?;
             let json = header.to_json().map_err(|e| vault_failure(e.to_string()))?;
             store
-                .init_vault(json, Utc::now())
+                .init_vault(json, clock.now())
                 .await
                 .map_err(|e| vault_failure(format!("cannot store the vault: {e}")))?;
             println!(
@@ -384,7 +386,7 @@ async fn vault_action(
                 .to_json()
                 .map_err(|e| vault_failure(e.to_string()))?;
             store
-                .rotate_vault(record.header, json, rows, Utc::now())
+                .rotate_vault(record.header, json, rows, clock.now())
                 .await
                 .map_err(|e| vault_failure(format!("rotation failed: {e}")))?;
             println!(
@@ -401,13 +403,14 @@ pub async fn run_secret(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     if let SecretCommand::Set { name } | SecretCommand::Delete { name } = &action {
         valid_name(name)?;
     }
     let store = setup::open_existing_store(&cfg).await?;
-    let result = secret_action(action, &cfg, store.as_ref(), env).await;
+    let result = secret_action(action, &cfg, store.as_ref(), env, clock).await;
     store.close().await;
     result
 }
@@ -417,6 +420,7 @@ async fn secret_action(
     cfg: &Config,
     store: &dyn Store,
     env: &Environment,
+    clock: &dyn Clock,
 ) -> Result<(), Failure> {
     match action {
         SecretCommand::Set { name } => {
@@ -434,7 +438,7 @@ async fn secret_action(
                 .seal(&secret_aad(&name), &value, &OsEntropy)
                 .map_err(|e| vault_failure(e.to_string()))?;
             store
-                .put_secret(&name, sealed, &header, Utc::now())
+                .put_secret(&name, sealed, &header, clock.now())
                 .await
                 .map_err(|e| Failure::store(e.to_string()))?;
             println!("secret {name} stored ({} bytes, encrypted)", value.len());

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
 use super::http::{HttpClientError, OAuthHttp, StatusAnswer};
+use crate::clock::Clock;
 use crate::config::ClientAuth;
 
 type Client =
@@ -57,9 +58,10 @@ impl TokenEndpoint {
     pub(super) async fn client_credentials(
         &self,
         http: &reqwest::Client,
+        clock: &dyn Clock,
     ) -> Result<BasicTokenResponse, OAuthError> {
         let client = self.client()?;
-        let f = OAuthHttp(http);
+        let f = OAuthHttp { http, clock };
         client
             .exchange_client_credentials()
             .add_scopes(self.scopes())
@@ -71,13 +73,14 @@ impl TokenEndpoint {
     pub(super) async fn password(
         &self,
         http: &reqwest::Client,
+        clock: &dyn Clock,
         username: &str,
         password: &SecretString,
     ) -> Result<BasicTokenResponse, OAuthError> {
         let client = self.client()?;
         let user = ResourceOwnerUsername::new(username.to_owned());
         let pass = ResourceOwnerPassword::new(password.expose_secret().to_owned());
-        let f = OAuthHttp(http);
+        let f = OAuthHttp { http, clock };
         client
             .exchange_password(&user, &pass)
             .add_scopes(self.scopes())
@@ -89,11 +92,12 @@ impl TokenEndpoint {
     pub(super) async fn refresh(
         &self,
         http: &reqwest::Client,
+        clock: &dyn Clock,
         refresh: &SecretString,
     ) -> Result<BasicTokenResponse, OAuthError> {
         let client = self.client()?;
         let token = RefreshToken::new(refresh.expose_secret().to_owned());
-        let f = OAuthHttp(http);
+        let f = OAuthHttp { http, clock };
         client
             .exchange_refresh_token(&token)
             .request_async(&f)
@@ -104,6 +108,7 @@ impl TokenEndpoint {
     pub(super) async fn code(
         &self,
         http: &reqwest::Client,
+        clock: &dyn Clock,
         code: &str,
         verifier: &str,
         redirect: &str,
@@ -111,7 +116,7 @@ impl TokenEndpoint {
         let redirect = RedirectUrl::new(redirect.to_owned())
             .map_err(|e| OAuthError::Config(format!("redirect URL {redirect:?}: {e}")))?;
         let client = self.client()?.set_redirect_uri(redirect);
-        let f = OAuthHttp(http);
+        let f = OAuthHttp { http, clock };
         client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
@@ -309,7 +314,10 @@ mod tests {
         let http = super::super::http::build_client(Duration::from_secs(5)).unwrap();
         let mut seen = Vec::new();
         for _ in 0..7 {
-            let err = e.client_credentials(&http).await.unwrap_err();
+            let err = e
+                .client_credentials(&http, &crate::clock::SystemClock)
+                .await
+                .unwrap_err();
             assert!(!err.to_string().contains(SECRET), "{err}");
             seen.push((err.to_string(), err.is_transient(), err.retry_after()));
         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use oauth2::{HttpRequest, HttpResponse};
 
+use crate::clock::Clock;
 use crate::delivery::parse_retry_after;
 
 /// Token responses are small; anything larger is not one.
@@ -72,7 +73,11 @@ pub fn build_client(timeout: Duration) -> Result<reqwest::Client, String> {
 
 /// oauth2's HTTP client interface over reqwest. A named type rather than a closure:
 /// closures here make the handler futures fail axum's `Send` check.
-pub(super) struct OAuthHttp<'a>(pub &'a reqwest::Client);
+pub(super) struct OAuthHttp<'a> {
+    pub http: &'a reqwest::Client,
+    /// Reads a `Retry-After` date against it.
+    pub clock: &'a dyn Clock,
+}
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
     type Error = HttpClientError;
@@ -81,13 +86,14 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
     >;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(send(self.0, request))
+        Box::pin(send(self.http, self.clock, request))
     }
 }
 
 /// Sends one oauth2 request with `client`.
 async fn send(
     client: &reqwest::Client,
+    clock: &dyn Clock,
     request: HttpRequest,
 ) -> Result<HttpResponse, HttpClientError> {
     let (parts, body) = request.into_parts();
@@ -135,9 +141,8 @@ async fn send(
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            // A Retry-After date is wall-clock time, so it is read against the system
-            // clock, as the target's own answers are.
-            .and_then(|v| parse_retry_after(v, chrono::Utc::now(), MAX_RETRY_AFTER));
+            // A Retry-After date is wall-clock time, read against the clock passed in.
+            .and_then(|v| parse_retry_after(v, clock.now(), MAX_RETRY_AFTER));
         let body: Option<serde_json::Value> = if json {
             serde_json::from_slice(&bytes).ok()
         } else {

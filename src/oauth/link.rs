@@ -277,7 +277,13 @@ impl Linker {
         let response = self
             .cfg
             .endpoint
-            .code(&self.http, code, &pending.verifier, &self.cfg.redirect_url)
+            .code(
+                &self.http,
+                self.clock.as_ref(),
+                code,
+                &pending.verifier,
+                &self.cfg.redirect_url,
+            )
             .await?;
         let token = Token::from_response(&response, self.clock.now(), None);
         if let Err(e) = self.check_approver(&pending.user, &token).await {
@@ -453,7 +459,12 @@ impl Linker {
                 linked.user, self.cfg.target
             )));
         };
-        let response = match self.cfg.endpoint.refresh(&self.http, refresh).await {
+        let response = match self
+            .cfg
+            .endpoint
+            .refresh(&self.http, self.clock.as_ref(), refresh)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 // Another instance sharing the database may have refreshed first: the

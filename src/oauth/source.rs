@@ -325,7 +325,12 @@ impl TokenSource {
         if let Some(refresh) = previous.and_then(|p| p.refresh()) {
             self.pace().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match self.cfg.endpoint.refresh(&self.http, refresh).await {
+            match self
+                .cfg
+                .endpoint
+                .refresh(&self.http, self.clock.as_ref(), refresh)
+                .await
+            {
                 Ok(r) => return Ok(Token::from_response(&r, self.clock.now(), Some(refresh))),
                 // The refresh token expired or was revoked: start over with the grant.
                 Err(OAuthError::Refused { code, .. }) if code == "invalid_grant" => {
@@ -337,11 +342,16 @@ impl TokenSource {
         self.pace().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = match &self.cfg.grant {
-            Grant::ClientCredentials => self.cfg.endpoint.client_credentials(&self.http).await?,
+            Grant::ClientCredentials => {
+                self.cfg
+                    .endpoint
+                    .client_credentials(&self.http, self.clock.as_ref())
+                    .await?
+            }
             Grant::Password { username, password } => {
                 self.cfg
                     .endpoint
-                    .password(&self.http, username, password)
+                    .password(&self.http, self.clock.as_ref(), username, password)
                     .await?
             }
         };

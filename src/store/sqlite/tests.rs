@@ -58,7 +58,7 @@ async fn readers_dropped_mid_read_leave_the_pool_whole() {
                     kind: ResourceKind::User,
                     id: format!("u{i}"),
                     expected_version: None,
-                    at: Utc::now(),
+                    at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
                     request_id: None,
                     change: MutationKind::Create {
                         doc: serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
