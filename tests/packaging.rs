@@ -219,3 +219,36 @@ fn healthcheck_gives_up_after_its_timeout() {
     let o = run(&["healthcheck", "--url", &url], &[]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
 }
+
+/// The config the Debian package and the container image ship (scripts/package/config.sh):
+/// it passes check-config, keeps its database where the unit's StateDirectory and the
+/// image's volume are, and the container's listens where a published port reaches it.
+#[test]
+fn the_packaged_configs_pass_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, listen) in [
+        (&[][..], "127.0.0.1:8080"),
+        (&["0.0.0.0:8080"][..], "0.0.0.0:8080"),
+    ] {
+        let o = std::process::Command::new("scripts/package/config.sh")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        assert!(
+            text.lines()
+                .any(|l| l == r#"data_dir = "/var/lib/scim-bridge""#),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == format!("listen = \"{listen}\"")),
+            "{text}"
+        );
+        let path = dir.path().join("scim-bridge.toml");
+        std::fs::write(&path, &text).unwrap();
+        let o = run(&["check-config", "--config", path.to_str().unwrap()], &[]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+}
