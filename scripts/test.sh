@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: unit and integration tests (real binary, real
-# SQLite files, a throwaway PostgreSQL cluster), the peer SCIM suites from PyPI against the real binary, and the
-# systemd unit check. Installs what it needs (a Python venv under target/).
+# SQLite files, a throwaway PostgreSQL cluster), the peer SCIM suites from PyPI against
+# the real binary, the systemd unit check and the Debian package (built, installed,
+# checked, purged). Installs what it needs (a Python venv under target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +33,10 @@ done
 
 echo "== systemd unit"
 scripts/verify-systemd.sh target/debug/scim-bridge
+
+# Built from the debug binary above (no second, release build), installed with dpkg -i,
+# checked and purged; skipped with a message where this is not root.
+echo "== Debian package"
+scripts/package/check-deb.sh target/debug/scim-bridge
 
 echo "test.sh: all suites passed"

@@ -5,11 +5,13 @@
 //! 4 database cannot be opened (foreign, corrupt, newer, unwritable) ·
 //! 5 cannot listen (address in use, permission) ·
 //! 6 vault: wrong or too short passphrase, damaged vault, vault missing ·
-//! 7 `status`: the daemon is not reachable or not ready.
+//! 7 `status`, `healthcheck`: the daemon is not reachable or not ready.
 
 mod approve;
 mod dlq;
+mod docs;
 mod explain;
+mod healthcheck;
 mod link;
 mod resolve;
 mod serve;
@@ -73,7 +75,7 @@ impl Failure {
             message: message.into(),
         }
     }
-    /// Exit code 7: `status` found the daemon down or not ready.
+    /// Exit code 7: `status` or `healthcheck` found the daemon down or not ready.
     pub fn daemon(message: impl Into<String>) -> Self {
         Failure {
             code: 7,
@@ -239,6 +241,28 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Exit 0 when the daemon's /readyz answers 200 and ready, 7 otherwise (for
+    /// container health checks and monitoring).
+    Healthcheck {
+        /// What to ask [default: http://<server.listen>/readyz, 127.0.0.1 or ::1 for
+        /// an unspecified address]; the config is not read when given
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// How long to wait for the answer
+        #[arg(long, value_name = "DURATION", default_value = "3s")]
+        timeout: String,
+    },
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for
+        shell: docs::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or write every page to a directory.
+    Manpage {
+        /// Write scim-bridge.1 and one page per subcommand here instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -463,6 +487,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { json } => {
             status::run(cli.config.as_deref(), cli.data_dir, json, &env).await
         }
+        Command::Healthcheck { url, timeout } => {
+            healthcheck::run(
+                cli.config.as_deref(),
+                cli.data_dir,
+                url.as_deref(),
+                &timeout,
+                &env,
+            )
+            .await
+        }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Manpage { dir } => docs::manpage(dir.as_deref()),
     }
 }
 

@@ -69,6 +69,8 @@ pub use schema::{
     WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue};
+/// Durations as the config writes them (`"3s"`), for command-line flags too.
+pub use values::duration as parse_duration;
 pub use values::show_duration;
 
 /// A valid configuration and the warnings found while loading it.

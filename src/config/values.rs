@@ -83,7 +83,7 @@ pub(super) fn byte_size(s: &str) -> Result<u64, String> {
 pub(super) const DURATION_EXPECTED: &str =
     "a duration like \"30s\", \"500ms\", \"2m\", \"1h\" or \"90d\"";
 
-pub(super) fn duration(s: &str) -> Result<Duration, String> {
+pub fn duration(s: &str) -> Result<Duration, String> {
     let fail = || format!("expected {DURATION_EXPECTED}, found {}", quote(s));
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

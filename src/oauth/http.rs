@@ -182,7 +182,7 @@ async fn send(
 
 /// reqwest's Display hides the cause ("error sending request"); the chain says
 /// "connection refused" or "timed out", which is what an operator needs.
-pub(super) fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_owned()
     } else {

@@ -18,7 +18,7 @@ mod token;
 pub use credentials::{Credentials, SendError, auth_header};
 pub use error::OAuthError;
 pub use exchange::TokenEndpoint;
-pub use http::{HttpClientError, StatusAnswer, build_client};
+pub use http::{HttpClientError, StatusAnswer, build_client, describe as describe_http_error};
 pub use link::{Approver, LinkStatus, Linker, LinkerConfig, Revoked};
 pub use persist::{SecretsTokenStore, TokenStore};
 pub use source::{AuthHealth, Grant, SourceConfig, TokenSource};
