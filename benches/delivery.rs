@@ -64,6 +64,7 @@ fn create(id: String) -> Mutation {
         expected_version: None,
         at: Utc::now(),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create {
             doc: json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

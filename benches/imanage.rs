@@ -45,6 +45,7 @@ fn create(
         expected_version: None,
         at: Utc::now(),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create { doc, members },
     }
 }

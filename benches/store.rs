@@ -49,6 +49,7 @@ fn create(n: u64, worker: u64) -> Mutation {
         expected_version: None,
         at: Utc::now(),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create {
             doc: json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

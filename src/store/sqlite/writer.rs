@@ -15,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{fmt_time, parse_time};
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::model::parse_kind;
 use crate::store::{
-    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberDelta, Mutation, MutationKind,
-    StoreError,
+    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation,
+    MutationKind, StoreError, UserNameKey,
 };
 
 /// Most jobs folded into one transaction; bounds commit latency under heavy load.
@@ -280,12 +281,14 @@ struct Current {
     version: i64,
     created: String,
     doc: String,
+    /// The userName key and its look-alike mark (see `rekey`).
+    user_name: UserNameKey,
 }
 
 fn current(c: &Connection, m: &Mutation) -> Result<Current, StoreError> {
     let cur = c
         .prepare_cached(
-            "SELECT seq, version, created, doc FROM resources
+            "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
              WHERE provider = ?1 AND kind = ?2 AND id = ?3",
         )?
         .query_row(params![m.provider, m.kind.name(), m.id], |r| {
@@ -294,6 +297,10 @@ fn current(c: &Connection, m: &Mutation) -> Result<Current, StoreError> {
                 version: r.get(1)?,
                 created: r.get(2)?,
                 doc: r.get(3)?,
+                user_name: UserNameKey {
+                    key: r.get(4)?,
+                    dup: r.get(5)?,
+                },
             })
         })
         .optional()?
@@ -339,6 +346,7 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             insert_emails(c, seq, &keys)?;
             let mut added = Vec::new();
             if m.kind == ResourceKind::Group {
+                check_members(c, m, members)?;
                 add_members(c, seq, members, &mut added)?;
             }
             let detail = if m.kind == ResourceKind::Group {
@@ -360,10 +368,13 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             match doc {
                 Some(doc) => {
                     let keys = IndexKeys::from_doc(m.kind, doc);
-                    check_user_name(c, m, &keys, Some(cur.seq))?;
+                    let dup = cur.user_name.dup_after(&keys);
+                    if dup == 0 {
+                        check_user_name(c, m, &keys, Some(cur.seq))?;
+                    }
                     c.prepare_cached(
                         "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
-                           external_id = ?5, display_name_ci = ?6, doc = ?7
+                           external_id = ?5, display_name_ci = ?6, doc = ?7, user_name_dup = ?8
                          WHERE seq = ?1",
                     )?
                     .execute(params![
@@ -373,8 +384,12 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                         keys.user_name,
                         keys.external_id,
                         keys.display_name,
-                        doc.to_string()
+                        doc.to_string(),
+                        dup
                     ])?;
+                    if let Some(freed) = cur.user_name.freed_by(&keys) {
+                        promote_look_alike(c, m, freed)?;
+                    }
                     c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
                         .execute([cur.seq])?;
                     insert_emails(c, cur.seq, &keys)?;
@@ -387,7 +402,7 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                 }
             }
             let detail = if m.kind == ResourceKind::Group {
-                member_changes(c, cur.seq, members)?
+                member_changes(c, m, cur.seq, members)?
             } else {
                 json!({})
             };
@@ -418,6 +433,9 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             }
             c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
                 .execute([cur.seq])?;
+            if let Some(freed) = cur.user_name.freed_by(&IndexKeys::default()) {
+                promote_look_alike(c, m, freed)?;
+            }
             c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
                 .execute([cur.seq])?;
             c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
@@ -473,7 +491,8 @@ fn check_user_name(
     };
     let holder: Option<i64> = c
         .prepare_cached(
-            "SELECT seq FROM resources WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3",
+            "SELECT seq FROM resources
+             WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup = 0",
         )?
         .query_row(params![m.provider, m.kind.name(), user_name], |r| r.get(0))
         .optional()?;
@@ -489,6 +508,18 @@ fn check_user_name(
         }),
         _ => Ok(()),
     }
+}
+
+/// A user that shared its key with an older user since a key recomputation takes the
+/// name over once that user is deleted or renamed, so the name stays unique.
+fn promote_look_alike(c: &Connection, m: &Mutation, key: &str) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "UPDATE resources SET user_name_dup = 0 WHERE seq = (
+           SELECT min(seq) FROM resources
+           WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup <> 0)",
+    )?
+    .execute(params![m.provider, m.kind.name(), key])?;
+    Ok(())
 }
 
 impl Mutation {
@@ -544,9 +575,30 @@ fn add_members(
     Ok(())
 }
 
+/// Checks the members a change adds, one index probe each (see
+/// [`Mutation::check_members`]); the writer runs one job at a time, so nothing can
+/// delete a member between this check and the insert.
+fn check_members(c: &Connection, m: &Mutation, refs: &[MemberRef]) -> Result<(), StoreError> {
+    if !m.check_members || refs.is_empty() {
+        return Ok(());
+    }
+    let mut st = c.prepare_cached(
+        "SELECT kind FROM resources WHERE provider = ?1 AND kind IN ('User', 'Group') AND id = ?2",
+    )?;
+    let mut check = MemberCheck::new(m);
+    for r in refs {
+        let kind: Option<String> = st
+            .query_row(params![m.provider, r.value], |row| row.get(0))
+            .optional()?;
+        check.found(r, kind.as_deref().map(parse_kind).transpose()?);
+    }
+    check.finish()
+}
+
 /// Applies member changes and describes them for the change event.
 fn member_changes(
     c: &Connection,
+    m: &Mutation,
     group_seq: i64,
     changes: &[MemberChange],
 ) -> Result<Value, StoreError> {
@@ -554,6 +606,7 @@ fn member_changes(
     for ch in changes {
         match ch {
             MemberChange::Add(refs) => {
+                check_members(c, m, refs)?;
                 let mut added = Vec::new();
                 add_members(c, group_seq, refs, &mut added)?;
                 added.iter().for_each(|id| delta.add(id));
@@ -574,6 +627,7 @@ fn member_changes(
                 delta.replace();
             }
             MemberChange::ReplaceAll(refs) => {
+                check_members(c, m, refs)?;
                 c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
                     .execute([group_seq])?;
                 delta.replace();
