@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{fmt_time, parse_time};
 use crate::scim::{MemberRef, ResourceKind};
-use crate::store::model::parse_kind;
 use crate::store::{
     ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation,
     MutationKind, StoreError, UserNameKey,
@@ -575,22 +574,34 @@ fn add_members(
     Ok(())
 }
 
-/// Checks the members a change adds, one index probe each (see
-/// [`Mutation::check_members`]); the writer runs one job at a time, so nothing can
-/// delete a member between this check and the insert.
+/// Checks the members a change adds (see [`Mutation::check_members`]); the writer
+/// runs one job at a time, so nothing can delete a member between this check and the
+/// insert. One index probe per member, in the kind its `type` says (else User, what
+/// members mostly are); the other kind only when that finds nothing.
 fn check_members(c: &Connection, m: &Mutation, refs: &[MemberRef]) -> Result<(), StoreError> {
     if !m.check_members || refs.is_empty() {
         return Ok(());
     }
-    let mut st = c.prepare_cached(
-        "SELECT kind FROM resources WHERE provider = ?1 AND kind IN ('User', 'Group') AND id = ?2",
-    )?;
+    let mut st =
+        c.prepare_cached("SELECT 1 FROM resources WHERE provider = ?1 AND kind = ?2 AND id = ?3")?;
     let mut check = MemberCheck::new(m);
     for r in refs {
-        let kind: Option<String> = st
-            .query_row(params![m.provider, r.value], |row| row.get(0))
-            .optional()?;
-        check.found(r, kind.as_deref().map(parse_kind).transpose()?);
+        let first = match r.kind.as_deref() {
+            Some("Group") => ResourceKind::Group,
+            _ => ResourceKind::User,
+        };
+        let other = match first {
+            ResourceKind::User => ResourceKind::Group,
+            ResourceKind::Group => ResourceKind::User,
+        };
+        let mut found = None;
+        for kind in [first, other] {
+            if st.exists(params![m.provider, kind.name(), r.value])? {
+                found = Some(kind);
+                break;
+            }
+        }
+        check.found(r, found);
     }
     check.finish()
 }
