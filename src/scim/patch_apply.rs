@@ -198,30 +198,7 @@ impl<'a> Cx<'a, '_> {
                 }
                 Ok(())
             }
-            (_, Some(Value::Object(attrs))) => {
-                // Clients repeat `schemas` inside an extension's object; it is not one
-                // of the extension's attributes.
-                for (k, v) in attrs
-                    .iter()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-                {
-                    let pp = PatchPath {
-                        attr: AttrPath {
-                            schema: Some(urn.to_string()),
-                            name: k.clone(),
-                            sub: None,
-                        },
-                        filter: None,
-                        sub: None,
-                    };
-                    if crate::scim::path::is_attr_name(k) {
-                        self.apply_path(doc, op, &pp, Some(v))?;
-                    } else {
-                        self.unknown(k)?;
-                    }
-                }
-                Ok(())
-            }
+            (_, Some(Value::Object(attrs))) => self.apply_object(doc, op, urn, attrs),
             _ => Err(ScimError::invalid_value(format!("{urn} must be an object"))),
         }
     }
@@ -237,31 +214,44 @@ impl<'a> Cx<'a, '_> {
         let urn = self.reg.core(self.kind).id.clone();
         match (op, value) {
             (PatchOpKind::Add | PatchOpKind::Replace, Some(Value::Object(attrs))) => {
-                for (k, v) in attrs
-                    .iter()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-                {
-                    if !crate::scim::path::is_attr_name(k) {
-                        self.unknown(k)?;
-                        continue;
-                    }
-                    let pp = PatchPath {
-                        attr: AttrPath {
-                            schema: Some(urn.clone()),
-                            name: k.clone(),
-                            sub: None,
-                        },
-                        filter: None,
-                        sub: None,
-                    };
-                    self.apply_path(doc, op, &pp, Some(v))?;
-                }
-                Ok(())
+                self.apply_object(doc, op, &urn, attrs)
             }
             _ => Err(ScimError::invalid_path(format!(
                 "{urn} names the whole core schema: add or replace it with an object of attributes, or name one attribute (\"{urn}:title\")"
             ))),
         }
+    }
+
+    /// A schema's object of attributes (`{"urn:…:User": {"roleId": …}}`): each key
+    /// applied as that schema's qualified path.
+    fn apply_object(
+        &mut self,
+        doc: &mut Value,
+        op: PatchOpKind,
+        urn: &str,
+        attrs: &Map<String, Value>,
+    ) -> Result<(), ScimError> {
+        // Clients repeat `schemas` inside the object; it is not one of its attributes.
+        for (k, v) in attrs
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+        {
+            if !crate::scim::path::is_attr_name(k) {
+                self.unknown(k)?;
+                continue;
+            }
+            let pp = PatchPath {
+                attr: AttrPath {
+                    schema: Some(urn.to_string()),
+                    name: k.clone(),
+                    sub: None,
+                },
+                filter: None,
+                sub: None,
+            };
+            self.apply_path(doc, op, &pp, Some(v))?;
+        }
+        Ok(())
     }
 
     /// Read-only and immutable attributes: allow only writes that change nothing.

@@ -4,11 +4,11 @@
 //! `e` + U+0301 (NFD), full-width `ａｌｉｃｅ`, `alice ` with a trailing space. Stored
 //! as separate users they become two accounts for one person downstream. RFC 7613
 //! (PRECIS, the UsernameCaseMapped profile) compares userNames after width mapping,
-//! Unicode default case folding and NFC; RFC 8265, which replaced it, switched the
-//! case mapping to `toLowerCase`, which leaves `straße` and `strasse` apart (its §3.2
-//! explains the change: folding is lossy for display). We only compare — the value
-//! is stored as sent, as Entra expects — so nothing is lost by folding, and keeping
-//! look-alikes apart is exactly what must not happen. So the key is Unicode's
+//! Unicode default case folding and NFC; RFC 8265, which replaced it, maps case with
+//! `toLowerCase` instead, under which `straße` and `strasse` stay two names. We keep
+//! folding: the bridge only compares with the key — the value is stored and returned
+//! as sent, as Entra expects — so folding loses nothing, and two accounts for one
+//! look-alike name is exactly what must not happen. So the key is Unicode's
 //! *compatibility caseless match* (Unicode §3.13, D146: NFKD of the case fold of the
 //! NFKD of the case fold of NFD, which covers RFC 7613's width mapping and more),
 //! composed back with NFC, with surrounding white space not counting.
@@ -108,6 +108,8 @@ pub fn check(label: &str, value: &str) -> Result<(), ScimError> {
 
 #[cfg(test)]
 mod tests {
+    use unicode_normalization::UnicodeNormalization;
+
     use super::*;
 
     #[test]
@@ -180,6 +182,26 @@ mod tests {
         assert!(check("userName", &"é".repeat(MAX_CHARS)).is_ok());
     }
 
+    /// A name and its lower-case spelling are always one name; its upper-case spelling
+    /// need not be. Default case folding is not Turkish: dotless `ı` upper-cases to `I`,
+    /// which is `i`. And U+0345 (combining ypogegrammeni) upper-cases to the letter Ι:
+    /// out of canonical order it lands elsewhere than the folded mark, and Unicode's
+    /// caseless match (which starts from NFD) keeps the two apart. The fuzz target
+    /// found both.
+    #[test]
+    fn upper_case_spellings_that_are_other_names() {
+        for s in ["\u{131}", "a\u{345}\u{31b}"] {
+            assert_eq!(comparison_key(&s.to_lowercase()), comparison_key(s));
+            assert_ne!(
+                comparison_key(&s.to_uppercase()),
+                comparison_key(s),
+                "{s:?}"
+            );
+        }
+        let nfd: String = "a\u{345}\u{31b}".nfd().collect();
+        assert_eq!(comparison_key(&nfd.to_uppercase()), comparison_key(&nfd));
+    }
+
     #[test]
     fn the_version_names_the_tables() {
         assert!(key_version().contains("folding"));
@@ -228,7 +250,10 @@ mod properties {
             prop_assert_eq!(comparison_key(&nfd), k.clone());
             prop_assert_eq!(comparison_key(&nfc), k.clone());
             prop_assert_eq!(comparison_key(&nfkc), k.clone());
-            prop_assert_eq!(comparison_key(&s.to_uppercase()), comparison_key(&s.to_uppercase().to_lowercase()));
+            // Lower-casing never changes the name; upper-casing may (see below).
+            prop_assert_eq!(comparison_key(&nfd.to_lowercase()), k.clone());
+            let upper = nfd.to_uppercase();
+            prop_assert_eq!(comparison_key(&upper.to_lowercase()), comparison_key(&upper));
             prop_assert_eq!(comparison_key(&format!(" {s}\u{3000}")), k);
         }
 

@@ -15,7 +15,8 @@
 
 use serde_json::Value;
 
-pub(crate) use crate::scim::username::{comparison_key, key_version};
+use crate::scim::username::comparison_key;
+pub(crate) use crate::scim::username::key_version;
 
 /// Rows read per round trip.
 pub(crate) const BATCH: i64 = 1000;
@@ -24,12 +25,19 @@ pub(crate) const BATCH: i64 = 1000;
 pub(crate) const META_KEY: &str = "user_name_key";
 
 /// The userName a stored document holds.
-pub(crate) fn user_name_of(doc: &str) -> Option<String> {
+fn user_name_of(doc: &str) -> Option<String> {
     serde_json::from_str::<Value>(doc)
         .ok()?
         .get("userName")?
         .as_str()
         .map(str::to_owned)
+}
+
+/// Pass 1: the key a stored user (its document, its stored key) should have, when it
+/// is not the one stored.
+pub(crate) fn changed_key(doc: &str, stored: Option<&str>) -> Option<Option<String>> {
+    let key = user_name_of(doc).map(|u| comparison_key(&u));
+    (key.as_deref() != stored).then_some(key)
 }
 
 /// A user whose name became one with an older user's under the new key.
@@ -43,6 +51,16 @@ pub(crate) struct Collision {
 }
 
 impl Collision {
+    /// Pass 2 found `marked` (id, document) sharing its key with `holder`'s.
+    pub(crate) fn new(provider: String, holder: (String, &str), marked: (String, &str)) -> Self {
+        let named = |(id, doc): (String, &str)| (id, user_name_of(doc).unwrap_or_default());
+        Collision {
+            provider,
+            holder: named(holder),
+            marked: named(marked),
+        }
+    }
+
     /// Says so in the log, naming both people.
     pub(crate) fn warn(&self) {
         tracing::warn!(

@@ -136,8 +136,7 @@ async fn rekey_user_names(tx: &Transaction<'_>) -> Result<rekey::Rekeyed, StoreE
             let seq: i64 = r.try_get(0)?;
             let doc: String = r.try_get(1)?;
             let key: Option<String> = r.try_get(2)?;
-            let new = rekey::user_name_of(&doc).map(|u| rekey::comparison_key(&u));
-            if new != key {
+            if let Some(new) = rekey::changed_key(&doc, key.as_deref()) {
                 tx.execute(
                     "UPDATE resources SET user_name_ci = $2, user_name_dup = $1 WHERE seq = $1",
                     &[&seq, &new],
@@ -185,14 +184,11 @@ async fn rekey_user_names(tx: &Transaction<'_>) -> Result<rekey::Rekeyed, StoreE
                 }
                 Some(h) => {
                     let holder_doc: String = h.try_get(1)?;
-                    out.collisions.push(rekey::Collision {
+                    out.collisions.push(rekey::Collision::new(
                         provider,
-                        holder: (
-                            h.try_get(0)?,
-                            rekey::user_name_of(&holder_doc).unwrap_or_default(),
-                        ),
-                        marked: (id, rekey::user_name_of(&doc).unwrap_or_default()),
-                    });
+                        (h.try_get(0)?, &holder_doc),
+                        (id, &doc),
+                    ));
                 }
             }
         }

@@ -184,8 +184,7 @@ pub fn rekey_user_names(conn: &mut Connection) -> Result<rekey::Rekeyed, StoreEr
             break;
         };
         for (seq, doc, key) in rows {
-            let new = rekey::user_name_of(&doc).map(|u| rekey::comparison_key(&u));
-            if new != key {
+            if let Some(new) = rekey::changed_key(&doc, key.as_deref()) {
                 tx.execute(
                     "UPDATE resources SET user_name_ci = ?2, user_name_dup = ?1 WHERE seq = ?1",
                     params![seq, new],
@@ -233,14 +232,11 @@ pub fn rekey_user_names(conn: &mut Connection) -> Result<rekey::Rekeyed, StoreEr
                         [seq],
                     )?;
                 }
-                Some((holder_id, holder_doc)) => out.collisions.push(rekey::Collision {
+                Some((holder_id, holder_doc)) => out.collisions.push(rekey::Collision::new(
                     provider,
-                    holder: (
-                        holder_id,
-                        rekey::user_name_of(&holder_doc).unwrap_or_default(),
-                    ),
-                    marked: (id, rekey::user_name_of(&doc).unwrap_or_default()),
-                }),
+                    (holder_id, &holder_doc),
+                    (id, &doc),
+                )),
             }
         }
         after = last;
