@@ -68,7 +68,7 @@ impl Provider {
             );
         }
         ScimError {
-            detail: format!("{} (provider {:?})", e.detail, self.name),
+            detail: format!("provider {:?}: {}", self.name, e.detail),
             ..e
         }
     }
