@@ -44,6 +44,7 @@ fn create(
         expected_version: None,
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create { doc, members },
     }
 }

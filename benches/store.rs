@@ -2,18 +2,19 @@
 //! fsync rate of the same disk. Run: `cargo bench --bench store`.
 //! Scale with STORE_BENCH_SECONDS (default 3). The second table compares SQLite with
 //! PostgreSQL (a throwaway local cluster with fsync on) through one and two store
-//! instances on one database, when PostgreSQL is installed.
+//! instances on one database, when PostgreSQL is installed; the third what the SCIM
+//! front's member check costs on a 15,000-member change, per engine.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use scim_bridge::scim::ResourceKind;
+use scim_bridge::scim::{MemberRef, ResourceKind};
 use scim_bridge::store::postgres::PgStore;
 use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
 use scim_bridge::store::sqlite::SqliteStore;
-use scim_bridge::store::{Lookup, Mutation, MutationKind, Store};
+use scim_bridge::store::{Lookup, MemberChange, Mutation, MutationKind, Store};
 use serde_json::json;
 
 fn seconds() -> Duration {
@@ -48,6 +49,7 @@ fn create(n: u64, worker: u64) -> Mutation {
         expected_version: None,
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create {
             doc: json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -261,5 +263,118 @@ async fn side_by_side(for_: Duration) {
         for s in stores {
             s.close().await;
         }
+    }
+    member_checks(dir.path(), cluster.as_ref()).await;
+}
+
+/// Members per change in [`member_checks`]: the size of the PATCH in #18's report.
+const MEMBERS: usize = 15_000;
+
+/// One change adding 15,000 existing users to a group, as a large IdP PATCH does, with
+/// the SCIM front's member check (`check_members`) and without: what the check costs.
+async fn member_checks(dir: &std::path::Path, cluster: Option<&TestCluster>) {
+    println!(
+        "
+{MEMBERS} members added to an empty group in one change (users exist; median of 5):"
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>16}",
+        "engine", "unchecked ms", "checked ms", "check per member"
+    );
+    let mut engines: Vec<(&str, Arc<dyn Store>)> = vec![(
+        "SQLite",
+        Arc::new(SqliteStore::open(&dir.join("members.db")).expect("open")),
+    )];
+    if let Some(c) = cluster {
+        let url = c.create_database("members").await.expect("database");
+        engines.push((
+            "PostgreSQL",
+            Arc::new(PgStore::open(&url, 16).await.expect("open")),
+        ));
+    }
+    for (label, store) in engines {
+        let ids = users(&store, MEMBERS).await;
+        let mut timing = [Vec::new(), Vec::new()];
+        for round in 0..5 {
+            for (slot, check) in [false, true].into_iter().enumerate() {
+                let gid = format!("group-{round}-{check}");
+                let mut group = change(
+                    &gid,
+                    ResourceKind::Group,
+                    MutationKind::Create {
+                        doc: json!({"displayName": gid}),
+                        members: vec![],
+                    },
+                );
+                group.check_members = check;
+                store.apply(group).await.expect("group");
+                let mut add = change(
+                    &gid,
+                    ResourceKind::Group,
+                    MutationKind::Update {
+                        doc: None,
+                        members: vec![MemberChange::Add(
+                            ids.iter()
+                                .map(|id| MemberRef {
+                                    value: id.clone(),
+                                    kind: None,
+                                    display: None,
+                                })
+                                .collect(),
+                        )],
+                    },
+                );
+                add.check_members = check;
+                let start = Instant::now();
+                store.apply(add).await.expect("add members");
+                timing[slot].push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let [plain, checked] = timing.map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        });
+        println!(
+            "{label:<28} {plain:>12.1} {checked:>12.1} {:>13.2} µs",
+            (checked - plain) * 1000.0 / MEMBERS as f64
+        );
+        store.close().await;
+    }
+}
+
+/// Creates `n` users of provider `members` (32 at a time) and returns their ids.
+async fn users(store: &Arc<dyn Store>, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("member-{i:06}")).collect();
+    for chunk in ids.chunks(32) {
+        let mut tasks = Vec::new();
+        for id in chunk {
+            let store = Arc::clone(store);
+            let m = change(
+                id,
+                ResourceKind::User,
+                MutationKind::Create {
+                    doc: json!({"userName": format!("{id}@bench.example")}),
+                    members: vec![],
+                },
+            );
+            tasks.push(tokio::spawn(async move { store.apply(m).await }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("user");
+        }
+    }
+    ids
+}
+
+fn change(id: &str, kind: ResourceKind, change: MutationKind) -> Mutation {
+    Mutation {
+        provider: "members".into(),
+        kind,
+        id: id.to_owned(),
+        expected_version: None,
+        at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
+        request_id: None,
+        check_members: false,
+        change,
     }
 }

@@ -270,7 +270,8 @@ async fn mass_deprovisioning_guard_pauses_until_approved_and_protects_breakglass
         r#"[targets.guard]
 max_deprovisions = 3
 window = "1h"
-protected = ["BreakGlass@firm.example"]"#,
+# Listed as a look-alike (full width, a trailing space): compared as userNames are.
+protected = ["ＢｒｅａｋＧｌａｓｓ@firm.example "]"#,
     );
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();

@@ -279,14 +279,30 @@ async fn etags_sorting_projection_and_errors() {
 
 #[tokio::test]
 async fn a_group_with_100k_members_is_read_and_patched() {
-    let d = Daemon::start("");
+    let mut d = Daemon::start("");
     let scim = Scim::new(d.base("okta"), d.token("okta"));
     let (s, g) = scim
         .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}))
         .await;
     assert_eq!(s, 201);
     let gid = g["id"].as_str().unwrap().to_owned();
-    // Member ids need not exist (IdPs may add members before pushing them).
+    // Members must be users of the provider. 100,000 of them are written straight into
+    // the database file: through the API they would take minutes in a debug build.
+    d.terminate();
+    rusqlite::Connection::open(d.dir.path().join("data/scim-bridge.db"))
+        .unwrap()
+        .execute_batch(
+            r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+               INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
+               SELECT 'okta', 'User', 'm-' || (i / 1000) || '-' || (i % 1000), 1,
+                      '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
+                      '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}'
+               FROM n"#,
+        )
+        .unwrap();
+    d.spawn();
+    // A new client: the old one's keep-alive connection went with the old daemon.
+    let scim = Scim::new(d.base("okta"), scim.token.clone());
     for chunk in 0..100 {
         let members: Vec<Value> = (0..1000)
             .map(|i| json!({"value": format!("m-{chunk}-{i}")}))
@@ -360,4 +376,355 @@ async fn trailing_and_repeated_slashes_reach_the_same_endpoint() {
         200
     );
     assert_eq!(pasted.delete(&format!("/Users/{id}/")).await, 204);
+}
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn patch_ops(ops: Value) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": ops})
+}
+
+/// #18 item 5: look-alike userNames (case folding, NFC/NFD, full width, surrounding
+/// spaces) are one name, in every dialect; control and format characters, blank and
+/// overlong names are refused with invalidValue naming the code point, whatever the
+/// request form (POST, PUT, PATCH with and without path, Bulk).
+#[tokio::test]
+async fn look_alike_user_names_are_one_user_and_invisible_characters_are_refused() {
+    let d = Daemon::start("[[providers]]\nname = \"plain\"\ndialect = \"strict\"\n");
+    for provider in ["entra", "okta", "plain"] {
+        let scim = Scim::new(d.base(provider), d.token(provider));
+        let (s, strasse) = scim.post("/Users", user("straße@firm.example")).await;
+        assert_eq!(s, 201, "{provider}: {strasse}");
+        let (s, alice) = scim.post("/Users", user("alice@firm.example ")).await;
+        assert_eq!(s, 201, "{provider}: {alice}");
+        assert_eq!(alice["userName"], "alice@firm.example ", "stored as sent");
+        let (s, _) = scim.post("/Users", user("\u{e9}lodie@firm.example")).await;
+        assert_eq!(s, 201);
+        for same in [
+            "STRASSE@firm.example",
+            "Strasse@Firm.Example",
+            "ＳＴＲＡＳＳＥ@firm.example",
+            "straße@firm.example\u{3000}",
+            "alice@firm.example",
+            " ALICE@FIRM.EXAMPLE",
+            "e\u{301}lodie@firm.example",
+            "\u{c9}LODIE@firm.example",
+        ] {
+            let (s, e) = scim.post("/Users", user(same)).await;
+            assert_eq!(s, 409, "{provider}: {same:?} is a look-alike: {e}");
+            assert_eq!(e["scimType"], "uniqueness");
+        }
+        // Lookups find the one user by any spelling, as uniqueness sees it.
+        let (_, found) = scim
+            .get("/Users?filter=userName%20eq%20%22STRASSE@FIRM.EXAMPLE%22")
+            .await;
+        assert_eq!(found["totalResults"], 1, "{found}");
+        assert_eq!(found["Resources"][0]["id"], strasse["id"]);
+        // A rename onto a look-alike is a conflict too.
+        let path = format!("/Users/{}", alice["id"].as_str().unwrap());
+        let (s, _) = scim
+            .patch(
+                &path,
+                patch_ops(
+                    json!([{"op": "replace", "path": "userName", "value": "Straße@firm.example"}]),
+                ),
+            )
+            .await;
+        assert_eq!(s, 409, "{provider}");
+
+        let long = "a".repeat(100_000);
+        for (bad, says) in [
+            ("al\u{0}ice@firm.example", "U+0000"),
+            ("ali\u{200d}ce@firm.example", "U+200D"),
+            ("\u{feff}alice@firm.example", "U+FEFF"),
+            ("alice@firm.example\u{202e}", "U+202E"),
+            ("al\u{200b}ice@firm.example", "U+200B"),
+            ("   ", "empty or only white space"),
+            (long.as_str(), "100000 characters long"),
+        ] {
+            let (s, e) = scim.post("/Users", user(bad)).await;
+            assert_eq!(s, 400, "{provider}: {says}: {e}");
+            assert_eq!(e["scimType"], "invalidValue");
+            assert!(e["detail"].as_str().unwrap().contains(says), "{e}");
+        }
+        let refused = |(s, e): (u16, Value)| {
+            assert_eq!(s, 400, "{provider}: {e}");
+            assert!(e["detail"].as_str().unwrap().contains("U+200B"), "{e}");
+        };
+        let mut put = user("alice\u{200b}@firm.example");
+        put["id"] = alice["id"].clone();
+        refused(scim.put(&path, put).await);
+        refused(
+            scim.patch(
+                &path,
+                patch_ops(json!([{"op": "replace", "path": "userName", "value": "a\u{200b}"}])),
+            )
+            .await,
+        );
+        refused(
+            scim.patch(
+                &path,
+                patch_ops(json!([{"op": "replace", "value": {"userName": "a\u{200b}"}}])),
+            )
+            .await,
+        );
+        let (s, bulk) = scim
+            .post(
+                "/Bulk",
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                       "Operations": [{"method": "POST", "path": "/Users", "bulkId": "b",
+                                       "data": user("bo\u{200b}b@firm.example")}]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(bulk["Operations"][0]["status"], "400", "{bulk}");
+        assert!(
+            bulk["Operations"][0]["response"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("U+200B")
+        );
+    }
+}
+
+fn group(name: &str, members: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members})
+}
+
+/// #18 item 6: every member a group gets must name a User or Group of the same
+/// provider (of the type it says, never the group itself); removing one that is not
+/// there stays harmless, and Bulk may refer to what it creates by bulkId.
+#[tokio::test]
+async fn members_must_name_users_and_groups_of_the_provider() {
+    let d = Daemon::start("");
+    let entra = Scim::new(d.base("entra"), d.token("entra"));
+    let okta = Scim::new(d.base("okta"), d.token("okta"));
+    let (_, ann) = entra.post("/Users", user("ann@firm.example")).await;
+    let ann = ann["id"].as_str().unwrap().to_owned();
+    let (_, olaf) = okta.post("/Users", user("olaf@firm.example")).await;
+    let olaf = olaf["id"].as_str().unwrap().to_owned();
+    let (s, g) = entra
+        .post("/Groups", group("Litigation", json!([{"value": ann}])))
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let path = format!("/Groups/{gid}");
+    let members = || async {
+        let (_, g) = entra.get(&path).await;
+        g["members"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["value"].clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let refused = |(s, e): (u16, Value), says: &str| {
+        assert_eq!(s, 400, "{says}: {e}");
+        assert_eq!(e["scimType"], "invalidValue", "{e}");
+        let detail = e["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{detail} should say {says}");
+    };
+
+    let ghosts: Vec<Value> = (0..15_000)
+        .map(|i| json!({"value": format!("ghost-{i}")}))
+        .collect();
+    refused(
+        entra
+            .patch(
+                &path,
+                patch_ops(json!([{"op": "add", "path": "members", "value": ghosts}])),
+            )
+            .await,
+        "group \"Litigation\": 15000 member values name no User or Group of this provider: \"ghost-0\", \"ghost-1\", \"ghost-2\", \"ghost-3\", \"ghost-4\" and 14995 more",
+    );
+    refused(
+        entra
+            .patch(
+                &path,
+                patch_ops(json!([{"op": "Add", "path": "members", "value": [{"value": olaf}]}])),
+            )
+            .await,
+        &format!("member \"{olaf}\" names no User or Group of this provider"),
+    );
+    refused(
+        entra
+            .patch(
+                &path,
+                patch_ops(json!([{"op": "add", "path": "members", "value": [ann]}])),
+            )
+            .await,
+        "is a bare string",
+    );
+    refused(
+        entra
+            .patch(&path, patch_ops(json!([{"op": "add", "path": "members", "value": [{"value": ann, "type": "Group"}]}])))
+            .await,
+        "is a User, but its type says \"Group\"",
+    );
+    refused(
+        entra
+            .patch(
+                &path,
+                patch_ops(json!([{"op": "add", "path": "members", "value": [{"value": gid}]}])),
+            )
+            .await,
+        "a group cannot be its own member",
+    );
+    refused(
+        entra
+            .put(
+                &path,
+                group("Litigation", json!([{"value": ann}, {"value": "nobody"}])),
+            )
+            .await,
+        "member \"nobody\" names no User or Group",
+    );
+    refused(
+        entra
+            .post("/Groups", group("Okta's", json!([{"value": olaf}])))
+            .await,
+        "group \"Okta's\"",
+    );
+    assert_eq!(members().await, vec![json!(ann)], "nothing was stored");
+
+    // Removing a member that is not there is still a no-op; nested groups are fine.
+    let (s, _) = entra
+        .patch(
+            &path,
+            patch_ops(json!([{"op": "remove", "path": "members[value eq \"ghost-1\"]"}])),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, sub) = entra.post("/Groups", group("Sub", json!([]))).await;
+    let (s, _) = entra
+        .patch(&path, patch_ops(json!([{"op": "add", "path": "members", "value": [{"value": sub["id"], "type": "Group"}]}])))
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(members().await, vec![json!(ann), sub["id"].clone()]);
+
+    // Bulk: a member created earlier in the same request by bulkId is found; an
+    // unknown one fails that operation alone.
+    let (s, out) = entra
+        .post(
+            "/Bulk",
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "u", "data": user("bea@firm.example")},
+                    {"method": "POST", "path": "/Groups", "bulkId": "g", "data": group("Bulk", json!([{"value": "bulkId:u", "type": "User"}]))},
+                    {"method": "POST", "path": "/Groups", "bulkId": "h", "data": group("Ghosts", json!([{"value": "ghost"}]))}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let statuses: Vec<_> = out["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["201", "201", "400"], "{out}");
+}
+
+const CORE_ROLE_ID: &str = "urn:ietf:params:scim:schemas:core:2.0:User:roleId";
+
+/// #18 item 7: DiliTrust's guide maps the target attribute
+/// `urn:ietf:params:scim:schemas:core:2.0:User:roleId`. Undeclared, it is refused in
+/// every dialect with the lines that declare it (logged once); declared on the core
+/// User schema, every wire form Entra may use reaches the stored user.
+#[tokio::test]
+async fn core_schema_attributes_are_kept_when_declared_and_refused_with_the_fix_when_not() {
+    const ROLE: &str = "6f1d2c3b-4a5e-4f70-8b9c-0d1e2f3a4b5c";
+    let d = Daemon::start(
+        r#"
+[[providers]]
+name = "dilitrust"
+dialect = "entra"
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:core:2.0:User"
+[[providers.schemas.attributes]]
+name = "roleId"
+case_exact = true
+"#,
+    );
+    let entra = Scim::new(d.base("entra"), d.token("entra"));
+    let mut body = user("dana@firm.example");
+    body[CORE_ROLE_ID] = json!(ROLE);
+    for _ in 0..2 {
+        let (s, e) = entra.post("/Users", body.clone()).await;
+        assert_eq!(s, 400, "{e}");
+        assert_eq!(e["scimType"], "invalidValue");
+        let detail = e["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(
+                "[[providers.schemas]]\nid = \"urn:ietf:params:scim:schemas:core:2.0:User\"\n[[providers.schemas.attributes]]\nname = \"roleId\""
+            ) && detail.contains("provider \"entra\""),
+            "{detail}"
+        );
+    }
+    // The Entra path-less PATCH form too; an unqualified unknown attribute is still
+    // dropped (and counted) as Entra's default mappings need.
+    let (s, dana) = entra
+        .post("/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dana@firm.example", "roleId": ROLE}))
+        .await;
+    assert_eq!(s, 201, "{dana}");
+    assert!(dana.get("roleId").is_none(), "{dana}");
+    let dana_path = format!("/Users/{}", dana["id"].as_str().unwrap());
+    let (s, e) = entra
+        .patch(
+            &dana_path,
+            patch_ops(json!([{"op": "replace", "value": {CORE_ROLE_ID: ROLE}}])),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let warnings = d
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(CORE_ROLE_ID))
+        .count();
+    assert_eq!(warnings, 1, "logged once:\n{}", d.log_text());
+
+    // Declared: published under the core schema, and every form is kept.
+    let dili = Scim::new(d.base("dilitrust"), d.token("dilitrust"));
+    let (_, core) = dili
+        .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .await;
+    assert!(
+        core["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "roleId"),
+        "{core}"
+    );
+    let (s, a) = dili.post("/Users", body.clone()).await;
+    assert_eq!((s, &a["roleId"]), (201, &json!(ROLE)), "{a}");
+    let mut nested = user("nell@firm.example");
+    nested["urn:ietf:params:scim:schemas:core:2.0:User"] = json!({"roleId": "nested"});
+    let (s, b) = dili.post("/Users", nested).await;
+    assert_eq!((s, &b["roleId"]), (201, &json!("nested")), "{b}");
+    let mut plain = user("paul@firm.example");
+    plain["roleId"] = json!("plain");
+    let (s, c) = dili.post("/Users", plain).await;
+    assert_eq!((s, &c["roleId"]), (201, &json!("plain")), "{c}");
+    let path = format!("/Users/{}", c["id"].as_str().unwrap());
+    let (s, c) = dili
+        .patch(
+            &path,
+            patch_ops(json!([{"op": "Replace", "path": CORE_ROLE_ID, "value": "by-path"}])),
+        )
+        .await;
+    assert_eq!((s, &c["roleId"]), (200, &json!("by-path")), "{c}");
+    let (s, c) = dili
+        .patch(
+            &path,
+            patch_ops(json!([{"op": "replace", "value": {CORE_ROLE_ID: "path-less"}}])),
+        )
+        .await;
+    assert_eq!((s, &c["roleId"]), (200, &json!("path-less")), "{c}");
+    let (_, found) = dili
+        .get(&format!(
+            "/Users?filter={CORE_ROLE_ID}%20eq%20%22path-less%22"
+        ))
+        .await;
+    assert_eq!(found["totalResults"], 1, "{found}");
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::scim2::{list, scim2_server, start_peer};
+use common::scim2::{list, scim2_server, start_peer, start_peer_with};
 use common::{Daemon, Scim, config_text, free_port};
 use serde_json::{Value, json};
 
@@ -806,4 +806,92 @@ async fn a_nested_group_the_bridge_delivered_is_no_drift() {
     );
     let (plan, _) = d.dry_run("app");
     assert_eq!(plan["items"], json!([]), "{plan:#}");
+}
+
+/// #18 item 7: DiliTrust CLM's guide, step 6.2, copied literally into Entra maps the
+/// target attribute `urn:ietf:params:scim:schemas:core:2.0:User:roleId`. With the
+/// README's configuration (roleId declared on the core User schema, the role rule
+/// reading it) the role reaches the app from Entra's POST and both PATCH styles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dilitrust_guide_role_id_reaches_the_app() {
+    const CORE_ROLE_ID: &str = "urn:ietf:params:scim:schemas:core:2.0:User:roleId";
+    const ADMIN: &str = "0b8e7f4c-3f2a-4d6e-9c1b-2a5d8e7f6a10";
+    const EDITOR: &str = "6f1d2c3b-4a5e-4f70-8b9c-0d1e2f3a4b5c";
+    let Some(bin) = scim2_server() else { return };
+    // The app publishes roleId in its core User schema, as DiliTrust CLM does.
+    let schemas = common::scim2::schemas_with_core_user_attribute(&bin, "roleId");
+    let peer = start_peer_with(&bin, &["--schema", schemas.path().to_str().unwrap()], None);
+    let extra = format!(
+        r#"
+[[providers]]
+name = "clm"
+dialect = "entra"
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:core:2.0:User"
+[[providers.schemas.attributes]]
+name = "roleId"
+
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{}"
+providers = ["clm"]
+timeout = "5s"
+[targets.roles]
+field = "{CORE_ROLE_ID}"
+attribute = "[user.{CORE_ROLE_ID}]"
+precedence = ["attribute"]
+order = ["Administrator", "Editor"]
+values = {{ Administrator = "{ADMIN}", Editor = "{EDITOR}" }}
+"#,
+        peer.base
+    );
+    let d = Daemon::start(&extra);
+    let scim = Scim::new(d.base("clm"), d.token("clm"));
+    let role_at_app = || async {
+        let users = list(&peer.base, "Users").await;
+        assert_eq!(users.len(), 1, "{users:?}");
+        users[0]["roleId"].clone()
+    };
+    // Entra's POST carries the mapped attribute under its full name; an expression
+    // mapping (the guide's alternative) may send the role's name, which the role
+    // rule, reading the attribute by that name, turns into the app's UUID.
+    let (status, created) = scim
+        .post(
+            "/Users",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                   "userName": "dana@firm.example", "externalId": "e-1", "active": "True",
+                   "name": {"givenName": "Dana", "familyName": "Lee"},
+                   CORE_ROLE_ID: "Editor"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["roleId"], "Editor");
+    wait_drained(&d).await;
+    assert_eq!(role_at_app().await, EDITOR);
+
+    // aadOptscim062020: one path-less replace keyed by the URN.
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let (status, _) = scim
+        .patch(
+            &path,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "value": {CORE_ROLE_ID: ADMIN}}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_drained(&d).await;
+    assert_eq!(role_at_app().await, ADMIN);
+
+    // Legacy Entra: the URN as the path.
+    let (status, _) = scim
+        .patch(
+            &path,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "Replace", "path": CORE_ROLE_ID, "value": EDITOR}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_drained(&d).await;
+    assert_eq!(role_at_app().await, EDITOR);
 }

@@ -244,6 +244,16 @@ pub fn build_providers(cfg: &Config) -> Result<Vec<Provider>, Failure> {
                 ResourceSetting::User => ResourceKind::User,
                 ResourceSetting::Group => ResourceKind::Group,
             };
+            if s.id.eq_ignore_ascii_case(kind.core_schema()) {
+                // Attributes a vendor's guide maps under the core schema
+                // (`urn:…:core:2.0:User:roleId`) join it, as /Schemas then shows.
+                for a in &s.attributes {
+                    registry.add_attribute(&s.id, attribute(a)).map_err(|e| {
+                        Failure::config(format!("providers[{i}].schemas[{j}] ({}): {e}", s.id))
+                    })?;
+                }
+                continue;
+            }
             let schema = Schema {
                 id: s.id.clone(),
                 name: s.name.clone(),
@@ -254,15 +264,15 @@ pub fn build_providers(cfg: &Config) -> Result<Vec<Provider>, Failure> {
                 Failure::config(format!("providers[{i}].schemas[{j}] ({}): {e}", s.id))
             })?;
         }
-        out.push(Provider {
-            name: p.name.clone(),
-            dialect: match p.dialect {
+        out.push(Provider::new(
+            p.name.clone(),
+            match p.dialect {
                 DialectSetting::Strict => Dialect::Strict,
                 DialectSetting::Entra => Dialect::Entra,
                 DialectSetting::Okta => Dialect::Okta,
             },
             registry,
-        });
+        ));
     }
     Ok(out)
 }

@@ -2,6 +2,8 @@
 //! keeps. The SCIM front drops attributes no schema declares (or refuses them, in the
 //! strict dialect), so a path to one would never have a value: a typo such as
 //! `[user.nmae.givenName]` is refused at load instead of leaving a field empty for ever.
+//! Attributes a provider adds to a core schema (`[[providers.schemas]]` with the core
+//! User URN as `id`) count as core attributes.
 
 use super::reader::{Ctx, quote};
 use super::schema::{ProviderConfig, ResourceSetting};
@@ -44,13 +46,20 @@ pub(super) fn check(
             [Step::Attr { name, .. }, ..] => (None, name),
             _ => continue,
         };
+        let core_id = &registry.core(kind).id;
         let in_core = || {
             registry.core(kind).attr(name).is_some()
                 || COMMON.iter().any(|c| c.eq_ignore_ascii_case(name))
+                || custom().any(|s| {
+                    s.id.eq_ignore_ascii_case(core_id)
+                        && s.attributes
+                            .iter()
+                            .any(|a| a.name.eq_ignore_ascii_case(name))
+                })
         };
         let known = match schema {
             None => in_core(),
-            Some(urn) if urn.eq_ignore_ascii_case(&registry.core(kind).id) => in_core(),
+            Some(urn) if urn.eq_ignore_ascii_case(core_id) => in_core(),
             Some(urn) => {
                 let builtin = registry
                     .extensions(kind)

@@ -326,8 +326,8 @@ pub struct GuardSettings {
     /// The same as a share of the accounts the bridge manages at the target, in percent.
     pub max_deprovision_percent: Option<f64>,
     pub window: Duration,
-    /// userNames never deactivated or deleted (break-glass admins), compared
-    /// case-insensitively.
+    /// userNames never deactivated or deleted (break-glass admins), compared by their
+    /// comparison key (`scim::username`).
     pub protected: Vec<String>,
 }
 

@@ -976,12 +976,74 @@ type = "datetime"
 
 #[test]
 fn schema_ids_are_checked() {
-    let text = "[[providers]]\nname = \"p\"\n[[providers.schemas]]\nid = \"urn:ietf:params:scim:schemas:core:2.0:User\"\nname = \"U\"\nattributes = []\n[[providers.schemas]]\nid = \"acme\"\nname = \"A\"\n[[providers.schemas.attributes]]\nname = \"a\"\n";
+    let text = "[[providers]]\nname = \"p\"\n[[providers.schemas]]\nid = \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"\nname = \"U\"\nattributes = []\n[[providers.schemas]]\nid = \"acme\"\nname = \"A\"\n[[providers.schemas.attributes]]\nname = \"a\"\n";
     let (_dir, _path, errors) = load_err(text, &Environment::new());
     assert_eq!(errors.errors.len(), 3, "{errors}");
-    assert!(errors.errors[0].message.contains("built-in SCIM schema"));
+    assert!(
+        errors.errors[0]
+            .message
+            .contains("built-in enterprise extension")
+    );
     assert!(errors.errors[1].message.contains("at least one attribute"));
     assert!(errors.errors[2].message.contains("expected a schema URN"));
+}
+
+/// DiliTrust's guide maps `urn:ietf:params:scim:schemas:core:2.0:User:roleId`: the
+/// core schemas take added attributes, never ones RFC 7643 already defines there.
+#[test]
+fn core_schemas_take_added_attributes_but_not_standard_names() {
+    let ok = r#"
+[[providers]]
+name = "entra"
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:core:2.0:user"
+[[providers.schemas.attributes]]
+name = "roleId"
+case_exact = true
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:core:2.0:Group"
+[[providers.schemas.attributes]]
+name = "costCenter"
+"#;
+    let (_dir, _path, loaded) = load_ok(ok, &Environment::new());
+    let schemas = &loaded.config.providers[0].schemas;
+    assert_eq!(schemas[0].id, "urn:ietf:params:scim:schemas:core:2.0:User");
+    assert_eq!(schemas[0].resource, ResourceSetting::User);
+    assert_eq!(schemas[1].resource, ResourceSetting::Group);
+
+    let bad = r#"
+[[providers]]
+name = "entra"
+[[providers.schemas]]
+id = "urn:ietf:params:scim:schemas:core:2.0:User"
+resource = "Group"
+[[providers.schemas.attributes]]
+name = "roleId"
+[[providers.schemas.attributes]]
+name = "UserName"
+[[providers.schemas.attributes]]
+name = "externalId"
+[[providers.schemas]]
+id = "urn:example:acme:2.0:User"
+[[providers.schemas.attributes]]
+name = "a"
+"#;
+    let (_dir, _path, errors) = load_err(bad, &Environment::new());
+    let found: Vec<(&str, &str)> = errors
+        .errors
+        .iter()
+        .map(|e| (e.key_path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 4, "{errors}");
+    assert!(found[0].0.ends_with("schemas[0].resource") && found[0].1.contains("belongs to Users"));
+    assert!(
+        found[1].0.ends_with("attributes[1].name")
+            && found[1]
+                .1
+                .contains("\"UserName\" is a standard attribute of the core User schema")
+    );
+    assert!(found[2].0.ends_with("attributes[2].name"));
+    assert!(found[3].0.ends_with("schemas[1].name") && found[3].1.contains("missing required key"));
 }
 
 #[test]

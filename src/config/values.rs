@@ -277,11 +277,28 @@ pub(super) fn attribute_name(s: &str) -> Result<String, String> {
 pub(super) const SCHEMA_ID_EXPECTED: &str =
     "a schema URN like \"urn:ietf:params:scim:schemas:extension:acme:2.0:User\"";
 
-const CORE_SCHEMAS: [&str; 3] = [
-    "urn:ietf:params:scim:schemas:core:2.0:User",
-    "urn:ietf:params:scim:schemas:core:2.0:Group",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+/// The core schemas, which `[[providers.schemas]]` may add attributes to (vendor guides
+/// such as DiliTrust's map `urn:ietf:params:scim:schemas:core:2.0:User:roleId`).
+pub(super) const CORE_SCHEMAS: [(&str, crate::scim::ResourceKind); 2] = [
+    (
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        crate::scim::ResourceKind::User,
+    ),
+    (
+        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        crate::scim::ResourceKind::Group,
+    ),
 ];
+
+/// The resource kind whose core schema `id` names, if it names one.
+pub(super) fn core_schema(id: &str) -> Option<crate::scim::ResourceKind> {
+    CORE_SCHEMAS
+        .iter()
+        .find(|(urn, _)| urn.eq_ignore_ascii_case(id))
+        .map(|(_, kind)| *kind)
+}
+
+const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 pub(super) fn schema_id(s: &str) -> Result<String, String> {
     let well_formed = s
@@ -293,13 +310,16 @@ pub(super) fn schema_id(s: &str) -> Result<String, String> {
         return Err(format!("expected {SCHEMA_ID_EXPECTED}, found {}", quote(s)));
     }
     // Schema URIs are compared case-insensitively by SCIM clients.
-    if CORE_SCHEMAS.iter().any(|core| core.eq_ignore_ascii_case(s)) {
+    if ENTERPRISE_SCHEMA.eq_ignore_ascii_case(s) {
         return Err(format!(
-            "{} is a built-in SCIM schema; a custom schema needs its own URN, e.g. \"urn:ietf:params:scim:schemas:extension:<vendor>:2.0:User\"",
+            "{} is the built-in enterprise extension, whose attributes RFC 7643 fixes; a custom schema needs its own URN, e.g. \"urn:ietf:params:scim:schemas:extension:<vendor>:2.0:User\" (or the core User or Group schema's URN, to add attributes to it)",
             quote(s)
         ));
     }
-    Ok(s.to_owned())
+    // The core schemas are spelled as RFC 7643 spells them, as IdPs send them.
+    Ok(core_schema(s)
+        .map_or(s, |kind| kind.core_schema())
+        .to_owned())
 }
 
 /// systemd credential names are file names inside `$CREDENTIALS_DIRECTORY`.

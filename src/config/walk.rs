@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::network::IpNetwork;
-use super::reader::{Ctx, Field, Fields, quote};
+use super::reader::{Ctx, Field, Fields, Keyword, quote};
 use super::schema::{
     AttrKind, Config, CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl, LoggingConfig,
-    ProviderConfig, ScimConfig, ServerConfig, TlsConfig, VaultConfig,
+    ProviderConfig, ResourceSetting, ScimConfig, ServerConfig, TlsConfig, VaultConfig,
 };
 use super::secret::SecretRef;
 use super::tree::{Loc, Node, Val};
 use super::values;
+use crate::scim::ResourceKind;
 
 /// Positions needed by checks that span sections.
 #[derive(Default)]
@@ -564,11 +565,7 @@ fn read_schemas(ctx: &mut Ctx, f: &Field<'_>) -> Vec<CustomSchema> {
             continue;
         };
         let id = t.require(ctx, "id", values::SCHEMA_ID_EXPECTED);
-        let name = t.require(
-            ctx,
-            "name",
-            "expected a display name like \"DiliTrust User\"",
-        );
+        let name = t.get("name");
         let description = t.get("description");
         let resource = t.get("resource");
         let attributes = t.require(
@@ -576,6 +573,7 @@ fn read_schemas(ctx: &mut Ctx, f: &Field<'_>) -> Vec<CustomSchema> {
             "attributes",
             "expected at least one [[providers.schemas.attributes]]",
         );
+        let table_loc = t.loc().clone();
         t.finish(ctx);
 
         let id = id.and_then(|f| {
@@ -596,12 +594,45 @@ fn read_schemas(ctx: &mut Ctx, f: &Field<'_>) -> Vec<CustomSchema> {
             }
             Some(id)
         });
+        // Attributes added to a core schema are served under it: it keeps its name.
+        let core = id.as_deref().and_then(values::core_schema);
+        if name.is_none() && core.is_none() {
+            ctx.missing(
+                &table_loc,
+                &super::reader::join(&item.path, "name"),
+                "missing required key \"name\" (expected a display name like \"DiliTrust User\")",
+            );
+        }
         let name = name.and_then(|f| ctx.non_empty_string(&f));
         let description = description.and_then(|f| ctx.string(&f));
-        let resource = resource.and_then(|f| ctx.keyword(&f)).unwrap_or_default();
+        let resource = match (resource, core) {
+            (None, Some(ResourceKind::Group)) => ResourceSetting::Group,
+            (None, _) => ResourceSetting::default(),
+            (Some(f), core) => {
+                let r: ResourceSetting = ctx.keyword(&f).unwrap_or_default();
+                if let Some(kind) = core
+                    && r != resource_setting(kind)
+                {
+                    ctx.error(
+                        f.loc(),
+                        &f.path,
+                        format!(
+                            "the core {} schema belongs to {}s, not {}s",
+                            kind.name(),
+                            kind.name(),
+                            r.keyword()
+                        ),
+                    );
+                }
+                r
+            }
+        };
         let attributes = match attributes {
             Some(f) => {
                 let attributes = read_attributes(ctx, &f, 0);
+                if let Some(kind) = core {
+                    refuse_standard_names(ctx, &f, kind);
+                }
                 if matches!(&f.node.val, Val::Array(items) if items.is_empty()) {
                     ctx.error(
                         f.loc(),
@@ -622,6 +653,52 @@ fn read_schemas(ctx: &mut Ctx, f: &Field<'_>) -> Vec<CustomSchema> {
         });
     }
     out
+}
+
+fn resource_setting(kind: ResourceKind) -> ResourceSetting {
+    match kind {
+        ResourceKind::User => ResourceSetting::User,
+        ResourceKind::Group => ResourceSetting::Group,
+    }
+}
+
+/// An attribute added to a core schema must not shadow one RFC 7643 defines there
+/// (or `id`, `externalId`, `meta`): the SCIM front would not know which one a value is.
+fn refuse_standard_names(ctx: &mut Ctx, f: &Field<'_>, kind: ResourceKind) {
+    let Some(items) = (match &f.node.val {
+        Val::Array(items) => Some(items),
+        _ => None,
+    }) else {
+        return;
+    };
+    let registry = crate::scim::SchemaRegistry::new();
+    for (i, item) in items.iter().enumerate() {
+        let Val::Table(entries) = &item.val else {
+            continue;
+        };
+        let Some(name) = entries.iter().find(|e| e.key == "name") else {
+            continue;
+        };
+        let Val::Str(n) = &name.node.val else {
+            continue;
+        };
+        let standard = registry.core(kind).attr(n).is_some()
+            || registry
+                .common()
+                .iter()
+                .any(|a| a.name.eq_ignore_ascii_case(n));
+        if standard {
+            ctx.error(
+                &name.node.loc,
+                &format!("{}[{i}].name", f.path),
+                format!(
+                    "{} is a standard attribute of the core {} schema; name the added attribute differently",
+                    quote(n),
+                    kind.name()
+                ),
+            );
+        }
+    }
 }
 
 /// `depth` 0 reads schema attributes, 1 reads sub-attributes of a complex

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::target::{Change, State};
 use crate::scim::ResourceKind;
+use crate::scim::username::comparison_key;
 use crate::store::{Store, StoreError};
 
 /// Thresholds and protected accounts of one target.
@@ -130,7 +131,8 @@ pub fn destructive(change: &Change) -> Option<&'static str> {
 
 impl Guard {
     pub fn new(mut cfg: GuardConfig) -> Self {
-        cfg.protected = cfg.protected.iter().map(|p| p.to_lowercase()).collect();
+        // Compared as userNames are everywhere (a protected "Straße" protects "STRASSE").
+        cfg.protected = cfg.protected.iter().map(|p| comparison_key(p)).collect();
         Self {
             cfg,
             recent: Mutex::new(VecDeque::new()),
@@ -149,7 +151,7 @@ impl Guard {
         };
         if change.kind == ResourceKind::User
             && let Some(name) = user_name(change)
-            && self.cfg.protected.contains(&name.to_lowercase())
+            && self.cfg.protected.contains(&comparison_key(&name))
         {
             return Ok(Verdict::Protected(format!(
                 "{name} is a protected account (targets.guard.protected): its {what} was not sent"

@@ -116,9 +116,12 @@ fn is_deprovision(action: Action) -> bool {
     )
 }
 
-/// Whether the guard's `protected` list (lower-cased userNames) names this item.
+/// Whether the guard's `protected` list names this item, compared as userNames are.
 fn is_protected(item: &PlanItem, protected: &[String]) -> bool {
-    protected.iter().any(|p| p.eq_ignore_ascii_case(&item.name))
+    let name = crate::scim::username::comparison_key(&item.name);
+    protected
+        .iter()
+        .any(|p| crate::scim::username::comparison_key(p) == name)
 }
 
 /// Why reconciliation could not run.

@@ -14,8 +14,8 @@ pub use list::ListParams;
 pub use render::etag as etag_of;
 pub use write::{Projection, Written};
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::entropy::Entropy;
@@ -31,6 +31,47 @@ pub struct Provider {
     pub dialect: Dialect,
     /// Core, enterprise and the provider's custom schemas.
     pub registry: SchemaRegistry,
+    /// Undeclared URN-qualified attributes already logged: an IdP sends one with every
+    /// user of every cycle, and the log should say it once.
+    warned: Mutex<BTreeSet<String>>,
+}
+
+impl Provider {
+    /// A provider serving `registry` in `dialect`.
+    pub fn new(name: String, dialect: Dialect, registry: SchemaRegistry) -> Self {
+        Provider {
+            name,
+            dialect,
+            registry,
+            warned: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Adds the provider to an undeclared-attribute error and logs it the first time
+    /// (`who`: the person or group the request was about).
+    pub(crate) fn undeclared(&self, e: ScimError, who: &str) -> ScimError {
+        let Some(attribute) = e.undeclared.clone() else {
+            return e;
+        };
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(attribute.to_ascii_lowercase()))
+            .unwrap_or(true);
+        if first {
+            tracing::warn!(
+                provider = %self.name,
+                attribute = %attribute,
+                first_seen_on = %who,
+                "the identity provider sends {attribute}, which no schema of provider {} declares; every such request is refused until [[providers.schemas]] declares it (the SCIM error tells the IdP the lines to add; logged once)",
+                self.name
+            );
+        }
+        ScimError {
+            detail: format!("provider {:?}: {}", self.name, e.detail),
+            ..e
+        }
+    }
 }
 
 /// Paging and filter limits shared by every provider.
@@ -110,6 +151,21 @@ impl Directory {
     }
 }
 
+/// [`store_error`] for a change to the group whose document is `doc`: refused members
+/// are reported with the group's name, so the IdP's log says which group to fix.
+pub(crate) fn group_store_error(e: StoreError, doc: &serde_json::Value) -> ScimError {
+    match e {
+        StoreError::Members(p) => {
+            let name = doc
+                .get("displayName")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("(no displayName)");
+            ScimError::invalid_value(format!("group {name:?}: {p}"))
+        }
+        other => store_error(other),
+    }
+}
+
 /// Maps storage failures to SCIM errors. Operational failures become a 500/503 whose
 /// detail says nothing about internals; the cause is logged.
 pub fn store_error(e: StoreError) -> ScimError {
@@ -118,6 +174,7 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Uniqueness { attribute, value } => {
             ScimError::uniqueness(format!("{attribute} {value:?} is already in use"))
         }
+        StoreError::Members(p) => ScimError::invalid_value(p.to_string()),
         StoreError::DuplicateId(id) => {
             ScimError::uniqueness(format!("a resource with id {id:?} already exists"))
         }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::render::{if_match_allows, member_json, to_scim};
-use super::{Ctx, Directory, store_error};
+use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
 use crate::scim::json::remove_ci;
 use crate::scim::{
@@ -121,13 +121,15 @@ impl Directory {
         body: Value,
     ) -> Result<(Value, Option<Vec<MemberRef>>), ScimError> {
         let provider = ctx.provider.clone();
+        let who = person(&body);
         let mut doc = normalize_resource(
             body,
             kind,
             &provider.registry,
             provider.dialect,
             &mut ctx.quirks,
-        )?;
+        )
+        .map_err(|e| provider.undeclared(e, &who))?;
         let mut members = None;
         if let Value::Object(o) = &mut doc {
             remove_ci(o, "id");
@@ -153,6 +155,8 @@ impl Directory {
             expected_version: None,
             at: self.clock.now(),
             request_id: ctx.request_id.clone(),
+            // What IdPs send as members reaches every target: it must name a resource.
+            check_members: true,
             change,
         }
     }
@@ -179,7 +183,11 @@ impl Directory {
             },
         );
         let at = m.at;
-        let c = self.store.apply(m).await.map_err(store_error)?;
+        let c = self
+            .store
+            .apply(m)
+            .await
+            .map_err(|e| group_store_error(e, &doc))?;
         let stored = StoredResource {
             seq: 0,
             provider: ctx.provider.name.clone(),
@@ -240,7 +248,7 @@ impl Directory {
             match self.store.apply(m).await {
                 Ok(_) => return self.written(ctx, kind, id, proj, true).await,
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
-                Err(e) => return Err(store_error(e)),
+                Err(e) => return Err(group_store_error(e, &doc)),
             }
         }
         Err(contended(id))
@@ -276,7 +284,8 @@ impl Directory {
                 &ops,
                 provider.dialect,
                 &mut ctx.quirks,
-            )?;
+            )
+            .map_err(|e| provider.undeclared(e, &person(&cur.doc)))?;
             if let Value::Object(o) = &mut doc {
                 remove_ci(o, "id");
             }
@@ -325,7 +334,7 @@ impl Directory {
                     return self.written(ctx, kind, id, proj, with_body).await;
                 }
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
-                Err(e) => return Err(store_error(e)),
+                Err(e) => return Err(group_store_error(e, &cur.doc)),
             }
         }
         Err(contended(id))
@@ -369,6 +378,15 @@ impl Directory {
         self.store.apply(m).await.map_err(store_error)?;
         Ok(())
     }
+}
+
+/// Who a document is about, for logs: its userName, else its displayName.
+fn person(doc: &Value) -> String {
+    ["userName", "displayName"]
+        .iter()
+        .find_map(|k| crate::scim::json::get_ci(doc, k).and_then(Value::as_str))
+        .unwrap_or("(unnamed)")
+        .to_owned()
 }
 
 fn precondition(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::scim::dialect::{Dialect, Quirk, tolerate};
 use crate::scim::error::ScimError;
-use crate::scim::schema::{AttrType, Attribute, Mutability};
+use crate::scim::schema::{AttrType, Attribute, Mutability, ValueRule};
 
 /// Everything a coercion needs besides the value.
 pub(crate) struct Coercer<'q> {
@@ -94,6 +94,9 @@ impl Coercer<'_> {
                 if attr.attr_type == AttrType::DateTime && DateTime::parse_from_rfc3339(&s).is_err()
                 {
                     return Err(wrong("an xsd:dateTime such as 2011-05-13T04:42:34Z"));
+                }
+                if attr.rule == ValueRule::UserName {
+                    crate::scim::username::check(label, &s)?;
                 }
                 if attr.enforce_canonical && !is_canonical(attr, &s) {
                     return Err(ScimError::invalid_value(format!(

@@ -64,6 +64,9 @@ pub struct ScimError {
     pub scim_type: Option<ScimType>,
     /// Human-readable explanation; never contains secrets.
     pub detail: String,
+    /// The URN-qualified attribute (or schema) the request named and no schema
+    /// declares, when that is the error: the directory logs it once per provider.
+    pub undeclared: Option<String>,
 }
 
 impl ScimError {
@@ -73,7 +76,14 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            undeclared: None,
         }
+    }
+
+    /// Marks the error as naming an undeclared attribute (see `undeclared`).
+    pub fn with_undeclared(mut self, attribute: &str) -> Self {
+        self.undeclared = Some(attribute.to_owned());
+        self
     }
 
     fn bad(t: ScimType, detail: impl Into<String>) -> Self {

@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::{get_ci, is_empty};
 use crate::scim::path::AttrPath;
-use crate::scim::schema::{AttrType, Attribute, ResourceKind, SchemaRegistry};
+use crate::scim::schema::{AttrType, Attribute, ResourceKind, SchemaRegistry, ValueRule};
+use crate::scim::username::{comparison_key, fold};
 
 /// Where paths are resolved: the whole resource, or one element of a multi-valued attribute.
 #[derive(Clone, Copy)]
@@ -183,7 +184,10 @@ pub(crate) fn order(a: &Value, b: &Value, def: Option<&Attribute>) -> Option<Ord
             {
                 return Some(dx.cmp(&dy));
             }
-            if case_exact(def) {
+            if is_user_name(def) {
+                // One name, one user: `userName eq` agrees with the store's uniqueness.
+                Some(comparison_key(x).cmp(&comparison_key(y)))
+            } else if case_exact(def) {
                 Some(x.cmp(y))
             } else {
                 Some(x.to_lowercase().cmp(&y.to_lowercase()))
@@ -198,6 +202,10 @@ pub(crate) fn order(a: &Value, b: &Value, def: Option<&Attribute>) -> Option<Ord
     }
 }
 
+fn is_user_name(def: Option<&Attribute>) -> bool {
+    def.is_some_and(|d| d.rule == ValueRule::UserName)
+}
+
 fn case_exact(def: Option<&Attribute>) -> bool {
     def.is_some_and(|d| d.case_exact || d.attr_type == AttrType::Binary)
 }
@@ -206,7 +214,9 @@ fn compare(v: &Value, op: CompareOp, lit: &Value, def: Option<&Attribute>) -> bo
     if let (Value::String(x), Value::String(y)) = (v, lit)
         && matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew)
     {
-        let (x, y) = if case_exact(def) {
+        let (x, y) = if is_user_name(def) {
+            (fold(x), fold(y))
+        } else if case_exact(def) {
             (x.clone(), y.clone())
         } else {
             (x.to_lowercase(), y.to_lowercase())
@@ -268,6 +278,8 @@ mod tests {
         let u = user();
         let cases = [
             ("userName eq \"X\"", true),
+            ("userName eq \"Ｘ \"", true),
+            ("userName sw \"Ｘ\"", true),
             ("USERNAME Eq \"x\"", true),
             ("userName eq \"y\"", false),
             ("externalId eq \"Bjensen\"", true),

@@ -126,15 +126,13 @@ pub fn member_refs(
                     display,
                 }
             }
-            Value::String(s) if !s.is_empty() => {
-                tolerate(dialect, Quirk::BareStringForComplex, quirks, || {
-                    ScimError::invalid_value("each member must be an object with \"value\"")
-                })?;
-                MemberRef {
-                    value: s.clone(),
-                    kind: None,
-                    display: None,
-                }
+            // No dialect tolerates a bare id: Entra and Okta send members as objects
+            // (`{"value": id}`), so a bare string comes from a client that means
+            // something else (a name, a path), and stored it reaches every target.
+            Value::String(s) => {
+                return Err(ScimError::invalid_value(format!(
+                    "member {s:?} is a bare string; each member must be an object with \"value\" (the member's id), e.g. {{\"value\": \"2819c223-…\"}}"
+                )));
             }
             _ => {
                 return Err(ScimError::invalid_value(

@@ -17,6 +17,8 @@ pub mod schema;
 mod schema_core;
 pub mod schema_json;
 pub mod sort;
+mod undeclared;
+pub mod username;
 pub mod validate;
 
 pub use dialect::{Dialect, Quirk};
@@ -27,6 +29,7 @@ pub use patch::{MemberOp, MemberRef, PatchOp, PatchOpKind, apply_patch, parse_pa
 pub use path::{AttrPath, PatchPath};
 pub use schema::{
     AttrType, Attribute, Mutability, ResourceKind, Returned, Schema, SchemaRegistry, Uniqueness,
+    ValueRule,
 };
 
 pub use project::{parse_attr_list, project};

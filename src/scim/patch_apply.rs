@@ -11,6 +11,7 @@ use crate::scim::members::member_op;
 use crate::scim::patch::{MemberOp, PatchOp, PatchOpKind};
 use crate::scim::path::{AttrPath, PatchPath};
 use crate::scim::schema::{AttrType, Attribute, Mutability, ResourceKind, SchemaRegistry};
+use crate::scim::undeclared::undeclared;
 
 /// Applies `ops` atomically: on error `resource` is left untouched.
 ///
@@ -139,8 +140,16 @@ impl<'a> Cx<'a, '_> {
             if let Some(ext) = reg.extension_for(self.kind, &urn) {
                 return self.apply_extension(doc, op, &ext.id, value);
             }
+            if reg.core(self.kind).id.eq_ignore_ascii_case(&urn) {
+                return self.apply_core(doc, op, value);
+            }
         }
         let Some(r) = reg.resolve(self.kind, &pp.attr.parent()) else {
+            // A URN-qualified attribute was mapped on purpose: refuse it, naming the
+            // configuration that keeps it, rather than drop it (see `undeclared`).
+            if pp.attr.schema.is_some() {
+                return Err(undeclared(reg, self.kind, &pp.attr.parent(), value));
+            }
             return self.unknown(&pp.to_string());
         };
         if self.kind == ResourceKind::Group && r.extension.is_none() && r.attr.name == "members" {
@@ -189,27 +198,60 @@ impl<'a> Cx<'a, '_> {
                 }
                 Ok(())
             }
-            (_, Some(Value::Object(attrs))) => {
-                for (k, v) in attrs {
-                    let pp = PatchPath {
-                        attr: AttrPath {
-                            schema: Some(urn.to_string()),
-                            name: k.clone(),
-                            sub: None,
-                        },
-                        filter: None,
-                        sub: None,
-                    };
-                    if crate::scim::path::is_attr_name(k) {
-                        self.apply_path(doc, op, &pp, Some(v))?;
-                    } else {
-                        self.unknown(k)?;
-                    }
-                }
-                Ok(())
-            }
+            (_, Some(Value::Object(attrs))) => self.apply_object(doc, op, urn, attrs),
             _ => Err(ScimError::invalid_value(format!("{urn} must be an object"))),
         }
+    }
+
+    /// The core schema's URN as a key, its value an object of core attributes
+    /// (`{"urn:…:core:2.0:User": {"roleId": …}}`): each applied as a qualified path.
+    fn apply_core(
+        &mut self,
+        doc: &mut Value,
+        op: PatchOpKind,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        let urn = self.reg.core(self.kind).id.clone();
+        match (op, value) {
+            (PatchOpKind::Add | PatchOpKind::Replace, Some(Value::Object(attrs))) => {
+                self.apply_object(doc, op, &urn, attrs)
+            }
+            _ => Err(ScimError::invalid_path(format!(
+                "{urn} names the whole core schema: add or replace it with an object of attributes, or name one attribute (\"{urn}:title\")"
+            ))),
+        }
+    }
+
+    /// A schema's object of attributes (`{"urn:…:User": {"roleId": …}}`): each key
+    /// applied as that schema's qualified path.
+    fn apply_object(
+        &mut self,
+        doc: &mut Value,
+        op: PatchOpKind,
+        urn: &str,
+        attrs: &Map<String, Value>,
+    ) -> Result<(), ScimError> {
+        // Clients repeat `schemas` inside the object; it is not one of its attributes.
+        for (k, v) in attrs
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+        {
+            if !crate::scim::path::is_attr_name(k) {
+                self.unknown(k)?;
+                continue;
+            }
+            let pp = PatchPath {
+                attr: AttrPath {
+                    schema: Some(urn.to_string()),
+                    name: k.clone(),
+                    sub: None,
+                },
+                filter: None,
+                sub: None,
+            };
+            self.apply_path(doc, op, &pp, Some(v))?;
+        }
+        Ok(())
     }
 
     /// Read-only and immutable attributes: allow only writes that change nothing.

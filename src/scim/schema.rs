@@ -152,6 +152,19 @@ pub struct Attribute {
     pub reference_types: Vec<String>,
     /// For complex attributes: the sub-attributes.
     pub sub_attributes: Vec<Attribute>,
+    /// How values are checked and compared beyond `case_exact`.
+    pub rule: ValueRule,
+}
+
+/// A value rule beyond RFC 7643's attribute characteristics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ValueRule {
+    /// Only the type and `case_exact`.
+    #[default]
+    Plain,
+    /// The core `userName`: refused when blank, too long or holding control or format
+    /// characters, and compared by [`crate::scim::username::comparison_key`].
+    UserName,
 }
 
 impl Attribute {
@@ -171,6 +184,7 @@ impl Attribute {
             enforce_canonical: false,
             reference_types: Vec::new(),
             sub_attributes: Vec::new(),
+            rule: ValueRule::Plain,
         }
     }
 
@@ -212,6 +226,11 @@ impl Attribute {
     /// Sets canonical values.
     pub fn canonical(mut self, values: &[&str]) -> Self {
         self.canonical_values = values.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Sets the value rule.
+    pub fn rule(mut self, rule: ValueRule) -> Self {
+        self.rule = rule;
         self
     }
     /// Sets reference types.

@@ -2,7 +2,7 @@
 
 use crate::scim::schema::{
     AttrType, Attribute, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Mutability, Returned, Schema,
-    USER_SCHEMA, Uniqueness,
+    USER_SCHEMA, Uniqueness, ValueRule,
 };
 
 fn s(name: &str) -> Attribute {
@@ -114,6 +114,7 @@ pub fn user_schema() -> Schema {
             s("userName")
                 .required()
                 .uniqueness(Uniqueness::Server)
+                .rule(ValueRule::UserName)
                 .desc("Unique identifier for the user, typically used to authenticate."),
             name,
             s("displayName").desc("The name of the user, suitable for display to end-users."),

@@ -10,6 +10,7 @@ use crate::scim::json::get_ci;
 use crate::scim::patch_apply::check_required;
 use crate::scim::path::AttrPath;
 use crate::scim::schema::{Attribute, Mutability, ResourceKind, Returned, SchemaRegistry};
+use crate::scim::undeclared::undeclared;
 
 /// Normalises a POST/PUT body of `kind` into the stored form.
 ///
@@ -44,13 +45,35 @@ pub fn normalize_resource(
                 Value::Null => {}
                 Value::Object(attrs) => {
                     for (k2, v2) in attrs {
-                        n.place(Some(&ext.id), &k2, v2)?;
+                        // `schemas` repeated inside the object is not an attribute.
+                        if !k2.eq_ignore_ascii_case("schemas") {
+                            n.place(Some(&ext.id), &k2, v2)?;
+                        }
                     }
                 }
                 _ => {
                     return Err(ScimError::invalid_value(format!(
                         "{} must be an object",
                         ext.id
+                    )));
+                }
+            }
+        } else if k.eq_ignore_ascii_case(&reg.core(kind).id) {
+            // `{"urn:…:core:2.0:User": {"roleId": …}}`: core attributes, nested under
+            // their schema's URN as some clients send extension attributes.
+            match v {
+                Value::Null => {}
+                Value::Object(attrs) => {
+                    for (k2, v2) in attrs {
+                        if !k2.eq_ignore_ascii_case("schemas") {
+                            n.place_qualified(&format!("{}:{k2}", reg.core(kind).id), v2)?;
+                        }
+                    }
+                }
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{} must be an object",
+                        reg.core(kind).id
                     )));
                 }
             }
@@ -128,6 +151,8 @@ impl Normalizer<'_, '_> {
         )
     }
 
+    /// A URN-qualified key: kept when a schema declares it, else refused in every
+    /// dialect with the configuration that would keep it (see `undeclared`).
     fn place_qualified(&mut self, key: &str, v: Value) -> Result<(), ScimError> {
         let path = match AttrPath::parse(key) {
             Ok(p) if p.sub.is_none() => p,
@@ -139,7 +164,7 @@ impl Normalizer<'_, '_> {
                 let name = r.attr.name.clone();
                 self.place(ext.as_deref(), &name, v)
             }
-            None => self.unknown(key),
+            None => Err(undeclared(self.reg, self.kind, &path, Some(&v))),
         }
     }
 
@@ -154,7 +179,20 @@ impl Normalizer<'_, '_> {
                 .or_else(|| reg.core(self.kind).attr(name)),
         };
         let Some(def) = def else {
-            return self.unknown(name);
+            return match ext {
+                // Inside an extension's object the schema is named: as qualified.
+                Some(urn) => Err(undeclared(
+                    reg,
+                    self.kind,
+                    &AttrPath {
+                        schema: Some(urn.to_owned()),
+                        name: name.to_owned(),
+                        sub: None,
+                    },
+                    Some(&v),
+                )),
+                None => self.unknown(name),
+            };
         };
         if def.mutability == Mutability::WriteOnly && def.returned == Returned::Never {
             // Never stored: we are not the user's authenticator.

@@ -22,6 +22,9 @@ use crate::store::{
 #[async_trait]
 pub trait Opener: Send + Sync {
     async fn open(&self) -> Arc<dyn Store>;
+    /// Runs SQL on the database behind the store's back (on a closed store), to set up
+    /// what an older version of the bridge would have left there.
+    async fn exec(&self, sql: &str);
 }
 
 pub struct SqliteOpener {
@@ -47,6 +50,11 @@ impl Opener for SqliteOpener {
                 .unwrap()
                 .unwrap(),
         )
+    }
+
+    async fn exec(&self, sql: &str) {
+        let c = rusqlite::Connection::open(&self.path).unwrap();
+        c.execute_batch(sql).unwrap();
     }
 }
 
@@ -74,6 +82,16 @@ impl Opener for PgOpener {
     async fn open(&self) -> Arc<dyn Store> {
         Arc::new(PgStore::open(&self.url, 8).await.unwrap())
     }
+
+    async fn exec(&self, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = conn.await;
+    }
 }
 
 fn t0() -> DateTime<Utc> {
@@ -90,6 +108,7 @@ fn create(id: &str, kind: ResourceKind, doc: Value, members: Vec<MemberRef>) -> 
         expected_version: None,
         at: t0(),
         request_id: Some("req-1".into()),
+        check_members: false,
         change: MutationKind::Create { doc, members },
     }
 }
@@ -1132,6 +1151,368 @@ pub async fn member_order_and_idempotent_adds(o: &dyn Opener) {
     store.close().await;
 }
 
+fn user_names(found: Vec<crate::store::StoredResource>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = found
+        .into_iter()
+        .map(|r| {
+            (
+                r.id,
+                r.doc["userName"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// userNames are one name under their comparison key (case folding, Unicode
+/// normalisation, surrounding spaces). Keys stored by an older version (lower case)
+/// are recomputed at open; two users that only then become one name are both kept and
+/// found by either spelling, and new users still cannot take the name.
+pub async fn look_alike_user_names_after_a_key_change(o: &dyn Opener) {
+    let store = o.open().await;
+    let user =
+        |id: &str, name: &str| create(id, ResourceKind::User, json!({ "userName": name }), vec![]);
+    for (id, name) in [("a", "Straße"), ("b", "placeholder"), ("d", "dora")] {
+        store.apply(user(id, name)).await.unwrap();
+    }
+    for (id, name) in [
+        ("x1", "STRASSE"),
+        ("x2", " strasse\u{3000}"),
+        ("x3", "Ｓｔｒａｓｓｅ"),
+    ] {
+        let taken = store.apply(user(id, name)).await;
+        assert!(
+            matches!(&taken, Err(StoreError::Uniqueness { value, .. }) if value == name),
+            "{name:?}: {taken:?}"
+        );
+    }
+    store.close().await;
+
+    // What a version that lower-cased names left behind: "Straße" and "STRASSE" were
+    // two users, and an NFD "Élodie" kept its decomposed key.
+    o.exec(
+        "UPDATE resources SET user_name_ci = 'straße' WHERE id = 'a';
+         UPDATE resources SET user_name_ci = 'strasse', doc = '{\"userName\":\"STRASSE\"}' WHERE id = 'b';
+         UPDATE resources SET user_name_ci = 'e\u{301}lodie', doc = '{\"userName\":\"E\u{301}lodie\"}' WHERE id = 'd';
+         DELETE FROM meta WHERE key = 'user_name_key';",
+    )
+    .await;
+    let store = o.open().await;
+    let by_name = |name: &str| {
+        let store = Arc::clone(&store);
+        let name = name.to_owned();
+        async move {
+            user_names(
+                store
+                    .lookup("entra", ResourceKind::User, Lookup::UserNames(vec![name]))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let both = vec![
+        ("a".to_owned(), "Straße".to_owned()),
+        ("b".to_owned(), "STRASSE".to_owned()),
+    ];
+    assert_eq!(by_name("strasse").await, both);
+    assert_eq!(by_name("STRAßE ").await, both);
+    assert_eq!(
+        by_name("\u{c9}LODIE").await,
+        vec![("d".to_owned(), "E\u{301}lodie".to_owned())]
+    );
+    assert!(matches!(
+        store.apply(user("x4", "strasse")).await,
+        Err(StoreError::Uniqueness { .. })
+    ));
+    // Both stay writable under their own names.
+    for (id, name) in [("a", "Straße"), ("b", "STRASSE")] {
+        store
+            .apply(update(id, 1, json!({"userName": name, "title": "t"})))
+            .await
+            .unwrap();
+    }
+    // Deleting one passes the name to the other: still nobody new can take it.
+    store
+        .apply(Mutation {
+            change: MutationKind::Delete,
+            ..user("b", "")
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.apply(user("x5", "STRASSE")).await,
+        Err(StoreError::Uniqueness { .. })
+    ));
+    // Renamed, the survivor frees it.
+    store
+        .apply(update("a", 2, json!({"userName": "anna"})))
+        .await
+        .unwrap();
+    store.apply(user("x6", "STRASSE")).await.unwrap();
+    assert_eq!(
+        by_name("straße").await,
+        vec![("x6".to_owned(), "STRASSE".to_owned())]
+    );
+    store.close().await;
+    // Keys are recomputed once: a later open finds them current and changes nothing.
+    let store = o.open().await;
+    let anna = store
+        .lookup(
+            "entra",
+            ResourceKind::User,
+            Lookup::UserNames(vec!["ANNA".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user_names(anna), vec![("a".to_owned(), "anna".to_owned())]);
+    store.close().await;
+}
+
+fn checked(m: Mutation) -> Mutation {
+    Mutation {
+        check_members: true,
+        ..m
+    }
+}
+
+fn add_members(group: &str, refs: Vec<MemberRef>) -> Mutation {
+    Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Add(refs)],
+        },
+        ..create(group, ResourceKind::Group, json!({}), vec![])
+    }
+}
+
+fn typed(id: &str, kind: &str) -> MemberRef {
+    MemberRef {
+        value: id.into(),
+        kind: Some(kind.into()),
+        display: None,
+    }
+}
+
+/// With `check_members` (the SCIM front), added members must name a User or Group of
+/// the same provider, of the type they say, and not the group itself.
+pub async fn members_must_name_resources_of_the_provider(o: &dyn Opener) {
+    use crate::store::MemberProblem;
+    let store = o.open().await;
+    store
+        .apply(create(
+            "u1",
+            ResourceKind::User,
+            json!({"userName": "u1"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let mut okta = create("o1", ResourceKind::User, json!({"userName": "o1"}), vec![]);
+    okta.provider = "okta".into();
+    store.apply(okta).await.unwrap();
+    store
+        .apply(checked(create(
+            "g1",
+            ResourceKind::Group,
+            json!({"displayName": "G1"}),
+            vec![member("u1")],
+        )))
+        .await
+        .unwrap();
+    store
+        .apply(checked(create(
+            "g2",
+            ResourceKind::Group,
+            json!({"displayName": "G2"}),
+            vec![typed("g1", "Group")],
+        )))
+        .await
+        .unwrap();
+    let unknown = |first: &[&str], count: usize| MemberProblem::Unknown {
+        first: first.iter().map(|s| (*s).to_owned()).collect(),
+        count,
+    };
+    let refused = |r: Result<crate::store::Committed, StoreError>| match r {
+        Err(StoreError::Members(p)) => p,
+        other => panic!("expected refused members, got {other:?}"),
+    };
+    // Another provider's user is unknown here.
+    assert_eq!(
+        refused(
+            store
+                .apply(checked(create(
+                    "g3",
+                    ResourceKind::Group,
+                    json!({"displayName": "G3"}),
+                    vec![member("u1"), member("o1"), member("nope")],
+                )))
+                .await
+        ),
+        unknown(&["o1", "nope"], 2)
+    );
+    assert!(
+        store
+            .get("entra", ResourceKind::Group, "g3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        refused(
+            store
+                .apply(checked(add_members("g1", vec![typed("g2", "User")])))
+                .await
+        ),
+        MemberProblem::WrongType {
+            id: "g2".into(),
+            is: ResourceKind::Group,
+            said: "User".into()
+        }
+    );
+    assert_eq!(
+        refused(
+            store
+                .apply(checked(add_members("g1", vec![typed("g1", "Group")])))
+                .await
+        ),
+        MemberProblem::OwnMember
+    );
+    let many: Vec<MemberRef> = (0..15_000).map(|i| member(&format!("ghost-{i}"))).collect();
+    assert_eq!(
+        refused(store.apply(checked(add_members("g1", many))).await),
+        unknown(
+            &["ghost-0", "ghost-1", "ghost-2", "ghost-3", "ghost-4"],
+            15_000
+        )
+    );
+    let replace = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::ReplaceAll(vec![member("gone")])],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    assert_eq!(
+        refused(store.apply(checked(replace)).await),
+        unknown(&["gone"], 1)
+    );
+    let ids = |v: Vec<MemberRef>| v.into_iter().map(|m| m.value).collect::<Vec<_>>();
+    assert_eq!(ids(store.members("entra", "g1").await.unwrap()), ["u1"]);
+    // Removing what is not a member stays harmless; nested groups are fine.
+    let remove = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Remove(vec!["ghost-1".into()])],
+        },
+        ..create("g1", ResourceKind::Group, json!({}), vec![])
+    };
+    store.apply(checked(remove)).await.unwrap();
+    store
+        .apply(checked(add_members("g1", vec![typed("g2", "Group")])))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.members("entra", "g1").await.unwrap()),
+        ["u1", "g2"]
+    );
+    // Internal writers (and older tests) store what they are given.
+    store
+        .apply(add_members("g1", vec![member("ghost-1")]))
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+/// A member deleted while a change adds it is never left listed: the check and the
+/// insert happen in the write's transaction, which a deletion waits for (or the
+/// member is already gone and refused). Each add also carries many members that stay,
+/// so its insert takes long enough for a deletion to run alongside it.
+pub async fn a_member_deleted_concurrently_is_not_left_listed(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .apply(create(
+            "g",
+            ResourceKind::Group,
+            json!({"displayName": "G"}),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let user = |id: String| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .apply(create(
+                    &id,
+                    ResourceKind::User,
+                    json!({ "userName": id }),
+                    vec![],
+                ))
+                .await
+                .unwrap();
+        }
+    };
+    let stay: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
+    futures_join(stay.iter().map(|id| user(id.clone()))).await;
+    let n = 20;
+    for i in 0..n {
+        user(format!("t{i}")).await;
+    }
+    for i in 0..n {
+        let target = format!("t{i}");
+        let mut refs = vec![member(&target)];
+        refs.extend(stay.iter().map(|id| member(id)));
+        let add = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.apply(checked(add_members("g", refs))).await })
+        };
+        let delete = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .apply(Mutation {
+                        change: MutationKind::Delete,
+                        ..create(&target, ResourceKind::User, json!({}), vec![])
+                    })
+                    .await
+            })
+        };
+        let added = add.await.unwrap();
+        assert!(
+            matches!(added, Ok(_) | Err(StoreError::Members(_))),
+            "{added:?}"
+        );
+        delete.await.unwrap().unwrap();
+    }
+    let listed: Vec<String> = store
+        .members("entra", "g")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.value)
+        .filter(|id| id.starts_with('t'))
+        .collect();
+    assert_eq!(listed, Vec::<String>::new(), "deleted users left listed");
+    store.close().await;
+}
+
+/// Awaits every future, a few at a time.
+async fn futures_join<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut pending = Vec::new();
+    for f in futures {
+        pending.push(f);
+        if pending.len() == 32 {
+            for f in pending.drain(..) {
+                f.await;
+            }
+        }
+    }
+    for f in pending {
+        f.await;
+    }
+}
+
 // Identity rules: users waiting for their manager; users deleted in the bridge that a
 // target still holds.
 
@@ -1149,6 +1530,7 @@ fn user_at(id: &str, change: MutationKind, h: u32) -> Mutation {
         expected_version: None,
         at: at_hour(h),
         request_id: None,
+        check_members: false,
         change,
     }
 }
@@ -1710,4 +2092,7 @@ conformance!(
     orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
     ownership_and_guard_holds,
     an_attempted_span_is_retried_unchanged,
+    look_alike_user_names_after_a_key_change,
+    members_must_name_resources_of_the_provider,
+    a_member_deleted_concurrently_is_not_left_listed,
 );

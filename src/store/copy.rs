@@ -46,6 +46,7 @@ const TABLES: &[Table] = &[
             ("created", Time),
             ("last_modified", Time),
             ("user_name_ci", Text),
+            ("user_name_dup", Int),
             ("external_id", Text),
             ("display_name_ci", Text),
             ("doc", Text),

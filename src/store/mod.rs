@@ -12,18 +12,19 @@ mod delivery;
 mod error;
 mod model;
 pub mod postgres;
+mod rekey;
 pub mod sqlite;
 
 pub use delivery::{
     DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed, Orphan,
     QueuedDelivery, TargetLink,
 };
-pub use error::StoreError;
-pub(crate) use model::MemberDelta;
+pub use error::{MemberProblem, StoreError};
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
     MutationKind, Page, SecretRow, StoreStatus, StoredResource, VaultRecord,
 };
+pub(crate) use model::{MemberCheck, MemberDelta, UserNameKey};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

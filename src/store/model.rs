@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::scim::username::comparison_key;
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::{MemberProblem, StoreError};
 
 /// A stored User or Group. `doc` is the normalised SCIM document without `id`,
 /// `meta` and (for groups) `members`, which live in their own rows.
@@ -30,7 +32,8 @@ pub struct StoredResource {
 /// Values the store indexes, extracted from a document by [`IndexKeys::from_doc`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexKeys {
-    /// `userName`, lower-cased: unique per provider, matched case-insensitively.
+    /// `userName`'s comparison key ([`comparison_key`]): unique per provider, so
+    /// look-alike names (case, width, composition, surrounding spaces) are one name.
     pub user_name: Option<String>,
     /// `externalId`, exact (caseExact in RFC 7643).
     pub external_id: Option<String>,
@@ -56,12 +59,44 @@ impl IndexKeys {
             .unwrap_or_default();
         IndexKeys {
             user_name: match kind {
-                ResourceKind::User => s("userName").map(|u| u.to_lowercase()),
+                ResourceKind::User => s("userName").map(|u| comparison_key(&u)),
                 ResourceKind::Group => None,
             },
             external_id: s("externalId"),
             display_name: s("displayName").map(|d| d.to_lowercase()),
             emails,
+        }
+    }
+}
+
+/// A stored user's userName key and look-alike mark, as both engines read them
+/// before a change (see `store::rekey` for how a mark comes about).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UserNameKey {
+    /// `user_name_ci`.
+    pub key: Option<String>,
+    /// `user_name_dup`: 0, or the row's own seq while it shares its key with an older
+    /// user's.
+    pub dup: i64,
+}
+
+impl UserNameKey {
+    /// The mark after a change to `keys`: a marked user keeps its mark while its name
+    /// keeps its key; any other name is checked for uniqueness like a new one.
+    pub(crate) fn dup_after(&self, keys: &IndexKeys) -> i64 {
+        if self.dup != 0 && keys.user_name == self.key {
+            self.dup
+        } else {
+            0
+        }
+    }
+
+    /// The key this change frees for a marked look-alike: an unmarked holder's key
+    /// when the change moves it elsewhere (a rename, or a deletion: empty `keys`).
+    pub(crate) fn freed_by(&self, keys: &IndexKeys) -> Option<&str> {
+        match &self.key {
+            Some(k) if self.dup == 0 && keys.user_name.as_ref() != Some(k) => Some(k),
+            _ => None,
         }
     }
 }
@@ -83,11 +118,13 @@ pub enum Lookup {
 }
 
 impl Lookup {
-    /// The values as the index stores them: lowercased, except ids and externalIds.
+    /// The values as the index stores them: userNames by their comparison key,
+    /// displayNames and emails lower-cased, ids and externalIds as given.
     pub fn keys(&self) -> Vec<String> {
         match self {
             Lookup::Ids(v) | Lookup::ExternalIds(v) => v.clone(),
-            Lookup::UserNames(v) | Lookup::DisplayNames(v) | Lookup::Emails(v) => {
+            Lookup::UserNames(v) => v.iter().map(|s| comparison_key(s)).collect(),
+            Lookup::DisplayNames(v) | Lookup::Emails(v) => {
                 v.iter().map(|s| s.to_lowercase()).collect()
             }
         }
@@ -144,6 +181,13 @@ pub struct Mutation {
     pub at: DateTime<Utc>,
     /// The request that caused it, for tracing a change end to end.
     pub request_id: Option<String>,
+    /// Members this change adds to a group must name an existing User or Group of the
+    /// same provider (with the `type` they say, if any), and never the group itself;
+    /// otherwise the change fails with [`StoreError::Members`](crate::store::StoreError::Members).
+    /// Checked inside the write's transaction, so a member deleted concurrently
+    /// is either refused or removed again by its deletion. The SCIM front sets it;
+    /// internal writers and store tests leave it off.
+    pub check_members: bool,
     /// The change.
     pub change: MutationKind,
 }
@@ -159,6 +203,70 @@ pub struct Committed {
     pub last_modified: DateTime<Utc>,
     /// The change event's sequence number.
     pub event_seq: i64,
+}
+
+/// What a change adding group members checks them for (both engines; see
+/// [`Mutation::check_members`]): the engine looks each member up and reports it here.
+pub(crate) struct MemberCheck<'m> {
+    m: &'m Mutation,
+    unknown: Vec<String>,
+    unknown_seen: std::collections::HashSet<String>,
+    problem: Option<MemberProblem>,
+}
+
+/// Unknown ids named in an error, at most; the count says how many there were.
+const UNKNOWN_SHOWN: usize = 5;
+
+impl<'m> MemberCheck<'m> {
+    /// A check of the members `m` adds.
+    pub(crate) fn new(m: &'m Mutation) -> Self {
+        MemberCheck {
+            m,
+            unknown: Vec::new(),
+            unknown_seen: std::collections::HashSet::new(),
+            problem: None,
+        }
+    }
+
+    /// `r` names a resource of kind `found` (`None`: no User or Group of the provider).
+    pub(crate) fn found(&mut self, r: &MemberRef, found: Option<ResourceKind>) {
+        match found {
+            None => {
+                if self.unknown_seen.insert(r.value.clone()) && self.unknown.len() < UNKNOWN_SHOWN {
+                    self.unknown.push(r.value.clone());
+                }
+            }
+            Some(kind) if self.problem.is_none() => {
+                if let Some(said) = r.kind.as_deref().filter(|t| *t != kind.name()) {
+                    self.problem = Some(MemberProblem::WrongType {
+                        id: r.value.clone(),
+                        is: kind,
+                        said: said.to_owned(),
+                    });
+                } else if kind == ResourceKind::Group
+                    && self.m.kind == ResourceKind::Group
+                    && r.value == self.m.id
+                {
+                    self.problem = Some(MemberProblem::OwnMember);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The verdict: unknown ids first (all of them counted), then the first other problem.
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        if !self.unknown_seen.is_empty() {
+            return Err(StoreError::Members(MemberProblem::Unknown {
+                first: self.unknown,
+                count: self.unknown_seen.len(),
+            }));
+        }
+        match self.problem {
+            Some(p) => Err(StoreError::Members(p)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A page of a keyset scan.

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::scim::json::get_ci;
+use crate::scim::schema::{GROUP_SCHEMA, USER_SCHEMA};
 
 use super::error::EvalError;
 use super::{Expr, Part, Path, Step, Template};
@@ -77,6 +78,10 @@ impl Path {
             let mut next = Vec::new();
             for v in current {
                 match step {
+                    // Core attributes live at the top of a resource, so a core schema
+                    // step (`[user.urn:…:core:2.0:User:roleId]`, as vendor guides write
+                    // attribute names) stays where it is.
+                    Step::Schema(urn) if is_core_schema(urn) => next.push(v),
                     Step::Schema(urn) => next.extend(get_ci(v, urn)),
                     Step::Attr { name, filter } => {
                         let Some(found) = get_ci(v, name) else {
@@ -119,4 +124,10 @@ fn primary_first(items: &[Value]) -> Vec<&Value> {
     let mut out: Vec<&Value> = items.iter().filter(|v| is_primary(v)).collect();
     out.extend(items.iter().filter(|v| !is_primary(v)));
     out
+}
+
+fn is_core_schema(urn: &str) -> bool {
+    [USER_SCHEMA, GROUP_SCHEMA]
+        .iter()
+        .any(|core| core.eq_ignore_ascii_case(urn))
 }

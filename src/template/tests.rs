@@ -56,6 +56,15 @@ fn renders_paths_filters_schemas_and_transforms() {
             "[ user.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value ]",
             "bob-id",
         ),
+        // Core attributes sit at the top: a core schema step names them as guides do.
+        (
+            "[user.urn:ietf:params:scim:schemas:core:2.0:User:name.givenName]",
+            "Alice",
+        ),
+        (
+            "[user.URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:userName | lower]",
+            "alice.smith@contoso.com",
+        ),
         ("[USER.Name.GIVENNAME | upper]", "ALICE"),
         ("[user.userName | truncate(5)]", "Alice"),
         (

@@ -66,7 +66,9 @@ pub fn start_put_only_peer(bin: &PathBuf) -> Peer {
     start_peer_with(bin, &["--service-provider-config", &arg], Some(dir))
 }
 
-fn start_peer_with(bin: &PathBuf, args: &[&str], files: Option<tempfile::TempDir>) -> Peer {
+/// scim2-server with more arguments (e.g. `--schema FILE`); `files` lives as long as
+/// the peer.
+pub fn start_peer_with(bin: &PathBuf, args: &[&str], files: Option<tempfile::TempDir>) -> Peer {
     let port = free_port();
     let child = Command::new(bin)
         .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
@@ -95,4 +97,43 @@ pub async fn list(base: &str, what: &str) -> Vec<Value> {
         .await
         .unwrap();
     v["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+/// A `--schema` file for scim2-server: its default RFC 7643 schemas with `name` added
+/// to the core User schema, as apps such as DiliTrust CLM publish `roleId`.
+pub fn schemas_with_core_user_attribute(
+    bin: &std::path::Path,
+    name: &str,
+) -> tempfile::NamedTempFile {
+    let lib = bin
+        .parent()
+        .and_then(|b| b.parent())
+        .map(|venv| venv.join("lib"))
+        .unwrap();
+    let defaults = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|python| {
+            python
+                .path()
+                .join("site-packages/scim2_server/resources/default-schemas.json")
+        })
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no default-schemas.json under {}", lib.display()));
+    let mut schemas: Value =
+        serde_json::from_str(&std::fs::read_to_string(defaults).unwrap()).unwrap();
+    let user = schemas
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["id"] == "urn:ietf:params:scim:schemas:core:2.0:User")
+        .unwrap();
+    user["attributes"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": name, "type": "string", "multiValued": false, "required": false,
+        "caseExact": true, "mutability": "readWrite", "returned": "default", "uniqueness": "none",
+        "description": "An attribute the app adds to its core User schema."
+    }));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), schemas.to_string()).unwrap();
+    file
 }

@@ -24,6 +24,7 @@ fn create(kind: ResourceKind, id: String, doc: serde_json::Value) -> Mutation {
             .single()
             .unwrap_or_default(),
         request_id: None,
+        check_members: false,
         change: MutationKind::Create {
             doc,
             members: vec![],

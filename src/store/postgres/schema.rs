@@ -1,10 +1,10 @@
 //! Migrations of a PostgreSQL database: embedded, versioned in `meta`, applied at open
 //! under an advisory lock so instances starting together migrate once.
 
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, Transaction};
 
 use super::rows::{query, query_opt};
-use crate::store::StoreError;
+use crate::store::{StoreError, rekey};
 
 /// Marker in `meta` that says a schema is scim-bridge's.
 const APP_MARKER: &str = "scim-bridge";
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_resync_requests.sql"),
     include_str!("migrations/0005_ownership.sql"),
     include_str!("migrations/0006_stable_spans.sql"),
+    include_str!("migrations/0007_user_name_keys.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -100,6 +101,105 @@ pub async fn prepare(client: &mut Client, location: &str) -> Result<i64, StoreEr
         )
         .await?;
     }
+    // Under the same advisory lock: instances starting together recompute once.
+    let rekeyed = rekey_user_names(&tx).await?;
     tx.commit().await?;
+    rekeyed.report("postgres");
     Ok(found)
+}
+
+/// Recomputes stored userName keys when `meta` says they were computed by another key
+/// version (see [`crate::store::rekey`]), in batches, inside the caller's transaction.
+async fn rekey_user_names(tx: &Transaction<'_>) -> Result<rekey::Rekeyed, StoreError> {
+    let version = rekey::key_version();
+    let stored: Option<String> = tx
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&rekey::META_KEY])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let mut out = rekey::Rekeyed::default();
+    if stored.as_deref() == Some(version.as_str()) {
+        return Ok(out);
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT seq, doc, user_name_ci FROM resources
+                 WHERE kind = 'User' AND seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &rekey::BATCH],
+            )
+            .await?;
+        let Some(last) = rows.last().map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+            break;
+        };
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let doc: String = r.try_get(1)?;
+            let key: Option<String> = r.try_get(2)?;
+            if let Some(new) = rekey::changed_key(&doc, key.as_deref()) {
+                tx.execute(
+                    "UPDATE resources SET user_name_ci = $2, user_name_dup = $1 WHERE seq = $1",
+                    &[&seq, &new],
+                )
+                .await?;
+                out.changed += 1;
+            }
+        }
+        after = last;
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT seq, provider, kind, id, user_name_ci, doc FROM resources
+                 WHERE user_name_dup <> 0 AND user_name_ci IS NOT NULL AND seq > $1
+                 ORDER BY seq LIMIT $2",
+                &[&after, &rekey::BATCH],
+            )
+            .await?;
+        let Some(last) = rows.last().map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+            break;
+        };
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let provider: String = r.try_get(1)?;
+            let kind: String = r.try_get(2)?;
+            let id: String = r.try_get(3)?;
+            let key: String = r.try_get(4)?;
+            let doc: String = r.try_get(5)?;
+            let holder = tx
+                .query_opt(
+                    "SELECT id, doc FROM resources WHERE user_name_ci = $3 AND provider = $1
+                       AND kind = $2 AND user_name_dup = 0",
+                    &[&provider, &kind, &key],
+                )
+                .await?;
+            match holder {
+                None => {
+                    tx.execute(
+                        "UPDATE resources SET user_name_dup = 0 WHERE seq = $1",
+                        &[&seq],
+                    )
+                    .await?;
+                }
+                Some(h) => {
+                    let holder_doc: String = h.try_get(1)?;
+                    out.collisions.push(rekey::Collision::new(
+                        provider,
+                        (h.try_get(0)?, &holder_doc),
+                        (id, &doc),
+                    ));
+                }
+            }
+        }
+        after = last;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&rekey::META_KEY, &version],
+    )
+    .await?;
+    Ok(out)
 }

@@ -6,12 +6,15 @@ use serde_json::{Value, json};
 
 use super::rows::{Failed, execute, ms, query, query_one, query_opt, unique_violation};
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::model::parse_kind;
 use crate::store::{
-    ChangeOp, Committed, IndexKeys, MemberChange, MemberDelta, Mutation, MutationKind, StoreError,
+    ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation, MutationKind,
+    StoreError, UserNameKey,
 };
 
-// Ordering. Every change locks its resource's row (`current` takes it FOR UPDATE; a
-// create holds the new key in the unique indexes) before it allocates its event's
+// Ordering. Every change locks its resource's row (`current` takes it FOR NO KEY
+// UPDATE, or FOR UPDATE to delete; a create holds the new key in the unique indexes)
+// before it allocates its event's
 // seq, so two changes to one resource commit in seq order, on any instance. That is
 // the order delivery needs: it reads one resource's events between the seqs its
 // queue row names, never a global cursor. Changes to different resources may
@@ -48,6 +51,7 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
             insert_emails(tx, seq, &keys).await?;
             let mut added = Vec::new();
             if m.kind == ResourceKind::Group {
+                check_members(tx, m, members).await?;
                 add_members(tx, seq, members, &mut added).await?;
             }
             let detail = if m.kind == ResourceKind::Group {
@@ -69,11 +73,14 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
             match doc {
                 Some(doc) => {
                     let keys = IndexKeys::from_doc(m.kind, doc);
-                    check_user_name(tx, m, &keys, cur.seq).await?;
+                    let dup = cur.user_name.dup_after(&keys);
+                    if dup == 0 {
+                        check_user_name(tx, m, &keys, cur.seq).await?;
+                    }
                     execute(
                         tx,
                         "UPDATE resources SET version = $2, last_modified = $3, user_name_ci = $4,
-                           external_id = $5, display_name_ci = $6, doc = $7
+                           external_id = $5, display_name_ci = $6, doc = $7, user_name_dup = $8
                          WHERE seq = $1",
                         &[
                             &cur.seq,
@@ -83,10 +90,14 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
                             &keys.external_id,
                             &keys.display_name,
                             &doc.to_string(),
+                            &dup,
                         ],
                     )
                     .await
                     .map_err(|e| conflict(e, m, &keys))?;
+                    if let Some(freed) = cur.user_name.freed_by(&keys) {
+                        promote_look_alike(tx, m, freed).await?;
+                    }
                     execute(
                         tx,
                         "DELETE FROM resource_emails WHERE resource_seq = $1",
@@ -105,7 +116,7 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
                 }
             }
             let detail = if m.kind == ResourceKind::Group {
-                member_changes(tx, cur.seq, members).await?
+                member_changes(tx, m, cur.seq, members).await?
             } else {
                 json!({})
             };
@@ -141,6 +152,9 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
                 detail["removed"] = json!(members);
             }
             execute(tx, "DELETE FROM resources WHERE seq = $1", &[&cur.seq]).await?;
+            if let Some(freed) = cur.user_name.freed_by(&IndexKeys::default()) {
+                promote_look_alike(tx, m, freed).await?;
+            }
             execute(
                 tx,
                 "DELETE FROM resource_emails WHERE resource_seq = $1",
@@ -204,24 +218,37 @@ struct Current {
     version: i64,
     created: chrono::DateTime<chrono::Utc>,
     doc: String,
+    user_name: UserNameKey,
 }
 
 /// The row a change applies to, locked until commit: concurrent changes to one
 /// resource (from any instance) queue here, so its versions and events stay in order.
+///
+/// An update takes FOR NO KEY UPDATE, which still excludes every other change to the
+/// row but not the FOR KEY SHARE a group change takes on the members it adds
+/// ([`check_members`]): a user's PATCH need not wait for a membership change that
+/// names the user. A deletion takes FOR UPDATE, which does wait for those, so a
+/// membership added concurrently is committed before the deletion removes it.
 async fn current(tx: &Transaction<'_>, m: &Mutation) -> Result<Current, Failed> {
-    let row = query_opt(
-        tx,
-        "SELECT seq, version, created, doc FROM resources
-         WHERE provider = $1 AND kind = $2 AND id = $3 FOR UPDATE",
-        &[&m.provider, &m.kind.name(), &m.id],
-    )
-    .await?
-    .ok_or(StoreError::NotFound)?;
+    let sql = if matches!(m.change, MutationKind::Delete) {
+        "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
+         WHERE provider = $1 AND kind = $2 AND id = $3 FOR UPDATE"
+    } else {
+        "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
+         WHERE provider = $1 AND kind = $2 AND id = $3 FOR NO KEY UPDATE"
+    };
+    let row = query_opt(tx, sql, &[&m.provider, &m.kind.name(), &m.id])
+        .await?
+        .ok_or(StoreError::NotFound)?;
     let cur = Current {
         seq: row.try_get(0).map_err(StoreError::from)?,
         version: row.try_get(1).map_err(StoreError::from)?,
         created: row.try_get(2).map_err(StoreError::from)?,
         doc: row.try_get(3).map_err(StoreError::from)?,
+        user_name: UserNameKey {
+            key: row.try_get(4).map_err(StoreError::from)?,
+            dup: row.try_get(5).map_err(StoreError::from)?,
+        },
     };
     if let Some(expected) = m.expected_version
         && expected != cur.version
@@ -248,7 +275,8 @@ async fn check_user_name(
     };
     let holder = query_opt(
         tx,
-        "SELECT seq FROM resources WHERE provider = $1 AND kind = $2 AND user_name_ci = $3",
+        "SELECT seq FROM resources
+         WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup = 0",
         &[&m.provider, &m.kind.name(), user_name],
     )
     .await?;
@@ -261,6 +289,53 @@ async fn check_user_name(
         Ok(_) => Ok(()),
         Err(e) => Err(StoreError::from(e).into()),
     }
+}
+
+/// A user that shares its key with an older user since a key recomputation takes the
+/// name over once that user is deleted or renamed, so the name stays unique.
+async fn promote_look_alike(tx: &Transaction<'_>, m: &Mutation, key: &str) -> Result<(), Failed> {
+    execute(
+        tx,
+        "UPDATE resources SET user_name_dup = 0 WHERE seq = (
+           SELECT min(seq) FROM resources
+           WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup <> 0)",
+        &[&m.provider, &m.kind.name(), &key],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checks the members a change adds in one statement (15,000 ids are one round trip;
+/// see [`Mutation::check_members`]). FOR KEY SHARE keeps each member from being
+/// deleted until this change commits; a deletion that got there first makes its row
+/// invisible here, so the member is reported unknown rather than left dangling.
+async fn check_members(
+    tx: &Transaction<'_>,
+    m: &Mutation,
+    refs: &[MemberRef],
+) -> Result<(), Failed> {
+    if !m.check_members || refs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = refs.iter().map(|r| r.value.as_str()).collect();
+    let rows = query(
+        tx,
+        "SELECT id, kind FROM resources WHERE id = ANY($1) AND provider = $2
+           AND kind IN ('User', 'Group') FOR KEY SHARE",
+        &[&ids, &m.provider],
+    )
+    .await?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get(0).map_err(StoreError::from)?;
+        let kind: String = r.try_get(1).map_err(StoreError::from)?;
+        found.insert(id, parse_kind(&kind)?);
+    }
+    let mut check = MemberCheck::new(m);
+    for r in refs {
+        check.found(r, found.get(&r.value).copied());
+    }
+    Ok(check.finish()?)
 }
 
 async fn insert_emails(tx: &Transaction<'_>, seq: i64, keys: &IndexKeys) -> Result<(), Failed> {
@@ -317,6 +392,7 @@ async fn add_members(
 /// Applies member changes and describes them for the change event.
 async fn member_changes(
     tx: &Transaction<'_>,
+    m: &Mutation,
     group_seq: i64,
     changes: &[MemberChange],
 ) -> Result<Value, Failed> {
@@ -324,6 +400,7 @@ async fn member_changes(
     for ch in changes {
         match ch {
             MemberChange::Add(refs) => {
+                check_members(tx, m, refs).await?;
                 let mut added = Vec::new();
                 add_members(tx, group_seq, refs, &mut added).await?;
                 added.iter().for_each(|id| delta.add(id));
@@ -356,6 +433,7 @@ async fn member_changes(
                 delta.replace();
             }
             MemberChange::ReplaceAll(refs) => {
+                check_members(tx, m, refs).await?;
                 execute(
                     tx,
                     "DELETE FROM group_members WHERE group_seq = $1",

@@ -133,6 +133,9 @@ impl SqliteStore {
         let mut conn = schema::connect(path, false, WRITER_CACHE_KIB)?;
         let migrated_from =
             schema::prepare(&mut conn, path).map_err(|e| explain_readonly(path, e))?;
+        schema::rekey_user_names(&mut conn)
+            .map_err(|e| explain_readonly(path, e))?
+            .report("sqlite");
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}"
         ))?;

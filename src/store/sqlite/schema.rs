@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, rekey};
 
 /// Marker in `meta` that says a file is a scim-bridge database.
 const APP_MARKER: &str = "scim-bridge";
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_identity.sql"),
     include_str!("migrations/0009_ownership.sql"),
     include_str!("migrations/0010_stable_spans.sql"),
+    include_str!("migrations/0011_user_name_keys.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -151,4 +152,101 @@ pub fn refuse_foreign_file(path: &Path) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Recomputes stored userName keys when `meta` says they were computed by another key
+/// version (see [`crate::store::rekey`]); one transaction, read in batches.
+pub fn rekey_user_names(conn: &mut Connection) -> Result<rekey::Rekeyed, StoreError> {
+    let version = rekey::key_version();
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [rekey::META_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut out = rekey::Rekeyed::default();
+    if stored.as_deref() == Some(version.as_str()) {
+        return Ok(out);
+    }
+    let tx = conn.transaction()?;
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, String, Option<String>)> = tx
+            .prepare(
+                "SELECT seq, doc, user_name_ci FROM resources
+                 WHERE kind = 'User' AND seq > ?1 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![after, rekey::BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        for (seq, doc, key) in rows {
+            if let Some(new) = rekey::changed_key(&doc, key.as_deref()) {
+                tx.execute(
+                    "UPDATE resources SET user_name_ci = ?2, user_name_dup = ?1 WHERE seq = ?1",
+                    params![seq, new],
+                )?;
+                out.changed += 1;
+            }
+        }
+        after = last;
+    }
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, String, String, String, String, String)> = tx
+            .prepare(
+                "SELECT seq, provider, kind, id, user_name_ci, doc FROM resources
+                 WHERE user_name_dup <> 0 AND user_name_ci IS NOT NULL AND seq > ?1
+                 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![after, rekey::BATCH], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        for (seq, provider, kind, id, key, doc) in rows {
+            let holder: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, doc FROM resources WHERE provider = ?1 AND kind = ?2
+                       AND user_name_ci = ?3 AND user_name_dup = 0",
+                    params![provider, kind, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match holder {
+                None => {
+                    tx.execute(
+                        "UPDATE resources SET user_name_dup = 0 WHERE seq = ?1",
+                        [seq],
+                    )?;
+                }
+                Some((holder_id, holder_doc)) => out.collisions.push(rekey::Collision::new(
+                    provider,
+                    (holder_id, &holder_doc),
+                    (id, &doc),
+                )),
+            }
+        }
+        after = last;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![rekey::META_KEY, version],
+    )?;
+    tx.commit()?;
+    Ok(out)
 }

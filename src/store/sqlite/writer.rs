@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{fmt_time, parse_time};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberDelta, Mutation, MutationKind,
-    StoreError,
+    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation,
+    MutationKind, StoreError, UserNameKey,
 };
 
 /// Most jobs folded into one transaction; bounds commit latency under heavy load.
@@ -280,12 +280,14 @@ struct Current {
     version: i64,
     created: String,
     doc: String,
+    /// The userName key and its look-alike mark (see `rekey`).
+    user_name: UserNameKey,
 }
 
 fn current(c: &Connection, m: &Mutation) -> Result<Current, StoreError> {
     let cur = c
         .prepare_cached(
-            "SELECT seq, version, created, doc FROM resources
+            "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
              WHERE provider = ?1 AND kind = ?2 AND id = ?3",
         )?
         .query_row(params![m.provider, m.kind.name(), m.id], |r| {
@@ -294,6 +296,10 @@ fn current(c: &Connection, m: &Mutation) -> Result<Current, StoreError> {
                 version: r.get(1)?,
                 created: r.get(2)?,
                 doc: r.get(3)?,
+                user_name: UserNameKey {
+                    key: r.get(4)?,
+                    dup: r.get(5)?,
+                },
             })
         })
         .optional()?
@@ -339,6 +345,7 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             insert_emails(c, seq, &keys)?;
             let mut added = Vec::new();
             if m.kind == ResourceKind::Group {
+                check_members(c, m, members)?;
                 add_members(c, seq, members, &mut added)?;
             }
             let detail = if m.kind == ResourceKind::Group {
@@ -360,10 +367,13 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             match doc {
                 Some(doc) => {
                     let keys = IndexKeys::from_doc(m.kind, doc);
-                    check_user_name(c, m, &keys, Some(cur.seq))?;
+                    let dup = cur.user_name.dup_after(&keys);
+                    if dup == 0 {
+                        check_user_name(c, m, &keys, Some(cur.seq))?;
+                    }
                     c.prepare_cached(
                         "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
-                           external_id = ?5, display_name_ci = ?6, doc = ?7
+                           external_id = ?5, display_name_ci = ?6, doc = ?7, user_name_dup = ?8
                          WHERE seq = ?1",
                     )?
                     .execute(params![
@@ -373,8 +383,12 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                         keys.user_name,
                         keys.external_id,
                         keys.display_name,
-                        doc.to_string()
+                        doc.to_string(),
+                        dup
                     ])?;
+                    if let Some(freed) = cur.user_name.freed_by(&keys) {
+                        promote_look_alike(c, m, freed)?;
+                    }
                     c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
                         .execute([cur.seq])?;
                     insert_emails(c, cur.seq, &keys)?;
@@ -387,7 +401,7 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                 }
             }
             let detail = if m.kind == ResourceKind::Group {
-                member_changes(c, cur.seq, members)?
+                member_changes(c, m, cur.seq, members)?
             } else {
                 json!({})
             };
@@ -418,6 +432,9 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
             }
             c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
                 .execute([cur.seq])?;
+            if let Some(freed) = cur.user_name.freed_by(&IndexKeys::default()) {
+                promote_look_alike(c, m, freed)?;
+            }
             c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
                 .execute([cur.seq])?;
             c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
@@ -473,7 +490,8 @@ fn check_user_name(
     };
     let holder: Option<i64> = c
         .prepare_cached(
-            "SELECT seq FROM resources WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3",
+            "SELECT seq FROM resources
+             WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup = 0",
         )?
         .query_row(params![m.provider, m.kind.name(), user_name], |r| r.get(0))
         .optional()?;
@@ -489,6 +507,18 @@ fn check_user_name(
         }),
         _ => Ok(()),
     }
+}
+
+/// A user that shared its key with an older user since a key recomputation takes the
+/// name over once that user is deleted or renamed, so the name stays unique.
+fn promote_look_alike(c: &Connection, m: &Mutation, key: &str) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "UPDATE resources SET user_name_dup = 0 WHERE seq = (
+           SELECT min(seq) FROM resources
+           WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup <> 0)",
+    )?
+    .execute(params![m.provider, m.kind.name(), key])?;
+    Ok(())
 }
 
 impl Mutation {
@@ -544,9 +574,42 @@ fn add_members(
     Ok(())
 }
 
+/// Checks the members a change adds (see [`Mutation::check_members`]); the writer
+/// runs one job at a time, so nothing can delete a member between this check and the
+/// insert. One index probe per member, in the kind its `type` says (else User, what
+/// members mostly are); the other kind only when that finds nothing.
+fn check_members(c: &Connection, m: &Mutation, refs: &[MemberRef]) -> Result<(), StoreError> {
+    if !m.check_members || refs.is_empty() {
+        return Ok(());
+    }
+    let mut st =
+        c.prepare_cached("SELECT 1 FROM resources WHERE provider = ?1 AND kind = ?2 AND id = ?3")?;
+    let mut check = MemberCheck::new(m);
+    for r in refs {
+        let first = match r.kind.as_deref() {
+            Some("Group") => ResourceKind::Group,
+            _ => ResourceKind::User,
+        };
+        let other = match first {
+            ResourceKind::User => ResourceKind::Group,
+            ResourceKind::Group => ResourceKind::User,
+        };
+        let mut found = None;
+        for kind in [first, other] {
+            if st.exists(params![m.provider, kind.name(), r.value])? {
+                found = Some(kind);
+                break;
+            }
+        }
+        check.found(r, found);
+    }
+    check.finish()
+}
+
 /// Applies member changes and describes them for the change event.
 fn member_changes(
     c: &Connection,
+    m: &Mutation,
     group_seq: i64,
     changes: &[MemberChange],
 ) -> Result<Value, StoreError> {
@@ -554,6 +617,7 @@ fn member_changes(
     for ch in changes {
         match ch {
             MemberChange::Add(refs) => {
+                check_members(c, m, refs)?;
                 let mut added = Vec::new();
                 add_members(c, group_seq, refs, &mut added)?;
                 added.iter().for_each(|id| delta.add(id));
@@ -574,6 +638,7 @@ fn member_changes(
                 delta.replace();
             }
             MemberChange::ReplaceAll(refs) => {
+                check_members(c, m, refs)?;
                 c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
                     .execute([group_seq])?;
                 delta.replace();
