@@ -68,7 +68,7 @@ pub use schema::{
     ServerConfig, TargetConfig, TargetKind, TlsConfig, UniquenessSetting, Unmanaged, VaultConfig,
     WorkTypeConfig, WorkspaceSearch,
 };
-pub use secret::{Environment, SecretError, SecretRef, SecretValue};
+pub use secret::{Environment, SecretError, SecretRef, SecretValue, credential_path};
 /// Durations as the config writes them (`"3s"`), for command-line flags too.
 pub use values::duration as parse_duration;
 pub use values::show_duration;

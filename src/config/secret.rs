@@ -161,7 +161,7 @@ impl SecretRef {
     }
 }
 
-pub(super) fn credential_path(name: &str, env: &Environment) -> Result<PathBuf, SecretError> {
+pub fn credential_path(name: &str, env: &Environment) -> Result<PathBuf, SecretError> {
     match env.get("CREDENTIALS_DIRECTORY") {
         Some(dir) if !dir.is_empty() => Ok(Path::new(dir).join(name)),
         _ => Err(SecretError::NoCredentialsDirectory {

@@ -20,6 +20,7 @@ use super::target::{Progress, Target, TargetError};
 use crate::config::Unmanaged;
 use crate::identity::{Relations, Scope, clears_role, role_at};
 use crate::scim::ResourceKind;
+use crate::scim::username::comparison_key;
 use crate::store::{Managed, Store, StoreError, StoredResource, TargetLink};
 
 /// What a plan item does.
@@ -98,8 +99,9 @@ impl Plan {
     /// Turns deactivations of accounts the guard protects (lower-cased userNames) into
     /// [`Action::Protected`], so the plan shows what will really happen.
     pub fn protect(mut self, protected: &[String]) -> Plan {
+        let protected = protected_keys(protected);
         for item in &mut self.items {
-            if is_deprovision(item.action) && is_protected(item, protected) {
+            if is_deprovision(item.action) && is_protected(item, &protected) {
                 item.action = Action::Protected;
                 item.detail = "protected by [targets.guard] protected, so never deactivated or deleted by reconciliation".into();
             }
@@ -116,12 +118,14 @@ fn is_deprovision(action: Action) -> bool {
     )
 }
 
-/// Whether the guard's `protected` list names this item, compared as userNames are.
-fn is_protected(item: &PlanItem, protected: &[String]) -> bool {
-    let name = crate::scim::username::comparison_key(&item.name);
-    protected
-        .iter()
-        .any(|p| crate::scim::username::comparison_key(p) == name)
+/// The guard's `protected` list keyed once, compared as userNames are.
+fn protected_keys(protected: &[String]) -> HashSet<String> {
+    protected.iter().map(|p| comparison_key(p)).collect()
+}
+
+/// Whether the keyed `protected` list names this item.
+fn is_protected(item: &PlanItem, protected: &HashSet<String>) -> bool {
+    protected.contains(&comparison_key(&item.name))
 }
 
 /// Why reconciliation could not run.
@@ -668,9 +672,9 @@ pub async fn apply(
     let mut out = Applied::default();
     let name = target.name();
     // Whether or not the caller marked them, protected accounts are never deactivated.
+    let keys = protected_keys(&guard_config.protected);
     let protected = |i: &PlanItem| {
-        i.action == Action::Protected
-            || (is_deprovision(i.action) && is_protected(i, &guard_config.protected))
+        i.action == Action::Protected || (is_deprovision(i.action) && is_protected(i, &keys))
     };
     let deactivations = plan
         .items

@@ -20,6 +20,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -32,9 +33,7 @@ use axum::http::Uri;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
@@ -108,23 +107,23 @@ pub async fn serve(
         stop: stop_rx,
         done: done_rx,
     };
-    let (quit_tx, quit_rx) = watch::channel(false);
     let loops: Vec<_> = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(l, shared.clone(), quit_rx.clone())))
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
         .collect();
     drop(shared);
     shutdown.await;
-    let _ = quit_tx.send(true);
+    // One signal for all: accept loops stop accepting, connections finish what they run.
+    drop(stop_tx);
     for l in loops {
         let _ = l.await;
     }
-    drop(stop_tx);
     done_tx.closed().await;
 }
 
-/// Accepts on one listener until `quit` turns true; each connection runs on its own task.
-async fn accept_loop(listener: Listener, shared: Shared, mut quit: watch::Receiver<bool>) {
+/// Accepts on one listener until the server stops; each connection runs on its own task.
+async fn accept_loop(listener: Listener, shared: Shared) {
+    let mut stop = shared.stop.clone();
     let mut logged: Option<Instant> = None;
     let limits = shared.limits;
     loop {
@@ -144,7 +143,7 @@ async fn accept_loop(listener: Listener, shared: Shared, mut quit: watch::Receiv
                         Some(p) => p,
                         None => return,
                     },
-                    () = quitting(&mut quit) => return,
+                    _ = stop.changed() => return,
                 }
             }
         };
@@ -162,7 +161,7 @@ async fn accept_loop(listener: Listener, shared: Shared, mut quit: watch::Receiv
                     continue;
                 }
             },
-            () = quitting(&mut quit) => return,
+            _ = stop.changed() => return,
         };
         let lifetime = Lifetime {
             stop: shared.stop.clone(),
@@ -195,12 +194,6 @@ async fn accept_loop(listener: Listener, shared: Shared, mut quit: watch::Receiv
             }
         }
     }
-}
-
-/// Resolves once the server stops accepting (or its sender is gone).
-async fn quitting(quit: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`; it ends here, before any await.
-    let _ = quit.wait_for(|q| *q).await.map(|_| ());
 }
 
 /// Asks idle connections to close until one has, and returns its permit (`None` once

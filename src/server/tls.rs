@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::{Environment, SecretRef, TlsConfig};
+use crate::config::{Environment, SecretRef, TlsConfig, credential_path};
 
 /// Why a certificate could not be loaded. Never carries key material.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub struct CertStore {
     certificate: SecretRef,
     private_key: SecretRef,
     env: Environment,
+    /// The files behind the two references, watched for a renewal.
+    paths: Vec<PathBuf>,
     current: RwLock<Arc<CertifiedKey>>,
     /// Modification times of the files last loaded, to notice a renewal.
     stamps: RwLock<Vec<Option<SystemTime>>>,
@@ -47,22 +49,19 @@ pub struct CertStore {
 impl CertStore {
     /// Loads the configured certificate and key; fails when they cannot be used.
     pub fn load(cfg: &TlsConfig, env: &Environment) -> Result<Arc<Self>, TlsError> {
-        let store = CertStore {
+        let paths = watched_paths(&[&cfg.certificate, &cfg.private_key], env);
+        // Stamped before reading, as in `reload`: a renewal landing in between is
+        // then seen as a change and read again.
+        let stamps = stamps_of(&paths);
+        let pair = read_pair(&cfg.certificate, &cfg.private_key, env)?;
+        Ok(Arc::new(CertStore {
             certificate: cfg.certificate.clone(),
             private_key: cfg.private_key.clone(),
             env: env.clone(),
-            current: RwLock::new(Arc::new(read_pair(
-                &cfg.certificate,
-                &cfg.private_key,
-                env,
-            )?)),
-            stamps: RwLock::new(Vec::new()),
-        };
-        let stamps = store.stamps_now();
-        if let Ok(mut s) = store.stamps.write() {
-            *s = stamps;
-        }
-        Ok(Arc::new(store))
+            paths,
+            current: RwLock::new(Arc::new(pair)),
+            stamps: RwLock::new(stamps),
+        }))
     }
 
     /// Reads the files again and serves them from the next handshake on; on failure
@@ -98,26 +97,27 @@ impl CertStore {
         Ok(Arc::new(config))
     }
 
-    fn paths(&self) -> Vec<PathBuf> {
-        [&self.certificate, &self.private_key]
-            .into_iter()
-            .filter_map(|r| match r {
-                SecretRef::File(p) => Some(p.clone()),
-                SecretRef::Credential(name) => self
-                    .env
-                    .get("CREDENTIALS_DIRECTORY")
-                    .map(|d| PathBuf::from(d).join(name)),
-                SecretRef::Env(_) | SecretRef::Vault(_) => None,
-            })
-            .collect()
-    }
-
     fn stamps_now(&self) -> Vec<Option<SystemTime>> {
-        self.paths()
-            .iter()
-            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .collect()
+        stamps_of(&self.paths)
     }
+}
+
+/// The files behind file and credential references (environment values have none).
+fn watched_paths(refs: &[&SecretRef], env: &Environment) -> Vec<PathBuf> {
+    refs.iter()
+        .filter_map(|r| match r {
+            SecretRef::File(p) => Some(p.clone()),
+            SecretRef::Credential(name) => credential_path(name, env).ok(),
+            SecretRef::Env(_) | SecretRef::Vault(_) => None,
+        })
+        .collect()
+}
+
+fn stamps_of(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 impl std::fmt::Debug for CertStore {

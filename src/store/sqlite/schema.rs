@@ -186,10 +186,11 @@ pub fn rekey_user_names(conn: &mut Connection) -> Result<rekey::Rekeyed, StoreEr
         };
         for (seq, doc, key) in rows {
             if let Some(new) = rekey::changed_key(&doc, key.as_deref()) {
-                tx.execute(
+                // Prepared once for the whole pass, not once a row.
+                tx.prepare_cached(
                     "UPDATE resources SET user_name_ci = ?2, user_name_dup = ?1 WHERE seq = ?1",
-                    params![seq, new],
-                )?;
+                )?
+                .execute(params![seq, new])?;
                 out.changed += 1;
             }
         }
@@ -219,19 +220,16 @@ pub fn rekey_user_names(conn: &mut Connection) -> Result<rekey::Rekeyed, StoreEr
         };
         for (seq, provider, kind, id, key, doc) in rows {
             let holder: Option<(String, String)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id, doc FROM resources WHERE provider = ?1 AND kind = ?2
                        AND user_name_ci = ?3 AND user_name_dup = 0",
-                    params![provider, kind, key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row(params![provider, kind, key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             match holder {
                 None => {
-                    tx.execute(
-                        "UPDATE resources SET user_name_dup = 0 WHERE seq = ?1",
-                        [seq],
-                    )?;
+                    tx.prepare_cached("UPDATE resources SET user_name_dup = 0 WHERE seq = ?1")?
+                        .execute([seq])?;
                 }
                 Some((holder_id, holder_doc)) => out.collisions.push(rekey::Collision::new(
                     provider,
