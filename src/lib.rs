@@ -3,13 +3,15 @@
 //!
 //! Layers, in the one direction dependencies run: [`scim`] (protocol, no I/O) →
 //! [`store`] (durable state and the outbox) → [`server`] (HTTP). [`config`] describes
-//! the deployment; [`cli`] wires everything together.
+//! the deployment; [`app`] builds the daemon from it and serves it; [`cli`] is the
+//! process around it (arguments, logging, signals, the one-shot commands).
 
 // The daemon answers bad input with errors, never by panicking: these hold in
 // library code (tests are exempt through clippy.toml). `cargo clippy -D warnings`
 // in CI keeps the record.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -38,13 +38,7 @@ concurrency = 8
     );
     let config = dir.path().join("scim-bridge.toml");
     std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
+    let mut d = Daemon::unstarted(dir, config, port);
     d.spawn();
     d
 }

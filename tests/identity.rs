@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::scim2::{list, scim2_server, start_peer};
-use common::{Daemon, Scim};
+use common::{InProcess, Scim, Site};
 use serde_json::{Value, json};
 
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -26,7 +26,7 @@ fn role(u: &Value) -> Option<&str> {
 }
 
 /// Polls the app until `check` holds for its users (at most 60 s).
-async fn until(d: &Daemon, base: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn until(d: &Site, base: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let users = list(base, "Users").await;
@@ -101,7 +101,7 @@ Assistant = ["Claras-Assistants"]
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let user = |name: &str, extra: Value| {
         let mut doc = json!({"schemas": [CORE, ENTERPRISE], "userName": name, "active": true,
@@ -302,7 +302,7 @@ async fn nested_groups_are_flattened_when_the_target_asks() {
         "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"{}\"\ntimeout = \"5s\"\nexpand_nested = true\n",
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = std::collections::HashMap::new();
     for name in ["partner", "associate", "trainee"] {
@@ -435,7 +435,7 @@ member_of = ["Clumio-Admins"]
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = std::collections::HashMap::new();
     for name in ["ann@firm.example", "ben@firm.example"] {

@@ -70,13 +70,7 @@ workspace = "custom1=[workitem.client], custom2=[workitem.matter]"
     );
     let config = dir.path().join("scim-bridge.toml");
     std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
+    let mut d = Daemon::unstarted(dir, config, port);
     let out = d.cli(&["vault", "init"]);
     assert!(
         out.status.success(),

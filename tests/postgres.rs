@@ -25,13 +25,7 @@ fn instance(url: &str, targets: &str) -> Daemon {
     for f in [&config, &dir.path().join("hook.secret")] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
+    let mut d = Daemon::unstarted(dir, config, port);
     d.spawn();
     d
 }

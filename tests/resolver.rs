@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::Daemon;
+use common::InProcess;
 use common::fake_imanage::{self, Dms, TOKEN};
 use serde_json::{Value, json};
 
@@ -84,7 +84,7 @@ fn seeded() -> Dms {
 }
 
 struct Rig {
-    d: Daemon,
+    d: InProcess,
     dms: Arc<Mutex<Dms>>,
     admin: String,
     http: reqwest::Client,
@@ -128,7 +128,7 @@ target = "dms"
 workspace = "[workitem.title]"
 "#
     );
-    let d = Daemon::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
     let admin = d.admin_token();
     Rig {
         d,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, Scim};
+use common::{InProcess, Scim};
 use serde_json::{Value, json};
 
 fn enterprise() -> &'static str {
@@ -34,7 +34,7 @@ async fn list_total(scim: &Scim, query: &str) -> (u64, Value) {
 
 #[tokio::test]
 async fn entra_lifecycle_legacy_and_flagged() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let scim = Scim::new(d.base("entra"), d.token("entra"));
 
     // Test Connection: a random lookup answers 200 with an empty ListResponse.
@@ -252,7 +252,7 @@ async fn entra_lifecycle_legacy_and_flagged() {
 
 #[tokio::test]
 async fn okta_lifecycle() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let scim = Scim::new(d.base("okta"), d.token("okta"));
     let user = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -361,7 +361,7 @@ async fn okta_lifecycle() {
 
 #[tokio::test]
 async fn tokens_are_scoped_per_provider_and_revocation_is_immediate() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let entra_token = d.token("entra");
     let entra = Scim::new(d.base("entra"), entra_token.clone());
     assert_eq!(entra.get("/Users").await.0, 200);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, Scim};
+use common::{Daemon, InProcess, Scim};
 use serde_json::{Value, json};
 
 const DILITRUST: &str = "urn:ietf:params:scim:schemas:extension:dilitrust:2.0:User";
@@ -34,7 +34,7 @@ fn user(name: &str) -> Value {
 
 #[tokio::test]
 async fn custom_schema_is_published_validated_and_stored() {
-    let d = Daemon::start(&dilitrust_provider());
+    let d = InProcess::start(&dilitrust_provider());
     let scim = Scim::new(d.base("dilitrust"), d.token("dilitrust"));
     let (s, schema) = scim.get(&format!("/Schemas/{DILITRUST}")).await;
     assert_eq!(s, 200, "{schema}");
@@ -64,7 +64,7 @@ async fn custom_schema_is_published_validated_and_stored() {
 
 #[tokio::test]
 async fn bulk_with_bulk_id_references_and_fail_on_errors() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let (_, spc) = scim.get("/ServiceProviderConfig").await;
     assert_eq!(spc["bulk"]["supported"], true);
@@ -135,7 +135,7 @@ async fn bulk_with_bulk_id_references_and_fail_on_errors() {
 
 #[tokio::test]
 async fn etags_sorting_projection_and_errors() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let (s, headers, created) = scim
         .req(reqwest::Method::POST, "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zed", "name": {"familyName": "Zed"}})))
@@ -332,7 +332,7 @@ async fn a_group_with_100k_members_is_read_and_patched() {
 /// add a trailing slash. Both reach the endpoint they obviously mean (#18 item 14).
 #[tokio::test]
 async fn trailing_and_repeated_slashes_reach_the_same_endpoint() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let token = d.token("entra");
     let scim = Scim::new(d.base("entra"), token.clone());
     let (s, u) = scim.post("/Users/", user("slash.user")).await;
@@ -390,7 +390,7 @@ fn patch_ops(ops: Value) -> Value {
 /// request form (POST, PUT, PATCH with and without path, Bulk).
 #[tokio::test]
 async fn look_alike_user_names_are_one_user_and_invisible_characters_are_refused() {
-    let d = Daemon::start("[[providers]]\nname = \"plain\"\ndialect = \"strict\"\n");
+    let d = InProcess::start("[[providers]]\nname = \"plain\"\ndialect = \"strict\"\n");
     for provider in ["entra", "okta", "plain"] {
         let scim = Scim::new(d.base(provider), d.token(provider));
         let (s, strasse) = scim.post("/Users", user("straße@firm.example")).await;
@@ -496,7 +496,7 @@ fn group(name: &str, members: Value) -> Value {
 /// there stays harmless, and Bulk may refer to what it creates by bulkId.
 #[tokio::test]
 async fn members_must_name_users_and_groups_of_the_provider() {
-    let d = Daemon::start("");
+    let d = InProcess::start("");
     let entra = Scim::new(d.base("entra"), d.token("entra"));
     let okta = Scim::new(d.base("okta"), d.token("okta"));
     let (_, ann) = entra.post("/Users", user("ann@firm.example")).await;

@@ -9,11 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::scim2::{list, scim2_server, start_peer, start_peer_with};
-use common::{Daemon, Scim, config_text, free_port};
+use common::{Daemon, InProcess, Scim, Site, config_text, free_port};
 use serde_json::{Value, json};
 
 /// Waits until the app target has nothing queued, and nothing was dead-lettered.
-async fn wait_drained(d: &Daemon) {
+async fn wait_drained(d: &Site) {
     let s = d.wait_drained("app").await;
     assert_eq!(s["dead_letters"], 0, "{s}\n{}", d.log_text());
 }
@@ -57,13 +57,7 @@ title = "[user.title | default(\"Associate\")]"
     );
     let config = dir.path().join("scim-bridge.toml");
     std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    let mut d = Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    };
+    let mut d = Daemon::unstarted(dir, config, port);
     d.spawn();
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();
@@ -335,7 +329,7 @@ timeout = "5s"
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": "dana@firm.example", "externalId": "e-9", "active": true,
@@ -413,7 +407,7 @@ users = 'userType eq "Employee"'
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = std::collections::BTreeMap::new();
     for (name, kind) in [
@@ -661,7 +655,7 @@ emails = {{ work = "email" }}
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let ada = |prefix: &str, display: &str| {
         json!({
@@ -750,7 +744,7 @@ async fn a_nested_group_the_bridge_delivered_is_no_drift() {
         "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();
     for name in ["partner@firm.example", "associate@firm.example"] {
@@ -846,7 +840,7 @@ values = {{ Administrator = "{ADMIN}", Editor = "{EDITOR}" }}
 "#,
         peer.base
     );
-    let d = Daemon::start(&extra);
+    let d = InProcess::start(&extra);
     let scim = Scim::new(d.base("clm"), d.token("clm"));
     let role_at_app = || async {
         let users = list(&peer.base, "Users").await;

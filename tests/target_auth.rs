@@ -42,13 +42,7 @@ scopes = ["user"]
     );
     let config = dir.path().join("scim-bridge.toml");
     std::fs::write(&config, config_text(port, &dir.path().join("data"), &extra)).unwrap();
-    Daemon {
-        log: dir.path().join("daemon.log"),
-        dir,
-        config,
-        port,
-        child: None,
-    }
+    Daemon::unstarted(dir, config, port)
 }
 
 fn cli(d: &Daemon, args: &[&str]) -> std::process::Output {

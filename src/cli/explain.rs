@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{Failure, setup};
-use crate::config::{Config, Environment, TargetConfig, TargetKind};
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::config::{Config, Environment, TargetConfig, TargetKind, TargetSpec};
 use crate::delivery::matching::resource_label;
-use crate::delivery::{RelationNeeds, gather_relations, scoping};
-use crate::identity::{
-    ENTERPRISE, Outcome, RoleRules, ScopeDecision, Unmatched, role_cleared, role_json,
-};
+use crate::delivery::{Pacer, Target, gather_relations, scoping};
+use crate::identity::{Relations, ScopeDecision};
+use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, Store, StoredResource};
 use crate::targets::{Explained, Mapping};
@@ -139,7 +141,7 @@ async fn placement(
     let account = match (&target_id, origin) {
         (Some(tid), Some(origin)) => format!("{tid}, {origin}"),
         (Some(tid), None) => tid.clone(),
-        (None, _) if t.kind == TargetKind::Webhook => "-".into(),
+        (None, _) if t.kind() == TargetKind::Webhook => "-".into(),
         (None, _) if t.matching.of(kind).is_empty() => {
             "not at the target yet; it will be created (matching is off)".into()
         }
@@ -199,25 +201,39 @@ async fn explain(
         user: t.user_mapping.clone(),
         group: t.group_mapping.clone(),
     };
-    let (fields, note) = match t.kind {
-        TargetKind::Imanage => (mapping.explain_imanage(kind, &r.doc), None),
-        TargetKind::Scim => {
-            let mut fields = mapping.render(kind, &r.doc).and_then(|rendered| {
-                let set: serde_json::Map<String, Value> = rendered
-                    .into_iter()
-                    .filter_map(|(field, v)| Some((field, Value::String(v?))))
-                    .collect();
-                mapping.explain(kind, &r.doc, &set, &[], "as stored")
-            });
-            if let (Ok(list), ResourceKind::User) = (&mut fields, kind) {
-                list.extend(identity_fields(store, t, &provider, &r).await?);
-            }
+    let (fields, note) = match &t.spec {
+        TargetSpec::Imanage { .. } => (mapping.explain_imanage(kind, &r.doc), None),
+        TargetSpec::Scim { url, .. } => {
+            // The target itself says what it would send; it is never asked to send.
+            let app = crate::app::targets::scim_target(
+                t,
+                url,
+                crate::oauth::build_client(std::time::Duration::from_secs(30))
+                    .map_err(Failure::runtime)?,
+                Credentials::None,
+                Arc::new(SystemClock),
+                Arc::new(Pacer::new(None)),
+            )
+            .with_mapping(mapping);
+            let relations = match kind {
+                ResourceKind::User => gather_relations(
+                    store,
+                    &t.name,
+                    app.relation_needs(&provider),
+                    &provider,
+                    &r.id,
+                    &r.doc,
+                )
+                .await
+                .map_err(|e| Failure::store(e.to_string()))?,
+                ResourceKind::Group => Relations::default(),
+            };
             (
-                fields,
+                app.explain(&provider, kind, &r.doc, &relations),
                 Some("every other attribute goes as stored (without id, meta, groups and members)"),
             )
         }
-        TargetKind::Webhook => (
+        TargetSpec::Webhook { .. } => (
             Ok(Vec::new()),
             Some("webhooks get the SCIM resource as stored, in a signed CloudEvent"),
         ),
@@ -271,73 +287,6 @@ async fn explain(
             ),
         }),
     }
-}
-
-/// The role, manager and contact types the target's identity rules give a user.
-async fn identity_fields(
-    store: &dyn Store,
-    t: &TargetConfig,
-    provider: &str,
-    r: &StoredResource,
-) -> Result<Vec<Explained>, Failure> {
-    let rules = t.roles.iter().find(|x| x.applies_to(provider));
-    let needs = RelationNeeds {
-        groups: rules.is_some_and(RoleRules::uses_groups),
-        nested: t.expand_nested,
-        manager: true,
-    };
-    let relations = gather_relations(store, &t.name, needs, provider, &r.id, &r.doc)
-        .await
-        .map_err(|e| Failure::store(e.to_string()))?;
-    let mut out = Vec::new();
-    if let Some(rules) = rules {
-        let d = rules.resolve(&r.doc, &relations.groups, None);
-        let value = match &d.outcome {
-            Outcome::Set { value, .. } => Some(role_json(&rules.field, value)),
-            Outcome::Clear => Some(role_cleared(&rules.field)),
-            Outcome::Keep { .. } | Outcome::Leave => None,
-        };
-        let mut source = format!("role: {}", d.why);
-        if rules.needs_current(&r.doc, &relations.groups) {
-            source.push_str(match rules.unmatched {
-                Unmatched::Keep => {
-                    "; an account that already has a role keeps it when no rule matches, and a protected role is never lowered (read from the app at delivery)"
-                }
-                Unmatched::Reset => {
-                    "; a protected role the account already has is never lowered (read from the app at delivery)"
-                }
-            });
-        }
-        out.push(Explained {
-            field: rules.field.clone(),
-            value,
-            source,
-        });
-    }
-    if let Some(m) = &relations.manager {
-        out.push(Explained {
-            field: format!("{ENTERPRISE}:manager.value"),
-            value: m.target_id.clone().map(Value::String),
-            source: match &m.target_id {
-                Some(_) => format!("manager {} as the target knows them", m.id),
-                None => format!(
-                    "manager {} is not at the target yet: left out, and filled in once they are delivered",
-                    m.id
-                ),
-            },
-        });
-    }
-    for rename in t.contact_types.iter() {
-        out.push(Explained {
-            field: rename
-                .attribute
-                .as_ref()
-                .map_or_else(|| "contact type".into(), |a| format!("{a}.type")),
-            value: Some(Value::String(rename.to.clone())),
-            source: rename.origin(),
-        });
-    }
-    Ok(out)
 }
 
 fn print_fields(fields: &[Explained]) {

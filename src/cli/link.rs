@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::{Failure, setup, targets};
+use super::{Failure, setup};
+use crate::app::targets;
 use crate::config::Environment;
 use crate::oauth::Revoked;
 use crate::store::Store;

@@ -18,7 +18,6 @@ mod serve;
 mod setup;
 mod status;
 mod sync;
-mod targets;
 mod token;
 mod trace;
 mod vault;
@@ -80,6 +79,23 @@ impl Failure {
         Failure {
             code: 7,
             message: message.into(),
+        }
+    }
+}
+
+impl From<crate::app::AppError> for Failure {
+    fn from(e: crate::app::AppError) -> Self {
+        use crate::app::AppError;
+        let code = match &e {
+            AppError::Runtime(_) => 1,
+            AppError::Config(_) => 3,
+            AppError::Store(_) => 4,
+            AppError::Listen(_) => 5,
+            AppError::Vault(_) => 6,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
         }
     }
 }
@@ -343,7 +359,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => copy_database(&from, &to, force).await,
         Command::Migrate { .. } => {
             let loaded = setup::load_config(cli.config.as_deref(), cli.data_dir, None, &env)?;
-            let (store, from) = setup::open_store_migrating(&loaded.config).await?;
+            let (store, from) = crate::app::setup::open_store_migrating(&loaded.config).await?;
             let status = store
                 .status()
                 .await

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Failure, setup, targets};
+use super::{Failure, setup};
+use crate::app::targets;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Environment;
 use crate::resolver::{Request, ResolveError};

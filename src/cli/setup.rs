@@ -6,18 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Failure;
-use crate::config::{
-    self, AttrKind, Config, CustomAttribute, DatabaseUrl, DialectSetting, Environment, Loaded,
-    LogFormat, MutabilitySetting, ResourceSetting, ReturnedSetting, UniquenessSetting,
-};
-use crate::directory::{BulkLimits, Limits, Provider};
-use crate::scim::{
-    AttrType, Attribute, Dialect, FilterLimits, Mutability, ResourceKind, Returned, Schema,
-    SchemaRegistry, Uniqueness,
-};
+use crate::config::{self, Config, Environment, Loaded, LogFormat};
 use crate::store::Store;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
 
 /// Where the config is looked for when `--config` is not given.
 pub const REPO_CONFIG: &str = "config/scim-bridge.toml";
@@ -61,8 +51,8 @@ pub async fn check_config(
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    if let Err(e) = build_providers(cfg) {
-        errors.push(e.message);
+    if let Err(e) = crate::app::setup::build_providers(cfg) {
+        errors.push(e.to_string());
     }
     // The certificate and key must parse and belong together, or `serve` stops at start.
     if let Some(tls) = &cfg.server.tls
@@ -130,12 +120,12 @@ async fn check_vault_refs(cfg: &Config, env: &Environment) -> (Vec<String>, Vec<
         ));
         return (warnings, errors);
     }
-    let store = match open_store(cfg).await {
+    let store = match crate::app::setup::open_store(cfg).await {
         Ok(s) => s,
         Err(e) => {
             warnings.push(format!(
                 "{keys}: not checked, the database cannot be opened: {}",
-                e.message
+                e.message()
             ));
             return (warnings, errors);
         }
@@ -146,7 +136,7 @@ async fn check_vault_refs(cfg: &Config, env: &Environment) -> (Vec<String>, Vec<
         )),
         // A missing passphrase file or credential was reported above; what is left is
         // a passphrase that is too short or wrong.
-        Err(e) => errors.push(e.message),
+        Err(e) => errors.push(e.to_string()),
         Ok(Some((key, _))) => {
             for (k, name) in &refs {
                 match store.secret(name).await {
@@ -184,140 +174,7 @@ pub async fn open_existing_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure
             path.display()
         )));
     }
-    open_store(cfg).await
-}
-
-/// Opens the store the config names (SQLite or PostgreSQL), migrating its schema;
-/// creates an SQLite database that does not exist yet (`serve`, `migrate`, `vault
-/// init`, `token create`).
-pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure> {
-    Ok(open_store_migrating(cfg).await?.0)
-}
-
-/// [`open_store`], also returning the schema version found before migrating.
-pub async fn open_store_migrating(cfg: &Config) -> Result<(Arc<dyn Store>, i64), Failure> {
-    match &cfg.database.url {
-        DatabaseUrl::Postgres(url) => {
-            let store = PgStore::open(url, cfg.database.max_connections)
-                .await
-                .map_err(|e| Failure::store(e.to_string()))?;
-            let from = store.migrated_from();
-            Ok((Arc::new(store), from))
-        }
-        DatabaseUrl::Sqlite(_) => {
-            let path = cfg
-                .sqlite_path()
-                .ok_or_else(|| Failure::store("database.url names no SQLite file".to_owned()))?;
-            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                .await
-                .map_err(|e| Failure::runtime(format!("store task failed: {e}")))?
-                .map_err(|e| Failure::store(e.to_string()))?;
-            let from = store.migrated_from();
-            Ok((Arc::new(store), from))
-        }
-    }
-}
-
-/// Service limits from the `[scim]` section.
-pub fn limits(cfg: &Config) -> Limits {
-    Limits {
-        filter: FilterLimits {
-            max_len: cfg.scim.max_filter_length,
-            max_depth: cfg.scim.max_filter_depth,
-        },
-        default_page_size: cfg.scim.default_page_size,
-        max_page_size: cfg.scim.max_page_size,
-        bulk: BulkLimits {
-            max_operations: cfg.scim.bulk_max_operations,
-            max_payload_bytes: cfg.scim.bulk_max_payload_bytes,
-        },
-    }
-}
-
-/// Providers with their schema registries (core + enterprise + custom schemas).
-pub fn build_providers(cfg: &Config) -> Result<Vec<Provider>, Failure> {
-    let mut out = Vec::new();
-    for (i, p) in cfg.providers.iter().enumerate() {
-        let mut registry = SchemaRegistry::new();
-        for (j, s) in p.schemas.iter().enumerate() {
-            let kind = match s.resource {
-                ResourceSetting::User => ResourceKind::User,
-                ResourceSetting::Group => ResourceKind::Group,
-            };
-            if s.id.eq_ignore_ascii_case(kind.core_schema()) {
-                // Attributes a vendor's guide maps under the core schema
-                // (`urn:…:core:2.0:User:roleId`) join it, as /Schemas then shows.
-                for a in &s.attributes {
-                    registry.add_attribute(&s.id, attribute(a)).map_err(|e| {
-                        Failure::config(format!("providers[{i}].schemas[{j}] ({}): {e}", s.id))
-                    })?;
-                }
-                continue;
-            }
-            let schema = Schema {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                description: s.description.clone().unwrap_or_default(),
-                attributes: s.attributes.iter().map(attribute).collect(),
-            };
-            registry.add_extension(kind, schema).map_err(|e| {
-                Failure::config(format!("providers[{i}].schemas[{j}] ({}): {e}", s.id))
-            })?;
-        }
-        out.push(Provider::new(
-            p.name.clone(),
-            match p.dialect {
-                DialectSetting::Strict => Dialect::Strict,
-                DialectSetting::Entra => Dialect::Entra,
-                DialectSetting::Okta => Dialect::Okta,
-            },
-            registry,
-        ));
-    }
-    Ok(out)
-}
-
-fn attribute(a: &CustomAttribute) -> Attribute {
-    let mut out = Attribute::new(
-        &a.name,
-        match a.kind {
-            AttrKind::String => AttrType::String,
-            AttrKind::Boolean => AttrType::Boolean,
-            AttrKind::Decimal => AttrType::Decimal,
-            AttrKind::Integer => AttrType::Integer,
-            AttrKind::DateTime => AttrType::DateTime,
-            AttrKind::Reference => AttrType::Reference,
-            AttrKind::Binary => AttrType::Binary,
-            AttrKind::Complex => AttrType::Complex,
-        },
-    );
-    out.description = a.description.clone().unwrap_or_default();
-    out.multi_valued = a.multi_valued;
-    out.required = a.required;
-    out.case_exact = a.case_exact;
-    out.mutability = match a.mutability {
-        MutabilitySetting::ReadWrite => Mutability::ReadWrite,
-        MutabilitySetting::ReadOnly => Mutability::ReadOnly,
-        MutabilitySetting::Immutable => Mutability::Immutable,
-        MutabilitySetting::WriteOnly => Mutability::WriteOnly,
-    };
-    out.returned = match a.returned {
-        ReturnedSetting::Default => Returned::Default,
-        ReturnedSetting::Always => Returned::Always,
-        ReturnedSetting::Never => Returned::Never,
-        ReturnedSetting::Request => Returned::Request,
-    };
-    out.uniqueness = match a.uniqueness {
-        UniquenessSetting::None => Uniqueness::None,
-        UniquenessSetting::Server => Uniqueness::Server,
-        UniquenessSetting::Global => Uniqueness::Global,
-    };
-    // Canonical values declared in the config are the only values the target accepts
-    // (DiliTrust's role UUIDs): enforce them rather than merely suggest.
-    out.enforce_canonical = !a.canonical_values.is_empty();
-    out.canonical_values = a.canonical_values.clone();
-    out.sub_attributes = a.sub_attributes.iter().map(attribute).collect();
-    out
+    Ok(crate::app::setup::open_store(cfg).await?)
 }
 
 /// Installs the tracing subscriber the config asks for; `RUST_LOG` wins when set.

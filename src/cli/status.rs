@@ -17,7 +17,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let loaded = setup::load_config(config, data_dir, None, env)?;
     let cfg = loaded.config;
-    let store = setup::open_store(&cfg).await?;
+    let store = crate::app::setup::open_store(&cfg).await?;
     let s = store
         .status()
         .await

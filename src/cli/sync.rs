@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 
-use super::{Failure, setup, targets};
+use super::{Failure, setup};
+use crate::app::targets;
 use crate::config::Environment;
 use std::io::IsTerminal;
 

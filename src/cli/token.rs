@@ -97,7 +97,7 @@ pub async fn run(
     };
     // Only creating a token may create the database (before the first start).
     let store = if create.is_some() {
-        setup::open_store(&cfg).await?
+        crate::app::setup::open_store(&cfg).await?
     } else {
         setup::open_existing_store(&cfg).await?
     };

@@ -10,12 +10,12 @@ use crate::clock::Clock;
 use clap::Subcommand;
 
 use super::{Failure, setup};
+pub use crate::app::vault::unlock;
+use crate::app::vault::{params, passphrase, passphrase_from};
 use crate::config::{Config, Environment, SecretRef};
 use crate::entropy::OsEntropy;
 use crate::store::Store;
-use crate::vault::{
-    KdfParams, Passphrase, Vault, VaultError, VaultHeader, VaultKey, rekey, secret_aad,
-};
+use crate::vault::{Vault, VaultHeader, rekey, secret_aad};
 
 /// Vault actions.
 #[derive(Debug, Subcommand)]
@@ -143,67 +143,6 @@ fn vault_failure(message: impl Into<String>) -> Failure {
     }
 }
 
-/// The configured passphrase.
-fn passphrase(cfg: &Config, env: &Environment) -> Result<Passphrase, Failure> {
-    let vc = cfg.vault.as_ref().ok_or_else(|| {
-        Failure::config(
-            "no [vault] section in the configuration: add one with passphrase = { credential = \"…\" } or { file = \"…\" }",
-        )
-    })?;
-    passphrase_from(&vc.passphrase, env, "vault.passphrase")
-}
-
-fn passphrase_from(r: &SecretRef, env: &Environment, what: &str) -> Result<Passphrase, Failure> {
-    let value = r
-        .resolve(env)
-        .map_err(|e| Failure::config(format!("{what}: {e}")))?;
-    Passphrase::new(value.expose().to_owned()).map_err(|e| match e {
-        // A passphrase that breaks the length rule is a configuration mistake, not a
-        // wrong passphrase: nothing was tried against the vault.
-        VaultError::PassphraseTooShort { .. } => Failure::config(format!("{what}: {e}")),
-        _ => vault_failure(format!("{what}: {e}")),
-    })
-}
-
-fn params(cfg: &Config) -> KdfParams {
-    cfg.vault.as_ref().map_or(
-        KdfParams {
-            m_cost_kib: 65536,
-            t_cost: 3,
-            p_cost: 1,
-        },
-        |v| KdfParams {
-            m_cost_kib: v.memory_kib,
-            t_cost: v.iterations,
-            p_cost: v.parallelism,
-        },
-    )
-}
-
-/// Unlocks the stored vault with the configured passphrase: the key and the header
-/// it was derived from.
-pub async fn unlock(
-    store: &dyn Store,
-    cfg: &Config,
-    env: &Environment,
-) -> Result<Option<(VaultKey, String)>, Failure> {
-    let Some(record) = store
-        .vault()
-        .await
-        .map_err(|e| Failure::store(e.to_string()))?
-    else {
-        return Ok(None);
-    };
-    let header = VaultHeader::from_json(&record.header)
-        .map_err(|e| vault_failure(format!("the stored vault header is damaged: {e}")))?;
-    let pass = passphrase(cfg, env)?;
-    let key = tokio::task::spawn_blocking(move || Vault::unlock(&pass, &header))
-        .await
-        .map_err(|e| Failure::runtime(format!("unlock task failed: {e}")))?
-        .map_err(|e| vault_failure(e.to_string()))?;
-    Ok(Some((key, record.header)))
-}
-
 fn valid_name(name: &str) -> Result<(), Failure> {
     let ok = !name.is_empty()
         && name.len() <= 128
@@ -232,7 +171,7 @@ pub async fn run_vault(
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     // `vault init` may create the database; nothing else may.
     let store = if matches!(action, VaultCommand::Init) {
-        setup::open_store(&cfg).await?
+        crate::app::setup::open_store(&cfg).await?
     } else {
         setup::open_existing_store(&cfg).await?
     };

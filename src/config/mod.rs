@@ -65,8 +65,8 @@ pub use schema::{
     CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
     GuardSettings, LogFormat, LoggingConfig, MatchRules, MutabilitySetting, OnDelete,
     ProviderConfig, RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig,
-    ServerConfig, TargetConfig, TargetKind, TlsConfig, UniquenessSetting, Unmanaged, VaultConfig,
-    WorkTypeConfig, WorkspaceSearch,
+    ServerConfig, TargetConfig, TargetKind, TargetSpec, TlsConfig, UniquenessSetting, Unmanaged,
+    VaultConfig, WorkTypeConfig, WorkspaceSearch,
 };
 pub use secret::{Environment, SecretError, SecretRef, SecretValue, credential_path};
 /// Durations as the config writes them (`"3s"`), for command-line flags too.

@@ -120,7 +120,7 @@ pub(super) fn read_resolver(ctx: &mut Ctx, f: &Field<'_>) -> ResolverConfig {
 fn read_target(ctx: &mut Ctx, f: &Field<'_>, targets: &[TargetConfig]) -> Option<String> {
     let name = ctx.non_empty_string(f)?;
     match targets.iter().find(|t| t.name == name) {
-        Some(t) if t.kind == TargetKind::Imanage => Some(name),
+        Some(t) if t.kind() == TargetKind::Imanage => Some(name),
         Some(_) => {
             ctx.error(
                 f.loc(),
@@ -134,7 +134,7 @@ fn read_target(ctx: &mut Ctx, f: &Field<'_>, targets: &[TargetConfig]) -> Option
         None => {
             let known: Vec<&str> = targets
                 .iter()
-                .filter(|t| t.kind == TargetKind::Imanage)
+                .filter(|t| t.kind() == TargetKind::Imanage)
                 .map(|t| t.name.as_str())
                 .collect();
             let known = if known.is_empty() {

@@ -58,6 +58,12 @@ pub fn normalise(expr: &str) -> Result<String, String> {
     Ok(six)
 }
 
+/// A five-field expression, parsed: [`normalise`], then the `cron` crate's schedule.
+pub fn parse(expr: &str) -> Result<cron::Schedule, String> {
+    let six = normalise(expr)?;
+    cron::Schedule::from_str(&six).map_err(|e| format!("{expr:?}: {e}"))
+}
+
 fn field_error(i: usize, value: &str) -> String {
     let (name, range) = FIELDS[i];
     format!(

@@ -200,39 +200,20 @@ pub struct TlsConfig {
 pub struct TargetConfig {
     /// `[a-z0-9][a-z0-9_-]*`: used in secret names, URLs and metric labels.
     pub name: String,
-    pub kind: TargetKind,
-    /// The API's base URL (for webhooks, the URL posted to), without a trailing slash.
-    pub url: Option<String>,
+    /// What kind of system it is, with the settings only that kind takes.
+    pub spec: TargetSpec,
     pub auth: Option<AuthConfig>,
     /// Providers whose changes this target receives; empty means all.
     pub providers: Vec<String>,
     pub delivery: DeliverySettings,
-    /// Webhooks: the HMAC-SHA256 key that signs every request.
-    pub signing_secret: Option<SecretRef>,
     pub guard: GuardSettings,
-    /// Reconciliation schedule in the `cron` crate's six-field form (seconds first),
-    /// normalised from the five standard fields the file holds.
-    pub schedule: Option<String>,
-    /// iManage: the library groups are created in (default: the preferred library that
-    /// `GET /api` names).
-    pub library: Option<String>,
+    /// Reconciliation schedule, parsed from the five standard cron fields the file
+    /// holds (normalised to the `cron` crate's six, seconds first).
+    pub schedule: Option<cron::Schedule>,
     /// `[targets.user_mapping]`: target field → template over `user`.
     pub user_mapping: Vec<FieldMapping>,
     /// `[targets.group_mapping]`: target field → template over `group`.
     pub group_mapping: Vec<FieldMapping>,
-    /// What a user deleted in the IdP becomes at a SCIM app.
-    pub on_delete: OnDelete,
-    /// SCIM apps: how long a user deleted in the IdP stays deactivated before
-    /// reconciliation deletes the account; `None` keeps it for ever.
-    pub delete_after: Option<Duration>,
-    /// SCIM apps: the single role each user gets (`[targets.roles]`).
-    pub roles: Vec<crate::identity::RoleRules>,
-    /// SCIM apps: contact types renamed on the way out, per multi-valued attribute
-    /// (`emails = { work = "email" }`) or in all of them (`work = "email"`).
-    pub contact_types: crate::identity::ContactTypes,
-    /// SCIM apps: a group's members include the users of groups nested in it, for its
-    /// member list at the app and for role rules; otherwise direct membership only.
-    pub expand_nested: bool,
     /// `[targets.matching]`: how an existing account or group is found before one is
     /// created (adopted when exactly one matches).
     pub matching: MatchRules,
@@ -244,6 +225,70 @@ pub struct TargetConfig {
     /// Changes are queued but not delivered (and no scheduled reconciliation runs)
     /// until the admin has reviewed `sync --dry-run` and removed `paused`.
     pub paused: bool,
+}
+
+impl TargetConfig {
+    /// Its kind, as `kind = "…"` names it.
+    pub fn kind(&self) -> TargetKind {
+        match self.spec {
+            TargetSpec::Imanage { .. } => TargetKind::Imanage,
+            TargetSpec::Scim { .. } => TargetKind::Scim,
+            TargetSpec::Webhook { .. } => TargetKind::Webhook,
+        }
+    }
+
+    /// The API's base URL (for webhooks, the URL posted to), without a trailing slash.
+    pub fn url(&self) -> &str {
+        match &self.spec {
+            TargetSpec::Imanage { url, .. }
+            | TargetSpec::Scim { url, .. }
+            | TargetSpec::Webhook { url, .. } => url,
+        }
+    }
+
+    /// The identity rules of a SCIM app; none for other kinds.
+    pub fn roles(&self) -> &[crate::identity::RoleRules] {
+        match &self.spec {
+            TargetSpec::Scim { roles, .. } => roles,
+            _ => &[],
+        }
+    }
+}
+
+/// What each kind of target needs, checked when the config is loaded: a spec that
+/// exists has every key its kind requires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    Imanage {
+        /// The iManage host, e.g. `https://imanage.example.com`.
+        url: String,
+        /// The library groups are created in (default: the preferred library that
+        /// `GET /api` names).
+        library: Option<String>,
+    },
+    Scim {
+        /// The SCIM base URL, e.g. `https://app.example.com/scim/v2`.
+        url: String,
+        /// What a user deleted in the IdP becomes at the app.
+        on_delete: OnDelete,
+        /// How long a user deleted in the IdP stays deactivated before reconciliation
+        /// deletes the account; `None` keeps it for ever.
+        delete_after: Option<Duration>,
+        /// The single role each user gets (`[targets.roles]`).
+        roles: Vec<crate::identity::RoleRules>,
+        /// Contact types renamed on the way out, per multi-valued attribute
+        /// (`emails = { work = "email" }`) or in all of them (`work = "email"`).
+        contact_types: crate::identity::ContactTypes,
+        /// A group's members include the users of groups nested in it, for its member
+        /// list at the app and for role rules; otherwise direct membership only.
+        expand_nested: bool,
+    },
+    Webhook {
+        /// Where events are posted.
+        url: String,
+        /// The HMAC-SHA256 key that signs every request.
+        signing_secret: SecretRef,
+    },
 }
 
 /// `[targets.matching]`: ordered matching rules per resource kind. The first rule
@@ -589,7 +634,11 @@ impl Config {
             }
         }
         for (i, target) in self.targets.iter().enumerate() {
-            if let Some(secret) = &target.signing_secret {
+            if let TargetSpec::Webhook {
+                signing_secret: secret,
+                ..
+            } = &target.spec
+            {
                 refs.push((format!("targets[{i}].signing_secret"), secret));
             }
         }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::reader::{Ctx, Field, quote};
 use super::schema::{
     AuthConfig, AuthHeader, AuthMethod, DeliverySettings, FieldMapping, GuardSettings, MatchRules,
-    OnDelete, ProviderConfig, TargetConfig, TargetKind, Unmanaged,
+    OnDelete, ProviderConfig, TargetConfig, TargetKind, TargetSpec, Unmanaged,
 };
+use super::secret::SecretRef;
 use super::tree::Loc;
 use super::tree::Val;
 use super::values;
@@ -76,7 +77,8 @@ pub(super) fn read_targets(
                 "a target name like \"imanage\"",
             )
         });
-        let kind: TargetKind = kind.and_then(|f| ctx.keyword(&f)).unwrap_or_default();
+        let named_kind: Option<TargetKind> = kind.and_then(|f| ctx.keyword(&f));
+        let kind = named_kind.unwrap_or_default();
         let url = url.and_then(|f| {
             ctx.parse(
                 &f,
@@ -85,7 +87,23 @@ pub(super) fn read_targets(
             )
         });
         let auth = auth.and_then(|f| read_auth(ctx, &f, base_dir, kind));
-        let providers = providers.map(|f| read_names(ctx, &f)).unwrap_or_default();
+        let providers = providers
+            .map(|f| {
+                let names = read_names(ctx, &f);
+                for p in names.iter().filter(|p| !idps.iter().any(|i| &i.name == *p)) {
+                    let configured: Vec<&str> = idps.iter().map(|i| i.name.as_str()).collect();
+                    ctx.error(
+                        f.loc(),
+                        &f.path,
+                        format!(
+                            "no provider named {p:?} (configured: {})",
+                            configured.join(", ")
+                        ),
+                    );
+                }
+                names
+            })
+            .unwrap_or_default();
         let mut delivery = DeliverySettings::default();
         if let Some(v) = concurrency.and_then(|f| ctx.usize(&f, 1)) {
             delivery.concurrency = v.min(1024);
@@ -103,28 +121,35 @@ pub(super) fn read_targets(
             delivery.timeout = v.max(Duration::from_millis(100));
         }
         let signing_secret = signing_secret.and_then(|f| read_secret_ref(ctx, &f, base_dir));
-        if kind == TargetKind::Webhook {
-            let path = item.path.clone();
-            if url.is_none() {
-                ctx.missing(
-                    &table_loc,
-                    &format!("{path}.url"),
-                    "missing required key \"url\" (where webhook events are posted)",
-                );
-            }
-            if signing_secret.is_none() {
-                ctx.missing(
-                    &table_loc,
-                    &format!("{path}.signing_secret"),
-                    "missing required key \"signing_secret\" (a secret reference such as { vault = \"hooks.signing\" }; receivers verify every request with it)",
-                );
-            }
+        let path = item.path.clone();
+        // Every kind needs its URL; what it is differs, and the message says so. A
+        // missing or unknown kind was reported already and decides nothing here.
+        if url.is_none() && named_kind.is_some() {
+            let why = match kind {
+                TargetKind::Webhook => {
+                    "missing required key \"url\" (where webhook events are posted)"
+                }
+                TargetKind::Scim => {
+                    "missing required key \"url\" (the SCIM base URL, e.g. \"https://app.example.com/scim/v2\")"
+                }
+                TargetKind::Imanage => {
+                    "missing required key \"url\" (the iManage host, e.g. \"https://imanage.example.com\")"
+                }
+            };
+            ctx.missing(&table_loc, &format!("{path}.url"), why);
+        }
+        if kind == TargetKind::Webhook && signing_secret.is_none() {
+            ctx.missing(
+                &table_loc,
+                &format!("{path}.signing_secret"),
+                "missing required key \"signing_secret\" (a secret reference such as { vault = \"hooks.signing\" }; receivers verify every request with it)",
+            );
         }
         let guard = guard.map(|f| read_guard(ctx, &f)).unwrap_or_default();
         let library = library.and_then(|f| ctx.non_empty_string(&f));
         let schedule = schedule.and_then(|f| {
             let text = ctx.text(&f, "a cron expression like \"0 */6 * * *\"")?;
-            match super::schedule::normalise(text) {
+            match super::schedule::parse(text) {
                 Ok(s) => Some(s),
                 Err(why) => {
                     ctx.error(f.loc(), &f.path, why);
@@ -220,28 +245,38 @@ pub(super) fn read_targets(
         };
         let scope = scope.and_then(|f| read_scope(ctx, &f, &item.path));
         let paused = paused.and_then(|f| ctx.bool(&f)).unwrap_or(false);
+        // A missing URL or signing secret was reported above, so the load fails; the
+        // placeholders only let the rest of this target be checked too.
+        let url = url.unwrap_or_default();
+        let spec = match kind {
+            TargetKind::Imanage => TargetSpec::Imanage { url, library },
+            TargetKind::Scim => TargetSpec::Scim {
+                url,
+                on_delete,
+                delete_after,
+                roles,
+                contact_types,
+                expand_nested,
+            },
+            TargetKind::Webhook => TargetSpec::Webhook {
+                url,
+                signing_secret: signing_secret.unwrap_or(SecretRef::Env(String::new())),
+            },
+        };
         out.push(TargetConfig {
             paused,
             matching,
             unmanaged,
             scope,
-            on_delete,
-            delete_after,
-            roles,
-            contact_types,
-            expand_nested,
             user_mapping,
             group_mapping,
             name: name.unwrap_or_default(),
-            kind,
-            url,
+            spec,
             auth,
             providers,
             delivery,
-            signing_secret,
             guard,
             schedule,
-            library,
         });
     }
     out
@@ -535,6 +570,21 @@ fn read_auth(
                 "token",
                 "a secret reference such as { vault = \"app.token\" }",
             );
+            // The grants above need both anyway; with a static token, only linking does.
+            if authorize_url.is_some() {
+                need(
+                    ctx,
+                    token_url.is_some(),
+                    "token_url",
+                    "account linking exchanges the code at the OAuth2 token endpoint",
+                );
+                need(
+                    ctx,
+                    client_id.is_some(),
+                    "client_id",
+                    "account linking identifies the bridge with its OAuth2 client id",
+                );
+            }
         }
     }
     Some(AuthConfig {

@@ -2,6 +2,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -303,8 +304,10 @@ fn full_config_with_every_key() {
         targets: vec![
             TargetConfig {
                 name: "imanage".into(),
-                kind: TargetKind::Imanage,
-                url: Some("https://dms.example.com".into()),
+                spec: TargetSpec::Imanage {
+                    url: "https://dms.example.com".into(),
+                    library: Some("ACTIVE".into()),
+                },
                 auth: Some(AuthConfig {
                     method: AuthMethod::Password,
                     token_url: Some("https://dms.example.com/auth/oauth2/token".into()),
@@ -324,17 +327,10 @@ fn full_config_with_every_key() {
                 }),
                 providers: vec![],
                 delivery: DeliverySettings::default(),
-                signing_secret: None,
                 guard: GuardSettings::default(),
-                schedule: Some("0 0 */6 * * *".into()),
-                library: Some("ACTIVE".into()),
+                schedule: Some(cron::Schedule::from_str("0 0 */6 * * *").expect("cron")),
                 user_mapping: Vec::new(),
                 group_mapping: Vec::new(),
-                on_delete: OnDelete::Deactivate,
-                delete_after: None,
-                roles: Vec::new(),
-                contact_types: Default::default(),
-                expand_nested: false,
                 matching: MatchRules::default_for(TargetKind::Imanage),
                 unmanaged: Unmanaged::Ignore,
                 scope: None,
@@ -342,8 +338,10 @@ fn full_config_with_every_key() {
             },
             TargetConfig {
                 name: "hooks".into(),
-                kind: TargetKind::Webhook,
-                url: Some("https://hooks.example.com/scim".into()),
+                spec: TargetSpec::Webhook {
+                    url: "https://hooks.example.com/scim".into(),
+                    signing_secret: SecretRef::Vault("hooks.signing".into()),
+                },
                 auth: None,
                 providers: vec!["okta".into()],
                 delivery: DeliverySettings {
@@ -352,7 +350,6 @@ fn full_config_with_every_key() {
                     max_attempts: 5,
                     timeout: Duration::from_secs(10),
                 },
-                signing_secret: Some(SecretRef::Vault("hooks.signing".into())),
                 guard: GuardSettings {
                     max_deprovisions: None,
                     max_deprovision_percent: Some(5.0),
@@ -360,14 +357,8 @@ fn full_config_with_every_key() {
                     protected: vec!["breakglass@firm.example".into()],
                 },
                 schedule: None,
-                library: None,
                 user_mapping: Vec::new(),
                 group_mapping: Vec::new(),
-                on_delete: OnDelete::Deactivate,
-                delete_after: None,
-                roles: Vec::new(),
-                contact_types: Default::default(),
-                expand_nested: false,
                 matching: MatchRules::default_for(TargetKind::Webhook),
                 unmanaged: Unmanaged::Ignore,
                 scope: None,

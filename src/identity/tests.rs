@@ -26,6 +26,14 @@ name = "roleId"
 "#;
 
 /// A SCIM target configured with `extra` (TOML inside its `[[targets]]` table).
+/// A SCIM target's contact-type renames.
+fn contact_types(t: &TargetConfig) -> &crate::identity::ContactTypes {
+    match &t.spec {
+        crate::config::TargetSpec::Scim { contact_types, .. } => contact_types,
+        other => panic!("not a SCIM target: {other:?}"),
+    }
+}
+
 fn target(extra: &str) -> TargetConfig {
     let text = format!(
         "{PROVIDERS}\n[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\n{extra}\n"
@@ -119,7 +127,7 @@ Assistant = ["Claras-Assistants"]
 #[test]
 fn claras_roles_from_groups_in_privilege_order() {
     let t = target(CLARAS);
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     assert_eq!(rules.field, "roles");
     let u = entra_user("ada@firm.example", json!({}));
     // "By default, all new profiles receive the Adviser role."
@@ -231,7 +239,7 @@ Reader = "6f0b2c1e-0000-4000-8000-000000000005"
 #[test]
 fn dilitrust_exactly_one_role_from_the_role_id_attribute() {
     let t = target(DILITRUST);
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     // The target attribute DiliTrust's guide names: roleId in its core schema.
     assert_eq!(
         rules.field,
@@ -321,7 +329,7 @@ when = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq
 #[test]
 fn clumio_rules_map_groups_and_conditions_to_roles() {
     let t = target(CLUMIO);
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     assert!(!rules.expand_nested);
     let it = |title: &str, dept: &str| {
         entra_user(
@@ -406,7 +414,7 @@ fn clumio_roles_come_only_from_the_rules_when_unmatched_resets() {
         "[targets.roles]\n",
         "[targets.roles]\nunmatched = \"reset\"\n",
     ));
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     assert_eq!(rules.unmatched, Unmatched::Reset);
     let u = entra_user("ops@firm.example", json!({}));
     check(
@@ -435,9 +443,9 @@ fn clumio_roles_come_only_from_the_rules_when_unmatched_resets() {
     assert!(!rules.needs_current(&u, &[]));
     // The same rules without `unmatched`: the app's role stays, as before.
     let keep = target(CLUMIO);
-    assert_eq!(keep.roles[0].unmatched, Unmatched::Keep);
+    assert_eq!(keep.roles()[0].unmatched, Unmatched::Keep);
     check(
-        &keep.roles[0],
+        &keep.roles()[0],
         "left the group, keep",
         &u,
         &[],
@@ -459,7 +467,7 @@ role = "Backup Admin"
 member_of = ["Clumio-Backup"]
 "#,
     );
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     check(
         rules,
         "default over the app's role",
@@ -481,14 +489,14 @@ member_of = ["Clumio-Backup"]
         "[targets.roles]\norder = [\"Owner\", \"Member\"]\nprotected = [\"Owner\"]\nunmatched = \"reset\"\n",
     );
     check(
-        &t.roles[0],
+        &t.roles()[0],
         "protected, no default",
         &u,
         &[],
         Some("Owner"),
         Want::Keep("Owner"),
     );
-    check(&t.roles[0], "no role to give", &u, &[], None, Want::Clear);
+    check(&t.roles()[0], "no role to give", &u, &[], None, Want::Clear);
     assert_eq!(role_cleared("roles"), json!([]));
     assert_eq!(role_cleared("userType"), Value::Null);
     let e = config_error("[targets.roles]\norder = [\"A\"]\nunmatched = \"drop\"\n");
@@ -515,7 +523,7 @@ default = "standard"
 "urn:sharedo:scim:2.0:Team:type" = "ACL"
 "#,
     );
-    let rules = &t.roles[0];
+    let rules = &t.roles()[0];
     // "Users added from your identity provider are given a … user type … overridden
     // by providing a mapping for a 'userType'".
     let plain = entra_user("ada@firm.example", json!({}));
@@ -551,7 +559,7 @@ default = "standard"
         }),
     );
     let mut out = mapping.scim_document(ResourceKind::User, &user).unwrap();
-    retype_contacts(&mut out, &t.contact_types);
+    retype_contacts(&mut out, contact_types(&t));
     // "If the values cannot be mapped to the optionset then they are ignored".
     assert_eq!(out["name"]["honorificPrefix"], "Dr");
     let mut odd = user.clone();
@@ -637,7 +645,7 @@ default = "Guest"
 "#,
     );
     let pick = |p: &str| {
-        t.roles
+        t.roles()
             .iter()
             .find(|r| r.applies_to(p))
             .map(|r| r.default.clone())
@@ -715,7 +723,7 @@ fn contact_types_flat_form_applies_everywhere_and_warns() {
             && warning.contains("emails = { work = \"business\" }"),
         "{warning}"
     );
-    let types = &loaded.config.targets[0].contact_types;
+    let types = contact_types(&loaded.config.targets[0]);
     let mut user = json!({
         "emails": [{"type": "work", "value": "a@firm.example"}],
         "phoneNumbers": [{"type": "Work", "value": "+44 20 7946 0000"}, {"type": "home", "value": "1"}],
@@ -734,7 +742,7 @@ fn contact_types_flat_form_applies_everywhere_and_warns() {
     );
     let per = target("contact_types = { phonenumbers = { work = \"office\" } }");
     assert_eq!(
-        per.contact_types.0[0].attribute.as_deref(),
+        contact_types(&per).0[0].attribute.as_deref(),
         Some("phoneNumbers")
     );
 }

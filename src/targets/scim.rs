@@ -26,6 +26,8 @@ use crate::identity::{
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
+mod explain;
+
 const SCIM_JSON: &str = "application/scim+json";
 /// Resources per page when reading the whole target.
 const PAGE: u64 = 200;

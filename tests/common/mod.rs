@@ -1,5 +1,7 @@
-//! Test kit: the real `scim-bridge` binary on a free port with a throwaway config and
-//! data directory, driven over real HTTP.
+//! Test kit: a scim-bridge daemon with a throwaway config and data directory, driven
+//! over real HTTP. [`InProcess`] builds it in this process on a port-0 listener (tests
+//! of the daemon's logic); [`Daemon`] runs the real binary (tests of the process: its
+//! logs, signals, crashes, exit codes). Both offer the same [`Site`] methods.
 #![allow(dead_code)]
 
 pub mod fake_imanage;
@@ -8,9 +10,16 @@ pub mod fake_webhook;
 pub mod group_churn;
 pub mod scim2;
 
+pub mod in_process;
+
+use std::io::{Read, Write};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use in_process::InProcess;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
 
@@ -75,12 +84,72 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
 }
 
-pub struct Daemon {
+/// Where a test daemon lives and answers: its directory, config and port.
+pub struct Site {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub port: u16,
-    pub child: Option<Child>,
     pub log: PathBuf,
+}
+
+impl Site {
+    /// A fresh directory with `secrets` (file name, contents; mode 600) and a config
+    /// listening on `port`.
+    fn new(port: u16, server: &str, extra: &str, level: &str, secrets: &[(&str, &str)]) -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, value) in secrets {
+            let path = dir.path().join(name);
+            std::fs::write(&path, value).expect("write secret");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod secret");
+        }
+        let config = dir.path().join("scim-bridge.toml");
+        std::fs::write(
+            &config,
+            config_text_full(port, &dir.path().join("data"), server, extra, level),
+        )
+        .expect("write config");
+        Site {
+            log: dir.path().join("daemon.log"),
+            dir,
+            config,
+            port,
+        }
+    }
+
+    /// Whether `/readyz` answers at all (ready or not): the daemon is built and
+    /// serving, not merely holding its port.
+    pub fn answers(&self) -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut head = [0u8; 8];
+        s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    }
+}
+
+pub struct Daemon {
+    pub site: Site,
+    pub child: Option<Child>,
+}
+
+impl Deref for Daemon {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+impl DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Site {
+        &mut self.site
+    }
 }
 
 impl Daemon {
@@ -114,26 +183,23 @@ impl Daemon {
         Self::start_inner("", extra, level, secrets)
     }
 
-    fn start_inner(server: &str, extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (name, value) in secrets {
-            let path = dir.path().join(name);
-            std::fs::write(&path, value).expect("write secret");
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                .expect("chmod secret");
+    /// A daemon for a directory and config the test wrote itself, not started yet
+    /// (start it with [`Daemon::spawn`]); it logs to `daemon.log` there.
+    pub fn unstarted(dir: tempfile::TempDir, config: PathBuf, port: u16) -> Daemon {
+        Daemon {
+            site: Site {
+                log: dir.path().join("daemon.log"),
+                dir,
+                config,
+                port,
+            },
+            child: None,
         }
-        let port = free_port();
-        let config = dir.path().join("scim-bridge.toml");
-        std::fs::write(
-            &config,
-            config_text_full(port, &dir.path().join("data"), server, extra, level),
-        )
-        .expect("write config");
+    }
+
+    fn start_inner(server: &str, extra: &str, level: &str, secrets: &[(&str, &str)]) -> Daemon {
         let mut d = Daemon {
-            log: dir.path().join("daemon.log"),
-            dir,
-            config,
-            port,
+            site: Site::new(free_port(), server, extra, level, secrets),
             child: None,
         };
         d.spawn();
@@ -158,17 +224,23 @@ impl Daemon {
         self.wait_ready();
     }
 
-    pub fn wait_ready(&self) {
+    /// Waits until the daemon serves `/readyz`; fails at once if it exited.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.answers() {
                 return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("daemon exited with {status}; log:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("daemon did not start; log:\n{}", self.log_text());
     }
+}
 
+impl Site {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -214,7 +286,9 @@ impl Daemon {
             .trim()
             .to_owned()
     }
+}
 
+impl Daemon {
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -325,7 +399,7 @@ pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Respons
         .await
 }
 
-impl Daemon {
+impl Site {
     /// `/readyz`'s delivery figures for `target`.
     pub async fn delivery(&self, target: &str) -> serde_json::Value {
         let r: serde_json::Value = get(self.url("/readyz"))
@@ -364,7 +438,7 @@ impl Daemon {
             .await
     }
 
-    /// [`Daemon::wait_drained`] with another limit.
+    /// [`Site::wait_drained`] with another limit.
     pub async fn wait_drained_within(&self, target: &str, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::Failure;
+use super::AppError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind,
+    AuthConfig, AuthMethod, Config, Environment, SecretRef, TargetConfig, TargetKind, TargetSpec,
 };
 use crate::delivery::{EngineConfig, GuardConfig, Pacer, Policy, Target};
 use crate::entropy::{Entropy, OsEntropy};
@@ -39,11 +39,11 @@ pub struct Context<'a> {
 }
 
 /// One [`TargetHandle`] per configured target.
-pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetHandle>, Failure> {
+pub async fn build(cfg: &Config, ctx: &Context<'_>) -> Result<Vec<TargetHandle>, AppError> {
     if cfg.targets.is_empty() {
         return Ok(Vec::new());
     }
-    let http = build_client(TOKEN_TIMEOUT).map_err(Failure::runtime)?;
+    let http = build_client(TOKEN_TIMEOUT).map_err(AppError::Runtime)?;
     let mut out = Vec::with_capacity(cfg.targets.len());
     let all: Vec<String> = cfg.providers.iter().map(|p| p.name.clone()).collect();
     for (i, target) in cfg.targets.iter().enumerate() {
@@ -63,7 +63,7 @@ async fn build_one(
     providers: &[String],
     ctx: &Context<'_>,
     http: &reqwest::Client,
-) -> Result<TargetHandle, Failure> {
+) -> Result<TargetHandle, AppError> {
     // Every request to the target waits here, whoever sends it, so the target never
     // sees more than its rate limit.
     let pacer = Arc::new(Pacer::new(target.delivery.rate_limit_per_second));
@@ -95,14 +95,10 @@ async fn build_one(
         let grant = match auth.method {
             AuthMethod::Password => Grant::Password {
                 username: auth.username.clone().unwrap_or_default(),
+                // Config loading requires a password for this grant.
                 password: match &auth.password {
                     Some(r) => resolve(r, ctx, &key("password")).await?,
-                    None => {
-                        return Err(Failure::config(format!(
-                            "{}: required for the password grant",
-                            key("password")
-                        )));
-                    }
+                    None => SecretString::from(String::new()),
                 },
             },
             _ => Grant::ClientCredentials,
@@ -121,7 +117,7 @@ async fn build_one(
         // iManage's token endpoint is usually on its API host, behind the same rate
         // limit: its requests then take slots like the target's own. One elsewhere
         // (an identity provider) has its own limits and does not slow deliveries.
-        if same_host(target.url.as_deref(), auth.token_url.as_deref()) {
+        if same_host(Some(target.url()), auth.token_url.as_deref()) {
             source = source.with_pacer(pacer);
         }
         auth_out.source = Some(Arc::new(source));
@@ -151,19 +147,13 @@ fn linker(
     ctx: &Context<'_>,
     http: &reqwest::Client,
     store: Option<Arc<dyn TokenStore>>,
-) -> Result<Linker, Failure> {
+) -> Result<Linker, AppError> {
     let store = store.ok_or_else(|| {
-        Failure::config(format!(
+        AppError::Config(format!(
             "target {}: account linking keeps users' tokens in the vault; add a [vault] section and run `scim-bridge vault init`",
             target.name
         ))
     })?;
-    if auth.token_url.is_none() || auth.client_id.is_none() {
-        return Err(Failure::config(format!(
-            "target {}: account linking needs token_url and client_id in [targets.auth]",
-            target.name
-        )));
-    }
     Ok(Linker::new(
         LinkerConfig {
             target: target.name.clone(),
@@ -193,8 +183,8 @@ fn same_host(a: Option<&str>, b: Option<&str>) -> bool {
     matches!((origin(a), origin(b)), (Some(x), Some(y)) if x == y)
 }
 
-/// The token endpoint settings; config validation guarantees `token_url` and
-/// `client_id` for the grants that use them.
+/// The token endpoint settings; config loading guarantees `token_url` and
+/// `client_id` for the grants and the account linking that use them.
 fn endpoint(auth: &AuthConfig, client_secret: Option<SecretString>) -> TokenEndpoint {
     TokenEndpoint {
         token_url: auth.token_url.clone().unwrap_or_default(),
@@ -207,23 +197,20 @@ fn endpoint(auth: &AuthConfig, client_secret: Option<SecretString>) -> TokenEndp
 
 /// A configured secret's value; a missing vault entry is a config error naming the
 /// key and the command that fixes it.
-async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretString, Failure> {
+async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretString, AppError> {
     match r {
         SecretRef::Vault(name) => {
             let secrets = ctx.secrets.as_ref().ok_or_else(|| {
-                Failure::config(format!(
+                AppError::Config(format!(
                     "{key}: refers to vault secret {name:?} but the vault is not open (add a [vault] section and run `scim-bridge vault init`)"
                 ))
             })?;
             secrets
                 .get(name)
                 .await
-                .map_err(|e| Failure {
-                    code: 6,
-                    message: format!("{key}: {e}"),
-                })?
+                .map_err(|e| AppError::Vault(format!("{key}: {e}")))?
                 .ok_or_else(|| {
-                    Failure::config(format!(
+                    AppError::Config(format!(
                         "{key}: vault secret {name:?} does not exist; store it with `scim-bridge secret set {name}` (value on stdin)"
                     ))
                 })
@@ -231,7 +218,7 @@ async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretSt
         other => other
             .resolve(ctx.env)
             .map(|v| SecretString::from(v.expose()))
-            .map_err(|e| Failure::config(format!("{key}: {e}"))),
+            .map_err(|e| AppError::Config(format!("{key}: {e}"))),
     }
 }
 
@@ -254,35 +241,28 @@ pub async fn deliverables(
     cfg: &Config,
     handles: &mut [TargetHandle],
     ctx: &Context<'_>,
-) -> Result<Vec<Deliverable>, Failure> {
+) -> Result<Vec<Deliverable>, AppError> {
     let all: Vec<String> = cfg.providers.iter().map(|p| p.name.clone()).collect();
     let mut out = Vec::new();
     for (index, (t, handle)) in cfg.targets.iter().zip(handles.iter_mut()).enumerate() {
-        for p in &t.providers {
-            if !all.contains(p) {
-                return Err(Failure::config(format!(
-                    "targets[{index}].providers: no provider named {p:?} (configured: {})",
-                    all.join(", ")
-                )));
-            }
-        }
         let mut imanage = None;
         let pacer = Arc::clone(&handle.pacer);
-        let target: Arc<dyn Target> = match t.kind {
-            TargetKind::Webhook => {
+        let mapping = Mapping {
+            user: t.user_mapping.clone(),
+            group: t.group_mapping.clone(),
+        };
+        let http = build_client(t.delivery.timeout).map_err(AppError::Runtime)?;
+        let credentials = credentials(index, t, handle, ctx).await?;
+        let target: Arc<dyn Target> = match &t.spec {
+            TargetSpec::Webhook {
+                url,
+                signing_secret,
+            } => {
                 let key = format!("targets[{index}].signing_secret");
-                let secret = match &t.signing_secret {
-                    Some(r) => resolve(r, ctx, &key).await?,
-                    None => return Err(Failure::config(format!("{key}: required for webhooks"))),
-                };
-                let url = t.url.clone().ok_or_else(|| {
-                    Failure::config(format!("targets[{index}].url: required for webhooks"))
-                })?;
-                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
-                let credentials = credentials(index, t, handle, ctx).await?;
+                let secret = resolve(signing_secret, ctx, &key).await?;
                 Arc::new(WebhookTarget::new(
                     t.name.clone(),
-                    url,
+                    url.clone(),
                     secret,
                     http,
                     credentials,
@@ -290,55 +270,20 @@ pub async fn deliverables(
                     Arc::clone(&pacer),
                 ))
             }
-            TargetKind::Scim => {
-                let url = t.url.clone().ok_or_else(|| {
-                    Failure::config(format!(
-                        "targets[{index}].url: required: the SCIM base URL, e.g. \"https://app.example.com/scim/v2\""
-                    ))
-                })?;
-                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
-                let credentials = credentials(index, t, handle, ctx).await?;
-                Arc::new(
-                    ScimTarget::new(
-                        t.name.clone(),
-                        url,
-                        http,
-                        credentials,
-                        Arc::clone(&ctx.clock),
-                        Arc::clone(&pacer),
-                    )
-                    .with_mapping(Mapping {
-                        user: t.user_mapping.clone(),
-                        group: t.group_mapping.clone(),
-                    })
-                    .with_on_delete(t.on_delete)
-                    .with_identity(t.roles.clone(), t.contact_types.clone())
-                    .with_retention(t.delete_after)
-                    .with_nested(t.expand_nested)
-                    .with_matching(t.matching.clone()),
-                )
-            }
-            TargetKind::Imanage => {
-                let url = t.url.clone().ok_or_else(|| {
-                    Failure::config(format!(
-                        "targets[{index}].url: required: the iManage host, e.g. \"https://imanage.example.com\""
-                    ))
-                })?;
-                let http = build_client(t.delivery.timeout).map_err(Failure::runtime)?;
-                let credentials = credentials(index, t, handle, ctx).await?;
+            TargetSpec::Scim { url, .. } => Arc::new(
+                scim_target(t, url, http, credentials, Arc::clone(&ctx.clock), pacer)
+                    .with_mapping(mapping),
+            ),
+            TargetSpec::Imanage { url, library } => {
                 let client = Arc::new(ImanageClient::new(
-                    url,
-                    t.library.clone(),
+                    url.clone(),
+                    library.clone(),
                     http,
                     credentials,
                     Arc::clone(&ctx.clock),
                     Arc::clone(&pacer),
                 ));
                 imanage = Some(Arc::clone(&client));
-                let mapping = Mapping {
-                    user: t.user_mapping.clone(),
-                    group: t.group_mapping.clone(),
-                };
                 Arc::new(
                     ImanageTarget::new(t.name.clone(), client, mapping, t.matching.clone())
                         .with_linker(handle.linker.clone()),
@@ -387,7 +332,7 @@ async fn credentials(
     t: &TargetConfig,
     handle: &TargetHandle,
     ctx: &Context<'_>,
-) -> Result<Credentials, Failure> {
+) -> Result<Credentials, AppError> {
     let Some(auth) = &t.auth else {
         return Ok(Credentials::None);
     };
@@ -415,11 +360,11 @@ fn approver(
     ctx: &Context<'_>,
     http: &reqwest::Client,
 ) -> Option<Arc<dyn crate::oauth::Approver>> {
-    if target.kind != TargetKind::Imanage {
+    let TargetSpec::Imanage { url, .. } = &target.spec else {
         return None;
-    }
+    };
     Some(Arc::new(ImanageApprover {
-        host: target.url.clone()?,
+        host: url.clone(),
         http: http.clone(),
         header: auth.header,
         store: Arc::clone(&ctx.store),
@@ -439,7 +384,7 @@ pub async fn for_command(
     cfg: &Config,
     env: &Environment,
     store: &Arc<dyn Store>,
-) -> Result<(Vec<TargetHandle>, Vec<Deliverable>, bool), Failure> {
+) -> Result<(Vec<TargetHandle>, Vec<Deliverable>, bool), AppError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
     let secrets = match &cfg.vault {
@@ -458,11 +403,7 @@ pub async fn for_command(
     };
     let opened = secrets.is_some();
     // Outside the daemon there is no bound address; the configured one stands in.
-    let public_url = cfg
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+    let public_url = public_url(cfg);
     let ctx = Context {
         env,
         secrets,
@@ -499,7 +440,7 @@ pub fn resolver(
         .targets
         .iter()
         .zip(handles)
-        .filter(|(t, _)| t.kind == TargetKind::Imanage)
+        .filter(|(t, _)| t.kind() == TargetKind::Imanage)
         .map(|(t, h)| {
             let auth = t.auth.as_ref();
             (
@@ -518,7 +459,51 @@ pub fn resolver(
     ))
 }
 
-/// The address people reach the daemon at, for the links it hands out.
+/// A SCIM target as `t` configures it, without its mapping: delivery adds the
+/// mapping, `explain` uses it as it stands. Builds no connection: `explain` makes one
+/// with an unused client to ask it what it would send.
+pub fn scim_target(
+    t: &TargetConfig,
+    url: &str,
+    http: reqwest::Client,
+    credentials: Credentials,
+    clock: Arc<dyn Clock>,
+    pacer: Arc<Pacer>,
+) -> ScimTarget {
+    let (on_delete, delete_after, roles, contact_types, expand_nested) = match &t.spec {
+        TargetSpec::Scim {
+            on_delete,
+            delete_after,
+            roles,
+            contact_types,
+            expand_nested,
+            ..
+        } => (
+            *on_delete,
+            *delete_after,
+            roles.clone(),
+            contact_types.clone(),
+            *expand_nested,
+        ),
+        _ => Default::default(),
+    };
+    ScimTarget::new(
+        t.name.clone(),
+        url.to_owned(),
+        http,
+        credentials,
+        clock,
+        pacer,
+    )
+    .with_on_delete(on_delete)
+    .with_identity(roles, contact_types)
+    .with_retention(delete_after)
+    .with_nested(expand_nested)
+    .with_matching(t.matching.clone())
+}
+
+/// The address people reach the daemon at, for the links it hands out: the daemon
+/// sets `server.listen` to the address it bound before building.
 pub fn public_url(cfg: &Config) -> String {
     cfg.server
         .public_url

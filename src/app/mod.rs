@@ -1,0 +1,399 @@
+//! The composition root: builds the whole daemon from its configuration and the
+//! dependencies the process injects (clock, randomness, environment), and serves it on
+//! listeners the caller binds. `scim-bridge serve` and the in-process test harness
+//! both start the daemon here, so what the tests run is what production runs.
+
+mod error;
+mod handle;
+pub mod setup;
+pub mod targets;
+mod tasks;
+pub mod vault;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use error::AppError;
+pub use handle::{AppHandle, TaskKind};
+pub use tasks::notify;
+
+use crate::clock::Clock;
+use crate::config::{Config, Environment};
+use crate::delivery::{Engine, GuardConfig, Policy, ReconcileReport, Target};
+use crate::directory::Directory;
+use crate::entropy::Entropy;
+use crate::oauth::Linker;
+use crate::server::{self, AppState, CertStore, Settings};
+use crate::store::Store;
+use crate::vault::Secrets;
+
+/// What the daemon takes from the process rather than from its configuration, so a
+/// test can hand it a manual clock, seeded randomness and a made-up environment.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    /// Where secrets named `{ env = "…" }` and credentials are read from.
+    pub env: Environment,
+}
+
+/// The listeners the caller bound: plain HTTP always, HTTPS when `[server.tls]` is
+/// configured. Binding belongs to the caller so tests can bind port 0 and know the
+/// address before the daemon starts, with no free-port race.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub https: Option<TcpListener>,
+}
+
+/// A scheduled reconciliation, built and waiting for [`App::serve`] to start it.
+struct Scheduled {
+    target: Arc<dyn Target>,
+    providers: Vec<String>,
+    policy: Policy,
+    schedule: cron::Schedule,
+    guard: GuardConfig,
+    report: Arc<std::sync::Mutex<ReconcileReport>>,
+}
+
+/// The daemon, built and not yet serving.
+pub struct App {
+    cfg: Config,
+    state: Arc<AppState>,
+    store: Arc<dyn Store>,
+    secrets: Option<Arc<Secrets>>,
+    /// The HTTPS certificate, reloadable (SIGHUP, renewal on disk).
+    certs: Option<Arc<CertStore>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Each target's delivery engine, by target name.
+    engines: Vec<(String, Arc<Engine>)>,
+    schedules: Vec<Scheduled>,
+    linkers: Vec<Arc<Linker>>,
+    owner: String,
+}
+
+impl App {
+    /// Builds everything the daemon runs from `cfg`: providers, the store (migrated),
+    /// the vault (unlocked), targets with their credentials and engines, schedules,
+    /// the workspace resolver and the HTTP state. Links handed out and
+    /// `meta.location` use `server.public_url`, else `http://{server.listen}`: the
+    /// caller sets `server.listen` to the address it bound.
+    pub async fn build(cfg: Config, deps: Deps) -> Result<App, AppError> {
+        let Deps {
+            clock,
+            entropy,
+            env,
+        } = deps;
+        let (_, secret_errors) = crate::config::check_secret_files(&cfg, &env);
+        if !secret_errors.is_empty() {
+            return Err(AppError::Config(secret_errors.join("\n")));
+        }
+        let providers = setup::build_providers(&cfg)?;
+        let store: Arc<dyn Store> = setup::open_store(&cfg).await?;
+        // A wrong passphrase stops the daemon here, before anything is written.
+        let vault_key = match &cfg.vault {
+            Some(_) => vault::unlock(store.as_ref(), &cfg, &env).await?,
+            None => None,
+        };
+        let vault_state = match (&cfg.vault, &vault_key) {
+            (Some(_), Some(_)) => "unlocked".to_owned(),
+            (Some(_), None) => "not initialised (run `scim-bridge vault init`)".to_owned(),
+            (None, _) => "not configured".to_owned(),
+        };
+        let (certs, tls) = match &cfg.server.tls {
+            Some(t) => {
+                let certs =
+                    CertStore::load(t, &env).map_err(|e| AppError::Config(e.to_string()))?;
+                let acceptor = certs
+                    .server_config()
+                    .map(tokio_rustls::TlsAcceptor::from)
+                    .map_err(|e| AppError::Config(e.to_string()))?;
+                (Some(certs), Some(acceptor))
+            }
+            None => (None, None),
+        };
+        let public_url = targets::public_url(&cfg);
+        let secrets = vault_key.map(|(key, header)| {
+            Arc::new(Secrets::new(
+                Arc::clone(&store),
+                key,
+                header,
+                Arc::clone(&entropy),
+                Arc::clone(&clock),
+            ))
+        });
+        let target_ctx = targets::Context {
+            env: &env,
+            secrets: secrets.clone(),
+            clock: Arc::clone(&clock),
+            entropy: Arc::clone(&entropy),
+            public_url: &public_url,
+            store: Arc::clone(&store),
+        };
+        let mut handles = targets::build(&cfg, &target_ctx).await?;
+        let deliverables = targets::deliverables(&cfg, &mut handles, &target_ctx).await?;
+        let resolver = targets::resolver(
+            &cfg,
+            &deliverables,
+            &handles,
+            &public_url,
+            Arc::clone(&clock),
+        );
+        let routes = deliverables
+            .iter()
+            .flat_map(|d| {
+                d.providers
+                    .iter()
+                    .map(|p| (d.target.name().to_owned(), p.clone()))
+            })
+            .collect();
+        let dropped = store
+            .set_delivery_routes(routes)
+            .await
+            .map_err(|e| AppError::Store(e.to_string()))?;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "removed queued changes for targets or routes no longer in the configuration"
+            );
+        }
+        let owner = tasks::instance_id(&cfg.server.data_dir, entropy.as_ref())?;
+        let released = store
+            .release_leases(&owner)
+            .await
+            .map_err(|e| AppError::Store(e.to_string()))?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "taking back deliveries that were in flight when this instance stopped"
+            );
+        }
+        let linkers = handles.iter().filter_map(|t| t.linker.clone()).collect();
+        let mut engines = Vec::new();
+        let mut schedules = Vec::new();
+        for d in deliverables {
+            let settings = cfg.targets.get(d.index);
+            if settings.is_some_and(|t| t.paused) {
+                // Queued, not delivered: the admin reviews `sync --dry-run` first.
+                let name = d.target.name().to_owned();
+                tracing::warn!(target_name = %name, "target is paused: changes are queued but not delivered and reconciliation does not run; review `scim-bridge sync --target {name} --dry-run`, then remove `paused` and restart");
+                if let Some(handle) = handles.get_mut(d.index) {
+                    handle.paused = true;
+                    handle.delivery = Some(Arc::new(crate::delivery::DeliveryCounters::default()));
+                }
+                continue;
+            }
+            if let Some(schedule) = settings.and_then(|t| t.schedule.clone()) {
+                let report = Arc::new(std::sync::Mutex::new(ReconcileReport::default()));
+                if let Some(handle) = handles.get_mut(d.index) {
+                    handle.reconcile = Some(Arc::clone(&report));
+                }
+                schedules.push(Scheduled {
+                    target: Arc::clone(&d.target),
+                    providers: d.providers.clone(),
+                    policy: d.policy.clone(),
+                    schedule,
+                    guard: d.engine.guard.clone(),
+                    report,
+                });
+            }
+            let name = d.target.name().to_owned();
+            let engine = Arc::new(Engine::new(
+                Arc::clone(&store),
+                d.target,
+                d.engine,
+                Arc::clone(&clock),
+                Arc::clone(&entropy),
+                owner.clone(),
+            ));
+            if let Some(handle) = handles.get_mut(d.index) {
+                handle.delivery = Some(Arc::clone(&engine.counters));
+            }
+            engines.push((name, engine));
+        }
+        let directory = Arc::new(Directory::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&entropy),
+            providers,
+            setup::limits(&cfg),
+        ));
+        let state = Arc::new(
+            AppState::new(
+                directory,
+                clock,
+                entropy,
+                Settings {
+                    public_url,
+                    max_body_bytes: cfg.server.max_body_bytes,
+                    request_timeout: cfg.server.request_timeout,
+                    network: server::NetworkPolicy {
+                        providers: cfg
+                            .providers
+                            .iter()
+                            .filter_map(|p| p.allow.clone().map(|a| (p.name.clone(), a)))
+                            .collect(),
+                        admin: cfg.server.admin_allow.clone(),
+                        trusted_proxies: cfg.server.trusted_proxies.clone(),
+                    },
+                },
+                vault_state,
+            )
+            .with_targets(handles)
+            .with_resolver(resolver),
+        );
+        Ok(App {
+            cfg,
+            state,
+            store,
+            secrets,
+            certs,
+            tls,
+            engines,
+            schedules,
+            linkers,
+            owner,
+        })
+    }
+
+    /// What every request sees: the directory, targets, metrics, settings.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The store the daemon opened.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Starts delivery, schedules and upkeep, and serves HTTP on `listeners` (HTTPS on
+    /// `listeners.https` when TLS is configured). Everything started is named in the
+    /// handle, which stops it in order.
+    pub fn serve(self, listeners: Listeners) -> AppHandle {
+        let App {
+            cfg,
+            state,
+            store,
+            secrets,
+            certs,
+            tls,
+            engines,
+            schedules,
+            linkers,
+            owner,
+        } = self;
+        let clock = Arc::clone(&state.clock);
+        let (stop_engines, engines_stop) = tokio::sync::watch::channel(false);
+        let mut handle = AppHandle::new(
+            Arc::clone(&state),
+            Arc::clone(&store),
+            secrets,
+            certs.clone(),
+            stop_engines,
+            cfg.server.shutdown_timeout,
+        );
+        // Abandoned account links (the person never came back from the provider's
+        // consent page) expire on their own, not only when the next link starts.
+        for linker in linkers {
+            let name = format!("link sweeper {}", linker.target());
+            handle.spawn(
+                TaskKind::Draining,
+                name,
+                tasks::sweep_links(linker, engines_stop.clone()),
+            );
+        }
+        for s in schedules {
+            let name = format!("schedule {}", s.target.name());
+            handle.spawn(
+                TaskKind::Draining,
+                name,
+                crate::delivery::run_scheduled(
+                    Arc::clone(&store),
+                    s.target,
+                    s.providers,
+                    s.policy,
+                    s.schedule,
+                    s.guard,
+                    Arc::clone(&clock),
+                    s.report,
+                    owner.clone(),
+                    engines_stop.clone(),
+                ),
+            );
+        }
+        for (target, engine) in engines {
+            let name = format!("engine {target}");
+            handle.spawn(TaskKind::Draining, name, engine.run(engines_stop.clone()));
+        }
+        handle.spawn(
+            TaskKind::Upkeep,
+            "watchdog".into(),
+            tasks::watchdog(Arc::clone(&store)),
+        );
+        for source in state.targets.iter().filter_map(|t| t.source.clone()) {
+            let name = format!("token keeper {}", source.target());
+            handle.spawn(TaskKind::Upkeep, name, source.keep_fresh());
+        }
+        handle.spawn(
+            TaskKind::Upkeep,
+            "pruner".into(),
+            tasks::prune(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                chrono::Duration::from_std(cfg.database.event_retention).ok(),
+            ),
+        );
+        handle.spawn(
+            TaskKind::Upkeep,
+            "token-use flusher".into(),
+            tasks::flush_token_use(Arc::clone(&state)),
+        );
+        if let Some(certs) = certs {
+            handle.spawn(
+                TaskKind::Upkeep,
+                "certificate watcher".into(),
+                tasks::watch_certificate(certs),
+            );
+        }
+        let limits = server::ConnectionLimits {
+            header_read_timeout: cfg.server.header_read_timeout,
+            idle_timeout: cfg.server.idle_timeout,
+            max_connections: tasks::max_connections(cfg.server.max_connections),
+        };
+        let mut bound = vec![server::Listener {
+            tcp: listeners.http,
+            tls: None,
+        }];
+        // An HTTPS listener is served only with a certificate to serve it with.
+        if let (Some(tcp), Some(acceptor)) = (listeners.https, tls) {
+            bound.push(server::Listener {
+                tcp,
+                tls: Some(acceptor),
+            });
+        }
+        handle.serve_http(bound, server::router(Arc::clone(&state)), limits);
+        handle
+    }
+}
+
+/// Binds `addr` for the daemon, saying what to do when another process holds it.
+/// `what` names the setting the address came from, when it is not `server.listen`.
+pub async fn bind(addr: SocketAddr, what: Option<&str>) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match what {
+            Some(_) => String::new(),
+            None if e.kind() == std::io::ErrorKind::AddrInUse => {
+                " (another process is listening there; stop it or choose --listen ADDR)".into()
+            }
+            None => String::new(),
+        };
+        let setting = what.map_or_else(String::new, |w| format!(" ({w})"));
+        AppError::Listen(format!("cannot listen on {addr}{setting}: {e}{hint}"))
+    })
+}
