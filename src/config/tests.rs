@@ -1409,6 +1409,7 @@ fn plain_http_token_endpoints_off_this_host_are_warned_about() {
 [[targets]]
 name = "a"
 kind = "scim"
+url = "https://a.example.com/scim/v2"
 [targets.auth]
 method = "client_credentials"
 token_url = "http://login.example.com/token"
@@ -1417,6 +1418,7 @@ client_id = "x"
 [[targets]]
 name = "b"
 kind = "scim"
+url = "https://b.example.com/scim/v2"
 [targets.auth]
 method = "client_credentials"
 token_url = "http://127.0.0.1:9000/token"
