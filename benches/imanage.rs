@@ -6,7 +6,7 @@
 //! saw and how many requests it refused. Scale with IMANAGE_BENCH_USERS (default 1,000),
 //! IMANAGE_BENCH_GROUPS (50, each with 100 members) and IMANAGE_BENCH_RATE (50).
 
-#[path = "../tests/common/fake_imanage.rs"]
+#[path = "../tests/e2e/common/fake_imanage.rs"]
 mod fake_imanage;
 
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //!    iManage (10,000 workspaces over real HTTP), with the search requests each made;
 //! 2. cached: resolutions answered from the cache, on one task and on two.
 
-#[path = "../tests/common/fake_imanage.rs"]
+#[path = "../tests/e2e/common/fake_imanage.rs"]
 mod fake_imanage;
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Deployment as admins run it: HTTPS with a certificate that renews without a
 //! restart, client-network allow-lists, and SIGHUP (#22).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

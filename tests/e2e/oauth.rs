@@ -1,7 +1,7 @@
 //! Token sources and account links against a real local OAuth2 server (a strict
 //! fake), with tokens kept in a real vault on a real SQLite file.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The vault through the real binary: init, secrets from stdin, nothing in plaintext
 //! on disk, wrong passphrase refused without writing, rotation atomic under SIGKILL.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! busy, refusing, or expiring tokens under the rate limit; and the first day with an
 //! existing estate (adoption, ambiguity, unmanaged accounts, scope, a paused review).
 
-mod common;
+use crate::common;
 
 use common::fake_imanage::{self, TOKEN};
 use common::{Daemon, Scim};

@@ -4,7 +4,7 @@
 //! back when assigned again), and a user that already exists at the target is adopted
 //! instead of duplicated.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

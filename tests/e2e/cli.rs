@@ -1,7 +1,7 @@
 //! The binary's behaviour on bad input, signals and secrets: one clear message and
 //! a documented exit code, never a panic.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

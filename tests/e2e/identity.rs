@@ -4,7 +4,7 @@
 //! "no matching group keeps the current role", a manager linked once the manager
 //! reaches the app, and deactivated users deleted after `delete_after` — except Owners.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! manual pages generated from the real binary, and `healthcheck`'s exit codes against
 //! a real daemon and against servers that answer what a daemon in trouble answers.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -3,7 +3,7 @@
 //! delivery shared through leases, and an instance killed with SIGKILL mid-delivery
 //! whose work another instance finishes.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

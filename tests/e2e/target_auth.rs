@@ -2,7 +2,7 @@
 //! token state on /readyz, the token kept across a restart, a bad secret reported,
 //! and a user account linked through /link with PKCE, then listed and revoked.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -7,7 +7,7 @@
 //! revocation reaches iManage, a deprovisioned person's link ends, and a restart keeps
 //! working links.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

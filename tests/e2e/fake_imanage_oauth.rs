@@ -3,7 +3,7 @@
 //! authorization code with PKCE, single use of a code, refresh-token rotation,
 //! revocation, `/api` answering as the token's user, and workspace security.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

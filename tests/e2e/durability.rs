@@ -1,7 +1,7 @@
 //! An acknowledged write is never lost: SIGKILL the daemon in the middle of
 //! concurrent writes, restart it, and find every 201 it gave.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! RFC 7644 behaviour over HTTP that the IdP replays do not cover: custom schemas,
 //! bulk, ETags, sorting, errors and limits.
 
-mod common;
+use crate::common;
 
 use common::{Daemon, InProcess, Scim};
 use serde_json::{Value, json};

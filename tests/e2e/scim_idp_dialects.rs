@@ -1,7 +1,7 @@
 //! The request shapes of ../shared/reference/idp-dialects.md, replayed end to end
 //! over HTTP against the real binary.
 
-mod common;
+use crate::common;
 
 use common::{InProcess, Scim};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! receiver holds every resource's final state, each resource's changes arrived in
 //! order, nothing was dead-lettered and every request was correctly signed.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

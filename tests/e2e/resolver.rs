@@ -3,7 +3,7 @@
 //! client and matter number: `POST /api/v1/workspaces/resolve`, the folders listing,
 //! the cache, bad input, iManage failures and the `resolve` command.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 
