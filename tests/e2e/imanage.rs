@@ -9,12 +9,12 @@
 use crate::common;
 
 use common::fake_imanage::{self, TOKEN};
-use common::{Daemon, Scim};
+use common::{Daemon, InProcess, Scim};
 use serde_json::{Value, json};
 
 /// Runs the CLI on a pseudo-terminal (util-linux `script`), typing `answer`; returns
 /// whether it succeeded and what the terminal showed.
-fn on_terminal(d: &Daemon, args: &[&str], answer: &str) -> (bool, String) {
+fn on_terminal(d: &common::Site, args: &[&str], answer: &str) -> (bool, String) {
     use std::io::Write;
     let command = format!(
         "{} {} --config {}",
@@ -72,7 +72,7 @@ method = "bearer"
 token = {{ file = "imanage.token" }}
 "#
     );
-    let d = Daemon::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&extra, &[("imanage.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
 
     let mut ids = Vec::new();
@@ -195,7 +195,7 @@ location = "[user.addresses[type eq \"work\"].locality | upper]"
         client = fake_imanage::CLIENT_ID,
         user = fake_imanage::SERVICE_USER,
     );
-    let d = Daemon::start_with_secrets(
+    let d = InProcess::start_with_secrets(
         &extra,
         &[
             ("client.secret", fake_imanage::CLIENT_SECRET),
@@ -520,7 +520,7 @@ header = "x-auth-token"
 groups = ["DMS Users"]
 "#
     );
-    let d = Daemon::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = std::collections::BTreeMap::new();
     for name in [
@@ -795,7 +795,7 @@ token = {{ file = "dms.token" }}
 header = "x-auth-token"
 "#
     );
-    let d = Daemon::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&extra, &[("dms.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     for name in [
         "john.smith@example.com",
@@ -889,7 +889,7 @@ fn group(name: &str, members: &[&str]) -> Value {
 async fn ids_with_a_slash_stay_one_path_segment() {
     let dms = std::sync::Arc::new(std::sync::Mutex::new(fake_imanage::Dms::default()));
     let host = fake_imanage::start_blocking(dms.clone());
-    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();
     for name in [
@@ -968,7 +968,7 @@ async fn group_members_are_read_past_the_first_page() {
         ..Default::default()
     }));
     let host = fake_imanage::start_blocking(dms.clone());
-    let d = Daemon::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
+    let d = InProcess::start_with_secrets(&bearer_target(&host, ""), &[("imanage.token", TOKEN)]);
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let mut ids = Vec::new();
     for name in [
