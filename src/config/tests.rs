@@ -1775,3 +1775,61 @@ fn a_written_guard_limit_replaces_the_relative_default() {
         (Some(500), None)
     );
 }
+
+#[test]
+fn what_each_target_kind_requires_is_checked_at_load() {
+    // Each kind needs its URL, named for what it is; a target's providers must exist;
+    // linking with a static token still needs the token endpoint and client id.
+    let text = r#"
+[[providers]]
+name = "entra"
+dialect = "entra"
+
+[[targets]]
+name = "app"
+kind = "scim"
+
+[[targets]]
+name = "dms"
+kind = "imanage"
+providers = ["entra", "okta"]
+
+[[targets]]
+name = "linked"
+kind = "scim"
+url = "https://app.example.com/scim/v2"
+[targets.auth]
+method = "bearer"
+token = { env = "APP_TOKEN" }
+authorize_url = "https://app.example.com/oauth/authorize"
+"#;
+    let (_dir, _path, errors) = load_err(text, &Environment::new());
+    let at = |key: &str| {
+        errors
+            .errors
+            .iter()
+            .find(|e| e.key_path == key)
+            .unwrap_or_else(|| panic!("no error at {key}:\n{errors}"))
+    };
+    assert!(at("targets[0].url").message.contains("SCIM base URL"));
+    assert!(at("targets[1].url").message.contains("iManage host"));
+    let providers = at("targets[1].providers");
+    assert!(
+        providers.message.contains("no provider named \"okta\"")
+            && providers.line == Some(13),
+        "{providers}"
+    );
+    assert!(at("targets[2].auth.token_url").line.is_some());
+    assert!(at("targets[2].auth.client_id").line.is_some());
+    assert_eq!(errors.errors.len(), 5, "{errors}");
+}
+
+#[test]
+fn a_target_schedule_is_parsed_at_load() {
+    let text = "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://a.example.com/scim\"\nschedule = \"30 2 * * 1-5\"\n";
+    let (_dir, _path, loaded) = load_ok(text, &Environment::new());
+    let schedule = loaded.config.targets[0].schedule.as_ref().expect("schedule");
+    // Standard cron counts Monday as 1; the crate counts Sunday as 1.
+    assert_eq!(schedule.to_string(), "0 30 2 * * 2-6");
+    assert!(schedule.upcoming(chrono::Utc).next().is_some());
+}
