@@ -10,6 +10,7 @@ pub mod targets;
 mod tasks;
 pub mod vault;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -270,6 +271,14 @@ impl App {
     /// The configuration it was built from.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// [`App::serve`] until `shutdown` resolves, then the handle's orderly shutdown:
+    /// for a caller with nothing to reload and one reason to stop.
+    pub async fn serve_until(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        let handle = self.serve(listeners);
+        shutdown.await;
+        handle.shutdown().await;
     }
 
     /// Starts delivery, schedules and upkeep, and serves HTTP on `listeners` (HTTPS on

@@ -1815,8 +1815,7 @@ authorize_url = "https://app.example.com/oauth/authorize"
     assert!(at("targets[1].url").message.contains("iManage host"));
     let providers = at("targets[1].providers");
     assert!(
-        providers.message.contains("no provider named \"okta\"")
-            && providers.line == Some(13),
+        providers.message.contains("no provider named \"okta\"") && providers.line == Some(13),
         "{providers}"
     );
     assert!(at("targets[2].auth.token_url").line.is_some());
@@ -1828,7 +1827,10 @@ authorize_url = "https://app.example.com/oauth/authorize"
 fn a_target_schedule_is_parsed_at_load() {
     let text = "[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"https://a.example.com/scim\"\nschedule = \"30 2 * * 1-5\"\n";
     let (_dir, _path, loaded) = load_ok(text, &Environment::new());
-    let schedule = loaded.config.targets[0].schedule.as_ref().expect("schedule");
+    let schedule = loaded.config.targets[0]
+        .schedule
+        .as_ref()
+        .expect("schedule");
     // Standard cron counts Monday as 1; the crate counts Sunday as 1.
     assert_eq!(schedule.to_string(), "0 30 2 * * 2-6");
     assert!(schedule.upcoming(chrono::Utc).next().is_some());

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod app;
 mod cli;
 mod delivery;
 mod deployment;

@@ -77,10 +77,11 @@ impl InProcess {
                     }
                 };
                 let http = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let handle = app.serve(Listeners { http, https: None });
                 let _ = ready_tx.send(Ok(()));
-                let _ = stop_rx.await;
-                handle.shutdown().await;
+                app.serve_until(Listeners { http, https: None }, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
             });
         });
         match ready_rx.recv() {

@@ -95,7 +95,13 @@ pub struct Site {
 impl Site {
     /// A fresh directory with `secrets` (file name, contents; mode 600) and a config
     /// listening on `port`.
-    fn new(port: u16, server: &str, extra: &str, level: &str, secrets: &[(&str, &str)]) -> Site {
+    pub fn new(
+        port: u16,
+        server: &str,
+        extra: &str,
+        level: &str,
+        secrets: &[(&str, &str)],
+    ) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, value) in secrets {
             let path = dir.path().join(name);

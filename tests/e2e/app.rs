@@ -1,0 +1,66 @@
+//! The composition root itself: what `App::build` starts, by name, and that the
+//! handle's shutdown ends all of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scim_bridge::app::{App, Deps, Listeners, TaskKind};
+use scim_bridge::clock::SystemClock;
+use scim_bridge::config::Environment;
+use scim_bridge::entropy::OsEntropy;
+
+use crate::common::{self, Site};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A SCIM app nobody listens for: nothing is queued, so nothing is sent there.
+    let site = Site::new(
+        port,
+        "",
+        "\n[[targets]]\nname = \"app\"\nkind = \"scim\"\nurl = \"http://127.0.0.1:9/scim/v2\"\nschedule = \"0 */6 * * *\"\n",
+        "info",
+        &[],
+    );
+    let env = Environment::new();
+    let cfg = scim_bridge::config::load(&site.config, &env)
+        .unwrap()
+        .config;
+    let deps = Deps {
+        clock: Arc::new(SystemClock),
+        entropy: Arc::new(OsEntropy),
+        env,
+    };
+    let app = App::build(cfg, deps).await.unwrap();
+    assert_eq!(
+        app.state().settings.public_url,
+        format!("http://127.0.0.1:{port}")
+    );
+    let handle = app.serve(Listeners {
+        http: listener,
+        https: None,
+    });
+    let mut tasks = handle.tasks();
+    tasks.sort_by_key(|(name, _)| *name);
+    assert_eq!(
+        tasks,
+        [
+            ("engine app", TaskKind::Draining),
+            ("pruner", TaskKind::Upkeep),
+            ("schedule app", TaskKind::Draining),
+            ("token-use flusher", TaskKind::Upkeep),
+            ("watchdog", TaskKind::Upkeep),
+        ]
+    );
+    assert!(handle.certificates().is_none());
+    let ready = common::get(site.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    tokio::time::timeout(Duration::from_secs(15), handle.shutdown())
+        .await
+        .expect("shutdown ends every task within the grace period");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the listener is closed after shutdown"
+    );
+}
