@@ -10,6 +10,8 @@
 // in CI keeps the record.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod clock;
 pub mod config;
