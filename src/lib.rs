@@ -12,6 +12,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,10 +8,49 @@ use subtle::ConstantTimeEq;
 use crate::entropy::Entropy;
 use crate::store::ApiToken;
 
-/// Scope of a token that opens one provider's SCIM base.
-pub const SCOPE_SCIM: &str = "scim";
-/// Scope of a token for the admin API (workspace resolution, operations).
-pub const SCOPE_ADMIN: &str = "admin";
+/// What a token opens. Stored as its [`as_str`](TokenScope::as_str) spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// One provider's SCIM base.
+    Scim,
+    /// The admin API (workspace resolution, account links).
+    Admin,
+}
+
+impl TokenScope {
+    /// The stored and command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Scim => "scim",
+            TokenScope::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope spelling that is neither `scim` nor `admin`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token scope {0:?}: expected scim or admin")]
+pub struct UnknownScope(pub String);
+
+impl std::str::FromStr for TokenScope {
+    type Err = UnknownScope;
+
+    /// Exact spellings only, as they were compared when scopes were strings: a stored
+    /// row with any other spelling opens nothing.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scim" => Ok(TokenScope::Scim),
+            "admin" => Ok(TokenScope::Admin),
+            other => Err(UnknownScope(other.to_owned())),
+        }
+    }
+}
 
 const PREFIX: &str = "sb_";
 const ID_BYTES: usize = 8;
@@ -36,7 +75,7 @@ impl std::fmt::Debug for NewToken {
 /// Mints a token for `provider` (SCIM) or for the admin API (`provider = None`).
 pub fn mint(
     provider: Option<&str>,
-    scope: &str,
+    scope: TokenScope,
     expires: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     entropy: &dyn Entropy,
@@ -55,7 +94,7 @@ pub fn mint(
         record: ApiToken {
             id,
             provider: provider.map(str::to_owned),
-            scope: scope.to_owned(),
+            scope: scope.as_str().to_owned(),
             secret_hash: hash(&secret),
             created: now,
             expires,
@@ -107,7 +146,7 @@ pub fn verify(
     record: &ApiToken,
     secret: &str,
     provider: Option<&str>,
-    scope: &str,
+    scope: TokenScope,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     if !bool::from(hash(secret).ct_eq(&record.secret_hash)) {
@@ -119,7 +158,10 @@ pub fn verify(
     if record.expires.is_some_and(|e| e <= now) {
         return Err(Refusal::Expired);
     }
-    if record.scope != scope || (scope == SCOPE_SCIM && record.provider.as_deref() != provider) {
+    let stored = record.scope.parse::<TokenScope>().ok();
+    if stored != Some(scope)
+        || (scope == TokenScope::Scim && record.provider.as_deref() != provider)
+    {
         return Err(Refusal::WrongAudience);
     }
     Ok(())
@@ -147,29 +189,35 @@ mod tests {
     #[test]
     fn mint_parse_verify() {
         let now = chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap();
-        let t = mint(Some("entra"), SCOPE_SCIM, None, now, &SeededEntropy::new(1));
+        let t = mint(
+            Some("entra"),
+            TokenScope::Scim,
+            None,
+            now,
+            &SeededEntropy::new(1),
+        );
         let (id, secret) = parse(&t.plaintext).unwrap();
         assert_eq!(id, t.record.id);
         assert_eq!(
-            verify(&t.record, secret, Some("entra"), SCOPE_SCIM, now),
+            verify(&t.record, secret, Some("entra"), TokenScope::Scim, now),
             Ok(())
         );
         assert_eq!(
-            verify(&t.record, "nope", Some("entra"), SCOPE_SCIM, now),
+            verify(&t.record, "nope", Some("entra"), TokenScope::Scim, now),
             Err(Refusal::Invalid)
         );
         assert_eq!(
-            verify(&t.record, secret, Some("okta"), SCOPE_SCIM, now),
+            verify(&t.record, secret, Some("okta"), TokenScope::Scim, now),
             Err(Refusal::WrongAudience)
         );
         assert_eq!(
-            verify(&t.record, secret, None, SCOPE_ADMIN, now),
+            verify(&t.record, secret, None, TokenScope::Admin, now),
             Err(Refusal::WrongAudience)
         );
         let mut expired = t.record.clone();
         expired.expires = Some(now);
         assert_eq!(
-            verify(&expired, secret, Some("entra"), SCOPE_SCIM, now),
+            verify(&expired, secret, Some("entra"), TokenScope::Scim, now),
             Err(Refusal::Expired)
         );
         assert!(!format!("{t:?}").contains(secret));

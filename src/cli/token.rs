@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::{Failure, setup};
 use crate::config::Environment;
 use crate::entropy::OsEntropy;
-use crate::tokens::{self, SCOPE_ADMIN, SCOPE_SCIM};
+use crate::tokens::{self, TokenScope};
 
 /// Token actions.
 #[derive(Debug, Subcommand)]
@@ -24,7 +24,7 @@ pub enum TokenCommand {
         #[arg(long)]
         expires: Option<String>,
         /// scim (default) or admin
-        #[arg(long, default_value = SCOPE_SCIM)]
+        #[arg(long, default_value = "scim")]
         scope: String,
     },
     /// List tokens (never their secrets).
@@ -63,8 +63,12 @@ pub async fn run(
                     })
                 })
                 .transpose()?;
-            let provider = match (scope.as_str(), provider) {
-                (SCOPE_SCIM, Some(p)) => {
+            let scope = scope.parse::<TokenScope>().map_err(|e| Failure {
+                code: 2,
+                message: format!("--scope {:?}: expected scim or admin", e.0),
+            })?;
+            let provider = match (scope, provider) {
+                (TokenScope::Scim, Some(p)) => {
                     if !cfg.providers.iter().any(|c| &c.name == p) {
                         let known: Vec<_> = cfg.providers.iter().map(|c| c.name.as_str()).collect();
                         return Err(Failure {
@@ -77,21 +81,15 @@ pub async fn run(
                     }
                     Some(p.clone())
                 }
-                (SCOPE_SCIM, None) => {
+                (TokenScope::Scim, None) => {
                     return Err(Failure {
                         code: 2,
                         message: "--provider NAME is required for a SCIM token".into(),
                     });
                 }
-                (SCOPE_ADMIN, _) => None,
-                (other, _) => {
-                    return Err(Failure {
-                        code: 2,
-                        message: format!("--scope {other:?}: expected scim or admin"),
-                    });
-                }
+                (TokenScope::Admin, _) => None,
             };
-            Some((provider, expires, scope.clone()))
+            Some((provider, expires, scope))
         }
         _ => None,
     };
@@ -109,7 +107,7 @@ pub async fn run(
             let now = clock.now();
             let t = tokens::mint(
                 provider.as_deref(),
-                &scope,
+                scope,
                 expires.map(|d| now + d),
                 now,
                 &OsEntropy,

@@ -59,7 +59,8 @@ impl Environment {
 
     /// Snapshot of the real environment. Variables whose name or value is not
     /// UTF-8 are skipped rather than aborting startup (`std::env::vars` would
-    /// panic on them).
+    /// panic on them). The one place the daemon reads its environment.
+    #[allow(clippy::disallowed_methods)]
     pub fn from_process() -> Self {
         std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::write::Projection;
 use super::{Ctx, Directory};
-use crate::scim::{ResourceKind, ScimError};
+use crate::scim::{Projection, ResourceKind, ScimError};
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

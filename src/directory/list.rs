@@ -5,157 +5,36 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use super::render::to_scim;
-use super::write::Projection;
 use super::{Ctx, Directory, store_error};
-use crate::scim::dialect::normalize_filter_text;
 use crate::scim::schema::LIST_RESPONSE_SCHEMA;
 use crate::scim::{
-    AttrPath, CompareOp, Filter, ResourceKind, ScimError, compare_for_sort, parse_attr_list,
-    parse_filter, project,
+    AttrPath, CompareOp, Filter, ListParams, ResourceKind, ScimError, compare_for_sort, project,
 };
 use crate::store::{Lookup, StoredResource};
 
 /// Rows fetched per round trip when a filter has to scan.
 const SCAN_BATCH: usize = 1000;
 
-/// Query parameters of `GET /Users` or the body of `POST /.search`.
-#[derive(Debug, Clone, Default)]
-pub struct ListParams {
-    /// `filter`.
-    pub filter: Option<String>,
-    /// `startIndex` (1-based).
-    pub start_index: Option<i64>,
-    /// `count`.
-    pub count: Option<i64>,
-    /// `sortBy`.
-    pub sort_by: Option<String>,
-    /// `sortOrder`: `ascending` (default) or `descending`.
-    pub sort_order: Option<String>,
-    /// `attributes`.
-    pub attributes: Option<String>,
-    /// `excludedAttributes`.
-    pub excluded_attributes: Option<String>,
-}
-
-impl ListParams {
-    /// The projection these parameters ask for.
-    pub fn projection(&self) -> Result<Projection, ScimError> {
-        Ok(Projection {
-            attributes: self
-                .attributes
-                .as_deref()
-                .map(parse_attr_list)
-                .transpose()?
-                .unwrap_or_default(),
-            excluded: self
-                .excluded_attributes
-                .as_deref()
-                .map(parse_attr_list)
-                .transpose()?
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Reads a SearchRequest body (RFC 7644 §3.4.3).
-    pub fn from_search_request(body: &Value) -> Result<Self, ScimError> {
-        let Value::Object(o) = body else {
-            return Err(ScimError::invalid_syntax(
-                "a SearchRequest must be a JSON object",
-            ));
-        };
-        let get = |k: &str| {
-            o.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
-        };
-        let string = |k: &str| -> Result<Option<String>, ScimError> {
-            match get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(ScimError::invalid_value(format!("{k} must be a string"))),
-            }
-        };
-        let list = |k: &str| -> Result<Option<String>, ScimError> {
-            match get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_owned).ok_or_else(|| {
-                            ScimError::invalid_value(format!("{k} must list strings"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|v| Some(v.join(","))),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "{k} must be an array of strings"
-                ))),
-            }
-        };
-        let int = |k: &str| -> Result<Option<i64>, ScimError> {
-            match get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    .map(Some)
-                    .ok_or_else(|| ScimError::invalid_value(format!("{k} must be an integer"))),
-            }
-        };
-        Ok(ListParams {
-            filter: string("filter")?,
-            start_index: int("startIndex")?,
-            count: int("count")?,
-            sort_by: string("sortBy")?,
-            sort_order: string("sortOrder")?,
-            attributes: list("attributes")?,
-            excluded_attributes: list("excludedAttributes")?,
-        })
-    }
-}
-
 impl Directory {
     /// A ListResponse over `kinds` (one kind for `/Users`, both for root `/.search`).
     pub async fn list(
         &self,
-        ctx: &mut Ctx,
+        ctx: &Ctx,
         kinds: &[ResourceKind],
         params: &ListParams,
     ) -> Result<Value, ScimError> {
-        let proj = params.projection()?;
+        let proj = &params.projection;
         let provider = ctx.provider.clone();
-        let filter = match params.filter.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => {
-                let text = normalize_filter_text(raw, provider.dialect, &mut ctx.quirks);
-                Some(parse_filter(&text, &self.limits.filter)?)
-            }
-        };
-        let start = params.start_index.unwrap_or(1).max(1) as usize;
+        let filter = params.filter.as_ref();
+        let start = params.start_index;
         let count = params
             .count
-            .map_or(self.limits.default_page_size, |c| c.max(0) as usize)
+            .unwrap_or(self.limits.default_page_size)
             .min(self.limits.max_page_size);
-        let sort = match params.sort_by.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(s) => {
-                let desc = match params.sort_order.as_deref().map(str::to_ascii_lowercase) {
-                    None => false,
-                    Some(o) if o == "ascending" => false,
-                    Some(o) if o == "descending" => true,
-                    Some(o) => {
-                        return Err(ScimError::invalid_value(format!(
-                            "sortOrder must be ascending or descending, not {o:?}"
-                        )));
-                    }
-                };
-                Some((AttrPath::parse(s)?, desc))
-            }
-        };
+        let sort = params.sort.as_ref();
 
         // Unfiltered, unsorted, one type: page straight from the store.
-        if let ([kind], None, None) = (kinds, &filter, &sort) {
+        if let ([kind], None, None) = (kinds, filter, sort) {
             let total = self
                 .store
                 .count(&provider.name, *kind)
@@ -169,7 +48,7 @@ impl Directory {
                     .await
                     .map_err(store_error)?;
                 for r in &page.items {
-                    resources.push(self.render(ctx, r, &proj).await?);
+                    resources.push(self.render(ctx, r, proj).await?);
                 }
             }
             return Ok(list_response(total as usize, start, resources));
@@ -177,11 +56,9 @@ impl Directory {
 
         let mut matched: Vec<(StoredResource, Value)> = Vec::new();
         for &kind in kinds {
-            let need_members = kind == ResourceKind::Group
-                && filter
-                    .as_ref()
-                    .is_some_and(|f| f.to_string().to_ascii_lowercase().contains("members"));
-            match filter.as_ref().and_then(|f| plan(f, kind)) {
+            let need_members =
+                kind == ResourceKind::Group && filter.is_some_and(|f| f.reads_attribute("members"));
+            match filter.and_then(|f| plan(f, kind)) {
                 Some(lookups) => {
                     let mut seen = std::collections::BTreeSet::new();
                     for l in lookups {
@@ -193,9 +70,7 @@ impl Directory {
                         {
                             if seen.insert(r.seq) {
                                 let (r, full) = self.candidate(ctx, r, need_members).await?;
-                                if filter
-                                    .as_ref()
-                                    .is_none_or(|f| f.matches(&full, kind, &provider.registry))
+                                if filter.is_none_or(|f| f.matches(&full, kind, &provider.registry))
                                 {
                                     matched.push((r, full));
                                 }
@@ -213,10 +88,7 @@ impl Directory {
                             .map_err(store_error)?;
                         for r in page.items {
                             let (r, full) = self.candidate(ctx, r, need_members).await?;
-                            if filter
-                                .as_ref()
-                                .is_none_or(|f| f.matches(&full, kind, &provider.registry))
-                            {
+                            if filter.is_none_or(|f| f.matches(&full, kind, &provider.registry)) {
                                 matched.push((r, full));
                             }
                         }
@@ -228,14 +100,14 @@ impl Directory {
                 }
             }
         }
-        if let Some((path, desc)) = &sort {
+        if let Some(sort) = sort {
             matched.sort_by(|(ra, a), (rb, b)| {
                 let o = if ra.kind == rb.kind {
-                    compare_for_sort(a, b, path, ra.kind, &provider.registry)
+                    compare_for_sort(a, b, &sort.by, ra.kind, &provider.registry)
                 } else {
                     Ordering::Equal
                 };
-                if *desc { o.reverse() } else { o }
+                if sort.descending { o.reverse() } else { o }
             });
         } else {
             matched.sort_by_key(|(r, _)| (r.kind == ResourceKind::Group, r.seq));
@@ -370,7 +242,7 @@ fn indexed(path: &AttrPath, kind: ResourceKind, v: &str) -> Option<Vec<Lookup>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::FilterLimits;
+    use crate::scim::{FilterLimits, parse_filter};
 
     fn p(s: &str, kind: ResourceKind) -> Option<Vec<Lookup>> {
         plan(&parse_filter(s, &FilterLimits::default()).unwrap(), kind)

@@ -6,19 +6,22 @@
 
 mod bulk;
 mod list;
+mod operator;
 mod render;
 mod write;
 
+pub use crate::scim::{ListParams, Projection};
 pub use bulk::BulkLimits;
-pub use list::ListParams;
+pub use operator::TokenFailure;
 pub use render::etag as etag_of;
-pub use write::{Projection, Written};
+pub use write::Written;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::entropy::Entropy;
+use crate::scim::schema_json::Advertised;
 use crate::scim::{Dialect, FilterLimits, Quirk, SchemaRegistry, ScimError};
 use crate::store::{Store, StoreError};
 
@@ -87,6 +90,17 @@ pub struct Limits {
     pub bulk: BulkLimits,
 }
 
+impl Limits {
+    /// What `/ServiceProviderConfig` tells clients of these limits.
+    pub fn advertised(&self) -> Advertised {
+        Advertised {
+            bulk_max_operations: self.bulk.max_operations,
+            bulk_max_payload_bytes: self.bulk.max_payload_bytes,
+            max_results: self.max_page_size,
+        }
+    }
+}
+
 /// The SCIM resource service.
 pub struct Directory {
     store: Arc<dyn Store>,
@@ -145,7 +159,8 @@ impl Directory {
         &self.limits
     }
 
-    /// The store underneath.
+    /// The store underneath, for the daemon's composition (start-up, background
+    /// tasks); HTTP goes through the methods above and in `operator`.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

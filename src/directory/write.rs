@@ -7,46 +7,14 @@ use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
 use crate::scim::json::remove_ci;
 use crate::scim::{
-    AttrPath, MemberOp, MemberRef, ResourceKind, ScimError, apply_patch, check_immutable,
-    member_refs, normalize_resource, parse_patch, project,
+    AttrPath, MemberOp, MemberRef, Projection, ResourceKind, ScimError, apply_patch,
+    check_immutable, member_refs, normalize_resource, parse_patch, project,
 };
 use crate::store::{MemberChange, Mutation, MutationKind, StoreError, StoredResource};
 
 /// Concurrent PATCHes to one resource retry their read-modify-write this many times
 /// before giving up with 409; only a client's own `If-Match` turns a race into 412.
 const MAX_ATTEMPTS: usize = 8;
-
-/// `attributes` / `excludedAttributes` of a request.
-#[derive(Debug, Clone, Default)]
-pub struct Projection {
-    /// Only these (plus `id`, `schemas`, `returned: always`).
-    pub attributes: Vec<AttrPath>,
-    /// All defaults except these.
-    pub excluded: Vec<AttrPath>,
-}
-
-impl Projection {
-    /// Whether group members must be loaded: never for `excludedAttributes=members`.
-    pub fn wants_members(&self) -> bool {
-        let names_members = |list: &[AttrPath]| {
-            list.iter().any(|p| {
-                p.name.eq_ignore_ascii_case("members")
-                    || p.qualified_name()
-                        .to_ascii_lowercase()
-                        .ends_with(":members")
-            })
-        };
-        if names_members(&self.excluded) {
-            return false;
-        }
-        self.attributes.is_empty() || names_members(&self.attributes)
-    }
-
-    /// True when the client asked for any projection at all.
-    pub fn is_requested(&self) -> bool {
-        !self.attributes.is_empty() || !self.excluded.is_empty()
-    }
-}
 
 /// A written resource, rendered.
 #[derive(Debug)]

@@ -112,6 +112,22 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Whether the filter reads the resource's top-level (core) attribute `name`, e.g.
+    /// `members` in `members[value eq "x"]` or `not (members pr)`. Paths inside `[…]`
+    /// are relative to an element, and string literals are values, not attributes, so
+    /// `displayName eq "Board members"` does not read `members`.
+    pub fn reads_attribute(&self, name: &str) -> bool {
+        let names = |p: &AttrPath| p.extension().is_none() && p.name.eq_ignore_ascii_case(name);
+        match self {
+            Filter::Compare { path, .. } | Filter::Present(path) => names(path),
+            Filter::And(l, r) | Filter::Or(l, r) => {
+                l.reads_attribute(name) || r.reads_attribute(name)
+            }
+            Filter::Not(inner) => inner.reads_attribute(name),
+            Filter::ValuePath { attr, .. } => names(attr),
+        }
+    }
+
     /// `path eq value` shorthand.
     pub fn eq(path: AttrPath, value: Value) -> Self {
         Filter::Compare {
@@ -153,5 +169,32 @@ impl fmt::Display for Filter {
             Filter::Not(inner) => write!(f, "not ({inner})"),
             Filter::ValuePath { attr, filter } => write!(f, "{attr}[{filter}]"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads_members(text: &str) -> bool {
+        parse_filter(text, &FilterLimits::default())
+            .unwrap()
+            .reads_attribute("members")
+    }
+
+    #[test]
+    fn reads_attribute_follows_the_tree_not_the_text() {
+        assert!(reads_members(r#"members[value eq "x"]"#));
+        assert!(reads_members(r#"Members.value eq "x""#));
+        assert!(reads_members("not (members pr)"));
+        assert!(reads_members(r#"displayName eq "a" or members eq "x""#));
+        assert!(reads_members(
+            r#"urn:ietf:params:scim:schemas:core:2.0:Group:members eq "x""#
+        ));
+        assert!(!reads_members(r#"displayName eq "Board members""#));
+        assert!(!reads_members(r#"emails[type eq "members"]"#));
+        assert!(!reads_members(
+            r#"urn:example:ext:1.0:Group:members eq "x""#
+        ));
     }
 }

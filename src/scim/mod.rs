@@ -8,6 +8,7 @@ pub mod filter;
 mod filter_eval;
 mod filter_parse;
 pub mod json;
+pub mod list_params;
 mod members;
 pub mod patch;
 mod patch_apply;
@@ -32,7 +33,8 @@ pub use schema::{
     ValueRule,
 };
 
-pub use project::{parse_attr_list, project};
+pub use list_params::{ListParams, Sort};
+pub use project::{Projection, parse_attr_list, project};
 pub use sort::compare_for_sort;
 pub use validate::{check_immutable, normalize_resource};
 

@@ -15,6 +15,55 @@ pub fn parse_attr_list(s: &str) -> Result<Vec<AttrPath>, ScimError> {
         .collect()
 }
 
+/// `attributes` / `excludedAttributes` of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    /// Only these (plus `id`, `schemas`, `returned: always`).
+    pub attributes: Vec<AttrPath>,
+    /// All defaults except these.
+    pub excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Whether group members must be loaded: never for `excludedAttributes=members`.
+    pub fn wants_members(&self) -> bool {
+        let names_members = |list: &[AttrPath]| {
+            list.iter().any(|p| {
+                p.name.eq_ignore_ascii_case("members")
+                    || p.qualified_name()
+                        .to_ascii_lowercase()
+                        .ends_with(":members")
+            })
+        };
+        if names_members(&self.excluded) {
+            return false;
+        }
+        self.attributes.is_empty() || names_members(&self.attributes)
+    }
+
+    /// True when the client asked for any projection at all.
+    pub fn is_requested(&self) -> bool {
+        !self.attributes.is_empty() || !self.excluded.is_empty()
+    }
+
+    /// The projection of the `attributes` and `excludedAttributes` parameters. Each is
+    /// given as comma-separated lists: one from a query string, one per element of a
+    /// SearchRequest's array, so array elements are never joined to be split again.
+    pub fn parse<A: AsRef<str>>(attributes: &[A], excluded: &[A]) -> Result<Self, ScimError> {
+        let lists = |pieces: &[A]| -> Result<Vec<AttrPath>, ScimError> {
+            let mut out = Vec::new();
+            for p in pieces {
+                out.extend(parse_attr_list(p.as_ref())?);
+            }
+            Ok(out)
+        };
+        Ok(Projection {
+            attributes: lists(attributes)?,
+            excluded: lists(excluded)?,
+        })
+    }
+}
+
 /// The representation to return: `id` and `schemas` always, `returned: never` never,
 /// `attributes` (when non-empty) as the only other ones, else the defaults minus `excluded`.
 pub fn project(

@@ -10,6 +10,48 @@ use crate::scim::schema::{
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 /// URN of resource type representations.
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+/// URN of the service provider configuration (RFC 7643 §5).
+pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+
+/// The limits `/ServiceProviderConfig` advertises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advertised {
+    /// `bulk.maxOperations`.
+    pub bulk_max_operations: usize,
+    /// `bulk.maxPayloadSize`, in bytes.
+    pub bulk_max_payload_bytes: usize,
+    /// `filter.maxResults`: the largest page served.
+    pub max_results: usize,
+}
+
+/// The service provider configuration (RFC 7643 §5) of the base at `base_url`.
+pub fn service_provider_config_json(limits: Advertised, base_url: &str) -> Value {
+    json!({
+        "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
+        "documentationUri": "https://github.com/scim-bridge/scim-bridge#readme",
+        "patch": {"supported": true},
+        "bulk": {
+            "supported": true,
+            "maxOperations": limits.bulk_max_operations,
+            "maxPayloadSize": limits.bulk_max_payload_bytes,
+        },
+        "filter": {"supported": true, "maxResults": limits.max_results},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Bearer token",
+            "description": "A long-lived token created with `scim-bridge token create --provider NAME`.",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base_url}/ServiceProviderConfig"),
+        },
+    })
+}
 
 /// One attribute definition as JSON.
 pub fn attribute_json(a: &Attribute) -> Value {

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::respond::scim_error;
-use crate::directory::Provider;
+use crate::directory::{Provider, TokenFailure};
 use crate::scim::ScimError;
-use crate::tokens::{self, Refusal, SCOPE_SCIM};
+use crate::tokens::{Refusal, TokenScope};
 
 /// The provider a request is for, once authenticated.
 #[derive(Debug, Clone)]
@@ -35,10 +34,17 @@ pub async fn require_token(
         .unwrap_or_default()
         .to_owned();
     let Some(provider) = state.directory.provider(&name) else {
-        return scim_error(&ScimError::not_found(format!("no provider named {name:?}")));
+        return ScimError::not_found(format!("no provider named {name:?}")).into_response();
     };
-    if let Err(e) = check_bearer(&state, req.headers(), Some(&provider.name), SCOPE_SCIM).await {
-        return scim_error(&e);
+    if let Err(e) = check_bearer(
+        &state,
+        req.headers(),
+        Some(&provider.name),
+        TokenScope::Scim,
+    )
+    .await
+    {
+        return e.into_response();
     }
     req.extensions_mut().insert(Authenticated(provider));
     next.run(req).await
@@ -50,7 +56,7 @@ pub async fn check_bearer(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     provider: Option<&str>,
-    scope: &str,
+    scope: TokenScope,
 ) -> Result<(), ScimError> {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -65,35 +71,31 @@ pub async fn check_bearer(
             "missing bearer token (Authorization: Bearer <token>)",
         ));
     };
-    let refusal = match tokens::parse(presented) {
-        None => Err(Refusal::Invalid),
-        Some((id, secret)) => match state.directory.store().find_token(id).await {
-            Err(e) => {
-                tracing::error!(error = %e, "token lookup failed");
-                return Err(ScimError::new(
-                    503,
-                    None,
-                    "cannot check the token right now",
-                ));
+    let now = state.clock.now();
+    match state
+        .directory
+        .authenticate(presented, provider, scope, now)
+        .await
+    {
+        Ok(id) => {
+            if let Ok(mut m) = state.token_use.lock() {
+                m.insert(id, now);
             }
-            Ok(None) => Err(Refusal::Invalid),
-            Ok(Some(record)) => {
-                let now = state.clock.now();
-                tokens::verify(&record, secret, provider, scope, now).map(|()| {
-                    if let Ok(mut m) = state.token_use.lock() {
-                        m.insert(record.id.clone(), now);
-                    }
-                })
-            }
-        },
-    };
-    refusal.map_err(|r| {
-        state.metrics.auth_failure(match r {
-            Refusal::Invalid => "invalid",
-            Refusal::Revoked => "revoked",
-            Refusal::Expired => "expired",
-            Refusal::WrongAudience => "wrong_audience",
-        });
-        ScimError::unauthorized(r.detail())
-    })
+            Ok(())
+        }
+        Err(TokenFailure::Unavailable) => Err(ScimError::new(
+            503,
+            None,
+            "cannot check the token right now",
+        )),
+        Err(TokenFailure::Refused(r)) => {
+            state.metrics.auth_failure(match r {
+                Refusal::Invalid => "invalid",
+                Refusal::Revoked => "revoked",
+                Refusal::Expired => "expired",
+                Refusal::WrongAudience => "wrong_audience",
+            });
+            Err(ScimError::unauthorized(r.detail()))
+        }
+    }
 }

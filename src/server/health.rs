@@ -26,7 +26,7 @@ async fn healthz() -> Response {
 
 /// Readiness: the database answers and is on the current schema.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let store = state.directory.store().status().await;
+    let store = state.directory.store_status().await;
     let shutting_down = state.shutting_down.load(Ordering::SeqCst);
     let (ready, database) = match &store {
         Ok(s) => (
@@ -67,7 +67,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Seconds since the daemon started.",
         state.started.elapsed().as_secs_f64(),
     )];
-    if let Ok(s) = state.directory.store().status().await {
+    if let Ok(s) = state.directory.store_status().await {
         gauges.extend([
             ("scim_bridge_users", "Users stored.", s.users as f64),
             ("scim_bridge_groups", "Groups stored.", s.groups as f64),
@@ -108,7 +108,7 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
             .map(|s| serde_json::to_value(s.health()).unwrap_or_default());
         let delivery = match &t.delivery {
             Some(c) => {
-                let stats = state.directory.store().delivery_stats(&t.name).await;
+                let stats = state.directory.delivery_stats(&t.name).await;
                 let mut v = match stats {
                     Ok(s) => serde_json::to_value(s).unwrap_or_default(),
                     Err(e) => json!({ "error": e.to_string() }),
@@ -116,7 +116,7 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
                 v["delivered"] = c.delivered.load(Ordering::Relaxed).into();
                 v["retried"] = c.retried.load(Ordering::Relaxed).into();
                 v["dead_lettered"] = c.dead_lettered.load(Ordering::Relaxed).into();
-                v["guard"] = match state.directory.store().guard(&t.name).await {
+                v["guard"] = match state.directory.guard(&t.name).await {
                     Ok(g) if g.tripped_at.is_some() => json!({
                         "state": "tripped", "since": g.tripped_at, "reason": g.reason,
                         "release": format!("scim-bridge approve --target {}", t.name),
@@ -191,7 +191,7 @@ async fn delivery_metrics(state: &AppState, now: chrono::DateTime<chrono::Utc>) 
         }
         let Some(c) = &t.delivery else { continue };
         let name = t.name.as_str();
-        if let Ok(s) = state.directory.store().delivery_stats(name).await {
+        if let Ok(s) = state.directory.delivery_stats(name).await {
             let age = s
                 .oldest
                 .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0);

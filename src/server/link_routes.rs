@@ -13,10 +13,9 @@ use axum::routing::get;
 
 use super::AppState;
 use super::auth::check_bearer;
-use super::respond::scim_error;
 use crate::oauth::Linker;
 use crate::scim::ScimError;
-use crate::tokens::SCOPE_ADMIN;
+use crate::tokens::TokenScope;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -37,24 +36,25 @@ async fn start(
     Path(target): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(e) = check_bearer(&state, &headers, None, SCOPE_ADMIN).await {
-        return scim_error(&e);
-    }
-    let Some(linker) = linker(&state, &target) else {
-        return scim_error(&ScimError::not_found(format!(
+) -> Result<Response, ScimError> {
+    check_bearer(&state, &headers, None, TokenScope::Admin).await?;
+    let linker = linker(&state, &target).ok_or_else(|| {
+        ScimError::not_found(format!(
             "no target named {target:?} with account linking (set [targets.auth] authorize_url)"
-        )));
-    };
-    let Some(user) = query.get("user").filter(|u| !u.trim().is_empty()) else {
-        return scim_error(&ScimError::new(
-            400,
-            None,
-            "the user to link is required: /link/{target}?user=NAME",
-        ));
-    };
+        ))
+    })?;
+    let user = query
+        .get("user")
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            ScimError::new(
+                400,
+                None,
+                "the user to link is required: /link/{target}?user=NAME",
+            )
+        })?;
     match linker.start(user).await {
-        Ok(url) => (
+        Ok(url) => Ok((
             StatusCode::FOUND,
             [
                 (header::LOCATION, url.clone()),
@@ -62,10 +62,10 @@ async fn start(
             ],
             axum::Json(serde_json::json!({ "authorize_url": url })),
         )
-            .into_response(),
+            .into_response()),
         Err(e) => {
             tracing::warn!(target_name = %target, error = %e, "cannot start an account link");
-            scim_error(&ScimError::new(400, None, e.to_string()))
+            Err(ScimError::new(400, None, e.to_string()))
         }
     }
 }

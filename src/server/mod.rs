@@ -2,6 +2,8 @@
 //! Handlers are thin: they authenticate, decode, call [`Directory`] and encode.
 
 mod auth;
+mod body;
+mod call;
 mod conn;
 mod health;
 mod link_routes;
@@ -20,7 +22,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
@@ -49,6 +51,13 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Which client networks may call the SCIM bases and the admin API.
     pub network: NetworkPolicy,
+}
+
+impl Settings {
+    /// The absolute SCIM base URL of `provider`, for `meta.location`.
+    pub fn scim_base(&self, provider: &str) -> String {
+        format!("{}/scim/v2/{}", self.public_url, provider)
+    }
 }
 
 /// Shared state of every request.
@@ -148,7 +157,7 @@ impl AppState {
             Ok(mut m) => m.drain().collect(),
             Err(_) => return,
         };
-        if let Err(e) = self.directory.store().touch_tokens(used).await {
+        if let Err(e) = self.directory.record_token_use(used).await {
             tracing::warn!(error = %e, "could not record token use");
         }
     }
@@ -174,9 +183,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             scim_routes::routes(Arc::clone(&state)),
         )
         .fallback(|| async {
-            respond::scim_error(&ScimError::not_found(
-                "no such endpoint; SCIM bases are /scim/v2/{provider}",
-            ))
+            ScimError::not_found("no such endpoint; SCIM bases are /scim/v2/{provider}")
         })
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -218,11 +225,12 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(?timeout, "request timed out");
-                respond::scim_error(&ScimError::new(
+                ScimError::new(
                     503,
                     None,
                     format!("the request took longer than {timeout:?}"),
-                ))
+                )
+                .into_response()
             }
         }
     }
@@ -251,10 +259,10 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
 }
 
 /// 405 with a SCIM body, for every route's unsupported methods.
-async fn method_not_allowed() -> Response {
-    respond::scim_error(&ScimError::new(
+async fn method_not_allowed() -> ScimError {
+    ScimError::new(
         StatusCode::METHOD_NOT_ALLOWED.as_u16(),
         None,
         "method not allowed on this endpoint",
-    ))
+    )
 }

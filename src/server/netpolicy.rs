@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::conn::PeerAddr;
-use super::respond::scim_error;
 use crate::config::{IpNetwork, allowed};
 use crate::scim::ScimError;
 
@@ -124,11 +123,12 @@ pub async fn enforce(State(state): State<Arc<AppState>>, req: Request, next: Nex
         format!("the allow list of provider {scope:?}")
     };
     tracing::info!(client = %who, scope = %scope, "request refused: client network not allowed");
-    scim_error(&ScimError::new(
+    ScimError::new(
         403,
         None,
         format!("requests from {who} are not allowed here (see {key})"),
-    ))
+    )
+    .into_response()
 }
 
 #[cfg(test)]

@@ -17,8 +17,14 @@ pub fn scim_json(status: StatusCode, body: &Value) -> Response {
     r
 }
 
-/// A SCIM error body (RFC 7644 §3.12).
-pub fn scim_error(e: &ScimError) -> Response {
+impl IntoResponse for ScimError {
+    /// The SCIM error body (RFC 7644 §3.12), with `WWW-Authenticate` on 401.
+    fn into_response(self) -> Response {
+        scim_error(&self)
+    }
+}
+
+fn scim_error(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = scim_json(status, &e.to_json());
     if status == StatusCode::UNAUTHORIZED {
@@ -33,7 +39,7 @@ pub fn scim_error(e: &ScimError) -> Response {
 /// Adds `ETag` and, when given, `Location`.
 pub fn with_resource_headers(mut r: Response, version: i64, location: Option<&str>) -> Response {
     let h: &mut HeaderMap = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&super::super::directory::etag_of(version)) {
+    if let Ok(v) = HeaderValue::from_str(&crate::directory::etag_of(version)) {
         h.insert(header::ETAG, v);
     }
     if let Some(l) = location

@@ -14,14 +14,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::check_bearer;
-use super::scim_routes::read_json;
+use super::body::read_json;
 use crate::resolver::{Request, ResolveError, Resolver};
 use crate::scim::ScimError;
-use crate::tokens::SCOPE_ADMIN;
+use crate::tokens::TokenScope;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -49,6 +50,83 @@ fn failure(e: &ResolveError) -> Response {
     answer(e.status(), body)
 }
 
+/// A field as sent: of the expected type, or anything else (refused with its own
+/// message, in the order the fields are checked rather than the order they came in).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Field<T> {
+    Typed(T),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The body of `POST /api/v1/workspaces/resolve`; `null` reads as absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResolveBody {
+    repository: Option<Field<String>>,
+    work_type: Option<Field<String>>,
+    workitem: Value,
+    /// `false` searches afresh.
+    cache: Option<Field<bool>>,
+    /// Adds the iManage requests made to the answer.
+    explain: Option<Field<bool>>,
+    /// The person the search is for: iManage then answers with their rights.
+    user: Option<Field<String>>,
+}
+
+impl ResolveBody {
+    /// The resolution asked for, and whether to explain it.
+    fn read(body: Value) -> Result<(Request, bool), ScimError> {
+        // Only an object has fields; any other JSON lacks `repository`.
+        let b: ResolveBody = match body {
+            // Cannot fail: every field takes any JSON value.
+            Value::Object(_) => serde_json::from_value(body).map_err(|e| {
+                ScimError::invalid_syntax(format!(
+                    "the request body is not a resolution request: {e}"
+                ))
+            })?,
+            _ => ResolveBody::default(),
+        };
+        let Some(Field::Typed(repository)) = b.repository else {
+            return Err(ScimError::invalid_syntax(
+                "\"repository\" is required: {\"repository\": \"matters\", \"workitem\": {…}}",
+            ));
+        };
+        let work_type = match b.work_type {
+            None => None,
+            Some(Field::Typed(s)) => Some(s),
+            Some(Field::Other(_)) => {
+                return Err(ScimError::invalid_syntax("\"work_type\" must be a string"));
+            }
+        };
+        let fresh = match b.cache {
+            None => false,
+            Some(Field::Typed(cache)) => !cache,
+            Some(Field::Other(_)) => {
+                return Err(ScimError::invalid_syntax("\"cache\" must be true or false"));
+            }
+        };
+        let explain = matches!(b.explain, Some(Field::Typed(true)));
+        let user = match b.user {
+            None => None,
+            Some(Field::Typed(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(_) => {
+                return Err(ScimError::invalid_syntax(
+                    "\"user\" must be the person's userName, as their account link is named",
+                ));
+            }
+        };
+        let req = Request {
+            repository,
+            work_type,
+            workitem: b.workitem,
+            fresh,
+            user,
+        };
+        Ok((req, explain))
+    }
+}
+
 fn bad_request(e: &ScimError) -> Response {
     answer(
         e.status,
@@ -58,7 +136,7 @@ fn bad_request(e: &ScimError) -> Response {
 
 /// The caller's admin token, then the resolver; `Err` is the response to send.
 async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<Resolver>, Response> {
-    check_bearer(state, headers, None, SCOPE_ADMIN)
+    check_bearer(state, headers, None, TokenScope::Admin)
         .await
         .map_err(|e| {
             answer(
@@ -83,45 +161,11 @@ async fn resolve(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         Ok(b) => b,
         Err(e) => return bad_request(&e),
     };
-    let Some(repository) = body["repository"].as_str() else {
-        return bad_request(&ScimError::invalid_syntax(
-            "\"repository\" is required: {\"repository\": \"matters\", \"workitem\": {…}}",
-        ));
+    let (req, explain) = match ResolveBody::read(body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
     };
-    let work_type = match &body["work_type"] {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        _ => {
-            return bad_request(&ScimError::invalid_syntax("\"work_type\" must be a string"));
-        }
-    };
-    let fresh = match &body["cache"] {
-        Value::Null => false,
-        Value::Bool(b) => !b,
-        _ => {
-            return bad_request(&ScimError::invalid_syntax(
-                "\"cache\" must be true or false",
-            ));
-        }
-    };
-    let explain = body["explain"].as_bool().unwrap_or(false);
-    // The person the search is for: iManage then answers with their rights.
-    let user = match &body["user"] {
-        Value::Null => None,
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => {
-            return bad_request(&ScimError::invalid_syntax(
-                "\"user\" must be the person's userName, as their account link is named",
-            ));
-        }
-    };
-    let req = Request {
-        repository: repository.to_owned(),
-        work_type,
-        workitem: body["workitem"].clone(),
-        fresh,
-        user,
-    };
+    let repository = req.repository.as_str();
     let result = resolver.resolve(&req).await;
     // Labelled by the configured name only: request text must not mint new series.
     let label = resolver

@@ -280,6 +280,7 @@ fn allow_lists_refuse_other_networks_and_trust_only_configured_proxies() {
 /// in `X-Forwarded-For`; the bridge, trusting only that proxy, applies the provider's
 /// allow-list to the client behind it.
 #[test]
+#[allow(clippy::disallowed_methods)] // the test run's own switch, not the daemon's
 fn behind_the_readme_nginx_example_the_allow_list_sees_the_real_client() {
     let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()

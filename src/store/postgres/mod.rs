@@ -6,6 +6,7 @@
 mod delivery;
 mod rows;
 mod schema;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
 mod write;

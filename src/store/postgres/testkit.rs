@@ -52,7 +52,9 @@ pub struct TestCluster {
 }
 
 /// The server binaries' directory: `$SCIM_BRIDGE_PG_BIN`, else the newest
-/// `/usr/lib/postgresql/*/bin` holding `initdb`.
+/// `/usr/lib/postgresql/*/bin` holding `initdb`. Test support reads the test run's
+/// environment directly; the daemon never does (see clippy.toml).
+#[allow(clippy::disallowed_methods)]
 pub fn find_bin() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(BIN_ENV) {
         let dir = PathBuf::from(dir);
@@ -72,6 +74,7 @@ pub fn find_bin() -> Option<PathBuf> {
 }
 
 /// Whether a missing PostgreSQL is an error rather than a skip.
+#[allow(clippy::disallowed_methods)]
 pub fn required() -> bool {
     std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
 }

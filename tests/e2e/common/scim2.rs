@@ -11,6 +11,7 @@ use super::free_port;
 
 /// scim2-server from the peer venv; `None` (skip) unless SCIM_BRIDGE_REQUIRE_PEERS is set,
 /// as `scripts/test.sh` does, which makes a missing server a failure.
+#[allow(clippy::disallowed_methods)] // the test run's own switch, not the daemon's
 pub fn scim2_server() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peer-venv/bin/scim2-server");
     if path.exists() {

@@ -1,0 +1,66 @@
+//! What the daemon's own endpoints read through the service rather than from the
+//! store: bearer tokens, readiness and per-target delivery state.
+
+use chrono::{DateTime, Utc};
+
+use super::Directory;
+use crate::store::{DeliveryStats, GuardState, StoreError, StoreStatus};
+use crate::tokens::{self, Refusal, TokenScope};
+
+/// Why a presented bearer token opens nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// The token is refused; the refusal says how coarsely to tell the client.
+    Refused(Refusal),
+    /// The store could not be asked (logged here); the client may retry.
+    Unavailable,
+}
+
+impl Directory {
+    /// Checks `presented` for `scope` (and, for SCIM tokens, `provider`) at `now`;
+    /// returns the token's id, whose use the caller records.
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+        provider: Option<&str>,
+        scope: TokenScope,
+        now: DateTime<Utc>,
+    ) -> Result<String, TokenFailure> {
+        let Some((id, secret)) = tokens::parse(presented) else {
+            return Err(TokenFailure::Refused(Refusal::Invalid));
+        };
+        let record = match self.store.find_token(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(TokenFailure::Refused(Refusal::Invalid)),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return Err(TokenFailure::Unavailable);
+            }
+        };
+        tokens::verify(&record, secret, provider, scope, now).map_err(TokenFailure::Refused)?;
+        Ok(record.id)
+    }
+
+    /// Records when tokens were last used (buffered by the caller).
+    pub async fn record_token_use(
+        &self,
+        used: Vec<(String, DateTime<Utc>)>,
+    ) -> Result<(), StoreError> {
+        self.store.touch_tokens(used).await
+    }
+
+    /// The store's engine, schema version and counts, for readiness and metrics.
+    pub async fn store_status(&self) -> Result<StoreStatus, StoreError> {
+        self.store.status().await
+    }
+
+    /// `target`'s delivery backlog.
+    pub async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
+        self.store.delivery_stats(target).await
+    }
+
+    /// `target`'s mass-deprovisioning guard.
+    pub async fn guard(&self, target: &str) -> Result<GuardState, StoreError> {
+        self.store.guard(target).await
+    }
+}

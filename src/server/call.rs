@@ -1,0 +1,160 @@
+//! What every SCIM handler starts from: the authenticated provider, its base URL, the
+//! request id, the resource kind and id of the path, and the query string.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Authenticated;
+use super::{AppState, RequestId};
+use crate::directory::{Ctx, Directory};
+use crate::scim::list_params::FilterRules;
+use crate::scim::{Projection, ResourceKind, ScimError};
+
+/// One call to a provider's SCIM base. Extracted first, so an unknown resource type
+/// is answered (404) before the query string or the body is looked at.
+pub(super) struct ScimCall {
+    /// Provider, base URL, request id and the quirks tolerated so far.
+    pub ctx: Ctx,
+    /// The daemon's shared state.
+    pub state: Arc<AppState>,
+    /// `{kind}` of the route, when it has one.
+    kind: Option<ResourceKind>,
+    /// `{id}` of the route, when it has one.
+    id: Option<String>,
+    /// `If-Match`, for writes.
+    pub if_match: Option<String>,
+}
+
+impl ScimCall {
+    /// The resource type of a `/{kind}` route.
+    pub fn kind(&self) -> Result<ResourceKind, ScimError> {
+        self.kind
+            .ok_or_else(|| ScimError::not_found("no resource type"))
+    }
+
+    /// `{id}` of the route (empty when it has none, which finds nothing).
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// The SCIM resource service.
+    pub fn directory(&self) -> &Directory {
+        &self.state.directory
+    }
+
+    /// The context and the service, apart, for operations that note quirks.
+    pub fn split(&mut self) -> (&mut Ctx, &Directory) {
+        (&mut self.ctx, &self.state.directory)
+    }
+
+    /// How this provider's filters are read; notes quirks on this call.
+    pub fn filter_rules(&mut self) -> FilterRules<'_> {
+        FilterRules {
+            dialect: self.ctx.provider.dialect,
+            limits: self.state.directory.limits().filter,
+            quirks: &mut self.ctx.quirks,
+        }
+    }
+}
+
+impl Drop for ScimCall {
+    /// Counts the tolerated quirks however the handler ends, `?` included.
+    fn drop(&mut self) {
+        for q in &self.ctx.quirks {
+            self.state
+                .metrics
+                .quirk(&self.ctx.provider.name, q.as_str());
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for ScimCall {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let (Some(Authenticated(provider)), Some(RequestId(request_id))) = (
+            parts.extensions.get::<Authenticated>().cloned(),
+            parts.extensions.get::<RequestId>().cloned(),
+        ) else {
+            // Both are inserted by middleware on every SCIM route.
+            return Err(
+                ScimError::new(500, None, "the request was not authenticated").into_response(),
+            );
+        };
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let kind = match params.get("kind").map(String::as_str) {
+            None => None,
+            Some("Users") => Some(ResourceKind::User),
+            Some("Groups") => Some(ResourceKind::Group),
+            Some(other) => {
+                return Err(ScimError::not_found(format!(
+                    "no resource type at /{other}; use /Users or /Groups"
+                ))
+                .into_response());
+            }
+        };
+        let if_match = parts
+            .headers
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(ScimCall {
+            ctx: Ctx {
+                base_url: state.settings.scim_base(&provider.name),
+                provider,
+                request_id: Some(request_id),
+                quirks: Vec::new(),
+            },
+            state: Arc::clone(state),
+            kind,
+            id: params.remove("id"),
+            if_match,
+        })
+    }
+}
+
+/// The query string, with parameter names lower-cased (SCIM names are
+/// case-insensitive); a malformed one is a SCIM 400.
+pub(super) struct ScimQuery(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ScimQuery {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ScimError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ScimError::invalid_syntax(format!("bad query string: {e}")))?;
+        Ok(ScimQuery(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        ))
+    }
+}
+
+/// `attributes` and `excludedAttributes` of the query string, read before the body.
+pub(super) struct Projected(pub Projection);
+
+impl<S: Send + Sync> FromRequestParts<S> for Projected {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ScimError> {
+        let ScimQuery(q) = ScimQuery::from_request_parts(parts, state).await?;
+        Projection::parse(
+            q.get("attributes").as_slice(),
+            q.get("excludedattributes").as_slice(),
+        )
+        .map(Projected)
+    }
+}
