@@ -15,13 +15,16 @@ pub mod copy;
 mod delivery;
 mod delivery_queue;
 mod error;
+mod event_detail;
 mod guards;
 mod lifecycle;
 mod model;
+mod plan;
 pub mod postgres;
 mod rekey;
 mod resources;
 mod schedules;
+mod settle;
 pub mod sqlite;
 mod target_links;
 mod tokens;
@@ -42,11 +45,12 @@ pub use delivery::{
     QueuedDelivery, TargetLink,
 };
 pub use error::{MemberProblem, StoreError};
+pub use event_detail::EventDetail;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
     MutationKind, Page, SecretRow, StoreStatus, StoredResource, VaultRecord,
 };
-pub(crate) use model::{MemberCheck, MemberDelta, UserNameKey};
+pub(crate) use model::{MemberCheck, UserNameKey, stored_member_kind};
 
 /// The engine-independent storage interface: every capability one engine offers.
 /// Implementations must make every successful [`Resources::apply`] durable before

@@ -27,7 +27,7 @@ use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
     DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
     Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -475,7 +475,7 @@ impl Resources for PgStore {
         .map(|r| {
             Ok(MemberRef {
                 value: r.try_get(0)?,
-                kind: r.try_get(1)?,
+                kind: stored_member_kind(r.try_get(1)?),
                 display: r.try_get(2)?,
             })
         })

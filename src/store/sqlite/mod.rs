@@ -23,7 +23,7 @@ use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
     DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
     Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -433,7 +433,7 @@ impl Resources for SqliteStore {
                 .query_map(params![p, g], |r| {
                     Ok(MemberRef {
                         value: r.get(0)?,
-                        kind: r.get(1)?,
+                        kind: stored_member_kind(r.get(1)?),
                         display: r.get(2)?,
                     })
                 })?
