@@ -142,3 +142,38 @@ pub fn member_refs(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn member_types_are_user_or_group_in_any_case_and_nothing_else() {
+        let refs = member_refs(
+            &json!([{"value": "a", "type": "user"}, {"value": "b", "type": "GROUP"}, {"value": "c"}]),
+            Dialect::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let kinds: Vec<_> = refs.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [Some(ResourceKind::User), Some(ResourceKind::Group), None]
+        );
+        for bad in [json!("Users"), json!("Device"), json!(7)] {
+            let err = member_refs(
+                &json!([{"value": "a", "type": bad}]),
+                Dialect::Strict,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+            assert_eq!(err.status, 400);
+            assert_eq!(
+                err.detail,
+                format!("member type must be \"User\" or \"Group\", got {bad}")
+            );
+        }
+    }
+}

@@ -621,6 +621,30 @@ impl SchemaRegistry {
 mod tests {
     use super::*;
 
+    #[test]
+    fn resource_kinds_parse_from_type_and_endpoint_names_and_member_types_without_case() {
+        for (s, k) in [
+            ("User", ResourceKind::User),
+            ("Users", ResourceKind::User),
+            ("Group", ResourceKind::Group),
+            ("Groups", ResourceKind::Group),
+        ] {
+            assert_eq!(s.parse::<ResourceKind>(), Ok(k));
+        }
+        assert!("user".parse::<ResourceKind>().is_err());
+        assert!("Devices".parse::<ResourceKind>().is_err());
+        assert_eq!(ResourceKind::Group.to_string(), "Group");
+        assert_eq!(
+            ResourceKind::from_member_type("gROUP"),
+            Some(ResourceKind::Group)
+        );
+        assert_eq!(
+            ResourceKind::from_member_type("user"),
+            Some(ResourceKind::User)
+        );
+        assert_eq!(ResourceKind::from_member_type("Users"), None);
+    }
+
     fn p(s: &str) -> AttrPath {
         match AttrPath::parse(s) {
             Ok(p) => p,
