@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod architecture;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
