@@ -29,15 +29,15 @@ impl Seal {
         head: Head,
         time: DateTime<Utc>,
     ) -> Result<Self, AuditError> {
-        let mut seal = Self {
+        let unsigned = Self {
             log: log.clone(),
             head,
             time,
             key: key.id().clone(),
             sig: Vec::new(),
         };
-        seal.sig = key.sign(&seal.signed_message())?;
-        Ok(seal)
+        let sig = key.sign(&unsigned.signed_message())?;
+        Ok(Self { sig, ..unsigned })
     }
 
     /// The line with `sig` present (`Some`) or left out (`None`, what is signed).
@@ -48,19 +48,12 @@ impl Seal {
             .str("key", self.key.as_str())
             .str("log", self.log.as_str())
             .u64("seq", self.head.seq);
-        let o = match sig {
-            Some(sig) => o.str("sig", &hex::encode(sig)),
-            None => o,
-        };
-        o.str("time", &format_time(self.time))
-            .str("type", "seal")
-            .u64("v", VERSION)
-            .end();
+        tail(o, sig, self.time, "seal");
         out
     }
 
     pub(crate) fn signed_message(&self) -> Vec<u8> {
-        [SIGNATURE_TAG, &self.encode(None)].concat()
+        signed_message(&self.encode(None))
     }
 
     /// The canonical JSON line (no newline).
@@ -93,7 +86,7 @@ impl Checkpoint {
         let next = head.seq.checked_add(1).ok_or_else(|| {
             AuditError::Invalid("a checkpoint after seq u64::MAX cannot be made".into())
         })?;
-        let mut checkpoint = Self {
+        let unsigned = Self {
             log: log.clone(),
             next,
             prev: head.hash,
@@ -101,8 +94,8 @@ impl Checkpoint {
             key: key.id().clone(),
             sig: Vec::new(),
         };
-        checkpoint.sig = key.sign(&checkpoint.signed_message())?;
-        Ok(checkpoint)
+        let sig = key.sign(&unsigned.signed_message())?;
+        Ok(Self { sig, ..unsigned })
     }
 
     fn encode(&self, sig: Option<&[u8]>) -> Vec<u8> {
@@ -112,19 +105,12 @@ impl Checkpoint {
             .str("log", self.log.as_str())
             .u64("next", self.next)
             .str("prev", &self.prev.to_hex());
-        let o = match sig {
-            Some(sig) => o.str("sig", &hex::encode(sig)),
-            None => o,
-        };
-        o.str("time", &format_time(self.time))
-            .str("type", "checkpoint")
-            .u64("v", VERSION)
-            .end();
+        tail(o, sig, self.time, "checkpoint");
         out
     }
 
     pub(crate) fn signed_message(&self) -> Vec<u8> {
-        [SIGNATURE_TAG, &self.encode(None)].concat()
+        signed_message(&self.encode(None))
     }
 
     pub fn line(&self) -> Vec<u8> {
@@ -138,4 +124,22 @@ impl Checkpoint {
             hash: self.prev,
         }
     }
+}
+
+/// The fields both statements end with, in canonical order: `sig` when the line is
+/// written (left out of what is signed), `time`, `type`, `v`.
+fn tail(o: Object<'_>, sig: Option<&[u8]>, time: DateTime<Utc>, kind: &str) {
+    let o = match sig {
+        Some(sig) => o.str("sig", &hex::encode(sig)),
+        None => o,
+    };
+    o.str("time", &format_time(time))
+        .str("type", kind)
+        .u64("v", VERSION)
+        .end();
+}
+
+/// What a key signs: the statement's line without `sig`, behind the domain tag.
+fn signed_message(unsigned_line: &[u8]) -> Vec<u8> {
+    [SIGNATURE_TAG, unsigned_line].concat()
 }

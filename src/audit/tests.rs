@@ -31,13 +31,7 @@ fn body(i: u64) -> Value {
 fn export_lines(key: &SigningKey, n: u64, seal_after: &[u64]) -> Vec<Vec<u8>> {
     let log = log_id();
     let mut chain = Chain::genesis(&log);
-    let header = Header {
-        log: log.clone(),
-        alg: key.algorithm(),
-        key: key.id().clone(),
-        start: Start::Genesis,
-    };
-    let mut ex = Exporter::new(Vec::new(), &header).unwrap();
+    let mut ex = Exporter::new(Vec::new(), &header(key, Start::Genesis)).unwrap();
     for i in 0..n {
         let r = chain.append(at(i as i64), "scim.change", body(i)).unwrap();
         ex.record(&r).unwrap();
@@ -73,6 +67,20 @@ fn fails(lines: &[Vec<u8>], key: &VerifyingKey) -> String {
     match check(lines, key) {
         Ok(report) => panic!("tampering not detected:\n{report}"),
         Err(e) => e.to_string(),
+    }
+}
+
+fn fails_with(lines: &[Vec<u8>], key: &VerifyingKey, needle: &str) {
+    let err = fails(lines, key);
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+fn header(key: &SigningKey, start: Start) -> Header {
+    Header {
+        log: log_id(),
+        alg: key.algorithm(),
+        key: key.id().clone(),
+        start,
     }
 }
 
@@ -130,10 +138,10 @@ fn an_edited_field_is_named() {
     })
     .line()
     .to_vec();
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains("seq 4: its prev is not the hash of seq 3"),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 4: its prev is not the hash of seq 3",
     );
 }
 
@@ -156,10 +164,10 @@ fn an_edit_with_the_chain_recomputed_breaks_the_seal() {
         prev = Some(r.hash());
         lines[i] = r.line().to_vec();
     }
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains("seq 9: the chain up to seq 9 does not match its seal: a record in seq 5..=9"),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 9: the chain up to seq 9 does not match its seal: a record in seq 5..=9",
     );
 }
 
@@ -168,10 +176,10 @@ fn a_deleted_record_is_named() {
     let key = ed_key();
     let mut lines = export_lines(&key, 10, &[9]);
     lines.remove(line_of(&lines, 3));
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains("seq 4: expected seq 3 here: seq 3 is missing"),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 4: expected seq 3 here: seq 3 is missing",
     );
 }
 
@@ -183,10 +191,10 @@ fn an_inserted_record_is_named() {
     let i = line_of(&lines, 4);
     let forged = rewrite(&lines[i], |m| m["body"] = json!({"op": "forged"}));
     lines.insert(i, forged.line().to_vec());
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains("seq 4: expected seq 5 here: seq 4 comes again"),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 4: expected seq 5 here: seq 4 comes again",
     );
 }
 
@@ -196,12 +204,10 @@ fn swapped_records_are_named() {
     let mut lines = export_lines(&key, 10, &[9]);
     let (a, b) = (line_of(&lines, 3), line_of(&lines, 4));
     lines.swap(a, b);
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains(
-            "seq 4: expected seq 3 here: seq 3 is missing (deleted), or records were reordered"
-        ),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 4: expected seq 3 here: seq 3 is missing (deleted), or records were reordered",
     );
 }
 
@@ -217,10 +223,10 @@ fn a_truncated_file_names_the_last_record_read() {
         .to_string();
     assert!(err.contains("truncated (after seq 6)"), "{err}");
     // Cut at a line boundary: the end line is missing.
-    let err = fails(&lines[..=line_of(&lines, 7)], key.verifying_key());
-    assert!(
-        err.contains("truncated (after seq 7): the file has no end line"),
-        "{err}"
+    fails_with(
+        &lines[..=line_of(&lines, 7)],
+        key.verifying_key(),
+        "truncated (after seq 7): the file has no end line",
     );
 }
 
@@ -252,10 +258,10 @@ fn a_tail_cut_after_the_last_seal_is_reported_as_uncovered() {
     // The unrewritten end line does catch it.
     let mut cut = lines[..=line_of(&lines, 7)].to_vec();
     cut.push(lines.last().unwrap().clone());
-    let err = fails(&cut, key.verifying_key());
-    assert!(
-        err.contains("seq 9: the end line says the file ends at seq 9, but it ends at seq 7"),
-        "{err}"
+    fails_with(
+        &cut,
+        key.verifying_key(),
+        "seq 9: the end line says the file ends at seq 9, but it ends at seq 7",
     );
 }
 
@@ -264,11 +270,9 @@ fn a_wrong_key_is_refused() {
     let key = ed_key();
     let lines = export_lines(&key, 5, &[4]);
     let other = SigningKey::ed25519_from_seed(&[8; 32]).unwrap();
-    let err = fails(&lines, other.verifying_key());
-    assert!(err.contains("the file is sealed with key"), "{err}");
+    fails_with(&lines, other.verifying_key(), "the file is sealed with key");
     let hmac = SigningKey::hmac_sha256(&[1; 32]).unwrap();
-    let err = fails(&lines, hmac.verifying_key());
-    assert!(err.contains("not with the key given"), "{err}");
+    fails_with(&lines, hmac.verifying_key(), "not with the key given");
 }
 
 #[test]
@@ -291,10 +295,10 @@ fn a_reseal_with_another_key_is_refused() {
     let mut seal = seal;
     seal.key = key.id().clone();
     lines[i + 1] = seal.line();
-    let err = fails(&lines, key.verifying_key());
-    assert!(
-        err.contains("seq 4: the seal's signature does not verify"),
-        "{err}"
+    fails_with(
+        &lines,
+        key.verifying_key(),
+        "seq 4: the seal's signature does not verify",
     );
 }
 
@@ -311,13 +315,7 @@ fn pruned_lines(key: &SigningKey) -> Vec<Vec<u8>> {
         );
     }
     let checkpoint = Checkpoint::sign(key, &log, records[9].head(), at(100)).unwrap();
-    let header = Header {
-        log: log.clone(),
-        alg: key.algorithm(),
-        key: key.id().clone(),
-        start: Start::Checkpoint,
-    };
-    let mut ex = Exporter::new(Vec::new(), &header).unwrap();
+    let mut ex = Exporter::new(Vec::new(), &header(key, Start::Checkpoint)).unwrap();
     ex.checkpoint(&checkpoint).unwrap();
     for r in &records[10..] {
         ex.record(r).unwrap();
@@ -354,15 +352,15 @@ fn tampering_after_a_checkpoint_is_named() {
     edited[i] = rewrite(&edited[i], |m| m["kind"] = json!("x"))
         .line()
         .to_vec();
-    assert!(fails(&edited, vk).contains("seq 13: its prev is not the hash of seq 12"));
+    fails_with(&edited, vk, "seq 13: its prev is not the hash of seq 12");
 
     // Deleting the first retained record: the checkpoint says where history starts.
     let mut deleted = lines.clone();
     deleted.remove(line_of(&deleted, 10));
-    let err = fails(&deleted, vk);
-    assert!(
-        err.contains("seq 11: expected seq 10 here: seq 10 is missing"),
-        "{err}"
+    fails_with(
+        &deleted,
+        vk,
+        "seq 11: expected seq 10 here: seq 10 is missing",
     );
 
     // Moving the checkpoint on to hide seq 10 needs the key.
@@ -373,17 +371,17 @@ fn tampering_after_a_checkpoint_is_named() {
     let mut text = Vec::new();
     canonical::write_value(&mut text, &Value::Object(cp)).unwrap();
     moved[1] = text;
-    let err = fails(&moved, vk);
-    assert!(
-        err.contains("seq 11: the checkpoint before seq 11 does not verify"),
-        "{err}"
+    fails_with(
+        &moved,
+        vk,
+        "seq 11: the checkpoint before seq 11 does not verify",
     );
 
     // A record before the checkpoint's start slipped back in.
     let mut swapped = lines.clone();
     let (a, b) = (line_of(&swapped, 10), line_of(&swapped, 11));
     swapped.swap(a, b);
-    assert!(fails(&swapped, vk).contains("seq 11: expected seq 10 here"));
+    fails_with(&swapped, vk, "seq 11: expected seq 10 here");
 }
 
 #[test]
@@ -424,13 +422,13 @@ fn bad_input_is_an_error_not_a_panic() {
     let lines = export_lines(&key, 3, &[2]);
     let mut extra = lines.clone();
     extra.push(lines[1].clone());
-    assert!(fails(&extra, vk).contains("a line after the end line"));
+    fails_with(&extra, vk, "a line after the end line");
     let mut upper = lines.clone();
     upper[1] = String::from_utf8(upper[1].clone())
         .unwrap()
         .replacen("\"prev\":\"", "\"prev\":\"A", 1)
         .into_bytes();
-    assert!(fails(&upper, vk).contains("\"prev\" is not 64 lower-case hex digits"));
+    fails_with(&upper, vk, "\"prev\" is not 64 lower-case hex digits");
 }
 
 #[test]
@@ -460,13 +458,7 @@ fn a_range_export_trusts_only_its_first_link() {
     let key = ed_key();
     let mut lines = export_lines(&key, 10, &[9]);
     // Header says range; records before 5 left out.
-    lines[0] = Header {
-        log: log_id(),
-        alg: key.algorithm(),
-        key: key.id().clone(),
-        start: Start::Range,
-    }
-    .line();
+    lines[0] = header(&key, Start::Range).line();
     lines.drain(1..line_of(&lines, 5));
     let end = lines.len() - 1;
     lines[end] = export::Totals {
@@ -567,13 +559,7 @@ fn random_export(
 ) -> Vec<Vec<u8>> {
     let log = log_id();
     let mut chain = Chain::genesis(&log);
-    let header = Header {
-        log: log.clone(),
-        alg: key.algorithm(),
-        key: key.id().clone(),
-        start: Start::Genesis,
-    };
-    let mut ex = Exporter::new(Vec::new(), &header).unwrap();
+    let mut ex = Exporter::new(Vec::new(), &header(key, Start::Genesis)).unwrap();
     for (i, b) in bodies.iter().enumerate() {
         let r = chain.append(at(i as i64), "k", b.clone()).unwrap();
         ex.record(&r).unwrap();
