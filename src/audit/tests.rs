@@ -472,6 +472,68 @@ fn a_range_export_trusts_only_its_first_link() {
     assert_eq!((report.first_seq, report.unsealed()), (Some(5), None));
 }
 
+#[test]
+fn a_rollback_below_a_witnessed_head_is_named() {
+    // The database is rolled back to the seal of seq 4 and rewritten from there; its
+    // own seals verify, but the head of seq 9 was copied to the SIEM earlier.
+    let key = ed_key();
+    let lines = export_lines(&key, 10, &[4, 9]);
+    let witnessed = Head {
+        seq: 9,
+        hash: Digest::of(&lines[line_of(&lines, 9)]),
+    };
+    let honest = verify_witnessed(join(&lines).as_slice(), key.verifying_key(), &[witnessed]);
+    assert!(honest.is_ok(), "{honest:?}");
+
+    let log = log_id();
+    let records: Vec<Record> = (0..10)
+        .scan(Chain::genesis(&log), |chain, i| {
+            let b = if i < 5 {
+                body(i)
+            } else {
+                json!({"rewritten": i})
+            };
+            Some(chain.append(at(i as i64), "scim.change", b).unwrap())
+        })
+        .collect();
+    let mut ex = Exporter::new(Vec::new(), &header(&key, Start::Genesis)).unwrap();
+    for r in &records {
+        ex.record(r).unwrap();
+        if r.seq() == 4 || r.seq() == 9 {
+            ex.seal(&Seal::sign(&key, &log, r.head(), at(20)).unwrap())
+                .unwrap();
+        }
+    }
+    let rewritten = ex.finish().unwrap();
+    assert!(verify(rewritten.as_slice(), key.verifying_key()).is_ok());
+    let err = verify_witnessed(rewritten.as_slice(), key.verifying_key(), &[witnessed])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("seq 9: its hash is not the witnessed head"),
+        "{err}"
+    );
+
+    // Cut back to seq 4 instead: the witnessed seq is beyond the end.
+    let cut: Vec<Vec<u8>> = lines[..=line_of(&lines, 4) + 1]
+        .iter()
+        .cloned()
+        .chain([export::Totals {
+            records: 5,
+            seals: 1,
+            last_seq: Some(4),
+        }
+        .end_line()])
+        .collect();
+    let err = verify_witnessed(join(&cut).as_slice(), key.verifying_key(), &[witnessed])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("seq 9: a witnessed head, but the file ends at seq 4"),
+        "{err}"
+    );
+}
+
 /// One change to an export file.
 #[derive(Debug, Clone)]
 enum Mutation {

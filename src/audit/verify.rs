@@ -5,6 +5,7 @@
 //! file can change without changing a hash, a signature or a count, or failing to
 //! parse. Tampering is reported with the sequence number of the record concerned.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Read};
 
@@ -103,6 +104,18 @@ impl fmt::Display for Report {
 /// Checks an export read from `reader` with `key`. `Ok` means every line is intact,
 /// every link holds and every seal verifies; the report says how far seals reach.
 pub fn verify<R: BufRead>(reader: R, key: &VerifyingKey) -> Result<Report, AuditError> {
+    verify_witnessed(reader, key, &[])
+}
+
+/// [`verify`], and each head in `witnessed` (seals copied outside the database, to
+/// journald or a SIEM, or read from an earlier export) must be in the file with the
+/// same hash: a log rolled back to an older seal and rewritten from there fails here,
+/// although its own seals still verify.
+pub fn verify_witnessed<R: BufRead>(
+    reader: R,
+    key: &VerifyingKey,
+    witnessed: &[Head],
+) -> Result<Report, AuditError> {
     let mut lines = Lines {
         reader,
         buf: Vec::new(),
@@ -113,6 +126,7 @@ pub fn verify<R: BufRead>(reader: R, key: &VerifyingKey) -> Result<Report, Audit
     };
     let first = first.to_vec();
     let mut state = State::start(&first, key)?;
+    state.witnessed = witnessed.iter().map(|h| (h.seq, h.hash)).collect();
     loop {
         match lines.next() {
             Ok(Some((number, line))) => state.line(number, line, key)?,
@@ -195,6 +209,8 @@ struct State {
     sealed_through: Option<u64>,
     last_seal_time: Option<DateTime<Utc>>,
     ended: bool,
+    /// Heads known from outside the file, by seq; removed as they are matched.
+    witnessed: BTreeMap<u64, Digest>,
 }
 
 /// One parsed, canonical line: its fields, with where it is for error messages.
@@ -345,6 +361,7 @@ impl State {
             sealed_through: None,
             last_seal_time: None,
             ended: false,
+            witnessed: BTreeMap::new(),
         })
     }
 
@@ -407,6 +424,16 @@ impl State {
             .checked_add(1)
             .ok_or_else(|| tampered(seq, "no record can follow seq u64::MAX".into()))?;
         self.expect = Some((next, hash));
+        if let Some(want) = self.witnessed.remove(&seq)
+            && want != hash
+        {
+            return Err(tampered(
+                seq,
+                format!(
+                    "its hash is not the witnessed head {want}: the log was rewritten from an earlier seal"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -574,6 +601,20 @@ impl State {
     }
 
     fn finish(self) -> Result<Report, AuditError> {
+        let last = self.head.map(|h| h.seq);
+        if let Some((&seq, _)) = self
+            .witnessed
+            .iter()
+            .find(|(seq, _)| last.is_none_or(|l| **seq > l))
+        {
+            let end = last.map_or("before any record".to_owned(), |l| format!("at seq {l}"));
+            return Err(tampered(
+                seq,
+                format!(
+                    "a witnessed head, but the file ends {end}: the log was cut back or the export stops short"
+                ),
+            ));
+        }
         if !self.ended {
             return Err(AuditError::Truncated {
                 after: self.head.map(|h| h.seq),
