@@ -196,3 +196,48 @@ timeout = "2s"
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_attribute_is_warned_once_with_the_fix_and_listed_by_name() {
+    let d = Daemon::start("");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    for i in 0..3 {
+        let mut u = user(&format!("u{i}@firm.example"));
+        u["favouriteColour"] = json!("7");
+        u["dispayName"] = json!("Bob");
+        let (status, body) = scim.post("/Users", u).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let log = d.log_text();
+    let warned = lines_with(&log, &["WARN", "no schema declares", "favouriteColour"]);
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(
+        log.contains("[[providers.schemas.attributes]]\nname = \"favouriteColour\""),
+        "{log}"
+    );
+    let typo = lines_with(&log, &["WARN", "no schema declares", "dispayName"]);
+    assert_eq!(typo.len(), 1, "{log}");
+    assert!(
+        typo[0].contains("probably meant the declared attribute \"displayName\""),
+        "{}",
+        typo[0]
+    );
+
+    let out = d.cli(&["status"]);
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = lines_with(&status, &["dropped", "entra", "\"favouriteColour\"", "3 time(s)"]);
+    assert_eq!(listed.len(), 1, "{status}");
+
+    let metrics = common::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "scim_bridge_dropped_attributes_total{provider=\"entra\",attribute=\"favouriteColour\"} 3\n"
+        ),
+        "{metrics}"
+    );
+}
