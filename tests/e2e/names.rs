@@ -91,6 +91,8 @@ async fn a_successful_delivery_is_one_info_line_naming_the_user() {
 #[derive(Default)]
 struct Fake {
     refuse_users: u32,
+    /// Refuse every group with 400 (dead-lettered).
+    refuse_groups: bool,
     next: u32,
 }
 
@@ -109,6 +111,10 @@ async fn fake(
     if method == Method::POST && path.ends_with("/Users") && f.refuse_users > 0 {
         f.refuse_users -= 1;
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    if method == Method::POST && path.ends_with("/Groups") && f.refuse_groups {
+        let err = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "detail": "groups are managed here"});
+        return (StatusCode::BAD_REQUEST, err.to_string());
     }
     if method == Method::DELETE {
         return (StatusCode::NO_CONTENT, String::new());
@@ -149,7 +155,7 @@ fn start_fake(f: Arc<Mutex<Fake>>) -> String {
 async fn waiting_for_a_groups_members_is_not_logged_as_a_failure() {
     let f = Arc::new(Mutex::new(Fake {
         refuse_users: 2,
-        next: 0,
+        ..Fake::default()
     }));
     let url = start_fake(f.clone());
     let d = daemon(&format!(
@@ -195,6 +201,66 @@ timeout = "2s"
         1,
         "{log}"
     );
+
+    // `trace` says what each change did, with names, and why a delivery was repeated.
+    let out = d.cli(&["trace", "Smith matter"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("members added: bob@firm.example ({member})")),
+        "{text}"
+    );
+    assert!(
+        !lines_with(
+            &text,
+            &["sent again after:", "waiting for its own delivery"]
+        )
+        .is_empty(),
+        "{text}"
+    );
+    let out = d.cli(&["trace", "bob@firm.example"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !lines_with(&text, &["sent again after:", "503"]).is_empty(),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_name_the_group() {
+    let f = Arc::new(Mutex::new(Fake {
+        refuse_groups: true,
+        ..Fake::default()
+    }));
+    let url = start_fake(f.clone());
+    let d = daemon(&format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{url}"
+providers = ["entra"]
+timeout = "2s"
+"#
+    ));
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (status, body) = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Jones matter"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let s = d.wait_drained("app").await;
+    assert_eq!(s["dead_letters"], 1, "{s}");
+    let labelled = format!("Jones matter ({id})");
+    let list = String::from_utf8_lossy(&d.cli(&["dlq", "list"]).stdout).into_owned();
+    assert!(list.contains(&labelled), "{list}");
+    let json: Value = serde_json::from_slice(&d.cli(&["dlq", "list", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["name"], "Jones matter", "{json}");
+    let letter = json[0]["id"].to_string();
+    let show = String::from_utf8_lossy(&d.cli(&["dlq", "show", &letter]).stdout).into_owned();
+    assert!(show.contains(&labelled), "{show}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +291,10 @@ async fn a_dropped_attribute_is_warned_once_with_the_fix_and_listed_by_name() {
 
     let out = d.cli(&["status"]);
     let status = String::from_utf8_lossy(&out.stdout).into_owned();
-    let listed = lines_with(&status, &["dropped", "entra", "\"favouriteColour\"", "3 time(s)"]);
+    let listed = lines_with(
+        &status,
+        &["dropped", "entra", "\"favouriteColour\"", "3 time(s)"],
+    );
     assert_eq!(listed.len(), 1, "{status}");
 
     let metrics = common::get(d.url("/metrics"))
