@@ -48,6 +48,20 @@ timeout = "2s"
     )
 }
 
+/// A SCIM target "app" at `url`.
+fn scim_target(url: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "{url}"
+providers = ["entra"]
+timeout = "2s"
+"#
+    )
+}
+
 fn user(name: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -158,16 +172,7 @@ async fn waiting_for_a_groups_members_is_not_logged_as_a_failure() {
         ..Fake::default()
     }));
     let url = start_fake(f.clone());
-    let d = daemon(&format!(
-        r#"
-[[targets]]
-name = "app"
-kind = "scim"
-url = "{url}"
-providers = ["entra"]
-timeout = "2s"
-"#
-    ));
+    let d = daemon(&scim_target(&url));
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let (status, body) = scim.post("/Users", user("bob@firm.example")).await;
     assert_eq!(status, 201, "{body}");
@@ -232,16 +237,7 @@ async fn dead_letters_name_the_group() {
         ..Fake::default()
     }));
     let url = start_fake(f.clone());
-    let d = daemon(&format!(
-        r#"
-[[targets]]
-name = "app"
-kind = "scim"
-url = "{url}"
-providers = ["entra"]
-timeout = "2s"
-"#
-    ));
+    let d = daemon(&scim_target(&url));
     let scim = Scim::new(d.base("entra"), d.token("entra"));
     let (status, body) = scim
         .post(
