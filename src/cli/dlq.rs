@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::clock::Clock;
 use clap::Subcommand;
 
-use super::{Failure, setup};
+use super::{Failure, names, setup};
 use crate::config::Environment;
 use crate::store::{DeadLetter, Store};
 
@@ -77,29 +77,39 @@ async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result
                 .dead_letters(target.as_deref())
                 .await
                 .map_err(store_err)?;
+            let mut named = Vec::with_capacity(letters.len());
+            for l in &letters {
+                named.push(name_of(store, l).await?);
+            }
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&letters).unwrap_or_default()
-                );
+                let out: Vec<serde_json::Value> = letters
+                    .iter()
+                    .zip(&named)
+                    .map(|(l, name)| {
+                        let mut v = serde_json::to_value(l).unwrap_or_default();
+                        v["name"] = name.clone().into();
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                 return Ok(());
             }
             println!(
-                "{:<6} {:<14} {:<10} {:<6} {:<38} {:<9} ERROR",
+                "{:<6} {:<14} {:<10} {:<6} {:<60} {:<9} ERROR",
                 "ID", "TARGET", "PROVIDER", "TYPE", "RESOURCE", "ATTEMPTS"
             );
-            for l in &letters {
+            for (l, name) in letters.iter().zip(&named) {
                 let mut error: String = l.error.chars().take(60).collect();
                 if error.len() < l.error.len() {
                     error.push('…');
                 }
                 println!(
-                    "{:<6} {:<14} {:<10} {:<6} {:<38} {:<9} {error}",
+                    "{:<6} {:<14} {:<10} {:<6} {:<60} {:<9} {error}",
                     l.id,
                     l.target,
                     l.provider,
                     l.kind.name(),
-                    l.resource_id,
+                    names::labelled(name.as_deref(), &l.resource_id),
                     l.attempts
                 );
             }
@@ -111,7 +121,8 @@ async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result
                 .iter()
                 .find(|l| l.id == id)
                 .ok_or_else(|| missing(id))?;
-            print_letter(l);
+            let name = name_of(store, l).await?;
+            print_letter(l, name.as_deref());
             Ok(())
         }
         DlqCommand::Retry { id, all, target } => {
@@ -152,13 +163,22 @@ async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result
     }
 }
 
-fn print_letter(l: &DeadLetter) {
+/// The user's or group's name, for people reading the queue.
+async fn name_of(store: &dyn Store, l: &DeadLetter) -> Result<Option<String>, Failure> {
+    let ids = [l.resource_id.clone()];
+    let names = names::of_ids(store, &l.provider, l.kind, &ids)
+        .await
+        .map_err(store_err)?;
+    Ok(names.into_iter().next().flatten())
+}
+
+fn print_letter(l: &DeadLetter, name: Option<&str>) {
     println!("id         {}", l.id);
     println!("target     {}", l.target);
     println!(
-        "resource   {} {} (provider {})",
+        "resource   {} {}, provider {}",
         l.kind.name(),
-        l.resource_id,
+        names::labelled(name, &l.resource_id),
         l.provider
     );
     println!("changes    events {}..={}", l.from_seq + 1, l.last_seq);

@@ -104,6 +104,7 @@ pub async fn run(
                     println!("           delivery: {reason}");
                 }
             }
+            print_dropped(d);
         }
     }
     // Scripts and monitoring read the exit code: everything above is printed either way.
@@ -118,6 +119,27 @@ pub async fn run(
             d.get("status").and_then(Value::as_str).unwrap_or("unknown")
         ))),
         Some(_) => Ok(()),
+    }
+}
+
+/// What providers sent that no schema declares and the bridge dropped, by name (the
+/// daemon's log says once per attribute how to keep it).
+fn print_dropped(daemon: &Value) {
+    for a in daemon
+        .get("dropped_attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| a[k].as_str().unwrap_or("?").to_owned();
+        println!(
+            "dropped    {} sent {:?} {} time(s), first {}, last {}: no schema declares it (the daemon's log says how to keep it)",
+            text("provider"),
+            text("attribute"),
+            a["count"],
+            text("first_seen"),
+            text("last_seen")
+        );
     }
 }
 

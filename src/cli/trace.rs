@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Failure, setup};
+use super::{Failure, names, setup};
 use crate::config::Environment;
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, Store};
@@ -55,13 +55,7 @@ async fn find(store: &dyn Store, who: &str, providers: &[String]) -> Result<Vec<
                 .map_err(err)?;
             hits.extend(store.lookup(p, kind, by).await.map_err(err)?);
             for r in hits {
-                let label = r
-                    .doc
-                    .get("userName")
-                    .or_else(|| r.doc.get("displayName"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let label = names::of_doc(&r.doc).unwrap_or_default().to_owned();
                 if !out.iter().any(|f: &Found| f.id == r.id && f.provider == *p) {
                     out.push(Found {
                         provider: p.clone(),
@@ -115,22 +109,44 @@ async fn trace(
             .delivery_attempts(&f.provider, f.kind, &f.id)
             .await
             .map_err(err)?;
+        let members = member_names(store, &f.provider, &events).await?;
+        let named = |ids: &[String]| -> Vec<Value> {
+            ids.iter()
+                .map(|id| json!({"id": id, "name": members.get(id)}))
+                .collect()
+        };
         let mut lines: Vec<(DateTime<Utc>, i64, Value)> = Vec::new();
         for e in &events {
+            let changed = json!({
+                "members_added": named(e.detail.added()),
+                "members_removed": named(e.detail.removed()),
+                "members_replaced": e.detail.replaced(),
+            });
             lines.push((
                 e.at,
                 e.seq,
                 json!({
                     "at": e.at, "source": "scim", "op": e.op.as_str(), "version": e.version,
                     "seq": e.seq, "request_id": e.request_id, "detail": e.detail,
+                    "changed": changed,
                 }),
             ));
         }
+        // A redelivery says why: the answer of the same target's attempt before it.
+        let mut last_retry: std::collections::HashMap<&str, Option<&str>> =
+            std::collections::HashMap::new();
         for a in &attempts {
+            let after = last_retry.get(a.target.as_str()).copied().flatten();
             lines.push((a.at, a.last_seq, json!({
                 "at": a.at, "source": "delivery", "target": a.target, "outcome": a.outcome,
                 "events": [a.from_seq + 1, a.last_seq], "duration_ms": a.duration_ms, "detail": a.detail,
+                "redelivery_after": after,
             })));
+            let retried = a.outcome == "retry" || a.outcome == "paused";
+            last_retry.insert(
+                a.target.as_str(),
+                retried.then(|| a.detail.as_deref().unwrap_or("a failed attempt")),
+            );
         }
         lines.sort_by_key(|l| (l.0, l.1));
         reports.push((f, lines));
@@ -164,6 +180,7 @@ async fn trace(
                     l["seq"],
                     l["request_id"].as_str().unwrap_or("-")
                 );
+                print_changed(&l["changed"]);
             } else {
                 println!(
                     "  {when}  -> {:<12} {:<11} events #{}..#{}  {} ms{}",
@@ -177,8 +194,69 @@ async fn trace(
                         .map(|d| format!("  {d}"))
                         .unwrap_or_default()
                 );
+                if let Some(after) = l["redelivery_after"].as_str() {
+                    println!("{:>33}sent again after: {after}", "");
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Names of the members the events added or removed, by id (users first, then
+/// nested groups).
+async fn member_names(
+    store: &dyn Store,
+    provider: &str,
+    events: &[crate::store::ChangeEvent],
+) -> Result<std::collections::HashMap<String, String>, Failure> {
+    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
+    let mut ids: Vec<String> = events
+        .iter()
+        .flat_map(|e| e.detail.added().iter().chain(e.detail.removed()))
+        .cloned()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = std::collections::HashMap::new();
+    for kind in [ResourceKind::User, ResourceKind::Group] {
+        let left: Vec<String> = ids
+            .iter()
+            .filter(|id| !out.contains_key(*id))
+            .cloned()
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        let found = names::of_ids(store, provider, kind, &left)
+            .await
+            .map_err(err)?;
+        for (id, name) in left.into_iter().zip(found) {
+            if let Some(n) = name {
+                out.insert(id, n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What one change did to a group's members, one line each way.
+fn print_changed(changed: &Value) {
+    if changed["members_replaced"] == true {
+        println!("{:>33}member list replaced", "");
+    }
+    for (key, what) in [
+        ("members_added", "members added"),
+        ("members_removed", "members removed"),
+    ] {
+        let list: Vec<String> = changed[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| names::labelled(m["name"].as_str(), m["id"].as_str().unwrap_or("?")))
+            .collect();
+        if !list.is_empty() {
+            println!("{:>33}{what}: {}", "", list.join(", "));
+        }
+    }
 }

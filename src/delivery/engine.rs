@@ -97,6 +97,44 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// What one delivery came to, and whether a retry is only the ordinary wait for a
+/// group's members to reach the target (logged as a wait, not as a failure).
+struct Attempted {
+    outcome: DeliveryOutcome,
+    member_wait: bool,
+}
+
+impl From<DeliveryOutcome> for Attempted {
+    fn from(outcome: DeliveryOutcome) -> Self {
+        Attempted {
+            outcome,
+            member_wait: false,
+        }
+    }
+}
+
+/// The action of a change left out of the target's scope.
+const SKIP: &str = "skip";
+
+/// What the outcome's log line says beside the outcome.
+struct Said<'a> {
+    /// userName or displayName (the id until the change is read).
+    name: &'a str,
+    /// `create`, `update`, `delete`, or `skip` when out of scope.
+    action: &'static str,
+    took: Duration,
+    member_wait: bool,
+}
+
+/// What a change does at the target, as the success log names it.
+fn action(change: &Change) -> &'static str {
+    match (&change.state, &change.target_id) {
+        (State::Deleted, _) => "delete",
+        (State::Present(_), None) => "create",
+        (State::Present(_), Some(_)) => "update",
+    }
+}
+
 fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -206,12 +244,14 @@ impl Engine {
         let started = std::time::Instant::now();
         // Logs name the person or group; the id stands in until the change is read.
         let mut name = d.resource_id.clone();
-        let outcome = match self.change(&d).await {
+        let mut act = "send";
+        let attempted: Attempted = match self.change(&d).await {
             Err(e) => DeliveryOutcome::Retry {
                 next_at: self.clock.now()
                     + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
                 error: format!("reading the change failed: {e}"),
-            },
+            }
+            .into(),
             Ok(mut change) => {
                 name.clone_from(&change.name);
                 let now = self.clock.now();
@@ -219,16 +259,28 @@ impl Engine {
                     Err(e) => DeliveryOutcome::Retry {
                         next_at: now + chrono(self.cfg.backoff.base),
                         error: format!("deciding the target's scope failed: {e}"),
-                    },
+                    }
+                    .into(),
                     Ok(Some(why)) => {
                         tracing::debug!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %why, "out of the target's scope: not sent");
-                        DeliveryOutcome::Done
+                        act = SKIP;
+                        DeliveryOutcome::Done.into()
                     }
-                    Ok(None) => self.guarded(&d, change, now).await,
+                    Ok(None) => {
+                        act = action(&change);
+                        self.guarded(&d, change, now).await
+                    }
                 }
             }
         };
-        self.log(&d, &name, &outcome);
+        let outcome = attempted.outcome;
+        let said = Said {
+            name: &name,
+            action: act,
+            took: started.elapsed(),
+            member_wait: attempted.member_wait,
+        };
+        self.log(&d, &said, &outcome);
         if let Err(e) = self
             .store
             .finish_delivery(d, &self.owner, outcome, started.elapsed(), self.clock.now())
@@ -245,7 +297,7 @@ impl Engine {
         d: &QueuedDelivery,
         change: Change,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> DeliveryOutcome {
+    ) -> Attempted {
         match self
             .guard
             .check(self.store.as_ref(), self.target.name(), &change, now)
@@ -254,21 +306,23 @@ impl Engine {
             Err(e) => DeliveryOutcome::Retry {
                 next_at: now + chrono(self.cfg.backoff.base),
                 error: format!("checking the guard failed: {e}"),
-            },
-            Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why },
+            }
+            .into(),
+            Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why }.into(),
             Ok(Verdict::Pause(reason)) => DeliveryOutcome::Defer {
                 next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
                 reason: format!(
                     "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
                     self.target.name()
                 ),
-            },
+            }
+            .into(),
             Ok(Verdict::Proceed) => self.attempt(d, change).await,
         }
     }
 
     /// Counts and logs an outcome, naming the resource as people know it.
-    fn log(&self, d: &QueuedDelivery, name: &str, outcome: &DeliveryOutcome) {
+    fn log(&self, d: &QueuedDelivery, said: &Said<'_>, outcome: &DeliveryOutcome) {
         let counter = match outcome {
             DeliveryOutcome::Done => &self.counters.delivered,
             DeliveryOutcome::Retry { .. } => &self.counters.retried,
@@ -278,9 +332,16 @@ impl Engine {
         counter.fetch_add(1, Ordering::Relaxed);
         let target = self.target.name();
         let (provider, kind, id) = (&d.provider, d.kind.name(), &d.resource_id);
+        let name = said.name;
         match outcome {
+            // Out of scope: logged (at debug) where scope decided it.
+            DeliveryOutcome::Done if said.action == SKIP => {}
             DeliveryOutcome::Done => {
-                tracing::debug!(target_name = %target, %provider, kind, %name, resource = %id, seq = d.last_seq, "delivered")
+                let (action, duration_ms) = (said.action, said.took.as_millis());
+                tracing::info!(target_name = %target, %provider, kind, %name, resource = %id, action, duration_ms, seq = d.last_seq, "delivered")
+            }
+            DeliveryOutcome::Retry { error, next_at } if said.member_wait => {
+                tracing::info!(target_name = %target, %provider, kind, %name, resource = %id, %next_at, reason = %error, "group waits for its members to reach the target; sent again once they have")
             }
             DeliveryOutcome::Retry { error, next_at } => {
                 tracing::info!(target_name = %target, %provider, kind, %name, resource = %id, attempt = d.attempts + 1, %next_at, %error, "delivery failed; will retry")
@@ -298,7 +359,7 @@ impl Engine {
     /// of scope that the target never had is skipped; one new to the target is first
     /// matched against what the target already holds (adopted, or dead-lettered when
     /// the match is ambiguous).
-    async fn attempt(&self, d: &QueuedDelivery, mut change: Change) -> DeliveryOutcome {
+    async fn attempt(&self, d: &QueuedDelivery, mut change: Change) -> Attempted {
         let recorded = change.target_id.clone();
         let mut adopted_by: Option<String> = None;
         if let (None, State::Present(doc)) = (&change.target_id, &change.state) {
@@ -322,12 +383,15 @@ impl Engine {
                         return DeliveryOutcome::Retry {
                             next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                             error: format!("taking over the account's old link failed: {e}"),
-                        };
+                        }
+                        .into();
                     }
                     change.target_id = Some(target_id);
                     adopted_by = Some(rule);
                 }
-                Ok(Correlation::Ambiguous(why)) => return DeliveryOutcome::Dead { error: why },
+                Ok(Correlation::Ambiguous(why)) => {
+                    return DeliveryOutcome::Dead { error: why }.into();
+                }
                 Err(CorrelateError::Target(e)) => {
                     return self.outcome(d, &change, recorded, None, Err(e)).await;
                 }
@@ -335,7 +399,8 @@ impl Engine {
                     return DeliveryOutcome::Retry {
                         next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                         error: format!("matching against the target failed: {e}"),
-                    };
+                    }
+                    .into();
                 }
             }
         }
@@ -718,8 +783,9 @@ impl Engine {
         recorded: Option<String>,
         adopted_by: Option<String>,
         result: Result<Option<String>, TargetError>,
-    ) -> DeliveryOutcome {
-        match result {
+    ) -> Attempted {
+        let member_wait = matches!(result, Err(TargetError::MemberPending { .. }));
+        let outcome = match result {
             Ok(target_id) => {
                 // A scoped target without ids of its own (a webhook) is still told when
                 // someone leaves its scope, so what it was sent is recorded under the
@@ -755,14 +821,16 @@ impl Engine {
                     return DeliveryOutcome::Retry {
                         next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                         error: format!("delivered, but recording the target id failed: {e}"),
-                    };
+                    }
+                    .into();
                 }
                 // Delivering again is harmless; losing a follow-up is not.
                 if let Err(e) = self.followups(d, change, arrived).await {
                     return DeliveryOutcome::Retry {
                         next_at: self.clock.now() + chrono(self.cfg.backoff.base),
                         error: format!("delivered, but queueing what depends on it failed: {e}"),
-                    };
+                    }
+                    .into();
                 }
                 DeliveryOutcome::Done
             }
@@ -770,22 +838,34 @@ impl Engine {
             Err(TargetError::Transient {
                 message,
                 retry_after,
-            }) => {
-                if d.attempts + 1 >= self.cfg.max_attempts {
-                    return DeliveryOutcome::Dead {
-                        error: format!(
-                            "gave up after {} attempts; last: {message}",
-                            d.attempts + 1
-                        ),
-                    };
-                }
-                let wait = retry_after
-                    .unwrap_or_else(|| self.cfg.backoff.delay(d.attempts, self.entropy.as_ref()));
-                DeliveryOutcome::Retry {
-                    next_at: self.clock.now() + chrono(wait),
-                    error: message,
-                }
-            }
+            }) => self.retry(d, message, retry_after),
+            // Retried as any transient failure; only the log tells it apart.
+            Err(TargetError::MemberPending { message }) => self.retry(d, message, None),
+        };
+        Attempted {
+            outcome,
+            member_wait,
+        }
+    }
+
+    /// A transient failure: tried again after `retry_after` or the backoff, until the
+    /// attempts run out.
+    fn retry(
+        &self,
+        d: &QueuedDelivery,
+        message: String,
+        retry_after: Option<Duration>,
+    ) -> DeliveryOutcome {
+        if d.attempts + 1 >= self.cfg.max_attempts {
+            return DeliveryOutcome::Dead {
+                error: format!("gave up after {} attempts; last: {message}", d.attempts + 1),
+            };
+        }
+        let wait = retry_after
+            .unwrap_or_else(|| self.cfg.backoff.delay(d.attempts, self.entropy.as_ref()));
+        DeliveryOutcome::Retry {
+            next_at: self.clock.now() + chrono(wait),
+            error: message,
         }
     }
 }

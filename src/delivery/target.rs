@@ -136,6 +136,11 @@ pub enum TargetError {
     /// Retrying will not help (other 4xx): dead-lettered at once with the answer.
     #[error("{message}")]
     Permanent { message: String },
+    /// A group's member has not reached the target yet: the ordinary wait for the
+    /// member's own delivery, retried like [`TargetError::Transient`] but logged as a
+    /// wait, not as a failure.
+    #[error("{message}")]
+    MemberPending { message: String },
 }
 
 /// A downstream system. Implementations must be idempotent: after a crash the same

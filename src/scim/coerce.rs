@@ -119,7 +119,7 @@ impl Coercer<'_> {
             let Some(sub) = attr.sub(k) else {
                 tolerate(
                     self.dialect,
-                    Quirk::UnknownAttributeIgnored,
+                    Quirk::UnknownAttributeIgnored(format!("{}.{k}", attr.name)),
                     self.quirks,
                     || ScimError::invalid_value(format!("{label} has no sub-attribute {k:?}")),
                 )?;

@@ -25,7 +25,7 @@ impl Dialect {
 }
 
 /// One tolerated deviation from the RFCs (or a notable RFC-legal input worth counting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Quirk {
     /// PATCH op spelled `Replace`/`Add`/`Remove` (Entra without aadOptscim062020).
     CapitalisedOp,
@@ -47,8 +47,9 @@ pub enum Quirk {
     RemoveMatchedNothing,
     /// `+` used for a space in a filter outside string literals.
     PlusAsSpace,
-    /// An attribute unknown to the schema was dropped or ignored.
-    UnknownAttributeIgnored,
+    /// An attribute unknown to the schema was dropped or ignored: its name as sent
+    /// (`parent.sub` for a sub-attribute), so the operator can be told which.
+    UnknownAttributeIgnored(String),
     /// A single value sent for a multi-valued attribute was wrapped in an array.
     SingleValueWrapped,
     /// The `schemas` attribute was missing or wrong and was rebuilt.
@@ -63,7 +64,7 @@ pub enum Quirk {
 
 impl Quirk {
     /// snake_case label used as a metric label value.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Quirk::CapitalisedOp => "capitalised_op",
             Quirk::BooleanAsString => "boolean_as_string",
@@ -75,7 +76,7 @@ impl Quirk {
             Quirk::ReplaceMissingFilteredElement => "replace_missing_filtered_element",
             Quirk::RemoveMatchedNothing => "remove_matched_nothing",
             Quirk::PlusAsSpace => "plus_as_space",
-            Quirk::UnknownAttributeIgnored => "unknown_attribute_ignored",
+            Quirk::UnknownAttributeIgnored(_) => "unknown_attribute_ignored",
             Quirk::SingleValueWrapped => "single_value_wrapped",
             Quirk::SchemasFixed => "schemas_fixed",
             Quirk::PasswordIgnored => "password_ignored",
@@ -92,7 +93,7 @@ impl Quirk {
     /// - `AddToMissingFilteredElement`: RFC 7644 §3.5.2.1 says add creates a target that does not exist.
     /// - `PasswordIgnored`: sending a password is legal; not storing it is our policy.
     /// - `ReadOnlyValueUnchanged`: writing the value a read-only attribute already has changes nothing.
-    pub fn allowed_in_strict(self) -> bool {
+    pub fn allowed_in_strict(&self) -> bool {
         matches!(
             self,
             Quirk::CapitalisedOp

@@ -3,6 +3,7 @@
 
 mod coerce;
 pub mod dialect;
+mod dropped;
 pub mod error;
 pub mod filter;
 mod filter_eval;
@@ -23,6 +24,7 @@ pub mod username;
 pub mod validate;
 
 pub use dialect::{Dialect, Quirk};
+pub use dropped::dropped_fix;
 pub use error::{ScimError, ScimType};
 pub use filter::{CompareOp, Filter, FilterLimits, parse_filter};
 pub use members::member_refs;

@@ -95,7 +95,7 @@ impl<'a> Cx<'a, '_> {
     fn unknown(&mut self, what: &str) -> Result<(), ScimError> {
         tolerate(
             self.dialect,
-            Quirk::UnknownAttributeIgnored,
+            Quirk::UnknownAttributeIgnored(what.to_owned()),
             self.quirks,
             || ScimError::invalid_path(format!("unknown attribute {what:?}")),
         )

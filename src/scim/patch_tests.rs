@@ -219,7 +219,10 @@ fn okta_deactivate_and_lenient_unknowns() {
         json!([{"op": "replace", "path": "favouriteColour", "value": "red"}]),
     );
     assert_eq!(u, before);
-    assert_eq!(q, vec![Quirk::UnknownAttributeIgnored]);
+    assert_eq!(
+        q,
+        vec![Quirk::UnknownAttributeIgnored("favouriteColour".into())]
+    );
 }
 
 #[test]

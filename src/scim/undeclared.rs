@@ -90,7 +90,7 @@ fn new_schema(id: &str, kind: ResourceKind, attrs: &[(&str, Option<&Value>)]) ->
 
 /// `[[providers.schemas.attributes]]` for `name`, with the type the value suggests
 /// (strings are the default and need no line).
-fn attribute_lines(name: &str, value: Option<&Value>) -> String {
+pub(crate) fn attribute_lines(name: &str, value: Option<&Value>) -> String {
     let mut out = format!("[[providers.schemas.attributes]]\nname = {name:?}");
     let (first, multi) = match value {
         Some(Value::Array(items)) => (items.first(), true),

@@ -145,7 +145,7 @@ impl Normalizer<'_, '_> {
     fn unknown(&mut self, name: &str) -> Result<(), ScimError> {
         tolerate(
             self.dialect,
-            Quirk::UnknownAttributeIgnored,
+            Quirk::UnknownAttributeIgnored(name.to_owned()),
             self.quirks,
             || ScimError::invalid_value(format!("unknown attribute {name:?}")),
         )
@@ -335,7 +335,7 @@ mod tests {
             (
                 json!({"schemas": [USER_SCHEMA], "userName": "a", "bogus": 1}),
                 Dialect::Okta,
-                Ok(vec![Quirk::UnknownAttributeIgnored]),
+                Ok(vec![Quirk::UnknownAttributeIgnored("bogus".into())]),
             ),
             (
                 json!({"userName": "a"}),

@@ -13,7 +13,7 @@ use super::auth::Authenticated;
 use super::{AppState, RequestId};
 use crate::directory::{Ctx, Directory};
 use crate::scim::list_params::FilterRules;
-use crate::scim::{Projection, ResourceKind, ScimError};
+use crate::scim::{Projection, Quirk, ResourceKind, ScimError, dropped_fix};
 
 /// One call to a provider's SCIM base. Extracted first, so an unknown resource type
 /// is answered (404) before the query string or the body is looked at.
@@ -63,12 +63,24 @@ impl ScimCall {
 }
 
 impl Drop for ScimCall {
-    /// Counts the tolerated quirks however the handler ends, `?` included.
+    /// Counts the tolerated quirks however the handler ends, `?` included, and says
+    /// once per provider and attribute that an undeclared attribute was dropped.
     fn drop(&mut self) {
+        let provider = &self.ctx.provider;
         for q in &self.ctx.quirks {
-            self.state
-                .metrics
-                .quirk(&self.ctx.provider.name, q.as_str());
+            self.state.metrics.quirk(&provider.name, q.as_str());
+            if let Quirk::UnknownAttributeIgnored(attribute) = q
+                && self.state.metrics.dropped_attribute(
+                    &provider.name,
+                    attribute,
+                    self.state.clock.now(),
+                )
+            {
+                // Bulk carries no type in its path; its operations are mostly users.
+                let kind = self.kind.unwrap_or(ResourceKind::User);
+                let fix = dropped_fix(&provider.registry, kind, attribute);
+                tracing::warn!(provider = %provider.name, %attribute, kind = kind.name(), %fix, "the identity provider sent an attribute no schema declares; the bridge drops it (said once per provider and attribute; `scim-bridge status` counts them)");
+            }
         }
     }
 }

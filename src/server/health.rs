@@ -52,6 +52,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         // A failing target does not make this instance unready: SCIM intake still
         // works and changes wait durably in the outbox.
         "targets": targets_json(&state).await,
+        // What providers sent that no schema declares, by name, for `status`.
+        "dropped_attributes": state.metrics.dropped_attributes(),
     });
     let code = if ready {
         StatusCode::OK

@@ -456,11 +456,10 @@ impl ScimTarget {
                     .member_ids
                     .get(id)
                     .map(|t| json!({ "value": t }))
-                    .ok_or_else(|| TargetError::Transient {
+                    .ok_or_else(|| TargetError::MemberPending {
                         message: format!(
                             "member {id} is not at the target yet; waiting for its own delivery"
                         ),
-                        retry_after: None,
                     })
             })
             .collect()

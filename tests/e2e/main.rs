@@ -14,6 +14,7 @@ mod fake_imanage_oauth;
 mod identity;
 mod imanage;
 mod linked_accounts;
+mod names;
 mod oauth;
 mod packaging;
 mod postgres;

@@ -278,11 +278,10 @@ impl ImanageTarget {
                     .member_ids
                     .get(id)
                     .cloned()
-                    .ok_or_else(|| TargetError::Transient {
+                    .ok_or_else(|| TargetError::MemberPending {
                         message: format!(
                             "member {id} is not in iManage yet; waiting for its own delivery"
                         ),
-                        retry_after: None,
                     })
             })
             .collect()

@@ -2,6 +2,10 @@
 //! need a process-global recorder; keeping the registry in state keeps tests isolated
 //! and the rule "no global state" intact.
 
+mod dropped;
+
+pub use dropped::{DroppedAttribute, MAX_PER_PROVIDER, OTHER};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -31,6 +35,7 @@ pub struct Metrics {
     connections_open: std::sync::atomic::AtomicU64,
     network_denied: Mutex<BTreeMap<String, u64>>,
     connection_limit_hits: std::sync::atomic::AtomicU64,
+    dropped: Mutex<dropped::Dropped>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -65,6 +70,24 @@ impl Metrics {
             *m.entry((provider.to_owned(), quirk.to_owned()))
                 .or_default() += 1;
         }
+    }
+
+    /// Counts an attribute `provider` sent that no schema declares, dropped at `at`;
+    /// true the first time for this provider and attribute, so the caller warns once.
+    pub fn dropped_attribute(
+        &self,
+        provider: &str,
+        attribute: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.dropped
+            .lock()
+            .is_ok_and(|mut d| d.note(provider, attribute, at))
+    }
+
+    /// The attributes dropped so far, by provider and name.
+    pub fn dropped_attributes(&self) -> Vec<DroppedAttribute> {
+        self.dropped.lock().map(|d| d.list()).unwrap_or_default()
     }
 
     /// Counts a refused token by reason.
@@ -203,6 +226,9 @@ impl Metrics {
                     escape(repository)
                 );
             }
+        }
+        if let Ok(d) = self.dropped.lock() {
+            d.render(&mut out);
         }
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
