@@ -223,9 +223,31 @@ mod properties {
 
     /// Strings that exercise the interesting parts: letters with case and special
     /// folds, combining marks, compatibility forms, white space, controls, formats.
+    /// The standard library's case tables follow the compiler's Unicode version, which
+    /// can be newer than the folding tables the key uses (`key_version` names them):
+    /// a script that gained case letters since (Beria Erfe, U+16EA0…, in Unicode 17)
+    /// lower-cases in `str::to_lowercase` but folds to itself in the key. Such names
+    /// are one name only once the folding tables catch up (and the store rekeys), so
+    /// the properties below, which use `to_lowercase` as their oracle, leave them out.
+    fn newer_case(c: char) -> bool {
+        let lower: String = c.to_lowercase().collect();
+        lower != c.to_string() && fold(&lower) != fold(&c.to_string())
+    }
+
+    #[test]
+    fn a_letter_cased_after_the_folding_tables_is_left_out() {
+        // U+16EA0 BERIA ERFE CAPITAL LETTER ARKAB: found by the property below.
+        if '\u{16ea0}'.to_lowercase().next() != Some('\u{16ea0}') {
+            assert!(newer_case('\u{16ea0}'));
+        }
+        assert!(!newer_case('A') && !newer_case('ẞ') && !newer_case('İ') && !newer_case('1'));
+    }
+
     fn name() -> impl Strategy<Value = String> {
         let pieces = prop_oneof![
-            any::<char>().prop_map(String::from),
+            any::<char>()
+                .prop_filter("cased only in a newer Unicode", |c| !newer_case(*c))
+                .prop_map(String::from),
             "[a-zA-Z0-9@._-]{1,4}",
             prop::sample::select(vec![
                 "ß", "ẞ", "ſ", "ﬁ", "ﬀ", "Σ", "ς", "İ", "ı", "\u{345}", "\u{301}", "\u{308}",
