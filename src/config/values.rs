@@ -281,11 +281,11 @@ pub(super) const SCHEMA_ID_EXPECTED: &str =
 /// such as DiliTrust's map `urn:ietf:params:scim:schemas:core:2.0:User:roleId`).
 pub(super) const CORE_SCHEMAS: [(&str, crate::scim::ResourceKind); 2] = [
     (
-        "urn:ietf:params:scim:schemas:core:2.0:User",
+        crate::scim::schema::USER_SCHEMA,
         crate::scim::ResourceKind::User,
     ),
     (
-        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        crate::scim::schema::GROUP_SCHEMA,
         crate::scim::ResourceKind::Group,
     ),
 ];
@@ -298,7 +298,7 @@ pub(super) fn core_schema(id: &str) -> Option<crate::scim::ResourceKind> {
         .map(|(_, kind)| *kind)
 }
 
-const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const ENTERPRISE_SCHEMA: &str = crate::scim::schema::ENTERPRISE_USER_SCHEMA;
 
 pub(super) fn schema_id(s: &str) -> Result<String, String> {
     let well_formed = s

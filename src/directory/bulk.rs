@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 use super::{Ctx, Directory};
 use crate::scim::{Projection, ResourceKind, ScimError};
 
-const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+use crate::scim::schema::{
+    BULK_REQUEST_SCHEMA as BULK_REQUEST, BULK_RESPONSE_SCHEMA as BULK_RESPONSE,
+};
 
 /// Limits advertised in `/ServiceProviderConfig` and enforced.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::scim::json::get_ci;
 
 /// The enterprise extension, where `manager` lives.
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE: &str = crate::scim::schema::ENTERPRISE_USER_SCHEMA;
 
 /// What the rules need besides the user's own document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -191,10 +191,7 @@ pub(crate) fn set_attr(doc: &mut Value, kind: ResourceKind, path: &str, value: V
     let Some(root) = doc.as_object_mut() else {
         return;
     };
-    let core = match kind {
-        ResourceKind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
-        ResourceKind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
-    };
+    let core = kind.core_schema();
     let container: &mut Map<String, Value> = match p.extension() {
         Some(urn) => {
             let schemas = root

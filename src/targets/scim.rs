@@ -31,8 +31,8 @@ mod explain;
 const SCIM_JSON: &str = "application/scim+json";
 /// Resources per page when reading the whole target.
 const PAGE: u64 = 200;
-const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const SCIM_ERROR: &str = crate::scim::error::ERROR_SCHEMA;
+const PATCH_OP: &str = crate::scim::schema::PATCH_OP_SCHEMA;
 
 /// One SCIM service provider.
 pub struct ScimTarget {
@@ -82,10 +82,7 @@ fn outbound(mut out: Value, kind: ResourceKind) -> Value {
             o.remove(key);
         }
         if !o.contains_key("schemas") {
-            let schema = match kind {
-                ResourceKind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
-                ResourceKind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
-            };
+            let schema = kind.core_schema();
             o.insert("schemas".into(), json!([schema]));
         }
     }
