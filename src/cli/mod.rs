@@ -13,6 +13,7 @@ mod docs;
 mod explain;
 mod healthcheck;
 mod link;
+mod reload;
 mod resolve;
 mod serve;
 mod setup;
