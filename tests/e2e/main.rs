@@ -17,6 +17,7 @@ mod linked_accounts;
 mod oauth;
 mod packaging;
 mod postgres;
+mod reload;
 mod resolver;
 mod scim_idp_dialects;
 mod scim_protocol;
