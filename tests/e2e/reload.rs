@@ -311,3 +311,71 @@ async fn a_reload_rebuilds_a_changed_target_which_sends_the_new_mapping() {
     d.wait_drained("hooks").await;
     assert_eq!(receiver.lock().unwrap().accepted[&id].len(), 2);
 }
+
+/// A reload that changes nothing live rebuilds nothing; a rotated secret file (the
+/// config unchanged) rebuilds the target that reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_file_rebuilds_its_target_and_nothing_else_does() {
+    let receiver = fake_webhook::new_receiver(0.0, 11);
+    let url = fake_webhook::start_blocking(receiver);
+    let d = Daemon::start_with_secrets(&hook_target(&url, ""), &[("hook.secret", SECRET)]);
+    d.hup();
+    let log = wait_reloaded(&d, 1);
+    assert!(
+        log.contains("configuration reloaded: nothing changed that can change live"),
+        "{log}"
+    );
+    std::fs::write(d.dir.path().join("hook.secret"), "whsec-rotated-3Qm8").unwrap();
+    d.hup();
+    let log = wait_reloaded(&d, 2);
+    let last = log
+        .lines()
+        .filter(|l| l.contains("configuration reloaded"))
+        .last()
+        .unwrap();
+    assert!(last.contains("targets rebuilt: hooks"), "{last}");
+    assert!(
+        !log.contains("whsec-rotated"),
+        "a secret reached the log:\n{log}"
+    );
+}
+
+/// A target rebuilt while a delivery is in flight: the attempt finishes and is recorded
+/// by the old engine, the new engine finds nothing left to send, and the receiver sees
+/// the change exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_target_lets_the_delivery_in_flight_finish_and_sends_nothing_twice() {
+    let receiver = fake_webhook::new_receiver(0.0, 13);
+    {
+        let mut r = receiver.lock().unwrap();
+        r.stall = true;
+        r.hang = Duration::from_millis(1500);
+    }
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let d = Daemon::start_with_secrets(&hook_target(&url, ""), &[("hook.secret", SECRET)]);
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let (code, body) = scim.post("/Users", user("grace@firm.example")).await;
+    assert_eq!(code, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert!(eventually(Duration::from_secs(10), || receiver
+        .lock()
+        .unwrap()
+        .requests
+        >= 1));
+    // In flight now (the receiver holds it for 1.5 s): change the target and reload.
+    rewrite(
+        &d,
+        d.port,
+        &hook_target(&url, "rate_limit_per_second = 50"),
+        "info",
+    );
+    d.hup();
+    let log = wait_reloaded(&d, 1);
+    assert!(log.contains("targets rebuilt: hooks"), "{log}");
+    receiver.lock().unwrap().stall = false;
+    let delivery = d.wait_drained("hooks").await;
+    let r = receiver.lock().unwrap();
+    assert_eq!(r.accepted[&id].len(), 1, "{:?}", r.accepted);
+    assert_eq!((r.requests, r.duplicates), (1, 0), "{delivery}");
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+}
