@@ -98,7 +98,7 @@ pub(super) async fn build(
         if running.config.paused {
             // Queued, not delivered: the admin reviews `sync --dry-run` first.
             let name = d.target.name().to_owned();
-            tracing::warn!(target_name = %name, "target is paused: changes are queued but not delivered and reconciliation does not run; review `scim-bridge sync --target {name} --dry-run`, then remove `paused` and restart");
+            tracing::warn!(target_name = %name, "target is paused: changes are queued but not delivered and reconciliation does not run; review `scim-bridge sync --target {name} --dry-run`, then remove `paused` and reload");
             running.handle.paused = true;
             running.handle.delivery = Some(Arc::new(crate::delivery::DeliveryCounters::default()));
             continue;

@@ -258,12 +258,7 @@ async fn a_reload_rebuilds_a_changed_target_which_sends_the_new_mapping() {
     d.wait_drained("app").await;
     let at_app = peer_user(&peer.base, "ada@firm.example").await.unwrap();
     assert_eq!(at_app["title"], "Associate", "{at_app}");
-    let ready: Value = common::get(d.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = d.readyz().await;
     assert!(ready["targets"]["app"]["reconcile"].is_null(), "{ready}");
 
     rewrite(
@@ -281,12 +276,7 @@ async fn a_reload_rebuilds_a_changed_target_which_sends_the_new_mapping() {
     assert!(summary.contains("targets rebuilt: app"), "{summary}");
     assert!(!summary.contains("hooks"), "{summary}");
 
-    let ready: Value = common::get(d.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = d.readyz().await;
     assert!(
         ready["targets"]["app"]["reconcile"]["next"]
             .as_str()
@@ -330,8 +320,7 @@ async fn a_rotated_secret_file_rebuilds_its_target_and_nothing_else_does() {
     let log = wait_reloaded(&d, 2);
     let last = log
         .lines()
-        .filter(|l| l.contains("configuration reloaded"))
-        .last()
+        .rfind(|l| l.contains("configuration reloaded"))
         .unwrap();
     assert!(last.contains("targets rebuilt: hooks"), "{last}");
     assert!(

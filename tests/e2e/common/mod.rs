@@ -444,6 +444,16 @@ impl Site {
         r["targets"][target]["delivery"].clone()
     }
 
+    /// `/readyz` as JSON.
+    pub async fn readyz(&self) -> serde_json::Value {
+        get(self.url("/readyz"))
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .expect("readyz JSON")
+    }
+
     /// `sync --dry-run --json` for `target`: the plan, and its items as (action, name).
     pub fn dry_run(&self, target: &str) -> (serde_json::Value, Vec<(String, String)>) {
         let out = self.cli(&["sync", "--target", target, "--dry-run", "--json"]);
