@@ -210,14 +210,17 @@ impl AppHandle {
         for name in &removed {
             self.stop_target(name).await;
         }
-        let routes = delivering::routes(self.targets.iter().chain(built.iter()));
-        match self.store.set_delivery_routes(routes).await {
-            Ok(0) => {}
-            Ok(dropped) => tracing::warn!(
-                dropped,
-                "removed queued changes for targets or routes no longer in the configuration"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot update the delivery routes"),
+        if !(built.is_empty() && removed.is_empty()) {
+            // As at startup: queues of targets or routes gone from the configuration go.
+            let routes = delivering::routes(self.targets.iter().chain(built.iter()));
+            match self.store.set_delivery_routes(routes).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::warn!(
+                    dropped,
+                    "removed queued changes for targets or routes no longer in the configuration"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot update the delivery routes"),
+            }
         }
         for t in built {
             self.start_target(t);
