@@ -23,7 +23,7 @@ use scim_bridge::entropy::{Entropy, OsEntropy};
 use scim_bridge::oauth::{Credentials, build_client};
 use scim_bridge::scim::{MemberRef, ResourceKind};
 use scim_bridge::store::sqlite::SqliteStore;
-use scim_bridge::store::{Mutation, MutationKind, Store};
+use scim_bridge::store::{DeliveryQueue, Mutation, MutationKind, Resources, Store};
 use scim_bridge::targets::{ImanageClient, ImanageTarget, Mapping};
 use secrecy::SecretString;
 use serde_json::json;

@@ -18,7 +18,9 @@ use scim_bridge::scim::{MemberRef, ResourceKind};
 use scim_bridge::store::postgres::PgStore;
 use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
 use scim_bridge::store::sqlite::SqliteStore;
-use scim_bridge::store::{Lookup, MemberChange, Mutation, MutationKind, Store};
+use scim_bridge::store::{
+    Lifecycle, Lookup, MemberChange, Mutation, MutationKind, Resources, Store,
+};
 use serde_json::json;
 
 fn seconds() -> Duration {

@@ -19,6 +19,8 @@ const RANKS: &[(&str, u8)] = &[
     ("metrics", 0),
     // The template language, over SCIM values.
     ("template", 1),
+    // The tamper-evident chain of the provisioning log (pure; keys from entropy).
+    ("audit", 1),
     // Pure rules (identity) and durable state (store), side by side.
     ("identity", 2),
     ("store", 2),

@@ -14,6 +14,7 @@
 pub mod app;
 #[cfg(test)]
 mod architecture;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

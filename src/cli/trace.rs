@@ -78,11 +78,7 @@ async fn find(store: &dyn Store, who: &str, providers: &[String]) -> Result<Vec<
                     .await
                     .map_err(err)?;
                 if let Some(last) = events.last() {
-                    let label = ["userName", "displayName"]
-                        .iter()
-                        .find_map(|k| last.detail.get(*k).and_then(Value::as_str))
-                        .unwrap_or("deleted")
-                        .to_owned();
+                    let label = last.detail.name().unwrap_or("deleted").to_owned();
                     out.push(Found {
                         provider: p.clone(),
                         kind,

@@ -487,11 +487,7 @@ impl Engine {
             None => events
                 .iter()
                 .rev()
-                .find_map(|e| {
-                    ["userName", "displayName"]
-                        .iter()
-                        .find_map(|k| e.detail.get(*k).and_then(|v| v.as_str()))
-                })
+                .find_map(|e| e.detail.name())
                 .unwrap_or(&d.resource_id)
                 .to_owned(),
         };
@@ -549,11 +545,7 @@ impl Engine {
                 self.store.members(&d.provider, &d.resource_id).await?
             };
             for m in &members {
-                let kind = match m.kind.as_deref() {
-                    Some("Group") => ResourceKind::Group,
-                    _ => ResourceKind::User,
-                };
-                wanted.push((Some(kind), m.value.clone()));
+                wanted.push((Some(m.kind.unwrap_or(ResourceKind::User)), m.value.clone()));
             }
             change.members = Some(members);
         }

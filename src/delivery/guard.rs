@@ -111,7 +111,7 @@ fn user_name(change: &Change) -> Option<String> {
                 .events
                 .iter()
                 .rev()
-                .find_map(|e| e.detail.get("userName").and_then(Value::as_str))
+                .find_map(|e| e.detail.user_name())
         })
         .map(str::to_owned)
 }

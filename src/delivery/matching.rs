@@ -270,11 +270,7 @@ pub async fn name_of(
     let events = store
         .resource_events(provider, kind, id, 0, i64::MAX)
         .await?;
-    let named = events.iter().rev().find_map(|e| {
-        ["userName", "displayName"]
-            .iter()
-            .find_map(|k| e.detail.get(*k).and_then(Value::as_str))
-    });
+    let named = events.iter().rev().find_map(|e| e.detail.name());
     Ok(match named {
         Some(n) => format!("{n} (deleted)"),
         None => format!("{provider} {} {id} (deleted)", kind.name().to_lowercase()),

@@ -64,7 +64,7 @@ pub async fn flattened_members(
     let mut pending = vec![group_id.to_owned()];
     while let Some(g) = pending.pop() {
         for m in store.members(provider, &g).await? {
-            if m.kind.as_deref() == Some("Group") {
+            if m.kind == Some(ResourceKind::Group) {
                 if groups.insert(m.value.clone()) {
                     pending.push(m.value.clone());
                 }

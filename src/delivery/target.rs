@@ -61,29 +61,20 @@ impl Change {
     pub fn member_deltas(&self) -> (Vec<String>, Vec<String>) {
         let mut added: Vec<String> = Vec::new();
         let mut removed: Vec<String> = Vec::new();
-        let ids = |e: &ChangeEvent, key: &str| -> Vec<String> {
-            e.detail
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        };
         for e in &self.events {
-            for id in ids(e, "added") {
-                if self.excluded.contains(&id) {
+            for id in e.detail.added() {
+                if self.excluded.contains(id) {
                     continue;
                 }
-                removed.retain(|x| *x != id);
-                if !added.contains(&id) {
-                    added.push(id);
+                removed.retain(|x| x != id);
+                if !added.contains(id) {
+                    added.push(id.clone());
                 }
             }
-            for id in ids(e, "removed") {
-                added.retain(|x| *x != id);
-                if !removed.contains(&id) {
-                    removed.push(id);
+            for id in e.detail.removed() {
+                added.retain(|x| x != id);
+                if !removed.contains(id) {
+                    removed.push(id.clone());
                 }
             }
         }
@@ -92,9 +83,7 @@ impl Change {
 
     /// Whether a coalesced event replaced the member list wholesale.
     pub fn members_replaced(&self) -> bool {
-        self.events
-            .iter()
-            .any(|e| e.detail.get("replaced") == Some(&Value::Bool(true)))
+        self.events.iter().any(|e| e.detail.replaced())
     }
 }
 

@@ -67,12 +67,7 @@ pub fn to_scim(base_url: &str, r: &StoredResource, members: Option<&[MemberRef]>
 pub fn member_json(base_url: &str, m: &MemberRef) -> Value {
     let mut o = Map::new();
     o.insert("value".into(), Value::String(m.value.clone()));
-    let kind = match m.kind.as_deref() {
-        Some(k) if k.eq_ignore_ascii_case("group") => Some(ResourceKind::Group),
-        Some(k) if k.eq_ignore_ascii_case("user") => Some(ResourceKind::User),
-        _ => None,
-    };
-    if let Some(k) = kind {
+    if let Some(k) = m.kind {
         o.insert(
             "$ref".into(),
             Value::String(location(base_url, k, &m.value)),

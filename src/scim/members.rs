@@ -9,6 +9,7 @@ use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::patch::{MemberOp, MemberRef, PatchOpKind};
 use crate::scim::path::PatchPath;
+use crate::scim::schema::ResourceKind;
 
 /// Translates one operation on `members` (with or without path) into member changes.
 pub(crate) fn member_op(
@@ -105,17 +106,14 @@ pub fn member_refs(
                     })?;
                 let kind = match get_ci(item, "type") {
                     None | Some(Value::Null) => None,
-                    Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => {
-                        Some("User".to_string())
-                    }
-                    Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => {
-                        Some("Group".to_string())
-                    }
-                    Some(other) => {
-                        return Err(ScimError::invalid_value(format!(
-                            "member type must be \"User\" or \"Group\", got {other}"
-                        )));
-                    }
+                    Some(t) => match t.as_str().and_then(ResourceKind::from_member_type) {
+                        Some(kind) => Some(kind),
+                        None => {
+                            return Err(ScimError::invalid_value(format!(
+                                "member type must be \"User\" or \"Group\", got {t}"
+                            )));
+                        }
+                    },
                 };
                 let display = get_ci(item, "display")
                     .and_then(Value::as_str)
@@ -143,4 +141,39 @@ pub fn member_refs(
         out.push(r);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn member_types_are_user_or_group_in_any_case_and_nothing_else() {
+        let refs = member_refs(
+            &json!([{"value": "a", "type": "user"}, {"value": "b", "type": "GROUP"}, {"value": "c"}]),
+            Dialect::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let kinds: Vec<_> = refs.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [Some(ResourceKind::User), Some(ResourceKind::Group), None]
+        );
+        for bad in [json!("Users"), json!("Device"), json!(7)] {
+            let err = member_refs(
+                &json!([{"value": "a", "type": bad}]),
+                Dialect::Strict,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+            assert_eq!(err.status, 400);
+            assert_eq!(
+                err.detail,
+                format!("member type must be \"User\" or \"Group\", got {bad}")
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::scim::error::ScimError;
 use crate::scim::filter::Filter;
 use crate::scim::json::get_ci;
 use crate::scim::path::PatchPath;
-use crate::scim::schema::PATCH_OP_SCHEMA;
+use crate::scim::schema::{PATCH_OP_SCHEMA, ResourceKind};
 
 pub use crate::scim::patch_apply::apply_patch;
 
@@ -40,7 +40,7 @@ pub struct MemberRef {
     /// Member resource id.
     pub value: String,
     /// `User` or `Group`, when sent.
-    pub kind: Option<String>,
+    pub kind: Option<ResourceKind>,
     /// Display name, when sent.
     pub display: Option<String>,
 }

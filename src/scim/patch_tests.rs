@@ -355,7 +355,7 @@ fn group_member_shapes() {
             json!([{"op": "replace", "path": "members", "value": [{"value": "u3", "display": "C", "type": "user"}]}]),
             vec![MemberOp::ReplaceAll(vec![MemberRef {
                 value: "u3".into(),
-                kind: Some("User".into()),
+                kind: Some(ResourceKind::User),
                 display: Some("C".into()),
             }])],
         ),

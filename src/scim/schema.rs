@@ -310,6 +310,45 @@ impl ResourceKind {
             ResourceKind::Group => GROUP_SCHEMA,
         }
     }
+
+    /// A group member's `type`, compared without regard to ASCII case as clients
+    /// send it (`"user"`, `"Group"`); `None` for anything else. Plural endpoint
+    /// names are not member types.
+    pub fn from_member_type(t: &str) -> Option<Self> {
+        if t.eq_ignore_ascii_case("user") {
+            Some(ResourceKind::User)
+        } else if t.eq_ignore_ascii_case("group") {
+            Some(ResourceKind::Group)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    /// The resource type name (`User`, `Group`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a resource type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown resource type {0:?} (expected User, Users, Group or Groups)")]
+pub struct UnknownKind(pub String);
+
+impl std::str::FromStr for ResourceKind {
+    type Err = UnknownKind;
+
+    /// The resource type name (`User`, as stored and as `meta.resourceType`) or its
+    /// endpoint's (`Users`), exactly.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "User" | "Users" => Ok(ResourceKind::User),
+            "Group" | "Groups" => Ok(ResourceKind::Group),
+            other => Err(UnknownKind(other.to_owned())),
+        }
+    }
 }
 
 /// Errors while extending the registry from configuration.
@@ -581,6 +620,30 @@ impl SchemaRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_kinds_parse_from_type_and_endpoint_names_and_member_types_without_case() {
+        for (s, k) in [
+            ("User", ResourceKind::User),
+            ("Users", ResourceKind::User),
+            ("Group", ResourceKind::Group),
+            ("Groups", ResourceKind::Group),
+        ] {
+            assert_eq!(s.parse::<ResourceKind>(), Ok(k));
+        }
+        assert!("user".parse::<ResourceKind>().is_err());
+        assert!("Devices".parse::<ResourceKind>().is_err());
+        assert_eq!(ResourceKind::Group.to_string(), "Group");
+        assert_eq!(
+            ResourceKind::from_member_type("gROUP"),
+            Some(ResourceKind::Group)
+        );
+        assert_eq!(
+            ResourceKind::from_member_type("user"),
+            Some(ResourceKind::User)
+        );
+        assert_eq!(ResourceKind::from_member_type("Users"), None);
+    }
 
     fn p(s: &str) -> AttrPath {
         match AttrPath::parse(s) {

@@ -116,7 +116,7 @@ fn create(id: &str, kind: ResourceKind, doc: Value, members: Vec<MemberRef>) -> 
 fn member(id: &str) -> MemberRef {
     MemberRef {
         value: id.into(),
-        kind: Some("User".into()),
+        kind: Some(ResourceKind::User),
         display: None,
     }
 }
@@ -254,7 +254,7 @@ pub async fn create_read_update_delete_with_events(o: &dyn Opener) {
             ("entra", ChangeOp::Delete, 3)
         ]
     );
-    assert_eq!(events[3].detail["userName"], "bob");
+    assert_eq!(events[3].detail.to_json()["userName"], "bob");
     assert_eq!(events[0].request_id.as_deref(), Some("req-1"));
     store.close().await;
 }
@@ -290,7 +290,10 @@ pub async fn member_changes_are_recorded_as_deltas(o: &dyn Opener) {
         .collect();
     assert_eq!(ids, vec!["a", "c"]);
     let ev = store.events_after(1, 10).await.unwrap();
-    assert_eq!(ev[0].detail, json!({"added": ["c"], "removed": ["b"]}));
+    assert_eq!(
+        ev[0].detail.to_json(),
+        json!({"added": ["c"], "removed": ["b"]})
+    );
     assert_eq!(
         store.groups_of("entra", "c").await.unwrap(),
         vec![("g1".to_owned(), Some("G".to_owned()))]
@@ -327,7 +330,10 @@ pub async fn member_changes_are_recorded_as_deltas(o: &dyn Opener) {
         .await
         .unwrap();
     let last = store.events_after(0, 100).await.unwrap().pop().unwrap();
-    assert_eq!(last.detail, json!({"added": ["z"], "removed": ["d"]}));
+    assert_eq!(
+        last.detail.to_json(),
+        json!({"added": ["z"], "removed": ["d"]})
+    );
     store.close().await;
 }
 
@@ -1132,7 +1138,10 @@ pub async fn member_order_and_idempotent_adds(o: &dyn Opener) {
     };
     let c = store.apply(add).await.unwrap();
     let ev = store.events_after(c.event_seq - 1, 1).await.unwrap();
-    assert_eq!(ev[0].detail, json!({"added": ["d", "c"], "removed": []}));
+    assert_eq!(
+        ev[0].detail.to_json(),
+        json!({"added": ["d", "c"], "removed": []})
+    );
     let ids: Vec<_> = store
         .members("entra", "g")
         .await
@@ -1147,7 +1156,10 @@ pub async fn member_order_and_idempotent_adds(o: &dyn Opener) {
     };
     let c = store.apply(del).await.unwrap();
     let ev = store.events_after(c.event_seq - 1, 1).await.unwrap();
-    assert_eq!(ev[0].detail["removed"], json!(["b", "a", "d", "c"]));
+    assert_eq!(
+        ev[0].detail.to_json()["removed"],
+        json!(["b", "a", "d", "c"])
+    );
     store.close().await;
 }
 
@@ -1289,7 +1301,7 @@ fn add_members(group: &str, refs: Vec<MemberRef>) -> Mutation {
 fn typed(id: &str, kind: &str) -> MemberRef {
     MemberRef {
         value: id.into(),
-        kind: Some(kind.into()),
+        kind: Some(kind.parse().unwrap()),
         display: None,
     }
 }
@@ -1367,7 +1379,7 @@ pub async fn members_must_name_resources_of_the_provider(o: &dyn Opener) {
         MemberProblem::WrongType {
             id: "g2".into(),
             is: ResourceKind::Group,
-            said: "User".into()
+            said: ResourceKind::User
         }
     );
     assert_eq!(

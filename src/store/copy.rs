@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
-use super::{Store, StoreError};
+use super::{Lifecycle, StoreError};
 
 #[derive(Clone, Copy)]
 enum Col {

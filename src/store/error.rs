@@ -83,7 +83,7 @@ pub enum MemberProblem {
         /// What the id names.
         is: ResourceKind,
         /// The `type` the request gave.
-        said: String,
+        said: ResourceKind,
     },
     /// A group listed itself.
     OwnMember,
@@ -115,8 +115,9 @@ impl std::fmt::Display for MemberProblem {
             }
             MemberProblem::WrongType { id, is, said } => write!(
                 f,
-                "member {id:?} is a {}, but its type says {said:?}",
-                is.name()
+                "member {id:?} is a {}, but its type says {:?}",
+                is.name(),
+                said.name()
             ),
             MemberProblem::OwnMember => f.write_str("a group cannot be its own member"),
         }

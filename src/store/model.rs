@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::scim::username::comparison_key;
 use crate::scim::{MemberRef, ResourceKind};
-use crate::store::{MemberProblem, StoreError};
+use crate::store::{EventDetail, MemberProblem, StoreError};
 
 /// A stored User or Group. `doc` is the normalised SCIM document without `id`,
 /// `meta` and (for groups) `members`, which live in their own rows.
@@ -237,11 +237,11 @@ impl<'m> MemberCheck<'m> {
                 }
             }
             Some(kind) if self.problem.is_none() => {
-                if let Some(said) = r.kind.as_deref().filter(|t| *t != kind.name()) {
+                if let Some(said) = r.kind.filter(|t| *t != kind) {
                     self.problem = Some(MemberProblem::WrongType {
                         id: r.value.clone(),
                         is: kind,
-                        said: said.to_owned(),
+                        said,
                     });
                 } else if kind == ResourceKind::Group
                     && self.m.kind == ResourceKind::Group
@@ -329,9 +329,8 @@ pub struct ChangeEvent {
     pub version: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// `{"added":[ids],"removed":[ids],"replaced":bool}` for groups, and
-    /// `{"userName","externalId","displayName"}` of a deleted resource.
-    pub detail: Value,
+    /// Member deltas of a group, the names of a deleted resource.
+    pub detail: EventDetail,
     /// The request that caused it.
     pub request_id: Option<String>,
 }
@@ -433,95 +432,15 @@ pub struct VaultRecord {
     pub rotated: Option<DateTime<Utc>>,
 }
 
+/// A stored member's `type`. Rows hold `User` or `Group` as the SCIM front
+/// normalised them (or nothing); any other spelling reads the way the member's
+/// `type` is parsed on the way in, and what that refuses reads as not given.
+pub(crate) fn stored_member_kind(stored: Option<String>) -> Option<ResourceKind> {
+    stored.as_deref().and_then(ResourceKind::from_member_type)
+}
+
 /// Parses a stored resource kind (both engines store `User` / `Group`).
-pub fn parse_kind(s: &str) -> Result<ResourceKind, crate::store::StoreError> {
-    match s {
-        "User" => Ok(ResourceKind::User),
-        "Group" => Ok(ResourceKind::Group),
-        other => Err(crate::store::StoreError::Database(format!(
-            "bad stored kind {other:?}"
-        ))),
-    }
-}
-
-/// A group's membership change within one mutation, as its change event records it.
-///
-/// Each member touched appears once: in `added` when it is a member afterwards, in
-/// `removed` when it is not. Steps inside one PATCH (remove A, then add A) therefore
-/// never leave a member in both lists, and applying the lists in either order gives
-/// the same set. Both engines build event details with this one type.
-#[derive(Debug, Default)]
-pub(crate) struct MemberDelta {
-    touched: Vec<(String, bool)>,
-    at: std::collections::HashMap<String, usize>,
-    replaced: bool,
-}
-
-impl MemberDelta {
-    /// `id` became a member (it was not one before this step).
-    pub(crate) fn add(&mut self, id: &str) {
-        self.touch(id, true);
-    }
-
-    /// `id` stopped being a member.
-    pub(crate) fn remove(&mut self, id: &str) {
-        self.touch(id, false);
-    }
-
-    /// The whole list was replaced: delivery reads the set instead of a delta.
-    pub(crate) fn replace(&mut self) {
-        self.replaced = true;
-    }
-
-    fn touch(&mut self, id: &str, member: bool) {
-        match self.at.get(id) {
-            Some(&i) => {
-                if let Some(entry) = self.touched.get_mut(i) {
-                    entry.1 = member;
-                }
-            }
-            None => {
-                self.at.insert(id.to_owned(), self.touched.len());
-                self.touched.push((id.to_owned(), member));
-            }
-        }
-    }
-
-    /// The event detail: `{"added": […], "removed": […]}`, or `{"replaced": true}`.
-    pub(crate) fn into_detail(self) -> Value {
-        if self.replaced {
-            return serde_json::json!({ "replaced": true });
-        }
-        let (added, removed): (Vec<_>, Vec<_>) = self.touched.into_iter().partition(|t| t.1);
-        let ids = |v: Vec<(String, bool)>| v.into_iter().map(|t| t.0).collect::<Vec<_>>();
-        serde_json::json!({ "added": ids(added), "removed": ids(removed) })
-    }
-}
-
-#[cfg(test)]
-mod member_delta_tests {
-    use super::MemberDelta;
-    use serde_json::json;
-
-    #[test]
-    fn a_member_touched_twice_is_listed_once_with_its_final_state() {
-        let mut d = MemberDelta::default();
-        d.remove("a");
-        d.add("b");
-        d.add("a");
-        d.add("c");
-        d.remove("c");
-        assert_eq!(
-            d.into_detail(),
-            json!({"added": ["a", "b"], "removed": ["c"]})
-        );
-    }
-
-    #[test]
-    fn a_replaced_list_says_so_and_nothing_else() {
-        let mut d = MemberDelta::default();
-        d.add("a");
-        d.replace();
-        assert_eq!(d.into_detail(), json!({"replaced": true}));
-    }
+pub fn parse_kind(s: &str) -> Result<ResourceKind, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Database(format!("bad stored kind {s:?}")))
 }

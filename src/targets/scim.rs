@@ -584,7 +584,7 @@ impl Target for ScimTarget {
         let (mut ids, removed) = change.member_deltas();
         ids.extend(removed);
         for m in change.members.iter().flatten() {
-            if m.kind.as_deref() != Some("Group") && !ids.contains(&m.value) {
+            if m.kind != Some(ResourceKind::Group) && !ids.contains(&m.value) {
                 ids.push(m.value.clone());
             }
         }

@@ -64,3 +64,61 @@ async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
         "the listener is closed after shutdown"
     );
 }
+
+/// The daemon's time is the clock it was given, not the machine's: a token created to
+/// expire in an hour works while the daemon's clock is inside that hour and is refused
+/// as expired once the clock passes it, and the resources it writes carry the clock's
+/// time. Nothing here waits for time to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_own_clock_decides_expiry_and_meta_times() {
+    use scim_bridge::clock::{Clock, ManualClock};
+    // The CLI (another process) stamps the token's expiry from the machine's clock, so
+    // the daemon's clock starts at the machine's time and only moves when told.
+    let start = SystemClock.now();
+    let clock = Arc::new(ManualClock::new(start));
+    let d = common::InProcess::start_with_clock("", clock.clone());
+    let out = d.cli(&["token", "create", "--provider", "entra", "--expires", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let scim = common::Scim::new(d.base("entra"), token);
+
+    clock.advance(chrono::Duration::minutes(30));
+    let (status, user) = scim
+        .post(
+            "/Users",
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "clock@firm.example",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{user:#}");
+    let created = chrono::DateTime::parse_from_rfc3339(user["meta"]["created"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let expected = start + chrono::Duration::minutes(30);
+    assert!(
+        (created - expected).num_milliseconds().abs() <= 1,
+        "meta.created {created} is not the daemon's clock {expected}"
+    );
+
+    clock.advance(chrono::Duration::minutes(31));
+    let (status, body) = scim.get("/Users").await;
+    assert_eq!(status, 401, "{body:#}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body:#}"
+    );
+}

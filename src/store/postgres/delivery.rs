@@ -4,14 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::rows::{Failed, execute, kind, ms, query, query_opt};
 use crate::scim::ResourceKind;
+use crate::store::settle::{Held, Settle, settle};
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
-    Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
+    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    EventDetail, GuardState, Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
 /// Serialises route replacement: instances starting together with the same config
@@ -33,7 +33,7 @@ pub fn event(r: &Row) -> Result<ChangeEvent, StoreError> {
             .ok_or_else(|| StoreError::Database(format!("bad stored op {op:?}")))?,
         version: r.try_get(5)?,
         at: r.try_get(6)?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        detail: EventDetail::parse(&detail),
         request_id: r.try_get(8)?,
     })
 }
@@ -125,9 +125,10 @@ pub async fn claim(
     Ok(out.into_iter().map(|(d, _)| d).collect())
 }
 
-/// Records the outcome of a claimed delivery; nothing happens unless `owner` still
-/// holds the lease. The row stays locked until commit, so a change written meanwhile
-/// (which updates `last_seq`) is ordered entirely before or after this.
+/// Records the outcome of a claimed delivery: the writes [`settle`] decides, in
+/// PostgreSQL's SQL. Nothing happens unless `owner` still holds the lease. The row
+/// stays locked until commit, so a change written meanwhile (which updates
+/// `last_seq`) is ordered entirely before or after this.
 pub async fn finish(
     tx: &Transaction<'_>,
     d: &QueuedDelivery,
@@ -145,109 +146,91 @@ pub async fn finish(
         &[&d.target, &d.provider, &kind, &d.resource_id, &owner],
     )
     .await?;
-    let Some(held) = held else {
-        return Ok(());
+    let held = match held {
+        Some(r) => Some(Held {
+            last_seq: r.try_get(0).map_err(StoreError::from)?,
+            resync: r.try_get(1).map_err(StoreError::from)?,
+        }),
+        None => None,
     };
-    let current_last: i64 = held.try_get(0).map_err(StoreError::from)?;
-    let current_resync: i64 = held.try_get(1).map_err(StoreError::from)?;
-    let (name, detail) = match outcome {
-        DeliveryOutcome::Done => ("delivered", None),
-        DeliveryOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
-        DeliveryOutcome::Dead { error } => ("dead_letter", Some(error.as_str())),
-        DeliveryOutcome::Defer { reason, .. } => ("paused", Some(reason.as_str())),
-    };
-    let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
-    execute(
-        tx,
-        "INSERT INTO delivery_log (target, provider, kind, resource_id, from_seq, last_seq, outcome, detail, duration_ms, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[&d.target, &d.provider, &kind, &d.resource_id, &d.from_seq, &d.last_seq, &name, &detail, &took_ms, &at],
-    )
-    .await?;
-    match outcome {
-        DeliveryOutcome::Retry { next_at, error } => {
-            execute(
-                tx,
-                "UPDATE delivery_queue SET attempts = attempts + 1, next_at = $5, last_error = $6,
-                   lease_owner = NULL, lease_until = NULL, paused = 0
-                 WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-                &[
-                    &d.target,
-                    &d.provider,
-                    &kind,
-                    &d.resource_id,
-                    &ms(*next_at),
-                    error,
-                ],
-            )
-            .await?;
-            return Ok(());
-        }
-        DeliveryOutcome::Defer { next_at, reason } => {
-            execute(
-                tx,
-                "UPDATE delivery_queue SET next_at = $5, last_error = $6, lease_owner = NULL, lease_until = NULL,
-                   paused = 1
-                 WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-                &[&d.target, &d.provider, &kind, &d.resource_id, &ms(*next_at), reason],
-            )
-            .await?;
-            return Ok(());
-        }
-        DeliveryOutcome::Dead { error } => {
-            // One dead letter per resource and target: a resource that fails again
-            // updates its letter instead of piling up another.
-            let merged = execute(
-                tx,
-                "UPDATE dead_letters SET
-                   from_seq = LEAST(from_seq, coalesce((SELECT from_seq FROM delivery_queue
-                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4), from_seq)),
-                   last_seq = GREATEST(last_seq, $5), attempts = attempts + 1, error = $6, at = $7
-                 WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-                &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, error, &at],
-            )
-            .await?;
-            if merged == 0 {
+    for step in settle(d, outcome, held) {
+        match step {
+            Settle::Log { outcome, detail } => {
+                let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
                 execute(
                     tx,
-                    "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
-                       queued_at, attempts, error, at)
-                     SELECT target, provider, kind, resource_id, from_seq, $5, queued_at, attempts + 1, $6, $7
-                     FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-                    &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, error, &at],
+                    "INSERT INTO delivery_log (target, provider, kind, resource_id, from_seq, last_seq, outcome, detail, duration_ms, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &d.from_seq, &d.last_seq, &outcome, &detail, &took_ms, &at],
+                )
+                .await?;
+            }
+            Settle::Retry { next_at, error } => {
+                execute(
+                    tx,
+                    "UPDATE delivery_queue SET attempts = attempts + 1, next_at = $5, last_error = $6,
+                       lease_owner = NULL, lease_until = NULL, paused = 0
+                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &ms(next_at), &error],
+                )
+                .await?;
+            }
+            Settle::Defer { next_at, reason } => {
+                execute(
+                    tx,
+                    "UPDATE delivery_queue SET next_at = $5, last_error = $6, lease_owner = NULL, lease_until = NULL,
+                       paused = 1
+                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &ms(next_at), &reason],
+                )
+                .await?;
+            }
+            Settle::DeadLetter { error } => {
+                let merged = execute(
+                    tx,
+                    "UPDATE dead_letters SET
+                       from_seq = LEAST(from_seq, coalesce((SELECT from_seq FROM delivery_queue
+                         WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4), from_seq)),
+                       last_seq = GREATEST(last_seq, $5), attempts = attempts + 1, error = $6, at = $7
+                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, &error, &at],
+                )
+                .await?;
+                if merged == 0 {
+                    execute(
+                        tx,
+                        "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+                           queued_at, attempts, error, at)
+                         SELECT target, provider, kind, resource_id, from_seq, $5, queued_at, attempts + 1, $6, $7
+                         FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                        &[&d.target, &d.provider, &kind, &d.resource_id, &d.last_seq, &error, &at],
+                    )
+                    .await?;
+                }
+            }
+            Settle::Remove => {
+                execute(
+                    tx,
+                    "DELETE FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id],
+                )
+                .await?;
+            }
+            Settle::Requeue {
+                from_seq,
+                resync_served,
+            } => {
+                execute(
+                    tx,
+                    "UPDATE delivery_queue SET from_seq = $5, queued_at = $6, next_at = $6, attempts = 0,
+                       last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
+                       resync = CASE WHEN resync = $7 THEN 0 ELSE resync END
+                     WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+                    &[&d.target, &d.provider, &kind, &d.resource_id, &from_seq, &at, &resync_served],
                 )
                 .await?;
             }
         }
-        DeliveryOutcome::Done => {}
-    }
-    if current_last == d.last_seq && current_resync == d.resync_requests {
-        execute(
-            tx,
-            "DELETE FROM delivery_queue WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-            &[&d.target, &d.provider, &kind, &d.resource_id],
-        )
-        .await?;
-    } else {
-        // Changes or a resync request arrived while this one was in flight: deliver
-        // them next, at once. A resync requested meanwhile stays requested.
-        execute(
-            tx,
-            "UPDATE delivery_queue SET from_seq = $5, queued_at = $6, next_at = $6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
-               resync = CASE WHEN resync = $7 THEN 0 ELSE resync END
-             WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
-            &[
-                &d.target,
-                &d.provider,
-                &kind,
-                &d.resource_id,
-                &d.last_seq,
-                &at,
-                &d.resync_requests,
-            ],
-        )
-        .await?;
     }
     Ok(())
 }

@@ -25,9 +25,10 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
-    GuardState, Lookup, Managed, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store,
-    StoreError, StoreStatus, StoredResource, TargetLink, VaultRecord,
+    ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
+    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
+    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
+    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -372,7 +373,7 @@ fn lookup_query(lookup: &Lookup) -> String {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Resources for PgStore {
     async fn apply(&self, m: Mutation) -> Result<Committed, StoreError> {
         retrying!(self.apply_once(&m))
     }
@@ -475,7 +476,7 @@ impl Store for PgStore {
         .map(|r| {
             Ok(MemberRef {
                 value: r.try_get(0)?,
-                kind: r.try_get(1)?,
+                kind: stored_member_kind(r.try_get(1)?),
                 display: r.try_get(2)?,
             })
         })
@@ -501,7 +502,10 @@ impl Store for PgStore {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
     }
+}
 
+#[async_trait]
+impl ChangeLog for PgStore {
     async fn events_after(
         &self,
         after_seq: i64,
@@ -523,6 +527,46 @@ impl Store for PgStore {
         .collect()
     }
 
+    async fn resource_events(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        let c = self.client().await?;
+        delivery::resource_events(&c, provider, kind, id, after_seq, upto_seq).await
+    }
+
+    async fn prune_change_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let c = self.writer().await?;
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        // As in SQLite: keep everything after the oldest `from_seq` a queued delivery or
+        // dead letter still reads. One statement, one snapshot: a dead letter being
+        // re-queued is seen in exactly one of the two tables. Instances pruning at the
+        // same time delete the same rows; the loser finds them gone.
+        let n = execute(
+            &c,
+            "DELETE FROM change_events WHERE seq IN (
+               SELECT seq FROM change_events
+               WHERE at < $1 AND seq <= coalesce((SELECT min(s) FROM (
+                   SELECT min(from_seq) AS s FROM delivery_queue
+                   UNION ALL SELECT min(from_seq) FROM dead_letters) x), 9223372036854775807)
+               ORDER BY seq LIMIT $2)",
+            &[&ms(before), &batch],
+        )
+        .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
+
+#[async_trait]
+impl Tokens for PgStore {
     async fn create_token(&self, t: ApiToken) -> Result<(), StoreError> {
         let c = self.writer().await?;
         let n = execute(
@@ -601,7 +645,10 @@ impl Store for PgStore {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl VaultRows for PgStore {
     async fn vault(&self) -> Result<Option<VaultRecord>, StoreError> {
         let c = self.client().await?;
         query_opt(
@@ -675,6 +722,19 @@ impl Store for PgStore {
         Ok(execute(&c, "DELETE FROM secrets WHERE name = $1", &[&name]).await? > 0)
     }
 
+    async fn rotate_vault(
+        &self,
+        old_header: String,
+        new_header: String,
+        rows: Vec<(String, Vec<u8>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        retrying!(self.rotate_once(&old_header, &new_header, &rows, at))
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for PgStore {
     async fn set_delivery_routes(
         &self,
         routes: Vec<(String, String)>,
@@ -743,43 +803,6 @@ impl Store for PgStore {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    async fn prune_change_events(
-        &self,
-        before: DateTime<Utc>,
-        batch: usize,
-    ) -> Result<usize, StoreError> {
-        let c = self.writer().await?;
-        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-        // As in SQLite: keep everything after the oldest `from_seq` a queued delivery or
-        // dead letter still reads. One statement, one snapshot: a dead letter being
-        // re-queued is seen in exactly one of the two tables. Instances pruning at the
-        // same time delete the same rows; the loser finds them gone.
-        let n = execute(
-            &c,
-            "DELETE FROM change_events WHERE seq IN (
-               SELECT seq FROM change_events
-               WHERE at < $1 AND seq <= coalesce((SELECT min(s) FROM (
-                   SELECT min(from_seq) AS s FROM delivery_queue
-                   UNION ALL SELECT min(from_seq) FROM dead_letters) x), 9223372036854775807)
-               ORDER BY seq LIMIT $2)",
-            &[&ms(before), &batch],
-        )
-        .await?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
-    }
-
-    async fn resource_events(
-        &self,
-        provider: &str,
-        kind: ResourceKind,
-        id: &str,
-        after_seq: i64,
-        upto_seq: i64,
-    ) -> Result<Vec<ChangeEvent>, StoreError> {
-        let c = self.client().await?;
-        delivery::resource_events(&c, provider, kind, id, after_seq, upto_seq).await
-    }
-
     async fn enqueue_resync(
         &self,
         target: &str,
@@ -790,6 +813,26 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let c = self.writer().await?;
         delivery::enqueue_resync(&c, target, provider, kind, id, at).await
+    }
+
+    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        let c = self.client().await?;
+        delivery::dead_letters(&c, target).await
+    }
+
+    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let c = self.writer().await?;
+        delivery::requeue_dead_letter(&c, id, at).await
+    }
+
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        let c = self.writer().await?;
+        Ok(execute(&c, "DELETE FROM dead_letters WHERE id = $1", &[&id]).await? == 1)
+    }
+
+    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
+        let c = self.client().await?;
+        delivery::stats(&c, target).await
     }
 
     async fn await_link(
@@ -816,32 +859,10 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(n)
     }
+}
 
-    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError> {
-        let c = self.client().await?;
-        delivery::orphaned_users(&c, target).await
-    }
-
-    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
-        let c = self.client().await?;
-        delivery::dead_letters(&c, target).await
-    }
-
-    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let c = self.writer().await?;
-        delivery::requeue_dead_letter(&c, id, at).await
-    }
-
-    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
-        let c = self.writer().await?;
-        Ok(execute(&c, "DELETE FROM dead_letters WHERE id = $1", &[&id]).await? == 1)
-    }
-
-    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
-        let c = self.client().await?;
-        delivery::stats(&c, target).await
-    }
-
+#[async_trait]
+impl Guards for PgStore {
     async fn guard(&self, target: &str) -> Result<GuardState, StoreError> {
         let c = self.client().await?;
         delivery::guard(&c, target).await
@@ -867,6 +888,27 @@ impl Store for PgStore {
         delivery::approve_guard(&c, target, at, until).await
     }
 
+    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+        let c = self.client().await?;
+        delivery::held(&c, target).await
+    }
+
+    async fn reject_held(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut c = self.writer().await?;
+        let tx = c.transaction().await?;
+        let n = delivery::reject_held(&tx, target, reason, at).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl TargetLinks for PgStore {
     async fn target_id(
         &self,
         target: &str,
@@ -910,24 +952,14 @@ impl Store for PgStore {
         delivery::count_managed(&c, target, kind).await
     }
 
-    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError> {
         let c = self.client().await?;
-        delivery::held(&c, target).await
+        delivery::orphaned_users(&c, target).await
     }
+}
 
-    async fn reject_held(
-        &self,
-        target: &str,
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let mut c = self.writer().await?;
-        let tx = c.transaction().await?;
-        let n = delivery::reject_held(&tx, target, reason, at).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
+#[async_trait]
+impl Schedules for PgStore {
     async fn claim_scheduled_run(
         &self,
         name: &str,
@@ -945,17 +977,10 @@ impl Store for PgStore {
         .await?;
         Ok(n == 1)
     }
+}
 
-    async fn rotate_vault(
-        &self,
-        old_header: String,
-        new_header: String,
-        rows: Vec<(String, Vec<u8>)>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        retrying!(self.rotate_once(&old_header, &new_header, &rows, at))
-    }
-
+#[async_trait]
+impl Lifecycle for PgStore {
     async fn status(&self) -> Result<StoreStatus, StoreError> {
         let c = self.client().await?;
         let r = query_one(

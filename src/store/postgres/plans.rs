@@ -11,7 +11,7 @@ use tokio_postgres::NoTls;
 use super::testkit::TestCluster;
 use super::{PgStore, lookup_query};
 use crate::scim::ResourceKind;
-use crate::store::{Lookup, Mutation, MutationKind, Store};
+use crate::store::{Lifecycle, Lookup, Mutation, MutationKind, Resources};
 
 fn create(kind: ResourceKind, id: String, doc: serde_json::Value) -> Mutation {
     Mutation {

@@ -1,16 +1,14 @@
-//! Resource changes: the resource row, its e-mail and member rows and its change event
-//! (with the delivery fan-out) in one transaction, as SQLite's writer does them.
+//! Resource changes: the steps of `store::plan` (the resource row, its e-mail and
+//! member rows) and the change event with its delivery fan-out, in one transaction.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde_json::{Value, json};
 
 use super::rows::{Failed, execute, ms, query, query_one, query_opt, unique_violation};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::model::parse_kind;
-use crate::store::{
-    ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation, MutationKind,
-    StoreError, UserNameKey,
-};
+use crate::store::plan::{Answer, Current, Event, Step, plan, user_name_taken};
+use crate::store::{Committed, IndexKeys, Mutation, MutationKind, StoreError, UserNameKey};
 
 // Ordering. Every change locks its resource's row (`current` takes it FOR NO KEY
 // UPDATE, or FOR UPDATE to delete; a create holds the new key in the unique indexes)
@@ -24,11 +22,33 @@ use crate::store::{
 // runs vary by a few hundred).
 
 pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Failed> {
+    let cur = match m.change {
+        MutationKind::Create { .. } => None,
+        _ => current(tx, m).await?,
+    };
+    let mut seq = cur.as_ref().map_or(0, |cur| cur.seq);
+    let (steps, mut tally) = plan(m, cur)?;
     let at = ms(m.at);
-    match &m.change {
-        MutationKind::Create { doc, members } => {
-            let keys = IndexKeys::from_doc(m.kind, doc);
-            // The unique indexes decide conflicts, as in SQLite.
+    for step in &steps {
+        let answer = run_step(tx, m, &mut seq, at, step).await?;
+        tally.record(step, answer)?;
+    }
+    let ev = tally.event();
+    let event_seq = event(tx, m, &ev).await?;
+    Ok(ev.committed(event_seq))
+}
+
+/// One step of a plan, in PostgreSQL's SQL: member steps take the whole set in one
+/// statement (a 50,000-member group is one round trip, not 50,000).
+async fn run_step(
+    tx: &Transaction<'_>,
+    m: &Mutation,
+    seq: &mut i64,
+    at: DateTime<Utc>,
+    step: &Step<'_>,
+) -> Result<Answer, Failed> {
+    match step {
+        Step::Insert { keys, doc } => {
             let row = query_one(
                 tx,
                 "INSERT INTO resources (provider, kind, id, version, created, last_modified,
@@ -46,128 +66,129 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
                 ],
             )
             .await
-            .map_err(|e| conflict(e, m, &keys))?;
-            let seq: i64 = row.try_get(0).map_err(StoreError::from)?;
-            insert_emails(tx, seq, &keys).await?;
-            let mut added = Vec::new();
-            if m.kind == ResourceKind::Group {
-                check_members(tx, m, members).await?;
-                add_members(tx, seq, members, &mut added).await?;
-            }
-            let detail = if m.kind == ResourceKind::Group {
-                json!({ "added": added })
-            } else {
-                json!({})
-            };
-            let event_seq = event(tx, m, ChangeOp::Create, 1, &detail).await?;
-            Ok(Committed {
-                version: 1,
-                created: m.at,
-                last_modified: m.at,
-                event_seq,
-            })
+            .map_err(|e| conflict(e, m, keys))?;
+            *seq = row.try_get(0).map_err(StoreError::from)?;
         }
-        MutationKind::Update { doc, members } => {
-            let cur = current(tx, m).await?;
-            let version = cur.version + 1;
-            match doc {
-                Some(doc) => {
-                    let keys = IndexKeys::from_doc(m.kind, doc);
-                    let dup = cur.user_name.dup_after(&keys);
-                    if dup == 0 {
-                        check_user_name(tx, m, &keys, cur.seq).await?;
-                    }
-                    execute(
-                        tx,
-                        "UPDATE resources SET version = $2, last_modified = $3, user_name_ci = $4,
-                           external_id = $5, display_name_ci = $6, doc = $7, user_name_dup = $8
-                         WHERE seq = $1",
-                        &[
-                            &cur.seq,
-                            &version,
-                            &at,
-                            &keys.user_name,
-                            &keys.external_id,
-                            &keys.display_name,
-                            &doc.to_string(),
-                            &dup,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| conflict(e, m, &keys))?;
-                    if let Some(freed) = cur.user_name.freed_by(&keys) {
-                        promote_look_alike(tx, m, freed).await?;
-                    }
-                    execute(
-                        tx,
-                        "DELETE FROM resource_emails WHERE resource_seq = $1",
-                        &[&cur.seq],
-                    )
-                    .await?;
-                    insert_emails(tx, cur.seq, &keys).await?;
-                }
-                None => {
-                    execute(
-                        tx,
-                        "UPDATE resources SET version = $2, last_modified = $3 WHERE seq = $1",
-                        &[&cur.seq, &version, &at],
-                    )
-                    .await?;
-                }
-            }
-            let detail = if m.kind == ResourceKind::Group {
-                member_changes(tx, m, cur.seq, members).await?
-            } else {
-                json!({})
-            };
-            let event_seq = event(tx, m, ChangeOp::Update, version, &detail).await?;
-            Ok(Committed {
-                version,
-                created: cur.created,
-                last_modified: m.at,
-                event_seq,
-            })
-        }
-        MutationKind::Delete => {
-            let cur = current(tx, m).await?;
-            let old: Value = serde_json::from_str(&cur.doc).unwrap_or(Value::Null);
-            let keep = |k: &str| old.get(k).cloned().unwrap_or(Value::Null);
-            let mut detail = json!({
-                "userName": keep("userName"),
-                "externalId": keep("externalId"),
-                "displayName": keep("displayName"),
-            });
-            if m.kind == ResourceKind::Group {
-                // Targets that cannot delete groups (iManage) empty them first.
-                let members: Vec<String> = query(
-                    tx,
-                    "SELECT member_id FROM group_members WHERE group_seq = $1 ORDER BY pos",
-                    &[&cur.seq],
-                )
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()
+        Step::FindUserNameHolder { key } => {
+            // A friendlier answer than the index violation when the name is plainly
+            // taken; the unique index still decides races.
+            let holder = query_opt(
+                tx,
+                "SELECT seq FROM resources
+                 WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup = 0",
+                &[&m.provider, &m.kind.name(), key],
+            )
+            .await?;
+            let holder = holder
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()
                 .map_err(StoreError::from)?;
-                detail["removed"] = json!(members);
-            }
-            execute(tx, "DELETE FROM resources WHERE seq = $1", &[&cur.seq]).await?;
-            if let Some(freed) = cur.user_name.freed_by(&IndexKeys::default()) {
-                promote_look_alike(tx, m, freed).await?;
-            }
+            return Ok(Answer::Holder(holder));
+        }
+        Step::Update {
+            version,
+            keys,
+            doc,
+            dup,
+        } => {
+            execute(
+                tx,
+                "UPDATE resources SET version = $2, last_modified = $3, user_name_ci = $4,
+                   external_id = $5, display_name_ci = $6, doc = $7, user_name_dup = $8
+                 WHERE seq = $1",
+                &[
+                    &*seq,
+                    version,
+                    &at,
+                    &keys.user_name,
+                    &keys.external_id,
+                    &keys.display_name,
+                    &doc.to_string(),
+                    dup,
+                ],
+            )
+            .await
+            .map_err(|e| conflict(e, m, keys))?;
+        }
+        Step::Touch { version } => {
+            execute(
+                tx,
+                "UPDATE resources SET version = $2, last_modified = $3 WHERE seq = $1",
+                &[&*seq, version, &at],
+            )
+            .await?;
+        }
+        Step::PromoteLookAlike { key } => {
+            // A user that shares its key with an older user since a key
+            // recomputation takes the name over, so the name stays unique.
+            execute(
+                tx,
+                "UPDATE resources SET user_name_dup = 0 WHERE seq = (
+                   SELECT min(seq) FROM resources
+                   WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup <> 0)",
+                &[&m.provider, &m.kind.name(), key],
+            )
+            .await?;
+        }
+        Step::DeleteEmails => {
             execute(
                 tx,
                 "DELETE FROM resource_emails WHERE resource_seq = $1",
-                &[&cur.seq],
+                &[&*seq],
             )
             .await?;
+        }
+        Step::InsertEmails { emails } => {
+            execute(
+                tx,
+                "INSERT INTO resource_emails (value_ci, resource_seq)
+                 SELECT v, $2 FROM unnest($1::text[]) AS v ON CONFLICT DO NOTHING",
+                &[emails, &*seq],
+            )
+            .await?;
+        }
+        Step::LookUpMembers { refs } => return look_up_members(tx, m, refs).await,
+        Step::AddMembers { refs } => return add_members(tx, *seq, refs).await,
+        Step::RemoveMembers { ids } => {
+            let gone = query(
+                tx,
+                "DELETE FROM group_members WHERE group_seq = $1 AND member_id = ANY($2)
+                 RETURNING member_id",
+                &[&*seq, ids],
+            )
+            .await?;
+            let mut gone_ids = std::collections::HashSet::with_capacity(gone.len());
+            for r in &gone {
+                gone_ids.insert(r.try_get::<_, String>(0).map_err(StoreError::from)?);
+            }
+            let removed = ids.iter().filter(|id| gone_ids.remove(*id)).cloned();
+            return Ok(Answer::Ids(removed.collect()));
+        }
+        Step::ClearMembers => {
             execute(
                 tx,
                 "DELETE FROM group_members WHERE group_seq = $1",
-                &[&cur.seq],
+                &[&*seq],
             )
             .await?;
-            // A deleted resource stops being anybody's member (RFC 7644 §3.6).
+        }
+        Step::ListMembers => {
+            let members = query(
+                tx,
+                "SELECT member_id FROM group_members WHERE group_seq = $1 ORDER BY pos",
+                &[&*seq],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?;
+            return Ok(Answer::Ids(members));
+        }
+        Step::Delete => {
+            execute(tx, "DELETE FROM resources WHERE seq = $1", &[&*seq]).await?;
+        }
+        Step::DropMemberships => {
             execute(
                 tx,
                 "DELETE FROM group_members m USING resources g
@@ -176,60 +197,30 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
                 &[&m.id, &m.provider],
             )
             .await?;
-            let version = cur.version + 1;
-            let event_seq = event(tx, m, ChangeOp::Delete, version, &detail).await?;
-            Ok(Committed {
-                version,
-                created: cur.created,
-                last_modified: m.at,
-                event_seq,
-            })
         }
     }
+    Ok(Answer::Done)
 }
 
 /// Names the conflict a failed INSERT or UPDATE of a resource ran into.
 fn conflict(e: tokio_postgres::Error, m: &Mutation, keys: &IndexKeys) -> Failed {
     match unique_violation(&e) {
-        Some("resources_user_name") => Failed::Store(StoreError::Uniqueness {
-            attribute: "userName",
-            value: user_name_as_given(m, keys),
-        }),
+        Some("resources_user_name") => Failed::Store(user_name_taken(m, keys.user_name.as_deref())),
         Some("resources_id") => Failed::Store(StoreError::DuplicateId(m.id.clone())),
         _ => Failed::from(e),
     }
 }
 
-fn user_name_as_given(m: &Mutation, keys: &IndexKeys) -> String {
-    let doc = match &m.change {
-        MutationKind::Create { doc, .. } => Some(doc),
-        MutationKind::Update { doc, .. } => doc.as_ref(),
-        MutationKind::Delete => None,
-    };
-    doc.and_then(|d| d.get("userName"))
-        .and_then(Value::as_str)
-        .or(keys.user_name.as_deref())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-struct Current {
-    seq: i64,
-    version: i64,
-    created: chrono::DateTime<chrono::Utc>,
-    doc: String,
-    user_name: UserNameKey,
-}
-
-/// The row a change applies to, locked until commit: concurrent changes to one
-/// resource (from any instance) queue here, so its versions and events stay in order.
+/// The row a change applies to, if there is one, locked until commit: concurrent
+/// changes to one resource (from any instance) queue here, so its versions and
+/// events stay in order.
 ///
 /// An update takes FOR NO KEY UPDATE, which still excludes every other change to the
 /// row but not the FOR KEY SHARE a group change takes on the members it adds
-/// ([`check_members`]): a user's PATCH need not wait for a membership change that
+/// ([`look_up_members`]): a user's PATCH need not wait for a membership change that
 /// names the user. A deletion takes FOR UPDATE, which does wait for those, so a
 /// membership added concurrently is committed before the deletion removes it.
-async fn current(tx: &Transaction<'_>, m: &Mutation) -> Result<Current, Failed> {
+async fn current(tx: &Transaction<'_>, m: &Mutation) -> Result<Option<Current>, Failed> {
     let sql = if matches!(m.change, MutationKind::Delete) {
         "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
          WHERE provider = $1 AND kind = $2 AND id = $3 FOR UPDATE"
@@ -237,86 +228,33 @@ async fn current(tx: &Transaction<'_>, m: &Mutation) -> Result<Current, Failed> 
         "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
          WHERE provider = $1 AND kind = $2 AND id = $3 FOR NO KEY UPDATE"
     };
-    let row = query_opt(tx, sql, &[&m.provider, &m.kind.name(), &m.id])
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let cur = Current {
-        seq: row.try_get(0).map_err(StoreError::from)?,
-        version: row.try_get(1).map_err(StoreError::from)?,
-        created: row.try_get(2).map_err(StoreError::from)?,
-        doc: row.try_get(3).map_err(StoreError::from)?,
-        user_name: UserNameKey {
-            key: row.try_get(4).map_err(StoreError::from)?,
-            dup: row.try_get(5).map_err(StoreError::from)?,
-        },
+    let Some(row) = query_opt(tx, sql, &[&m.provider, &m.kind.name(), &m.id]).await? else {
+        return Ok(None);
     };
-    if let Some(expected) = m.expected_version
-        && expected != cur.version
-    {
-        return Err(StoreError::VersionMismatch {
-            expected,
-            found: cur.version,
-        }
-        .into());
-    }
-    Ok(cur)
-}
-
-/// A friendlier answer than the index violation when the name is plainly taken; the
-/// unique index still decides races.
-async fn check_user_name(
-    tx: &Transaction<'_>,
-    m: &Mutation,
-    keys: &IndexKeys,
-    own_seq: i64,
-) -> Result<(), Failed> {
-    let Some(user_name) = &keys.user_name else {
-        return Ok(());
+    let read = || -> Result<Current, tokio_postgres::Error> {
+        Ok(Current {
+            seq: row.try_get(0)?,
+            version: row.try_get(1)?,
+            created: row.try_get(2)?,
+            doc: row.try_get(3)?,
+            user_name: UserNameKey {
+                key: row.try_get(4)?,
+                dup: row.try_get(5)?,
+            },
+        })
     };
-    let holder = query_opt(
-        tx,
-        "SELECT seq FROM resources
-         WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup = 0",
-        &[&m.provider, &m.kind.name(), user_name],
-    )
-    .await?;
-    match holder.map(|r| r.try_get::<_, i64>(0)).transpose() {
-        Ok(Some(seq)) if seq != own_seq => Err(StoreError::Uniqueness {
-            attribute: "userName",
-            value: user_name_as_given(m, keys),
-        }
-        .into()),
-        Ok(_) => Ok(()),
-        Err(e) => Err(StoreError::from(e).into()),
-    }
+    Ok(Some(read().map_err(StoreError::from)?))
 }
 
-/// A user that shares its key with an older user since a key recomputation takes the
-/// name over once that user is deleted or renamed, so the name stays unique.
-async fn promote_look_alike(tx: &Transaction<'_>, m: &Mutation, key: &str) -> Result<(), Failed> {
-    execute(
-        tx,
-        "UPDATE resources SET user_name_dup = 0 WHERE seq = (
-           SELECT min(seq) FROM resources
-           WHERE user_name_ci = $3 AND provider = $1 AND kind = $2 AND user_name_dup <> 0)",
-        &[&m.provider, &m.kind.name(), &key],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Checks the members a change adds in one statement (15,000 ids are one round trip;
-/// see [`Mutation::check_members`]). FOR KEY SHARE keeps each member from being
-/// deleted until this change commits; a deletion that got there first makes its row
-/// invisible here, so the member is reported unknown rather than left dangling.
-async fn check_members(
+/// What each member names, in one statement (15,000 ids are one round trip).
+/// FOR KEY SHARE keeps each member from being deleted until this change commits; a
+/// deletion that got there first makes its row invisible here, so the member is
+/// reported unknown rather than left dangling.
+async fn look_up_members(
     tx: &Transaction<'_>,
     m: &Mutation,
     refs: &[MemberRef],
-) -> Result<(), Failed> {
-    if !m.check_members || refs.is_empty() {
-        return Ok(());
-    }
+) -> Result<Answer, Failed> {
     let ids: Vec<&str> = refs.iter().map(|r| r.value.as_str()).collect();
     let rows = query(
         tx,
@@ -331,40 +269,23 @@ async fn check_members(
         let kind: String = r.try_get(1).map_err(StoreError::from)?;
         found.insert(id, parse_kind(&kind)?);
     }
-    let mut check = MemberCheck::new(m);
-    for r in refs {
-        check.found(r, found.get(&r.value).copied());
-    }
-    Ok(check.finish()?)
+    Ok(Answer::Found(
+        refs.iter().map(|r| found.get(&r.value).copied()).collect(),
+    ))
 }
 
-async fn insert_emails(tx: &Transaction<'_>, seq: i64, keys: &IndexKeys) -> Result<(), Failed> {
-    if keys.emails.is_empty() {
-        return Ok(());
-    }
-    execute(
-        tx,
-        "INSERT INTO resource_emails (value_ci, resource_seq)
-         SELECT v, $2 FROM unnest($1::text[]) AS v ON CONFLICT DO NOTHING",
-        &[&keys.emails, &seq],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Adds members in one statement (a 50,000-member group is one round trip), in the
-/// order given; `added` gets the ids that were not members yet, in that order.
+/// Adds members in one statement, in the order given; answers the ids that were not
+/// members yet, in that order.
 async fn add_members(
     tx: &Transaction<'_>,
     group_seq: i64,
     members: &[MemberRef],
-    added: &mut Vec<String>,
-) -> Result<(), Failed> {
-    if members.is_empty() {
-        return Ok(());
-    }
+) -> Result<Answer, Failed> {
     let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
-    let types: Vec<Option<&str>> = members.iter().map(|m| m.kind.as_deref()).collect();
+    let types: Vec<Option<&str>> = members
+        .iter()
+        .map(|m| m.kind.map(ResourceKind::name))
+        .collect();
     let displays: Vec<Option<&str>> = members.iter().map(|m| m.display.as_deref()).collect();
     let inserted = query(
         tx,
@@ -381,82 +302,13 @@ async fn add_members(
     for r in &inserted {
         fresh.insert(r.try_get::<_, String>(0).map_err(StoreError::from)?);
     }
-    for m in members {
-        if fresh.remove(&m.value) {
-            added.push(m.value.clone());
-        }
-    }
-    Ok(())
-}
-
-/// Applies member changes and describes them for the change event.
-async fn member_changes(
-    tx: &Transaction<'_>,
-    m: &Mutation,
-    group_seq: i64,
-    changes: &[MemberChange],
-) -> Result<Value, Failed> {
-    let mut delta = MemberDelta::default();
-    for ch in changes {
-        match ch {
-            MemberChange::Add(refs) => {
-                check_members(tx, m, refs).await?;
-                let mut added = Vec::new();
-                add_members(tx, group_seq, refs, &mut added).await?;
-                added.iter().for_each(|id| delta.add(id));
-            }
-            MemberChange::Remove(ids) => {
-                let gone = query(
-                    tx,
-                    "DELETE FROM group_members WHERE group_seq = $1 AND member_id = ANY($2)
-                     RETURNING member_id",
-                    &[&group_seq, ids],
-                )
-                .await?;
-                let mut gone_ids = std::collections::HashSet::with_capacity(gone.len());
-                for r in &gone {
-                    gone_ids.insert(r.try_get::<_, String>(0).map_err(StoreError::from)?);
-                }
-                for id in ids {
-                    if gone_ids.remove(id) {
-                        delta.remove(id);
-                    }
-                }
-            }
-            MemberChange::RemoveAll => {
-                execute(
-                    tx,
-                    "DELETE FROM group_members WHERE group_seq = $1",
-                    &[&group_seq],
-                )
-                .await?;
-                delta.replace();
-            }
-            MemberChange::ReplaceAll(refs) => {
-                check_members(tx, m, refs).await?;
-                execute(
-                    tx,
-                    "DELETE FROM group_members WHERE group_seq = $1",
-                    &[&group_seq],
-                )
-                .await?;
-                delta.replace();
-                add_members(tx, group_seq, refs, &mut Vec::new()).await?;
-            }
-        }
-    }
-    Ok(delta.into_detail())
+    let added = members.iter().filter(|m| fresh.remove(&m.value));
+    Ok(Answer::Ids(added.map(|m| m.value.clone()).collect()))
 }
 
 /// Writes the change event and fans it out to every target routed from the
 /// provider; a row already queued for the resource absorbs it.
-async fn event(
-    tx: &Transaction<'_>,
-    m: &Mutation,
-    op: ChangeOp,
-    version: i64,
-    detail: &Value,
-) -> Result<i64, Failed> {
+async fn event(tx: &Transaction<'_>, m: &Mutation, ev: &Event) -> Result<i64, Failed> {
     let at = ms(m.at);
     let row = query_one(
         tx,
@@ -474,10 +326,10 @@ async fn event(
             &m.provider,
             &m.kind.name(),
             &m.id,
-            &op.as_str(),
-            &version,
+            &ev.op.as_str(),
+            &ev.version,
             &at,
-            &detail.to_string(),
+            &ev.detail.to_json().to_string(),
             &m.request_id,
         ],
     )

@@ -1,13 +1,13 @@
 //! SQL for delivery: routes, the coalescing queue with leases, dead letters, target ids.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::Value;
 
 use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
+use crate::store::settle::{Held, Settle, settle};
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState,
-    Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
+    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    EventDetail, GuardState, Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
 const QUEUE_COLUMNS: &str = "target, provider, kind, resource_id, from_seq, last_seq, queued_at, attempts, last_error, resync";
@@ -129,8 +129,9 @@ pub(super) fn claim(
     Ok(out)
 }
 
-/// Records the outcome of a claimed delivery. Nothing happens unless `owner` still holds
-/// the lease (another instance may have taken over an expired one).
+/// Records the outcome of a claimed delivery: the writes [`settle`] decides, in
+/// SQLite's SQL. Nothing happens unless `owner` still holds the lease (another
+/// instance may have taken over an expired one).
 pub(super) fn finish(
     c: &Connection,
     d: &QueuedDelivery,
@@ -140,113 +141,109 @@ pub(super) fn finish(
     at: &str,
 ) -> Result<(), StoreError> {
     let key = params![d.target, d.provider, d.kind.name(), d.resource_id, owner];
-    let held: Option<(i64, i64)> = c
+    let held = c
         .prepare_cached(
             "SELECT last_seq, resync FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3
                AND resource_id = ?4 AND lease_owner = ?5",
         )?
-        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(key, |r| {
+            Ok(Held {
+                last_seq: r.get(0)?,
+                resync: r.get(1)?,
+            })
+        })
         .optional()?;
-    let Some((current_last, current_resync)) = held else {
-        return Ok(());
-    };
-    let (name, detail) = match outcome {
-        DeliveryOutcome::Done => ("delivered", None),
-        DeliveryOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
-        DeliveryOutcome::Dead { error } => ("dead_letter", Some(error.as_str())),
-        DeliveryOutcome::Defer { reason, .. } => ("paused", Some(reason.as_str())),
-    };
-    c.prepare_cached(
-        "INSERT INTO delivery_log (target, provider, kind, resource_id, from_seq, last_seq, outcome, detail, duration_ms, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        d.target,
-        d.provider,
-        d.kind.name(),
-        d.resource_id,
-        d.from_seq,
-        d.last_seq,
-        name,
-        detail,
-        i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
-        at
-    ])?;
-    let pk = params![d.target, d.provider, d.kind.name(), d.resource_id];
-    match outcome {
-        DeliveryOutcome::Retry { next_at, error } => {
-            c.prepare_cached(
-                "UPDATE delivery_queue SET attempts = attempts + 1, next_at = ?5, last_error = ?6,
-                   lease_owner = NULL, lease_until = NULL, paused = 0
-                 WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
-            )?
-            .execute(params![
-                d.target,
-                d.provider,
-                d.kind.name(),
-                d.resource_id,
-                fmt_time(*next_at),
-                error
-            ])?;
-            return Ok(());
-        }
-        DeliveryOutcome::Dead { error } => {
-            // One dead letter per resource and target: a resource that fails again
-            // (queued again by a group change or a sync) updates its letter instead of
-            // piling up another.
-            let merged = c
-                .prepare_cached(
-                    "UPDATE dead_letters SET
-                       from_seq = min(from_seq, coalesce((SELECT from_seq FROM delivery_queue
-                         WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4), from_seq)),
-                       last_seq = max(last_seq, ?5), attempts = attempts + 1, error = ?6, at = ?7
+    for step in settle(d, outcome, held) {
+        let pk = params![d.target, d.provider, d.kind.name(), d.resource_id];
+        match step {
+            Settle::Log { outcome, detail } => {
+                c.prepare_cached(
+                    "INSERT INTO delivery_log (target, provider, kind, resource_id, from_seq, last_seq, outcome, detail, duration_ms, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    d.target,
+                    d.provider,
+                    d.kind.name(),
+                    d.resource_id,
+                    d.from_seq,
+                    d.last_seq,
+                    outcome,
+                    detail,
+                    i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+                    at
+                ])?;
+            }
+            Settle::Retry { next_at, error } => {
+                c.prepare_cached(
+                    "UPDATE delivery_queue SET attempts = attempts + 1, next_at = ?5, last_error = ?6,
+                       lease_owner = NULL, lease_until = NULL, paused = 0
                      WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
                 )?
-                .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
-            if merged == 0 {
+                .execute(params![
+                    d.target,
+                    d.provider,
+                    d.kind.name(),
+                    d.resource_id,
+                    fmt_time(next_at),
+                    error
+                ])?;
+            }
+            Settle::Defer { next_at, reason } => {
                 c.prepare_cached(
-                "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
-                   queued_at, attempts, error, at)
-                 SELECT target, provider, kind, resource_id, from_seq, ?5, queued_at, attempts + 1, ?6, ?7
-                 FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
-            )?
-            .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+                    "UPDATE delivery_queue SET next_at = ?5, last_error = ?6, lease_owner = NULL, lease_until = NULL,
+                       paused = 1
+                     WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                )?
+                .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, fmt_time(next_at), reason])?;
+            }
+            Settle::DeadLetter { error } => {
+                let merged = c
+                    .prepare_cached(
+                        "UPDATE dead_letters SET
+                           from_seq = min(from_seq, coalesce((SELECT from_seq FROM delivery_queue
+                             WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4), from_seq)),
+                           last_seq = max(last_seq, ?5), attempts = attempts + 1, error = ?6, at = ?7
+                         WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                    )?
+                    .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+                if merged == 0 {
+                    c.prepare_cached(
+                        "INSERT INTO dead_letters (target, provider, kind, resource_id, from_seq, last_seq,
+                           queued_at, attempts, error, at)
+                         SELECT target, provider, kind, resource_id, from_seq, ?5, queued_at, attempts + 1, ?6, ?7
+                         FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                    )?
+                    .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, d.last_seq, error, at])?;
+                }
+            }
+            Settle::Remove => {
+                c.prepare_cached(
+                    "DELETE FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                )?
+                .execute(pk)?;
+            }
+            Settle::Requeue {
+                from_seq,
+                resync_served,
+            } => {
+                c.prepare_cached(
+                    "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
+                       last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
+                       resync = CASE WHEN resync = ?7 THEN 0 ELSE resync END
+                     WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+                )?
+                .execute(params![
+                    d.target,
+                    d.provider,
+                    d.kind.name(),
+                    d.resource_id,
+                    from_seq,
+                    at,
+                    resync_served
+                ])?;
             }
         }
-        DeliveryOutcome::Defer { next_at, reason } => {
-            c.prepare_cached(
-                "UPDATE delivery_queue SET next_at = ?5, last_error = ?6, lease_owner = NULL, lease_until = NULL,
-                   paused = 1
-                 WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
-            )?
-            .execute(params![d.target, d.provider, d.kind.name(), d.resource_id, fmt_time(*next_at), reason])?;
-            return Ok(());
-        }
-        DeliveryOutcome::Done => {}
-    }
-    if current_last == d.last_seq && current_resync == d.resync_requests {
-        c.prepare_cached(
-            "DELETE FROM delivery_queue WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
-        )?
-        .execute(pk)?;
-    } else {
-        // Changes or a resync request arrived while this one was in flight: deliver
-        // them next, at once. A resync requested meanwhile stays requested.
-        c.prepare_cached(
-            "UPDATE delivery_queue SET from_seq = ?5, queued_at = ?6, next_at = ?6, attempts = 0,
-               last_error = NULL, lease_owner = NULL, lease_until = NULL, paused = 0, sent_seq = NULL,
-               resync = CASE WHEN resync = ?7 THEN 0 ELSE resync END
-             WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
-        )?
-        .execute(params![
-            d.target,
-            d.provider,
-            d.kind.name(),
-            d.resource_id,
-            d.last_seq,
-            at,
-            d.resync_requests
-        ])?;
     }
     Ok(())
 }
@@ -306,7 +303,7 @@ pub(super) fn event(raw: RawEvent) -> Result<ChangeEvent, StoreError> {
             .ok_or_else(|| StoreError::Database(format!("bad stored op {op:?}")))?,
         version,
         at: parse_time(&at)?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        detail: EventDetail::parse(&detail),
         request_id,
     })
 }

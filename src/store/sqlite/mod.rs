@@ -20,9 +20,10 @@ use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
-    GuardState, Lookup, Managed, Mutation, Orphan, Page, QueuedDelivery, SecretRow, Store,
-    StoreError, StoreStatus, StoredResource, TargetLink, VaultRecord,
+    ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
+    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
+    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
+    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -351,7 +352,7 @@ fn lookup_by(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Resources for SqliteStore {
     async fn apply(&self, m: Mutation) -> Result<Committed, StoreError> {
         self.submit(|tx| Job::Apply(Box::new(m), tx)).await
     }
@@ -432,7 +433,7 @@ impl Store for SqliteStore {
                 .query_map(params![p, g], |r| {
                     Ok(MemberRef {
                         value: r.get(0)?,
-                        kind: r.get(1)?,
+                        kind: stored_member_kind(r.get(1)?),
                         display: r.get(2)?,
                     })
                 })?
@@ -462,7 +463,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ChangeLog for SqliteStore {
     async fn events_after(
         &self,
         after_seq: i64,
@@ -479,6 +483,44 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn resource_events(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        let (provider, id) = (provider.to_owned(), id.to_owned());
+        self.read(move |c| delivery::resource_events(c, &provider, kind, &id, after_seq, upto_seq))
+            .await
+    }
+
+    async fn prune_change_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.exec(move |c| {
+            // A delivery reads the events after its `from_seq` (member deltas live
+            // there), and a retried dead letter does too: keep everything after the
+            // oldest such `from_seq`.
+            Ok(c.execute(
+                "DELETE FROM change_events WHERE seq IN (
+                     SELECT seq FROM change_events
+                     WHERE at < ?1 AND seq <= coalesce((SELECT min(s) FROM (
+                         SELECT min(from_seq) AS s FROM delivery_queue
+                         UNION ALL SELECT min(from_seq) FROM dead_letters)), 9223372036854775807)
+                     ORDER BY seq LIMIT ?2)",
+                params![fmt_time(before), batch as i64],
+            )?)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Tokens for SqliteStore {
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
         self.submit(|tx| Job::CreateToken(Box::new(token), tx))
             .await
@@ -522,7 +564,10 @@ impl Store for SqliteStore {
         }
         self.submit(|tx| Job::TouchTokens(used, tx)).await
     }
+}
 
+#[async_trait]
+impl VaultRows for SqliteStore {
     async fn vault(&self) -> Result<Option<VaultRecord>, StoreError> {
         self.read_point(|c| {
             let raw: Option<(String, String, Option<String>)> = c
@@ -615,6 +660,50 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn rotate_vault(
+        &self,
+        old_header: String,
+        new_header: String,
+        rows: Vec<(String, Vec<u8>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(move |c| {
+            let current: Option<String> = c
+                .query_row("SELECT header FROM vault WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            if current.as_deref() != Some(old_header.as_str()) {
+                return Err(StoreError::Conflict(
+                    "the vault changed during rotation (another rotation or init ran); nothing was changed".into(),
+                ));
+            }
+            let stored: i64 = c.query_row("SELECT count(*) FROM secrets", [], |r| r.get(0))?;
+            if stored != rows.len() as i64 {
+                return Err(StoreError::Conflict(format!(
+                    "{stored} secrets are stored but {} were re-encrypted (one was added or deleted meanwhile); nothing was changed",
+                    rows.len()
+                )));
+            }
+            let now = fmt_time(at);
+            let mut st = c.prepare_cached("UPDATE secrets SET sealed = ?2, updated = ?3 WHERE name = ?1")?;
+            for (name, sealed) in &rows {
+                if st.execute(params![name, sealed, now])? != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "secret {name:?} disappeared during rotation; nothing was changed"
+                    )));
+                }
+            }
+            c.execute(
+                "UPDATE vault SET header = ?1, rotated = ?2 WHERE id = 1",
+                params![new_header, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
     async fn set_delivery_routes(
         &self,
         routes: Vec<(String, String)>,
@@ -689,41 +778,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn prune_change_events(
-        &self,
-        before: DateTime<Utc>,
-        batch: usize,
-    ) -> Result<usize, StoreError> {
-        self.exec(move |c| {
-            // A delivery reads the events after its `from_seq` (member deltas live
-            // there), and a retried dead letter does too: keep everything after the
-            // oldest such `from_seq`.
-            Ok(c.execute(
-                "DELETE FROM change_events WHERE seq IN (
-                     SELECT seq FROM change_events
-                     WHERE at < ?1 AND seq <= coalesce((SELECT min(s) FROM (
-                         SELECT min(from_seq) AS s FROM delivery_queue
-                         UNION ALL SELECT min(from_seq) FROM dead_letters)), 9223372036854775807)
-                     ORDER BY seq LIMIT ?2)",
-                params![fmt_time(before), batch as i64],
-            )?)
-        })
-        .await
-    }
-
-    async fn resource_events(
-        &self,
-        provider: &str,
-        kind: ResourceKind,
-        id: &str,
-        after_seq: i64,
-        upto_seq: i64,
-    ) -> Result<Vec<ChangeEvent>, StoreError> {
-        let (provider, id) = (provider.to_owned(), id.to_owned());
-        self.read(move |c| delivery::resource_events(c, &provider, kind, &id, after_seq, upto_seq))
-            .await
-    }
-
     async fn enqueue_resync(
         &self,
         target: &str,
@@ -735,6 +789,26 @@ impl Store for SqliteStore {
         let (t, p, i) = (target.to_owned(), provider.to_owned(), id.to_owned());
         self.exec(move |c| delivery::enqueue_resync(c, &t, &p, kind, &i, &fmt_time(at)))
             .await
+    }
+
+    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        let target = target.map(str::to_owned);
+        self.read(move |c| delivery::dead_letters(c, target.as_deref()))
+            .await
+    }
+
+    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.exec(move |c| delivery::requeue_dead_letter(c, id, &fmt_time(at)))
+            .await
+    }
+
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        self.exec(move |c| delivery::drop_dead_letter(c, id)).await
+    }
+
+    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
+        let target = target.to_owned();
+        self.read(move |c| delivery::stats(c, &target)).await
     }
 
     async fn await_link(
@@ -769,32 +843,10 @@ impl Store for SqliteStore {
         self.exec(move |c| delivery::release_waiting(c, &t, &p, &a, &fmt_time(at)))
             .await
     }
+}
 
-    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError> {
-        let t = target.to_owned();
-        self.read(move |c| delivery::orphaned_users(c, &t)).await
-    }
-
-    async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
-        let target = target.map(str::to_owned);
-        self.read(move |c| delivery::dead_letters(c, target.as_deref()))
-            .await
-    }
-
-    async fn requeue_dead_letter(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.exec(move |c| delivery::requeue_dead_letter(c, id, &fmt_time(at)))
-            .await
-    }
-
-    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
-        self.exec(move |c| delivery::drop_dead_letter(c, id)).await
-    }
-
-    async fn delivery_stats(&self, target: &str) -> Result<DeliveryStats, StoreError> {
-        let target = target.to_owned();
-        self.read(move |c| delivery::stats(c, &target)).await
-    }
-
+#[async_trait]
+impl Guards for SqliteStore {
     async fn guard(&self, target: &str) -> Result<GuardState, StoreError> {
         let target = target.to_owned();
         self.read_point(move |c| delivery::guard(c, &target)).await
@@ -822,6 +874,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+        let t = target.to_owned();
+        self.read(move |c| delivery::held(c, &t)).await
+    }
+
+    async fn reject_held(
+        &self,
+        target: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let (t, r) = (target.to_owned(), reason.to_owned());
+        self.exec(move |c| delivery::reject_held(c, &t, &r, &fmt_time(at)))
+            .await
+    }
+}
+
+#[async_trait]
+impl TargetLinks for SqliteStore {
     async fn target_id(
         &self,
         target: &str,
@@ -869,22 +940,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn held_by_guard(&self, target: &str) -> Result<Vec<QueuedDelivery>, StoreError> {
+    async fn orphaned_users(&self, target: &str) -> Result<Vec<Orphan>, StoreError> {
         let t = target.to_owned();
-        self.read(move |c| delivery::held(c, &t)).await
+        self.read(move |c| delivery::orphaned_users(c, &t)).await
     }
+}
 
-    async fn reject_held(
-        &self,
-        target: &str,
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let (t, r) = (target.to_owned(), reason.to_owned());
-        self.exec(move |c| delivery::reject_held(c, &t, &r, &fmt_time(at)))
-            .await
-    }
-
+#[async_trait]
+impl Schedules for SqliteStore {
     async fn claim_scheduled_run(
         &self,
         name: &str,
@@ -902,48 +965,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn rotate_vault(
-        &self,
-        old_header: String,
-        new_header: String,
-        rows: Vec<(String, Vec<u8>)>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.exec(move |c| {
-            let current: Option<String> = c
-                .query_row("SELECT header FROM vault WHERE id = 1", [], |r| r.get(0))
-                .optional()?;
-            if current.as_deref() != Some(old_header.as_str()) {
-                return Err(StoreError::Conflict(
-                    "the vault changed during rotation (another rotation or init ran); nothing was changed".into(),
-                ));
-            }
-            let stored: i64 = c.query_row("SELECT count(*) FROM secrets", [], |r| r.get(0))?;
-            if stored != rows.len() as i64 {
-                return Err(StoreError::Conflict(format!(
-                    "{stored} secrets are stored but {} were re-encrypted (one was added or deleted meanwhile); nothing was changed",
-                    rows.len()
-                )));
-            }
-            let now = fmt_time(at);
-            let mut st = c.prepare_cached("UPDATE secrets SET sealed = ?2, updated = ?3 WHERE name = ?1")?;
-            for (name, sealed) in &rows {
-                if st.execute(params![name, sealed, now])? != 1 {
-                    return Err(StoreError::Conflict(format!(
-                        "secret {name:?} disappeared during rotation; nothing was changed"
-                    )));
-                }
-            }
-            c.execute(
-                "UPDATE vault SET header = ?1, rotated = ?2 WHERE id = 1",
-                params![new_header, now],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
+#[async_trait]
+impl Lifecycle for SqliteStore {
     async fn status(&self) -> Result<StoreStatus, StoreError> {
         let location = self.path.display().to_string();
         let write_batches = self.stats.batches.load(Ordering::Relaxed);

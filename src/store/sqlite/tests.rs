@@ -94,3 +94,62 @@ async fn readers_dropped_mid_read_leave_the_pool_whole() {
         }
     }
 }
+
+/// Change events written before the detail was typed read back as they were: the
+/// stored JSON shape is the contract, old rows included.
+#[tokio::test]
+async fn change_events_stored_by_earlier_versions_read_back() {
+    use crate::store::{ChangeLog, EventDetail, Lifecycle};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    SqliteStore::open(&path).unwrap().close().await;
+    let at = fmt_time(chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap());
+    {
+        let c = Connection::open(&path).unwrap();
+        let old = [
+            ("create", r#"{"added":["a","b"]}"#),
+            ("update", r#"{"added":["c"],"removed":["a"]}"#),
+            ("update", r#"{"replaced":true}"#),
+            (
+                "delete",
+                r#"{"userName":null,"externalId":"x","displayName":"Board","removed":["b","c"]}"#,
+            ),
+        ];
+        for (version, (op, detail)) in old.iter().enumerate() {
+            c.execute(
+                "INSERT INTO change_events (provider, kind, resource_id, op, version, at, detail)
+                 VALUES ('entra', 'Group', 'g', ?1, ?2, ?3, ?4)",
+                params![op, version as i64 + 1, at, detail],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let events = store
+        .resource_events("entra", ResourceKind::Group, "g", 0, i64::MAX)
+        .await
+        .unwrap();
+    let details: Vec<EventDetail> = events.into_iter().map(|e| e.detail).collect();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        details,
+        [
+            EventDetail::Created {
+                added: ids(&["a", "b"])
+            },
+            EventDetail::Updated {
+                added: ids(&["c"]),
+                removed: ids(&["a"])
+            },
+            EventDetail::Replaced,
+            EventDetail::Deleted {
+                user_name: None,
+                external_id: Some("x".into()),
+                display_name: Some("Board".into()),
+                removed: Some(ids(&["b", "c"])),
+            },
+        ]
+    );
+    assert_eq!(details[3].name(), Some("Board"));
+    store.close().await;
+}

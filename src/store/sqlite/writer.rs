@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{fmt_time, parse_time};
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::plan::{Answer, Current, Event, Step, plan, user_name_taken};
 use crate::store::{
-    ApiToken, ChangeOp, Committed, IndexKeys, MemberChange, MemberCheck, MemberDelta, Mutation,
-    MutationKind, StoreError, UserNameKey,
+    ApiToken, Committed, IndexKeys, Mutation, MutationKind, StoreError, UserNameKey,
 };
 
 /// Most jobs folded into one transaction; bounds commit latency under heavy load.
@@ -274,54 +273,68 @@ fn create_token(c: &Connection, t: &ApiToken) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The row of an existing resource that a change needs.
-struct Current {
-    seq: i64,
-    version: i64,
-    created: String,
-    doc: String,
-    /// The userName key and its look-alike mark (see `rekey`).
-    user_name: UserNameKey,
-}
-
-fn current(c: &Connection, m: &Mutation) -> Result<Current, StoreError> {
-    let cur = c
+/// The row a change applies to, if there is one.
+fn current(c: &Connection, m: &Mutation) -> Result<Option<Current>, StoreError> {
+    let raw = c
         .prepare_cached(
             "SELECT seq, version, created, doc, user_name_ci, user_name_dup FROM resources
              WHERE provider = ?1 AND kind = ?2 AND id = ?3",
         )?
         .query_row(params![m.provider, m.kind.name(), m.id], |r| {
-            Ok(Current {
-                seq: r.get(0)?,
-                version: r.get(1)?,
-                created: r.get(2)?,
-                doc: r.get(3)?,
-                user_name: UserNameKey {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                UserNameKey {
                     key: r.get(4)?,
                     dup: r.get(5)?,
                 },
-            })
+            ))
         })
-        .optional()?
-        .ok_or(StoreError::NotFound)?;
-    if let Some(expected) = m.expected_version
-        && expected != cur.version
-    {
-        return Err(StoreError::VersionMismatch {
-            expected,
-            found: cur.version,
-        });
-    }
-    Ok(cur)
+        .optional()?;
+    raw.map(|(seq, version, created, doc, user_name)| {
+        Ok(Current {
+            seq,
+            version,
+            created: parse_time(&created)?,
+            doc,
+            user_name,
+        })
+    })
+    .transpose()
 }
 
+/// Runs the change's [`plan`] inside the job's savepoint. The writer runs one job at
+/// a time, so nothing changes between a step's read and the writes after it.
 fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
+    let cur = match m.change {
+        MutationKind::Create { .. } => None,
+        _ => current(c, m)?,
+    };
+    let mut seq = cur.as_ref().map_or(0, |cur| cur.seq);
+    let (steps, mut tally) = plan(m, cur)?;
     let at = fmt_time(m.at);
-    match &m.change {
-        MutationKind::Create { doc, members } => {
-            let keys = IndexKeys::from_doc(m.kind, doc);
-            // The unique indexes decide conflicts; probing them first would cost two
-            // extra index lookups on every create.
+    for step in &steps {
+        let answer = run_step(c, m, &mut seq, &at, step)?;
+        tally.record(step, answer)?;
+    }
+    let ev = tally.event();
+    let event_seq = event(c, m, &ev, &at)?;
+    Ok(ev.committed(event_seq))
+}
+
+/// One step of a plan, in SQLite's SQL (one statement per row: each is a cached
+/// statement on the writer's connection, with no round trip to save).
+fn run_step(
+    c: &Connection,
+    m: &Mutation,
+    seq: &mut i64,
+    at: &str,
+    step: &Step<'_>,
+) -> Result<Answer, StoreError> {
+    match step {
+        Step::Insert { keys, doc } => {
             let inserted = c
                 .prepare_cached(
                     "INSERT INTO resources (provider, kind, id, version, created, last_modified,
@@ -339,139 +352,117 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
                     doc.to_string()
                 ]);
             if let Err(e) = inserted {
-                return Err(create_conflict(e, m, &keys));
+                return Err(create_conflict(e, m, keys));
             }
-            let seq = c.last_insert_rowid();
-            insert_emails(c, seq, &keys)?;
-            let mut added = Vec::new();
-            if m.kind == ResourceKind::Group {
-                check_members(c, m, members)?;
-                add_members(c, seq, members, &mut added)?;
-            }
-            let detail = if m.kind == ResourceKind::Group {
-                json!({ "added": added })
-            } else {
-                json!({})
-            };
-            let event_seq = event(c, m, ChangeOp::Create, 1, &at, &detail)?;
-            Ok(Committed {
-                version: 1,
-                created: m.at,
-                last_modified: m.at,
-                event_seq,
-            })
+            *seq = c.last_insert_rowid();
         }
-        MutationKind::Update { doc, members } => {
-            let cur = current(c, m)?;
-            let version = cur.version + 1;
-            match doc {
-                Some(doc) => {
-                    let keys = IndexKeys::from_doc(m.kind, doc);
-                    let dup = cur.user_name.dup_after(&keys);
-                    if dup == 0 {
-                        check_user_name(c, m, &keys, Some(cur.seq))?;
-                    }
-                    c.prepare_cached(
-                        "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
-                           external_id = ?5, display_name_ci = ?6, doc = ?7, user_name_dup = ?8
-                         WHERE seq = ?1",
-                    )?
-                    .execute(params![
-                        cur.seq,
-                        version,
-                        at,
-                        keys.user_name,
-                        keys.external_id,
-                        keys.display_name,
-                        doc.to_string(),
-                        dup
-                    ])?;
-                    if let Some(freed) = cur.user_name.freed_by(&keys) {
-                        promote_look_alike(c, m, freed)?;
-                    }
-                    c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
-                        .execute([cur.seq])?;
-                    insert_emails(c, cur.seq, &keys)?;
-                }
-                None => {
-                    c.prepare_cached(
-                        "UPDATE resources SET version = ?2, last_modified = ?3 WHERE seq = ?1",
-                    )?
-                    .execute(params![cur.seq, version, at])?;
-                }
-            }
-            let detail = if m.kind == ResourceKind::Group {
-                member_changes(c, m, cur.seq, members)?
-            } else {
-                json!({})
-            };
-            let event_seq = event(c, m, ChangeOp::Update, version, &at, &detail)?;
-            Ok(Committed {
+        Step::FindUserNameHolder { key } => {
+            let holder: Option<i64> = c
+                .prepare_cached(
+                    "SELECT seq FROM resources
+                     WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup = 0",
+                )?
+                .query_row(params![m.provider, m.kind.name(), key], |r| r.get(0))
+                .optional()?;
+            return Ok(Answer::Holder(holder));
+        }
+        Step::Update {
+            version,
+            keys,
+            doc,
+            dup,
+        } => {
+            c.prepare_cached(
+                "UPDATE resources SET version = ?2, last_modified = ?3, user_name_ci = ?4,
+                   external_id = ?5, display_name_ci = ?6, doc = ?7, user_name_dup = ?8
+                 WHERE seq = ?1",
+            )?
+            .execute(params![
+                *seq,
                 version,
-                created: parse_time(&cur.created)?,
-                last_modified: m.at,
-                event_seq,
-            })
+                at,
+                keys.user_name,
+                keys.external_id,
+                keys.display_name,
+                doc.to_string(),
+                dup
+            ])?;
         }
-        MutationKind::Delete => {
-            let cur = current(c, m)?;
-            let old: Value = serde_json::from_str(&cur.doc).unwrap_or(Value::Null);
-            let keep = |k: &str| old.get(k).cloned().unwrap_or(Value::Null);
-            let mut detail = json!({
-                "userName": keep("userName"),
-                "externalId": keep("externalId"),
-                "displayName": keep("displayName"),
-            });
-            if m.kind == ResourceKind::Group {
-                // Targets that cannot delete groups (iManage) empty them first.
-                let members: Vec<String> = c
-                    .prepare_cached("SELECT member_id FROM group_members WHERE group_seq = ?1")?
-                    .query_map([cur.seq], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                detail["removed"] = json!(members);
-            }
-            c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
-                .execute([cur.seq])?;
-            if let Some(freed) = cur.user_name.freed_by(&IndexKeys::default()) {
-                promote_look_alike(c, m, freed)?;
-            }
+        Step::Touch { version } => {
+            c.prepare_cached(
+                "UPDATE resources SET version = ?2, last_modified = ?3 WHERE seq = ?1",
+            )?
+            .execute(params![*seq, version, at])?;
+        }
+        Step::PromoteLookAlike { key } => {
+            // A user that shared its key with an older user since a key recomputation
+            // takes the name over, so the name stays unique.
+            c.prepare_cached(
+                "UPDATE resources SET user_name_dup = 0 WHERE seq = (
+                   SELECT min(seq) FROM resources
+                   WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup <> 0)",
+            )?
+            .execute(params![m.provider, m.kind.name(), key])?;
+        }
+        Step::DeleteEmails => {
             c.prepare_cached("DELETE FROM resource_emails WHERE resource_seq = ?1")?
-                .execute([cur.seq])?;
+                .execute([*seq])?;
+        }
+        Step::InsertEmails { emails } => {
+            let mut st = c.prepare_cached(
+                "INSERT OR IGNORE INTO resource_emails (value_ci, resource_seq) VALUES (?1, ?2)",
+            )?;
+            for e in emails {
+                st.execute(params![e, *seq])?;
+            }
+        }
+        Step::LookUpMembers { refs } => return look_up_members(c, m, refs),
+        Step::AddMembers { refs } => return add_members(c, *seq, refs),
+        Step::RemoveMembers { ids } => {
+            let mut st = c.prepare_cached(
+                "DELETE FROM group_members WHERE group_seq = ?1 AND member_id = ?2",
+            )?;
+            let mut gone = Vec::new();
+            for id in ids.iter() {
+                if st.execute(params![*seq, id])? > 0 {
+                    gone.push(id.clone());
+                }
+            }
+            return Ok(Answer::Ids(gone));
+        }
+        Step::ClearMembers => {
             c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
-                .execute([cur.seq])?;
-            // A deleted resource stops being anybody's member (RFC 7644 §3.6); the
-            // target drops those memberships when it deletes the resource itself.
+                .execute([*seq])?;
+        }
+        Step::ListMembers => {
+            let members: Vec<String> = c
+                .prepare_cached(
+                    "SELECT member_id FROM group_members WHERE group_seq = ?1 ORDER BY pos",
+                )?
+                .query_map([*seq], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            return Ok(Answer::Ids(members));
+        }
+        Step::Delete => {
+            c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
+                .execute([*seq])?;
+        }
+        Step::DropMemberships => {
             c.prepare_cached(
                 "DELETE FROM group_members WHERE member_id = ?1 AND group_seq IN
                    (SELECT seq FROM resources WHERE provider = ?2 AND kind = 'Group')",
             )?
             .execute(params![m.id, m.provider])?;
-            let version = cur.version + 1;
-            let event_seq = event(c, m, ChangeOp::Delete, version, &at, &detail)?;
-            Ok(Committed {
-                version,
-                created: parse_time(&cur.created)?,
-                last_modified: m.at,
-                event_seq,
-            })
         }
     }
+    Ok(Answer::Done)
 }
 
 /// Names the conflict a failed resource INSERT ran into.
 fn create_conflict(e: rusqlite::Error, m: &Mutation, keys: &IndexKeys) -> StoreError {
     let msg = e.to_string();
     if msg.contains("UNIQUE") && msg.contains("user_name_ci") {
-        StoreError::Uniqueness {
-            attribute: "userName",
-            value: m
-                .change_doc()
-                .and_then(|d| d.get("userName"))
-                .and_then(Value::as_str)
-                .or(keys.user_name.as_deref())
-                .unwrap_or_default()
-                .to_owned(),
-        }
+        user_name_taken(m, keys.user_name.as_deref())
     } else if msg.contains("UNIQUE") && msg.contains("resources.id") {
         StoreError::DuplicateId(m.id.clone())
     } else {
@@ -479,184 +470,59 @@ fn create_conflict(e: rusqlite::Error, m: &Mutation, keys: &IndexKeys) -> StoreE
     }
 }
 
-fn check_user_name(
-    c: &Connection,
-    m: &Mutation,
-    keys: &IndexKeys,
-    own_seq: Option<i64>,
-) -> Result<(), StoreError> {
-    let Some(user_name) = &keys.user_name else {
-        return Ok(());
-    };
-    let holder: Option<i64> = c
-        .prepare_cached(
-            "SELECT seq FROM resources
-             WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup = 0",
-        )?
-        .query_row(params![m.provider, m.kind.name(), user_name], |r| r.get(0))
-        .optional()?;
-    match holder {
-        Some(seq) if Some(seq) != own_seq => Err(StoreError::Uniqueness {
-            attribute: "userName",
-            value: m
-                .change_doc()
-                .and_then(|d| d.get("userName"))
-                .and_then(Value::as_str)
-                .unwrap_or(user_name)
-                .to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// A user that shared its key with an older user since a key recomputation takes the
-/// name over once that user is deleted or renamed, so the name stays unique.
-fn promote_look_alike(c: &Connection, m: &Mutation, key: &str) -> Result<(), StoreError> {
-    c.prepare_cached(
-        "UPDATE resources SET user_name_dup = 0 WHERE seq = (
-           SELECT min(seq) FROM resources
-           WHERE provider = ?1 AND kind = ?2 AND user_name_ci = ?3 AND user_name_dup <> 0)",
-    )?
-    .execute(params![m.provider, m.kind.name(), key])?;
-    Ok(())
-}
-
-impl Mutation {
-    fn change_doc(&self) -> Option<&Value> {
-        match &self.change {
-            MutationKind::Create { doc, .. } => Some(doc),
-            MutationKind::Update { doc, .. } => doc.as_ref(),
-            MutationKind::Delete => None,
-        }
-    }
-}
-
-fn insert_emails(c: &Connection, seq: i64, keys: &IndexKeys) -> Result<(), StoreError> {
-    if keys.emails.is_empty() {
-        return Ok(());
-    }
-    let mut st = c.prepare_cached(
-        "INSERT OR IGNORE INTO resource_emails (value_ci, resource_seq) VALUES (?1, ?2)",
-    )?;
-    for e in &keys.emails {
-        st.execute(params![e, seq])?;
-    }
-    Ok(())
-}
-
-fn next_pos(c: &Connection, group_seq: i64) -> Result<i64, StoreError> {
-    let max: Option<i64> = c
-        .prepare_cached("SELECT max(pos) FROM group_members WHERE group_seq = ?1")?
-        .query_row([group_seq], |r| r.get(0))?;
-    Ok(max.map_or(0, |p| p + 1))
-}
-
+/// Adds members after the group's last position; answers the ids that were not
+/// members yet, in order.
 fn add_members(
     c: &Connection,
     group_seq: i64,
     members: &[MemberRef],
-    added: &mut Vec<String>,
-) -> Result<(), StoreError> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    let mut pos = next_pos(c, group_seq)?;
+) -> Result<Answer, StoreError> {
+    let max: Option<i64> = c
+        .prepare_cached("SELECT max(pos) FROM group_members WHERE group_seq = ?1")?
+        .query_row([group_seq], |r| r.get(0))?;
+    let mut pos = max.map_or(0, |p| p + 1);
     let mut st = c.prepare_cached(
         "INSERT OR IGNORE INTO group_members (group_seq, member_id, member_type, display, pos)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut added = Vec::new();
     for mr in members {
-        if st.execute(params![group_seq, mr.value, mr.kind, mr.display, pos])? > 0 {
+        let kind = mr.kind.map(ResourceKind::name);
+        if st.execute(params![group_seq, mr.value, kind, mr.display, pos])? > 0 {
             added.push(mr.value.clone());
             pos += 1;
         }
     }
-    Ok(())
+    Ok(Answer::Ids(added))
 }
 
-/// Checks the members a change adds (see [`Mutation::check_members`]); the writer
-/// runs one job at a time, so nothing can delete a member between this check and the
-/// insert. One index probe per member, in the kind its `type` says (else User, what
-/// members mostly are); the other kind only when that finds nothing.
-fn check_members(c: &Connection, m: &Mutation, refs: &[MemberRef]) -> Result<(), StoreError> {
-    if !m.check_members || refs.is_empty() {
-        return Ok(());
-    }
+/// What each member names: one index probe per member, in the kind its `type` says
+/// (else User, what members mostly are); the other kind only when that finds nothing.
+fn look_up_members(c: &Connection, m: &Mutation, refs: &[MemberRef]) -> Result<Answer, StoreError> {
     let mut st =
         c.prepare_cached("SELECT 1 FROM resources WHERE provider = ?1 AND kind = ?2 AND id = ?3")?;
-    let mut check = MemberCheck::new(m);
+    let mut found = Vec::with_capacity(refs.len());
     for r in refs {
-        let first = match r.kind.as_deref() {
-            Some("Group") => ResourceKind::Group,
-            _ => ResourceKind::User,
-        };
+        let first = r.kind.unwrap_or(ResourceKind::User);
         let other = match first {
             ResourceKind::User => ResourceKind::Group,
             ResourceKind::Group => ResourceKind::User,
         };
-        let mut found = None;
-        for kind in [first, other] {
-            if st.exists(params![m.provider, kind.name(), r.value])? {
-                found = Some(kind);
+        let mut kind = None;
+        for k in [first, other] {
+            if st.exists(params![m.provider, k.name(), r.value])? {
+                kind = Some(k);
                 break;
             }
         }
-        check.found(r, found);
+        found.push(kind);
     }
-    check.finish()
+    Ok(Answer::Found(found))
 }
 
-/// Applies member changes and describes them for the change event.
-fn member_changes(
-    c: &Connection,
-    m: &Mutation,
-    group_seq: i64,
-    changes: &[MemberChange],
-) -> Result<Value, StoreError> {
-    let mut delta = MemberDelta::default();
-    for ch in changes {
-        match ch {
-            MemberChange::Add(refs) => {
-                check_members(c, m, refs)?;
-                let mut added = Vec::new();
-                add_members(c, group_seq, refs, &mut added)?;
-                added.iter().for_each(|id| delta.add(id));
-            }
-            MemberChange::Remove(ids) => {
-                let mut st = c.prepare_cached(
-                    "DELETE FROM group_members WHERE group_seq = ?1 AND member_id = ?2",
-                )?;
-                for id in ids {
-                    if st.execute(params![group_seq, id])? > 0 {
-                        delta.remove(id);
-                    }
-                }
-            }
-            MemberChange::RemoveAll => {
-                c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
-                    .execute([group_seq])?;
-                delta.replace();
-            }
-            MemberChange::ReplaceAll(refs) => {
-                check_members(c, m, refs)?;
-                c.prepare_cached("DELETE FROM group_members WHERE group_seq = ?1")?
-                    .execute([group_seq])?;
-                delta.replace();
-                add_members(c, group_seq, refs, &mut Vec::new())?;
-            }
-        }
-    }
-    Ok(delta.into_detail())
-}
-
-fn event(
-    c: &Connection,
-    m: &Mutation,
-    op: ChangeOp,
-    version: i64,
-    at: &str,
-    detail: &Value,
-) -> Result<i64, StoreError> {
+/// Writes the change event and fans it out to every target routed from the
+/// provider; answers its seq.
+fn event(c: &Connection, m: &Mutation, ev: &Event, at: &str) -> Result<i64, StoreError> {
     c.prepare_cached(
         "INSERT INTO change_events (provider, kind, resource_id, op, version, at, detail, request_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -665,10 +531,10 @@ fn event(
         m.provider,
         m.kind.name(),
         m.id,
-        op.as_str(),
-        version,
+        ev.op.as_str(),
+        ev.version,
         at,
-        detail.to_string(),
+        ev.detail.to_json().to_string(),
         m.request_id
     ])?;
     let seq = c.last_insert_rowid();

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use scim_bridge::app::{App, Deps, Listeners};
-use scim_bridge::clock::SystemClock;
+use scim_bridge::clock::{Clock, SystemClock};
 use scim_bridge::config::Environment;
 use scim_bridge::entropy::OsEntropy;
 
@@ -43,7 +43,22 @@ impl InProcess {
         Self::start_inner("", extra, secrets)
     }
 
+    /// With the daemon reading time from `clock` (a `ManualClock` the test moves), so
+    /// a test of a time-dependent decision waits for nothing.
+    pub fn start_with_clock(extra: &str, clock: Arc<dyn Clock>) -> InProcess {
+        Self::start_clocked("", extra, &[], clock)
+    }
+
     fn start_inner(server: &str, extra: &str, secrets: &[(&str, &str)]) -> InProcess {
+        Self::start_clocked(server, extra, secrets, Arc::new(SystemClock))
+    }
+
+    fn start_clocked(
+        server: &str,
+        extra: &str,
+        secrets: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> InProcess {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("local address").port();
         listener
@@ -65,7 +80,7 @@ impl InProcess {
                 .expect("runtime");
             runtime.block_on(async move {
                 let deps = Deps {
-                    clock: Arc::new(SystemClock),
+                    clock,
                     entropy: Arc::new(OsEntropy),
                     env,
                 };

@@ -1,0 +1,48 @@
+//! The vault's header and sealed secrets (the store never sees a key).
+
+use crate::store::{SecretRow, StoreError, VaultRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// The vault's header and sealed secrets (the store never sees a key).
+#[async_trait]
+pub trait VaultRows: Send + Sync {
+    /// The vault header, when the vault has been initialised.
+    async fn vault(&self) -> Result<Option<VaultRecord>, StoreError>;
+
+    /// Stores the header of a new vault; fails with [`StoreError::DuplicateId`] when
+    /// one exists (a second init would orphan every stored secret).
+    async fn init_vault(&self, header: String, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Creates or replaces a sealed secret. `sealed_under` is the vault header the
+    /// caller's key was derived from: when the vault has been rotated since, the write
+    /// fails with [`StoreError::Conflict`], so a long-running process holding the old
+    /// key can never store a secret the new passphrase cannot open.
+    async fn put_secret(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+        sealed_under: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// One sealed secret.
+    async fn secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;
+
+    /// Every sealed secret, by name.
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
+
+    /// Deletes a secret; `false` when there was none.
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Replaces the header and every secret in one transaction (passphrase rotation).
+    /// Fails, changing nothing, unless the stored header is still `old_header` and
+    /// `rows` covers exactly the stored secrets.
+    async fn rotate_vault(
+        &self,
+        old_header: String,
+        new_header: String,
+        rows: Vec<(String, Vec<u8>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
