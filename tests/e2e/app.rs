@@ -11,6 +11,17 @@ use scim_bridge::entropy::OsEntropy;
 
 use crate::common::{self, Site};
 
+/// The daemon `site`'s config describes, with the real clock and randomness.
+async fn build(site: &Site, env: &Environment) -> App {
+    let cfg = scim_bridge::config::load(&site.config, env).unwrap().config;
+    let deps = Deps {
+        clock: Arc::new(SystemClock),
+        entropy: Arc::new(OsEntropy),
+        env: env.clone(),
+    };
+    App::build(cfg, deps).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -23,16 +34,7 @@ async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
         "info",
         &[],
     );
-    let env = Environment::new();
-    let cfg = scim_bridge::config::load(&site.config, &env)
-        .unwrap()
-        .config;
-    let deps = Deps {
-        clock: Arc::new(SystemClock),
-        entropy: Arc::new(OsEntropy),
-        env,
-    };
-    let app = App::build(cfg, deps).await.unwrap();
+    let app = build(&site, &Environment::new()).await;
     assert_eq!(
         app.state().settings.public_url,
         format!("http://127.0.0.1:{port}")
@@ -152,15 +154,7 @@ async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
         cfg.server.listen = ([127, 0, 0, 1], port).into();
         cfg
     };
-    let cfg = scim_bridge::config::load(&site.config, &env)
-        .unwrap()
-        .config;
-    let deps = Deps {
-        clock: Arc::new(SystemClock),
-        entropy: Arc::new(OsEntropy),
-        env: env.clone(),
-    };
-    let app = App::build(cfg, deps).await.unwrap();
+    let app = build(&site, &env).await;
     let mut handle = app.serve(Listeners {
         http: listener,
         https: None,
@@ -177,6 +171,11 @@ async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
         t.sort();
         t
     };
+    // What /readyz and /link see of targets.
+    let shown = |h: &scim_bridge::app::AppHandle| {
+        let t = h.state().targets.get();
+        t.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
 
     let applied = handle
         .reload(load(text(&(target("app", "") + &target("crm", "")))), &env)
@@ -184,14 +183,7 @@ async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
         .unwrap();
     assert_eq!(applied, ["targets added: crm", "targets rebuilt: app"]);
     assert_eq!(names(&handle), ["engine app", "engine crm"]);
-    let shown: Vec<String> = handle
-        .state()
-        .targets
-        .get()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(shown, ["app", "crm"]);
+    assert_eq!(shown(&handle), ["app", "crm"]);
 
     // A token in a vault that is not configured: refused, nothing stopped.
     let broken = target("crm", "")
@@ -206,14 +198,7 @@ async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
         .unwrap();
     assert_eq!(applied, ["targets removed: app"]);
     assert_eq!(names(&handle), ["engine crm"]);
-    let shown: Vec<String> = handle
-        .state()
-        .targets
-        .get()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(shown, ["crm"]);
+    assert_eq!(shown(&handle), ["crm"]);
     tokio::time::timeout(Duration::from_secs(15), handle.shutdown())
         .await
         .expect("shutdown ends every task within the grace period");

@@ -29,6 +29,13 @@ fn wait_reloaded(d: &Daemon, n: usize) -> String {
     d.log_text()
 }
 
+/// The last reload's summary line.
+fn last_summary(log: &str) -> &str {
+    log.lines()
+        .rfind(|l| l.contains("configuration reloaded"))
+        .unwrap_or_else(|| panic!("no reload summary:\n{log}"))
+}
+
 async fn status(url: String, token: Option<&str>) -> u16 {
     let http = scim_bridge::oauth::build_client(Duration::from_secs(10)).unwrap();
     let mut r = http.get(url);
@@ -72,10 +79,7 @@ async fn a_reload_applies_allow_lists_and_the_log_level_and_names_what_needs_a_r
         )),
         "{log}"
     );
-    let summary = log
-        .lines()
-        .find(|l| l.contains("configuration reloaded"))
-        .unwrap();
+    let summary = last_summary(&log);
     assert!(
         summary.contains("network policy")
             && summary.contains("logging.level (info → debug)")
@@ -269,10 +273,7 @@ async fn a_reload_rebuilds_a_changed_target_which_sends_the_new_mapping() {
     );
     d.hup();
     let log = wait_reloaded(&d, 1);
-    let summary = log
-        .lines()
-        .find(|l| l.contains("configuration reloaded"))
-        .unwrap();
+    let summary = last_summary(&log);
     assert!(summary.contains("targets rebuilt: app"), "{summary}");
     assert!(!summary.contains("hooks"), "{summary}");
 
@@ -318,10 +319,7 @@ async fn a_rotated_secret_file_rebuilds_its_target_and_nothing_else_does() {
     std::fs::write(d.dir.path().join("hook.secret"), "whsec-rotated-3Qm8").unwrap();
     d.hup();
     let log = wait_reloaded(&d, 2);
-    let last = log
-        .lines()
-        .rfind(|l| l.contains("configuration reloaded"))
-        .unwrap();
+    let last = last_summary(&log);
     assert!(last.contains("targets rebuilt: hooks"), "{last}");
     assert!(
         !log.contains("whsec-rotated"),
