@@ -5,8 +5,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::delivering::RunningTarget;
+use super::tasks;
+use crate::config::Config;
 use crate::server::{self, AppState, CertStore};
 use crate::store::Store;
 use crate::vault::Secrets;
@@ -25,20 +29,29 @@ pub enum TaskKind {
 struct Task {
     name: String,
     kind: TaskKind,
+    /// The target it works for, whose rebuild on reload stops it.
+    target: Option<String>,
     join: JoinHandle<()>,
 }
 
 /// The running daemon, as [`super::App::serve`] returns it.
 pub struct AppHandle {
-    state: Arc<AppState>,
-    store: Arc<dyn Store>,
-    secrets: Option<Arc<Secrets>>,
+    pub(super) state: Arc<AppState>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) secrets: Option<Arc<Secrets>>,
     certs: Option<Arc<CertStore>>,
-    stop_engines: tokio::sync::watch::Sender<bool>,
+    /// Per target, what tells its engine, schedule and link sweeper to stop.
+    stop_targets: Vec<(String, watch::Sender<bool>)>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     tasks: Vec<Task>,
-    grace: Duration,
+    pub(super) grace: Duration,
+    /// The configuration in effect (with `server.listen` the address bound).
+    pub(super) cfg: Config,
+    /// The targets running, in `cfg.targets`' order.
+    pub(super) targets: Vec<RunningTarget>,
+    /// This instance's name on delivery leases.
+    pub(super) owner: String,
 }
 
 impl AppHandle {
@@ -47,19 +60,22 @@ impl AppHandle {
         store: Arc<dyn Store>,
         secrets: Option<Arc<Secrets>>,
         certs: Option<Arc<CertStore>>,
-        stop_engines: tokio::sync::watch::Sender<bool>,
-        grace: Duration,
+        cfg: Config,
+        owner: String,
     ) -> Self {
         AppHandle {
             state,
             store,
             secrets,
             certs,
-            stop_engines,
+            stop_targets: Vec::new(),
             stop_server: None,
             server: None,
             tasks: Vec::new(),
-            grace,
+            grace: cfg.server.shutdown_timeout,
+            cfg,
+            targets: Vec::new(),
+            owner,
         }
     }
 
@@ -69,11 +85,112 @@ impl AppHandle {
         name: String,
         task: impl Future<Output = ()> + Send + 'static,
     ) {
+        self.spawn_for(None, kind, name, task);
+    }
+
+    fn spawn_for(
+        &mut self,
+        target: Option<&str>,
+        kind: TaskKind,
+        name: String,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
         self.tasks.push(Task {
             name,
             kind,
+            target: target.map(str::to_owned),
             join: tokio::spawn(task),
         });
+    }
+
+    /// Starts what runs for `target`: its link sweeper, scheduled reconciliation,
+    /// delivery engine and token keeper, and keeps it among the running targets.
+    pub(super) fn start_target(&mut self, mut target: RunningTarget) {
+        let name = target.name().to_owned();
+        let (stop, stopped) = watch::channel(false);
+        let who = Some(name.as_str());
+        // Abandoned account links (the person never came back from the provider's
+        // consent page) expire on their own, not only when the next link starts.
+        if let Some(linker) = target.handle.linker.clone() {
+            self.spawn_for(
+                who,
+                TaskKind::Draining,
+                format!("link sweeper {name}"),
+                tasks::sweep_links(linker, stopped.clone()),
+            );
+        }
+        if let Some(s) = target.schedule.take() {
+            self.spawn_for(
+                who,
+                TaskKind::Draining,
+                format!("schedule {name}"),
+                crate::delivery::run_scheduled(
+                    Arc::clone(&self.store),
+                    s.target,
+                    s.providers,
+                    s.policy,
+                    s.schedule,
+                    s.guard,
+                    Arc::clone(&self.state.clock),
+                    s.report,
+                    self.owner.clone(),
+                    stopped.clone(),
+                ),
+            );
+        }
+        if let Some(engine) = target.engine.take() {
+            self.spawn_for(
+                who,
+                TaskKind::Draining,
+                format!("engine {name}"),
+                engine.run(stopped.clone()),
+            );
+        }
+        if let Some(source) = target.handle.source.clone() {
+            self.spawn_for(
+                who,
+                TaskKind::Upkeep,
+                format!("token keeper {name}"),
+                source.keep_fresh(),
+            );
+        }
+        self.stop_targets.push((name, stop));
+        self.targets.push(target);
+    }
+
+    /// Stops what runs for the target `name` as shutdown does: the delivery in flight
+    /// finishes and records its outcome (within the grace period; after it, the
+    /// attempt is abandoned and retried once its lease runs out, as after a restart),
+    /// queued changes stay in the outbox for whatever engine comes next.
+    pub(super) async fn stop_target(&mut self, name: &str) {
+        if let Some(i) = self.stop_targets.iter().position(|(n, _)| n == name) {
+            let (_, stop) = self.stop_targets.remove(i);
+            let _ = stop.send(true);
+        }
+        self.targets.retain(|t| t.name() != name);
+        let (mine, others): (Vec<Task>, Vec<Task>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|t| t.target.as_deref() == Some(name));
+        self.tasks = others;
+        let (draining, upkeep): (Vec<Task>, Vec<Task>) =
+            mine.into_iter().partition(|t| t.kind == TaskKind::Draining);
+        for task in upkeep {
+            task.join.abort();
+            let _ = task.join.await;
+        }
+        for mut task in draining {
+            match tokio::time::timeout(self.grace, &mut task.join).await {
+                Ok(Err(e)) if e.is_panic() => {
+                    tracing::error!(task = %task.name, error = %e, "task failed");
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(task = %task.name, grace = ?self.grace, "still running after the grace period; stopped, its delivery will be retried");
+                    task.join.abort();
+                    let _ = task.join.await;
+                }
+            }
+        }
     }
 
     pub(super) fn serve_http(
@@ -139,7 +256,9 @@ impl AppHandle {
                 ),
             }
         }
-        let _ = self.stop_engines.send(true);
+        for (_, stop) in &self.stop_targets {
+            let _ = stop.send(true);
+        }
         let (draining, upkeep): (Vec<Task>, Vec<Task>) = std::mem::take(&mut self.tasks)
             .into_iter()
             .partition(|t| t.kind == TaskKind::Draining);

@@ -3,8 +3,10 @@
 //! listeners the caller binds. `scim-bridge serve` and the in-process test harness
 //! both start the daemon here, so what the tests run is what production runs.
 
+mod delivering;
 mod error;
 mod handle;
+pub mod reload;
 pub mod setup;
 pub mod targets;
 mod tasks;
@@ -22,10 +24,8 @@ pub use tasks::notify;
 
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
-use crate::delivery::{Engine, GuardConfig, Policy, ReconcileReport, Target};
 use crate::directory::Directory;
 use crate::entropy::Entropy;
-use crate::oauth::Linker;
 use crate::server::{self, AppState, CertStore, Settings};
 use crate::store::Store;
 use crate::vault::Secrets;
@@ -48,16 +48,6 @@ pub struct Listeners {
     pub https: Option<TcpListener>,
 }
 
-/// A scheduled reconciliation, built and waiting for [`App::serve`] to start it.
-struct Scheduled {
-    target: Arc<dyn Target>,
-    providers: Vec<String>,
-    policy: Policy,
-    schedule: cron::Schedule,
-    guard: GuardConfig,
-    report: Arc<std::sync::Mutex<ReconcileReport>>,
-}
-
 /// The daemon, built and not yet serving.
 pub struct App {
     cfg: Config,
@@ -67,10 +57,8 @@ pub struct App {
     /// The HTTPS certificate, reloadable (SIGHUP, renewal on disk).
     certs: Option<Arc<CertStore>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    /// Each target's delivery engine, by target name.
-    engines: Vec<(String, Arc<Engine>)>,
-    schedules: Vec<Scheduled>,
-    linkers: Vec<Arc<Linker>>,
+    /// Each target with its engine and schedule, not started yet.
+    targets: Vec<delivering::RunningTarget>,
     owner: String,
 }
 
@@ -132,25 +120,12 @@ impl App {
             public_url: &public_url,
             store: Arc::clone(&store),
         };
-        let mut handles = targets::build(&cfg, &target_ctx).await?;
-        let deliverables = targets::deliverables(&cfg, &mut handles, &target_ctx).await?;
-        let resolver = targets::resolver(
-            &cfg,
-            &deliverables,
-            &handles,
-            &public_url,
-            Arc::clone(&clock),
-        );
-        let routes = deliverables
-            .iter()
-            .flat_map(|d| {
-                d.providers
-                    .iter()
-                    .map(|p| (d.target.name().to_owned(), p.clone()))
-            })
-            .collect();
+        // Engines carry this instance's name on the delivery leases they take.
+        let owner = tasks::instance_id(&cfg.server.data_dir, entropy.as_ref())?;
+        let running = delivering::build(&cfg, &target_ctx, &owner).await?;
+        let resolver = delivering::resolver(&cfg, &running, &public_url, Arc::clone(&clock));
         let dropped = store
-            .set_delivery_routes(routes)
+            .set_delivery_routes(delivering::routes(&running))
             .await
             .map_err(|e| AppError::Store(e.to_string()))?;
         if dropped > 0 {
@@ -159,7 +134,6 @@ impl App {
                 "removed queued changes for targets or routes no longer in the configuration"
             );
         }
-        let owner = tasks::instance_id(&cfg.server.data_dir, entropy.as_ref())?;
         let released = store
             .release_leases(&owner)
             .await
@@ -169,49 +143,6 @@ impl App {
                 released,
                 "taking back deliveries that were in flight when this instance stopped"
             );
-        }
-        let linkers = handles.iter().filter_map(|t| t.linker.clone()).collect();
-        let mut engines = Vec::new();
-        let mut schedules = Vec::new();
-        for d in deliverables {
-            let settings = cfg.targets.get(d.index);
-            if settings.is_some_and(|t| t.paused) {
-                // Queued, not delivered: the admin reviews `sync --dry-run` first.
-                let name = d.target.name().to_owned();
-                tracing::warn!(target_name = %name, "target is paused: changes are queued but not delivered and reconciliation does not run; review `scim-bridge sync --target {name} --dry-run`, then remove `paused` and restart");
-                if let Some(handle) = handles.get_mut(d.index) {
-                    handle.paused = true;
-                    handle.delivery = Some(Arc::new(crate::delivery::DeliveryCounters::default()));
-                }
-                continue;
-            }
-            if let Some(schedule) = settings.and_then(|t| t.schedule.clone()) {
-                let report = Arc::new(std::sync::Mutex::new(ReconcileReport::default()));
-                if let Some(handle) = handles.get_mut(d.index) {
-                    handle.reconcile = Some(Arc::clone(&report));
-                }
-                schedules.push(Scheduled {
-                    target: Arc::clone(&d.target),
-                    providers: d.providers.clone(),
-                    policy: d.policy.clone(),
-                    schedule,
-                    guard: d.engine.guard.clone(),
-                    report,
-                });
-            }
-            let name = d.target.name().to_owned();
-            let engine = Arc::new(Engine::new(
-                Arc::clone(&store),
-                d.target,
-                d.engine,
-                Arc::clone(&clock),
-                Arc::clone(&entropy),
-                owner.clone(),
-            ));
-            if let Some(handle) = handles.get_mut(d.index) {
-                handle.delivery = Some(Arc::clone(&engine.counters));
-            }
-            engines.push((name, engine));
         }
         let directory = Arc::new(Directory::new(
             Arc::clone(&store),
@@ -229,19 +160,11 @@ impl App {
                     public_url,
                     max_body_bytes: cfg.server.max_body_bytes,
                     request_timeout: cfg.server.request_timeout,
-                    network: server::NetworkPolicy {
-                        providers: cfg
-                            .providers
-                            .iter()
-                            .filter_map(|p| p.allow.clone().map(|a| (p.name.clone(), a)))
-                            .collect(),
-                        admin: cfg.server.admin_allow.clone(),
-                        trusted_proxies: cfg.server.trusted_proxies.clone(),
-                    },
                 },
                 vault_state,
             )
-            .with_targets(handles)
+            .with_network(delivering::network_policy(&cfg))
+            .with_targets(running.iter().map(|t| t.handle.clone()).collect())
             .with_resolver(resolver),
         );
         Ok(App {
@@ -251,9 +174,7 @@ impl App {
             secrets,
             certs,
             tls,
-            engines,
-            schedules,
-            linkers,
+            targets: running,
             owner,
         })
     }
@@ -292,71 +213,36 @@ impl App {
             secrets,
             certs,
             tls,
-            engines,
-            schedules,
-            linkers,
+            targets,
             owner,
         } = self;
         let clock = Arc::clone(&state.clock);
-        let (stop_engines, engines_stop) = tokio::sync::watch::channel(false);
+        let limits = server::ConnectionLimits {
+            header_read_timeout: cfg.server.header_read_timeout,
+            idle_timeout: cfg.server.idle_timeout,
+            max_connections: tasks::max_connections(cfg.server.max_connections),
+        };
+        let retention = chrono::Duration::from_std(cfg.database.event_retention).ok();
         let mut handle = AppHandle::new(
             Arc::clone(&state),
             Arc::clone(&store),
             secrets,
             certs.clone(),
-            stop_engines,
-            cfg.server.shutdown_timeout,
+            cfg,
+            owner,
         );
-        // Abandoned account links (the person never came back from the provider's
-        // consent page) expire on their own, not only when the next link starts.
-        for linker in linkers {
-            let name = format!("link sweeper {}", linker.target());
-            handle.spawn(
-                TaskKind::Draining,
-                name,
-                tasks::sweep_links(linker, engines_stop.clone()),
-            );
-        }
-        for s in schedules {
-            let name = format!("schedule {}", s.target.name());
-            handle.spawn(
-                TaskKind::Draining,
-                name,
-                crate::delivery::run_scheduled(
-                    Arc::clone(&store),
-                    s.target,
-                    s.providers,
-                    s.policy,
-                    s.schedule,
-                    s.guard,
-                    Arc::clone(&clock),
-                    s.report,
-                    owner.clone(),
-                    engines_stop.clone(),
-                ),
-            );
-        }
-        for (target, engine) in engines {
-            let name = format!("engine {target}");
-            handle.spawn(TaskKind::Draining, name, engine.run(engines_stop.clone()));
+        for target in targets {
+            handle.start_target(target);
         }
         handle.spawn(
             TaskKind::Upkeep,
             "watchdog".into(),
             tasks::watchdog(Arc::clone(&store)),
         );
-        for source in state.targets.iter().filter_map(|t| t.source.clone()) {
-            let name = format!("token keeper {}", source.target());
-            handle.spawn(TaskKind::Upkeep, name, source.keep_fresh());
-        }
         handle.spawn(
             TaskKind::Upkeep,
             "pruner".into(),
-            tasks::prune(
-                Arc::clone(&store),
-                Arc::clone(&clock),
-                chrono::Duration::from_std(cfg.database.event_retention).ok(),
-            ),
+            tasks::prune(Arc::clone(&store), Arc::clone(&clock), retention),
         );
         handle.spawn(
             TaskKind::Upkeep,
@@ -370,11 +256,6 @@ impl App {
                 tasks::watch_certificate(certs),
             );
         }
-        let limits = server::ConnectionLimits {
-            header_read_timeout: cfg.server.header_read_timeout,
-            idle_timeout: cfg.server.idle_timeout,
-            max_connections: tasks::max_connections(cfg.server.max_connections),
-        };
         let mut bound = vec![server::Listener {
             tcp: listeners.http,
             tls: None,

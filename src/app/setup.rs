@@ -48,6 +48,23 @@ pub async fn open_store_migrating(cfg: &Config) -> Result<(Arc<dyn Store>, i64),
     }
 }
 
+/// What `check-config`, startup and a reload check of a loaded configuration before
+/// using it, beyond what loading checked: secret files readable and private, the
+/// providers' schemas, the TLS certificate and key. Warnings, then errors.
+pub fn check(cfg: &Config, env: &crate::config::Environment) -> (Vec<String>, Vec<String>) {
+    let (warnings, mut errors) = crate::config::check_secret_files(cfg, env);
+    if let Err(e) = build_providers(cfg) {
+        errors.push(e.to_string());
+    }
+    // The certificate and key must parse and belong together, or `serve` stops at start.
+    if let Some(tls) = &cfg.server.tls
+        && let Err(e) = crate::server::CertStore::load(tls, env)
+    {
+        errors.push(e.to_string());
+    }
+    (warnings, errors)
+}
+
 /// Service limits from the `[scim]` section.
 pub fn limits(cfg: &Config) -> Limits {
     Limits {

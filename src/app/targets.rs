@@ -197,7 +197,11 @@ fn endpoint(auth: &AuthConfig, client_secret: Option<SecretString>) -> TokenEndp
 
 /// A configured secret's value; a missing vault entry is a config error naming the
 /// key and the command that fixes it.
-async fn resolve(r: &SecretRef, ctx: &Context<'_>, key: &str) -> Result<SecretString, AppError> {
+pub(super) async fn resolve(
+    r: &SecretRef,
+    ctx: &Context<'_>,
+    key: &str,
+) -> Result<SecretString, AppError> {
     match r {
         SecretRef::Vault(name) => {
             let secrets = ctx.secrets.as_ref().ok_or_else(|| {
@@ -426,9 +430,6 @@ pub fn resolver(
     public_url: &str,
     clock: Arc<dyn Clock>,
 ) -> Option<Arc<Resolver>> {
-    if cfg.repositories.is_empty() {
-        return None;
-    }
     let clients = deliverables
         .iter()
         .filter_map(|d| {
@@ -436,6 +437,20 @@ pub fn resolver(
             Some((d.target.name().to_owned(), Arc::clone(client)))
         })
         .collect();
+    resolver_over(cfg, clients, handles, public_url, clock)
+}
+
+/// [`resolver`] over iManage clients by target name, `handles` in `cfg.targets`' order.
+pub fn resolver_over(
+    cfg: &Config,
+    clients: std::collections::HashMap<String, Arc<ImanageClient>>,
+    handles: &[TargetHandle],
+    public_url: &str,
+    clock: Arc<dyn Clock>,
+) -> Option<Arc<Resolver>> {
+    if cfg.repositories.is_empty() {
+        return None;
+    }
     let people = cfg
         .targets
         .iter()

@@ -67,7 +67,7 @@ and \fI./config/scim\-bridge.toml\fR does not exist
 the service's state directory (database), as the packaged configuration sets \fBdata_dir\fR
 .TP
 \fI/lib/systemd/system/scim\-bridge.service\fR
-the systemd unit (\fBsystemctl reload\fR sends SIGHUP)
+the systemd unit (\fBsystemctl reload\fR sends SIGHUP: the configuration is read again, what can change live is applied and the rest is logged as needing a restart)
 .SH ENVIRONMENT
 .TP
 \fBSCIM_BRIDGE_CONFIG\fR

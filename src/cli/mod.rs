@@ -14,6 +14,7 @@ mod explain;
 mod healthcheck;
 mod link;
 mod names;
+mod reload;
 mod resolve;
 mod serve;
 mod setup;

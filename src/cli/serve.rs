@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Failure;
+use super::reload::Reloader;
 use super::setup;
 use crate::app::{self, App, Deps, Listeners};
 use crate::clock::SystemClock;
@@ -19,9 +20,11 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     env: &Environment,
 ) -> Result<(), Failure> {
-    let loaded = setup::load_config(config, data_dir, listen, env)?;
+    let loaded = setup::load_config(config, data_dir.clone(), listen, env)?;
+    // As configured, for telling what a reload changes (`server.listen` may say port 0).
+    let configured = loaded.config.clone();
     let mut cfg = loaded.config;
-    setup::init_logging(&cfg, env);
+    let log = setup::init_logging(&cfg, env);
     OsEntropy::probe()
         .map_err(|e| Failure::runtime(format!("the OS random generator does not work: {e}")))?;
     let http = app::bind(cfg.server.listen, None).await?;
@@ -43,10 +46,29 @@ pub async fn serve(
     print_next_steps(&app, local).await;
     tracing::info!(listen = %local, public_url = %app.state().settings.public_url, "scim-bridge ready");
     app::notify(&[sd_notify::NotifyState::Ready, status_line("serving")]);
-    let handle = app.serve(Listeners { http, https });
+    let mut handle = app.serve(Listeners { http, https });
+    let mut reloader = Reloader {
+        given: config,
+        data_dir,
+        listen,
+        env,
+        bound: local,
+        log,
+        configured,
+    };
+    let mut signals = Signals::new();
     let signal = loop {
-        match next_signal().await {
-            Signal::Reload => reload(handle.certificates().map(Arc::as_ref)),
+        match signals.next().await {
+            Signal::Reload => {
+                let mut reloading = vec![sd_notify::NotifyState::Reloading];
+                // systemd's Type=notify-reload wants the time the reload started.
+                reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+                reloading.push(status_line("reloading the configuration"));
+                app::notify(&reloading);
+                reload_certificate(handle.certificates().map(Arc::as_ref));
+                reloader.reload(&mut handle).await;
+                app::notify(&[sd_notify::NotifyState::Ready, status_line("serving")]);
+            }
             Signal::Stop(name) => break name,
         }
     };
@@ -68,30 +90,49 @@ enum Signal {
     Stop(&'static str),
 }
 
-async fn next_signal() -> Signal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        // Without signal handlers the daemon could never stop cleanly; ctrl_c is the
-        // portable fallback.
-        let _ = tokio::signal::ctrl_c().await;
-        return Signal::Stop("SIGINT");
-    };
-    tokio::select! {
-        _ = term.recv() => Signal::Stop("SIGTERM"),
-        _ = int.recv() => Signal::Stop("SIGINT"),
-        _ = hup.recv() => Signal::Reload,
+/// The signals the daemon follows, registered once so none is missed while a reload
+/// runs.
+struct Signals {
+    handlers: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
+            _ => None,
+        };
+        Signals { handlers }
+    }
+
+    async fn next(&mut self) -> Signal {
+        let Some((term, int, hup)) = &mut self.handlers else {
+            // Without signal handlers the daemon could never stop cleanly; ctrl_c is
+            // the portable fallback.
+            let _ = tokio::signal::ctrl_c().await;
+            return Signal::Stop("SIGINT");
+        };
+        tokio::select! {
+            _ = term.recv() => Signal::Stop("SIGTERM"),
+            _ = int.recv() => Signal::Stop("SIGINT"),
+            _ = hup.recv() => Signal::Reload,
+        }
     }
 }
 
 /// SIGHUP: reads the TLS certificate again. A certificate that cannot be used is
 /// reported and the one in use stays.
-fn reload(certs: Option<&CertStore>) {
+fn reload_certificate(certs: Option<&CertStore>) {
     let Some(certs) = certs else {
-        tracing::info!("SIGHUP: nothing to reload");
         return;
     };
     match certs.reload() {

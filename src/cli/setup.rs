@@ -30,12 +30,24 @@ pub fn load_config(
     listen: Option<SocketAddr>,
     env: &Environment,
 ) -> Result<Loaded, Failure> {
-    let path = config_path(given);
-    let mut loaded = config::load(&path, env).map_err(|e| Failure::config(e.to_string()))?;
-    loaded.config.apply_overrides(listen, data_dir);
+    let loaded =
+        read_config(given, data_dir, listen, env).map_err(|e| Failure::config(e.to_string()))?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
+    Ok(loaded)
+}
+
+/// Loads and validates the config and applies CLI overrides, leaving its warnings to
+/// the caller (a reload logs them).
+pub fn read_config(
+    given: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    env: &Environment,
+) -> Result<Loaded, config::ConfigErrors> {
+    let mut loaded = config::load(&config_path(given), env)?;
+    loaded.config.apply_overrides(listen, data_dir);
     Ok(loaded)
 }
 
@@ -47,18 +59,9 @@ pub async fn check_config(
 ) -> Result<(), Failure> {
     let loaded = load_config(given, data_dir, None, env)?;
     let cfg = &loaded.config;
-    let (warnings, mut errors) = config::check_secret_files(cfg, env);
+    let (warnings, mut errors) = crate::app::setup::check(cfg, env);
     for w in &warnings {
         eprintln!("warning: {w}");
-    }
-    if let Err(e) = crate::app::setup::build_providers(cfg) {
-        errors.push(e.to_string());
-    }
-    // The certificate and key must parse and belong together, or `serve` stops at start.
-    if let Some(tls) = &cfg.server.tls
-        && let Err(e) = crate::server::CertStore::load(tls, env)
-    {
-        errors.push(e.to_string());
     }
     if errors.is_empty() {
         let (more_warnings, more_errors) = check_vault_refs(cfg, env).await;
@@ -177,13 +180,49 @@ pub async fn open_existing_store(cfg: &Config) -> Result<Arc<dyn Store>, Failure
     Ok(crate::app::setup::open_store(cfg).await?)
 }
 
+/// Changes the running subscriber's filter, for a reload of `[logging] level`.
+type SetFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// The log level of the running daemon, changeable on reload.
+pub struct LogLevel {
+    set: Option<SetFilter>,
+    /// `RUST_LOG`, which overrides `[logging] level` when set.
+    rust_log: Option<String>,
+}
+
+/// Why a new `[logging] level` did not take effect.
+#[derive(Debug)]
+pub enum LevelNotChanged {
+    /// `RUST_LOG` is set and wins over the configuration.
+    Overridden(String),
+    /// The subscriber could not be changed (another one was installed first).
+    Failed(String),
+}
+
+impl LogLevel {
+    /// Puts the directive list `level` in effect.
+    pub fn set(&self, level: &str) -> Result<(), LevelNotChanged> {
+        if let Some(rust_log) = &self.rust_log {
+            return Err(LevelNotChanged::Overridden(rust_log.clone()));
+        }
+        let filter = tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| LevelNotChanged::Failed(e.to_string()))?;
+        match &self.set {
+            Some(set) => set(filter).map_err(LevelNotChanged::Failed),
+            None => Err(LevelNotChanged::Failed(
+                "another logger was installed first".to_owned(),
+            )),
+        }
+    }
+}
+
 /// Installs the tracing subscriber the config asks for; `RUST_LOG` wins when set.
-pub fn init_logging(cfg: &Config, env: &Environment) {
+/// The level it returns changes the filter on reload.
+pub fn init_logging(cfg: &Config, env: &Environment) -> LogLevel {
     use tracing_subscriber::EnvFilter;
-    let directive = env
-        .vars
-        .get("RUST_LOG")
-        .cloned()
+    let rust_log = env.vars.get("RUST_LOG").cloned();
+    let directive = rust_log
+        .clone()
         .unwrap_or_else(|| cfg.logging.level.clone());
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only for a person at a terminal: a file, a pipe or journald would keep
@@ -194,8 +233,21 @@ pub fn init_logging(cfg: &Config, env: &Environment) {
         .with_env_filter(filter)
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    let _ = match cfg.logging.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let set: Option<SetFilter> = match cfg.logging.format {
+        LogFormat::Json => {
+            let builder = builder.json().flatten_event(true).with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.try_init().ok().map(|()| {
+                Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())) as SetFilter
+            })
+        }
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.try_init().ok().map(|()| {
+                Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())) as SetFilter
+            })
+        }
     };
+    LogLevel { set, rust_log }
 }

@@ -36,6 +36,10 @@ pub struct Metrics {
     network_denied: Mutex<BTreeMap<String, u64>>,
     connection_limit_hits: std::sync::atomic::AtomicU64,
     dropped: Mutex<dropped::Dropped>,
+    reloads_applied: std::sync::atomic::AtomicU64,
+    reloads_refused: std::sync::atomic::AtomicU64,
+    /// Unix time of the last reload applied, in seconds; zero before the first.
+    last_reload: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +141,20 @@ impl Metrics {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Counts a configuration reload: applied at Unix time `at`, or refused (`None`).
+    pub fn config_reload(&self, applied_at: Option<i64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match applied_at {
+            Some(at) => {
+                self.reloads_applied.fetch_add(1, Relaxed);
+                self.last_reload.store(at, Relaxed);
+            }
+            None => {
+                self.reloads_refused.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// The Prometheus text exposition, followed by `gauges` (name, help, value).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
@@ -216,6 +234,21 @@ impl Metrics {
                     escape(scope)
                 );
             }
+        }
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (applied, refused, last) = (
+                self.reloads_applied.load(Relaxed),
+                self.reloads_refused.load(Relaxed),
+                self.last_reload.load(Relaxed),
+            );
+            let _ = write!(
+                out,
+                "# HELP scim_bridge_config_reloads_total Configuration reloads (SIGHUP) by outcome.\n# TYPE scim_bridge_config_reloads_total counter\n\
+                 scim_bridge_config_reloads_total{{outcome=\"applied\"}} {applied}\nscim_bridge_config_reloads_total{{outcome=\"refused\"}} {refused}\n\
+                 # HELP scim_bridge_config_last_reload_success_timestamp_seconds When the configuration was last reloaded and applied (0: never).\n# TYPE scim_bridge_config_last_reload_success_timestamp_seconds gauge\n\
+                 scim_bridge_config_last_reload_success_timestamp_seconds {last}\n"
+            );
         }
         out.push_str("# HELP scim_bridge_workspace_resolutions_total Workspace resolutions by repository and outcome.\n# TYPE scim_bridge_workspace_resolutions_total counter\n");
         if let Ok(m) = self.resolutions.lock() {

@@ -103,7 +103,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// Each target's credentials and delivery backlog.
 async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
-    for t in &state.targets {
+    for t in state.targets.get().iter() {
         let auth = t
             .source
             .as_ref()
@@ -183,7 +183,7 @@ async fn delivery_metrics(state: &AppState, now: chrono::DateTime<chrono::Utc>) 
         ),
     ];
     let mut rows: Vec<Vec<String>> = vec![Vec::new(); series.len()];
-    for t in &state.targets {
+    for t in state.targets.get().iter() {
         if let Some((Some(_), drift)) = t
             .reconcile
             .as_ref()

@@ -26,6 +26,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 fn linker(state: &AppState, target: &str) -> Option<Arc<Linker>> {
     state
         .targets
+        .get()
         .iter()
         .find(|t| t.name == target)
         .and_then(|t| t.linker.clone())

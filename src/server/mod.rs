@@ -7,6 +7,7 @@ mod call;
 mod conn;
 mod health;
 mod link_routes;
+mod live;
 mod netpolicy;
 mod respond;
 mod scim_routes;
@@ -36,6 +37,7 @@ use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
 pub use conn::{ConnectionLimits, Listener, PeerAddr, serve};
+pub use live::Live;
 pub use netpolicy::NetworkPolicy;
 pub use respond::SCIM_JSON;
 pub use tls::{CertStore, TlsError};
@@ -49,8 +51,6 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Longest a request may take before 503.
     pub request_timeout: Duration,
-    /// Which client networks may call the SCIM bases and the admin API.
-    pub network: NetworkPolicy,
 }
 
 impl Settings {
@@ -70,16 +70,20 @@ pub struct AppState {
     pub entropy: Arc<dyn Entropy>,
     /// HTTP settings.
     pub settings: Settings,
+    /// Which client networks may call the SCIM bases and the admin API; a reload
+    /// replaces it.
+    pub network: Live<NetworkPolicy>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// Set when shutdown starts, so `/readyz` turns 503 and load balancers drain us.
     pub shutting_down: AtomicBool,
     /// Vault state for `/readyz` (`"not configured"`, `"unlocked"`).
     pub vault_state: String,
-    /// Downstream targets' credentials, for `/readyz` and `/link`.
-    pub targets: Vec<TargetHandle>,
-    /// Workspace resolution, when repositories are configured.
-    pub resolver: Option<Arc<Resolver>>,
+    /// Downstream targets' credentials, for `/readyz` and `/link`; a reload that
+    /// rebuilds targets replaces them.
+    pub targets: Live<Vec<TargetHandle>>,
+    /// Workspace resolution, when repositories are configured; rebuilt on reload.
+    pub resolver: Live<Option<Arc<Resolver>>>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
 }
@@ -127,25 +131,32 @@ impl AppState {
             clock,
             entropy,
             settings,
+            network: Live::default(),
             metrics: Metrics::default(),
             shutting_down: AtomicBool::new(false),
             vault_state,
-            targets: Vec::new(),
-            resolver: None,
+            targets: Live::default(),
+            resolver: Live::default(),
             started: Instant::now(),
             token_use: Mutex::new(HashMap::new()),
         }
     }
 
     /// The same state with workspace resolution.
-    pub fn with_resolver(mut self, resolver: Option<Arc<Resolver>>) -> Self {
-        self.resolver = resolver;
+    pub fn with_resolver(self, resolver: Option<Arc<Resolver>>) -> Self {
+        self.resolver.set(resolver);
+        self
+    }
+
+    /// The same state with client-network allow-lists.
+    pub fn with_network(self, network: NetworkPolicy) -> Self {
+        self.network.set(network);
         self
     }
 
     /// The same state with downstream targets' credentials.
-    pub fn with_targets(mut self, targets: Vec<TargetHandle>) -> Self {
-        self.targets = targets;
+    pub fn with_targets(self, targets: Vec<TargetHandle>) -> Self {
+        self.targets.set(targets);
         self
     }
 

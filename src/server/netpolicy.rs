@@ -22,7 +22,7 @@ use crate::config::{IpNetwork, allowed};
 use crate::scim::ScimError;
 
 /// The allow-lists, from the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetworkPolicy {
     /// Provider name → the networks its SCIM base answers; absent: any.
     pub providers: HashMap<String, Vec<IpNetwork>>,
@@ -96,7 +96,7 @@ impl NetworkPolicy {
 /// Refuses requests from networks the path's allow-list does not hold, with a SCIM
 /// 403, counted in `scim_bridge_network_denied_total`.
 pub async fn enforce(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let policy = &state.settings.network;
+    let policy = state.network.get();
     if policy.is_empty() {
         return next.run(req).await;
     }

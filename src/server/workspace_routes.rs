@@ -144,7 +144,7 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<Resolver>, R
                 json!({"error": "unauthorized", "message": e.detail}),
             )
         })?;
-    state.resolver.clone().ok_or_else(|| {
+    state.resolver.get().as_ref().clone().ok_or_else(|| {
         answer(
             404,
             json!({"error": "unknown_repository", "message": "no [[repositories]] are configured", "known": []}),

@@ -11,6 +11,17 @@ use scim_bridge::entropy::OsEntropy;
 
 use crate::common::{self, Site};
 
+/// The daemon `site`'s config describes, with the real clock and randomness.
+async fn build(site: &Site, env: &Environment) -> App {
+    let cfg = scim_bridge::config::load(&site.config, env).unwrap().config;
+    let deps = Deps {
+        clock: Arc::new(SystemClock),
+        entropy: Arc::new(OsEntropy),
+        env: env.clone(),
+    };
+    App::build(cfg, deps).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -23,16 +34,7 @@ async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
         "info",
         &[],
     );
-    let env = Environment::new();
-    let cfg = scim_bridge::config::load(&site.config, &env)
-        .unwrap()
-        .config;
-    let deps = Deps {
-        clock: Arc::new(SystemClock),
-        entropy: Arc::new(OsEntropy),
-        env,
-    };
-    let app = App::build(cfg, deps).await.unwrap();
+    let app = build(&site, &Environment::new()).await;
     assert_eq!(
         app.state().settings.public_url,
         format!("http://127.0.0.1:{port}")
@@ -121,4 +123,83 @@ async fn the_daemons_own_clock_decides_expiry_and_meta_times() {
             .contains("expired"),
         "{body:#}"
     );
+}
+
+/// A reload through the handle: a changed target's tasks are replaced (its schedule
+/// gone), a new one's started, a removed one's stopped, and what requests see of
+/// targets follows; a target that cannot be built refuses the whole reload and leaves
+/// every task as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = |name: &str, more: &str| {
+        format!(
+            "\n[[targets]]\nname = \"{name}\"\nkind = \"scim\"\nurl = \"http://127.0.0.1:9/scim/v2\"\n{more}\n"
+        )
+    };
+    let site = Site::new(
+        port,
+        "",
+        &target("app", "schedule = \"0 */6 * * *\""),
+        "info",
+        &[],
+    );
+    let env = Environment::new();
+    let load = |text: String| {
+        std::fs::write(&site.config, text).unwrap();
+        let mut cfg = scim_bridge::config::load(&site.config, &env)
+            .unwrap()
+            .config;
+        cfg.server.listen = ([127, 0, 0, 1], port).into();
+        cfg
+    };
+    let app = build(&site, &env).await;
+    let mut handle = app.serve(Listeners {
+        http: listener,
+        https: None,
+    });
+    let data = site.dir.path().join("data");
+    let text = |targets: &str| common::config_text(port, &data, targets);
+    let names = |h: &scim_bridge::app::AppHandle| {
+        let mut t: Vec<String> = h
+            .tasks()
+            .iter()
+            .filter(|(n, _)| n.starts_with("engine ") || n.starts_with("schedule "))
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        t.sort();
+        t
+    };
+    // What /readyz and /link see of targets.
+    let shown = |h: &scim_bridge::app::AppHandle| {
+        let t = h.state().targets.get();
+        t.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
+
+    let applied = handle
+        .reload(load(text(&(target("app", "") + &target("crm", "")))), &env)
+        .await
+        .unwrap();
+    assert_eq!(applied, ["targets added: crm", "targets rebuilt: app"]);
+    assert_eq!(names(&handle), ["engine app", "engine crm"]);
+    assert_eq!(shown(&handle), ["app", "crm"]);
+
+    // A token in a vault that is not configured: refused, nothing stopped.
+    let broken = target("crm", "")
+        + "[targets.auth]\nmethod = \"bearer\"\ntoken = { vault = \"crm-token\" }\n";
+    let refused = handle.reload(load(text(&broken)), &env).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(names(&handle), ["engine app", "engine crm"]);
+
+    let applied = handle
+        .reload(load(text(&target("crm", ""))), &env)
+        .await
+        .unwrap();
+    assert_eq!(applied, ["targets removed: app"]);
+    assert_eq!(names(&handle), ["engine crm"]);
+    assert_eq!(shown(&handle), ["crm"]);
+    tokio::time::timeout(Duration::from_secs(15), handle.shutdown())
+        .await
+        .expect("shutdown ends every task within the grace period");
 }

@@ -5,9 +5,9 @@ use crate::common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Daemon, free_port};
+use common::{Daemon, eventually, free_port, hup};
 
 /// A fresh CA and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM,
 /// certificate PEM, key PEM).
@@ -62,27 +62,6 @@ fn curl_https(port: u16, ca: &Path, path: &str) -> Option<u16> {
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn hup(d: &Daemon) {
-    let pid = d.child.as_ref().unwrap().id();
-    let status = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Polls until `check` holds, for at most `limit`.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
 }
 
 #[test]

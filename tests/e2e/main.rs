@@ -18,6 +18,7 @@ mod names;
 mod oauth;
 mod packaging;
 mod postgres;
+mod reload;
 mod resolver;
 mod scim_idp_dialects;
 mod scim_protocol;

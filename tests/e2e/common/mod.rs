@@ -64,6 +64,23 @@ dialect = "okta"
     )
 }
 
+/// Polls until `check` holds, for at most `limit`.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+/// Sends SIGHUP to `d`.
+pub fn hup(d: &Daemon) {
+    d.hup();
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -295,6 +312,16 @@ impl Site {
 }
 
 impl Daemon {
+    /// Sends SIGHUP, as `systemctl reload` does.
+    pub fn hup(&self) {
+        let pid = self.child.as_ref().expect("daemon running").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -415,6 +442,16 @@ impl Site {
             .await
             .expect("readyz JSON");
         r["targets"][target]["delivery"].clone()
+    }
+
+    /// `/readyz` as JSON.
+    pub async fn readyz(&self) -> serde_json::Value {
+        get(self.url("/readyz"))
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .expect("readyz JSON")
     }
 
     /// `sync --dry-run --json` for `target`: the plan, and its items as (action, name).
