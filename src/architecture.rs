@@ -63,12 +63,20 @@ fn production_text(text: &str) -> String {
         .map_or(text.len(), |(at, _)| at);
     text[..code_end]
         .lines()
-        .map(|line| match line.find("//") {
+        .map(|line| match comment_start(line) {
             Some(at) => &line[..at],
             None => line,
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Where a line's `//` comment starts: not the `//` of a URL in a string
+/// (`"http://…"`), which would hide the rest of the line from the scan.
+fn comment_start(line: &str) -> Option<usize> {
+    line.match_indices("//")
+        .map(|(at, _)| at)
+        .find(|&at| !line[..at].ends_with(':'))
 }
 
 /// Top-level modules named in `text` as `crate::x` or `crate::{x, y::{…}}`.
@@ -217,8 +225,9 @@ fn the_scan_reads_grouped_imports_and_skips_comments_and_tests() {
                 // crate::server in a comment\n\
                 /// [`crate::cli`] in a doc link\n\
                 fn f() { crate::clock::now(); }\n\
+                let u = \"http://x\"; crate::entropy::seed(); // crate::app\n\
                 #[cfg(test)]\nmod tests {\n use crate::targets::X;\n}\n";
     let found = named_modules(&production_text(text));
     let found: Vec<&str> = found.iter().map(String::as_str).collect();
-    assert_eq!(found, ["clock", "scim", "store"]);
+    assert_eq!(found, ["clock", "entropy", "scim", "store"]);
 }

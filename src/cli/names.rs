@@ -25,12 +25,14 @@ pub(super) async fn of_ids(
     let found = store
         .lookup(provider, kind, Lookup::Ids(ids.to_vec()))
         .await?;
+    // By id: a group change can name thousands of members.
+    let found: std::collections::HashMap<&str, &Value> =
+        found.iter().map(|r| (r.id.as_str(), &r.doc)).collect();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let live = found
-            .iter()
-            .find(|r| r.id == *id)
-            .and_then(|r| of_doc(&r.doc))
+            .get(id.as_str())
+            .and_then(|doc| of_doc(doc))
             .map(str::to_owned);
         let name = match live {
             Some(n) => Some(n),
