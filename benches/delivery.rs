@@ -68,6 +68,7 @@ fn create(id: String) -> Mutation {
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         check_members: false,
+        log: None,
         change: MutationKind::Create {
             doc: json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

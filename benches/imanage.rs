@@ -49,6 +49,7 @@ fn create(
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         check_members: false,
+        log: None,
         change: MutationKind::Create { doc, members },
     }
 }

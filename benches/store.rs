@@ -56,6 +56,7 @@ fn create(n: u64, worker: u64) -> Mutation {
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         check_members: false,
+        log: None,
         change: MutationKind::Create {
             doc: json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -381,6 +382,7 @@ fn change(id: &str, kind: ResourceKind, change: MutationKind) -> Mutation {
         at: scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock),
         request_id: None,
         check_members: false,
+        log: None,
         change,
     }
 }

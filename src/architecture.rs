@@ -21,6 +21,8 @@ const RANKS: &[(&str, u8)] = &[
     ("template", 1),
     // The tamper-evident chain of the provisioning log (pure; keys from entropy).
     ("audit", 1),
+    // The provisioning log's records: pure, over scim.
+    ("provlog", 1),
     // Pure rules (identity) and durable state (store), side by side.
     ("identity", 2),
     ("store", 2),

@@ -24,6 +24,7 @@ pub mod entropy;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;
+pub mod provlog;
 pub mod resolver;
 pub mod scim;
 pub mod server;

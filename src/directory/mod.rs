@@ -119,6 +119,11 @@ pub struct Ctx {
     pub base_url: String,
     /// Request id, recorded with change events.
     pub request_id: Option<String>,
+    /// The client's address (the trusted proxy's forwarded one), for the
+    /// provisioning log.
+    pub client: Option<String>,
+    /// The public id of the token the request came with; never the token.
+    pub token: Option<String>,
     /// Quirks tolerated while serving the request (counted in `/metrics`).
     pub quirks: Vec<Quirk>,
 }

@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::render::{if_match_allows, member_json, to_scim};
 use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
+use crate::provlog::{ChangeDraft, ChangeOp, Origin, ResourceNames, diff};
 use crate::scim::json::remove_ci;
 use crate::scim::{
     AttrPath, MemberOp, MemberRef, Projection, ResourceKind, ScimError, apply_patch,
@@ -126,6 +127,39 @@ impl Directory {
             // What IdPs send as members reaches every target: it must name a resource.
             check_members: true,
             change,
+            log: None,
+        }
+    }
+
+    /// The provisioning-log record of a write that takes the resource from `old` to
+    /// `new` and is answered with `status`: names, and attributes old → new.
+    fn record(
+        ctx: &Ctx,
+        op: ChangeOp,
+        kind: ResourceKind,
+        id: &str,
+        (old, new): (Option<&Value>, Option<&Value>),
+        status: u16,
+    ) -> ChangeDraft {
+        let names = new.or(old).map_or_else(
+            || ResourceNames {
+                kind: Some(kind),
+                id: id.to_owned(),
+                ..ResourceNames::default()
+            },
+            |doc| ResourceNames::of(kind, id, doc),
+        );
+        ChangeDraft {
+            origin: Origin {
+                provider: ctx.provider.name.clone(),
+                request_id: ctx.request_id.clone(),
+                client: ctx.client.clone(),
+                token: ctx.token.clone(),
+            },
+            op,
+            resource: names,
+            changes: diff(kind, &ctx.provider.registry, old, new),
+            status,
         }
     }
 
@@ -141,7 +175,7 @@ impl Directory {
         let now_ms = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
         let id = uuid_v7(now_ms, self.entropy.as_ref());
         let members = members.unwrap_or_default();
-        let m = self.mutation(
+        let mut m = self.mutation(
             ctx,
             kind,
             &id,
@@ -150,6 +184,14 @@ impl Directory {
                 members: members.clone(),
             },
         );
+        m.log = Some(Self::record(
+            ctx,
+            ChangeOp::Create,
+            kind,
+            &id,
+            (None, Some(&doc)),
+            201,
+        ));
         let at = m.at;
         let c = self
             .store
@@ -213,6 +255,14 @@ impl Directory {
                 },
             );
             m.expected_version = Some(cur.version);
+            m.log = Some(Self::record(
+                ctx,
+                ChangeOp::Update,
+                kind,
+                id,
+                (Some(&cur.doc), Some(&doc)),
+                200,
+            ));
             match self.store.apply(m).await {
                 Ok(_) => return self.written(ctx, kind, id, proj, true).await,
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
@@ -286,6 +336,15 @@ impl Directory {
             // Member-only changes commute row by row, so concurrent member PATCHes to
             // one large group (Entra sends many) need no version check and never retry.
             let doc_changed = doc != cur.doc;
+            let with_body = kind == ResourceKind::User || proj.is_requested();
+            let record = Self::record(
+                ctx,
+                ChangeOp::Update,
+                kind,
+                id,
+                (Some(&cur.doc), Some(&doc)),
+                if with_body { 200 } else { 204 },
+            );
             let mut m = self.mutation(
                 ctx,
                 kind,
@@ -296,9 +355,9 @@ impl Directory {
                 },
             );
             m.expected_version = (doc_changed || if_match.is_some()).then_some(cur.version);
+            m.log = Some(record);
             match self.store.apply(m).await {
                 Ok(_) => {
-                    let with_body = kind == ResourceKind::User || proj.is_requested();
                     return self.written(ctx, kind, id, proj, with_body).await;
                 }
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_none() => continue,
@@ -338,6 +397,15 @@ impl Directory {
         if_match: Option<&str>,
     ) -> Result<(), ScimError> {
         let mut m = self.mutation(ctx, kind, id, MutationKind::Delete);
+        // The names come from the store, which reads the row it deletes.
+        m.log = Some(Self::record(
+            ctx,
+            ChangeOp::Delete,
+            kind,
+            id,
+            (None, None),
+            204,
+        ));
         if let Some(h) = if_match {
             let cur = self.load(ctx, kind, id).await?;
             precondition(Some(h), cur.version)?;

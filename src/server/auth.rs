@@ -16,6 +16,11 @@ use crate::tokens::{Refusal, TokenScope};
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Arc<Provider>);
 
+/// The public id of the token a request was authenticated with (never the secret),
+/// for the provisioning log.
+#[derive(Debug, Clone)]
+pub struct TokenId(pub String);
+
 /// Resolves `{provider}` and checks the bearer token against the store on every
 /// request, so `token revoke` from the CLI takes effect at once.
 pub async fn require_token(
@@ -36,7 +41,7 @@ pub async fn require_token(
     let Some(provider) = state.directory.provider(&name) else {
         return ScimError::not_found(format!("no provider named {name:?}")).into_response();
     };
-    if let Err(e) = check_bearer(
+    let token = match check_bearer(
         &state,
         req.headers(),
         Some(&provider.name),
@@ -44,20 +49,23 @@ pub async fn require_token(
     )
     .await
     {
-        return e.into_response();
-    }
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
     req.extensions_mut().insert(Authenticated(provider));
+    req.extensions_mut().insert(TokenId(token));
     next.run(req).await
 }
 
 /// Checks the request's bearer token for `scope` (and, for SCIM tokens, `provider`),
-/// recording its use. The error is what the client may see.
+/// recording its use; answers the token's public id. The error is what the client
+/// may see.
 pub async fn check_bearer(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     provider: Option<&str>,
     scope: TokenScope,
-) -> Result<(), ScimError> {
+) -> Result<String, ScimError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -79,9 +87,9 @@ pub async fn check_bearer(
     {
         Ok(id) => {
             if let Ok(mut m) = state.token_use.lock() {
-                m.insert(id, now);
+                m.insert(id.clone(), now);
             }
-            Ok(())
+            Ok(id)
         }
         Err(TokenFailure::Unavailable) => Err(ScimError::new(
             503,

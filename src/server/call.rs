@@ -9,7 +9,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, TokenId};
+use super::conn::PeerAddr;
 use super::{AppState, RequestId};
 use crate::directory::{Ctx, Directory};
 use crate::scim::list_params::FilterRules;
@@ -125,6 +126,8 @@ impl FromRequestParts<Arc<AppState>> for ScimCall {
                 base_url: state.settings.scim_base(&provider.name),
                 provider,
                 request_id: Some(request_id),
+                client: client_address(parts, state),
+                token: parts.extensions.get::<TokenId>().map(|t| t.0.clone()),
                 quirks: Vec::new(),
             },
             state: Arc::clone(state),
@@ -133,6 +136,21 @@ impl FromRequestParts<Arc<AppState>> for ScimCall {
             if_match,
         })
     }
+}
+
+/// The client's address as the network policy sees it: the peer, or the address a
+/// trusted proxy forwarded.
+fn client_address(parts: &Parts, state: &AppState) -> Option<String> {
+    let peer = parts.extensions.get::<PeerAddr>()?.0.ip();
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    state
+        .network
+        .get()
+        .client(peer, forwarded)
+        .map(|ip| ip.to_string())
 }
 
 /// The query string, with parameter names lower-cased (SCIM names are

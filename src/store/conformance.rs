@@ -109,6 +109,7 @@ fn create(id: &str, kind: ResourceKind, doc: Value, members: Vec<MemberRef>) -> 
         at: t0(),
         request_id: Some("req-1".into()),
         check_members: false,
+        log: None,
         change: MutationKind::Create { doc, members },
     }
 }
@@ -1284,6 +1285,7 @@ pub async fn look_alike_user_names_after_a_key_change(o: &dyn Opener) {
 fn checked(m: Mutation) -> Mutation {
     Mutation {
         check_members: true,
+        log: None,
         ..m
     }
 }
@@ -1543,6 +1545,7 @@ fn user_at(id: &str, change: MutationKind, h: u32) -> Mutation {
         at: at_hour(h),
         request_id: None,
         check_members: false,
+        log: None,
         change,
     }
 }

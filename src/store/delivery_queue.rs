@@ -40,6 +40,22 @@ pub trait DeliveryQueue: Send + Sync {
         outcome: DeliveryOutcome,
         took: std::time::Duration,
         at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.finish_delivery_recorded(delivery, owner, outcome, took, at, None)
+            .await
+    }
+
+    /// [`DeliveryQueue::finish_delivery`], writing the provisioning log's `record` of
+    /// the action in the same transaction (when the lease was still held, as the
+    /// delivery's own log row is).
+    async fn finish_delivery_recorded(
+        &self,
+        delivery: QueuedDelivery,
+        owner: &str,
+        outcome: DeliveryOutcome,
+        took: std::time::Duration,
+        at: DateTime<Utc>,
+        record: Option<crate::provlog::LogRow>,
     ) -> Result<(), StoreError>;
 
     /// Delivery attempts for one resource, oldest first.

@@ -1,6 +1,6 @@
 //! Durable state behind one [`Store`] trait, made of one trait per capability
 //! ([`Resources`], [`ChangeLog`], [`Tokens`], [`VaultRows`], [`DeliveryQueue`],
-//! [`Guards`], [`TargetLinks`], [`Schedules`], [`Lifecycle`]): resources, group
+//! [`Guards`], [`TargetLinks`], [`Schedules`], [`Lifecycle`], [`ProvisioningLog`]): resources, group
 //! memberships, the change-event outbox, API tokens, the vault's rows and delivery
 //! state. Only this module knows SQL.
 //!
@@ -21,6 +21,7 @@ mod lifecycle;
 mod model;
 mod plan;
 pub mod postgres;
+mod provisioning_log;
 mod rekey;
 mod resources;
 mod schedules;
@@ -34,6 +35,7 @@ pub use change_log::ChangeLog;
 pub use delivery_queue::DeliveryQueue;
 pub use guards::Guards;
 pub use lifecycle::Lifecycle;
+pub use provisioning_log::ProvisioningLog;
 pub use resources::Resources;
 pub use schedules::Schedules;
 pub use target_links::TargetLinks;
@@ -65,6 +67,7 @@ pub trait Store:
     + TargetLinks
     + Schedules
     + Lifecycle
+    + ProvisioningLog
 {
 }
 
@@ -78,5 +81,6 @@ impl<T> Store for T where
         + TargetLinks
         + Schedules
         + Lifecycle
+        + ProvisioningLog
 {
 }

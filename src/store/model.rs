@@ -190,6 +190,9 @@ pub struct Mutation {
     pub check_members: bool,
     /// The change.
     pub change: MutationKind,
+    /// The provisioning-log record of the change, finished and written in its
+    /// transaction (the SCIM front sets it; internal writers leave it off).
+    pub log: Option<crate::provlog::ChangeDraft>,
 }
 
 /// The outcome of a committed [`Mutation`].

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::provlog::{LogRow, MembersChanged};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ChangeOp, Committed, EventDetail, IndexKeys, MemberChange, MemberCheck, Mutation, MutationKind,
@@ -108,6 +109,32 @@ pub(crate) struct Event {
 }
 
 impl Event {
+    /// The provisioning-log row of `m`, if it carries a draft, once its event is
+    /// written as `event_seq`: the draft finished with the member delta applied and,
+    /// for a deletion, the names the resource had.
+    pub(crate) fn log_row(&self, m: &Mutation, event_seq: i64) -> Option<LogRow> {
+        let draft = m.log.as_ref()?;
+        let mut draft = std::borrow::Cow::Borrowed(draft);
+        if let EventDetail::Deleted {
+            user_name,
+            external_id,
+            display_name,
+            ..
+        } = &self.detail
+        {
+            let r = &mut draft.to_mut().resource;
+            r.user_name = r.user_name.take().or_else(|| user_name.clone());
+            r.display_name = r.display_name.take().or_else(|| display_name.clone());
+            r.external_id = r.external_id.take().or_else(|| external_id.clone());
+        }
+        let members = MembersChanged {
+            added: self.detail.added(),
+            removed: self.detail.removed(),
+            replaced: self.detail.replaced(),
+        };
+        Some(draft.row(self.at, event_seq, self.version, members))
+    }
+
     /// The caller's answer once the event is written as `event_seq`.
     pub(crate) fn committed(&self, event_seq: i64) -> Committed {
         Committed {
@@ -456,6 +483,7 @@ mod tests {
             at: at(),
             request_id: None,
             check_members: true,
+            log: None,
             change,
         }
     }

@@ -136,6 +136,7 @@ pub async fn finish(
     outcome: &DeliveryOutcome,
     took: std::time::Duration,
     at: DateTime<Utc>,
+    record: Option<&crate::provlog::LogRow>,
 ) -> Result<(), Failed> {
     let at = ms(at);
     let kind = d.kind.name();
@@ -164,6 +165,9 @@ pub async fn finish(
                     &[&d.target, &d.provider, &kind, &d.resource_id, &d.from_seq, &d.last_seq, &outcome, &detail, &took_ms, &at],
                 )
                 .await?;
+                if let Some(row) = record {
+                    super::provlog::insert(tx, row).await?;
+                }
             }
             Settle::Retry { next_at, error } => {
                 execute(

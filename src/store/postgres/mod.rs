@@ -4,6 +4,7 @@
 //! share the queue (see [`delivery`]).
 
 mod delivery;
+mod provlog;
 mod rows;
 mod schema;
 #[cfg(any(test, feature = "testkit"))]
@@ -768,19 +769,20 @@ impl DeliveryQueue for PgStore {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    async fn finish_delivery(
+    async fn finish_delivery_recorded(
         &self,
         d: QueuedDelivery,
         owner: &str,
         outcome: DeliveryOutcome,
         took: Duration,
         at: DateTime<Utc>,
+        record: Option<crate::provlog::LogRow>,
     ) -> Result<(), StoreError> {
         // Not refused after `close`: a delivery in flight at shutdown records its outcome.
         let attempt = || async {
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
-            delivery::finish(&tx, &d, owner, &outcome, took, at).await?;
+            delivery::finish(&tx, &d, owner, &outcome, took, at, record.as_ref()).await?;
             tx.commit().await?;
             Ok::<(), Failed>(())
         };

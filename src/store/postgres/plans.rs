@@ -25,6 +25,7 @@ fn create(kind: ResourceKind, id: String, doc: serde_json::Value) -> Mutation {
             .unwrap_or_default(),
         request_id: None,
         check_members: false,
+        log: None,
         change: MutationKind::Create {
             doc,
             members: vec![],

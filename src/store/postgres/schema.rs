@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_ownership.sql"),
     include_str!("migrations/0006_stable_spans.sql"),
     include_str!("migrations/0007_user_name_keys.sql"),
+    include_str!("migrations/0008_provisioning_log.sql"),
 ];
 
 /// The schema version this binary writes.

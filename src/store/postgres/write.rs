@@ -35,6 +35,9 @@ pub async fn apply(tx: &Transaction<'_>, m: &Mutation) -> Result<Committed, Fail
     }
     let ev = tally.event();
     let event_seq = event(tx, m, &ev).await?;
+    if let Some(row) = ev.log_row(m, event_seq) {
+        super::provlog::insert(tx, &row).await?;
+    }
     Ok(ev.committed(event_seq))
 }
 

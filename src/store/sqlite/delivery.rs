@@ -139,6 +139,7 @@ pub(super) fn finish(
     outcome: &DeliveryOutcome,
     took: std::time::Duration,
     at: &str,
+    record: Option<&crate::provlog::LogRow>,
 ) -> Result<(), StoreError> {
     let key = params![d.target, d.provider, d.kind.name(), d.resource_id, owner];
     let held = c
@@ -173,6 +174,9 @@ pub(super) fn finish(
                     i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
                     at
                 ])?;
+                if let Some(row) = record {
+                    super::provlog::insert(c, row)?;
+                }
             }
             Settle::Retry { next_at, error } => {
                 c.prepare_cached(

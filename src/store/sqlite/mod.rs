@@ -2,6 +2,7 @@
 //! group commit (see [`writer`]), and a small pool of read-only connections.
 
 mod delivery;
+mod provlog;
 mod rows;
 mod schema;
 mod writer;
@@ -747,17 +748,28 @@ impl DeliveryQueue for SqliteStore {
         .await
     }
 
-    async fn finish_delivery(
+    async fn finish_delivery_recorded(
         &self,
         d: QueuedDelivery,
         owner: &str,
         outcome: DeliveryOutcome,
         took: std::time::Duration,
         at: DateTime<Utc>,
+        record: Option<crate::provlog::LogRow>,
     ) -> Result<(), StoreError> {
         let owner = owner.to_owned();
-        self.exec(move |c| delivery::finish(c, &d, &owner, &outcome, took, &fmt_time(at)))
-            .await
+        self.exec(move |c| {
+            delivery::finish(
+                c,
+                &d,
+                &owner,
+                &outcome,
+                took,
+                &fmt_time(at),
+                record.as_ref(),
+            )
+        })
+        .await
     }
 
     async fn delivery_attempts(

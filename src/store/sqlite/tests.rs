@@ -61,6 +61,7 @@ async fn readers_dropped_mid_read_leave_the_pool_whole() {
                     at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
                     request_id: None,
                     check_members: false,
+                    log: None,
                     change: MutationKind::Create {
                         doc: serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
                         members: vec![],

@@ -321,6 +321,9 @@ fn apply(c: &Connection, m: &Mutation) -> Result<Committed, StoreError> {
     }
     let ev = tally.event();
     let event_seq = event(c, m, &ev, &at)?;
+    if let Some(row) = ev.log_row(m, event_seq) {
+        super::provlog::insert(c, &row)?;
+    }
     Ok(ev.committed(event_seq))
 }
 
