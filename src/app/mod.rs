@@ -222,7 +222,10 @@ impl App {
             idle_timeout: cfg.server.idle_timeout,
             max_connections: tasks::max_connections(cfg.server.max_connections),
         };
-        let retention = chrono::Duration::from_std(cfg.database.event_retention).ok();
+        let retention = tasks::Retention {
+            events: chrono::Duration::from_std(cfg.database.event_retention).ok(),
+            log: chrono::Duration::from_std(cfg.database.log_retention).ok(),
+        };
         let mut handle = AppHandle::new(
             Arc::clone(&state),
             Arc::clone(&store),

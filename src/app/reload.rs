@@ -60,6 +60,11 @@ pub fn settle(running: &Config, mut new: Config) -> (Config, Vec<String>) {
         &running.database.event_retention,
         &mut new.database.event_retention,
     );
+    s.duration(
+        "database.log_retention",
+        &running.database.log_retention,
+        &mut new.database.log_retention,
+    );
     s.shown(
         "database.max_connections",
         &running.database.max_connections,

@@ -48,13 +48,18 @@ pub async fn sweep_links(linker: Arc<Linker>, mut stop: tokio::sync::watch::Rece
     }
 }
 
+/// How long what the pruner prunes is kept (`None` or zero: for ever).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Change events (`[database] event_retention`).
+    pub events: Option<chrono::Duration>,
+    /// The provisioning log (`[database] log_retention`).
+    pub log: Option<chrono::Duration>,
+}
+
 /// Delivery attempts are kept for `scim-bridge trace`, change events for delivery and
-/// `trace`; one task prunes both for all targets.
-pub async fn prune(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    retention: Option<chrono::Duration>,
-) {
+/// `trace`, the provisioning log for its readers; one task prunes them all.
+pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Retention) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
@@ -62,17 +67,37 @@ pub async fn prune(
         if let Err(e) = store.prune_delivery_log(before).await {
             tracing::warn!(error = %e, "cannot prune the delivery log");
         }
-        if let Some(keep) = retention.filter(|r| !r.is_zero()) {
-            prune_events(store.as_ref(), clock.now() - keep).await;
+        if let Some(keep) = retention.events.filter(|r| !r.is_zero()) {
+            prune_batches(store.as_ref(), clock.now() - keep, Pruned::Events).await;
+        }
+        if let Some(keep) = retention.log.filter(|r| !r.is_zero()) {
+            prune_batches(store.as_ref(), clock.now() - keep, Pruned::Log).await;
         }
     }
 }
 
-/// Deletes change events older than `before` that no delivery needs, a batch at a time.
-async fn prune_events(store: &dyn Store, before: chrono::DateTime<chrono::Utc>) {
+/// What [`prune_batches`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pruned {
+    /// Change events no delivery needs.
+    Events,
+    /// Provisioning-log records.
+    Log,
+}
+
+/// Deletes what is older than `before`, a batch at a time.
+async fn prune_batches(store: &dyn Store, before: chrono::DateTime<chrono::Utc>, what: Pruned) {
     let mut total = 0;
+    let name = match what {
+        Pruned::Events => "change events",
+        Pruned::Log => "provisioning-log records",
+    };
     loop {
-        match store.prune_change_events(before, PRUNE_BATCH).await {
+        let batch = match what {
+            Pruned::Events => store.prune_change_events(before, PRUNE_BATCH).await,
+            Pruned::Log => store.prune_log(before, PRUNE_BATCH).await,
+        };
+        match batch {
             Ok(n) => {
                 total += n;
                 if n < PRUNE_BATCH {
@@ -82,13 +107,13 @@ async fn prune_events(store: &dyn Store, before: chrono::DateTime<chrono::Utc>) 
                 tokio::task::yield_now().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot prune change events");
+                tracing::warn!(error = %e, "cannot prune {name}");
                 break;
             }
         }
     }
     if total > 0 {
-        tracing::info!(pruned = total, "change events past their retention removed");
+        tracing::info!(pruned = total, "{name} past their retention removed");
     }
 }
 

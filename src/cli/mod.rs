@@ -13,6 +13,7 @@ mod docs;
 mod explain;
 mod healthcheck;
 mod link;
+mod log;
 mod names;
 mod reload;
 mod resolve;
@@ -236,6 +237,9 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqCommand,
     },
+    /// The provisioning log: what identity providers changed (old → new) and what
+    /// each target was sent and answered, by person, group, target, time and outcome.
+    Log(log::LogArgs),
     /// One user's or group's provisioning log: each change from the identity provider
     /// and each delivery attempt to each target, with outcome and timing.
     Trace {
@@ -477,6 +481,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dlq { action } => {
             dlq::run(
                 action,
+                cli.config.as_deref(),
+                cli.data_dir,
+                &env,
+                &SystemClock,
+            )
+            .await
+        }
+        Command::Log(args) => {
+            log::run(
+                args,
                 cli.config.as_deref(),
                 cli.data_dir,
                 &env,

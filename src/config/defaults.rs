@@ -39,6 +39,8 @@ impl Default for DatabaseConfig {
         Self {
             url: DatabaseUrl::Sqlite(PathBuf::from("scim-bridge.db")),
             event_retention: Duration::from_secs(90 * 86_400),
+            // Long enough for an annual audit, with a month to spare.
+            log_retention: Duration::from_secs(400 * 86_400),
             max_connections: crate::store::postgres::DEFAULT_MAX_CONNECTIONS,
         }
     }

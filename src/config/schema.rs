@@ -117,6 +117,8 @@ pub struct DatabaseConfig {
     /// How long change events are kept once every target has them; zero keeps them
     /// for ever.
     pub event_retention: Duration,
+    /// How long the provisioning log keeps its records; zero keeps them for ever.
+    pub log_retention: Duration,
     /// PostgreSQL connections this instance may open (its pool size); unused for SQLite.
     pub max_connections: usize,
 }

@@ -213,6 +213,7 @@ fn full_config_with_every_key() {
         database: DatabaseConfig {
             url: DatabaseUrl::Postgres("postgres://bridge@db.internal/scim".into()),
             event_retention: Duration::from_secs(90 * 86_400),
+            log_retention: Duration::from_secs(400 * 86_400),
             max_connections: 24,
         },
         logging: LoggingConfig {

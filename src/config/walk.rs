@@ -231,6 +231,7 @@ fn read_database(ctx: &mut Ctx, f: &Field<'_>) -> DatabaseConfig {
     };
     let url = t.get("url");
     let retention = t.get("event_retention");
+    let log_retention = t.get("log_retention");
     let max_connections = t.get("max_connections");
     t.finish(ctx);
     if let Some(v) = max_connections.and_then(|f| ctx.usize(&f, 1)) {
@@ -240,6 +241,11 @@ fn read_database(ctx: &mut Ctx, f: &Field<'_>) -> DatabaseConfig {
         retention.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
     {
         out.event_retention = v;
+    }
+    if let Some(v) =
+        log_retention.and_then(|f| ctx.parse(&f, values::DURATION_EXPECTED, values::duration))
+    {
+        out.log_retention = v;
     }
     if let Some(f) = url
         && let Some(url) = ctx.parse(&f, values::DATABASE_URL_EXPECTED, values::database_url)

@@ -11,9 +11,11 @@ use super::backoff::Backoff;
 use super::guard::{Guard, GuardConfig, Verdict};
 use super::matching::{CorrelateError, Correlation};
 use super::target::{Change, MemberNeeds, State, Target, TargetError};
+use super::trail::{self, Trail};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::identity::Relations;
+use crate::provlog::{ActionDraft, ActionOutcome, CallRecord, ResourceNames};
 use crate::scim::ResourceKind;
 use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError, TargetLink};
 
@@ -102,6 +104,8 @@ impl std::fmt::Debug for Engine {
 struct Attempted {
     outcome: DeliveryOutcome,
     member_wait: bool,
+    /// The target's id for the resource after a success.
+    target_id: Option<String>,
 }
 
 impl From<DeliveryOutcome> for Attempted {
@@ -109,8 +113,19 @@ impl From<DeliveryOutcome> for Attempted {
         Attempted {
             outcome,
             member_wait: false,
+            target_id: None,
         }
     }
+}
+
+/// What one delivery decided, for its log line and its provisioning-log record.
+struct Decided {
+    attempted: Attempted,
+    /// userName or displayName (the id until the change is read).
+    name: String,
+    /// `create`, `update`, `delete`, `skip`, or `send` when the change was not read.
+    action: &'static str,
+    names: ResourceNames,
 }
 
 /// The action of a change left out of the target's scope.
@@ -242,52 +257,140 @@ impl Engine {
 
     async fn deliver(&self, d: QueuedDelivery) {
         let started = std::time::Instant::now();
-        // Logs name the person or group; the id stands in until the change is read.
-        let mut name = d.resource_id.clone();
-        let mut act = "send";
-        let attempted: Attempted = match self.change(&d).await {
-            Err(e) => DeliveryOutcome::Retry {
-                next_at: self.clock.now()
-                    + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
-                error: format!("reading the change failed: {e}"),
-            }
-            .into(),
-            Ok(mut change) => {
-                name.clone_from(&change.name);
-                let now = self.clock.now();
-                match self.scope(&d, &mut change).await {
-                    Err(e) => DeliveryOutcome::Retry {
-                        next_at: now + chrono(self.cfg.backoff.base),
-                        error: format!("deciding the target's scope failed: {e}"),
-                    }
-                    .into(),
-                    Ok(Some(why)) => {
-                        tracing::debug!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %why, "out of the target's scope: not sent");
-                        act = SKIP;
-                        DeliveryOutcome::Done.into()
-                    }
-                    Ok(None) => {
-                        act = action(&change);
-                        self.guarded(&d, change, now).await
-                    }
-                }
-            }
-        };
+        let mut trail = Trail::default();
+        let (decided, calls, more_calls) = trail::recording(self.decide(&d, &mut trail)).await;
+        let Decided {
+            attempted,
+            name,
+            action,
+            mut names,
+        } = decided;
         let outcome = attempted.outcome;
         let said = Said {
             name: &name,
-            action: act,
+            action,
             took: started.elapsed(),
             member_wait: attempted.member_wait,
         };
         self.log(&d, &said, &outcome);
+        if attempted.target_id.is_some() {
+            names.target_id = attempted.target_id;
+        }
+        if more_calls > 0 {
+            trail.step(
+                "calls",
+                format!("{more_calls} more"),
+                Some("not listed".into()),
+            );
+        }
+        let record = self.record(&d, &said, &outcome, names, trail, calls);
         if let Err(e) = self
             .store
-            .finish_delivery(d, &self.owner, outcome, started.elapsed(), self.clock.now())
+            .finish_delivery_recorded(
+                d,
+                &self.owner,
+                outcome,
+                started.elapsed(),
+                self.clock.now(),
+                Some(record.row(self.clock.now())),
+            )
             .await
         {
             // The lease runs out and the change is delivered again: late, never lost.
             tracing::error!(target_name = %self.target.name(), error = %e, "cannot record a delivery outcome");
+        }
+    }
+
+    /// Reads the change, applies the target's scope and sends it past the guard,
+    /// noting each decision in `trail`.
+    async fn decide(&self, d: &QueuedDelivery, trail: &mut Trail) -> Decided {
+        let mut change = match self.change(d).await {
+            Ok(change) => change,
+            Err(e) => {
+                return Decided {
+                    attempted: DeliveryOutcome::Retry {
+                        next_at: self.clock.now()
+                            + chrono(self.cfg.backoff.delay(d.attempts, self.entropy.as_ref())),
+                        error: format!("reading the change failed: {e}"),
+                    }
+                    .into(),
+                    // Logs name the person or group; the id stands in until the
+                    // change is read.
+                    name: d.resource_id.clone(),
+                    action: "send",
+                    names: trail::names(d.kind, &d.resource_id, None),
+                };
+            }
+        };
+        let names = trail::names(d.kind, &d.resource_id, Some(&change));
+        let name = change.name.clone();
+        let now = self.clock.now();
+        let (attempted, action) = match self.scope(d, &mut change, trail).await {
+            Err(e) => (
+                DeliveryOutcome::Retry {
+                    next_at: now + chrono(self.cfg.backoff.base),
+                    error: format!("deciding the target's scope failed: {e}"),
+                }
+                .into(),
+                action(&change),
+            ),
+            Ok(Some(why)) => {
+                tracing::debug!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %why, "out of the target's scope: not sent");
+                (DeliveryOutcome::Done.into(), SKIP)
+            }
+            Ok(None) => {
+                let act = action(&change);
+                (self.guarded(d, change, now, trail).await, act)
+            }
+        };
+        Decided {
+            attempted,
+            name,
+            action,
+            names,
+        }
+    }
+
+    /// The provisioning-log record of a finished delivery.
+    fn record(
+        &self,
+        d: &QueuedDelivery,
+        said: &Said<'_>,
+        outcome: &DeliveryOutcome,
+        resource: ResourceNames,
+        mut trail: Trail,
+        calls: Vec<CallRecord>,
+    ) -> ActionDraft {
+        let (result, error, next_at) = match outcome {
+            DeliveryOutcome::Done if said.action == SKIP => (ActionOutcome::Skipped, None, None),
+            DeliveryOutcome::Done => (ActionOutcome::Success, None, None),
+            DeliveryOutcome::Retry { next_at, error } if said.member_wait => {
+                (ActionOutcome::Waiting, Some(error.clone()), Some(*next_at))
+            }
+            DeliveryOutcome::Retry { next_at, error } => {
+                (ActionOutcome::Retrying, Some(error.clone()), Some(*next_at))
+            }
+            DeliveryOutcome::Dead { error } => (ActionOutcome::Dead, Some(error.clone()), None),
+            DeliveryOutcome::Defer { next_at, reason } => {
+                (ActionOutcome::Held, Some(reason.clone()), Some(*next_at))
+            }
+        };
+        if said.action != SKIP {
+            trail.step("action", said.action, None);
+        }
+        ActionDraft {
+            target: self.target.name().to_owned(),
+            provider: d.provider.clone(),
+            resource,
+            action: said.action.to_owned(),
+            outcome: result,
+            steps: trail.steps,
+            calls,
+            change_seqs: (d.from_seq, d.last_seq),
+            attempt: d.attempts + 1,
+            duration_ms: u64::try_from(said.took.as_millis()).unwrap_or(u64::MAX),
+            error,
+            next_at,
         }
     }
 
@@ -297,6 +400,7 @@ impl Engine {
         d: &QueuedDelivery,
         change: Change,
         now: chrono::DateTime<chrono::Utc>,
+        trail: &mut Trail,
     ) -> Attempted {
         match self
             .guard
@@ -308,16 +412,22 @@ impl Engine {
                 error: format!("checking the guard failed: {e}"),
             }
             .into(),
-            Ok(Verdict::Protected(why)) => DeliveryOutcome::Dead { error: why }.into(),
-            Ok(Verdict::Pause(reason)) => DeliveryOutcome::Defer {
-                next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
-                reason: format!(
-                    "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
-                    self.target.name()
-                ),
+            Ok(Verdict::Protected(why)) => {
+                trail.step("guard", "protected", Some(why.clone()));
+                DeliveryOutcome::Dead { error: why }.into()
             }
-            .into(),
-            Ok(Verdict::Proceed) => self.attempt(d, change).await,
+            Ok(Verdict::Pause(reason)) => {
+                trail.step("guard", "held", Some(reason.clone()));
+                DeliveryOutcome::Defer {
+                    next_at: now + chrono::Duration::seconds(GUARD_RECHECK_SECS),
+                    reason: format!(
+                        "paused by the mass-deprovisioning guard ({reason}); release with `scim-bridge approve --target {}`",
+                        self.target.name()
+                    ),
+                }
+                .into()
+            }
+            Ok(Verdict::Proceed) => self.attempt(d, change, trail).await,
         }
     }
 
@@ -359,9 +469,17 @@ impl Engine {
     /// of scope that the target never had is skipped; one new to the target is first
     /// matched against what the target already holds (adopted, or dead-lettered when
     /// the match is ambiguous).
-    async fn attempt(&self, d: &QueuedDelivery, mut change: Change) -> Attempted {
+    async fn attempt(
+        &self,
+        d: &QueuedDelivery,
+        mut change: Change,
+        trail: &mut Trail,
+    ) -> Attempted {
         let recorded = change.target_id.clone();
         let mut adopted_by: Option<String> = None;
+        if let Some(t) = &recorded {
+            trail.step("match", "linked", Some(format!("target id {t}")));
+        }
         if let (None, State::Present(doc)) = (&change.target_id, &change.state) {
             let doc = doc.clone();
             match super::matching::correlate(
@@ -374,8 +492,15 @@ impl Engine {
             )
             .await
             {
-                Ok(Correlation::Absent) => {}
+                Ok(Correlation::Absent) => {
+                    trail.step("match", "none", Some("no existing account matched".into()));
+                }
                 Ok(Correlation::Found { target_id, rule }) => {
+                    trail.step(
+                        "match",
+                        "adopted",
+                        Some(format!("existing account {target_id}, matched by {rule}")),
+                    );
                     tracing::info!(target_name = %self.target.name(), provider = %d.provider, name = %change.name, %target_id, %rule, "adopting an existing account");
                     // A person deleted and assigned again gets their account back: the
                     // deleted resource's link passes to this one.
@@ -390,6 +515,7 @@ impl Engine {
                     adopted_by = Some(rule);
                 }
                 Ok(Correlation::Ambiguous(why)) => {
+                    trail.step("match", "ambiguous", Some(why.clone()));
                     return DeliveryOutcome::Dead { error: why }.into();
                 }
                 Err(CorrelateError::Target(e)) => {
@@ -447,8 +573,10 @@ impl Engine {
         &self,
         d: &QueuedDelivery,
         change: &mut Change,
+        trail: &mut Trail,
     ) -> Result<Option<String>, StoreError> {
         let Some(scope) = &self.cfg.scope else {
+            trail.step("scope", "in", Some("the target takes everyone".into()));
             return Ok(None);
         };
         let store = self.store.as_ref();
@@ -475,6 +603,7 @@ impl Engine {
         let State::Present(doc) = &change.state else {
             return Ok(None);
         };
+        // (A deletion needs no scope: whatever the target holds goes.)
         let decision = super::scoping::decide(
             store,
             name,
@@ -486,11 +615,18 @@ impl Engine {
         )
         .await?;
         if decision.in_scope {
+            trail.step("scope", "in", Some(decision.why));
             return Ok(None);
         }
         if change.target_id.is_none() {
+            trail.step("scope", "out", Some(decision.why.clone()));
             return Ok(Some(decision.why));
         }
+        trail.step(
+            "scope",
+            "left",
+            Some(format!("{}; deprovisioning", decision.why)),
+        );
         tracing::info!(target_name = %name, provider = %d.provider, name = %change.name, why = %decision.why, "left the target's scope: deprovisioning");
         change.state = State::Deleted;
         Ok(None)
@@ -785,6 +921,7 @@ impl Engine {
         result: Result<Option<String>, TargetError>,
     ) -> Attempted {
         let member_wait = matches!(result, Err(TargetError::MemberPending { .. }));
+        let mut delivered_id = None;
         let outcome = match result {
             Ok(target_id) => {
                 // A scoped target without ids of its own (a webhook) is still told when
@@ -799,6 +936,7 @@ impl Engine {
                     (t, _) => t,
                 };
                 let arrived = recorded.is_none() && target_id.is_some();
+                delivered_id.clone_from(&target_id);
                 // Adopted only if the target kept the adopted account (it may have
                 // been gone and created anew).
                 let adopted_by = adopted_by.filter(|_| target_id == change.target_id);
@@ -845,6 +983,7 @@ impl Engine {
         Attempted {
             outcome,
             member_wait,
+            target_id: delivered_id,
         }
     }
 

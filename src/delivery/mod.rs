@@ -18,6 +18,7 @@ mod reconcile;
 mod relations;
 pub mod scoping;
 mod target;
+mod trail;
 
 pub use backoff::{Backoff, parse_retry_after};
 pub use engine::{DeliveryCounters, Engine, EngineConfig};
@@ -31,3 +32,4 @@ pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{
     Change, MemberNeeds, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
 };
+pub use trail::record_call;

@@ -6,6 +6,7 @@
 
 mod bulk;
 mod list;
+pub mod log;
 mod operator;
 mod render;
 mod write;

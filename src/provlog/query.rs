@@ -26,6 +26,8 @@ pub struct LogQuery {
     /// Records about these resources or names only.
     pub subject: Option<Subject>,
     pub provider: Option<String>,
+    /// `User` or `Group`.
+    pub resource_kind: Option<String>,
     pub target: Option<String>,
     /// `scim.change` or `delivery.action`.
     pub kind: Option<String>,
@@ -50,6 +52,7 @@ impl Default for LogQuery {
         LogQuery {
             subject: None,
             provider: None,
+            resource_kind: None,
             target: None,
             kind: None,
             action: None,

@@ -8,6 +8,7 @@ mod conn;
 mod health;
 mod link_routes;
 mod live;
+mod log_routes;
 mod netpolicy;
 mod respond;
 mod scim_routes;
@@ -189,6 +190,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(link_routes::routes())
         .merge(workspace_routes::routes())
+        .merge(log_routes::routes())
         .nest(
             "/scim/v2/{provider}",
             scim_routes::routes(Arc::clone(&state)),

@@ -110,6 +110,7 @@ pub(crate) fn query_sql(q: &LogQuery, ph: fn(usize) -> String) -> (String, Vec<P
     }
     for (column, value) in [
         ("provider", &q.provider),
+        ("resource_kind", &q.resource_kind),
         ("target", &q.target),
         ("kind", &q.kind),
         ("action", &q.action),

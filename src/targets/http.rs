@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::delivery::{Pacer, TargetError, parse_retry_after};
+use crate::delivery::{Pacer, TargetError, parse_retry_after, record_call};
 use crate::oauth::{Credentials, SendError};
+use crate::provlog::CallRecord;
 
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -51,16 +52,52 @@ pub(crate) struct Reply {
     pub response: reqwest::Response,
 }
 
+/// How a call appears in the provisioning log: its method and the path shown for it
+/// (a URL's path and query; a webhook shows a fixed label, as its URL can hold a
+/// secret).
+pub(crate) struct Shown<'a> {
+    pub method: &'a reqwest::Method,
+    pub path: &'a str,
+}
+
+impl Shown<'_> {
+    fn record(&self, status: Option<u16>, started: std::time::Instant) {
+        let path = match reqwest::Url::parse(self.path) {
+            Ok(url) => match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            },
+            Err(_) => self.path.to_owned(),
+        };
+        record_call(CallRecord {
+            method: self.method.as_str().to_owned(),
+            path,
+            status,
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+}
+
 /// Every request a target sends goes through here: it waits for the target's pacer (so
 /// deliveries, reconciliation reads and searches together stay under the rate limit),
 /// sends with the target's credentials (one new token and retry on 401, each request
-/// in its own slot), and turns a failure to get an answer into a target error.
+/// in its own slot), turns a failure to get an answer into a target error, and
+/// records the call in the running delivery's provisioning-log record.
 pub(crate) async fn send(
     pacer: &Pacer,
     credentials: &Credentials,
+    shown: Shown<'_>,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, TargetError> {
-    let response = credentials.send(pacer, build).await.map_err(unsent)?;
+    let started = std::time::Instant::now();
+    let response = match credentials.send(pacer, build).await {
+        Ok(r) => r,
+        Err(e) => {
+            shown.record(None, started);
+            return Err(unsent(e));
+        }
+    };
+    shown.record(Some(response.status().as_u16()), started);
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)

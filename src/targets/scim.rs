@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::http::{Reply, body_prefix, classify, send};
+use super::http::{Reply, Shown, body_prefix, classify, send};
 use super::mapping::{Mapping, remove_attr, set_attr};
 use crate::clock::Clock;
 use crate::config::{MatchRules, OnDelete, TargetKind};
@@ -303,18 +303,26 @@ impl ScimTarget {
             status,
             retry_after,
             response,
-        } = send(&self.pacer, &self.credentials, || {
-            let mut r = self
-                .http
-                .request(method.clone(), &url)
-                .header(reqwest::header::ACCEPT, SCIM_JSON);
-            if let Some(b) = &body {
-                r = r
-                    .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
-                    .body(b.clone());
-            }
-            r
-        })
+        } = send(
+            &self.pacer,
+            &self.credentials,
+            Shown {
+                method: &method,
+                path: &url,
+            },
+            || {
+                let mut r = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header(reqwest::header::ACCEPT, SCIM_JSON);
+                if let Some(b) = &body {
+                    r = r
+                        .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
+                        .body(b.clone());
+                }
+                r
+            },
+        )
         .await?;
         if status == reqwest::StatusCode::NOT_FOUND && method != reqwest::Method::POST {
             return Ok(Sent::NotFound);

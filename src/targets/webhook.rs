@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::http::{Reply, body_prefix, classify, send};
+use super::http::{Reply, Shown, body_prefix, classify, send};
 use crate::clock::Clock;
 use crate::delivery::{Change, MemberNeeds, Pacer, State, Target, TargetError};
 use crate::oauth::Credentials;
@@ -171,19 +171,27 @@ impl Target for WebhookTarget {
             status,
             retry_after,
             response,
-        } = send(&self.pacer, &self.credentials, || {
-            // Signed as each request is built, after the pacer's wait, so the timestamp
-            // is the sending time.
-            let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
-            self.http
-                .post(&self.url)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/cloudevents+json",
-                )
-                .header(SIGNATURE_HEADER, signature)
-                .body(body.clone())
-        })
+        } = send(
+            &self.pacer,
+            &self.credentials,
+            Shown {
+                method: &reqwest::Method::POST,
+                path: "(the webhook's URL)",
+            },
+            || {
+                // Signed as each request is built, after the pacer's wait, so the timestamp
+                // is the sending time.
+                let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
+                self.http
+                    .post(&self.url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/cloudevents+json",
+                    )
+                    .header(SIGNATURE_HEADER, signature)
+                    .body(body.clone())
+            },
+        )
         .await?;
         let body = if status.is_success() {
             String::new()

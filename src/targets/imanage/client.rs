@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use crate::clock::Clock;
 use crate::delivery::{Pacer, TargetError};
 use crate::oauth::Credentials;
-use crate::targets::http::{Reply, body_prefix, classify, send};
+use crate::targets::http::{Reply, Shown, body_prefix, classify, send};
 
 /// Largest answer read from iManage; a page of 500 users is well under this.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -152,18 +152,26 @@ impl ImanageClient {
             status,
             retry_after,
             response,
-        } = send(&self.pacer, &self.credentials, || {
-            let mut r = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(p) = &payload {
-                r = r
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(p.clone());
-            }
-            r
-        })
+        } = send(
+            &self.pacer,
+            &self.credentials,
+            Shown {
+                method: &method,
+                path: url.as_str(),
+            },
+            || {
+                let mut r = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json");
+                if let Some(p) = &payload {
+                    r = r
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(p.clone());
+                }
+                r
+            },
+        )
         .await?;
         let text = body_prefix(response, MAX_BODY).await;
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::CONFLICT {
