@@ -11,6 +11,7 @@ mod live;
 mod netpolicy;
 mod respond;
 mod scim_routes;
+mod target_metrics;
 mod tls;
 mod workspace_routes;
 
