@@ -165,3 +165,32 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(schema_version: i64) -> Result<StoreStatus, StoreError> {
+        Ok(StoreStatus {
+            engine: "sqlite",
+            location: String::new(),
+            schema_version,
+            expected_schema_version: 7,
+            events: 0,
+            last_event_seq: 0,
+            users: 0,
+            groups: 0,
+            write_batches: 0,
+            write_jobs: 0,
+        })
+    }
+
+    /// `scim_bridge_ready` and `/readyz` share this, so the alert on one is the other.
+    #[test]
+    fn ready_needs_a_current_schema_a_reachable_store_and_no_shutdown() {
+        assert!(ready(&status(7), false));
+        assert!(!ready(&status(7), true));
+        assert!(!ready(&status(6), false));
+        assert!(!ready(&Err(StoreError::NotFound), false));
+    }
+}
