@@ -91,6 +91,19 @@ fn token_metric(d: &Daemon, name: &str, labels: &str) -> (Option<f64>, String) {
     (v, m)
 }
 
+/// `scim_bridge_target_token_state` is 1 for `current` and 0 for the other states.
+fn assert_token_state(d: &Daemon, current: &str) {
+    for s in ["pending", "ok", "error"] {
+        let (v, m) = token_metric(
+            d,
+            "scim_bridge_target_token_state",
+            &format!(",state=\"{s}\""),
+        );
+        let want = if s == current { 1.0 } else { 0.0 };
+        assert_eq!(v, Some(want), "{s}\n{m}");
+    }
+}
+
 fn wait_auth_state(d: &Daemon, want: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -138,15 +151,7 @@ fn token_on_readyz_kept_across_restart_and_bad_secret_reported() {
     );
     assert_eq!(r["targets"]["imanage"]["account_linking"], true);
     // The same, as the alert rules read it.
-    let state = |s: &str| {
-        token_metric(
-            &d,
-            "scim_bridge_target_token_state",
-            &format!(",state=\"{s}\""),
-        )
-    };
-    assert_eq!(state("ok").0, Some(1.0), "{}", state("ok").1);
-    assert_eq!(state("error").0, Some(0.0));
+    assert_token_state(&d, "ok");
     let (expiry, m) = token_metric(&d, "scim_bridge_target_token_expiry_timestamp_seconds", "");
     assert!(expiry.is_some_and(|t| t > 1.6e9), "{m}");
     let failures = |credential: &str| {
@@ -197,15 +202,7 @@ fn token_on_readyz_kept_across_restart_and_bad_secret_reported() {
         err.contains("invalid_client") && err.contains("client authentication failed"),
         "{err}"
     );
-    let state = |s: &str| {
-        token_metric(
-            &d,
-            "scim_bridge_target_token_state",
-            &format!(",state=\"{s}\""),
-        )
-    };
-    assert_eq!(state("error").0, Some(1.0), "{}", state("error").1);
-    assert_eq!(state("ok").0, Some(0.0));
+    assert_token_state(&d, "error");
     let (failed, m) = token_metric(
         &d,
         "scim_bridge_target_token_refresh_failures_total",
