@@ -22,6 +22,17 @@ else
   echo "   'postgresql' package, or set SCIM_BRIDGE_PG_BIN to its bin directory, to run them)"
 fi
 
+# The shipped Prometheus alert rules and Grafana dashboard queries are checked and
+# unit-tested with promtool (Debian's prometheus package); where it is installed it
+# must run, not skip.
+if command -v promtool >/dev/null; then
+  export SCIM_BRIDGE_REQUIRE_PROMTOOL=1
+  echo "== alert rule tests (promtool): on"
+else
+  echo "== alert rule tests (promtool): SKIPPED — promtool not found (install the"
+  echo "   'prometheus' package to run them)"
+fi
+
 echo "== cargo test"
 cargo build --locked --bins
 cargo test --locked

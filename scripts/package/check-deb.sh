@@ -79,6 +79,9 @@ files=(
   /usr/share/fish/vendor_completions.d/$name.fish
   /usr/share/doc/$name/README.md
   /usr/share/doc/$name/copyright
+  /usr/share/doc/$name/examples/prometheus/scim-bridge-alerts.yml
+  /usr/share/doc/$name/examples/prometheus/scim-bridge-alerts.test.yml
+  /usr/share/doc/$name/examples/grafana/scim-bridge-dashboard.json
 )
 for f in "${files[@]}"; do
   [ -f "$f" ] || fail "$f is not installed"

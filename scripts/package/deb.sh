@@ -81,6 +81,11 @@ doc=$root/usr/share/doc/$name
 install -d "$doc"
 install -m 0644 "$repo/README.md" "$doc/README.md"
 install -m 0644 "$repo/packaging/debian/copyright" "$doc/copyright"
+# The alert rules (with their promtool tests) and the Grafana dashboard, for the
+# monitoring the operator runs (README: Alerting).
+install -d "$doc/examples/prometheus" "$doc/examples/grafana"
+install -m 0644 "$repo"/deploy/prometheus/scim-bridge-alerts*.yml "$doc/examples/prometheus/"
+install -m 0644 "$repo/deploy/grafana/scim-bridge-dashboard.json" "$doc/examples/grafana/"
 # Dated by the last commit when built from git, so rebuilding the same tree gives the
 # same changelog.
 when=$(git -C "$repo" log -1 --format=%cD 2>/dev/null || date -R)

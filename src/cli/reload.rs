@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::setup::{self, LevelNotChanged, LogLevel};
 use crate::app::{self, AppHandle};
 use crate::config::{Config, Environment};
+use crate::metrics::Reload;
 
 /// Where the configuration came from and what is in effect.
 pub struct Reloader<'a> {
@@ -29,7 +30,7 @@ impl Reloader<'_> {
     pub async fn reload(&mut self, handle: &mut AppHandle) {
         let now = handle.state().clock.now().timestamp();
         match self.apply(handle).await {
-            Ok(()) => handle.state().metrics.config_reload(Some(now)),
+            Ok(()) => handle.state().metrics.config_reload(Reload::Applied, now),
             Err(errors) => {
                 for e in &errors {
                     tracing::error!("configuration reload: {e}");
@@ -38,7 +39,7 @@ impl Reloader<'_> {
                     errors = errors.len(),
                     "configuration reload refused: the configuration in use stays; fix the errors above (`scim-bridge check-config` shows them too) and reload again"
                 );
-                handle.state().metrics.config_reload(None);
+                handle.state().metrics.config_reload(Reload::Refused, now);
             }
         }
     }

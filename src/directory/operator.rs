@@ -63,4 +63,9 @@ impl Directory {
     pub async fn guard(&self, target: &str) -> Result<GuardState, StoreError> {
         self.store.guard(target).await
     }
+
+    /// How many destructive changes `target`'s guard holds back, for `/metrics`.
+    pub async fn guard_held(&self, target: &str) -> Result<usize, StoreError> {
+        Ok(self.store.held_by_guard(target).await?.len())
+    }
 }

@@ -3,8 +3,10 @@
 //! and the rule "no global state" intact.
 
 mod dropped;
+mod family;
 
 pub use dropped::{DroppedAttribute, MAX_PER_PROVIDER, OTHER};
+pub use family::{Family, Kind, timestamp_seconds};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,6 +42,16 @@ pub struct Metrics {
     reloads_refused: std::sync::atomic::AtomicU64,
     /// Unix time of the last reload applied, in seconds; zero before the first.
     last_reload: std::sync::atomic::AtomicI64,
+    /// Unix time of the last reload refused; zero before the first. Later than the
+    /// last applied one: the file on disk is not what runs (an alert watches this).
+    last_refused: std::sync::atomic::AtomicI64,
+}
+
+/// What came of a configuration reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    Applied,
+    Refused,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,16 +153,17 @@ impl Metrics {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Counts a configuration reload: applied at Unix time `at`, or refused (`None`).
-    pub fn config_reload(&self, applied_at: Option<i64>) {
+    /// Counts a configuration reload applied or refused at Unix time `at`.
+    pub fn config_reload(&self, outcome: Reload, at: i64) {
         use std::sync::atomic::Ordering::Relaxed;
-        match applied_at {
-            Some(at) => {
+        match outcome {
+            Reload::Applied => {
                 self.reloads_applied.fetch_add(1, Relaxed);
                 self.last_reload.store(at, Relaxed);
             }
-            None => {
+            Reload::Refused => {
                 self.reloads_refused.fetch_add(1, Relaxed);
+                self.last_refused.store(at, Relaxed);
             }
         }
     }
@@ -237,17 +250,20 @@ impl Metrics {
         }
         {
             use std::sync::atomic::Ordering::Relaxed;
-            let (applied, refused, last) = (
+            let (applied, refused, last, last_refused) = (
                 self.reloads_applied.load(Relaxed),
                 self.reloads_refused.load(Relaxed),
                 self.last_reload.load(Relaxed),
+                self.last_refused.load(Relaxed),
             );
             let _ = write!(
                 out,
                 "# HELP scim_bridge_config_reloads_total Configuration reloads (SIGHUP) by outcome.\n# TYPE scim_bridge_config_reloads_total counter\n\
                  scim_bridge_config_reloads_total{{outcome=\"applied\"}} {applied}\nscim_bridge_config_reloads_total{{outcome=\"refused\"}} {refused}\n\
                  # HELP scim_bridge_config_last_reload_success_timestamp_seconds When the configuration was last reloaded and applied (0: never).\n# TYPE scim_bridge_config_last_reload_success_timestamp_seconds gauge\n\
-                 scim_bridge_config_last_reload_success_timestamp_seconds {last}\n"
+                 scim_bridge_config_last_reload_success_timestamp_seconds {last}\n\
+                 # HELP scim_bridge_config_last_reload_failure_timestamp_seconds When a configuration reload was last refused (0: never); later than the last success means the file on disk is not what runs.\n# TYPE scim_bridge_config_last_reload_failure_timestamp_seconds gauge\n\
+                 scim_bridge_config_last_reload_failure_timestamp_seconds {last_refused}\n"
             );
         }
         out.push_str("# HELP scim_bridge_workspace_resolutions_total Workspace resolutions by repository and outcome.\n# TYPE scim_bridge_workspace_resolutions_total counter\n");
@@ -274,4 +290,46 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+    }
+
+    #[test]
+    fn a_refused_reload_is_dated_so_an_alert_can_tell_it_is_the_latest() {
+        let m = Metrics::default();
+        let text = m.render(&[]);
+        assert_eq!(
+            line(
+                &text,
+                "scim_bridge_config_last_reload_failure_timestamp_seconds"
+            ),
+            Some("scim_bridge_config_last_reload_failure_timestamp_seconds 0")
+        );
+        m.config_reload(Reload::Applied, 1_000);
+        m.config_reload(Reload::Refused, 2_000);
+        let text = m.render(&[]);
+        for want in [
+            "scim_bridge_config_reloads_total{outcome=\"applied\"} 1",
+            "scim_bridge_config_reloads_total{outcome=\"refused\"} 1",
+            "scim_bridge_config_last_reload_success_timestamp_seconds 1000",
+            "scim_bridge_config_last_reload_failure_timestamp_seconds 2000",
+            "# TYPE scim_bridge_config_last_reload_failure_timestamp_seconds gauge",
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want} missing:\n{text}");
+        }
+        // A good reload afterwards is later than the refusal.
+        m.config_reload(Reload::Applied, 3_000);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("scim_bridge_config_last_reload_success_timestamp_seconds 3000\n"),
+            "{text}"
+        );
+    }
 }

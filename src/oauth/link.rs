@@ -3,6 +3,7 @@
 //! user's tokens kept in the vault and refreshed on use.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,6 +111,8 @@ pub struct Linker {
     store: Arc<dyn TokenStore>,
     /// One refresh at a time per user.
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Refreshes that failed, for `/metrics`: a person's link then needs attention.
+    refresh_failures: AtomicU64,
 }
 
 impl std::fmt::Debug for Linker {
@@ -157,6 +160,7 @@ impl Linker {
             entropy,
             store,
             refreshing: Mutex::new(HashMap::new()),
+            refresh_failures: AtomicU64::new(0),
         }
     }
 
@@ -454,6 +458,7 @@ impl Linker {
         token: &Token,
     ) -> Result<SecretString, OAuthError> {
         let Some(refresh) = token.refresh() else {
+            self.refresh_failures.fetch_add(1, Ordering::Relaxed);
             return Err(OAuthError::Link(format!(
                 "{}'s link to {} expired and cannot be refreshed; link again",
                 linked.user, self.cfg.target
@@ -483,6 +488,7 @@ impl Linker {
                     }
                     tokio::time::sleep(ROTATION_WAIT_STEP).await;
                 }
+                self.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
@@ -504,6 +510,18 @@ impl Linker {
             }
         }
         Ok(out)
+    }
+
+    /// How many accounts are linked to this target, from the vault's names alone
+    /// (nothing decrypted): read at every `/metrics` scrape.
+    pub async fn linked_count(&self) -> Result<usize, OAuthError> {
+        let prefix = format!("link.{}.", self.cfg.target);
+        Ok(self.store.names(&prefix).await.map_err(Self::vault)?.len())
+    }
+
+    /// Refreshes of linked accounts' tokens that failed since start.
+    pub fn refresh_failures(&self) -> u64 {
+        self.refresh_failures.load(Ordering::Relaxed)
     }
 
     /// Whether `user` has a link, from the vault's names alone (nothing decrypted):

@@ -102,6 +102,8 @@ pub struct TokenSource {
     loaded: tokio::sync::OnceCell<()>,
     health: Mutex<AuthHealth>,
     requests: AtomicU64,
+    /// Token requests that failed, for `/metrics` (an alert watches its increase).
+    failures: AtomicU64,
     /// The target's pacer, when the token endpoint counts against the target's rate
     /// limit (same host): each token request waits for a slot like any other request.
     pacer: Option<Arc<Pacer>>,
@@ -144,6 +146,7 @@ impl TokenSource {
                 token_requests: 0,
             }),
             requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             pacer: None,
         }
     }
@@ -168,6 +171,11 @@ impl TokenSource {
     /// Token requests sent since start.
     pub fn token_requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Token requests (refresh or grant) that failed since start.
+    pub fn token_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// State for `/readyz`.
@@ -282,6 +290,7 @@ impl TokenSource {
                 self.persist(token).await;
             }
             Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 attempt.last_error = Some(e.clone());
                 attempt.not_before = e
                     .retry_after()

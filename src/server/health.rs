@@ -11,6 +11,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::AppState;
+use crate::store::{StoreError, StoreStatus};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -28,10 +29,9 @@ async fn healthz() -> Response {
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let store = state.directory.store_status().await;
     let shutting_down = state.shutting_down.load(Ordering::SeqCst);
-    let (ready, database) = match &store {
-        Ok(s) => (
-            s.schema_version == s.expected_schema_version,
-            json!({
+    let ready = ready(&store, shutting_down);
+    let database = match &store {
+        Ok(s) => json!({
                 "reachable": true,
                 "engine": s.engine,
                 "schema_version": s.schema_version,
@@ -39,11 +39,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 "migrations_current": s.schema_version == s.expected_schema_version,
                 "change_events": s.events,
                 "last_event_seq": s.last_event_seq,
-            }),
-        ),
-        Err(e) => (false, json!({"reachable": false, "error": e.to_string()})),
+        }),
+        Err(e) => json!({"reachable": false, "error": e.to_string()}),
     };
-    let ready = ready && !shutting_down;
     let body = json!({
         "status": if ready { "ready" } else if shutting_down { "shutting down" } else { "not ready" },
         "database": database,
@@ -63,13 +61,35 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// Ready: the database answers, is on the current schema, and shutdown has not begun.
+/// `/readyz` and the `scim_bridge_ready` gauge say the same.
+fn ready(store: &Result<StoreStatus, StoreError>, shutting_down: bool) -> bool {
+    !shutting_down
+        && store
+            .as_ref()
+            .is_ok_and(|s| s.schema_version == s.expected_schema_version)
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut gauges = vec![(
-        "scim_bridge_uptime_seconds",
-        "Seconds since the daemon started.",
-        state.started.elapsed().as_secs_f64(),
-    )];
-    if let Ok(s) = state.directory.store_status().await {
+    let store = state.directory.store_status().await;
+    let shutting_down = state.shutting_down.load(Ordering::SeqCst);
+    let mut gauges = vec![
+        (
+            "scim_bridge_uptime_seconds",
+            "Seconds since the daemon started.",
+            state.started.elapsed().as_secs_f64(),
+        ),
+        (
+            "scim_bridge_ready",
+            "1 when /readyz answers ready (database reachable, schema current, not shutting down).",
+            if ready(&store, shutting_down) {
+                1.0
+            } else {
+                0.0
+            },
+        ),
+    ];
+    if let Ok(s) = &store {
         gauges.extend([
             ("scim_bridge_users", "Users stored.", s.users as f64),
             ("scim_bridge_groups", "Groups stored.", s.groups as f64),
@@ -91,7 +111,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         ]);
     }
     let mut text = state.metrics.render(&gauges);
-    text.push_str(&delivery_metrics(&state, state.clock.now()).await);
+    super::target_metrics::render(&state, state.clock.now(), &mut text).await;
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -146,78 +166,31 @@ async fn targets_json(state: &AppState) -> serde_json::Map<String, serde_json::V
     out
 }
 
-/// Per-target delivery series, in Prometheus text.
-async fn delivery_metrics(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let series = [
-        (
-            "scim_bridge_delivery_queue",
-            "gauge",
-            "Resources with undelivered changes, by target.",
-        ),
-        (
-            "scim_bridge_delivery_retrying",
-            "gauge",
-            "Queued resources waiting for a retry, by target.",
-        ),
-        (
-            "scim_bridge_delivery_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest undelivered change, by target.",
-        ),
-        (
-            "scim_bridge_dead_letters",
-            "gauge",
-            "Dead letters kept, by target.",
-        ),
-        (
-            "scim_bridge_deliveries_total",
-            "counter",
-            "Delivery attempts since start, by target and outcome.",
-        ),
-        (
-            "scim_bridge_reconcile_drift",
-            "gauge",
-            "Differences the last scheduled reconciliation found, by target.",
-        ),
-    ];
-    let mut rows: Vec<Vec<String>> = vec![Vec::new(); series.len()];
-    for t in state.targets.get().iter() {
-        if let Some((Some(_), drift)) = t
-            .reconcile
-            .as_ref()
-            .and_then(|r| r.lock().ok().map(|r| (r.at, r.drift)))
-        {
-            rows[5].push(format!("{{target=\"{}\"}} {drift}", t.name));
-        }
-        let Some(c) = &t.delivery else { continue };
-        let name = t.name.as_str();
-        if let Ok(s) = state.directory.delivery_stats(name).await {
-            let age = s
-                .oldest
-                .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0);
-            rows[0].push(format!("{{target=\"{name}\"}} {}", s.queued));
-            rows[1].push(format!("{{target=\"{name}\"}} {}", s.retrying));
-            rows[2].push(format!("{{target=\"{name}\"}} {age}"));
-            rows[3].push(format!("{{target=\"{name}\"}} {}", s.dead_letters));
-        }
-        for (outcome, n) in [
-            ("delivered", &c.delivered),
-            ("retried", &c.retried),
-            ("dead_lettered", &c.dead_lettered),
-        ] {
-            rows[4].push(format!(
-                "{{target=\"{name}\",outcome=\"{outcome}\"}} {}",
-                n.load(Ordering::Relaxed)
-            ));
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(schema_version: i64) -> Result<StoreStatus, StoreError> {
+        Ok(StoreStatus {
+            engine: "sqlite",
+            location: String::new(),
+            schema_version,
+            expected_schema_version: 7,
+            events: 0,
+            last_event_seq: 0,
+            users: 0,
+            groups: 0,
+            write_batches: 0,
+            write_jobs: 0,
+        })
     }
-    for ((name, kind, help), lines) in series.iter().zip(rows) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for l in lines {
-            let _ = writeln!(out, "{name}{l}");
-        }
+
+    /// `scim_bridge_ready` and `/readyz` share this, so the alert on one is the other.
+    #[test]
+    fn ready_needs_a_current_schema_a_reachable_store_and_no_shutdown() {
+        assert!(ready(&status(7), false));
+        assert!(!ready(&status(7), true));
+        assert!(!ready(&status(6), false));
+        assert!(!ready(&Err(StoreError::NotFound), false));
     }
-    out
 }

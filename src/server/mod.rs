@@ -12,6 +12,7 @@ mod log_routes;
 mod netpolicy;
 mod respond;
 mod scim_routes;
+mod target_metrics;
 mod tls;
 mod workspace_routes;
 

@@ -464,6 +464,15 @@ async fn rejecting_what_the_guard_holds_dead_letters_it() {
         assert!(Instant::now() < deadline, "guard never tripped: {s}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // What the alert rules read: tripped, since when, and how much it holds.
+    let m = d.metrics().await;
+    let series = |name: &str| common::sample(&m, &format!("{name}{{target=\"hooks\"}}"));
+    assert_eq!(series("scim_bridge_guard_tripped"), Some(1.0), "{m}");
+    assert_eq!(series("scim_bridge_guard_held_changes"), Some(2.0), "{m}");
+    assert!(
+        series("scim_bridge_guard_tripped_timestamp_seconds").is_some_and(|t| t > 1.6e9),
+        "{m}"
+    );
     let out = d.cli(&["approve", "--target", "hooks", "--reject"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -489,6 +498,16 @@ async fn rejecting_what_the_guard_holds_dead_letters_it() {
         })
         .count();
     assert_eq!(rejected, 2, "{letters}");
+    let m = d.metrics().await;
+    let series = |name: &str| common::sample(&m, &format!("{name}{{target=\"hooks\"}}"));
+    assert_eq!(series("scim_bridge_guard_tripped"), Some(0.0), "{m}");
+    assert_eq!(series("scim_bridge_guard_held_changes"), Some(0.0), "{m}");
+    assert_eq!(
+        series("scim_bridge_guard_tripped_timestamp_seconds"),
+        None,
+        "{m}"
+    );
+    assert_eq!(series("scim_bridge_dead_letters"), Some(2.0), "{m}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let deleted = receiver
         .lock()

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alerting;
 mod app;
 mod cli;
 mod delivery;

@@ -192,6 +192,8 @@ async fn concurrent_callers_share_one_failure() {
         );
     }
     assert_eq!(grants(&fake).len(), 1);
+    // One request failed, counted once for `/metrics`, however many waited for it.
+    assert_eq!(s.token_failures(), 1);
     let h = s.health();
     assert_eq!(h.state, "error");
     let shown = h.error.unwrap();
@@ -430,6 +432,15 @@ async fn pkce_link_end_to_end() {
     assert_ne!(t1.expose_secret(), t2.expose_secret());
     assert_eq!(grants(&fake), ["authorization_code", "refresh_token"]);
     assert!(fake.lock().unwrap().access.contains(t2.expose_secret()));
+    assert_eq!(linker.linked_count().await.unwrap(), 1);
+    assert_eq!(linker.refresh_failures(), 0);
+
+    // A refresh the provider answers with a login page fails, and is counted.
+    fake.lock().unwrap().mode = Mode::Html;
+    k.clock.advance(chrono::Duration::seconds(580));
+    assert!(linker.access_token("alice@firm.example").await.is_err());
+    assert_eq!(linker.refresh_failures(), 1);
+    fake.lock().unwrap().mode = Mode::Normal;
 
     // A code bound to another challenge fails PKCE verification at the server.
     let url = url::Url::parse(&linker.start("bob").await.unwrap()).unwrap();

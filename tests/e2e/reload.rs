@@ -203,6 +203,12 @@ async fn a_broken_config_is_refused_and_the_old_one_keeps_serving_and_delivering
             && m.contains("scim_bridge_config_reloads_total{outcome=\"applied\"} 0"),
         "{m}"
     );
+    // Dated, so the shipped alert can tell the file on disk is not what runs.
+    assert!(
+        m.contains("scim_bridge_config_last_reload_failure_timestamp_seconds ")
+            && !m.contains("scim_bridge_config_last_reload_failure_timestamp_seconds 0\n"),
+        "{m}"
+    );
 }
 
 async fn peer_user(base: &str, name: &str) -> Option<Value> {

@@ -80,6 +80,30 @@ fn readyz(d: &Daemon) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
+/// `/metrics`, and the value of one `imanage` series in it (`labels` after the target).
+fn token_metric(d: &Daemon, name: &str, labels: &str) -> (Option<f64>, String) {
+    let out = Command::new("curl")
+        .args(["-s", &d.url("/metrics")])
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = common::sample(&m, &format!("{name}{{target=\"imanage\"{labels}}}"));
+    (v, m)
+}
+
+/// `scim_bridge_target_token_state` is 1 for `current` and 0 for the other states.
+fn assert_token_state(d: &Daemon, current: &str) {
+    for s in ["pending", "ok", "error"] {
+        let (v, m) = token_metric(
+            d,
+            "scim_bridge_target_token_state",
+            &format!(",state=\"{s}\""),
+        );
+        let want = if s == current { 1.0 } else { 0.0 };
+        assert_eq!(v, Some(want), "{s}\n{m}");
+    }
+}
+
 fn wait_auth_state(d: &Daemon, want: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -126,6 +150,28 @@ fn token_on_readyz_kept_across_restart_and_bad_secret_reported() {
         "{r}"
     );
     assert_eq!(r["targets"]["imanage"]["account_linking"], true);
+    // The same, as the alert rules read it.
+    assert_token_state(&d, "ok");
+    let (expiry, m) = token_metric(&d, "scim_bridge_target_token_expiry_timestamp_seconds", "");
+    assert!(expiry.is_some_and(|t| t > 1.6e9), "{m}");
+    let failures = |credential: &str| {
+        token_metric(
+            &d,
+            "scim_bridge_target_token_refresh_failures_total",
+            &format!(",credential=\"{credential}\""),
+        )
+        .0
+    };
+    assert_eq!(failures("service"), Some(0.0));
+    assert_eq!(failures("linked"), Some(0.0));
+    assert_eq!(
+        token_metric(&d, "scim_bridge_target_token_requests_total", "").0,
+        Some(1.0)
+    );
+    assert_eq!(
+        token_metric(&d, "scim_bridge_target_linked_accounts", "").0,
+        Some(0.0)
+    );
 
     // A restart reuses the token kept in the vault.
     assert_eq!(d.terminate(), Some(0));
@@ -156,6 +202,13 @@ fn token_on_readyz_kept_across_restart_and_bad_secret_reported() {
         err.contains("invalid_client") && err.contains("client authentication failed"),
         "{err}"
     );
+    assert_token_state(&d, "error");
+    let (failed, m) = token_metric(
+        &d,
+        "scim_bridge_target_token_refresh_failures_total",
+        ",credential=\"service\"",
+    );
+    assert!(failed.is_some_and(|n| n >= 1.0), "{m}");
     let status = String::from_utf8_lossy(&cli(&d, &["status"]).stdout).into_owned();
     assert!(
         status.contains("target     imanage: token endpoint failing since")
@@ -257,6 +310,10 @@ fn link_a_user_account_through_the_daemon() {
     let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(links[0]["user"], "alice@firm.example");
     assert_eq!(links[0]["refreshable"], true);
+    assert_eq!(
+        token_metric(&d, "scim_bridge_target_linked_accounts", "").0,
+        Some(1.0)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         !text.contains("at-") && !text.contains("rt-"),
@@ -283,5 +340,9 @@ fn link_a_user_account_through_the_daemon() {
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         serde_json::json!([])
+    );
+    assert_eq!(
+        token_metric(&d, "scim_bridge_target_linked_accounts", "").0,
+        Some(0.0)
     );
 }

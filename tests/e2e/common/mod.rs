@@ -64,6 +64,13 @@ dialect = "okta"
     )
 }
 
+/// The value of `series` (name and labels exactly as exported) in a `/metrics` text.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Polls until `check` holds, for at most `limit`.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
@@ -442,6 +449,16 @@ impl Site {
             .await
             .expect("readyz JSON");
         r["targets"][target]["delivery"].clone()
+    }
+
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// `/readyz` as JSON.
