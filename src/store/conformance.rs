@@ -2066,6 +2066,169 @@ pub async fn an_attempted_span_is_retried_unchanged(o: &dyn Opener) {
     store.close().await;
 }
 
+/// A change draft as the SCIM front builds one.
+fn draft(op: crate::provlog::ChangeOp, id: &str, doc: &Value) -> crate::provlog::ChangeDraft {
+    crate::provlog::ChangeDraft {
+        origin: crate::provlog::Origin {
+            provider: "entra".into(),
+            request_id: Some(format!("req-{id}")),
+            client: Some("10.1.2.3".into()),
+            token: Some("tok1".into()),
+        },
+        op,
+        resource: crate::provlog::ResourceNames::of(ResourceKind::User, id, doc),
+        changes: vec![],
+        status: 201,
+    }
+}
+
+pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener) {
+    use crate::provlog::{
+        ActionDraft, ActionOutcome, ChangeOp, LogQuery, ResourceNames, Subject,
+    };
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
+        .await
+        .unwrap();
+    let ann = json!({"userName": "Ann@Firm.example", "displayName": "Ann Lee"});
+    let mut m = create("u1", ResourceKind::User, ann.clone(), vec![]);
+    m.log = Some(draft(ChangeOp::Create, "u1", &ann));
+    let c = store.apply(m).await.unwrap();
+    // A write that fails leaves no record: the same userName again.
+    let mut dup = create("u2", ResourceKind::User, ann.clone(), vec![]);
+    dup.log = Some(draft(ChangeOp::Create, "u2", &ann));
+    assert!(store.apply(dup).await.is_err());
+    // A deletion's record names what was deleted, from the row the store removes.
+    let bob = json!({"userName": "bob@firm.example"});
+    let mut m = create("u3", ResourceKind::User, bob.clone(), vec![]);
+    m.log = Some(draft(ChangeOp::Create, "u3", &bob));
+    store.apply(m).await.unwrap();
+    let mut del = create("u3", ResourceKind::User, json!({}), vec![]);
+    del.change = MutationKind::Delete;
+    del.at = t0() + chrono::Duration::minutes(1);
+    let mut d = draft(ChangeOp::Delete, "u3", &json!({}));
+    d.resource = ResourceNames {
+        kind: Some(ResourceKind::User),
+        id: "u3".into(),
+        ..ResourceNames::default()
+    };
+    del.log = Some(d);
+    store.apply(del).await.unwrap();
+
+    let all = store.log_query(&LogQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].id > all[1].id, "newest first");
+    assert_eq!(all[0].action(), "delete");
+    assert_eq!(all[0].resource().user_name.as_deref(), Some("bob@firm.example"));
+    let created = &all[2];
+    assert_eq!(created.body["changeSeq"], c.event_seq);
+    assert_eq!(created.body["client"], "10.1.2.3");
+    assert_eq!(created.at, t0());
+
+    // The action record goes with the outcome, only while the lease is held.
+    let now = t0();
+    let claimed = store
+        .claim_deliveries("hook", "a", now, now + chrono::Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let u1 = claimed.iter().find(|d| d.resource_id == "u1").unwrap().clone();
+    let action = |outcome| ActionDraft {
+        target: "hook".into(),
+        provider: "entra".into(),
+        resource: ResourceNames::of(ResourceKind::User, "u1", &ann),
+        action: "create".into(),
+        outcome,
+        steps: vec![],
+        calls: vec![],
+        change_seqs: (u1.from_seq, u1.last_seq),
+        attempt: 1,
+        duration_ms: 4,
+        error: None,
+        next_at: None,
+    };
+    let took = std::time::Duration::from_millis(4);
+    store
+        .finish_delivery_recorded(
+            u1.clone(),
+            "not-the-owner",
+            DeliveryOutcome::Done,
+            took,
+            now,
+            Some(action(ActionOutcome::Success).row(now)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.log_query(&LogQuery::default()).await.unwrap().len(), 3);
+    store
+        .finish_delivery_recorded(
+            u1.clone(),
+            "a",
+            DeliveryOutcome::Done,
+            took,
+            now,
+            Some(action(ActionOutcome::Success).row(now)),
+        )
+        .await
+        .unwrap();
+
+    // Queries: a person by name key (whatever the case), a target, an outcome.
+    let ann_q = LogQuery {
+        subject: Some(Subject {
+            user_name_keys: vec![crate::scim::username::comparison_key("ann@FIRM.example")],
+            ..Subject::default()
+        }),
+        ..LogQuery::default()
+    };
+    let about_ann = store.log_query(&ann_q).await.unwrap();
+    assert_eq!(
+        about_ann.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["delivery.action", "scim.change"]
+    );
+    let by_target = LogQuery {
+        target: Some("hook".into()),
+        outcome: Some("success".into()),
+        ..LogQuery::default()
+    };
+    assert_eq!(store.log_query(&by_target).await.unwrap().len(), 1);
+    // What a change caused: the action spanning its change event.
+    let caused = LogQuery {
+        subject: Some(Subject {
+            ids: vec!["u1".into()],
+            ..Subject::default()
+        }),
+        kind: Some("delivery.action".into()),
+        change_seq: Some(c.event_seq),
+        ..LogQuery::default()
+    };
+    assert_eq!(store.log_query(&caused).await.unwrap().len(), 1);
+    // Time range and the cursor.
+    let since = LogQuery {
+        since: Some(t0() + chrono::Duration::seconds(30)),
+        ..LogQuery::default()
+    };
+    assert_eq!(store.log_query(&since).await.unwrap().len(), 1, "the deletion");
+    let page = LogQuery {
+        before_id: Some(all[0].id),
+        limit: 1,
+        ..LogQuery::default()
+    };
+    let page = store.log_query(&page).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[1].id);
+    let one = store.log_entry(created.id).await.unwrap().unwrap();
+    assert_eq!(one.body, created.body);
+    assert!(store.log_entry(999_999).await.unwrap().is_none());
+
+    // Pruning takes what is older than the cut, in batches.
+    let cut = t0() + chrono::Duration::seconds(30);
+    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 0);
+    assert_eq!(store.log_query(&LogQuery::default()).await.unwrap().len(), 1);
+    store.close().await;
+}
+
 macro_rules! conformance {
     ($($suite:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -2110,4 +2273,5 @@ conformance!(
     look_alike_user_names_after_a_key_change,
     members_must_name_resources_of_the_provider,
     a_member_deleted_concurrently_is_not_left_listed,
+    the_provisioning_log_is_written_with_what_it_records,
 );
