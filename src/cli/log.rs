@@ -272,40 +272,40 @@ fn print_record(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) {
         e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     );
     println!(
-        "  Who:       {} ({} {})",
+        "  Who:         {} ({} {})",
         r.label(),
         r.kind.map_or("?", |k| k.name()),
         r.id
     );
     for (label, v) in [
-        ("userName", &r.user_name),
-        ("displayName", &r.display_name),
-        ("externalId", &r.external_id),
-        ("e-mail", &r.email),
-        ("target id", &r.target_id),
+        ("userName:", &r.user_name),
+        ("displayName:", &r.display_name),
+        ("externalId:", &r.external_id),
+        ("E-mail:", &r.email),
+        ("Target id:", &r.target_id),
     ] {
         if let Some(v) = v {
-            println!("  {label:<10} {v}");
+            println!("  {label:<12} {v}");
         }
     }
-    println!("  Route:     {}", route(e));
-    println!("  Action:    {}   Status: {}", e.action(), e.outcome());
+    println!("  Route:       {}", route(e));
+    println!("  Action:      {}   Status: {}", e.action(), e.outcome());
     if let Some(seq) = e.seq {
-        println!("  Chain seq: {seq}");
+        println!("  Chain seq:   {seq}");
     }
     for (label, key) in [
-        ("Request", "requestId"),
-        ("Client", "client"),
-        ("Token", "token"),
-        ("Next try", "nextAt"),
+        ("Request:", "requestId"),
+        ("Client:", "client"),
+        ("Token id:", "token"),
+        ("Next try:", "nextAt"),
     ] {
         if let Some(v) = text(key) {
-            println!("  {label:<10} {v}");
+            println!("  {label:<12} {v}");
         }
     }
     if let Some(attempt) = e.body.get("attempt").and_then(Value::as_u64) {
         println!(
-            "  Attempt:   {attempt}, {} ms",
+            "  Attempt:     {attempt}, {} ms",
             e.body
                 .get("durationMs")
                 .and_then(Value::as_u64)
@@ -335,6 +335,6 @@ fn print_record(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) {
         }
     }
     if let Some(err) = text("error") {
-        println!("  Answer:    {err}");
+        println!("  Answer:      {err}");
     }
 }

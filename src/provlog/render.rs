@@ -53,7 +53,7 @@ pub fn changes_summary(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> 
         .into_iter()
         .flatten()
     {
-        let path = c.get("path").and_then(Value::as_str).unwrap_or("?");
+        let path = short_path(c.get("path").and_then(Value::as_str).unwrap_or("?"));
         if c.get("redacted").and_then(Value::as_bool) == Some(true) {
             parts.push(format!("{path}: (changed, not shown)"));
         } else {
@@ -103,6 +103,17 @@ pub fn changes_summary(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> 
         parts.push(s);
     }
     parts.join("; ")
+}
+
+/// A path as a summary shows it: an extension's attribute by its own name
+/// (`urn:…:enterprise:2.0:User:department` reads `department`); the record keeps the
+/// full path.
+fn short_path(path: &str) -> &str {
+    if path.starts_with("urn:") {
+        path.rsplit(':').next().unwrap_or(path)
+    } else {
+        path
+    }
 }
 
 /// The first few names of a list, and how many more.
@@ -269,13 +280,14 @@ mod tests {
             CHANGE,
             json!({"op": "update", "changes": [
                 {"path": "title", "old": "Associate", "new": "Partner"},
+                {"path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "old": "Tax", "new": "Tax & Trusts"},
                 {"path": "emails", "old": null, "new": ["work: a@x"]},
                 {"path": "password", "redacted": true}
             ]}),
         );
         assert_eq!(
             changes_summary(&e, &|_| None),
-            "title: Associate → Partner; emails: (none) → work: a@x; password: (changed, not shown)"
+            "title: Associate → Partner; department: Tax → Tax & Trusts; emails: (none) → work: a@x; password: (changed, not shown)"
         );
     }
 

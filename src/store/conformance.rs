@@ -2083,9 +2083,7 @@ fn draft(op: crate::provlog::ChangeOp, id: &str, doc: &Value) -> crate::provlog:
 }
 
 pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener) {
-    use crate::provlog::{
-        ActionDraft, ActionOutcome, ChangeOp, LogQuery, ResourceNames, Subject,
-    };
+    use crate::provlog::{ActionDraft, ActionOutcome, ChangeOp, LogQuery, ResourceNames, Subject};
     let store = o.open().await;
     store
         .set_delivery_routes(vec![("hook".to_owned(), "entra".to_owned())])
@@ -2120,7 +2118,10 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
     assert_eq!(all.len(), 3, "{all:?}");
     assert!(all[0].id > all[1].id, "newest first");
     assert_eq!(all[0].action(), "delete");
-    assert_eq!(all[0].resource().user_name.as_deref(), Some("bob@firm.example"));
+    assert_eq!(
+        all[0].resource().user_name.as_deref(),
+        Some("bob@firm.example")
+    );
     let created = &all[2];
     assert_eq!(created.body["changeSeq"], c.event_seq);
     assert_eq!(created.body["client"], "10.1.2.3");
@@ -2132,7 +2133,11 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
         .claim_deliveries("hook", "a", now, now + chrono::Duration::minutes(5), 10)
         .await
         .unwrap();
-    let u1 = claimed.iter().find(|d| d.resource_id == "u1").unwrap().clone();
+    let u1 = claimed
+        .iter()
+        .find(|d| d.resource_id == "u1")
+        .unwrap()
+        .clone();
     let action = |outcome| ActionDraft {
         target: "hook".into(),
         provider: "entra".into(),
@@ -2159,7 +2164,10 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
         )
         .await
         .unwrap();
-    assert_eq!(store.log_query(&LogQuery::default()).await.unwrap().len(), 3);
+    assert_eq!(
+        store.log_query(&LogQuery::default()).await.unwrap().len(),
+        3
+    );
     store
         .finish_delivery_recorded(
             u1.clone(),
@@ -2182,7 +2190,10 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
     };
     let about_ann = store.log_query(&ann_q).await.unwrap();
     assert_eq!(
-        about_ann.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        about_ann
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
         ["delivery.action", "scim.change"]
     );
     let by_target = LogQuery {
@@ -2207,7 +2218,11 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
         since: Some(t0() + chrono::Duration::seconds(30)),
         ..LogQuery::default()
     };
-    assert_eq!(store.log_query(&since).await.unwrap().len(), 1, "the deletion");
+    assert_eq!(
+        store.log_query(&since).await.unwrap().len(),
+        1,
+        "the deletion"
+    );
     let page = LogQuery {
         before_id: Some(all[0].id),
         limit: 1,
@@ -2225,7 +2240,10 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
     assert_eq!(store.prune_log(cut, 2).await.unwrap(), 2);
     assert_eq!(store.prune_log(cut, 2).await.unwrap(), 1);
     assert_eq!(store.prune_log(cut, 2).await.unwrap(), 0);
-    assert_eq!(store.log_query(&LogQuery::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        store.log_query(&LogQuery::default()).await.unwrap().len(),
+        1
+    );
     store.close().await;
 }
 

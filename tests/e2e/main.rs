@@ -19,6 +19,7 @@ mod names;
 mod oauth;
 mod packaging;
 mod postgres;
+mod provisioning_log;
 mod reload;
 mod resolver;
 mod scim_idp_dialects;
