@@ -93,9 +93,16 @@ impl InProcess {
                 };
                 let http = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let _ = ready_tx.send(Ok(()));
-                app.serve_until(Listeners { http, https: None }, async {
-                    let _ = stop_rx.await;
-                })
+                app.serve_until(
+                    Listeners {
+                        http,
+                        https: None,
+                        console: None,
+                    },
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
                 .await;
             });
         });
