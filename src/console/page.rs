@@ -151,9 +151,16 @@ pub fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     }
 }
 
+/// What a path segment keeps as it is: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A path segment, percent-encoded for a link.
 pub fn seg(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -167,6 +174,6 @@ mod tests {
         assert_eq!(ago(t + chrono::Duration::seconds(125), t), "2 min");
         assert_eq!(ago(t + chrono::Duration::seconds(7260), t), "2 h 1 min");
         assert_eq!(ago(t + chrono::Duration::days(3), t), "3 d 0 h");
-        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+        assert_eq!(seg("a b/c-d.e"), "a%20b%2Fc-d.e");
     }
 }

@@ -323,7 +323,7 @@ async fn person(
             .collect();
         targets.push(PerTarget {
             name: t.name.clone(),
-            target_id: target_id.unwrap_or_else(|| "not there yet".into()),
+            target_id: target_id.unwrap_or_else(|| "none recorded".into()),
             in_scope: decision.in_scope,
             why: decision.why,
             attempts: shown,

@@ -7,6 +7,8 @@ mod common;
 
 mod app;
 mod cli;
+mod console;
+mod console_browser;
 mod delivery;
 mod deployment;
 mod durability;

@@ -49,6 +49,15 @@ impl InProcess {
         Self::start_clocked("", extra, &[], clock)
     }
 
+    /// With both: secrets beside the config and the daemon on `clock`.
+    pub fn start_with_clock_and_secrets(
+        extra: &str,
+        secrets: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> InProcess {
+        Self::start_clocked("", extra, secrets, clock)
+    }
+
     fn start_inner(server: &str, extra: &str, secrets: &[(&str, &str)]) -> InProcess {
         Self::start_clocked(server, extra, secrets, Arc::new(SystemClock))
     }
