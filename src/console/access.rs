@@ -35,23 +35,23 @@ impl Signed {
     }
 
     /// Refuses unless this session may act and `csrf` is its token. The refusal is
-    /// the page to answer with.
-    pub fn may_act(&self, csrf: &str) -> Result<(), Response> {
+    /// the page to answer with (boxed: a response is large, and the way is short).
+    pub fn may_act(&self, csrf: &str) -> Result<(), Box<Response>> {
         if !same_secret(csrf, &self.session.csrf) {
-            return Err(message(
+            return Err(Box::new(message(
                 StatusCode::FORBIDDEN,
                 self.chrome(""),
                 "Refused",
                 "The form was not this session's (its CSRF token did not match). Reload the page and try again.",
-            ));
+            )));
         }
         if self.session.role != Role::Admin {
-            return Err(message(
+            return Err(Box::new(message(
                 StatusCode::FORBIDDEN,
                 self.chrome(""),
                 "Not allowed",
                 "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act.",
-            ));
+            )));
         }
         Ok(())
     }

@@ -52,16 +52,14 @@ async fn names(
             );
         }
         for id in ids {
-            let key = (p.clone(), k, id.clone());
-            if !out.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                out.entry((p.clone(), k, id.clone()))
+            {
                 let name = name_of(store.as_ref(), &p, k, &id).await?;
-                out.insert(
-                    key,
-                    Named {
-                        name,
-                        link: String::new(),
-                    },
-                );
+                slot.insert(Named {
+                    name,
+                    link: String::new(),
+                });
             }
         }
     }
@@ -158,7 +156,7 @@ pub async fn retry(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = signed.may_act(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let store = console.state.directory.store();
     let result = async {
@@ -191,7 +189,7 @@ pub async fn drop_letter(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = signed.may_act(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let store = console.state.directory.store();
     let result = async {
@@ -319,7 +317,7 @@ pub async fn approve(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = signed.may_act(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let Some(window) = console
         .targets
@@ -368,7 +366,7 @@ pub async fn reject(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = signed.may_act(&form.csrf) {
-        return refused;
+        return *refused;
     }
     if !console.targets.get().iter().any(|t| t.name == target) {
         return no_target(&signed, &target);

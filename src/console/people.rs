@@ -283,7 +283,7 @@ async fn person(
             )
         }
     };
-    related.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    related.sort_by_key(|r| r.name.to_lowercase());
     let attempts = store.delivery_attempts(&r.provider, r.kind, &r.id).await?;
     let mut targets = Vec::new();
     for t in console
@@ -443,10 +443,12 @@ fn flatten(path: &str, v: &Value, out: &mut Vec<(String, String)>) {
                             };
                             let before = out.len();
                             flatten(&key, v, out);
-                            if primary && k == "value" && out.len() > before {
-                                if let Some(last) = out.last_mut() {
-                                    last.1.push_str(" (primary)");
-                                }
+                            if primary
+                                && k == "value"
+                                && out.len() > before
+                                && let Some(last) = out.last_mut()
+                            {
+                                last.1.push_str(" (primary)");
                             }
                         }
                     }
