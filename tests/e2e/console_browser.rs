@@ -66,6 +66,27 @@ async fn an_admin_finds_a_person_and_steers_delivery_in_chromium() {
     eprintln!("seeded {PEOPLE} people in {:?}", seeding.elapsed());
     fx.trip_guards().await;
     let admin = fx.d.admin_token();
+    // What each page costs to render over HTTP at this size (printed, not asserted:
+    // the README quotes it; timings on a shared test machine are no pass/fail signal).
+    let (mut http, _) = crate::console::Client::signed_in(&fx.d, &admin).await;
+    for page in [
+        "/ui/",
+        "/ui/people?q=person04242.mail%40firm.example",
+        "/ui/dead-letters",
+        "/ui/guard",
+    ] {
+        let mut took: Vec<_> = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            assert_eq!(http.get(page).await.status, 200);
+            took.push(started.elapsed());
+        }
+        took.sort();
+        eprintln!(
+            "{page}: median {:?}, max {:?} with {PEOPLE} people",
+            took[10], took[20]
+        );
+    }
     let shots = screenshots();
     let b = Browser::start(&driver, &chromium).await;
 
