@@ -29,6 +29,22 @@ struct Named {
     link: String,
 }
 
+/// The entry of `names` for a resource, or its id when it has none.
+fn named_in(
+    names: &HashMap<(String, ResourceKind, String), Named>,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Named {
+    names
+        .get(&(provider.to_owned(), kind, id.to_owned()))
+        .cloned()
+        .unwrap_or_else(|| Named {
+            name: id.to_owned(),
+            link: String::new(),
+        })
+}
+
 /// The names of `(provider, kind, id)`s: one index lookup per provider and kind,
 /// then the deletion's event for any no longer stored.
 async fn names(
@@ -105,13 +121,7 @@ async fn letters(console: &Console) -> Result<Vec<Letter>, StoreError> {
     Ok(all
         .into_iter()
         .map(|l| {
-            let named = names
-                .get(&(l.provider.clone(), l.kind, l.resource_id.clone()))
-                .cloned()
-                .unwrap_or_else(|| Named {
-                    name: l.resource_id.clone(),
-                    link: String::new(),
-                });
+            let named = named_in(&names, &l.provider, l.kind, &l.resource_id);
             Letter {
                 id: l.id,
                 target: l.target,
@@ -149,37 +159,20 @@ fn done(console: &Console, signed: &Signed, to: &str, notice: String) -> Respons
     Redirect::to(to).into_response()
 }
 
+/// What an admin does to a dead letter.
+#[derive(Clone, Copy)]
+enum LetterAction {
+    Retry,
+    Drop,
+}
+
 pub async fn retry(
     State(console): State<Arc<Console>>,
     signed: Signed,
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = signed.may_act(&form.csrf) {
-        return *refused;
-    }
-    let store = console.state.directory.store();
-    let result = async {
-        let name = letter_name(&console, id).await?;
-        let queued = store
-            .requeue_dead_letter(id, console.state.clock.now())
-            .await?;
-        Ok::<_, StoreError>((name, queued))
-    }
-    .await;
-    match result {
-        Ok((Some(name), true)) => {
-            tracing::info!(who = %signed.session.who, dead_letter = id, "console: dead letter queued again");
-            done(
-                &console,
-                &signed,
-                "/ui/dead-letters",
-                format!("Queued again: {name}. The running engine delivers it now."),
-            )
-        }
-        Ok(_) => gone(&console, &signed, id),
-        Err(e) => failed(signed.chrome("dead-letters"), &e),
-    }
+    on_letter(&console, &signed, id, &form.csrf, LetterAction::Retry).await
 }
 
 pub async fn drop_letter(
@@ -188,27 +181,51 @@ pub async fn drop_letter(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = signed.may_act(&form.csrf) {
+    on_letter(&console, &signed, id, &form.csrf, LetterAction::Drop).await
+}
+
+async fn on_letter(
+    console: &Console,
+    signed: &Signed,
+    id: i64,
+    csrf: &str,
+    action: LetterAction,
+) -> Response {
+    if let Err(refused) = signed.may_act(csrf) {
         return *refused;
     }
     let store = console.state.directory.store();
     let result = async {
-        let name = letter_name(&console, id).await?;
-        let dropped = store.drop_dead_letter(id).await?;
-        Ok::<_, StoreError>((name, dropped))
+        let name = letter_name(console, id).await?;
+        let done = match action {
+            LetterAction::Retry => {
+                store
+                    .requeue_dead_letter(id, console.state.clock.now())
+                    .await?
+            }
+            LetterAction::Drop => store.drop_dead_letter(id).await?,
+        };
+        Ok::<_, StoreError>((name, done))
     }
     .await;
+    let (logged, notice) = match action {
+        LetterAction::Retry => (
+            "console: dead letter queued again",
+            "Queued again: {}. The running engine delivers it now.",
+        ),
+        LetterAction::Drop => ("console: dead letter dropped", "Dropped for good: {}."),
+    };
     match result {
         Ok((Some(name), true)) => {
-            tracing::info!(who = %signed.session.who, dead_letter = id, "console: dead letter dropped");
+            tracing::info!(who = %signed.session.who, dead_letter = id, "{logged}");
             done(
-                &console,
-                &signed,
+                console,
+                signed,
                 "/ui/dead-letters",
-                format!("Dropped for good: {name}."),
+                notice.replace("{}", &name),
             )
         }
-        Ok(_) => gone(&console, &signed, id),
+        Ok(_) => gone(console, signed, id),
         Err(e) => failed(signed.chrome("dead-letters"), &e),
     }
 }
@@ -289,13 +306,7 @@ async fn guard_views(console: &Console) -> Result<Vec<GuardView>, StoreError> {
             held: held
                 .into_iter()
                 .map(|h| {
-                    let named = names
-                        .get(&(h.provider.clone(), h.kind, h.resource_id.clone()))
-                        .cloned()
-                        .unwrap_or_else(|| Named {
-                            name: h.resource_id.clone(),
-                            link: String::new(),
-                        });
+                    let named = named_in(&names, &h.provider, h.kind, &h.resource_id);
                     Held {
                         name: named.name,
                         link: named.link,
