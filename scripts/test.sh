@@ -33,6 +33,15 @@ else
   echo "   'prometheus' package to run them)"
 fi
 
+# The console's browser test drives Debian's chromium through chromedriver; where they
+# are installed (CI installs them) it must run, not skip.
+if command -v chromedriver >/dev/null; then
+  export SCIM_BRIDGE_REQUIRE_BROWSER=1
+  echo "== console browser test: on (chromedriver found); screenshots in target/console-screenshots/"
+else
+  echo "== console browser test: SKIPPED — install 'chromium' and 'chromium-driver' to run it"
+fi
+
 echo "== cargo test"
 cargo build --locked --bins
 cargo test --locked

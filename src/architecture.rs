@@ -37,10 +37,12 @@ const RANKS: &[(&str, u8)] = &[
     ("oauth", 5),
     ("targets", 6),
     ("resolver", 7),
-    // HTTP, then the composition root, then the command line.
+    // HTTP, the operator's console over it, then the composition root, then the
+    // command line.
     ("server", 8),
-    ("app", 9),
-    ("cli", 10),
+    ("console", 9),
+    ("app", 10),
+    ("cli", 11),
 ];
 
 fn rank(module: &str) -> Option<u8> {

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod directory;
 pub mod entropy;

@@ -13,8 +13,12 @@ use crate::store::ApiToken;
 pub enum TokenScope {
     /// One provider's SCIM base.
     Scim,
-    /// The admin API (workspace resolution, account links).
+    /// The admin API (workspace resolution, account links), and the console with
+    /// its actions (retry, drop, approve, reject).
     Admin,
+    /// The console's read pages only: for people who watch provisioning and must not
+    /// steer it (help desk, auditors). Opens no API.
+    Viewer,
 }
 
 impl TokenScope {
@@ -23,6 +27,7 @@ impl TokenScope {
         match self {
             TokenScope::Scim => "scim",
             TokenScope::Admin => "admin",
+            TokenScope::Viewer => "viewer",
         }
     }
 }
@@ -35,7 +40,7 @@ impl std::fmt::Display for TokenScope {
 
 /// A scope spelling that is neither `scim` nor `admin`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown token scope {0:?}: expected scim or admin")]
+#[error("unknown token scope {0:?}: expected scim, admin or viewer")]
 pub struct UnknownScope(pub String);
 
 impl std::str::FromStr for TokenScope {
@@ -47,6 +52,7 @@ impl std::str::FromStr for TokenScope {
         match s {
             "scim" => Ok(TokenScope::Scim),
             "admin" => Ok(TokenScope::Admin),
+            "viewer" => Ok(TokenScope::Viewer),
             other => Err(UnknownScope(other.to_owned())),
         }
     }

@@ -42,8 +42,9 @@ pub struct AppHandle {
     certs: Option<Arc<CertStore>>,
     /// Per target, what tells its engine, schedule and link sweeper to stop.
     stop_targets: Vec<(String, watch::Sender<bool>)>,
-    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    /// One per served router (the daemon's, and the console's own listener).
+    stop_server: Vec<tokio::sync::oneshot::Sender<()>>,
+    server: Vec<JoinHandle<()>>,
     tasks: Vec<Task>,
     pub(super) grace: Duration,
     /// The configuration in effect (with `server.listen` the address bound).
@@ -52,6 +53,8 @@ pub struct AppHandle {
     pub(super) targets: Vec<RunningTarget>,
     /// This instance's name on delivery leases.
     pub(super) owner: String,
+    /// The console, when enabled: a reload hands it the new targets.
+    pub(super) console: Option<Arc<crate::console::Console>>,
 }
 
 impl AppHandle {
@@ -69,13 +72,14 @@ impl AppHandle {
             secrets,
             certs,
             stop_targets: Vec::new(),
-            stop_server: None,
-            server: None,
+            stop_server: Vec::new(),
+            server: Vec::new(),
             tasks: Vec::new(),
             grace: cfg.server.shutdown_timeout,
             cfg,
             targets: Vec::new(),
             owner,
+            console: None,
         }
     }
 
@@ -200,8 +204,8 @@ impl AppHandle {
         limits: server::ConnectionLimits,
     ) {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        self.stop_server = Some(stop_tx);
-        self.server = Some(tokio::spawn(server::serve(
+        self.stop_server.push(stop_tx);
+        self.server.push(tokio::spawn(server::serve(
             listeners,
             router,
             limits,
@@ -242,19 +246,24 @@ impl AppHandle {
     /// use is written and the store closed.
     pub async fn shutdown(mut self) {
         self.state.begin_shutdown();
-        if let Some(stop) = self.stop_server.take() {
+        for stop in self.stop_server.drain(..) {
             let _ = stop.send(());
         }
         let grace = self.grace;
-        if let Some(server) = self.server.take() {
-            match tokio::time::timeout(grace, server).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-                Err(_) => tracing::warn!(
-                    ?grace,
-                    "requests still running after the grace period; closing"
-                ),
+        let servers = std::mem::take(&mut self.server);
+        let stopped = tokio::time::timeout(grace, async {
+            for server in servers {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "server task failed");
+                }
             }
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(
+                ?grace,
+                "requests still running after the grace period; closing"
+            );
         }
         for (_, stop) in &self.stop_targets {
             let _ = stop.send(true);

@@ -24,6 +24,7 @@ pub use tasks::notify;
 
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
+use crate::console::{Console, PREFIX};
 use crate::directory::Directory;
 use crate::entropy::Entropy;
 use crate::server::{self, AppState, CertStore, Settings};
@@ -46,6 +47,9 @@ pub struct Deps {
 pub struct Listeners {
     pub http: TcpListener,
     pub https: Option<TcpListener>,
+    /// `console.listen`, when the console has its own address; without it the
+    /// console is served under `/ui` on the listeners above.
+    pub console: Option<TcpListener>,
 }
 
 /// The daemon, built and not yet serving.
@@ -226,6 +230,11 @@ impl App {
             events: chrono::Duration::from_std(cfg.database.event_retention).ok(),
             log: chrono::Duration::from_std(cfg.database.log_retention).ok(),
         };
+        let console_has_own_address = cfg.console.listen.is_some();
+        let console = cfg
+            .console
+            .enabled
+            .then(|| Console::new(Arc::clone(&state), &cfg));
         let mut handle = AppHandle::new(
             Arc::clone(&state),
             Arc::clone(&store),
@@ -270,7 +279,22 @@ impl App {
                 tls: Some(acceptor),
             });
         }
-        handle.serve_http(bound, server::router(Arc::clone(&state)), limits);
+        // The console beside the SCIM front, or on its own listener (never both:
+        // an address of its own is there so the SCIM front's port does not serve it).
+        let (beside, own) = match (&console, listeners.console) {
+            (Some(c), Some(tcp)) => (None, Some((c.standalone(), tcp))),
+            (Some(c), None) if !console_has_own_address => (Some((PREFIX, c.router())), None),
+            _ => (None, None),
+        };
+        handle.serve_http(
+            bound,
+            server::router_with(Arc::clone(&state), beside),
+            limits,
+        );
+        if let Some((router, tcp)) = own {
+            handle.serve_http(vec![server::Listener { tcp, tls: None }], router, limits);
+        }
+        handle.console = console;
         handle
     }
 }

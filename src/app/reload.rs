@@ -77,6 +77,8 @@ pub fn settle(running: &Config, mut new: Config) -> (Config, Vec<String>) {
     );
     s.hidden("vault", &running.vault, &mut new.vault);
     s.hidden("scim", &running.scim, &mut new.scim);
+    // The console's router and listener are built at start; sessions live in it.
+    s.debug("console", &running.console, &mut new.console);
     // A provider's allow-list is live; the rest of it built the directory.
     let strip = |c: &Config| {
         c.providers
@@ -246,6 +248,9 @@ impl AppHandle {
             self.state
                 .targets
                 .set(self.targets.iter().map(|t| t.handle.clone()).collect());
+        }
+        if let Some(console) = &self.console {
+            console.set_targets(&cfg);
         }
         if targets_changed
             || cfg.repositories != self.cfg.repositories

@@ -35,6 +35,10 @@ pub async fn serve(
         Some(t) => Some(app::bind(t.listen, Some("server.tls.listen")).await?),
         None => None,
     };
+    let console = match cfg.console.listen.filter(|_| cfg.console.enabled) {
+        Some(addr) => Some(app::bind(addr, Some("console.listen")).await?),
+        None => None,
+    };
     // Links and `meta.location` name the address actually bound (port 0 included).
     cfg.server.listen = local;
     let deps = Deps {
@@ -46,7 +50,14 @@ pub async fn serve(
     print_next_steps(&app, local).await;
     tracing::info!(listen = %local, public_url = %app.state().settings.public_url, "scim-bridge ready");
     app::notify(&[sd_notify::NotifyState::Ready, status_line("serving")]);
-    let mut handle = app.serve(Listeners { http, https });
+    if let Some(addr) = console.as_ref().and_then(|l| l.local_addr().ok()) {
+        tracing::info!(listen = %addr, "console served on its own listener under /ui/");
+    }
+    let mut handle = app.serve(Listeners {
+        http,
+        https,
+        console,
+    });
     let mut reloader = Reloader {
         given: config,
         data_dir,

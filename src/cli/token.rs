@@ -23,7 +23,7 @@ pub enum TokenCommand {
         /// Lifetime such as 5y, 90d, 12h; never expires when omitted
         #[arg(long)]
         expires: Option<String>,
-        /// scim (default) or admin
+        /// scim (default), admin (admin API and console) or viewer (console, read only)
         #[arg(long, default_value = "scim")]
         scope: String,
     },
@@ -65,7 +65,7 @@ pub async fn run(
                 .transpose()?;
             let scope = scope.parse::<TokenScope>().map_err(|e| Failure {
                 code: 2,
-                message: format!("--scope {:?}: expected scim or admin", e.0),
+                message: format!("--scope {:?}: expected scim, admin or viewer", e.0),
             })?;
             let provider = match (scope, provider) {
                 (TokenScope::Scim, Some(p)) => {
@@ -87,7 +87,7 @@ pub async fn run(
                         message: "--provider NAME is required for a SCIM token".into(),
                     });
                 }
-                (TokenScope::Admin, _) => None,
+                (TokenScope::Admin | TokenScope::Viewer, _) => None,
             };
             Some((provider, expires, scope))
         }

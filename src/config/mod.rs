@@ -61,9 +61,9 @@ pub use network::{IpNetwork, allowed};
 pub use repositories::is_search_field;
 pub use schedule::normalise as normalise_cron;
 pub use schema::{
-    AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, CustomAttribute,
-    CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting, FieldMapping,
-    GuardSettings, LogFormat, LoggingConfig, MatchRules, MutabilitySetting, OnDelete,
+    AttrKind, AuthConfig, AuthHeader, AuthMethod, ClientAuth, Config, ConsoleConfig,
+    CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl, DeliverySettings, DialectSetting,
+    FieldMapping, GuardSettings, LogFormat, LoggingConfig, MatchRules, MutabilitySetting, OnDelete,
     ProviderConfig, RepositoryConfig, ResolverConfig, ResourceSetting, ReturnedSetting, ScimConfig,
     ServerConfig, TargetConfig, TargetKind, TargetSpec, TlsConfig, UniquenessSetting, Unmanaged,
     VaultConfig, WorkTypeConfig, WorkspaceSearch,

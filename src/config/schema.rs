@@ -28,6 +28,31 @@ pub struct Config {
     /// `[[repositories]]`: where documents of each kind of work live in iManage.
     pub repositories: Vec<RepositoryConfig>,
     pub resolver: ResolverConfig,
+    /// `[console]`: the operator's web console under `/ui`.
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the operator's web console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleConfig {
+    /// Off unless asked for: a console is one more thing that can be attacked.
+    pub enabled: bool,
+    /// Its own plain-HTTP listener, so it never shares a port with the SCIM front
+    /// that identity providers reach over the internet; `None`: served on the
+    /// daemon's listeners under `/ui`.
+    pub listen: Option<SocketAddr>,
+    /// How long a sign-in lasts, on the daemon's clock.
+    pub session_lifetime: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: false,
+            listen: None,
+            session_lifetime: Duration::from_secs(8 * 3600),
+        }
+    }
 }
 
 /// How a repository finds its workspace.

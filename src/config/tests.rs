@@ -368,6 +368,7 @@ fn full_config_with_every_key() {
         ],
         repositories: Vec::new(),
         resolver: ResolverConfig::default(),
+        console: Default::default(),
     };
     assert_eq!(loaded.config, expected);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

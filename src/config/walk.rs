@@ -10,8 +10,9 @@ use std::path::Path;
 use super::network::IpNetwork;
 use super::reader::{Ctx, Field, Fields, Keyword, quote};
 use super::schema::{
-    AttrKind, Config, CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl, LoggingConfig,
-    ProviderConfig, ResourceSetting, ScimConfig, ServerConfig, TlsConfig, VaultConfig,
+    AttrKind, Config, ConsoleConfig, CustomAttribute, CustomSchema, DatabaseConfig, DatabaseUrl,
+    LoggingConfig, ProviderConfig, ResourceSetting, ScimConfig, ServerConfig, TlsConfig,
+    VaultConfig,
 };
 use super::secret::SecretRef;
 use super::tree::{Loc, Node, Val};
@@ -40,6 +41,7 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     let targets = top.get("targets");
     let repositories = top.get("repositories");
     let resolver = top.get("resolver");
+    let console = top.get("console");
     top.finish(ctx);
 
     let mut spots = Spots::default();
@@ -75,6 +77,9 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
     }
     if let Some(f) = resolver {
         config.resolver = super::repositories::read_resolver(ctx, &f);
+    }
+    if let Some(f) = console {
+        config.console = read_console(ctx, &f, &config.server);
     }
     check_limits(ctx, &config, &spots);
     add_warnings(ctx, &config);
@@ -143,6 +148,46 @@ fn read_server(
     {
         out.shutdown_timeout = v;
     }
+}
+
+/// `[console]`: `enabled`, `listen` (not an address the daemon already serves) and
+/// `session_lifetime`.
+fn read_console(ctx: &mut Ctx, f: &Field<'_>, server: &ServerConfig) -> ConsoleConfig {
+    let mut out = ConsoleConfig::default();
+    let Some(mut t) = ctx.table(f) else {
+        return out;
+    };
+    let enabled = t.get("enabled");
+    let listen = t.get("listen");
+    let lifetime = t.get("session_lifetime");
+    t.finish(ctx);
+    if let Some(v) = enabled.and_then(|f| ctx.bool(&f)) {
+        out.enabled = v;
+    }
+    if let Some(f) = listen
+        && let Some(addr) = ctx.parse(&f, values::LISTEN_EXPECTED, values::socket_addr)
+    {
+        let taken = [
+            ("server.listen", Some(server.listen)),
+            ("server.tls.listen", server.tls.as_ref().map(|t| t.listen)),
+        ];
+        match taken.iter().find(|(_, a)| *a == Some(addr)) {
+            Some((key, _)) => ctx.error(
+                f.loc(),
+                &f.path,
+                format!(
+                    "{addr} is also {key}; the console needs its own address (or leave listen out to serve it under /ui there)"
+                ),
+            ),
+            None => out.listen = Some(addr),
+        }
+    }
+    if let Some(f) = lifetime
+        && let Some(v) = timeout(ctx, &f)
+    {
+        out.session_lifetime = v;
+    }
+    out
 }
 
 /// `[server.tls]`: `listen`, `certificate` and `private_key`, all required.
@@ -871,6 +916,15 @@ fn add_warnings(ctx: &mut Ctx, config: &Config) {
             ),
         ),
         Some(_) => {}
+    }
+    let console = &config.console;
+    if console.enabled && console.listen.is_none() && !listen.ip().is_loopback() {
+        ctx.warn(
+            "console.listen",
+            format!(
+                "not set; the console is served under /ui on {listen}, beside the SCIM front that identity providers reach; give it its own address (console.listen) reachable only from the admins' network"
+            ),
+        );
     }
     if server.public_url.is_none() && !listen.ip().is_loopback() {
         ctx.warn(

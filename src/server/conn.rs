@@ -72,6 +72,11 @@ pub struct Listener {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// Whether the request came over TLS to this daemon, in every request's extensions
+/// (the console marks its cookie `Secure` then).
+#[derive(Debug, Clone, Copy)]
+pub struct Encrypted(pub bool);
+
 /// What every accept loop shares: the connection allowance, the signal to make room,
 /// and the shutdown channels.
 #[derive(Clone)]
@@ -172,7 +177,9 @@ async fn accept_loop(listener: Listener, shared: Shared) {
         let (app, state) = (shared.app.clone(), Arc::clone(&shared.state));
         match &listener.tls {
             None => {
-                tokio::spawn(connection(stream, peer, app, limits, state, lifetime));
+                tokio::spawn(connection(
+                    stream, peer, false, app, limits, state, lifetime,
+                ));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -181,7 +188,9 @@ async fn accept_loop(listener: Listener, shared: Shared) {
                     // opens a TLS connection and stalls holds a descriptor too.
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(limits.header_read_timeout, handshake).await {
-                        Ok(Ok(tls)) => connection(tls, peer, app, limits, state, lifetime).await,
+                        Ok(Ok(tls)) => {
+                            connection(tls, peer, true, app, limits, state, lifetime).await
+                        }
                         Ok(Err(e)) => {
                             state.metrics.connection_closed("tls_handshake_failed");
                             tracing::debug!(error = %e, %peer, "TLS handshake failed");
@@ -284,6 +293,7 @@ impl Drop for BusyGuard {
 async fn connection<S>(
     stream: S,
     peer: SocketAddr,
+    tls: bool,
     app: Router,
     limits: ConnectionLimits,
     state: Arc<AppState>,
@@ -315,6 +325,7 @@ async fn connection<S>(
             let mut req = req.map(Body::new);
             normalize_path(req.uri_mut());
             req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut().insert(Encrypted(tls));
             let app = app.clone();
             async move {
                 let resp = tower::ServiceExt::oneshot(app, req).await?;

@@ -38,7 +38,7 @@ use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
 use crate::scim::ScimError;
 
-pub use conn::{ConnectionLimits, Listener, PeerAddr, serve};
+pub use conn::{ConnectionLimits, Encrypted, Listener, PeerAddr, serve};
 pub use live::Live;
 pub use netpolicy::NetworkPolicy;
 pub use respond::SCIM_JSON;
@@ -175,6 +175,14 @@ impl AppState {
         }
     }
 
+    /// Notes that token `id` was used at `at` (written with the next flush), for
+    /// sign-ins that check a token outside [`check_bearer`](auth::check_bearer).
+    pub fn note_token_use(&self, id: String, at: DateTime<Utc>) {
+        if let Ok(mut m) = self.token_use.lock() {
+            m.insert(id, at);
+        }
+    }
+
     /// Marks shutdown: `/readyz` answers 503 from now on.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -187,7 +195,14 @@ pub struct RequestId(pub String);
 
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    router_with(state, None)
+}
+
+/// The whole application, with `extra` (a path prefix and what serves it, such as
+/// the console under `/ui`) served beside it under the same network policy, request
+/// ids, timeout and access log.
+pub fn router_with(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
+    let mut app = Router::new()
         .merge(health::routes())
         .merge(link_routes::routes())
         .merge(workspace_routes::routes())
@@ -195,16 +210,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest(
             "/scim/v2/{provider}",
             scim_routes::routes(Arc::clone(&state)),
-        )
-        .fallback(|| async {
-            ScimError::not_found("no such endpoint; SCIM bases are /scim/v2/{provider}")
-        })
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            netpolicy::enforce,
-        ))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
-        .with_state(state)
+        );
+    if let Some((prefix, service)) = extra {
+        app = app.nest_service(prefix, service);
+    }
+    let app = app.fallback(|| async {
+        ScimError::not_found("no such endpoint; SCIM bases are /scim/v2/{provider}")
+    });
+    layered(state, app)
+}
+
+/// `app` behind the network policy, with request ids, timeout and access log: what
+/// every listener of the daemon serves through, its own or the console's.
+pub fn layered(state: Arc<AppState>, app: Router<Arc<AppState>>) -> Router {
+    app.layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        netpolicy::enforce,
+    ))
+    .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+    .with_state(state)
 }
 
 /// Request id, span, timeout, access log and metrics around every request.

@@ -42,6 +42,7 @@ async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
     let handle = app.serve(Listeners {
         http: listener,
         https: None,
+        console: None,
     });
     let mut tasks = handle.tasks();
     tasks.sort_by_key(|(name, _)| *name);
@@ -158,6 +159,7 @@ async fn a_reload_replaces_the_tasks_of_changed_targets_only() {
     let mut handle = app.serve(Listeners {
         http: listener,
         https: None,
+        console: None,
     });
     let data = site.dir.path().join("data");
     let text = |targets: &str| common::config_text(port, &data, targets);

@@ -8,6 +8,8 @@ mod common;
 mod alerting;
 mod app;
 mod cli;
+mod console;
+mod console_browser;
 mod delivery;
 mod deployment;
 mod durability;

@@ -49,6 +49,15 @@ impl InProcess {
         Self::start_clocked("", extra, &[], clock)
     }
 
+    /// With both: secrets beside the config and the daemon on `clock`.
+    pub fn start_with_clock_and_secrets(
+        extra: &str,
+        secrets: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> InProcess {
+        Self::start_clocked("", extra, secrets, clock)
+    }
+
     fn start_inner(server: &str, extra: &str, secrets: &[(&str, &str)]) -> InProcess {
         Self::start_clocked(server, extra, secrets, Arc::new(SystemClock))
     }
@@ -93,9 +102,16 @@ impl InProcess {
                 };
                 let http = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let _ = ready_tx.send(Ok(()));
-                app.serve_until(Listeners { http, https: None }, async {
-                    let _ = stop_rx.await;
-                })
+                app.serve_until(
+                    Listeners {
+                        http,
+                        https: None,
+                        console: None,
+                    },
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
                 .await;
             });
         });

@@ -9,6 +9,7 @@ pub mod fake_oauth;
 pub mod fake_webhook;
 pub mod group_churn;
 pub mod scim2;
+pub mod webdriver;
 
 pub mod in_process;
 
@@ -301,6 +302,11 @@ impl Site {
         self.new_token(&["token", "create", "--scope", "admin"])
     }
 
+    /// A new viewer-scope token (the console's read pages only).
+    pub fn viewer_token(&self) -> String {
+        self.new_token(&["token", "create", "--scope", "viewer"])
+    }
+
     /// Runs `token create …` and returns the token (the last line of its output).
     fn new_token(&self, args: &[&str]) -> String {
         let out = self.cli(args);
@@ -365,6 +371,7 @@ impl Drop for Daemon {
 }
 
 /// A client that sends SCIM requests with a bearer token.
+#[derive(Clone)]
 pub struct Scim {
     pub http: reqwest::Client,
     pub base: String,

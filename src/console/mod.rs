@@ -1,0 +1,130 @@
+//! The operator's console: server-rendered pages under `/ui` where an admin sees each
+//! provider and target, finds a person, and steers delivery (dead letters, the
+//! mass-deprovisioning guard). Templates (`templates/`) are compiled into the binary
+//! and HTML-escape what they print; the pages carry no script and a strict
+//! Content-Security-Policy, so the read pages need nothing but HTML and CSS.
+//!
+//! Sign-in exchanges an `admin` or `viewer` API token for a session cookie
+//! (`session.rs`, `signin.rs`); every form carries the session's CSRF token, and
+//! only an admin session may act (`access.rs`). Pages read what `/readyz` and the
+//! CLI read: the store through its traits, the targets' handles in [`AppState`].
+
+mod access;
+mod act;
+mod assets;
+mod overview;
+mod page;
+mod people;
+mod session;
+mod signin;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::config::{Config, TargetConfig};
+use crate::identity::Scope;
+use crate::server::{AppState, Live};
+
+pub use session::Role;
+
+/// What the console needs of a configured target beyond its running handle: who it
+/// receives, its scope and its guard's window.
+#[derive(Debug, Clone)]
+pub struct ConsoleTarget {
+    pub name: String,
+    /// Providers it receives; empty: all.
+    pub providers: Vec<String>,
+    pub scope: Option<Scope>,
+    /// How long an approval of its guard lets deprovisioning go ahead uncounted.
+    pub guard_window: Duration,
+}
+
+impl ConsoleTarget {
+    fn from_config(t: &TargetConfig) -> Self {
+        ConsoleTarget {
+            name: t.name.clone(),
+            providers: t.providers.clone(),
+            scope: t.scope.clone(),
+            guard_window: t.guard.window,
+        }
+    }
+
+    /// Whether it receives `provider`'s changes.
+    fn receives(&self, provider: &str) -> bool {
+        self.providers.is_empty() || self.providers.iter().any(|p| p == provider)
+    }
+}
+
+/// The console's state: the daemon's, its sessions and the targets as configured.
+pub struct Console {
+    state: Arc<AppState>,
+    sessions: session::Sessions,
+    targets: Live<Vec<ConsoleTarget>>,
+    /// Served on `console.listen` rather than beside the SCIM front.
+    own_listener: bool,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("sessions", &self.sessions)
+            .field("own_listener", &self.own_listener)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the console lives, in links and redirects.
+pub const PREFIX: &str = "/ui";
+
+impl Console {
+    /// The console of the daemon whose state is `state`, as `cfg` configures it.
+    pub fn new(state: Arc<AppState>, cfg: &Config) -> Arc<Console> {
+        let console = Console {
+            state,
+            sessions: session::Sessions::new(cfg.console.session_lifetime),
+            targets: Live::default(),
+            own_listener: cfg.console.listen.is_some(),
+        };
+        console.set_targets(cfg);
+        Arc::new(console)
+    }
+
+    /// Takes the targets of `cfg` (at start, and on a reload).
+    pub fn set_targets(&self, cfg: &Config) {
+        self.targets
+            .set(cfg.targets.iter().map(ConsoleTarget::from_config).collect());
+    }
+
+    /// The console's routes, relative to [`PREFIX`]; nest them there.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(overview::show))
+            .route("/signin", get(signin::form).post(signin::sign_in))
+            .route("/signout", post(signin::sign_out))
+            .route("/people", get(people::search))
+            .route("/people/{provider}/{kind}/{id}", get(people::show))
+            .route("/dead-letters", get(act::dead_letters))
+            .route("/dead-letters/{id}/retry", post(act::retry))
+            .route("/dead-letters/{id}/drop", post(act::drop_letter))
+            .route("/guard", get(act::guards))
+            .route("/guard/{target}/approve", post(act::approve))
+            .route("/guard/{target}/reject", post(act::reject))
+            .route("/assets/console.css", get(assets::css))
+            .fallback(page::not_found)
+            .layer(axum::middleware::map_response(page::secure_headers))
+            .with_state(Arc::clone(self))
+    }
+
+    /// Everything its own listener serves: the console under [`PREFIX`], `/` sent
+    /// there, behind the daemon's network policy, request ids and access log.
+    pub fn standalone(self: &Arc<Self>) -> Router {
+        let app = Router::new()
+            .nest_service(PREFIX, self.router())
+            .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
+            .fallback(page::not_found_plain);
+        crate::server::layered(Arc::clone(&self.state), app)
+    }
+}
