@@ -42,6 +42,7 @@ pub async fn run(
     };
     let window = chrono::Duration::from_std(t.guard.window).unwrap_or(chrono::Duration::hours(1));
     let store = setup::open_existing_store(&cfg).await?;
+    let who = super::operator::who(env);
     let result = async {
         let state = store.guard(target).await.map_err(|e| Failure::store(e.to_string()))?;
         let now = clock.now();
@@ -61,6 +62,16 @@ pub async fn run(
                         "the guard of {target} holds nothing and is not tripped; nothing to reject"
                     )));
                 }
+                super::operator::record(
+                    store.as_ref(),
+                    clock,
+                    &who,
+                    "guard.reject",
+                    Some(target),
+                    None,
+                    format!("rejected {n} held change(s) of {target}: moved to the dead letters"),
+                )
+                .await;
                 println!(
                     "rejected: {n} held change(s) of {target} moved to the dead-letter queue (see `scim-bridge dlq list --target {target}`); the guard is reset"
                 );
@@ -76,6 +87,19 @@ pub async fn run(
                         "the guard of {target} is not tripped; nothing to approve"
                     )));
                 }
+                super::operator::record(
+                    store.as_ref(),
+                    clock,
+                    &who,
+                    "guard.approve",
+                    Some(target),
+                    None,
+                    format!(
+                        "approved the held deactivations and deletions of {target} (tripped: {})",
+                        state.reason.clone().unwrap_or_default()
+                    ),
+                )
+                .await;
                 println!(
                     "approved: {target}'s paused deactivations and deletions go ahead now (tripped: {}); the guard counts again from {}",
                     state.reason.unwrap_or_default(),

@@ -55,7 +55,8 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let cfg = setup::load_config(config, data_dir, None, env)?.config;
     let store = setup::open_existing_store(&cfg).await?;
-    let result = act(action, store.as_ref(), clock).await;
+    let who = super::operator::who(env);
+    let result = act(action, store.as_ref(), clock, &who).await;
     store.close().await;
     result
 }
@@ -70,7 +71,12 @@ fn missing(id: i64) -> Failure {
     ))
 }
 
-async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result<(), Failure> {
+async fn act(
+    action: DlqCommand,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    who: &str,
+) -> Result<(), Failure> {
     match action {
         DlqCommand::List { target, json } => {
             let letters = store
@@ -126,39 +132,85 @@ async fn act(action: DlqCommand, store: &dyn Store, clock: &dyn Clock) -> Result
             Ok(())
         }
         DlqCommand::Retry { id, all, target } => {
-            let ids: Vec<i64> = if all {
-                store
-                    .dead_letters(target.as_deref())
-                    .await
-                    .map_err(store_err)?
-                    .iter()
-                    .map(|l| l.id)
-                    .collect()
-            } else {
-                id.into_iter().collect()
+            let letters = store
+                .dead_letters(if all { target.as_deref() } else { None })
+                .await
+                .map_err(store_err)?;
+            let chosen: Vec<&DeadLetter> = match (all, id) {
+                (true, _) => letters.iter().collect(),
+                (false, Some(id)) => {
+                    vec![
+                        letters
+                            .iter()
+                            .find(|l| l.id == id)
+                            .ok_or_else(|| missing(id))?,
+                    ]
+                }
+                (false, None) => Vec::new(),
             };
             let mut queued = 0;
-            for id in ids {
+            for l in chosen {
                 if store
-                    .requeue_dead_letter(id, clock.now())
+                    .requeue_dead_letter(l.id, clock.now())
                     .await
                     .map_err(store_err)?
                 {
                     queued += 1;
+                    let name = name_of(store, l).await?;
+                    super::operator::record(
+                        store,
+                        clock,
+                        who,
+                        "dlq.retry",
+                        Some(&l.target),
+                        crate::directory::log::dead_letter_resource(store, l)
+                            .await
+                            .ok(),
+                        format!(
+                            "dead letter {} ({} → {}) queued again; it had failed with: {}",
+                            l.id,
+                            names::labelled(name.as_deref(), &l.resource_id),
+                            l.target,
+                            l.error
+                        ),
+                    )
+                    .await;
                 } else if !all {
-                    return Err(missing(id));
+                    return Err(missing(l.id));
                 }
             }
             println!("{queued} dead letter(s) queued again");
             Ok(())
         }
         DlqCommand::Drop { id } => {
-            if store.drop_dead_letter(id).await.map_err(store_err)? {
-                println!("dead letter {id} dropped");
-                Ok(())
-            } else {
-                Err(missing(id))
+            let letters = store.dead_letters(None).await.map_err(store_err)?;
+            let l = letters
+                .iter()
+                .find(|l| l.id == id)
+                .ok_or_else(|| missing(id))?;
+            let name = name_of(store, l).await?;
+            if !store.drop_dead_letter(id).await.map_err(store_err)? {
+                return Err(missing(id));
             }
+            super::operator::record(
+                store,
+                clock,
+                who,
+                "dlq.drop",
+                Some(&l.target),
+                crate::directory::log::dead_letter_resource(store, l)
+                    .await
+                    .ok(),
+                format!(
+                    "dead letter {id} ({} → {}) dropped for good; it had failed with: {}",
+                    names::labelled(name.as_deref(), &l.resource_id),
+                    l.target,
+                    l.error
+                ),
+            )
+            .await;
+            println!("dead letter {id} dropped");
+            Ok(())
         }
     }
 }

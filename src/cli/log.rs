@@ -14,7 +14,9 @@ use super::{Failure, setup};
 use crate::clock::Clock;
 use crate::config::Environment;
 use crate::directory::log::{Filters, LogError, build, entry_json, linked, member_names, query};
-use crate::provlog::render::{calls_summary, changes_summary, csv_header, csv_line, steps_summary};
+use crate::provlog::render::{
+    calls_summary, changes_summary, csv_header, csv_line, details, route, steps_summary,
+};
 use crate::provlog::{ActionOutcome, CHANGE, LogEntry};
 use crate::store::{Store, StoreError};
 
@@ -36,8 +38,9 @@ pub struct LogArgs {
     /// Only actions at this target
     #[arg(long)]
     pub target: Option<String>,
-    /// Only `changes` received from identity providers, or `actions` at targets
-    #[arg(long, value_parser = ["changes", "actions"])]
+    /// Only `changes` received from identity providers, `actions` at targets, or what
+    /// `operators` did (dead letters retried, guards approved)
+    #[arg(long, value_parser = ["changes", "actions", "operators"])]
     pub only: Option<String>,
     /// create, update, delete, skip
     #[arg(long)]
@@ -163,36 +166,6 @@ async fn list(
         );
     }
     Ok(())
-}
-
-/// `entra → imanage`, or `entra → scim-bridge` for a change received.
-fn route(e: &LogEntry) -> String {
-    format!(
-        "{} → {}",
-        e.provider().unwrap_or("?"),
-        e.target().unwrap_or("scim-bridge")
-    )
-}
-
-/// What the table's last column says of a record.
-fn details(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> String {
-    if e.kind == CHANGE {
-        let s = changes_summary(e, names);
-        return if s.is_empty() {
-            "(no attribute changed)".into()
-        } else {
-            s
-        };
-    }
-    if let Some(err) = e.body.get("error").and_then(Value::as_str) {
-        return err.to_owned();
-    }
-    let calls = calls_summary(e);
-    match calls.last() {
-        Some(last) if calls.len() > 1 => format!("{last} (+{} calls)", calls.len() - 1),
-        Some(last) => last.clone(),
-        None => steps_summary(e),
-    }
 }
 
 fn print_table(entries: &[LogEntry], names: &dyn Fn(&str) -> Option<String>) {

@@ -15,6 +15,7 @@ mod healthcheck;
 mod link;
 mod log;
 mod names;
+mod operator;
 mod reload;
 mod resolve;
 mod serve;

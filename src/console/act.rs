@@ -1,9 +1,8 @@
 //! Acting on delivery (admin sessions only, each a POST with the session's CSRF
 //! token): dead letters (retry, drop) and each target's mass-deprovisioning guard
 //! (approve, reject), the CLI's `dlq` and `approve` with names instead of ids.
-//! Every action is logged with the token that signed in (`who`).
-// HOOK(audit): once the provisioning log is wired (#20), each action here is also an
-// audit record; `who` and the action's wording are what it records.
+//! Every action is logged with the token that signed in (`who`) and recorded in the
+//! provisioning log (`operator.action`), the audit trail admins and auditors read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +18,8 @@ use super::page::{Chrome, ago, failed, html, message, seg, when};
 use super::people::{label, link};
 use super::signin::CsrfForm;
 use crate::delivery::matching::name_of;
+use crate::directory::log::dead_letter_resource;
+use crate::provlog::OperatorDraft;
 use crate::scim::ResourceKind;
 use crate::store::{Lookup, StoreError};
 
@@ -138,8 +139,12 @@ async fn letters(console: &Console) -> Result<Vec<Letter>, StoreError> {
         .collect())
 }
 
-/// The dead letter `id` by name, for the notice after acting on it.
-async fn letter_name(console: &Console, id: i64) -> Result<Option<String>, StoreError> {
+/// The dead letter `id` by name, for the notice after acting on it, and what the
+/// audit record says of it.
+async fn letter_name(
+    console: &Console,
+    id: i64,
+) -> Result<Option<(String, crate::store::DeadLetter)>, StoreError> {
     let store = console.state.directory.store();
     let Some(l) = store
         .dead_letters(None)
@@ -150,7 +155,22 @@ async fn letter_name(console: &Console, id: i64) -> Result<Option<String>, Store
         return Ok(None);
     };
     let name = name_of(store.as_ref(), &l.provider, l.kind, &l.resource_id).await?;
-    Ok(Some(format!("{name} → {}", l.target)))
+    Ok(Some((format!("{name} → {}", l.target), l)))
+}
+
+/// Records what an admin did in the provisioning log. The action has happened
+/// whatever this answers; a record that cannot be written is logged as an error, so
+/// the gap in the trail is visible.
+async fn audit(console: &Console, signed: &Signed, draft: OperatorDraft) {
+    let store = console.state.directory.store();
+    let row = OperatorDraft {
+        who: signed.session.who.clone(),
+        ..draft
+    }
+    .row(console.state.clock.now());
+    if let Err(e) = store.log_append(row).await {
+        tracing::error!(who = %signed.session.who, error = %e, "cannot record a console action in the provisioning log");
+    }
 }
 
 /// Back to `to` with `notice` for the next page.
@@ -196,7 +216,7 @@ async fn on_letter(
     }
     let store = console.state.directory.store();
     let result = async {
-        let name = letter_name(console, id).await?;
+        let found = letter_name(console, id).await?;
         let done = match action {
             LetterAction::Retry => {
                 store
@@ -205,7 +225,7 @@ async fn on_letter(
             }
             LetterAction::Drop => store.drop_dead_letter(id).await?,
         };
-        Ok::<_, StoreError>((name, done))
+        Ok::<_, StoreError>((found, done))
     }
     .await;
     let (logged, notice) = match action {
@@ -216,8 +236,29 @@ async fn on_letter(
         LetterAction::Drop => ("console: dead letter dropped", "Dropped for good: {}."),
     };
     match result {
-        Ok((Some(name), true)) => {
+        Ok((Some((name, letter)), true)) => {
             tracing::info!(who = %signed.session.who, dead_letter = id, "{logged}");
+            let (what, said) = match action {
+                LetterAction::Retry => ("dlq.retry", "queued again"),
+                LetterAction::Drop => ("dlq.drop", "dropped"),
+            };
+            let resource = dead_letter_resource(store.as_ref(), &letter).await.ok();
+            audit(
+                console,
+                signed,
+                OperatorDraft {
+                    via: "console",
+                    who: String::new(),
+                    action: what,
+                    target: Some(letter.target.clone()),
+                    resource,
+                    detail: format!(
+                        "dead letter {id} ({name}) {said}; it had failed with: {}",
+                        letter.error
+                    ),
+                },
+            )
+            .await;
             done(
                 console,
                 signed,
@@ -350,6 +391,22 @@ pub async fn approve(
     {
         Ok(true) => {
             tracing::info!(who = %signed.session.who, %target, "console: guard approved");
+            audit(
+                &console,
+                &signed,
+                OperatorDraft {
+                    via: "console",
+                    who: String::new(),
+                    action: "guard.approve",
+                    target: Some(target.clone()),
+                    resource: None,
+                    detail: format!(
+                        "approved the held deactivations and deletions of {target}; the guard counts again from {}",
+                        when(until)
+                    ),
+                },
+            )
+            .await;
             done(
                 &console,
                 &signed,
@@ -396,6 +453,21 @@ pub async fn reject(
     {
         Ok(n) => {
             tracing::info!(who = %signed.session.who, %target, moved = n, "console: guard holds rejected");
+            audit(
+                &console,
+                &signed,
+                OperatorDraft {
+                    via: "console",
+                    who: String::new(),
+                    action: "guard.reject",
+                    target: Some(target.clone()),
+                    resource: None,
+                    detail: format!(
+                        "rejected {n} held change(s) of {target}: moved to the dead letters"
+                    ),
+                },
+            )
+            .await;
             done(
                 &console,
                 &signed,

@@ -193,6 +193,20 @@ struct Attempt {
     events: String,
 }
 
+/// One provisioning-log record as the person page lists it.
+struct LogLine {
+    at: String,
+    route: String,
+    action: String,
+    outcome: String,
+    failed: bool,
+    /// Old → new values of a change; the steps, calls or answer of an action.
+    details: String,
+}
+
+/// Log records shown on a person's page, newest first.
+const LOG_SHOWN: usize = 50;
+
 struct PerTarget {
     name: String,
     target_id: String,
@@ -219,6 +233,8 @@ struct Person {
     related: Vec<Related>,
     related_more: usize,
     targets: Vec<PerTarget>,
+    log: Vec<LogLine>,
+    log_more: bool,
 }
 
 pub async fn show(
@@ -330,7 +346,10 @@ async fn person(
             more_attempts: mine.len().saturating_sub(ATTEMPTS_SHOWN),
         });
     }
+    let (log, log_more) = log_lines(store.as_ref(), &r).await?;
     Ok(Person {
+        log,
+        log_more,
         chrome,
         name: label(&r),
         kind: r.kind.name(),
@@ -481,4 +500,39 @@ mod tests {
         assert!(attrs.contains(&("enterprise.department".into(), "Maths".into())));
         assert!(!attrs.iter().any(|(k, _)| k == "schemas" || k == "id"));
     }
+}
+
+/// The newest records of the provisioning log about `r`, in words.
+async fn log_lines(
+    store: &dyn crate::store::Store,
+    r: &StoredResource,
+) -> Result<(Vec<LogLine>, bool), StoreError> {
+    use crate::provlog::render::{details, route};
+    use crate::provlog::{LogQuery, Subject};
+    let q = LogQuery {
+        subject: Some(Subject {
+            ids: vec![r.id.clone()],
+            ..Subject::default()
+        }),
+        provider: Some(r.provider.clone()),
+        limit: LOG_SHOWN + 1,
+        ..LogQuery::default()
+    };
+    let mut entries = store.log_query(&q).await?;
+    let more = entries.len() > LOG_SHOWN;
+    entries.truncate(LOG_SHOWN);
+    let names = crate::directory::log::member_names(store, &entries, 500).await?;
+    let name = |id: &str| names.get(id).cloned();
+    let lines = entries
+        .iter()
+        .map(|e| LogLine {
+            details: details(e, &name),
+            at: when(e.at),
+            route: route(e),
+            action: e.action().to_owned(),
+            outcome: e.outcome().to_owned(),
+            failed: matches!(e.outcome(), "dead" | "retrying"),
+        })
+        .collect();
+    Ok((lines, more))
 }

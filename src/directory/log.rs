@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::provlog::{
-    ACTION, ActionOutcome, CHANGE, LogEntry, LogQuery, MAX_LIMIT, Subject, parse_time,
+    ACTION, ActionOutcome, CHANGE, LogEntry, LogQuery, MAX_LIMIT, OPERATOR, Subject, parse_time,
 };
 use crate::scim::ResourceKind;
 use crate::scim::username::comparison_key;
@@ -135,9 +135,10 @@ pub async fn build(
         None => None,
         Some("changes") => Some(CHANGE.to_owned()),
         Some("actions") => Some(ACTION.to_owned()),
+        Some("operators") => Some(OPERATOR.to_owned()),
         Some(other) => {
             return Err(LogError::Invalid(format!(
-                "only={other:?}: give `changes` (what identity providers sent) or `actions` (what targets were sent)"
+                "only={other:?}: give `changes` (what identity providers sent), `actions` (what targets were sent) or `operators` (what admins did)"
             )));
         }
     };
@@ -283,4 +284,36 @@ pub async fn member_names(
         }
     }
     Ok(names)
+}
+
+/// A dead letter's resource as a record names it: from the stored document, or once
+/// deleted from the names its deletion kept.
+pub async fn dead_letter_resource(
+    store: &dyn Store,
+    l: &crate::store::DeadLetter,
+) -> Result<(String, crate::provlog::ResourceNames), StoreError> {
+    use crate::provlog::ResourceNames;
+    if let Some(r) = store.get(&l.provider, l.kind, &l.resource_id).await? {
+        return Ok((l.provider.clone(), ResourceNames::of(l.kind, &r.id, &r.doc)));
+    }
+    let mut names = ResourceNames {
+        kind: Some(l.kind),
+        id: l.resource_id.clone(),
+        ..ResourceNames::default()
+    };
+    let events = store
+        .resource_events(&l.provider, l.kind, &l.resource_id, 0, i64::MAX)
+        .await?;
+    if let Some(crate::store::EventDetail::Deleted {
+        user_name,
+        display_name,
+        external_id,
+        ..
+    }) = events.last().map(|e| &e.detail)
+    {
+        names.user_name.clone_from(user_name);
+        names.display_name.clone_from(display_name);
+        names.external_id.clone_from(external_id);
+    }
+    Ok((l.provider.clone(), names))
 }

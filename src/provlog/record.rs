@@ -19,6 +19,8 @@ use crate::scim::username::comparison_key;
 pub const CHANGE: &str = "scim.change";
 /// The record kind of a downstream action.
 pub const ACTION: &str = "delivery.action";
+/// The record kind of what an operator did (a dead letter retried, a guard approved).
+pub const OPERATOR: &str = "operator.action";
 
 /// A group change lists at most this many member ids (and says how many there were):
 /// an Entra initial cycle can add 50,000 members in one request, and a record that
@@ -361,6 +363,61 @@ impl ActionDraft {
             outcome: self.outcome.as_str().to_owned(),
             change_seq: Some(self.change_seqs.0 + 1),
             change_seq_last: Some(self.change_seqs.1),
+            request_id: None,
+        }
+    }
+}
+
+/// What an operator did, and who: from the console (the token that signed in) or
+/// the command line (the OS user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorDraft {
+    /// `console` or `cli`.
+    pub via: &'static str,
+    /// The console session's token id, or the OS user running the CLI.
+    pub who: String,
+    /// `dlq.retry`, `dlq.drop`, `guard.approve`, `guard.reject`.
+    pub action: &'static str,
+    pub target: Option<String>,
+    /// The provider and resource acted on, when one is.
+    pub resource: Option<(String, ResourceNames)>,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+impl OperatorDraft {
+    /// The row to insert.
+    pub fn row(&self, at: DateTime<Utc>) -> LogRow {
+        let mut body = Map::new();
+        body.insert("via".into(), self.via.into());
+        body.insert("who".into(), self.who.clone().into());
+        body.insert("action".into(), self.action.into());
+        body.insert("outcome".into(), "success".into());
+        if let Some(t) = &self.target {
+            body.insert("target".into(), t.clone().into());
+        }
+        if let Some((provider, r)) = &self.resource {
+            body.insert("provider".into(), provider.clone().into());
+            body.insert("resource".into(), r.to_json());
+        }
+        body.insert("detail".into(), self.detail.clone().into());
+        let r = self.resource.as_ref().map(|(_, r)| r);
+        LogRow {
+            at,
+            kind: OPERATOR,
+            body: Value::Object(body).to_string(),
+            provider: self.resource.as_ref().map(|(p, _)| p.clone()),
+            resource_kind: r.and_then(|r| r.kind).map(|k| k.name().to_owned()),
+            resource_id: r.map(|r| r.id.clone()),
+            user_name_key: r.and_then(|r| r.user_name.as_deref()).map(comparison_key),
+            display_name: r
+                .and_then(|r| r.display_name.as_deref())
+                .map(str::to_lowercase),
+            target: self.target.clone(),
+            action: self.action.to_owned(),
+            outcome: "success".to_owned(),
+            change_seq: None,
+            change_seq_last: None,
             request_id: None,
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::record::LogEntry;
+use super::record::{CHANGE, LogEntry, OPERATOR};
 
 /// The CSV's columns, as Entra's provisioning-log download names them where it has
 /// one.
@@ -170,6 +170,43 @@ pub fn calls_summary(e: &LogEntry) -> Vec<String> {
         .collect()
 }
 
+/// Where a record's action went: `entra → imanage`, `entra → scim-bridge` for a
+/// change received, `console (token ab12) → imanage` for an operator's action.
+pub fn route(e: &LogEntry) -> String {
+    let to = e.target().unwrap_or("scim-bridge");
+    if e.kind == OPERATOR {
+        let text = |k: &str| e.body.get(k).and_then(Value::as_str).unwrap_or("?");
+        return format!("{} ({}) → {to}", text("via"), text("who"));
+    }
+    format!("{} → {to}", e.provider().unwrap_or("?"))
+}
+
+/// A record in one line: a change's old → new values; an action's answer when it
+/// failed, else its last call (and how many more) or its steps; what an operator did.
+pub fn details(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> String {
+    let text = |k: &str| e.body.get(k).and_then(Value::as_str);
+    if e.kind == CHANGE {
+        let s = changes_summary(e, names);
+        return if s.is_empty() {
+            "(no attribute changed)".into()
+        } else {
+            s
+        };
+    }
+    if e.kind == OPERATOR {
+        return text("detail").unwrap_or("").to_owned();
+    }
+    if let Some(err) = text("error") {
+        return err.to_owned();
+    }
+    let calls = calls_summary(e);
+    match calls.last() {
+        Some(last) if calls.len() > 1 => format!("{last} (+{} calls)", calls.len() - 1),
+        Some(last) => last.clone(),
+        None => steps_summary(e),
+    }
+}
+
 /// One CSV line (no line break) for `e`, in [`CSV_COLUMNS`] order.
 pub fn csv_line(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> String {
     let r = e.resource();
@@ -180,10 +217,12 @@ pub fn csv_line(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> String 
             .unwrap_or("")
             .to_owned()
     };
-    let (source, target) = match e.target() {
-        Some(t) => (text("provider"), t.to_owned()),
-        None => (text("provider"), "scim-bridge".to_owned()),
+    let source = if e.kind == OPERATOR {
+        format!("{} ({})", text("via"), text("who"))
+    } else {
+        text("provider")
     };
+    let target = e.target().unwrap_or("scim-bridge").to_owned();
     let error = text("error");
     let code = error_code(&error);
     let change = e
@@ -205,7 +244,11 @@ pub fn csv_line(e: &LogEntry, names: &dyn Fn(&str) -> Option<String>) -> String 
         source,
         target,
         e.outcome().to_owned(),
-        changes_summary(e, names),
+        if e.kind == OPERATOR {
+            text("detail")
+        } else {
+            changes_summary(e, names)
+        },
         steps_summary(e),
         code,
         error,

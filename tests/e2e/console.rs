@@ -445,6 +445,53 @@ async fn csrf_is_refused_and_a_viewer_cannot_act() {
         dead.body
     );
     assert!(!dead.body.contains("/retry"), "{}", dead.body);
+
+    // The audit trail has the admin's rejection, with who, and none of the refused
+    // attempts; then the admin's retry of one dead letter, naming the person.
+    let records = |d: &InProcess| -> Vec<Value> {
+        let out = d.cli(&["log", "--only", "operators", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let trail = records(&fx.d);
+    assert_eq!(trail.len(), 1, "{trail:#?}");
+    assert_eq!(trail[0]["action"], "guard.reject");
+    assert_eq!(trail[0]["via"], "console");
+    assert_eq!(trail[0]["target"], "hooks");
+    // Who: the signed-in token's public id (never the token).
+    let who = trail[0]["who"].as_str().unwrap();
+    assert!(
+        !who.is_empty() && admin.contains(who) && admin != who,
+        "{trail:#?}"
+    );
+    let dead = c.get("/ui/dead-letters").await;
+    let retry = dead
+        .body
+        .split("action=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|a| a.ends_with("/retry"))
+        .unwrap()
+        .to_owned();
+    let csrf = dead.csrf();
+    let a = c.post(&retry, &[("csrf", &csrf)]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let trail = records(&fx.d);
+    assert_eq!(trail.len(), 2, "{trail:#?}");
+    assert_eq!(trail[0]["action"], "dlq.retry");
+    let name = trail[0]["resource"]["userName"].as_str().unwrap();
+    assert!(name.ends_with("@firm.example"), "{trail:#?}");
+    assert!(
+        trail[0]["detail"].as_str().unwrap().contains(name),
+        "{trail:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,7 +526,11 @@ async fn no_secret_is_ever_rendered() {
     let mut pages: Vec<String> = PAGES.iter().map(|p| p.to_string()).collect();
     pages.push(format!("/ui/people/entra/users/{id}"));
     pages.push("/ui/people?q=pat%40firm.example".into());
-    let secret_of = |t: &str| t.rsplit('_').next().unwrap().to_owned();
+    // `sb_<hex id>_<base64url secret>`: the secret itself may hold `_`.
+    let secret_of = |t: &str| {
+        let (_, secret) = t.strip_prefix("sb_").unwrap().split_once('_').unwrap();
+        secret.to_owned()
+    };
     let forbidden = [
         admin.clone(),
         secret_of(&admin),
@@ -547,6 +598,10 @@ async fn a_person_page_shows_scope_target_id_groups_and_attempts() {
         "archive",
         "delivered",
         "Provisioning log",
+        // The log's records: the creation received, and what each target was sent.
+        "entra → scim-bridge",
+        "entra → hooks",
+        "displayName: (none) → Lin Ko",
     ] {
         assert!(a.body.contains(expected), "{expected}: {}", a.body);
     }

@@ -221,6 +221,17 @@ token = {{ file = "imanage.token" }}
     assert_eq!(dead[0]["resource"]["userName"], "John Smith");
     assert!(dead[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
 
+    // An operator's retry from the command line is in the trail, naming who and whom.
+    let letters: Value = serde_json::from_str(&stdout(&d, &["dlq", "list", "--json"])).unwrap();
+    let letter = letters[0]["id"].to_string();
+    stdout(&d, &["dlq", "retry", &letter]);
+    let trail = log_json(&d, &["--only", "operators"]);
+    assert_eq!(trail.len(), 1, "{trail:#?}");
+    assert_eq!(trail[0]["via"], "cli");
+    assert_eq!(trail[0]["action"], "dlq.retry");
+    assert_eq!(trail[0]["resource"]["userName"], "John Smith");
+    assert!(trail[0]["who"].as_str().is_some_and(|w| !w.is_empty()));
+
     // The table speaks in names and old → new.
     let table = stdout(&d, &["log", "--person", "jsmith@firm.example"]);
     assert!(table.contains("title: Associate → Partner"), "{table}");
