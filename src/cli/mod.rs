@@ -238,7 +238,7 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqCommand,
     },
-    /// The provisioning log: what identity providers changed (old → new) and what
+    /// The provisioning log: what identity providers changed (old and new values) and what
     /// each target was sent and answered, by person, group, target, time and outcome.
     Log(log::LogArgs),
     /// One user's or group's provisioning log: each change from the identity provider

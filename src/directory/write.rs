@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::render::{if_match_allows, member_json, to_scim};
 use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
-use crate::provlog::{ChangeDraft, ChangeOp, Origin, ResourceNames, diff};
+use crate::provlog::{ChangeDraft, ChangeOp, Origin, PreparedChange, ResourceNames, diff};
 use crate::scim::json::remove_ci;
 use crate::scim::{
     AttrPath, MemberOp, MemberRef, Projection, ResourceKind, ScimError, apply_patch,
@@ -140,7 +140,7 @@ impl Directory {
         id: &str,
         (old, new): (Option<&Value>, Option<&Value>),
         status: u16,
-    ) -> ChangeDraft {
+    ) -> PreparedChange {
         let names = new.or(old).map_or_else(
             || ResourceNames {
                 kind: Some(kind),
@@ -161,6 +161,8 @@ impl Directory {
             changes: diff(kind, &ctx.provider.registry, old, new),
             status,
         }
+        // Rendered here, on the request's task, not in the store's writer.
+        .prepare()
     }
 
     /// `POST /{kind}`: 201 with the new resource.

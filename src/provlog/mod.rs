@@ -14,6 +14,6 @@ pub use diff::{AttrChange, diff};
 pub use query::{LogQuery, MAX_LIMIT, Subject, parse_time};
 pub use record::{
     ACTION, ActionDraft, ActionOutcome, CHANGE, CallRecord, ChangeDraft, ChangeOp, LogEntry,
-    LogRow, MAX_MEMBER_IDS, MembersChanged, OPERATOR, OperatorDraft, Origin, ResourceNames,
-    StepRecord,
+    LogRow, MAX_MEMBER_IDS, MembersChanged, OPERATOR, OperatorDraft, Origin, PreparedChange,
+    ResourceNames, StepRecord,
 };

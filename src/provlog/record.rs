@@ -146,15 +146,10 @@ pub struct MembersChanged<'a> {
 }
 
 impl ChangeDraft {
-    /// The row to insert once the store has written change event `change_seq`, which
-    /// left the resource at `version`.
-    pub fn row(
-        &self,
-        at: DateTime<Utc>,
-        change_seq: i64,
-        version: i64,
-        members: MembersChanged<'_>,
-    ) -> LogRow {
+    /// The record rendered as far as it can be before the store writes the change:
+    /// everything but what the transaction decides, so the store's writer (one
+    /// thread on SQLite) only appends a few fields.
+    pub fn prepare(&self) -> PreparedChange {
         let mut body = Map::new();
         body.insert("provider".into(), self.origin.provider.clone().into());
         if let Some(r) = &self.origin.request_id {
@@ -167,11 +162,61 @@ impl ChangeDraft {
             body.insert("token".into(), t.clone().into());
         }
         body.insert("op".into(), self.op.as_str().into());
-        body.insert("resource".into(), self.resource.to_json());
         body.insert(
             "changes".into(),
             Value::Array(self.changes.iter().map(AttrChange::to_json).collect()),
         );
+        body.insert("status".into(), json!(self.status));
+        let mut head = Value::Object(body).to_string();
+        // An object's text ends in `}`: leave it open for the store's fields.
+        head.pop();
+        PreparedChange {
+            head,
+            resource: self.resource.clone(),
+            op: self.op,
+            provider: self.origin.provider.clone(),
+            request_id: self.origin.request_id.clone(),
+        }
+    }
+
+    /// The row to insert once the store has written change event `change_seq`, which
+    /// left the resource at `version`.
+    pub fn row(
+        &self,
+        at: DateTime<Utc>,
+        change_seq: i64,
+        version: i64,
+        members: MembersChanged<'_>,
+    ) -> LogRow {
+        self.prepare().row(at, change_seq, version, members)
+    }
+}
+
+/// A [`ChangeDraft`] rendered up to what the store's transaction decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedChange {
+    /// The body's JSON object without its closing brace.
+    head: String,
+    /// Who the change is about; a deletion's names are filled in by the store from
+    /// the row it deletes.
+    pub resource: ResourceNames,
+    op: ChangeOp,
+    provider: String,
+    request_id: Option<String>,
+}
+
+impl PreparedChange {
+    /// The row to insert once the store has written change event `change_seq`, which
+    /// left the resource at `version`.
+    pub fn row(
+        &self,
+        at: DateTime<Utc>,
+        change_seq: i64,
+        version: i64,
+        members: MembersChanged<'_>,
+    ) -> LogRow {
+        let mut tail = Map::new();
+        tail.insert("resource".into(), self.resource.to_json());
         if !members.added.is_empty() || !members.removed.is_empty() || members.replaced {
             let mut m = Map::new();
             let mut list = |k: &str, ids: &[String]| {
@@ -192,16 +237,21 @@ impl ChangeDraft {
             if members.replaced {
                 m.insert("replaced".into(), Value::Bool(true));
             }
-            body.insert("members".into(), Value::Object(m));
+            tail.insert("members".into(), Value::Object(m));
         }
-        body.insert("changeSeq".into(), json!(change_seq));
-        body.insert("version".into(), json!(version));
-        body.insert("status".into(), json!(self.status));
+        tail.insert("changeSeq".into(), json!(change_seq));
+        tail.insert("version".into(), json!(version));
+        let tail = Value::Object(tail).to_string();
+        let mut body = String::with_capacity(self.head.len() + tail.len());
+        body.push_str(&self.head);
+        // `tail` is `{…}`: its fields join the head's.
+        body.push(',');
+        body.push_str(tail.get(1..).unwrap_or("}"));
         LogRow {
             at,
             kind: CHANGE,
-            body: Value::Object(body).to_string(),
-            provider: Some(self.origin.provider.clone()),
+            body,
+            provider: Some(self.provider.clone()),
             resource_kind: self.resource.kind.map(|k| k.name().to_owned()),
             resource_id: Some(self.resource.id.clone()),
             user_name_key: self.resource.user_name.as_deref().map(comparison_key),
@@ -211,7 +261,7 @@ impl ChangeDraft {
             outcome: "success".to_owned(),
             change_seq: Some(change_seq),
             change_seq_last: Some(change_seq),
-            request_id: self.origin.request_id.clone(),
+            request_id: self.request_id.clone(),
         }
     }
 }

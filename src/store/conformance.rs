@@ -2091,16 +2091,16 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
         .unwrap();
     let ann = json!({"userName": "Ann@Firm.example", "displayName": "Ann Lee"});
     let mut m = create("u1", ResourceKind::User, ann.clone(), vec![]);
-    m.log = Some(draft(ChangeOp::Create, "u1", &ann));
+    m.log = Some(draft(ChangeOp::Create, "u1", &ann).prepare());
     let c = store.apply(m).await.unwrap();
     // A write that fails leaves no record: the same userName again.
     let mut dup = create("u2", ResourceKind::User, ann.clone(), vec![]);
-    dup.log = Some(draft(ChangeOp::Create, "u2", &ann));
+    dup.log = Some(draft(ChangeOp::Create, "u2", &ann).prepare());
     assert!(store.apply(dup).await.is_err());
     // A deletion's record names what was deleted, from the row the store removes.
     let bob = json!({"userName": "bob@firm.example"});
     let mut m = create("u3", ResourceKind::User, bob.clone(), vec![]);
-    m.log = Some(draft(ChangeOp::Create, "u3", &bob));
+    m.log = Some(draft(ChangeOp::Create, "u3", &bob).prepare());
     store.apply(m).await.unwrap();
     let mut del = create("u3", ResourceKind::User, json!({}), vec![]);
     del.change = MutationKind::Delete;
@@ -2111,7 +2111,7 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
         id: "u3".into(),
         ..ResourceNames::default()
     };
-    del.log = Some(d);
+    del.log = Some(d.prepare());
     store.apply(del).await.unwrap();
 
     let all = store.log_query(&LogQuery::default()).await.unwrap();

@@ -192,7 +192,7 @@ pub struct Mutation {
     pub change: MutationKind,
     /// The provisioning-log record of the change, finished and written in its
     /// transaction (the SCIM front sets it; internal writers leave it off).
-    pub log: Option<crate::provlog::ChangeDraft>,
+    pub log: Option<crate::provlog::PreparedChange>,
 }
 
 /// The outcome of a committed [`Mutation`].

@@ -113,8 +113,8 @@ impl Event {
     /// written as `event_seq`: the draft finished with the member delta applied and,
     /// for a deletion, the names the resource had.
     pub(crate) fn log_row(&self, m: &Mutation, event_seq: i64) -> Option<LogRow> {
-        let draft = m.log.as_ref()?;
-        let mut draft = std::borrow::Cow::Borrowed(draft);
+        let prepared = m.log.as_ref()?;
+        let mut prepared = std::borrow::Cow::Borrowed(prepared);
         if let EventDetail::Deleted {
             user_name,
             external_id,
@@ -122,7 +122,7 @@ impl Event {
             ..
         } = &self.detail
         {
-            let r = &mut draft.to_mut().resource;
+            let r = &mut prepared.to_mut().resource;
             r.user_name = r.user_name.take().or_else(|| user_name.clone());
             r.display_name = r.display_name.take().or_else(|| display_name.clone());
             r.external_id = r.external_id.take().or_else(|| external_id.clone());
@@ -132,7 +132,7 @@ impl Event {
             removed: self.detail.removed(),
             replaced: self.detail.replaced(),
         };
-        Some(draft.row(self.at, event_seq, self.version, members))
+        Some(prepared.row(self.at, event_seq, self.version, members))
     }
 
     /// The caller's answer once the event is written as `event_seq`.
