@@ -70,9 +70,6 @@ pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Rete
         if let Some(keep) = retention.events.filter(|r| !r.is_zero()) {
             prune_batches(store.as_ref(), clock.now() - keep, Pruned::Events).await;
         }
-        if let Some(keep) = retention.log.filter(|r| !r.is_zero()) {
-            prune_batches(store.as_ref(), clock.now() - keep, Pruned::Log).await;
-        }
     }
 }
 
@@ -81,8 +78,6 @@ pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Rete
 enum Pruned {
     /// Change events no delivery needs.
     Events,
-    /// Provisioning-log records.
-    Log,
 }
 
 /// Deletes what is older than `before`, a batch at a time.
@@ -90,12 +85,10 @@ async fn prune_batches(store: &dyn Store, before: chrono::DateTime<chrono::Utc>,
     let mut total = 0;
     let name = match what {
         Pruned::Events => "change events",
-        Pruned::Log => "provisioning-log records",
     };
     loop {
         let batch = match what {
             Pruned::Events => store.prune_change_events(before, PRUNE_BATCH).await,
-            Pruned::Log => store.prune_log(before, PRUNE_BATCH).await,
         };
         match batch {
             Ok(n) => {

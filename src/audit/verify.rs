@@ -143,6 +143,33 @@ pub fn verify_witnessed<R: BufRead>(
     }
 }
 
+/// A seal from its stored line (canonical, as [`Seal::line`] writes it). The
+/// signature is not checked here: see [`Seal::verify`].
+pub fn parse_seal(line: &[u8]) -> Result<Seal, AuditError> {
+    let f = Fields::parse(line, 1, None)?;
+    if f.kind()? != "seal" {
+        return Err(f.bad("not a seal"));
+    }
+    f.exactly(&["head", "key", "log", "seq", "sig", "time"])?;
+    Ok(Seal {
+        log: f.log()?,
+        head: Head {
+            seq: f.u64("seq")?,
+            hash: f.digest("head")?,
+        },
+        time: f.time()?,
+        key: f.key_id()?,
+        sig: f.sig()?,
+    })
+}
+
+impl Seal {
+    /// The seal is signed by `key` (and names it).
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
+        &self.key == key.id() && key.verify(&self.signed_message(), &self.sig)
+    }
+}
+
 struct Lines<R> {
     reader: R,
     buf: Vec<u8>,
