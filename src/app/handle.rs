@@ -52,6 +52,8 @@ pub struct AppHandle {
     pub(super) targets: Vec<RunningTarget>,
     /// This instance's name on delivery leases.
     pub(super) owner: String,
+    /// The audit chain, sealed once more at shutdown.
+    pub(super) journal: Option<Arc<crate::journal::Journal>>,
 }
 
 impl AppHandle {
@@ -76,6 +78,7 @@ impl AppHandle {
             cfg,
             targets: Vec::new(),
             owner,
+            journal: None,
         }
     }
 
@@ -284,6 +287,17 @@ impl AppHandle {
             let _ = task.join.await;
         }
         self.state.flush_token_use().await;
+        // What deliveries recorded while draining is chained and sealed before the
+        // store closes, so a clean stop leaves no unsealed tail.
+        if let Some(journal) = &self.journal {
+            let sealed = match journal.key() {
+                Some(_) => journal.chain_and_seal().await.map(|_| ()),
+                None => journal.chain().await.map(|_| ()),
+            };
+            if let Err(e) = sealed {
+                tracing::warn!(error = %e, "could not seal the audit chain at shutdown");
+            }
+        }
         self.store.close().await;
         drop(self.secrets.take());
     }

@@ -53,12 +53,11 @@ pub async fn sweep_links(linker: Arc<Linker>, mut stop: tokio::sync::watch::Rece
 pub struct Retention {
     /// Change events (`[database] event_retention`).
     pub events: Option<chrono::Duration>,
-    /// The provisioning log (`[database] log_retention`).
-    pub log: Option<chrono::Duration>,
 }
 
 /// Delivery attempts are kept for `scim-bridge trace`, change events for delivery and
-/// `trace`, the provisioning log for its readers; one task prunes them all.
+/// `trace`; one task prunes them. The provisioning log is the audit chainer's to
+/// prune (`journal::chainer`): only behind a signed checkpoint.
 pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Retention) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {

@@ -156,6 +156,12 @@ impl<W: Write> Exporter<W> {
         write_line(&mut self.out, line)
     }
 
+    /// The writer, for a caller that hands on what is written so far (a streamed
+    /// HTTP answer takes the bytes of each page).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes the end line and hands back the writer (flushed).
     pub fn finish(mut self) -> Result<W, AuditError> {
         write_line(&mut self.out, &self.totals.end_line())?;
