@@ -133,6 +133,14 @@ impl Journal {
         }
     }
 
+    /// Reads the newest seal, which another process (`audit seal`, an export,
+    /// another instance) may have made, into the status.
+    pub async fn refresh(&self) -> Result<(), JournalError> {
+        let sealed = self.store.latest_seal().await?;
+        self.observe(None, sealed.map(|s| s.seq));
+        Ok(())
+    }
+
     /// Links every pending row (a batch per transaction); answers how many. On
     /// PostgreSQL another instance may be chaining: then this does nothing now.
     pub async fn chain(&self) -> Result<usize, JournalError> {
