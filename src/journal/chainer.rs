@@ -65,7 +65,7 @@ pub async fn run(journal: Arc<Journal>, retention: Option<chrono::Duration>, pol
         let round = async {
             journal.chain().await?;
             // Seals made elsewhere count too; once a second is enough for status.
-            if rounds % 5 == 0 && journal.status().unsealed > 0 {
+            if rounds.is_multiple_of(5) && journal.status().unsealed > 0 {
                 journal.refresh().await?;
             }
             let unsealed = journal.status().unsealed;
