@@ -80,6 +80,22 @@ pub struct LinkPlan {
     pub prev: Digest,
 }
 
+impl LinkPlan {
+    /// What executing this plan after `head` did.
+    pub(crate) fn chained(&self, head: AuditHead) -> Chained {
+        let after = AuditHead {
+            next_seq: self.next_seq,
+            prev: self.prev,
+            ..head
+        };
+        Chained {
+            linked: self.links.len(),
+            head: after.head(),
+            busy: false,
+        }
+    }
+}
+
 /// What one call of [`AuditChain::chain_pending`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Chained {

@@ -123,16 +123,7 @@ impl PgStore {
             return Err(head_moved());
         }
         tx.commit().await?;
-        let after = AuditHead {
-            next_seq: plan.next_seq,
-            prev: plan.prev,
-            ..head
-        };
-        Ok(Chained {
-            linked: plan.links.len(),
-            head: after.head(),
-            busy: false,
-        })
+        Ok(plan.chained(head))
     }
 }
 

@@ -114,16 +114,7 @@ impl AuditChain for SqliteStore {
             if moved != 1 {
                 return Err(head_moved());
             }
-            let after = AuditHead {
-                next_seq: plan.next_seq,
-                prev: plan.prev,
-                ..head
-            };
-            Ok(Chained {
-                linked: plan.links.len(),
-                head: after.head(),
-                busy: false,
-            })
+            Ok(plan.chained(head))
         })
         .await
     }
