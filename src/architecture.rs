@@ -33,6 +33,8 @@ const RANKS: &[(&str, u8)] = &[
     // The SCIM front's service layer, and the outbox's delivery engine.
     ("directory", 4),
     ("delivery", 4),
+    // The audit chain kept: chaining, seals with the vault's key, pruning, export.
+    ("journal", 4),
     // Downstream credentials, then the targets that use them.
     ("oauth", 5),
     ("targets", 6),

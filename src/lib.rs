@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod directory;
 pub mod entropy;
 pub mod identity;
+pub mod journal;
 pub mod metrics;
 pub mod oauth;
 pub mod provlog;

@@ -55,6 +55,8 @@ pub struct AppHandle {
     pub(super) owner: String,
     /// The console, when enabled: a reload hands it the new targets.
     pub(super) console: Option<Arc<crate::console::Console>>,
+    /// The audit chain, sealed once more at shutdown.
+    pub(super) journal: Option<Arc<crate::journal::Journal>>,
 }
 
 impl AppHandle {
@@ -80,6 +82,7 @@ impl AppHandle {
             targets: Vec::new(),
             owner,
             console: None,
+            journal: None,
         }
     }
 
@@ -293,6 +296,17 @@ impl AppHandle {
             let _ = task.join.await;
         }
         self.state.flush_token_use().await;
+        // What deliveries recorded while draining is chained and sealed before the
+        // store closes, so a clean stop leaves no unsealed tail.
+        if let Some(journal) = &self.journal {
+            let sealed = match journal.key() {
+                Some(_) => journal.chain_and_seal().await.map(|_| ()),
+                None => journal.chain().await.map(|_| ()),
+            };
+            if let Err(e) = sealed {
+                tracing::warn!(error = %e, "could not seal the audit chain at shutdown");
+            }
+        }
         self.store.close().await;
         drop(self.secrets.take());
     }

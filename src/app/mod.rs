@@ -27,6 +27,7 @@ use crate::config::{Config, Environment};
 use crate::console::{Console, PREFIX};
 use crate::directory::Directory;
 use crate::entropy::Entropy;
+use crate::journal::{Journal, JournalError};
 use crate::server::{self, AppState, CertStore, Settings};
 use crate::store::Store;
 use crate::vault::Secrets;
@@ -64,6 +65,7 @@ pub struct App {
     /// Each target with its engine and schedule, not started yet.
     targets: Vec<delivering::RunningTarget>,
     owner: String,
+    journal: Arc<Journal>,
 }
 
 impl App {
@@ -116,6 +118,22 @@ impl App {
                 Arc::clone(&clock),
             ))
         });
+        let journal = crate::journal::open_for_daemon(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&entropy),
+            secrets.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            JournalError::Key(_) => AppError::Vault(e.to_string()),
+            _ => AppError::Store(e.to_string()),
+        })?;
+        if journal.key().is_none() {
+            tracing::warn!(
+                "the provisioning log is chained but not sealed: the audit signing key lives in the vault, which is not configured or not initialised"
+            );
+        }
         let target_ctx = targets::Context {
             env: &env,
             secrets: secrets.clone(),
@@ -169,7 +187,8 @@ impl App {
             )
             .with_network(delivering::network_policy(&cfg))
             .with_targets(running.iter().map(|t| t.handle.clone()).collect())
-            .with_resolver(resolver),
+            .with_resolver(resolver)
+            .with_audit(Arc::clone(&journal)),
         );
         Ok(App {
             cfg,
@@ -180,6 +199,7 @@ impl App {
             tls,
             targets: running,
             owner,
+            journal,
         })
     }
 
@@ -219,6 +239,7 @@ impl App {
             tls,
             targets,
             owner,
+            journal,
         } = self;
         let clock = Arc::clone(&state.clock);
         let limits = server::ConnectionLimits {
@@ -228,13 +249,13 @@ impl App {
         };
         let retention = tasks::Retention {
             events: chrono::Duration::from_std(cfg.database.event_retention).ok(),
-            log: chrono::Duration::from_std(cfg.database.log_retention).ok(),
         };
         let console_has_own_address = cfg.console.listen.is_some();
         let console = cfg
             .console
             .enabled
             .then(|| Console::new(Arc::clone(&state), &cfg));
+        let log_retention = chrono::Duration::from_std(cfg.database.log_retention).ok();
         let mut handle = AppHandle::new(
             Arc::clone(&state),
             Arc::clone(&store),
@@ -256,6 +277,16 @@ impl App {
             "pruner".into(),
             tasks::prune(Arc::clone(&store), Arc::clone(&clock), retention),
         );
+        handle.spawn(
+            TaskKind::Upkeep,
+            "audit chainer".into(),
+            crate::journal::chainer::run(
+                Arc::clone(&journal),
+                log_retention,
+                crate::journal::SealPolicy::default(),
+            ),
+        );
+        handle.journal = Some(journal);
         handle.spawn(
             TaskKind::Upkeep,
             "token-use flusher".into(),

@@ -53,12 +53,11 @@ pub async fn sweep_links(linker: Arc<Linker>, mut stop: tokio::sync::watch::Rece
 pub struct Retention {
     /// Change events (`[database] event_retention`).
     pub events: Option<chrono::Duration>,
-    /// The provisioning log (`[database] log_retention`).
-    pub log: Option<chrono::Duration>,
 }
 
 /// Delivery attempts are kept for `scim-bridge trace`, change events for delivery and
-/// `trace`, the provisioning log for its readers; one task prunes them all.
+/// `trace`; one task prunes them. The provisioning log is the audit chainer's to
+/// prune (`journal::chainer`): only behind a signed checkpoint.
 pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Retention) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -70,9 +69,6 @@ pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Rete
         if let Some(keep) = retention.events.filter(|r| !r.is_zero()) {
             prune_batches(store.as_ref(), clock.now() - keep, Pruned::Events).await;
         }
-        if let Some(keep) = retention.log.filter(|r| !r.is_zero()) {
-            prune_batches(store.as_ref(), clock.now() - keep, Pruned::Log).await;
-        }
     }
 }
 
@@ -81,8 +77,6 @@ pub async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Rete
 enum Pruned {
     /// Change events no delivery needs.
     Events,
-    /// Provisioning-log records.
-    Log,
 }
 
 /// Deletes what is older than `before`, a batch at a time.
@@ -90,12 +84,10 @@ async fn prune_batches(store: &dyn Store, before: chrono::DateTime<chrono::Utc>,
     let mut total = 0;
     let name = match what {
         Pruned::Events => "change events",
-        Pruned::Log => "provisioning-log records",
     };
     loop {
         let batch = match what {
             Pruned::Events => store.prune_change_events(before, PRUNE_BATCH).await,
-            Pruned::Log => store.prune_log(before, PRUNE_BATCH).await,
         };
         match batch {
             Ok(n) => {

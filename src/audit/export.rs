@@ -134,6 +134,34 @@ impl<W: Write> Exporter<W> {
         Ok(())
     }
 
+    /// A record as the store holds it (its canonical line, written by the chainer):
+    /// copied as is, so what `verify` checks is what the database holds, and a row
+    /// edited there fails verification instead of being re-encoded into shape.
+    pub fn stored_record(&mut self, seq: u64, line: &[u8]) -> Result<(), AuditError> {
+        write_line(&mut self.out, line)?;
+        self.totals.records += 1;
+        self.totals.last_seq = Some(seq);
+        Ok(())
+    }
+
+    /// A seal's line as the store holds it (see [`Exporter::stored_record`]).
+    pub fn stored_seal(&mut self, line: &[u8]) -> Result<(), AuditError> {
+        write_line(&mut self.out, line)?;
+        self.totals.seals += 1;
+        Ok(())
+    }
+
+    /// A checkpoint's line as the store holds it; right after the header.
+    pub fn stored_checkpoint(&mut self, line: &[u8]) -> Result<(), AuditError> {
+        write_line(&mut self.out, line)
+    }
+
+    /// The writer, for a caller that hands on what is written so far (a streamed
+    /// HTTP answer takes the bytes of each page).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes the end line and hands back the writer (flushed).
     pub fn finish(mut self) -> Result<W, AuditError> {
         write_line(&mut self.out, &self.totals.end_line())?;

@@ -26,7 +26,7 @@ pub use export::{Exporter, Header, Start};
 pub use key::{Algorithm, KeyId, SigningKey, VerifyingKey};
 pub use record::{Chain, Digest, Head, LogId, Record};
 pub use seal::{Checkpoint, Seal};
-pub use verify::{Anchor, Report, verify, verify_witnessed};
+pub use verify::{Anchor, Report, parse_seal, verify, verify_witnessed};
 
 /// Everything that can go wrong building, exporting or verifying an audit log.
 /// Tampering names the sequence number of the record it concerns.

@@ -143,6 +143,23 @@ pub fn verify_witnessed<R: BufRead>(
     }
 }
 
+/// A seal from its stored line (canonical, as [`Seal::line`] writes it). The
+/// signature is not checked here: see [`Seal::verify`].
+pub fn parse_seal(line: &[u8]) -> Result<Seal, AuditError> {
+    let f = Fields::parse(line, 1, None)?;
+    if f.kind()? != "seal" {
+        return Err(f.bad("not a seal"));
+    }
+    f.seal()
+}
+
+impl Seal {
+    /// The seal is signed by `key` (and names it).
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
+        &self.key == key.id() && key.verify(&self.signed_message(), &self.sig)
+    }
+}
+
 struct Lines<R> {
     reader: R,
     buf: Vec<u8>,
@@ -312,6 +329,21 @@ impl Fields {
         LogId::new(self.str("log")?).map_err(|e| self.bad(&e.to_string()))
     }
 
+    /// The line as a seal (its fields exactly those of one).
+    fn seal(&self) -> Result<Seal, AuditError> {
+        self.exactly(&["head", "key", "log", "seq", "sig", "time"])?;
+        Ok(Seal {
+            log: self.log()?,
+            head: Head {
+                seq: self.u64("seq")?,
+                hash: self.digest("head")?,
+            },
+            time: self.time()?,
+            key: self.key_id()?,
+            sig: self.sig()?,
+        })
+    }
+
     fn key_id(&self) -> Result<KeyId, AuditError> {
         let id = self.str("key")?;
         if id.len() != 32 || strict_hex(id).is_none() {
@@ -453,17 +485,7 @@ impl State {
     }
 
     fn seal(&mut self, f: &Fields, key: &VerifyingKey) -> Result<(), AuditError> {
-        f.exactly(&["head", "key", "log", "seq", "sig", "time"])?;
-        let seal = Seal {
-            log: f.log()?,
-            head: Head {
-                seq: f.u64("seq")?,
-                hash: f.digest("head")?,
-            },
-            time: f.time()?,
-            key: f.key_id()?,
-            sig: f.sig()?,
-        };
+        let seal = f.seal()?;
         let seq = seal.head.seq;
         self.check_signed(seq, &seal.log, &seal.key, key)?;
         if !key.verify(&seal.signed_message(), &seal.sig) {

@@ -8,6 +8,7 @@
 //! 7 `status`, `healthcheck`: the daemon is not reachable or not ready.
 
 mod approve;
+mod audit;
 mod dlq;
 mod docs;
 mod explain;
@@ -237,6 +238,12 @@ pub enum Command {
         /// Dead-letter action.
         #[command(subcommand)]
         action: dlq::DlqCommand,
+    },
+    /// The provisioning log's tamper-evident audit chain: export, verify, key, seal.
+    Audit {
+        /// Audit action.
+        #[command(subcommand)]
+        action: audit::AuditCommand,
     },
     /// The provisioning log: what identity providers changed (old and new values) and what
     /// each target was sent and answered, by person, group, target, time and outcome.
@@ -488,6 +495,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &SystemClock,
             )
             .await
+        }
+        Command::Audit { action } => {
+            audit::run(action, cli.config.as_deref(), cli.data_dir, &env).await
         }
         Command::Log(args) => {
             log::run(

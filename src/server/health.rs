@@ -52,6 +52,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "targets": targets_json(&state).await,
         // What providers sent that no schema declares, by name, for `status`.
         "dropped_attributes": state.metrics.dropped_attributes(),
+        "audit": audit_json(&state),
     });
     let code = if ready {
         StatusCode::OK
@@ -110,6 +111,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             ),
         ]);
     }
+    if let Some(a) = state.audit.as_ref().map(|j| j.status()) {
+        gauges.push((
+            "scim_bridge_audit_unsealed_records",
+            "Provisioning-log records chained but not covered by a seal yet (all of them while the vault is locked).",
+            a.unsealed as f64,
+        ));
+    }
     let mut text = state.metrics.render(&gauges);
     super::target_metrics::render(&state, state.clock.now(), &mut text).await;
     let mut r = text.into_response();
@@ -118,6 +126,21 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// The audit chain's state, for `status`.
+fn audit_json(state: &AppState) -> serde_json::Value {
+    match state.audit.as_ref().map(|j| j.status()) {
+        Some(a) => json!({
+            "log": a.log,
+            "head_seq": a.head_seq,
+            "sealed_through": a.sealed_through,
+            "unsealed_records": a.unsealed,
+            "key": a.key,
+            "sealing": a.key.is_some(),
+        }),
+        None => serde_json::Value::Null,
+    }
 }
 
 /// Each target's credentials and delivery backlog.

@@ -1,6 +1,7 @@
 //! The HTTP face of the daemon (axum): per-provider SCIM bases, health, metrics.
 //! Handlers are thin: they authenticate, decode, call [`Directory`] and encode.
 
+mod audit_routes;
 mod auth;
 mod body;
 mod call;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub targets: Live<Vec<TargetHandle>>,
     /// Workspace resolution, when repositories are configured; rebuilt on reload.
     pub resolver: Live<Option<Arc<Resolver>>>,
+    /// The provisioning log's audit chain: its export and its state for `/metrics`.
+    pub audit: Option<Arc<crate::journal::Journal>>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
 }
@@ -139,6 +142,7 @@ impl AppState {
             vault_state,
             targets: Live::default(),
             resolver: Live::default(),
+            audit: None,
             started: Instant::now(),
             token_use: Mutex::new(HashMap::new()),
         }
@@ -147,6 +151,12 @@ impl AppState {
     /// The same state with workspace resolution.
     pub fn with_resolver(self, resolver: Option<Arc<Resolver>>) -> Self {
         self.resolver.set(resolver);
+        self
+    }
+
+    /// The same state with the audit chain.
+    pub fn with_audit(mut self, journal: Arc<crate::journal::Journal>) -> Self {
+        self.audit = Some(journal);
         self
     }
 
@@ -207,6 +217,7 @@ pub fn router_with(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Route
         .merge(link_routes::routes())
         .merge(workspace_routes::routes())
         .merge(log_routes::routes())
+        .merge(audit_routes::routes())
         .nest(
             "/scim/v2/{provider}",
             scim_routes::routes(Arc::clone(&state)),

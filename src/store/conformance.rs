@@ -2235,16 +2235,270 @@ pub async fn the_provisioning_log_is_written_with_what_it_records(o: &dyn Opener
     assert_eq!(one.body, created.body);
     assert!(store.log_entry(999_999).await.unwrap().is_none());
 
-    // Pruning takes what is older than the cut, in batches.
-    let cut = t0() + chrono::Duration::seconds(30);
-    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 2);
-    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 1);
-    assert_eq!(store.prune_log(cut, 2).await.unwrap(), 0);
+    // Pruning takes what a checkpoint carries the chain past, in batches: here the
+    // three records up to the seal of seq 2 (ann, bob, bob's deletion), not the
+    // action after it.
+    store
+        .audit_head(&crate::audit::LogId::new("conformance").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.chain_pending(100).await.unwrap().linked, 4);
+    let (_, cp) = seal_and_checkpoint(store.as_ref(), 2).await;
+    assert_eq!(store.prune_chained(cp.next, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_chained(cp.next, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_chained(cp.next, 2).await.unwrap(), 0);
     assert_eq!(
         store.log_query(&LogQuery::default()).await.unwrap().len(),
         1
     );
     store.close().await;
+}
+
+/// The key the audit suites sign with.
+fn audit_key() -> crate::audit::SigningKey {
+    crate::audit::SigningKey::ed25519_from_seed(&[9; 32]).unwrap()
+}
+
+/// Seals the chained record `seq` (its hash read back from the store) and stores a
+/// checkpoint after it, as the pruner does.
+async fn seal_and_checkpoint(
+    store: &dyn Store,
+    seq: u64,
+) -> (crate::store::StoredSeal, crate::store::StoredCheckpoint) {
+    use crate::audit::{Checkpoint, Head, Seal};
+    let key = audit_key();
+    let head = store
+        .audit_head(&crate::audit::LogId::new("unused").unwrap())
+        .await
+        .unwrap();
+    let line = store.chained_lines(seq, 1).await.unwrap().remove(0);
+    assert_eq!(line.seq, seq);
+    let h = Head {
+        seq,
+        hash: crate::audit::Digest::of(line.line.as_bytes()),
+    };
+    let seal = crate::store::StoredSeal::of(&Seal::sign(&key, &head.log, h, t0()).unwrap());
+    store.add_seal(&seal).await.unwrap();
+    let cp =
+        crate::store::StoredCheckpoint::of(&Checkpoint::sign(&key, &head.log, h, t0()).unwrap());
+    assert!(store.add_checkpoint(&cp).await.unwrap());
+    (seal, cp)
+}
+
+/// Appends a standalone record, unchained.
+async fn log_row(store: &dyn Store, n: i64) -> i64 {
+    store
+        .log_append(crate::provlog::LogRow {
+            at: t0() + chrono::Duration::seconds(n),
+            kind: crate::provlog::CHANGE,
+            body: format!(r#"{{"n": {n}, "op": "create"}}"#),
+            provider: Some("entra".into()),
+            resource_kind: None,
+            resource_id: Some(format!("u{n}")),
+            user_name_key: None,
+            display_name: None,
+            target: None,
+            action: "create".into(),
+            outcome: "success".into(),
+            change_seq: None,
+            change_seq_last: None,
+            request_id: None,
+        })
+        .await
+        .unwrap()
+}
+
+/// An export of what the store holds from seq `from` on, as `audit export` writes it.
+async fn export(
+    store: &dyn Store,
+    log: &crate::audit::LogId,
+    cp: Option<&crate::store::StoredCheckpoint>,
+    from: u64,
+) -> Vec<u8> {
+    use crate::audit::{Exporter, Header, Start};
+    let key = audit_key();
+    let start = if cp.is_some() {
+        Start::Checkpoint
+    } else {
+        Start::Genesis
+    };
+    let mut x = Exporter::new(
+        Vec::new(),
+        &Header {
+            log: log.clone(),
+            alg: key.algorithm(),
+            key: key.id().clone(),
+            start,
+        },
+    )
+    .unwrap();
+    if let Some(cp) = cp {
+        x.stored_checkpoint(cp.line.as_bytes()).unwrap();
+    }
+    let seals = store.seals_between(from, u64::MAX >> 1).await.unwrap();
+    for l in store.chained_lines(from, 100).await.unwrap() {
+        x.stored_record(l.seq, l.line.as_bytes()).unwrap();
+        for s in seals.iter().filter(|s| s.seq == l.seq) {
+            x.stored_seal(s.line.as_bytes()).unwrap();
+        }
+    }
+    x.finish().unwrap()
+}
+
+pub async fn the_audit_chain_links_in_order_seals_exports_and_prunes(o: &dyn Opener) {
+    use crate::audit::{LogId, verify};
+    let store = o.open().await;
+    // Nothing is chained before the log is named; the first name sticks.
+    assert_eq!(
+        store.chain_pending(10).await.unwrap(),
+        crate::store::Chained::default()
+    );
+    let head = store
+        .audit_head(&LogId::new("first").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((head.log.as_str(), head.next_seq), ("first", 0));
+    let again = store
+        .audit_head(&LogId::new("second").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again, head);
+
+    for n in 0..5 {
+        log_row(store.as_ref(), n).await;
+    }
+    // Batches continue one chain, in id order.
+    let a = store.chain_pending(3).await.unwrap();
+    assert_eq!((a.linked, a.head.map(|h| h.seq)), (3, Some(2)));
+    let b = store.chain_pending(3).await.unwrap();
+    assert_eq!((b.linked, b.head.map(|h| h.seq)), (2, Some(4)));
+    assert_eq!(store.chain_pending(3).await.unwrap().linked, 0);
+    let stored = store.audit_head(&LogId::new("x").unwrap()).await.unwrap();
+    assert_eq!(stored.next_seq, 5);
+    assert_eq!(Some(stored.prev), b.head.map(|h| h.hash));
+    let entries = store
+        .log_query(&crate::provlog::LogQuery::default())
+        .await
+        .unwrap();
+    let mut seqs: Vec<(i64, Option<i64>)> = entries.iter().map(|e| (e.id, e.seq)).collect();
+    seqs.sort();
+    assert_eq!(
+        seqs.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [Some(0), Some(1), Some(2), Some(3), Some(4)]
+    );
+
+    // Seals: latest, before a time, and by range; a second seal of a seq is refused.
+    let (seal, cp) = seal_and_checkpoint(store.as_ref(), 1).await;
+    assert!(!store.add_seal(&seal).await.unwrap());
+    assert!(!store.add_checkpoint(&cp).await.unwrap());
+    assert_eq!(store.latest_seal().await.unwrap(), Some(seal.clone()));
+    assert_eq!(store.seal_before(t0()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .seal_before(t0() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        Some(seal.clone())
+    );
+    assert_eq!(store.seals_between(0, 4).await.unwrap(), vec![seal.clone()]);
+    assert!(store.seals_between(2, 4).await.unwrap().is_empty());
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(cp.clone()));
+    assert_eq!(
+        store
+            .first_seq_since(t0() + chrono::Duration::seconds(3))
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store
+            .last_seq_before(t0() + chrono::Duration::seconds(3))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+
+    // What the store holds exports and verifies, the seal after the record it seals.
+    let key = audit_key();
+    let report = verify(
+        &export(store.as_ref(), &head.log, None, 0).await[..],
+        key.verifying_key(),
+    )
+    .unwrap();
+    assert_eq!((report.records, report.sealed_through), (5, Some(1)));
+
+    // New rows after pruning carry on the same chain; pruning keeps what is after the
+    // checkpoint and everything unchained.
+    log_row(store.as_ref(), 9).await;
+    assert_eq!(store.prune_chained(cp.next, 100).await.unwrap(), 2);
+    assert_eq!(store.prune_chained(cp.next, 100).await.unwrap(), 0);
+    assert!(
+        store.seals_between(0, 10).await.unwrap().is_empty(),
+        "the seal before the cut goes"
+    );
+    assert_eq!(
+        store.chain_pending(10).await.unwrap().head.map(|h| h.seq),
+        Some(5)
+    );
+    let report = verify(
+        &export(store.as_ref(), &head.log, Some(&cp), 2).await[..],
+        key.verifying_key(),
+    )
+    .unwrap();
+    assert_eq!((report.first_seq, report.last_seq), (Some(2), Some(5)));
+    assert_eq!(
+        store
+            .log_query(&crate::provlog::LogQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    store.close().await;
+}
+
+/// Two stores on one database chain concurrently: every row gets exactly one seq,
+/// the seqs have no gap and no fork (each row's prev is the hash of the one before).
+pub async fn concurrent_chainers_never_fork_the_chain(o: &dyn Opener) {
+    let a = o.open().await;
+    let b = o.open().await;
+    a.audit_head(&crate::audit::LogId::new("shared").unwrap())
+        .await
+        .unwrap();
+    let rows = 120;
+    let writer = {
+        let a = Arc::clone(&a);
+        tokio::spawn(async move {
+            for n in 0..rows {
+                log_row(a.as_ref(), n).await;
+            }
+        })
+    };
+    let chainer = |s: Arc<dyn Store>| {
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                // A refusal (the head moved) is the other chainer winning a round.
+                let _ = s.chain_pending(7).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let (x, y) = (chainer(Arc::clone(&a)), chainer(Arc::clone(&b)));
+    writer.await.unwrap();
+    x.await.unwrap();
+    y.await.unwrap();
+    while a.chain_pending(50).await.unwrap().linked > 0 {}
+    let lines = a.chained_lines(0, 1000).await.unwrap();
+    assert_eq!(lines.len(), rows as usize);
+    let mut prev = crate::audit::LogId::new("shared").unwrap().genesis();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l.seq, i as u64);
+        let v: Value = serde_json::from_str(&l.line).unwrap();
+        assert_eq!(v["prev"], prev.to_hex(), "seq {i}");
+        prev = crate::audit::Digest::of(l.line.as_bytes());
+    }
+    a.close().await;
+    b.close().await;
 }
 
 macro_rules! conformance {
@@ -2292,4 +2546,6 @@ conformance!(
     members_must_name_resources_of_the_provider,
     a_member_deleted_concurrently_is_not_left_listed,
     the_provisioning_log_is_written_with_what_it_records,
+    the_audit_chain_links_in_order_seals_exports_and_prunes,
+    concurrent_chainers_never_fork_the_chain,
 );

@@ -8,6 +8,7 @@
 //! a 2xx from the SCIM front means both are on disk. Callers never branch on the
 //! engine: SQLite (embedded, group commit) and PostgreSQL implement the same trait.
 
+mod audit_chain;
 mod change_log;
 #[cfg(test)]
 mod conformance;
@@ -31,6 +32,9 @@ mod target_links;
 mod tokens;
 mod vault_rows;
 
+pub use audit_chain::{
+    AuditChain, AuditHead, CHAIN_BATCH, Chained, ChainedLine, StoredCheckpoint, StoredSeal,
+};
 pub use change_log::ChangeLog;
 pub use delivery_queue::DeliveryQueue;
 pub use guards::Guards;
@@ -68,6 +72,7 @@ pub trait Store:
     + Schedules
     + Lifecycle
     + ProvisioningLog
+    + AuditChain
 {
 }
 
@@ -82,5 +87,6 @@ impl<T> Store for T where
         + Schedules
         + Lifecycle
         + ProvisioningLog
+        + AuditChain
 {
 }

@@ -26,9 +26,8 @@ pub trait ProvisioningLog: Send + Sync {
     /// Writes a record of its own (not part of a change or a delivery); answers its id.
     async fn log_append(&self, row: LogRow) -> Result<i64, StoreError>;
 
-    /// Deletes up to `batch` records written before `before`; returns how many went.
-    /// Call until it returns less than `batch`, so the writer is never held for long.
-    async fn prune_log(&self, before: DateTime<Utc>, batch: usize) -> Result<usize, StoreError>;
+    // Pruning is the chain's: `AuditChain::prune_chained` deletes only rows a signed
+    // checkpoint carries the chain past (docs/provisioning-log.md §6).
 }
 
 /// The columns an INSERT names, in the order [`insert_values`] gives them.

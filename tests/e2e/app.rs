@@ -49,6 +49,7 @@ async fn the_handle_names_its_tasks_and_shuts_down_in_order() {
     assert_eq!(
         tasks,
         [
+            ("audit chainer", TaskKind::Upkeep),
             ("engine app", TaskKind::Draining),
             ("pruner", TaskKind::Upkeep),
             ("schedule app", TaskKind::Draining),

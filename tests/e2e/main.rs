@@ -7,6 +7,7 @@ mod common;
 
 mod alerting;
 mod app;
+mod audit;
 mod cli;
 mod console;
 mod console_browser;

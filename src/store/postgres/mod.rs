@@ -3,6 +3,7 @@
 //! `apply` returns), migrations of its own, and delivery claims that let instances
 //! share the queue (see [`delivery`]).
 
+mod chain;
 mod delivery;
 mod provlog;
 mod rows;

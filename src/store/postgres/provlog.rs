@@ -2,15 +2,14 @@
 //! `store::provisioning_log`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
 use super::PgStore;
-use super::rows::{Failed, execute, query_one, query_opt};
+use super::rows::{Failed, query_one, query_opt};
 use crate::provlog::{LogEntry, LogQuery, LogRow};
 use crate::store::provisioning_log::{
-    ENTRY_COLUMNS, INSERT_COLUMNS, Param, entry, insert_values, micros, query_sql,
+    ENTRY_COLUMNS, INSERT_COLUMNS, Param, entry, insert_values, query_sql,
 };
 use crate::store::{ProvisioningLog, StoreError};
 
@@ -80,18 +79,5 @@ impl ProvisioningLog for PgStore {
     async fn log_append(&self, row: LogRow) -> Result<i64, StoreError> {
         let c = self.writer().await?;
         Ok(insert(&c, &row).await?)
-    }
-
-    async fn prune_log(&self, before: DateTime<Utc>, batch: usize) -> Result<usize, StoreError> {
-        let c = self.writer().await?;
-        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-        let n = execute(
-            &c,
-            "DELETE FROM audit_log WHERE id IN (
-               SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2)",
-            &[&micros(before), &batch],
-        )
-        .await?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }

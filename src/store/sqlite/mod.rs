@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL, `synchronous = FULL`, one writer thread with
 //! group commit (see [`writer`]), and a small pool of read-only connections.
 
+mod chain;
 mod delivery;
 mod provlog;
 mod rows;

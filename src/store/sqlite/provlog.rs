@@ -2,14 +2,13 @@
 //! `store::provisioning_log`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 
 use super::SqliteStore;
 use crate::provlog::{LogEntry, LogQuery, LogRow};
 use crate::store::provisioning_log::{
-    ENTRY_COLUMNS, INSERT_COLUMNS, Param, entry, insert_values, micros, query_sql,
+    ENTRY_COLUMNS, INSERT_COLUMNS, Param, entry, insert_values, query_sql,
 };
 use crate::store::{ProvisioningLog, StoreError};
 
@@ -70,17 +69,5 @@ impl ProvisioningLog for SqliteStore {
 
     async fn log_append(&self, row: LogRow) -> Result<i64, StoreError> {
         self.exec(move |c| insert(c, &row)).await
-    }
-
-    async fn prune_log(&self, before: DateTime<Utc>, batch: usize) -> Result<usize, StoreError> {
-        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-        self.exec(move |c| {
-            Ok(c.execute(
-                "DELETE FROM audit_log WHERE id IN (
-                   SELECT id FROM audit_log WHERE at < ?1 ORDER BY id LIMIT ?2)",
-                rusqlite::params![micros(before), batch],
-            )?)
-        })
-        .await
     }
 }
