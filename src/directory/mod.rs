@@ -108,6 +108,8 @@ pub struct Directory {
     entropy: Arc<dyn Entropy>,
     providers: BTreeMap<String, Arc<Provider>>,
     limits: Limits,
+    /// Verified bearer tokens, so most requests' token checks read no row.
+    tokens: crate::tokens::TokenCache,
 }
 
 /// Per-request context: who is calling, where resources live, what was tolerated.
@@ -141,6 +143,7 @@ impl Directory {
                 .map(|p| (p.name.clone(), Arc::new(p)))
                 .collect(),
             limits,
+            tokens: crate::tokens::TokenCache::default(),
         }
     }
 

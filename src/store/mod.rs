@@ -27,6 +27,7 @@ mod schedules;
 mod settle;
 pub mod sqlite;
 mod target_links;
+mod token_lease;
 mod tokens;
 mod vault_rows;
 
@@ -37,6 +38,7 @@ pub use lifecycle::Lifecycle;
 pub use resources::Resources;
 pub use schedules::Schedules;
 pub use target_links::TargetLinks;
+pub use token_lease::TokenLease;
 pub use tokens::Tokens;
 pub use vault_rows::VaultRows;
 
