@@ -38,7 +38,7 @@ pub use lifecycle::Lifecycle;
 pub use resources::Resources;
 pub use schedules::Schedules;
 pub use target_links::TargetLinks;
-pub use token_lease::TokenLease;
+pub use token_lease::{TokenLease, Watched};
 pub use tokens::Tokens;
 pub use vault_rows::VaultRows;
 

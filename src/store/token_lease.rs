@@ -15,9 +15,12 @@
 //! [`bump`]: TokenLease::bump
 //! [`vouch`]: TokenLease::vouch
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// A generation and the lease on it.
@@ -78,6 +81,58 @@ impl TokenLease {
     pub fn lost(&self) {
         self.vouched.store(0, Ordering::SeqCst);
         self.bump();
+    }
+}
+
+/// A lease and the engine's watcher task keeping it, started by the first
+/// [`Watched::generation`] call (a daemon checking tokens), never by a command that
+/// opens the store for one change.
+#[derive(Debug)]
+pub struct Watched {
+    lease: Arc<TokenLease>,
+    started: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Watched {
+    /// A lease of `lease` per check, with no watcher yet.
+    pub fn new(lease: Duration) -> Self {
+        Watched {
+            lease: Arc::new(TokenLease::new(lease)),
+            started: AtomicBool::new(false),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// The lease, for a revocation to outwait.
+    pub fn lease(&self) -> &TokenLease {
+        &self.lease
+    }
+
+    /// The current generation while the lease holds, spawning the watcher with
+    /// `start` on the first call.
+    pub fn generation(&self, start: impl FnOnce(Arc<TokenLease>) -> JoinHandle<()>) -> Option<u64> {
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let task = start(Arc::clone(&self.lease));
+            if let Ok(mut t) = self.task.lock() {
+                *t = Some(task);
+            }
+        }
+        self.lease.current()
+    }
+
+    /// Stops the watcher (the store is closing).
+    pub fn stop(&self) {
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+        self.lease.lost();
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

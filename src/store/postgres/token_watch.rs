@@ -11,16 +11,14 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Config, Socket};
 
 use super::tls::Connect;
-use crate::store::TokenLease;
+use crate::store::{TokenLease, Watched};
 
 /// The channel revocations are announced on.
 pub const CHANNEL: &str = "scim_bridge_token_revoked";
@@ -32,14 +30,11 @@ const LEASE: Duration = Duration::from_secs(1);
 /// Pause before connecting again after the listening connection failed.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-/// The listening side, started by the first [`TokenWatch::generation`] call (a
-/// daemon checking tokens), never by a command that opens the store for one change.
+/// The listening side; see [`Watched`].
 pub struct TokenWatch {
     cfg: Config,
     tls: Connect,
-    lease: Arc<TokenLease>,
-    started: AtomicBool,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    watched: Watched,
 }
 
 impl TokenWatch {
@@ -49,45 +44,25 @@ impl TokenWatch {
         TokenWatch {
             cfg,
             tls,
-            lease: Arc::new(TokenLease::new(LEASE)),
-            started: AtomicBool::new(false),
-            task: std::sync::Mutex::new(None),
+            watched: Watched::new(LEASE),
         }
     }
 
     /// The lease, for a revocation to outwait.
     pub fn lease(&self) -> &TokenLease {
-        &self.lease
+        self.watched.lease()
     }
 
     /// The current generation while the lease holds, starting the listener on the
     /// first call. `None` until the listener has answered its first beat.
     pub fn generation(&self) -> Option<u64> {
-        if !self.started.swap(true, Ordering::AcqRel) {
-            let task = tokio::spawn(listen(
-                self.cfg.clone(),
-                self.tls.clone(),
-                Arc::clone(&self.lease),
-            ));
-            if let Ok(mut t) = self.task.lock() {
-                *t = Some(task);
-            }
-        }
-        self.lease.current()
+        self.watched
+            .generation(|lease| tokio::spawn(listen(self.cfg.clone(), self.tls.clone(), lease)))
     }
 
     /// Stops listening (the store is closing).
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
-        self.lease.lost();
-    }
-}
-
-impl Drop for TokenWatch {
-    fn drop(&mut self) {
-        self.stop();
+        self.watched.stop();
     }
 }
 

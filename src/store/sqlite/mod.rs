@@ -124,6 +124,14 @@ impl ReadPool {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
+        self.with_conn(f)
+    }
+
+    /// Runs `f` on a connection taken out of the pool; the caller holds a permit.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self
             .conns
             .lock()
@@ -260,17 +268,7 @@ impl SqliteStore {
         let pool2 = Arc::clone(&pool);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = pool2
-                .conns
-                .lock()
-                .map_err(|_| StoreError::Database("read pool poisoned".into()))?
-                .pop()
-                .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
-            let out = f(&conn);
-            if let Ok(mut v) = pool2.conns.lock() {
-                v.push(conn);
-            }
-            out
+            pool2.with_conn(f)
         })
         .await
         .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?

@@ -7,15 +7,13 @@
 //! revocation; a check that finds it changed moves the generation on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::ReadPool;
-use crate::store::{StoreError, TokenLease};
+use crate::store::{StoreError, TokenLease, Watched};
 
 /// How often the revoked tokens are counted.
 const CHECK: Duration = Duration::from_millis(100);
@@ -23,59 +21,37 @@ const CHECK: Duration = Duration::from_millis(100);
 /// revocation waits after its commit.
 const LEASE: Duration = Duration::from_millis(500);
 
-/// The counting side, started by the first [`TokenWatch::generation`] call (a
-/// daemon checking tokens), never by a command that opens the store for one change.
-pub struct TokenWatch {
-    lease: Arc<TokenLease>,
-    started: AtomicBool,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
-}
+/// The counting side; see [`Watched`].
+pub struct TokenWatch(Watched);
 
 impl TokenWatch {
     pub fn new() -> Self {
-        TokenWatch {
-            lease: Arc::new(TokenLease::new(LEASE)),
-            started: AtomicBool::new(false),
-            task: std::sync::Mutex::new(None),
-        }
+        TokenWatch(Watched::new(LEASE))
     }
 
     /// The lease, for a revocation to outwait.
     pub fn lease(&self) -> &TokenLease {
-        &self.lease
+        self.0.lease()
     }
 
     /// The current generation while the lease holds, starting the counting task
     /// on the first call. `None` until its first count is in.
     pub fn generation(&self, readers: &Arc<ReadPool>) -> Option<u64> {
-        if !self.started.swap(true, Ordering::AcqRel) {
-            let task = tokio::spawn(watch(Arc::clone(readers), Arc::clone(&self.lease)));
-            if let Ok(mut t) = self.task.lock() {
-                *t = Some(task);
-            }
-        }
-        self.lease.current()
+        self.0
+            .generation(|lease| tokio::spawn(watch(Arc::clone(readers), lease)))
     }
 
     /// Stops counting (the store is closing).
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
-        self.lease.lost();
-    }
-}
-
-impl Drop for TokenWatch {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }
 
 fn revoked(c: &Connection) -> Result<i64, StoreError> {
-    Ok(c
-        .prepare_cached("SELECT count(*) FROM api_tokens WHERE revoked IS NOT NULL")?
-        .query_row([], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT count(*) FROM api_tokens WHERE revoked IS NOT NULL")?
+            .query_row([], |r| r.get(0))?,
+    )
 }
 
 async fn watch(readers: Arc<ReadPool>, lease: Arc<TokenLease>) {
