@@ -5,8 +5,6 @@ pub trait Entropy: Send + Sync {
     fn fill(&self, buf: &mut [u8]);
 }
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The operating system's CSPRNG (`getrandom`); the only source for production.
@@ -69,51 +67,6 @@ impl Entropy for SeededEntropy {
     }
 }
 
-/// Bytes drawn from another source a page at a time, for values made on every
-/// request that are not secrets (request ids): one `getrandom` call per request cost
-/// more than making the rest of the id. Keys, nonces and tokens take their bytes
-/// straight from the source.
-pub struct Buffered {
-    inner: Arc<dyn Entropy>,
-    /// Bytes not handed out yet, from `.1` on.
-    page: Mutex<([u8; PAGE], usize)>,
-}
-
-const PAGE: usize = 1024;
-
-impl Buffered {
-    /// Draws from `inner`; the first page on first use.
-    pub fn new(inner: Arc<dyn Entropy>) -> Self {
-        Buffered {
-            inner,
-            page: Mutex::new(([0; PAGE], PAGE)),
-        }
-    }
-}
-
-impl Entropy for Buffered {
-    fn fill(&self, buf: &mut [u8]) {
-        let Ok(mut page) = self.page.lock() else {
-            // A poisoned lock cannot be trusted to hold unused bytes.
-            self.inner.fill(buf);
-            return;
-        };
-        let (bytes, at) = &mut *page;
-        if buf.len() > PAGE {
-            self.inner.fill(buf);
-            return;
-        }
-        if PAGE - *at < buf.len() {
-            self.inner.fill(bytes);
-            *at = 0;
-        }
-        buf.copy_from_slice(&bytes[*at..*at + buf.len()]);
-        // Handed-out bytes do not stay behind to be read again.
-        bytes[*at..*at + buf.len()].fill(0);
-        *at += buf.len();
-    }
-}
-
 /// A random version-4 UUID string from `entropy`.
 pub fn uuid_v4(entropy: &dyn Entropy) -> String {
     let mut b = [0u8; 16];
@@ -154,37 +107,6 @@ pub fn uuid_v7(unix_ms: u64, entropy: &dyn Entropy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buffered_hands_out_the_source_stream_in_order_a_page_per_draw() {
-        struct Counting(SeededEntropy, AtomicU64);
-        impl Entropy for Counting {
-            fn fill(&self, buf: &mut [u8]) {
-                self.1.fetch_add(1, Ordering::Relaxed);
-                self.0.fill(buf);
-            }
-        }
-        let source = Arc::new(Counting(SeededEntropy::new(3), AtomicU64::new(0)));
-        let buffered = Buffered::new(Arc::clone(&source) as Arc<dyn Entropy>);
-        let mut expected = vec![0u8; PAGE];
-        SeededEntropy::new(3).fill(&mut expected);
-        let mut got = Vec::new();
-        for _ in 0..PAGE / 16 {
-            let mut id = [0u8; 16];
-            buffered.fill(&mut id);
-            got.extend_from_slice(&id);
-        }
-        assert_eq!(got, expected);
-        assert_eq!(
-            source.1.load(Ordering::Relaxed),
-            1,
-            "one draw for a page of ids"
-        );
-        let mut next = [0u8; 16];
-        buffered.fill(&mut next);
-        assert_eq!(source.1.load(Ordering::Relaxed), 2);
-        assert_ne!(next, [0u8; 16]);
-    }
 
     #[test]
     fn uuids_have_version_and_variant_and_v7_sorts_by_time() {

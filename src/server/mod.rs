@@ -30,7 +30,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::delivery::{DeliveryCounters, Pacer, ReconcileReport};
 use crate::directory::Directory;
-use crate::entropy::{Buffered, Entropy, uuid_v4};
+use crate::entropy::{Entropy, uuid_v4};
 use crate::metrics::Metrics;
 use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
@@ -86,8 +86,6 @@ pub struct AppState {
     pub resolver: Live<Option<Arc<Resolver>>>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
-    /// Request ids' randomness, drawn from `entropy` a page at a time.
-    request_ids: Buffered,
 }
 
 /// What the server shows and serves of a target: its token source, user-link flow
@@ -131,7 +129,6 @@ impl AppState {
         AppState {
             directory,
             clock,
-            request_ids: Buffered::new(Arc::clone(&entropy)),
             entropy,
             settings,
             network: Live::default(),
@@ -216,7 +213,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid_v4(&state.request_ids));
+        .unwrap_or_else(|| uuid_v4(state.entropy.as_ref()));
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let route = req
