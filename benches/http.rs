@@ -716,12 +716,7 @@ fn report_rate(
         &format!(">= {}/s", thousands(min_rate as u64)),
         out.rate() >= min_rate,
     );
-    report.row(
-        key,
-        "  daemon CPU per request",
-        cpu_per_request(out),
-        "",
-    );
+    report.row(key, "  daemon CPU per request", cpu_per_request(out), "");
     let value = format!("{} / {}", pct(out, 50.0), pct(out, 99.0));
     match max_p99_ms {
         Some(limit) => {

@@ -39,7 +39,9 @@ impl Directory {
         if let Some(g) = generation
             && let Some(verdict) = self.tokens.check(id, secret, provider, scope, now, g)
         {
-            return verdict.map(|()| id.to_owned()).map_err(TokenFailure::Refused);
+            return verdict
+                .map(|()| id.to_owned())
+                .map_err(TokenFailure::Refused);
         }
         let record = match self.store.find_token(id).await.map_err(unavailable)? {
             Some(record) => record,

@@ -91,7 +91,14 @@ mod tests {
         let (id, secret) = parse(&t.plaintext).unwrap();
         let cache = TokenCache::default();
         let ask = |secret: &str, provider: &str, now, generation| {
-            cache.check(id, secret, Some(provider), TokenScope::Scim, now, generation)
+            cache.check(
+                id,
+                secret,
+                Some(provider),
+                TokenScope::Scim,
+                now,
+                generation,
+            )
         };
         assert_eq!(ask(secret, "entra", now, 3), None);
         cache.insert(t.record.clone(), 3);

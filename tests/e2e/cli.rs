@@ -491,5 +491,8 @@ async fn a_token_revoked_by_the_cli_is_refused_by_the_running_daemon_at_once() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (status, body) = scim.get("/Users").await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("revoked"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
 }
