@@ -37,7 +37,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
+const BUILT_BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
+
+/// The daemon binary under test: `BENCH_BIN` names another build (a "before" binary
+/// kept aside, for alternating before/after runs from one bench build).
+fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| BUILT_BIN.to_owned())
+}
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -350,7 +356,8 @@ fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figur
     let token = daemon.token("entra")?;
     let boot = daemon.start()?;
     report.note(format!(
-        "scim-bridge: {BIN}; data dir {} ({}); log level \"{}\" to a file; first start (empty store) to /readyz 200 in {}",
+        "scim-bridge: {}; data dir {} ({}); log level \"{}\" to a file; first start (empty store) to /readyz 200 in {}",
+        bin(),
         daemon.data_dir().display(),
         filesystem_of(&daemon.data_dir()),
         s.log_level,
@@ -709,6 +716,7 @@ fn report_rate(
         &format!(">= {}/s", thousands(min_rate as u64)),
         out.rate() >= min_rate,
     );
+    report.row(key, "  daemon CPU per request", cpu_per_request(out), "");
     let value = format!("{} / {}", pct(out, 50.0), pct(out, 99.0));
     match max_p99_ms {
         Some(limit) => {
@@ -1544,6 +1552,14 @@ impl Outcome {
         Some(Duration::from_micros(u64::from(us)))
     }
 
+    /// Daemon CPU time (all daemons, user + system) per answered request, in µs:
+    /// on a machine the generator shares, the figure that does not move with it.
+    fn server_us_per_request(&self) -> Option<f64> {
+        let answered = self.ok + self.failed;
+        let cpu_seconds = self.cpu.server? * self.elapsed.as_secs_f64();
+        (answered > 0).then(|| cpu_seconds * 1e6 / answered as f64)
+    }
+
     fn mean(&self) -> Option<Duration> {
         let n = self.latencies_us.len() as u64;
         let sum: u64 = self.latencies_us.iter().map(|&us| u64::from(us)).sum();
@@ -1554,7 +1570,7 @@ impl Outcome {
     fn describe(&self) -> String {
         let cpu = |c: Option<f64>| c.map_or_else(|| "?".into(), |c| format!("{:.0}%", c * 100.0));
         let mut line = format!(
-            "{} ok, {} failed in {:.2} s{} = {}/s; latency mean {} p50 {} p90 {} p99 {} max {}; CPU (100% = one core): generator {}, server {}",
+            "{} ok, {} failed in {:.2} s{} = {}/s; latency mean {} p50 {} p90 {} p99 {} max {}; CPU (100% = one core): generator {}, server {} ({} per request)",
             thousands(self.ok),
             thousands(self.failed),
             self.elapsed.as_secs_f64(),
@@ -1571,6 +1587,7 @@ impl Outcome {
             pct(self, 100.0),
             cpu(self.cpu.client),
             cpu(self.cpu.server),
+            cpu_per_request(self),
         );
         if self.cpu.database.is_some() {
             let _ = write!(line, ", PostgreSQL {}", cpu(self.cpu.database));
@@ -1594,15 +1611,24 @@ impl Outcome {
     }
 }
 
-/// "5,000/s (p99 1.23 ms) / 9,000/s (p99 2.34 ms)" for two loads side by side.
+/// "5,000/s (p99 1.23 ms, 61 µs CPU) / 9,000/s (p99 2.34 ms, 40 µs CPU)" for two
+/// loads side by side.
 fn two_rates(a: &Outcome, b: &Outcome) -> String {
     format!(
-        "{}/s (p99 {}) / {}/s (p99 {})",
+        "{}/s (p99 {}, {} CPU) / {}/s (p99 {}, {} CPU)",
         thousands(a.rate() as u64),
         pct(a, 99.0),
+        cpu_per_request(a),
         thousands(b.rate() as u64),
-        pct(b, 99.0)
+        pct(b, 99.0),
+        cpu_per_request(b)
     )
+}
+
+/// "38.2 µs" of daemon CPU per request, "?" when the daemon's CPU was not read.
+fn cpu_per_request(out: &Outcome) -> String {
+    out.server_us_per_request()
+        .map_or_else(|| "?".into(), |us| format!("{us:.1} µs"))
 }
 
 /// "1.23 ms" for a percentile, "-" when nothing succeeded.
@@ -1996,13 +2022,13 @@ impl Daemon {
 
     /// `scim-bridge token create`: the token is the last line of stdout.
     fn token(&self, provider: &str) -> Result<String, String> {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["token", "create", "--provider", provider, "--config"])
             .arg(&self.config)
             .env_remove("RUST_LOG")
             .env_remove("SCIM_BRIDGE_CONFIG")
             .output()
-            .map_err(|e| format!("cannot run {BIN}: {e}"))?;
+            .map_err(|e| format!("cannot run {}: {e}", bin()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         match stdout.lines().last().map(str::trim) {
             Some(t) if out.status.success() && !t.is_empty() => Ok(t.to_owned()),
@@ -2021,7 +2047,7 @@ impl Daemon {
             .open(self.log_path())
             .map_err(|e| format!("daemon log: {e}"))?;
         let started = Instant::now();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&self.config)
             .env_remove("RUST_LOG")
@@ -2029,7 +2055,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start {BIN}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", bin()))?;
         self.process.child = Some(child);
         match self
             .process
@@ -2264,12 +2290,13 @@ fn source_state() -> String {
         "Cargo.toml",
         "Cargo.lock",
     ]) {
-        Some(s) if s.is_empty() => format!("{head}, src/ clean; binary {BIN}"),
+        Some(s) if s.is_empty() => format!("{head}, src/ clean; binary {}", bin()),
         Some(s) => format!(
-            "{head} plus {} uncommitted file(s) under src/ or Cargo.*; binary {BIN}",
-            s.lines().count()
+            "{head} plus {} uncommitted file(s) under src/ or Cargo.*; binary {}",
+            s.lines().count(),
+            bin()
         ),
-        None => format!("{head}; binary {BIN}"),
+        None => format!("{head}; binary {}", bin()),
     }
 }
 

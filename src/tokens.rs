@@ -8,6 +8,9 @@ use subtle::ConstantTimeEq;
 use crate::entropy::Entropy;
 use crate::store::ApiToken;
 
+mod cache;
+pub use cache::TokenCache;
+
 /// What a token opens. Stored as its [`as_str`](TokenScope::as_str) spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenScope {

@@ -109,6 +109,8 @@ pub struct Directory {
     entropy: Arc<dyn Entropy>,
     providers: BTreeMap<String, Arc<Provider>>,
     limits: Limits,
+    /// Verified bearer tokens, so most requests' token checks read no row.
+    tokens: crate::tokens::TokenCache,
 }
 
 /// Per-request context: who is calling, where resources live, what was tolerated.
@@ -147,6 +149,7 @@ impl Directory {
                 .map(|p| (p.name.clone(), Arc::new(p)))
                 .collect(),
             limits,
+            tokens: crate::tokens::TokenCache::default(),
         }
     }
 

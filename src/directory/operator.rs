@@ -29,16 +29,30 @@ impl Directory {
         let Some((id, secret)) = tokens::parse(presented) else {
             return Err(TokenFailure::Refused(Refusal::Invalid));
         };
-        let record = match self.store.find_token(id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(TokenFailure::Refused(Refusal::Invalid)),
-            Err(e) => {
-                tracing::error!(error = %e, "token lookup failed");
-                return Err(TokenFailure::Unavailable);
-            }
+        let unavailable = |e: StoreError| {
+            tracing::error!(error = %e, "token lookup failed");
+            TokenFailure::Unavailable
+        };
+        // Read before the row: a revocation committed after this read makes the
+        // generation grow, so whatever is verified below cannot outlive it.
+        let generation = self.store.token_generation().await.map_err(unavailable)?;
+        if let Some(g) = generation
+            && let Some(verdict) = self.tokens.check(id, secret, provider, scope, now, g)
+        {
+            return verdict
+                .map(|()| id.to_owned())
+                .map_err(TokenFailure::Refused);
+        }
+        let record = match self.store.find_token(id).await.map_err(unavailable)? {
+            Some(record) => record,
+            None => return Err(TokenFailure::Refused(Refusal::Invalid)),
         };
         tokens::verify(&record, secret, provider, scope, now).map_err(TokenFailure::Refused)?;
-        Ok(record.id)
+        let id = record.id.clone();
+        if let Some(g) = generation {
+            self.tokens.insert(record, g);
+        }
+        Ok(id)
     }
 
     /// Records when tokens were last used (buffered by the caller).

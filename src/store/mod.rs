@@ -29,6 +29,7 @@ mod schedules;
 mod settle;
 pub mod sqlite;
 mod target_links;
+mod token_lease;
 mod tokens;
 mod vault_rows;
 
@@ -43,6 +44,7 @@ pub use provisioning_log::ProvisioningLog;
 pub use resources::Resources;
 pub use schedules::Schedules;
 pub use target_links::TargetLinks;
+pub use token_lease::{TokenLease, Watched};
 pub use tokens::Tokens;
 pub use vault_rows::VaultRows;
 

@@ -21,4 +21,13 @@ pub trait Tokens: Send + Sync {
 
     /// Records when tokens were last used (batched by the caller).
     async fn touch_tokens(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError>;
+
+    /// A number that grows whenever a token may have been revoked, by this process
+    /// or any other sharing the database, for caches of verified tokens: a cached
+    /// verification holds only while the generation read before its row is current.
+    /// It has grown by the time `revoke_token` returns anywhere. `None` when no such
+    /// number can be vouched for right now (nothing may be answered from a cache).
+    async fn token_generation(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

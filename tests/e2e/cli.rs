@@ -471,3 +471,28 @@ async fn at_the_connection_limit_idle_connections_make_room() {
     assert!(value("scim_bridge_connections_open") <= 8.0, "{metrics}");
     drop(idle);
 }
+
+/// The daemon answers most token checks from memory; `token revoke`, a separate
+/// process writing the database file, must still be in force the moment it returns.
+#[tokio::test]
+async fn a_token_revoked_by_the_cli_is_refused_by_the_running_daemon_at_once() {
+    let d = Daemon::start("");
+    let token = d.token("entra");
+    let scim = Scim::new(d.base("entra"), token.clone());
+    assert_eq!(scim.get("/Users").await.0, 200);
+    // Past the daemon's first count of revoked tokens, so what follows is answered
+    // from its cache of verified tokens.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..5 {
+        assert_eq!(scim.get("/Users").await.0, 200);
+    }
+    let id = token.split('_').nth(1).unwrap();
+    let out = d.cli(&["token", "revoke", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = scim.get("/Users").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+}

@@ -102,6 +102,40 @@ async fn a_write_on_one_instance_is_read_on_the_other() {
     }
 }
 
+/// Both instances answer most token checks from memory; a revocation through one
+/// (the CLI with A's configuration) is refused by both the moment it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_refused_by_every_instance_at_once() {
+    let Some((_cluster, url)) = cluster_db("revoke").await else {
+        return;
+    };
+    let a = instance(&url, "");
+    let b = instance(&url, "");
+    let token = a.token("entra");
+    let on_a = Scim::new(a.base("entra"), token.clone());
+    let on_b = Scim::new(b.base("entra"), token.clone());
+    assert_eq!(on_a.get("/Users").await.0, 200);
+    assert_eq!(on_b.get("/Users").await.0, 200);
+    // Past each instance's first heartbeat on its listening connection, so what
+    // follows is answered from the instances' caches of verified tokens.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..5 {
+        assert_eq!(on_a.get("/Users").await.0, 200);
+        assert_eq!(on_b.get("/Users").await.0, 200);
+    }
+    let id = token.split('_').nth(1).unwrap();
+    let out = a.cli(&["token", "revoke", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, scim) in [("A", &on_a), ("B", &on_b)] {
+        let (status, body) = scim.get("/Users").await;
+        assert_eq!(status, 401, "instance {name}: {body}");
+    }
+}
+
 /// Every live user's last delivery carries its final title, deliveries of one
 /// resource arrived in sequence order, and nothing was refused as badly signed.
 /// Returns how many deliveries repeated a sequence number already delivered.

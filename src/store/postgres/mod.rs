@@ -11,6 +11,7 @@ mod schema;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
+mod token_watch;
 mod write;
 
 #[cfg(test)]
@@ -65,6 +66,8 @@ pub struct PgStore {
     closed: AtomicBool,
     migrated_from: i64,
     writes: AtomicU64,
+    /// Revocations announced by any instance, for the daemon's token cache.
+    token_watch: token_watch::TokenWatch,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -128,7 +131,9 @@ impl PgStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match tls::Connect::for_config(&cfg, tls.root_cert.as_deref())? {
+        let connect = tls::Connect::for_config(&cfg, tls.root_cert.as_deref())?;
+        let token_watch = token_watch::TokenWatch::new(cfg.clone(), connect.clone());
+        let manager = match connect {
             tls::Connect::Plain(t) => Manager::from_config(cfg, t, manager_config),
             tls::Connect::Tls(t) => Manager::from_config(cfg, t, manager_config),
         };
@@ -154,6 +159,7 @@ impl PgStore {
             closed: AtomicBool::new(false),
             migrated_from,
             writes: AtomicU64::new(0),
+            token_watch,
         })
     }
 
@@ -618,15 +624,23 @@ impl Tokens for PgStore {
     }
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let c = self.writer().await?;
+        let mut c = self.writer().await?;
+        let tx = c.transaction().await.map_err(Failed::from)?;
         // Revoking a revoked token is not an error: true whenever the token exists.
         let row = query_one(
-            &c,
+            &tx,
             "WITH upd AS (UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL RETURNING 1)
              SELECT (SELECT count(*) FROM upd) > 0 OR EXISTS (SELECT 1 FROM api_tokens WHERE id = $1)",
             &[&id, &ms(at)],
         )
         .await?;
+        // Delivered with the commit to every instance's token watch.
+        execute(&tx, &format!("NOTIFY {}", token_watch::CHANNEL), &[]).await?;
+        tx.commit().await.map_err(Failed::from)?;
+        drop(c);
+        // An instance that missed the notification stops trusting its cache within
+        // the lease; the revocation is in force everywhere once that has passed.
+        self.token_watch.lease().outwait().await;
         Ok(row.try_get(0)?)
     }
 
@@ -646,6 +660,10 @@ impl Tokens for PgStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn token_generation(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.token_watch.generation())
     }
 }
 
@@ -1018,6 +1036,7 @@ impl Lifecycle for PgStore {
         // Every write awaits its own commit, so nothing acknowledged is pending; new
         // writes are refused from here on.
         self.closed.store(true, Ordering::Release);
+        self.token_watch.stop();
         self.pool.close();
     }
 }

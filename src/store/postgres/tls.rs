@@ -116,6 +116,7 @@ pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, StoreErr
 }
 
 /// How the pool connects: `NoTls` unless the URL requires TLS.
+#[derive(Clone)]
 pub enum Connect {
     Plain(NoTls),
     Tls(MakeRustlsConnect),

@@ -6,6 +6,7 @@ mod delivery;
 mod provlog;
 mod rows;
 mod schema;
+mod token_watch;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     migrated_from: i64,
     stats: Arc<writer::WriterStats>,
     checkpointer: Mutex<Option<Checkpointer>>,
+    /// Revocations by any process, for the daemon's token cache.
+    token_watch: token_watch::TokenWatch,
 }
 
 /// Background WAL checkpoints. SQLite's automatic checkpoint runs inside the commit
@@ -112,6 +115,39 @@ struct ReadPool {
     permits: Arc<Semaphore>,
 }
 
+impl ReadPool {
+    /// See [`SqliteStore::read_point`].
+    async fn point<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        self.with_conn(f)
+    }
+
+    /// Runs `f` on a connection taken out of the pool; the caller holds a permit.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .conns
+            .lock()
+            .map_err(|_| StoreError::Database("read pool poisoned".into()))?
+            .pop()
+            .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
+        let out = f(&conn);
+        if let Ok(mut v) = self.conns.lock() {
+            v.push(conn);
+        }
+        out
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
@@ -167,6 +203,7 @@ impl SqliteStore {
             migrated_from,
             stats,
             checkpointer: Mutex::new(Some(checkpointer)),
+            token_watch: token_watch::TokenWatch::new(),
         })
     }
 
@@ -207,24 +244,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let _permit = self
-            .readers
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let conn = self
-            .readers
-            .conns
-            .lock()
-            .map_err(|_| StoreError::Database("read pool poisoned".into()))?
-            .pop()
-            .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
-        let out = f(&conn);
-        if let Ok(mut v) = self.readers.conns.lock() {
-            v.push(conn);
-        }
-        out
+        self.readers.point(f).await
     }
 
     async fn exec<T: Send + 'static>(
@@ -250,17 +270,7 @@ impl SqliteStore {
         let pool2 = Arc::clone(&pool);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = pool2
-                .conns
-                .lock()
-                .map_err(|_| StoreError::Database("read pool poisoned".into()))?
-                .pop()
-                .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
-            let out = f(&conn);
-            if let Ok(mut v) = pool2.conns.lock() {
-                v.push(conn);
-            }
-            out
+            pool2.with_conn(f)
         })
         .await
         .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
@@ -557,7 +567,11 @@ impl Tokens for SqliteStore {
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.submit(|tx| Job::RevokeToken(id, at, tx)).await
+        let found = self.submit(|tx| Job::RevokeToken(id, at, tx)).await?;
+        // A running daemon (another process) may hold the token as verified until
+        // its watcher has counted this revocation or stopped vouching.
+        self.token_watch.lease().outwait().await;
+        Ok(found)
     }
 
     async fn touch_tokens(&self, used: Vec<(String, DateTime<Utc>)>) -> Result<(), StoreError> {
@@ -565,6 +579,10 @@ impl Tokens for SqliteStore {
             return Ok(());
         }
         self.submit(|tx| Job::TouchTokens(used, tx)).await
+    }
+
+    async fn token_generation(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.token_watch.generation(&self.readers))
     }
 }
 
@@ -1019,6 +1037,7 @@ impl Lifecycle for SqliteStore {
     }
 
     async fn close(&self) {
+        self.token_watch.stop();
         // Dropping the last sender lets the writer drain its queue, commit and exit.
         if let Ok(mut s) = self.sender.lock() {
             s.take();
