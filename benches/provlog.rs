@@ -55,7 +55,7 @@ fn row(n: usize, users: usize) -> LogRow {
                 "emails": [{"value": format!("p{i}@mail.example")}]}),
     );
     let at = start() + chrono::Duration::seconds(i64::try_from(n).unwrap_or(0) * 30);
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         ChangeDraft {
             origin: Origin {
                 provider: "entra".into(),
@@ -86,7 +86,7 @@ fn row(n: usize, users: usize) -> LogRow {
             provider: "entra".into(),
             resource: names,
             action: "update".into(),
-            outcome: if n % 97 == 0 {
+            outcome: if n.is_multiple_of(97) {
                 ActionOutcome::Dead
             } else {
                 ActionOutcome::Success

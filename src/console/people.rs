@@ -478,30 +478,6 @@ fn flatten(path: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn attributes_read_flat_and_never_show_a_password() {
-        let doc = json!({
-            "schemas": ["x"], "id": "1", "userName": "ada@example.com",
-            "password": "hunter2", "active": true,
-            "name": {"givenName": "Ada", "familyName": "Lovelace"},
-            "emails": [{"value": "ada@example.com", "type": "work", "primary": true}],
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Maths"},
-        });
-        let attrs = attributes(&doc);
-        let text = format!("{attrs:?}");
-        assert!(!text.contains("hunter2"));
-        assert!(attrs.contains(&("name.givenName".into(), "Ada".into())));
-        assert!(attrs.contains(&("emails[work]".into(), "ada@example.com (primary)".into())));
-        assert!(attrs.contains(&("enterprise.department".into(), "Maths".into())));
-        assert!(!attrs.iter().any(|(k, _)| k == "schemas" || k == "id"));
-    }
-}
-
 /// The newest records of the provisioning log about `r`, in words.
 async fn log_lines(
     store: &dyn crate::store::Store,
@@ -535,4 +511,28 @@ async fn log_lines(
         })
         .collect();
     Ok((lines, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn attributes_read_flat_and_never_show_a_password() {
+        let doc = json!({
+            "schemas": ["x"], "id": "1", "userName": "ada@example.com",
+            "password": "hunter2", "active": true,
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": "ada@example.com", "type": "work", "primary": true}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Maths"},
+        });
+        let attrs = attributes(&doc);
+        let text = format!("{attrs:?}");
+        assert!(!text.contains("hunter2"));
+        assert!(attrs.contains(&("name.givenName".into(), "Ada".into())));
+        assert!(attrs.contains(&("emails[work]".into(), "ada@example.com (primary)".into())));
+        assert!(attrs.contains(&("enterprise.department".into(), "Maths".into())));
+        assert!(!attrs.iter().any(|(k, _)| k == "schemas" || k == "id"));
+    }
 }

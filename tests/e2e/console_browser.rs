@@ -132,10 +132,14 @@ async fn an_admin_finds_a_person_and_steers_delivery_in_chromium() {
     let text = b.wait_text("Mass-deprovisioning guard").await;
     // Which of the three deletions the guard let through first depends on timing;
     // it holds the others (two or three), each by name.
-    let named = ["ada@firm.example", "grace@firm.example", "edsger@firm.example"]
-        .iter()
-        .filter(|n| text.contains(**n))
-        .count();
+    let named = [
+        "ada@firm.example",
+        "grace@firm.example",
+        "edsger@firm.example",
+    ]
+    .iter()
+    .filter(|n| text.contains(**n))
+    .count();
     assert!(named >= 2, "{text}");
     b.screenshot(&shots.join("guard.png")).await;
     b.click("form[action='/ui/guard/hooks/reject'] button")
