@@ -283,7 +283,13 @@ impl Engine {
                 Some("not listed".into()),
             );
         }
-        let record = self.record(&d, &said, &outcome, names, trail, calls);
+        // A change the guard holds is looked at again every few seconds; the log
+        // records the hold once, not every look (the queue row keeps the reason).
+        let held_again = matches!(&outcome, DeliveryOutcome::Defer { reason, .. }
+            if d.last_error.as_deref() == Some(reason.as_str()));
+        let record = (!held_again)
+            .then(|| self.record(&d, &said, &outcome, names, trail, calls))
+            .map(|r| r.row(self.clock.now()));
         if let Err(e) = self
             .store
             .finish_delivery_recorded(
@@ -292,7 +298,7 @@ impl Engine {
                 outcome,
                 started.elapsed(),
                 self.clock.now(),
-                Some(record.row(self.clock.now())),
+                record,
             )
             .await
         {

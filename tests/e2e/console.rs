@@ -628,3 +628,52 @@ async fn a_person_page_shows_scope_target_id_groups_and_attempts() {
     assert!(a.body.contains("No target receives okta"), "{}", a.body);
     assert_eq!(c.get("/ui/people/entra/users/nope").await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_hold_is_logged_once_however_often_it_is_looked_at_again() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let fx = start(clock.clone());
+    let held = fx.trip_guards().await;
+    let held_records = |d: &InProcess| -> usize {
+        let out = d.cli(&["log", "--target", "hooks", "--outcome", "held", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(held_records(&fx.d) as u64, held);
+    // The engine looks at held changes again every 5 s of its clock; each look is a
+    // delivery attempt (`trace`), not a new provisioning-log record.
+    let looks = |d: &InProcess| -> usize {
+        let mut n = 0;
+        for who in [
+            "ada@firm.example",
+            "grace@firm.example",
+            "edsger@firm.example",
+        ] {
+            let out = d.cli(&["trace", who, "--json"]);
+            let reports: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            n += reports
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["log"].as_array().cloned().unwrap_or_default())
+                .filter(|l| l["target"] == "hooks" && l["outcome"] == "paused")
+                .count();
+        }
+        n
+    };
+    let first_looks = looks(&fx.d);
+    let before = fx.d.delivery("hooks").await;
+    for _ in 0..4 {
+        clock.advance(chrono::Duration::seconds(6));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let after = fx.d.delivery("hooks").await;
+    assert_eq!(after["guard"]["state"], "tripped", "{after}");
+    assert_eq!(before["queued"], after["queued"], "{after}");
+    assert!(looks(&fx.d) > first_looks, "the engine looked again");
+    assert_eq!(held_records(&fx.d) as u64, held, "each hold once");
+}
