@@ -203,6 +203,65 @@ const TABLES: &[Table] = &[
         &[("name", Text), ("tick", Time), ("owner", Text)],
         None,
     ),
+    // The provisioning log and its chain: copied as they are, so the history stays
+    // and the chain (head, seals, checkpoints) carries on where it stopped.
+    (
+        "audit_log",
+        &[
+            ("id", Int),
+            ("at", Int),
+            ("kind", Text),
+            ("body", Text),
+            ("seq", Int),
+            ("prev", Text),
+            ("hash", Text),
+            ("line", Text),
+            ("provider", Text),
+            ("resource_kind", Text),
+            ("resource_id", Text),
+            ("user_name_key", Text),
+            ("display_name", Text),
+            ("target", Text),
+            ("action", Text),
+            ("outcome", Text),
+            ("change_seq", Int),
+            ("change_seq_last", Int),
+            ("request_id", Text),
+        ],
+        Some("id"),
+    ),
+    (
+        "audit_head",
+        &[
+            ("one", Int4),
+            ("log_id", Text),
+            ("next_seq", Int),
+            ("prev", Text),
+        ],
+        None,
+    ),
+    (
+        "audit_seals",
+        &[
+            ("seq", Int),
+            ("head", Text),
+            ("at", Int),
+            ("key_id", Text),
+            ("line", Text),
+        ],
+        None,
+    ),
+    (
+        "audit_checkpoints",
+        &[
+            ("next", Int),
+            ("prev", Text),
+            ("at", Int),
+            ("key_id", Text),
+            ("line", Text),
+        ],
+        None,
+    ),
     (
         "link_waits",
         &[

@@ -631,7 +631,8 @@ async fn a_person_page_shows_scope_target_id_groups_and_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guard_hold_is_logged_once_however_often_it_is_looked_at_again() {
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let t0 = chrono::TimeZone::timestamp_opt(&chrono::Utc, 1_800_000_000, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
     let fx = start(clock.clone());
     let held = fx.trip_guards().await;
     let held_records = |d: &InProcess| -> usize {

@@ -410,6 +410,9 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
         stdout.contains("secrets          1 rows copied"),
         "{stdout}"
     );
+    // The provisioning log comes along: six creations received, and its chain.
+    assert!(stdout.contains("audit_log"), "{stdout}");
+    assert!(stdout.contains("audit_head"), "{stdout}");
     assert!(!stdout.contains(cluster.password()), "{stdout}");
     // Analysed by the copy, so the daemon's first lookups are planned with statistics.
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -458,6 +461,17 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
     assert_eq!(g["members"].as_array().unwrap().len(), 5, "{g}");
     let (status, created) = scim.post("/Users", user("after@firm.example", "t")).await;
     assert_eq!(status, 201, "{created}");
+    // The history from before the move is still the person's log.
+    let log = new.cli(&[
+        "log",
+        "--person",
+        "m3@firm.example",
+        "--only",
+        "changes",
+        "--json",
+    ]);
+    let records = String::from_utf8_lossy(&log.stdout).into_owned();
+    assert!(records.contains("\"op\":\"create\""), "{records}");
     let status: Value = serde_json::from_slice(&new.cli(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status["database"]["engine"], "postgres");
     assert_eq!(status["database"]["users"], 6);
