@@ -95,7 +95,8 @@ impl ResourceNames {
     }
 }
 
-/// What a SCIM write did: `create`, `update` (PUT or PATCH) or `delete`.
+/// What a SCIM write did: `create`, `update` (PUT or PATCH, document and/or
+/// members) or `delete`. Also the operation a store change event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOp {
     Create,
@@ -104,11 +105,22 @@ pub enum ChangeOp {
 }
 
 impl ChangeOp {
+    /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeOp::Create => "create",
             ChangeOp::Update => "update",
             ChangeOp::Delete => "delete",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(ChangeOp::Create),
+            "update" => Some(ChangeOp::Update),
+            "delete" => Some(ChangeOp::Delete),
+            _ => None,
         }
     }
 }

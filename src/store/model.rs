@@ -281,37 +281,9 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
-/// The operation a change event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOp {
-    /// Created.
-    Create,
-    /// Updated (document and/or members).
-    Update,
-    /// Deleted.
-    Delete,
-}
-
-impl ChangeOp {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeOp::Create => "create",
-            ChangeOp::Update => "update",
-            ChangeOp::Delete => "delete",
-        }
-    }
-
-    /// Parses the stored spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "create" => Some(ChangeOp::Create),
-            "update" => Some(ChangeOp::Update),
-            "delete" => Some(ChangeOp::Delete),
-            _ => None,
-        }
-    }
-}
+/// The operation a change event records: one type with the provisioning log's
+/// records of the same change.
+pub use crate::provlog::ChangeOp;
 
 /// One entry of the outbox. Delivery reads the resource's current state when it
 /// pushes, so events carry only what cannot be read back: member deltas and, for a
