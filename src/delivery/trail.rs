@@ -86,22 +86,12 @@ pub(crate) fn names(kind: ResourceKind, id: &str, change: Option<&Change>) -> Re
                 id: id.to_owned(),
                 ..ResourceNames::default()
             };
-            if let Some(crate::store::EventDetail::Deleted {
-                user_name,
-                display_name,
-                external_id,
-                ..
-            }) = change
+            let named = change
                 .events
                 .iter()
                 .rev()
-                .map(|e| &e.detail)
-                .find(|d| matches!(d, crate::store::EventDetail::Deleted { .. }))
-            {
-                n.user_name.clone_from(user_name);
-                n.display_name.clone_from(display_name);
-                n.external_id.clone_from(external_id);
-            } else {
+                .any(|e| e.detail.fill_deleted_names(&mut n));
+            if !named {
                 // Deprovisioned for leaving the scope: the label is all there is.
                 n.display_name = Some(change.name.clone());
             }

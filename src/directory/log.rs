@@ -304,16 +304,8 @@ pub async fn dead_letter_resource(
     let events = store
         .resource_events(&l.provider, l.kind, &l.resource_id, 0, i64::MAX)
         .await?;
-    if let Some(crate::store::EventDetail::Deleted {
-        user_name,
-        display_name,
-        external_id,
-        ..
-    }) = events.last().map(|e| &e.detail)
-    {
-        names.user_name.clone_from(user_name);
-        names.display_name.clone_from(display_name);
-        names.external_id.clone_from(external_id);
+    if let Some(last) = events.last() {
+        last.detail.fill_deleted_names(&mut names);
     }
     Ok((l.provider.clone(), names))
 }

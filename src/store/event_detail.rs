@@ -67,6 +67,25 @@ impl EventDetail {
         }
     }
 
+    /// For a deletion, fills in the names the deleted resource had wherever `names`
+    /// has none, and answers true; any other event leaves them and answers false.
+    /// How every provisioning-log record names a resource that is gone.
+    pub fn fill_deleted_names(&self, names: &mut crate::provlog::ResourceNames) -> bool {
+        let EventDetail::Deleted {
+            user_name,
+            external_id,
+            display_name,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        names.user_name = names.user_name.take().or_else(|| user_name.clone());
+        names.display_name = names.display_name.take().or_else(|| display_name.clone());
+        names.external_id = names.external_id.take().or_else(|| external_id.clone());
+        true
+    }
+
     /// Member ids this event added.
     pub fn added(&self) -> &[String] {
         match self {

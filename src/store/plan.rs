@@ -115,17 +115,9 @@ impl Event {
     pub(crate) fn log_row(&self, m: &Mutation, event_seq: i64) -> Option<LogRow> {
         let prepared = m.log.as_ref()?;
         let mut prepared = std::borrow::Cow::Borrowed(prepared);
-        if let EventDetail::Deleted {
-            user_name,
-            external_id,
-            display_name,
-            ..
-        } = &self.detail
-        {
-            let r = &mut prepared.to_mut().resource;
-            r.user_name = r.user_name.take().or_else(|| user_name.clone());
-            r.display_name = r.display_name.take().or_else(|| display_name.clone());
-            r.external_id = r.external_id.take().or_else(|| external_id.clone());
+        if matches!(self.detail, EventDetail::Deleted { .. }) {
+            self.detail
+                .fill_deleted_names(&mut prepared.to_mut().resource);
         }
         let members = MembersChanged {
             added: self.detail.added(),
