@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{Failure, setup};
 use crate::clock::Clock;
 use crate::config::Environment;
-use crate::directory::log::{Filters, LogError, build, entry_json, linked, member_names, query};
+use crate::directory::log::{Filters, LogError, build, entry_json, linked, member_names};
 use crate::provlog::render::{
     calls_summary, changes_summary, csv_header, csv_line, details, route, steps_summary,
 };
@@ -133,17 +133,18 @@ async fn list(
             LogError::Invalid(m) => Failure::usage(m),
             LogError::Store(e) => store_failure(e),
         })?;
-    let entries = query(store, &q).await.map_err(store_failure)?;
-    let names = member_names(store, &entries, 2_000)
-        .await
-        .map_err(store_failure)?;
-    let name = |id: &str| names.get(id).cloned();
+    let entries = store.log_query(&q).await.map_err(store_failure)?;
     if args.json {
         for e in &entries {
             println!("{}", entry_json(e));
         }
         return Ok(());
     }
+    // Tables and CSV name a group change's members; JSON keeps the ids.
+    let names = member_names(store, &entries, 2_000)
+        .await
+        .map_err(store_failure)?;
+    let name = |id: &str| names.get(id).cloned();
     if args.csv {
         println!("{}", csv_header());
         for e in &entries {

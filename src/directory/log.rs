@@ -73,11 +73,6 @@ pub async fn subject(
     })
 }
 
-/// Records matching `q` (its subject already resolved), newest first.
-pub async fn query(store: &dyn Store, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-    store.log_query(q).await
-}
-
 /// Why a log query was not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
