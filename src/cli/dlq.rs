@@ -156,25 +156,7 @@ async fn act(
                     .map_err(store_err)?
                 {
                     queued += 1;
-                    let name = name_of(store, l).await?;
-                    super::operator::record(
-                        store,
-                        clock,
-                        who,
-                        "dlq.retry",
-                        Some(&l.target),
-                        crate::directory::log::dead_letter_resource(store, l)
-                            .await
-                            .ok(),
-                        format!(
-                            "dead letter {} ({} → {}) queued again; it had failed with: {}",
-                            l.id,
-                            names::labelled(name.as_deref(), &l.resource_id),
-                            l.target,
-                            l.error
-                        ),
-                    )
-                    .await;
+                    audit_letter(store, clock, who, "dlq.retry", "queued again", l).await;
                 } else if !all {
                     return Err(missing(l.id));
                 }
@@ -188,31 +170,41 @@ async fn act(
                 .iter()
                 .find(|l| l.id == id)
                 .ok_or_else(|| missing(id))?;
-            let name = name_of(store, l).await?;
             if !store.drop_dead_letter(id).await.map_err(store_err)? {
                 return Err(missing(id));
             }
-            super::operator::record(
-                store,
-                clock,
-                who,
-                "dlq.drop",
-                Some(&l.target),
-                crate::directory::log::dead_letter_resource(store, l)
-                    .await
-                    .ok(),
-                format!(
-                    "dead letter {id} ({} → {}) dropped for good; it had failed with: {}",
-                    names::labelled(name.as_deref(), &l.resource_id),
-                    l.target,
-                    l.error
-                ),
-            )
-            .await;
+            audit_letter(store, clock, who, "dlq.drop", "dropped for good", l).await;
             println!("dead letter {id} dropped");
             Ok(())
         }
     }
+}
+
+/// Records what an operator did to dead letter `l` in the provisioning log, naming
+/// the person or group (read once, for the record and its wording).
+async fn audit_letter(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    who: &str,
+    action: &'static str,
+    done: &str,
+    l: &DeadLetter,
+) {
+    let resource = crate::directory::log::dead_letter_resource(store, l)
+        .await
+        .ok();
+    let label = resource
+        .as_ref()
+        .map(|(_, r)| r.label().to_owned())
+        .filter(|n| *n != l.resource_id);
+    let detail = format!(
+        "dead letter {} ({} → {}) {done}; it had failed with: {}",
+        l.id,
+        names::labelled(label.as_deref(), &l.resource_id),
+        l.target,
+        l.error
+    );
+    super::operator::record(store, clock, who, action, Some(&l.target), resource, detail).await;
 }
 
 /// The user's or group's name, for people reading the queue.
