@@ -455,7 +455,7 @@ impl Engine {
             DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
             DeliveryOutcome::Defer { .. } => &self.counters.paused,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        // The minute first: whoever sees the counter move sees the minute counted.
         match outcome {
             DeliveryOutcome::Done => self.counters.per_minute.add(self.clock.now(), DELIVERED, 1),
             // A group waiting for its members to arrive is the ordinary order of
@@ -466,6 +466,7 @@ impl Engine {
             }
             DeliveryOutcome::Defer { .. } => {}
         }
+        counter.fetch_add(1, Ordering::Relaxed);
         let target = self.target.name();
         let (provider, kind, id) = (&d.provider, d.kind.name(), &d.resource_id);
         let name = said.name;
