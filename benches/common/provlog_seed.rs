@@ -11,7 +11,7 @@ use scim_bridge::provlog::{
     ActionDraft, ActionOutcome, AttrChange, CallRecord, ChangeDraft, ChangeOp, LogRow,
     MembersChanged, Origin, ResourceNames, StepRecord,
 };
-use scim_bridge::scim::ResourceKind;
+use scim_bridge::scim::{MemberRef, ResourceKind};
 use scim_bridge::store::{Mutation, MutationKind, Store};
 use serde_json::json;
 
@@ -102,20 +102,32 @@ pub fn row(n: usize, users: usize) -> LogRow {
 }
 
 pub fn user(i: usize) -> Mutation {
+    create(
+        ResourceKind::User,
+        user_id(i),
+        json!({"userName": user_name(i), "displayName": format!("Person {i}"),
+               "emails": [{"value": format!("p{i}@mail.example"), "type": "work"}]}),
+        vec![],
+    )
+}
+
+/// entra's creation of `id`, at [`start`].
+pub fn create(
+    kind: ResourceKind,
+    id: String,
+    doc: serde_json::Value,
+    members: Vec<MemberRef>,
+) -> Mutation {
     Mutation {
         provider: "entra".into(),
-        kind: ResourceKind::User,
-        id: user_id(i),
+        kind,
+        id,
         expected_version: None,
         at: start(),
         request_id: None,
         check_members: false,
         log: None,
-        change: MutationKind::Create {
-            doc: json!({"userName": user_name(i), "displayName": format!("Person {i}"),
-                        "emails": [{"value": format!("p{i}@mail.example"), "type": "work"}]}),
-            members: vec![],
-        },
+        change: MutationKind::Create { doc, members },
     }
 }
 
