@@ -15,6 +15,7 @@ mod assets;
 mod overview;
 mod page;
 mod people;
+mod plot;
 mod session;
 mod signin;
 
