@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_stable_spans.sql"),
     include_str!("migrations/0011_user_name_keys.sql"),
     include_str!("migrations/0012_provisioning_log.sql"),
+    include_str!("migrations/0013_console_sessions.sql"),
 ];
 
 /// The schema version this binary writes.
