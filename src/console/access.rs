@@ -125,10 +125,6 @@ impl FromRequestParts<Arc<Console>> for Signed {
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
         let now = console.state.clock.now();
-        let found = cookie(parts, COOKIE).and_then(|id| {
-            let s = console.sessions.find(&id, now)?;
-            Some((id, s))
-        });
         let refused = || {
             if parts.method == Method::GET || parts.method == Method::HEAD {
                 Redirect::to("/ui/signin").into_response()
@@ -141,19 +137,27 @@ impl FromRequestParts<Arc<Console>> for Signed {
                 )
             }
         };
-        let Some((id, session)) = found else {
+        let Some(id) = cookie(parts, COOKIE).filter(|id| !id.is_empty()) else {
             return Err(refused());
         };
-        let token = console
-            .state
-            .directory
-            .store()
-            .find_token(&session.who)
-            .await;
+        let session = match console.sessions.find(&id, now).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(refused()),
+            Err(e) => return Err(super::page::failed(Chrome::default(), &e)),
+        };
+        // A person the identity provider vouched for keeps the session to its end
+        // (the role was decided from the ID token at sign-in); a token's session
+        // lasts only while the token opens the console.
+        let Some(token_id) = session.token.clone() else {
+            return Ok(Signed { id, session });
+        };
+        let token = console.state.directory.store().find_token(&token_id).await;
         match token {
             Ok(t) if still_valid(t.as_ref(), session.role, now) => Ok(Signed { id, session }),
             Ok(_) => {
-                console.sessions.close_all_of(&session.who);
+                if let Err(e) = console.sessions.close_all_of_token(&token_id).await {
+                    tracing::warn!(error = %e, "console: cannot end the sessions of a revoked token");
+                }
                 Err(refused())
             }
             Err(e) => Err(super::page::failed(Chrome::default(), &e)),

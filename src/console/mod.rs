@@ -82,9 +82,13 @@ pub const PREFIX: &str = "/ui";
 impl Console {
     /// The console of the daemon whose state is `state`, as `cfg` configures it.
     pub fn new(state: Arc<AppState>, cfg: &Config) -> Arc<Console> {
+        let sessions = session::Sessions::new(
+            Arc::clone(state.directory.store()),
+            cfg.console.session_lifetime,
+        );
         let console = Console {
             state,
-            sessions: session::Sessions::new(cfg.console.session_lifetime),
+            sessions,
             targets: Live::default(),
             own_listener: cfg.console.listen.is_some(),
         };

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::Console;
 use super::access::{COOKIE, SIGNIN_COOKIE, Signed, cookie, set_cookie};
 use super::page::{Chrome, html};
-use super::session::{Role, random_token, same_secret};
+use super::session::{Role, Who, random_token, same_secret};
 use crate::directory::TokenFailure;
 use crate::tokens::{Refusal, TokenScope};
 
@@ -120,19 +120,27 @@ pub async fn sign_in(
     };
     console.state.note_token_use(who.clone(), now);
     tracing::info!(token = %who, role = role.as_str(), "console sign-in");
-    let (id, _) = console
+    let opened = console
         .sessions
-        .open(who, role, now, console.state.entropy.as_ref());
+        .open(Who::Token(who), role, now, console.state.entropy.as_ref())
+        .await;
+    match opened {
+        Ok((id, _)) => signed_in(&console, &parts, Redirect::to("/ui/").into_response(), &id),
+        Err(e) => super::page::failed(Chrome::default(), &e),
+    }
+}
+
+/// `resp` with the new session's cookie, and the sign-in form's cookie cleared.
+pub fn signed_in(console: &Console, parts: &Parts, mut resp: Response, id: &str) -> Response {
     let max_age = console.sessions.lifetime().num_seconds();
-    let mut resp = Redirect::to("/ui/").into_response();
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&console, &parts, COOKIE, &id, max_age),
+        set_cookie(console, parts, COOKIE, id, max_age),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(&console, &parts, SIGNIN_COOKIE, "", 0),
+        set_cookie(console, parts, SIGNIN_COOKIE, "", 0),
     );
     resp
 }
@@ -157,8 +165,10 @@ pub async fn sign_out(
             "The form was not this session's (its CSRF token did not match).",
         );
     }
-    console.sessions.close(&signed.id);
-    tracing::info!(token = %signed.session.who, "console sign-out");
+    if let Err(e) = console.sessions.close(&signed.id).await {
+        return super::page::failed(signed.chrome(""), &e);
+    }
+    tracing::info!(who = %signed.session.who, "console sign-out");
     let mut resp = Redirect::to("/ui/signin").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
