@@ -20,6 +20,9 @@ use crate::tokens::TokenScope;
 pub const COOKIE: &str = "sb_console";
 /// The sign-in form's own CSRF cookie (there is no session yet to tie it to).
 pub const SIGNIN_COOKIE: &str = "sb_console_signin";
+/// A sign-in through the identity provider under way: its state, nonce and PKCE
+/// verifier (`oidc/mod.rs`).
+pub const OIDC_COOKIE: &str = "sb_console_oidc";
 
 /// A request from a signed-in browser.
 #[derive(Debug, Clone)]
@@ -46,11 +49,15 @@ impl Signed {
             )));
         }
         if self.session.role != Role::Admin {
+            let why = match self.session.token {
+                Some(_) => "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act.",
+                None => "You are signed in read only: your account is in the console's viewer group, not its admin group. Ask the console's administrator if you need to act.",
+            };
             return Err(Box::new(message(
                 StatusCode::FORBIDDEN,
                 self.chrome(""),
                 "Not allowed",
-                "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act.",
+                why,
             )));
         }
         Ok(())
@@ -79,13 +86,37 @@ pub fn set_cookie(
     value: &str,
     max_age: i64,
 ) -> HeaderValue {
+    cookie_value(console, parts, name, value, max_age, "Strict")
+}
+
+/// As [`set_cookie`] but SameSite=Lax, for the cookie that must come back with the
+/// identity provider's redirect (a top-level navigation from another site). It
+/// opens nothing by itself: it only ties the provider's answer to this browser.
+pub fn set_flow_cookie(
+    console: &Console,
+    parts: &Parts,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) -> HeaderValue {
+    cookie_value(console, parts, name, value, max_age, "Lax")
+}
+
+fn cookie_value(
+    console: &Console,
+    parts: &Parts,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    same_site: &str,
+) -> HeaderValue {
     let secure = if secure_transport(console, parts) {
         "; Secure"
     } else {
         ""
     };
     let text = format!(
-        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite={same_site}; Max-Age={}{secure}",
         max_age.max(0)
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))

@@ -3,8 +3,8 @@
 //! The token is checked as the admin API checks it (`Directory::authenticate`) and
 //! never kept: the session remembers its id, to end the session when the token is
 //! revoked. The form has its own CSRF cookie, so another site cannot sign a browser
-//! in to a session of its choosing. OpenID Connect sign-in (authorization code with
-//! PKCE) will end in the same `Sessions::open` with a role from the person's groups.
+//! in to a session of its choosing. OpenID Connect sign-in (`oidc/`) ends in the
+//! same `Sessions::open`, with a role from the person's groups.
 
 use std::sync::Arc;
 
@@ -28,6 +28,8 @@ struct SignInPage {
     chrome: Chrome,
     csrf: String,
     error: Option<String>,
+    /// The identity provider's name, when sign-in through it is configured.
+    idp: Option<String>,
 }
 
 /// The sign-in form, with a fresh CSRF cookie.
@@ -48,6 +50,7 @@ fn render_form(
             chrome: Chrome::default(),
             csrf: csrf.clone(),
             error,
+            idp: console.oidc.as_ref().map(|o| o.display_name().to_owned()),
         },
     );
     resp.headers_mut().append(
