@@ -176,3 +176,71 @@ pub(super) fn read_oidc(
         viewer_subjects,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Environment, SecretRef, load};
+
+    fn load_text(text: &str) -> Result<super::super::Loaded, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scim-bridge.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &Environment::new()).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[console]
+enabled = true
+[console.oidc]
+issuer = "https://login.microsoftonline.com/tenant/v2.0"
+client_id = "app"
+client_secret = { vault = "console.oidc" }
+admin_groups = ["g-admins"]
+"#;
+
+    #[test]
+    fn the_section_reads_with_defaults_and_names_its_secret() {
+        let cfg = load_text(GOOD).unwrap().config;
+        let o = cfg.console.oidc.clone().unwrap();
+        assert_eq!(o.scopes, ["openid", "profile", "email"]);
+        assert_eq!((o.groups_claim.as_str(), o.redirect_url), ("groups", None));
+        assert_eq!(o.display_name, "your identity provider");
+        assert!(
+            cfg.secret_refs()
+                .iter()
+                .any(|(k, r)| k == "console.oidc.client_secret"
+                    && **r == SecretRef::Vault("console.oidc".into()))
+        );
+        let scopes = GOOD.replace("admin_groups", "scopes = [\"email\"]\nadmin_groups");
+        let o = load_text(&scopes).unwrap().config.console.oidc.unwrap();
+        assert_eq!(o.scopes, ["openid", "email"]);
+    }
+
+    #[test]
+    fn unsafe_or_useless_settings_are_refused() {
+        for (from, to, says) in [
+            (
+                "client_secret = { vault = \"console.oidc\" }",
+                "client_secret = \"hunter2-secret\"",
+                "secrets are never taken inline",
+            ),
+            (
+                "https://login.microsoftonline.com/tenant/v2.0",
+                "http://idp.example.com",
+                "http:// only to localhost",
+            ),
+            (
+                "admin_groups = [\"g-admins\"]",
+                "redirect_url = \"https://bridge.example.com/elsewhere\"\nadmin_groups = [\"g\"]",
+                "ending in /ui/signin/oidc/callback",
+            ),
+            ("admin_groups = [\"g-admins\"]", "", "nobody may sign in"),
+            ("enabled = true", "enabled = true\nlisten = \"127.0.0.1:9999\"", "redirect_url"),
+        ] {
+            let text = GOOD.replace(from, to);
+            let err = load_text(&text).unwrap_err();
+            assert!(err.contains(says), "{says:?} not in {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+}

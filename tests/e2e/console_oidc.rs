@@ -120,7 +120,7 @@ async fn oidc_sign_in_checks_state_code_and_id_token() {
 
     // ID tokens that must not be trusted: another nonce, another audience, expired.
     for (tamper, says) in [
-        ("nonce", "does not carry this sign-in&#x27;s nonce"),
+        ("nonce", "does not carry this sign-in"),
         ("aud", "is not for this client"),
         ("exp", "has expired"),
     ] {
@@ -208,7 +208,7 @@ fn an_oidc_session_survives_a_restart_and_a_replayed_code_is_refused() {
     let mut replay = Client::new(&d);
     replay.cookies.insert("sb_console_oidc".into(), flow);
     let a = rt.block_on(replay.get(&back));
-    assert_refused(&a, 403, "refused the sign-in&#x27;s code");
+    assert_refused(&a, 403, "refused the sign-in");
     // Signing out ends it for good.
     let csrf = page.csrf();
     assert_eq!(rt.block_on(c.post("/ui/signout", &[("csrf", &csrf)])).status, 303);

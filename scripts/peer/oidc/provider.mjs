@@ -17,6 +17,10 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
 
+// Stdout carries the one line the test reads; the provider's notices go to stderr.
+console.log = console.error;
+console.info = console.error;
+
 const people = {
   ada: { name: 'Ada Lovelace', email: 'ada@firm.example', groups: ['Console-Admins', 'Everyone'] },
   grace: { name: 'Grace Hopper', email: 'grace@firm.example', groups: ['Console-Readers', 'Everyone'] },

@@ -71,7 +71,7 @@ impl Fake {
     }
 
     fn id_token(&self, nonce: &str) -> String {
-        let now = chrono::Utc::now().timestamp();
+        let now = scim_bridge::clock::Clock::now(&scim_bridge::clock::SystemClock).timestamp();
         let (sub, name, groups) = &self.person;
         let claims = json!({
             "iss": self.issuer, "sub": sub, "aud": self.aud.as_deref().unwrap_or(CLIENT_ID),
