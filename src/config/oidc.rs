@@ -235,7 +235,11 @@ admin_groups = ["g-admins"]
                 "ending in /ui/signin/oidc/callback",
             ),
             ("admin_groups = [\"g-admins\"]", "", "nobody may sign in"),
-            ("enabled = true", "enabled = true\nlisten = \"127.0.0.1:9999\"", "redirect_url"),
+            (
+                "enabled = true",
+                "enabled = true\nlisten = \"127.0.0.1:9999\"",
+                "redirect_url",
+            ),
         ] {
             let text = GOOD.replace(from, to);
             let err = load_text(&text).unwrap_err();

@@ -50,8 +50,12 @@ impl Signed {
         }
         if self.session.role != Role::Admin {
             let why = match self.session.token {
-                Some(_) => "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act.",
-                None => "You are signed in read only: your account is in the console's viewer group, not its admin group. Ask the console's administrator if you need to act.",
+                Some(_) => {
+                    "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act."
+                }
+                None => {
+                    "You are signed in read only: your account is in the console's viewer group, not its admin group. Ask the console's administrator if you need to act."
+                }
             };
             return Err(Box::new(message(
                 StatusCode::FORBIDDEN,

@@ -31,7 +31,9 @@ async fn to_provider_and_back(c: &mut Client, base: &str) -> String {
         start
             .set_cookies()
             .iter()
-            .any(|v| v.starts_with("sb_console_oidc=") && v.contains("SameSite=Lax") && v.contains("HttpOnly")),
+            .any(|v| v.starts_with("sb_console_oidc=")
+                && v.contains("SameSite=Lax")
+                && v.contains("HttpOnly")),
         "{:?}",
         start.set_cookies()
     );
@@ -52,7 +54,11 @@ async fn oidc_sign_in(c: &mut Client, base: &str) -> Answer {
 fn assert_refused(a: &Answer, status: u16, says: &str) {
     assert_eq!(a.status, status, "{}", a.body);
     assert!(a.body.contains(says), "expected {says:?} in {}", a.body);
-    assert!(!a.set_cookies().iter().any(|c| c.starts_with("sb_console=") && !c.contains("Max-Age=0")));
+    assert!(
+        !a.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sb_console=") && !c.contains("Max-Age=0"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,18 +86,33 @@ async fn oidc_sign_in_checks_state_code_and_id_token() {
     // An admin by group: signed in, on the overview, named in the page that says so.
     let a = oidc_sign_in(&mut c, &base).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    assert!(a.body.contains("Signed in as Ada Lovelace (oidc:ada) (admin)"), "{}", a.body);
+    assert!(
+        a.body
+            .contains("Signed in as Ada Lovelace (oidc:ada) (admin)"),
+        "{}",
+        a.body
+    );
     assert!(a.body.contains(r#"content="0; url=/ui/""#), "{}", a.body);
     let session = a
         .set_cookies()
         .into_iter()
         .find(|c| c.starts_with("sb_console="))
         .expect("a session cookie");
-    assert!(session.contains("SameSite=Strict") && session.contains("HttpOnly"), "{session}");
-    assert!(!c.cookies.contains_key("sb_console_oidc"), "the flow cookie is cleared");
+    assert!(
+        session.contains("SameSite=Strict") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    assert!(
+        !c.cookies.contains_key("sb_console_oidc"),
+        "the flow cookie is cleared"
+    );
     let overview = c.get("/ui/").await;
     assert_eq!(overview.status, 200, "{}", overview.body);
-    assert!(overview.body.contains("Signed in: admin"), "{}", overview.body);
+    assert!(
+        overview.body.contains("Signed in: admin"),
+        "{}",
+        overview.body
+    );
     // No secret, code or token on any page.
     for p in [&a.body, &overview.body] {
         assert!(!p.contains(CLIENT_SECRET) && !p.contains("code-") && !p.contains("eyJ"));
@@ -106,15 +127,26 @@ async fn oidc_sign_in_checks_state_code_and_id_token() {
     assert_refused(&replay.get(&back).await, 403, "already completed");
     // An answer without the flow cookie (another browser): refused.
     let mut other = Client::new(&d);
-    assert_refused(&other.get(&back).await, 400, "did not start in this browser");
+    assert_refused(
+        &other.get(&back).await,
+        400,
+        "did not start in this browser",
+    );
 
     // A state that is not this browser's.
     let mut c = Client::new(&d);
     let back = to_provider_and_back(&mut c, &base).await;
     let url = url::Url::parse(&format!("{base}{back}")).unwrap();
-    let code = url.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
     let a = c
-        .get(&format!("/ui/signin/oidc/callback?code={code}&state=forged"))
+        .get(&format!(
+            "/ui/signin/oidc/callback?code={code}&state=forged"
+        ))
         .await;
     assert_refused(&a, 403, "state did not match");
 
@@ -153,19 +185,31 @@ async fn oidc_sign_in_checks_state_code_and_id_token() {
     let mut viewer = Client::new(&d);
     assert_eq!(oidc_sign_in(&mut viewer, &base).await.status, 200);
     let page = viewer.get("/ui/guard").await;
-    assert!(page.body.contains("Signed in: viewer (read only)"), "{}", page.body);
+    assert!(
+        page.body.contains("Signed in: viewer (read only)"),
+        "{}",
+        page.body
+    );
     let csrf = page.csrf();
     let a = viewer
         .post("/ui/guard/hooks/approve", &[("csrf", &csrf)])
         .await;
     assert_eq!(a.status, 403, "{}", a.body);
-    assert!(a.body.contains("viewer group, not its admin group"), "{}", a.body);
+    assert!(
+        a.body.contains("viewer group, not its admin group"),
+        "{}",
+        a.body
+    );
 
     // An admin by subject, whatever the groups.
     fake.lock().unwrap().person("break-glass", "", &[]);
     let mut c = Client::new(&d);
     let a = oidc_sign_in(&mut c, &base).await;
-    assert!(a.body.contains("Signed in as oidc:break-glass (admin)"), "{}", a.body);
+    assert!(
+        a.body.contains("Signed in as oidc:break-glass (admin)"),
+        "{}",
+        a.body
+    );
 
     // In no allowed group: refused, with who they are and why.
     fake.lock()
@@ -173,13 +217,24 @@ async fn oidc_sign_in_checks_state_code_and_id_token() {
         .person("00u-mallory", "Mallory Jones", &["Marketing"]);
     let mut c = Client::new(&d);
     let a = oidc_sign_in(&mut c, &base).await;
-    assert_refused(&a, 403, "You signed in at Firm SSO as Mallory Jones (subject 00u-mallory)");
-    assert!(a.body.contains("in none of the groups allowed"), "{}", a.body);
+    assert_refused(
+        &a,
+        403,
+        "You signed in at Firm SSO as Mallory Jones (subject 00u-mallory)",
+    );
+    assert!(
+        a.body.contains("in none of the groups allowed"),
+        "{}",
+        a.body
+    );
     assert_eq!(c.get("/ui/").await.status, 303);
 
     // The log names people and never holds the secret, a code or a token.
     let log = d.log_text();
-    assert!(!log.contains(CLIENT_SECRET) && !log.contains("eyJ"), "{log}");
+    assert!(
+        !log.contains(CLIENT_SECRET) && !log.contains("eyJ"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -211,7 +266,11 @@ fn an_oidc_session_survives_a_restart_and_a_replayed_code_is_refused() {
     assert_refused(&a, 403, "refused the sign-in");
     // Signing out ends it for good.
     let csrf = page.csrf();
-    assert_eq!(rt.block_on(c.post("/ui/signout", &[("csrf", &csrf)])).status, 303);
+    assert_eq!(
+        rt.block_on(c.post("/ui/signout", &[("csrf", &csrf)]))
+            .status,
+        303
+    );
     d.terminate();
     d.spawn();
     assert_eq!(rt.block_on(c.get("/ui/")).status, 303);
@@ -220,7 +279,10 @@ fn an_oidc_session_survives_a_restart_and_a_replayed_code_is_refused() {
 /// `target/`, beside the test binary's `target/debug/deps`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors().nth(3).expect("target directory").to_path_buf()
+    exe.ancestors()
+        .nth(3)
+        .expect("target directory")
+        .to_path_buf()
 }
 
 /// Whether a missing tool fails the test (CI) or skips it with a reason (locally).
@@ -334,7 +396,8 @@ async fn people_sign_in_through_a_real_oidc_provider_in_chromium() {
     sign_in_at_idp(&b, &d, "mallory", None).await;
     let text = b.wait_text("Not allowed").await;
     assert!(
-        text.contains("as Mallory Jones (subject mallory)") && text.contains("none of the groups allowed"),
+        text.contains("as Mallory Jones (subject mallory)")
+            && text.contains("none of the groups allowed"),
         "{text}"
     );
     b.screenshot(&shots.join("oidc-refused.png")).await;

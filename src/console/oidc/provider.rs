@@ -18,8 +18,9 @@ use super::idtoken::KeySet;
 const MAX_DOCUMENT: usize = 512 * 1024;
 /// How long discovery and keys are trusted before being fetched again.
 const CACHE_FOR: chrono::Duration = chrono::Duration::hours(1);
-/// At most one fetch of the keys for an unknown `kid` this often, so a stream of
-/// tokens with made-up key ids cannot make the daemon hammer the provider.
+/// At most one fetch of the keys for an unknown `kid` this often (the first at
+/// once), so a stream of tokens with made-up key ids cannot make the daemon hammer
+/// the provider.
 const REFETCH_AFTER: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Why the provider could not be used. Messages name URLs and statuses, never the
@@ -50,7 +51,8 @@ struct Cached {
     endpoints: Endpoints,
     keys: KeySet,
     fetched: DateTime<Utc>,
-    keys_fetched: DateTime<Utc>,
+    /// When the keys were last fetched again for an unknown `kid`.
+    refetched: Option<DateTime<Utc>>,
 }
 
 /// One provider, its discovery and keys cached.
@@ -193,7 +195,7 @@ impl Provider {
             endpoints: endpoints.clone(),
             keys,
             fetched: now,
-            keys_fetched: now,
+            refetched: None,
         });
         Ok(endpoints)
     }
@@ -206,18 +208,19 @@ impl Provider {
         now: DateTime<Utc>,
     ) -> Result<KeySet, ProviderError> {
         let endpoints = self.endpoints(now).await?;
-        let (keys, fetched) = match self.cache().as_ref() {
-            Some(c) => (c.keys.clone(), c.keys_fetched),
-            None => (KeySet::default(), now - REFETCH_AFTER),
+        let (keys, refetched) = match self.cache().as_ref() {
+            Some(c) => (c.keys.clone(), c.refetched),
+            None => (KeySet::default(), None),
         };
-        let stale = kid.is_some_and(|k| !keys.has(k)) && now - fetched >= REFETCH_AFTER;
+        let stale = kid.is_some_and(|k| !keys.has(k))
+            && refetched.is_none_or(|at| now - at >= REFETCH_AFTER);
         if !stale {
             return Ok(keys);
         }
         let keys = self.keys_at(&endpoints.jwks).await?;
         if let Some(c) = self.cache().as_mut() {
             c.keys = keys.clone();
-            c.keys_fetched = now;
+            c.refetched = Some(now);
         }
         Ok(keys)
     }

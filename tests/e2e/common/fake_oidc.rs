@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 pub const CLIENT_ID: &str = "scim-bridge";
@@ -143,7 +143,11 @@ async fn authorize(State(f): State<Shared>, Query(q): Query<HashMap<String, Stri
         || !get("scope").split(' ').any(|s| s == "openid")
         || !get("redirect_uri").ends_with("/ui/signin/oidc/callback")
     {
-        return (StatusCode::BAD_REQUEST, format!("bad authorization request: {q:?}")).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("bad authorization request: {q:?}"),
+        )
+            .into_response();
     }
     f.next += 1;
     let code = format!("code-{}", f.next);
@@ -172,7 +176,10 @@ async fn token(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
     );
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str())
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
         || form.contains_key("client_secret")
     {
         return error(StatusCode::UNAUTHORIZED, "invalid_client");
@@ -203,7 +210,11 @@ pub fn start() -> (Shared, String) {
         issuer: String::new(),
         key,
         kid,
-        person: ("ada".into(), "Ada Lovelace".into(), vec!["Console-Admins".into()]),
+        person: (
+            "ada".into(),
+            "Ada Lovelace".into(),
+            vec!["Console-Admins".into()],
+        ),
         nonce: None,
         aud: None,
         expires_in: 300,
