@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::reader::{Ctx, Field};
+use super::roles::strings;
 use super::secret::SecretRef;
 use super::walk::read_secret_ref;
 
@@ -31,14 +32,6 @@ pub struct OidcConfig {
     pub admin_subjects: Vec<String>,
     pub viewer_groups: Vec<String>,
     pub viewer_subjects: Vec<String>,
-}
-
-fn strings(ctx: &mut Ctx, f: &Field<'_>, expected: &str) -> Vec<String> {
-    ctx.array(f, expected)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|i| ctx.non_empty_string(i))
-        .collect()
 }
 
 /// An issuer or redirect URL: https, or http to this machine only (a test or a

@@ -461,14 +461,14 @@ mod tests {
 
     #[test]
     fn rs256_verifies_with_the_published_modulus() {
-        // A 2048-bit test key (PKCS#8), generated once for this test.
+        // A 2048-bit test key (PKCS#1 DER), generated once for this test.
         let der = URL_SAFE_NO_PAD
             .decode(include_str!("test_rsa_key.b64").trim())
             .unwrap();
-        let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
-        let public = key.public();
-        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
-        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let key = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+        let public: RsaPublicKeyComponents<Vec<u8>> = key.public().into();
+        let n = URL_SAFE_NO_PAD.encode(&public.n);
+        let e = URL_SAFE_NO_PAD.encode(&public.e);
         let keys = KeySet(vec![json!({"kty": "RSA", "kid": "r1", "n": n, "e": e})]);
         let input = format!(
             "{}.{}",

@@ -359,7 +359,7 @@ async fn finish(console: &Console, oidc: &Oidc, parts: &Parts, answer: Answer) -
             Chrome::default(),
             "Not allowed",
             format!(
-                "You signed in at {} as {} (subject {subject}), but this account may not use the scim-bridge console: it is in none of the groups allowed to (the token listed {} group(s) in its \"{}\" claim).{overflow} Ask the administrator of the console to add you to its admin or viewer group, then sign in again.",
+                "You signed in at {} as {} (subject {subject}), but this account may not use the scim-bridge console: it is in none of the groups allowed to use it (the token listed {} group(s) in its \"{}\" claim).{overflow} Ask the administrator of the console to add you to its admin or viewer group, then sign in again.",
                 oidc.cfg.display_name,
                 if name.is_empty() {
                     "this account"
