@@ -404,3 +404,88 @@ async fn people_sign_in_through_a_real_oidc_provider_in_chromium() {
     b.goto(&d.url("/ui/")).await;
     assert!(b.url().await.ends_with("/ui/signin"), "{}", b.url().await);
 }
+
+/// What a person signed in through the provider does is recorded with their name
+/// and subject, not a token id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_action_is_recorded_with_their_name_and_subject() {
+    let receiver = common::fake_webhook::new_receiver(0.0, 3);
+    let url = common::fake_webhook::start_blocking(receiver);
+    let (_fake, issuer) = fake_oidc::start();
+    let extra = format!(
+        r#"{}
+[[targets]]
+name = "hooks"
+kind = "webhook"
+url = "{url}"
+providers = ["entra"]
+signing_secret = {{ file = "hook.secret" }}
+timeout = "1s"
+[targets.guard]
+max_deprovisions = 1
+window = "1h"
+"#,
+        fake_oidc::console_config(&issuer, r#""openid""#)
+    );
+    let d = InProcess::start_with_secrets(
+        &extra,
+        &[
+            ("oidc.secret", CLIENT_SECRET),
+            ("hook.secret", common::fake_webhook::SECRET),
+        ],
+    );
+    let entra = common::Scim::new(d.base("entra"), d.token("entra"));
+    let okta = common::Scim::new(d.base("okta"), d.token("okta"));
+    let fx = crate::console::Fixture { d, entra, okta };
+    let base = fx.d.url("");
+    {
+        // The console fixture's trip_guards waits on its two targets; this daemon has
+        // one, tripped the same way: three deletions, the guard lets one through.
+        let mut ids = Vec::new();
+        for name in ["ada", "grace", "edsger"] {
+            let name = format!("{name}@firm.example");
+            let (status, body) = fx
+                .entra
+                .post("/Users", crate::console::user(&name, &name))
+                .await;
+            assert_eq!(status, 201, "{body}");
+            ids.push(body["id"].as_str().unwrap().to_owned());
+        }
+        fx.d.wait_drained("hooks").await;
+        for id in &ids {
+            assert_eq!(fx.entra.delete(&format!("/Users/{id}")).await, 204);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = fx.d.delivery("hooks").await;
+            if s["guard"]["state"] == "tripped" && s["queued"].as_u64().unwrap_or(0) >= 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "guard never tripped: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut c = Client::new(&fx.d);
+    assert_eq!(oidc_sign_in(&mut c, &base).await.status, 200);
+    let guard = c.get("/ui/guard").await;
+    let csrf = guard.csrf();
+    let a = c.post("/ui/guard/hooks/reject", &[("csrf", &csrf)]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let out = fx.d.cli(&["log", "--only", "operators", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trail: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(trail.len(), 1, "{trail:#?}");
+    assert_eq!(trail[0]["action"], "guard.reject");
+    assert_eq!(trail[0]["via"], "console");
+    assert_eq!(trail[0]["who"], "Ada Lovelace (oidc:ada)", "{trail:#?}");
+}
