@@ -42,6 +42,16 @@ else
   echo "== console browser test: SKIPPED — install 'chromium' and 'chromium-driver' to run it"
 fi
 
+# The console's OpenID Connect test runs npm's oidc-provider (installed under
+# target/oidc-peer); where node and chromedriver are installed it must run, not skip.
+if command -v node >/dev/null && command -v npm >/dev/null && command -v chromedriver >/dev/null; then
+  scripts/peer/install-oidc.sh
+  export SCIM_BRIDGE_REQUIRE_OIDC=1
+  echo "== console OpenID Connect test: on (node, npm and chromedriver found)"
+else
+  echo "== console OpenID Connect test: SKIPPED — install 'nodejs', 'npm' and 'chromium-driver' to run it"
+fi
+
 echo "== cargo test"
 cargo build --locked --bins
 cargo test --locked

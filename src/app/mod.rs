@@ -66,6 +66,8 @@ pub struct App {
     targets: Vec<delivering::RunningTarget>,
     owner: String,
     journal: Arc<Journal>,
+    /// The operator's console, when enabled (its sign-in secret resolved).
+    console: Option<Arc<Console>>,
 }
 
 impl App {
@@ -173,6 +175,15 @@ impl App {
             providers,
             setup::limits(&cfg),
         ));
+        // Sign-in through the identity provider: its client secret, read at start
+        // like the targets' (a vault entry that is missing stops the daemon here).
+        let console_secret = match cfg.console.oidc.as_ref().filter(|_| cfg.console.enabled) {
+            Some(o) => Some(
+                targets::resolve(&o.client_secret, &target_ctx, "console.oidc.client_secret")
+                    .await?,
+            ),
+            None => None,
+        };
         let state = Arc::new(
             AppState::new(
                 directory,
@@ -190,9 +201,16 @@ impl App {
             .with_resolver(resolver)
             .with_audit(Arc::clone(&journal)),
         );
+        let console = match cfg.console.enabled {
+            true => Some(
+                Console::new(Arc::clone(&state), &cfg, console_secret).map_err(AppError::Config)?,
+            ),
+            false => None,
+        };
         Ok(App {
             cfg,
             state,
+            console,
             store,
             secrets,
             certs,
@@ -233,6 +251,7 @@ impl App {
         let App {
             cfg,
             state,
+            console,
             store,
             secrets,
             certs,
@@ -251,10 +270,6 @@ impl App {
             events: chrono::Duration::from_std(cfg.database.event_retention).ok(),
         };
         let console_has_own_address = cfg.console.listen.is_some();
-        let console = cfg
-            .console
-            .enabled
-            .then(|| Console::new(Arc::clone(&state), &cfg));
         let log_retention = chrono::Duration::from_std(cfg.database.log_retention).ok();
         let mut handle = AppHandle::new(
             Arc::clone(&state),

@@ -37,6 +37,7 @@ mod defaults;
 mod error;
 mod known_attrs;
 mod network;
+mod oidc;
 mod reader;
 mod repositories;
 mod roles;
@@ -58,6 +59,7 @@ use toml::de::DeTable;
 pub use check::check_secret_files;
 pub use error::{ConfigError, ConfigErrors};
 pub use network::{IpNetwork, allowed};
+pub use oidc::{CALLBACK_PATH as OIDC_CALLBACK_PATH, OidcConfig};
 pub use repositories::is_search_field;
 pub use schedule::normalise as normalise_cron;
 pub use schema::{

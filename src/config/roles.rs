@@ -49,7 +49,8 @@ pub(super) fn read_roles(
     out
 }
 
-fn strings(ctx: &mut Ctx, f: &Field<'_>, expected: &str) -> Vec<String> {
+/// The non-empty strings of an array (each wrong item reported).
+pub(super) fn strings(ctx: &mut Ctx, f: &Field<'_>, expected: &str) -> Vec<String> {
     ctx.array(f, expected)
         .unwrap_or_default()
         .iter()

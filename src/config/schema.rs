@@ -43,6 +43,9 @@ pub struct ConsoleConfig {
     pub listen: Option<SocketAddr>,
     /// How long a sign-in lasts, on the daemon's clock.
     pub session_lifetime: Duration,
+    /// `[console.oidc]`: sign-in through the firm's OpenID Connect provider, beside
+    /// the API token form.
+    pub oidc: Option<super::oidc::OidcConfig>,
 }
 
 impl Default for ConsoleConfig {
@@ -51,6 +54,7 @@ impl Default for ConsoleConfig {
             enabled: false,
             listen: None,
             session_lifetime: Duration::from_secs(8 * 3600),
+            oidc: None,
         }
     }
 }
@@ -668,6 +672,9 @@ impl Config {
             {
                 refs.push((format!("targets[{i}].signing_secret"), secret));
             }
+        }
+        if let Some(oidc) = &self.console.oidc {
+            refs.push(("console.oidc.client_secret".to_owned(), &oidc.client_secret));
         }
         refs
     }

@@ -79,7 +79,7 @@ pub(super) fn read_config(ctx: &mut Ctx, root: &Node, base_dir: &Path) -> Config
         config.resolver = super::repositories::read_resolver(ctx, &f);
     }
     if let Some(f) = console {
-        config.console = read_console(ctx, &f, &config.server);
+        config.console = read_console(ctx, &f, &config.server, base_dir);
     }
     check_limits(ctx, &config, &spots);
     add_warnings(ctx, &config);
@@ -150,9 +150,14 @@ fn read_server(
     }
 }
 
-/// `[console]`: `enabled`, `listen` (not an address the daemon already serves) and
-/// `session_lifetime`.
-fn read_console(ctx: &mut Ctx, f: &Field<'_>, server: &ServerConfig) -> ConsoleConfig {
+/// `[console]`: `enabled`, `listen` (not an address the daemon already serves),
+/// `session_lifetime` and `[console.oidc]`.
+fn read_console(
+    ctx: &mut Ctx,
+    f: &Field<'_>,
+    server: &ServerConfig,
+    base_dir: &Path,
+) -> ConsoleConfig {
     let mut out = ConsoleConfig::default();
     let Some(mut t) = ctx.table(f) else {
         return out;
@@ -160,6 +165,7 @@ fn read_console(ctx: &mut Ctx, f: &Field<'_>, server: &ServerConfig) -> ConsoleC
     let enabled = t.get("enabled");
     let listen = t.get("listen");
     let lifetime = t.get("session_lifetime");
+    let oidc = t.get("oidc");
     t.finish(ctx);
     if let Some(v) = enabled.and_then(|f| ctx.bool(&f)) {
         out.enabled = v;
@@ -187,6 +193,7 @@ fn read_console(ctx: &mut Ctx, f: &Field<'_>, server: &ServerConfig) -> ConsoleC
     {
         out.session_lifetime = v;
     }
+    out.oidc = oidc.and_then(|f| super::oidc::read_oidc(ctx, &f, base_dir, out.listen.is_some()));
     out
 }
 

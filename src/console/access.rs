@@ -20,6 +20,9 @@ use crate::tokens::TokenScope;
 pub const COOKIE: &str = "sb_console";
 /// The sign-in form's own CSRF cookie (there is no session yet to tie it to).
 pub const SIGNIN_COOKIE: &str = "sb_console_signin";
+/// A sign-in through the identity provider under way: its state, nonce and PKCE
+/// verifier (`oidc/mod.rs`).
+pub const OIDC_COOKIE: &str = "sb_console_oidc";
 
 /// A request from a signed-in browser.
 #[derive(Debug, Clone)]
@@ -46,11 +49,19 @@ impl Signed {
             )));
         }
         if self.session.role != Role::Admin {
+            let why = match self.session.token {
+                Some(_) => {
+                    "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act."
+                }
+                None => {
+                    "You are signed in read only: your account is in the console's viewer group, not its admin group. Ask the console's administrator if you need to act."
+                }
+            };
             return Err(Box::new(message(
                 StatusCode::FORBIDDEN,
                 self.chrome(""),
                 "Not allowed",
-                "You are signed in with a viewer token, which reads the console and changes nothing. Sign in with an admin token to act.",
+                why,
             )));
         }
         Ok(())
@@ -79,13 +90,37 @@ pub fn set_cookie(
     value: &str,
     max_age: i64,
 ) -> HeaderValue {
+    cookie_value(console, parts, name, value, max_age, "Strict")
+}
+
+/// As [`set_cookie`] but SameSite=Lax, for the cookie that must come back with the
+/// identity provider's redirect (a top-level navigation from another site). It
+/// opens nothing by itself: it only ties the provider's answer to this browser.
+pub fn set_flow_cookie(
+    console: &Console,
+    parts: &Parts,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) -> HeaderValue {
+    cookie_value(console, parts, name, value, max_age, "Lax")
+}
+
+fn cookie_value(
+    console: &Console,
+    parts: &Parts,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    same_site: &str,
+) -> HeaderValue {
     let secure = if secure_transport(console, parts) {
         "; Secure"
     } else {
         ""
     };
     let text = format!(
-        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{name}={value}; Path={PREFIX}; HttpOnly; SameSite={same_site}; Max-Age={}{secure}",
         max_age.max(0)
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
@@ -125,10 +160,6 @@ impl FromRequestParts<Arc<Console>> for Signed {
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
         let now = console.state.clock.now();
-        let found = cookie(parts, COOKIE).and_then(|id| {
-            let s = console.sessions.find(&id, now)?;
-            Some((id, s))
-        });
         let refused = || {
             if parts.method == Method::GET || parts.method == Method::HEAD {
                 Redirect::to("/ui/signin").into_response()
@@ -141,19 +172,27 @@ impl FromRequestParts<Arc<Console>> for Signed {
                 )
             }
         };
-        let Some((id, session)) = found else {
+        let Some(id) = cookie(parts, COOKIE).filter(|id| !id.is_empty()) else {
             return Err(refused());
         };
-        let token = console
-            .state
-            .directory
-            .store()
-            .find_token(&session.who)
-            .await;
+        let session = match console.sessions.find(&id, now).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(refused()),
+            Err(e) => return Err(super::page::failed(Chrome::default(), &e)),
+        };
+        // A person the identity provider vouched for keeps the session to its end
+        // (the role was decided from the ID token at sign-in); a token's session
+        // lasts only while the token opens the console.
+        let Some(token_id) = session.token.clone() else {
+            return Ok(Signed { id, session });
+        };
+        let token = console.state.directory.store().find_token(&token_id).await;
         match token {
             Ok(t) if still_valid(t.as_ref(), session.role, now) => Ok(Signed { id, session }),
             Ok(_) => {
-                console.sessions.close_all_of(&session.who);
+                if let Err(e) = console.sessions.close_all_of_token(&token_id).await {
+                    tracing::warn!(error = %e, "console: cannot end the sessions of a revoked token");
+                }
                 Err(refused())
             }
             Err(e) => Err(super::page::failed(Chrome::default(), &e)),

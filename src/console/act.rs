@@ -174,8 +174,8 @@ async fn audit(console: &Console, signed: &Signed, draft: OperatorDraft) {
 }
 
 /// Back to `to` with `notice` for the next page.
-fn done(console: &Console, signed: &Signed, to: &str, notice: String) -> Response {
-    console.sessions.notify(&signed.id, notice);
+async fn done(console: &Console, signed: &Signed, to: &str, notice: String) -> Response {
+    console.sessions.notify(&signed.id, notice).await;
     Redirect::to(to).into_response()
 }
 
@@ -265,19 +265,21 @@ async fn on_letter(
                 "/ui/dead-letters",
                 notice.replace("{}", &name),
             )
+            .await
         }
-        Ok(_) => gone(console, signed, id),
+        Ok(_) => gone(console, signed, id).await,
         Err(e) => failed(signed.chrome("dead-letters"), &e),
     }
 }
 
-fn gone(console: &Console, signed: &Signed, id: i64) -> Response {
+async fn gone(console: &Console, signed: &Signed, id: i64) -> Response {
     done(
         console,
         signed,
         "/ui/dead-letters",
         format!("Dead letter {id} is no longer there (retried or dropped meanwhile)."),
     )
+    .await
 }
 
 struct Held {
@@ -416,13 +418,17 @@ pub async fn approve(
                     when(until)
                 ),
             )
+            .await
         }
-        Ok(false) => done(
-            &console,
-            &signed,
-            "/ui/guard",
-            format!("The guard of {target} is not tripped; nothing to approve."),
-        ),
+        Ok(false) => {
+            done(
+                &console,
+                &signed,
+                "/ui/guard",
+                format!("The guard of {target} is not tripped; nothing to approve."),
+            )
+            .await
+        }
         Err(e) => failed(signed.chrome("guard"), &e),
     }
 }
@@ -476,6 +482,7 @@ pub async fn reject(
                     "Rejected: {n} held change(s) of {target} moved to the dead letters; the guard is reset."
                 ),
             )
+            .await
         }
         Err(e) => failed(signed.chrome("guard"), &e),
     }

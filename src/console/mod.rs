@@ -5,13 +5,16 @@
 //! Content-Security-Policy, so the read pages need nothing but HTML and CSS.
 //!
 //! Sign-in exchanges an `admin` or `viewer` API token for a session cookie
-//! (`session.rs`, `signin.rs`); every form carries the session's CSRF token, and
+//! (`session.rs`, `signin.rs`), or goes through the firm's OpenID Connect provider
+//! (`oidc/`), the role coming from the person's groups; sessions live in the store.
+//! Every form carries the session's CSRF token, and
 //! only an admin session may act (`access.rs`). Pages read what `/readyz` and the
 //! CLI read: the store through its traits, the targets' handles in [`AppState`].
 
 mod access;
 mod act;
 mod assets;
+mod oidc;
 mod overview;
 mod page;
 mod people;
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use secrecy::SecretString;
 
 use crate::config::{Config, TargetConfig};
 use crate::identity::Scope;
@@ -66,6 +70,8 @@ pub struct Console {
     targets: Live<Vec<ConsoleTarget>>,
     /// Served on `console.listen` rather than beside the SCIM front.
     own_listener: bool,
+    /// Sign-in through the identity provider, when `[console.oidc]` is configured.
+    oidc: Option<oidc::Oidc>,
 }
 
 impl std::fmt::Debug for Console {
@@ -73,6 +79,7 @@ impl std::fmt::Debug for Console {
         f.debug_struct("Console")
             .field("sessions", &self.sessions)
             .field("own_listener", &self.own_listener)
+            .field("oidc", &self.oidc)
             .finish_non_exhaustive()
     }
 }
@@ -81,16 +88,33 @@ impl std::fmt::Debug for Console {
 pub const PREFIX: &str = "/ui";
 
 impl Console {
-    /// The console of the daemon whose state is `state`, as `cfg` configures it.
-    pub fn new(state: Arc<AppState>, cfg: &Config) -> Arc<Console> {
+    /// The console of the daemon whose state is `state`, as `cfg` configures it;
+    /// `oidc_secret` is `console.oidc.client_secret` resolved (sign-in through the
+    /// identity provider is offered only with it).
+    pub fn new(
+        state: Arc<AppState>,
+        cfg: &Config,
+        oidc_secret: Option<SecretString>,
+    ) -> Result<Arc<Console>, String> {
+        let oidc = match (&cfg.console.oidc, oidc_secret) {
+            (Some(o), Some(secret)) => {
+                Some(oidc::Oidc::new(o, secret, &state.settings.public_url)?)
+            }
+            _ => None,
+        };
+        let sessions = session::Sessions::new(
+            Arc::clone(state.directory.store()),
+            cfg.console.session_lifetime,
+        );
         let console = Console {
             state,
-            sessions: session::Sessions::new(cfg.console.session_lifetime),
+            sessions,
             targets: Live::default(),
             own_listener: cfg.console.listen.is_some(),
+            oidc,
         };
         console.set_targets(cfg);
-        Arc::new(console)
+        Ok(Arc::new(console))
     }
 
     /// Takes the targets of `cfg` (at start, and on a reload).
@@ -105,6 +129,8 @@ impl Console {
             .route("/", get(overview::show))
             .route("/signin", get(signin::form).post(signin::sign_in))
             .route("/signout", post(signin::sign_out))
+            .route("/signin/oidc", get(oidc::start))
+            .route("/signin/oidc/callback", get(oidc::callback))
             .route("/people", get(people::search))
             .route("/people/{provider}/{kind}/{id}", get(people::show))
             .route("/dead-letters", get(act::dead_letters))

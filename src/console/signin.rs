@@ -3,8 +3,8 @@
 //! The token is checked as the admin API checks it (`Directory::authenticate`) and
 //! never kept: the session remembers its id, to end the session when the token is
 //! revoked. The form has its own CSRF cookie, so another site cannot sign a browser
-//! in to a session of its choosing. OpenID Connect sign-in (authorization code with
-//! PKCE) will end in the same `Sessions::open` with a role from the person's groups.
+//! in to a session of its choosing. OpenID Connect sign-in (`oidc/`) ends in the
+//! same `Sessions::open`, with a role from the person's groups.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::Console;
 use super::access::{COOKIE, SIGNIN_COOKIE, Signed, cookie, set_cookie};
 use super::page::{Chrome, html};
-use super::session::{Role, random_token, same_secret};
+use super::session::{Role, Who, random_token, same_secret};
 use crate::directory::TokenFailure;
 use crate::tokens::{Refusal, TokenScope};
 
@@ -28,6 +28,8 @@ struct SignInPage {
     chrome: Chrome,
     csrf: String,
     error: Option<String>,
+    /// The identity provider's name, when sign-in through it is configured.
+    idp: Option<String>,
 }
 
 /// The sign-in form, with a fresh CSRF cookie.
@@ -48,6 +50,7 @@ fn render_form(
             chrome: Chrome::default(),
             csrf: csrf.clone(),
             error,
+            idp: console.oidc.as_ref().map(|o| o.display_name().to_owned()),
         },
     );
     resp.headers_mut().append(
@@ -120,19 +123,27 @@ pub async fn sign_in(
     };
     console.state.note_token_use(who.clone(), now);
     tracing::info!(token = %who, role = role.as_str(), "console sign-in");
-    let (id, _) = console
+    let opened = console
         .sessions
-        .open(who, role, now, console.state.entropy.as_ref());
+        .open(Who::Token(who), role, now, console.state.entropy.as_ref())
+        .await;
+    match opened {
+        Ok((id, _)) => signed_in(&console, &parts, Redirect::to("/ui/").into_response(), &id),
+        Err(e) => super::page::failed(Chrome::default(), &e),
+    }
+}
+
+/// `resp` with the new session's cookie, and the sign-in form's cookie cleared.
+pub fn signed_in(console: &Console, parts: &Parts, mut resp: Response, id: &str) -> Response {
     let max_age = console.sessions.lifetime().num_seconds();
-    let mut resp = Redirect::to("/ui/").into_response();
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&console, &parts, COOKIE, &id, max_age),
+        set_cookie(console, parts, COOKIE, id, max_age),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(&console, &parts, SIGNIN_COOKIE, "", 0),
+        set_cookie(console, parts, SIGNIN_COOKIE, "", 0),
     );
     resp
 }
@@ -157,8 +168,10 @@ pub async fn sign_out(
             "The form was not this session's (its CSRF token did not match).",
         );
     }
-    console.sessions.close(&signed.id);
-    tracing::info!(token = %signed.session.who, "console sign-out");
+    if let Err(e) = console.sessions.close(&signed.id).await {
+        return super::page::failed(signed.chrome(""), &e);
+    }
+    tracing::info!(who = %signed.session.who, "console sign-out");
     let mut resp = Redirect::to("/ui/signin").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,

@@ -14,8 +14,8 @@ use crate::store::postgres::PgStore;
 use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    ApiToken, ChangeOp, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation, MutationKind,
-    QueuedDelivery, Store, StoreError, TargetLink,
+    ApiToken, ChangeOp, ConsoleSessionRow, DeliveryOutcome, IndexKeys, Lookup, MemberChange,
+    Mutation, MutationKind, QueuedDelivery, Store, StoreError, TargetLink,
 };
 
 /// Opens (or re-opens) the store under test; every call opens the same database.
@@ -2501,6 +2501,99 @@ pub async fn concurrent_chainers_never_fork_the_chain(o: &dyn Opener) {
     b.close().await;
 }
 
+fn console_row(key: &str, token: Option<&str>, expires: DateTime<Utc>) -> ConsoleSessionRow {
+    ConsoleSessionRow {
+        key: key.into(),
+        role: "admin".into(),
+        token: token.map(str::to_owned),
+        who: token.unwrap_or("Ada Lovelace (oidc:ada)").into(),
+        csrf: format!("csrf-{key}"),
+        expires,
+        notice: None,
+    }
+}
+
+/// Console sessions outlive a restart, are shared by two stores open on the same
+/// database (two instances), end everywhere when signed out on one, hand their
+/// notice out once, and expired rows are deleted.
+pub async fn console_sessions_are_shared_and_end_everywhere(o: &dyn Opener) {
+    let hour = chrono::Duration::hours(1);
+    let store = o.open().await;
+    store
+        .open_console_session(console_row("k1", None, t0() + hour), t0())
+        .await
+        .unwrap();
+    store
+        .open_console_session(console_row("k2", Some("tok"), t0() + hour), t0())
+        .await
+        .unwrap();
+    store
+        .open_console_session(console_row("k3", Some("tok"), t0() + hour), t0())
+        .await
+        .unwrap();
+    store.close().await;
+
+    // A restart signs nobody out.
+    let a = o.open().await;
+    let found = a.console_session("k1", t0()).await.unwrap().unwrap();
+    assert_eq!(found, console_row("k1", None, t0() + hour));
+    assert!(!format!("{found:?}").contains("csrf-k1"));
+    assert!(a.console_session("nope", t0()).await.unwrap().is_none());
+
+    // A second instance on the same database sees the same sessions.
+    let b = o.open().await;
+    assert!(b.console_session("k1", t0()).await.unwrap().is_some());
+    a.note_console_session("k1", "Retried").await.unwrap();
+    assert_eq!(
+        b.console_session("k1", t0())
+            .await
+            .unwrap()
+            .unwrap()
+            .notice
+            .as_deref(),
+        Some("Retried")
+    );
+    assert_eq!(
+        a.console_session("k1", t0()).await.unwrap().unwrap().notice,
+        None
+    );
+    // Signed out on one, gone on both.
+    assert!(b.close_console_session("k1").await.unwrap());
+    assert!(!b.close_console_session("k1").await.unwrap());
+    assert!(a.console_session("k1", t0()).await.unwrap().is_none());
+    // A revoked token ends every session opened with it.
+    assert_eq!(a.close_console_sessions_of_token("tok").await.unwrap(), 2);
+    assert!(b.console_session("k2", t0()).await.unwrap().is_none());
+
+    // Expiry on the caller's clock: an expired session is not found, and its row
+    // goes; opening another sweeps the rest.
+    a.open_console_session(console_row("k4", None, t0() + hour), t0())
+        .await
+        .unwrap();
+    a.open_console_session(console_row("k5", None, t0() + hour), t0())
+        .await
+        .unwrap();
+    assert!(
+        b.console_session("k4", t0() + hour)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(a.console_session("k4", t0()).await.unwrap().is_none());
+    b.open_console_session(console_row("k6", None, t0() + hour * 3), t0() + hour * 2)
+        .await
+        .unwrap();
+    assert!(a.console_session("k5", t0()).await.unwrap().is_none());
+    assert!(
+        a.console_session("k6", t0() + hour * 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    a.close().await;
+    b.close().await;
+}
+
 macro_rules! conformance {
     ($($suite:ident),* $(,)?) => {
         mod sqlite_engine {
@@ -2548,4 +2641,5 @@ conformance!(
     the_provisioning_log_is_written_with_what_it_records,
     the_audit_chain_links_in_order_seals_exports_and_prunes,
     concurrent_chainers_never_fork_the_chain,
+    console_sessions_are_shared_and_end_everywhere,
 );

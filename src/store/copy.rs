@@ -33,7 +33,9 @@ type Table = (
 
 /// Every table, in an order that keeps references valid, with its identity column.
 /// `delivery_queue` is copied without its leases: they name instances of the old
-/// deployment, and the new ones claim the rows afresh.
+/// deployment, and the new ones claim the rows afresh. `console_sessions` is left
+/// out: a session is a sign-in, cheap to make again, and the new deployment starts
+/// with everyone signed out.
 const TABLES: &[Table] = &[
     (
         "resources",

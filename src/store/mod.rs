@@ -1,6 +1,6 @@
 //! Durable state behind one [`Store`] trait, made of one trait per capability
 //! ([`Resources`], [`ChangeLog`], [`Tokens`], [`VaultRows`], [`DeliveryQueue`],
-//! [`Guards`], [`TargetLinks`], [`Schedules`], [`Lifecycle`], [`ProvisioningLog`]): resources, group
+//! [`Guards`], [`TargetLinks`], [`Schedules`], [`Lifecycle`], [`ProvisioningLog`], [`ConsoleSessions`]): resources, group
 //! memberships, the change-event outbox, API tokens, the vault's rows and delivery
 //! state. Only this module knows SQL.
 //!
@@ -12,6 +12,7 @@ mod audit_chain;
 mod change_log;
 #[cfg(test)]
 mod conformance;
+mod console_sessions;
 pub mod copy;
 mod delivery;
 mod delivery_queue;
@@ -37,6 +38,7 @@ pub use audit_chain::{
     AuditChain, AuditHead, CHAIN_BATCH, Chained, ChainedLine, StoredCheckpoint, StoredSeal,
 };
 pub use change_log::ChangeLog;
+pub use console_sessions::{ConsoleSessionRow, ConsoleSessions};
 pub use delivery_queue::DeliveryQueue;
 pub use guards::Guards;
 pub use lifecycle::Lifecycle;
@@ -75,6 +77,7 @@ pub trait Store:
     + Lifecycle
     + ProvisioningLog
     + AuditChain
+    + ConsoleSessions
 {
 }
 
@@ -90,5 +93,6 @@ impl<T> Store for T where
         + Lifecycle
         + ProvisioningLog
         + AuditChain
+        + ConsoleSessions
 {
 }

@@ -144,7 +144,7 @@ impl Answer {
 }
 
 impl Client {
-    pub fn new(d: &InProcess) -> Client {
+    pub fn new(d: &common::Site) -> Client {
         Client {
             http: scim_bridge::oauth::build_client(Duration::from_secs(30)).unwrap(),
             base: d.url(""),

@@ -4,6 +4,7 @@
 //! share the queue (see [`delivery`]).
 
 mod chain;
+mod console_sessions;
 mod delivery;
 mod provlog;
 mod rows;

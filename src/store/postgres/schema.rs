@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_stable_spans.sql"),
     include_str!("migrations/0007_user_name_keys.sql"),
     include_str!("migrations/0008_provisioning_log.sql"),
+    include_str!("migrations/0009_console_sessions.sql"),
 ];
 
 /// The schema version this binary writes.

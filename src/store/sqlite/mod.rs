@@ -2,6 +2,7 @@
 //! group commit (see [`writer`]), and a small pool of read-only connections.
 
 mod chain;
+mod console_sessions;
 mod delivery;
 mod provlog;
 mod rows;

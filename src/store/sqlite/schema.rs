@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_user_name_keys.sql"),
     include_str!("migrations/0012_provisioning_log.sql"),
     include_str!("migrations/0013_audit_marks.sql"),
+    include_str!("migrations/0014_console_sessions.sql"),
 ];
 
 /// Brings a new file to schema `version` exactly, as an older binary left it: what

@@ -6,6 +6,7 @@
 
 pub mod fake_imanage;
 pub mod fake_oauth;
+pub mod fake_oidc;
 pub mod fake_webhook;
 pub mod group_churn;
 pub mod scim2;
