@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::AppError;
 use super::targets::{self, Context};
 use crate::config::{Config, SecretRef, TargetConfig, TargetSpec};
-use crate::delivery::{Engine, GuardConfig, Policy, ReconcileReport, Target};
+use crate::delivery::{Engine, GuardConfig, Policy, ReconcileReport, Reconciler, Target};
 use crate::resolver::Resolver;
 use crate::server::{NetworkPolicy, TargetHandle};
 use crate::targets::ImanageClient;
@@ -95,6 +95,13 @@ pub(super) async fn build(
         };
         running.providers = d.providers.clone();
         running.imanage = d.imanage.clone();
+        // A paused target is still read: a dry run is how its admin reviews it.
+        running.handle.reconciler = Some(Arc::new(Reconciler {
+            target: Arc::clone(&d.target),
+            providers: d.providers.clone(),
+            policy: d.policy.clone(),
+            guard: d.engine.guard.clone(),
+        }));
         if running.config.paused {
             // Queued, not delivered: the admin reviews `sync --dry-run` first.
             let name = d.target.name().to_owned();
@@ -124,6 +131,7 @@ pub(super) async fn build(
             owner.to_owned(),
         ));
         running.handle.delivery = Some(Arc::clone(&engine.counters));
+        running.handle.engine = Some(Arc::clone(&engine));
         running.engine = Some(engine);
     }
     Ok(out)

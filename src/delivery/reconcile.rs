@@ -108,6 +108,75 @@ impl Plan {
         }
         self
     }
+
+    /// A fingerprint of what applying the plan would do: its items, whatever order
+    /// they were found in. An operator confirms the plan they read by its digest, so
+    /// a world that changed since is noticed before anything is applied.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut items: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .collect();
+        items.sort();
+        let mut h = Sha256::new();
+        h.update(self.target.as_bytes());
+        for i in &items {
+            h.update([0]);
+            h.update(i.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// One target's reconciliation as the daemon runs it: what `sync` and the schedule
+/// plan and apply, for the console to run on request.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub target: std::sync::Arc<dyn Target>,
+    pub providers: Vec<String>,
+    pub policy: Policy,
+    pub guard: GuardConfig,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("target", &self.target.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// The plan at `now`, with the guard's protected accounts marked as such.
+    pub async fn plan(
+        &self,
+        store: &dyn Store,
+        progress: &Progress<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, ReconcileError> {
+        Ok(plan(
+            store,
+            self.target.as_ref(),
+            &self.providers,
+            &self.policy,
+            progress,
+            now,
+        )
+        .await?
+        .protect(&self.guard.protected))
+    }
+
+    /// Applies `plan` (one [`Self::plan`] made) within the guard.
+    pub async fn apply(
+        &self,
+        store: &dyn Store,
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        apply(store, self.target.as_ref(), plan, &self.guard, now).await
+    }
 }
 
 /// Whether the action takes an account away (and so counts against the guard).

@@ -49,7 +49,7 @@ pub use tokens::Tokens;
 pub use vault_rows::VaultRows;
 
 pub use delivery::{
-    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed, Orphan,
+    Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed, Orphan,
     QueuedDelivery, TargetLink,
 };
 pub use error::{MemberProblem, StoreError};
