@@ -12,9 +12,11 @@
 mod access;
 mod act;
 mod assets;
+mod ondemand;
 mod overview;
 mod page;
 mod people;
+mod reconcile;
 mod session;
 mod signin;
 
@@ -65,6 +67,8 @@ pub struct Console {
     targets: Live<Vec<ConsoleTarget>>,
     /// Served on `console.listen` rather than beside the SCIM front.
     own_listener: bool,
+    /// Targets with a reconciliation running from the console (one at a time each).
+    reconciling: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -87,6 +91,7 @@ impl Console {
             sessions: session::Sessions::new(cfg.console.session_lifetime),
             targets: Live::default(),
             own_listener: cfg.console.listen.is_some(),
+            reconciling: Default::default(),
         };
         console.set_targets(cfg);
         Arc::new(console)
@@ -106,6 +111,13 @@ impl Console {
             .route("/signout", post(signin::sign_out))
             .route("/people", get(people::search))
             .route("/people/{provider}/{kind}/{id}", get(people::show))
+            .route(
+                "/people/{provider}/{kind}/{id}/provision/{target}",
+                post(ondemand::provision),
+            )
+            .route("/reconcile", get(reconcile::targets))
+            .route("/reconcile/{target}/dry-run", post(reconcile::dry_run))
+            .route("/reconcile/{target}/apply", post(reconcile::apply))
             .route("/dead-letters", get(act::dead_letters))
             .route("/dead-letters/{id}/retry", post(act::retry))
             .route("/dead-letters/{id}/drop", post(act::drop_letter))

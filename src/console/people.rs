@@ -36,6 +36,15 @@ fn kind_segment(kind: ResourceKind) -> &'static str {
     }
 }
 
+/// The kind a console link's segment names.
+pub fn kind_from_segment(segment: &str) -> Option<ResourceKind> {
+    match segment {
+        "users" => Some(ResourceKind::User),
+        "groups" => Some(ResourceKind::Group),
+        _ => None,
+    }
+}
+
 /// The console link to a stored user or group.
 pub fn link(provider: &str, kind: ResourceKind, id: &str) -> String {
     format!(
@@ -209,6 +218,10 @@ const LOG_SHOWN: usize = 50;
 
 struct PerTarget {
     name: String,
+    /// The name as a path segment, for its provision-on-demand form.
+    path: String,
+    /// Paused: nothing is sent to it, on demand or otherwise.
+    paused: bool,
     target_id: String,
     in_scope: bool,
     why: String,
@@ -221,6 +234,8 @@ struct PerTarget {
 struct Person {
     chrome: Chrome,
     name: String,
+    /// This page, where its forms post to.
+    link: String,
     kind: &'static str,
     id: String,
     provider: String,
@@ -243,10 +258,8 @@ pub async fn show(
     Path((provider, kind, id)): Path<(String, String, String)>,
 ) -> Response {
     let chrome = signed.chrome("people");
-    let kind = match kind.as_str() {
-        "users" => ResourceKind::User,
-        "groups" => ResourceKind::Group,
-        _ => return message(StatusCode::NOT_FOUND, chrome, "Not found", "No such page."),
+    let Some(kind) = kind_from_segment(&kind) else {
+        return message(StatusCode::NOT_FOUND, chrome, "Not found", "No such page.");
     };
     let store = console.state.directory.store();
     let r = match store.get(&provider, kind, &id).await {
@@ -301,6 +314,7 @@ async fn person(
     };
     related.sort_by_key(|r| r.name.to_lowercase());
     let attempts = store.delivery_attempts(&r.provider, r.kind, &r.id).await?;
+    let handles = console.state.targets.get();
     let mut targets = Vec::new();
     for t in console
         .targets
@@ -339,6 +353,8 @@ async fn person(
             .collect();
         targets.push(PerTarget {
             name: t.name.clone(),
+            path: seg(&t.name),
+            paused: handles.iter().any(|h| h.name == t.name && h.paused),
             target_id: target_id.unwrap_or_else(|| "none recorded".into()),
             in_scope: decision.in_scope,
             why: decision.why,
@@ -352,6 +368,7 @@ async fn person(
         log_more,
         chrome,
         name: label(&r),
+        link: link(&r.provider, r.kind, &r.id),
         kind: r.kind.name(),
         id: r.id.clone(),
         provider: r.provider.clone(),

@@ -139,11 +139,13 @@ pub enum OnDemand {
     /// queued, so the whole resource was sent again.
     Ran {
         outcome: DeliveryOutcome,
-        record: ActionDraft,
+        record: Box<ActionDraft>,
         resync: bool,
     },
     /// A delivery in flight (the worker's) still holds it, until then at most.
-    InFlight { until: chrono::DateTime<chrono::Utc> },
+    InFlight {
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// The action of a change left out of the target's scope.
@@ -307,7 +309,7 @@ impl Engine {
                     let (outcome, record) = self.deliver_as(d, Some(asked_by)).await;
                     return Ok(OnDemand::Ran {
                         outcome,
-                        record,
+                        record: Box::new(record),
                         resync,
                     });
                 }

@@ -26,8 +26,7 @@ pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
 pub use reconcile::{
     Action, Applied, Plan, PlanItem, Policy, ReconcileError, ReconcileReport, Reconciler, apply,
-    plan,
-    run_scheduled,
+    plan, run_scheduled,
 };
 pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{

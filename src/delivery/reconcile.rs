@@ -58,6 +58,39 @@ pub enum Action {
     Delete,
 }
 
+impl Action {
+    /// Its name, as `sync` prints it and its JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Adopt => "adopt",
+            Action::Members => "members",
+            Action::Deactivate => "deactivate",
+            Action::Deprovision => "deprovision",
+            Action::Protected => "protected",
+            Action::Delete => "delete",
+            Action::Blocked => "blocked",
+            Action::Ambiguous => "ambiguous",
+            Action::Unmanaged => "unmanaged",
+        }
+    }
+
+    /// Whether applying an item with this action changes anything at the target or
+    /// in the store.
+    pub fn changes(self) -> bool {
+        !matches!(
+            self,
+            Action::Protected | Action::Blocked | Action::Ambiguous | Action::Unmanaged
+        )
+    }
+
+    /// Whether an item with it waits for an admin to settle it.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Action::Ambiguous | Action::Blocked)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     pub action: Action,
@@ -107,6 +140,21 @@ impl Plan {
             }
         }
         self
+    }
+
+    /// One line: how many of each change the plan holds.
+    pub fn summary(&self) -> String {
+        let count = |a| self.items.iter().filter(|i| i.action == a).count();
+        format!(
+            "{} create, {} update, {} adopt, {} membership, {} deactivate, {} deprovision (left scope), {} delete",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Adopt),
+            count(Action::Members),
+            count(Action::Deactivate),
+            count(Action::Deprovision),
+            count(Action::Delete),
+        )
     }
 
     /// A fingerprint of what applying the plan would do: its items, whatever order

@@ -14,8 +14,8 @@ use crate::store::postgres::PgStore;
 use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    ApiToken, ChangeOp, Claim, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation, MutationKind,
-    QueuedDelivery, Store, StoreError, TargetLink,
+    ApiToken, ChangeOp, Claim, DeliveryOutcome, IndexKeys, Lookup, MemberChange, Mutation,
+    MutationKind, QueuedDelivery, Store, StoreError, TargetLink,
 };
 
 /// Opens (or re-opens) the store under test; every call opens the same database.
@@ -1663,12 +1663,7 @@ pub async fn one_resource_is_claimed_on_demand_due_or_not(o: &dyn Opener) {
     assert_eq!((now.from_seq, now.last_seq), (d[0].from_seq, d[0].last_seq));
     assert_eq!(now.attempts, 1);
     // Leased: neither the worker nor a second request takes it.
-    assert_eq!(
-        one(2, "other").await,
-        Claim::Leased {
-            until: at_hour(3)
-        }
-    );
+    assert_eq!(one(2, "other").await, Claim::Leased { until: at_hour(3) });
     assert!(
         store
             .claim_deliveries("app", "other", at_hour(2), at_hour(3), 10)
@@ -1686,7 +1681,11 @@ pub async fn one_resource_is_claimed_on_demand_due_or_not(o: &dyn Opener) {
         )
         .await
         .unwrap();
-    assert_eq!(one(3, "me").await, Claim::Absent, "delivered: nothing queued");
+    assert_eq!(
+        one(3, "me").await,
+        Claim::Absent,
+        "delivered: nothing queued"
+    );
     store.close().await;
 }
 

@@ -28,10 +28,11 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
-    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
-    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
+    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
+    DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
+    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;

@@ -6,7 +6,7 @@ use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::settle::{Held, Settle, settle};
 use crate::store::{
-    ChangeEvent, Claim, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    ChangeEvent, ChangeOp, Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
     EventDetail, GuardState, Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 

@@ -23,10 +23,11 @@ use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
-    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
-    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
+    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
+    DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
+    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
