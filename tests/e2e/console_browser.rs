@@ -8,28 +8,14 @@
 use crate::common;
 use crate::console::{start, user};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::webdriver::{self, Browser};
+use common::webdriver::{self, Browser, screenshots};
 use scim_bridge::clock::SystemClock;
 
 /// People stored besides the ones the scenario acts on.
 const PEOPLE: usize = 10_000;
-
-/// `target/console-screenshots`, beside the test binary's `target/debug/deps`.
-fn screenshots() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("target directory")
-        .to_path_buf();
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::disallowed_methods)] // the test run's own switch, not the daemon's

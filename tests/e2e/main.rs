@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod console;
 mod console_browser;
+mod console_ondemand;
 mod delivery;
 mod deployment;
 mod durability;

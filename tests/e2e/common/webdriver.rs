@@ -261,3 +261,16 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// `target/console-screenshots`, beside the test binary's `target/debug/deps`.
+pub fn screenshots() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("target directory")
+        .to_path_buf();
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
