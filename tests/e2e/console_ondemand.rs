@@ -105,13 +105,15 @@ impl Fixture {
         self.until("retrying", |s| s["retrying"] == 1).await;
         let mut dms = self.dms.lock().unwrap();
         dms.busy_every = 0;
-        assert!(dms.users.is_empty(), "{:?}", dms.users);
+        let key = name.to_uppercase();
+        assert!(!dms.users.contains_key(&key), "{:?}", dms.users);
         id
     }
 
     /// The provisioning log's records (newest first), as the admin API gives them.
     async fn log(&self) -> Vec<Value> {
-        let r: Value = reqwest::Client::new()
+        let r: Value = scim_bridge::oauth::build_client(Duration::from_secs(30))
+            .unwrap()
             .get(self.d.url("/api/v1/log?limit=200"))
             .bearer_auth(self.d.admin_token())
             .send()
