@@ -991,3 +991,47 @@ pub async fn run_scheduled(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(action: Action, name: &str, detail: &str) -> PlanItem {
+        PlanItem {
+            action,
+            kind: ResourceKind::User,
+            provider: Some("entra".into()),
+            id: Some(name.into()),
+            target_id: Some(name.to_uppercase()),
+            name: name.into(),
+            detail: detail.into(),
+            matched_by: None,
+        }
+    }
+
+    #[test]
+    fn a_plans_digest_follows_what_it_does_not_the_order_it_was_found_in() {
+        let a = item(Action::Update, "ada", "displayName: \"x\" → \"Ada\"");
+        let b = item(Action::Create, "grace", "");
+        let plan = |items: Vec<PlanItem>| Plan {
+            target: "dms".into(),
+            items,
+            ..Plan::default()
+        };
+        let one = plan(vec![a.clone(), b.clone()]);
+        assert_eq!(one.digest(), plan(vec![b.clone(), a.clone()]).digest());
+        assert_eq!(one.digest().len(), 64);
+        let other = item(Action::Update, "ada", "displayName: \"y\" → \"Ada\"");
+        assert_ne!(one.digest(), plan(vec![other, b.clone()]).digest());
+        assert_ne!(one.digest(), plan(vec![a.clone()]).digest());
+        let elsewhere = Plan {
+            target: "hooks".into(),
+            ..one.clone()
+        };
+        assert_ne!(one.digest(), elsewhere.digest());
+        assert_eq!(
+            one.summary(),
+            "1 create, 1 update, 0 adopt, 0 membership, 0 deactivate, 0 deprovision (left scope), 0 delete"
+        );
+    }
+}
