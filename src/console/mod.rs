@@ -1,6 +1,6 @@
 //! The operator's console: server-rendered pages under `/ui` where an admin sees each
 //! provider and target, finds a person, and steers delivery (dead letters, the
-//! mass-deprovisioning guard). Templates (`templates/`) are compiled into the binary
+//! mass-deprovisioning guard, provision on demand, reconciliation runs). Templates (`templates/`) are compiled into the binary
 //! and HTML-escape what they print; the pages carry no script and a strict
 //! Content-Security-Policy, so the read pages need nothing but HTML and CSS.
 //!

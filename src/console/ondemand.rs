@@ -19,7 +19,7 @@ use super::Console;
 use super::access::Signed;
 use super::act::audit;
 use super::page::{Chrome, failed, html, message, when};
-use super::people::{kind_from_segment, label, link};
+use super::people::{label, link, stored};
 use super::signin::CsrfForm;
 use crate::delivery::OnDemand;
 use crate::provlog::{ActionDraft, ActionOutcome, OperatorDraft, ResourceNames};
@@ -74,25 +74,11 @@ pub async fn provision(
         return *refused;
     }
     let chrome = signed.chrome("people");
-    let Some(kind) = kind_from_segment(&kind) else {
-        return message(StatusCode::NOT_FOUND, chrome, "Not found", "No such page.");
+    let resource = match stored(&console, &chrome, &provider, &kind, &id).await {
+        Ok(r) => r,
+        Err(page) => return *page,
     };
-    let store = console.state.directory.store();
-    let resource = match store.get(&provider, kind, &id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                chrome,
-                "Not found",
-                format!(
-                    "{provider} has no {} with id {id}.",
-                    kind.name().to_lowercase()
-                ),
-            );
-        }
-        Err(e) => return failed(chrome, &e),
-    };
+    let kind = resource.kind;
     let name = label(&resource);
     let page = link(&provider, kind, &id);
     let receives = console

@@ -252,30 +252,53 @@ struct Person {
     log_more: bool,
 }
 
+/// The stored user or group a console path names (`users` or `groups` as `kind`),
+/// or the page that says there is none.
+pub async fn stored(
+    console: &Console,
+    chrome: &Chrome,
+    provider: &str,
+    kind: &str,
+    id: &str,
+) -> Result<StoredResource, Box<Response>> {
+    let Some(kind) = kind_from_segment(kind) else {
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            chrome.clone(),
+            "Not found",
+            "No such page.",
+        )));
+    };
+    match console
+        .state
+        .directory
+        .store()
+        .get(provider, kind, id)
+        .await
+    {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            chrome.clone(),
+            "Not found",
+            format!(
+                "{provider} has no {} with id {id}.",
+                kind.name().to_lowercase()
+            ),
+        ))),
+        Err(e) => Err(Box::new(failed(chrome.clone(), &e))),
+    }
+}
+
 pub async fn show(
     State(console): State<Arc<Console>>,
     signed: Signed,
     Path((provider, kind, id)): Path<(String, String, String)>,
 ) -> Response {
     let chrome = signed.chrome("people");
-    let Some(kind) = kind_from_segment(&kind) else {
-        return message(StatusCode::NOT_FOUND, chrome, "Not found", "No such page.");
-    };
-    let store = console.state.directory.store();
-    let r = match store.get(&provider, kind, &id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                chrome,
-                "Not found",
-                format!(
-                    "{provider} has no {} with id {id}.",
-                    kind.name().to_lowercase()
-                ),
-            );
-        }
-        Err(e) => return failed(chrome, &e),
+    let r = match stored(&console, &chrome, &provider, &kind, &id).await {
+        Ok(r) => r,
+        Err(page) => return *page,
     };
     match person(&console, chrome.clone(), r).await {
         Ok(page) => html(StatusCode::OK, &page),

@@ -170,12 +170,15 @@ struct AppliedPage {
     applied: Applied,
 }
 
-/// The target `name` and its reconciler, or the page that says why there is none.
+/// The target `name` and its reconciler for an admin whose form carried `csrf`, or
+/// the page that says why not.
 fn reconcilable(
     console: &Console,
     signed: &Signed,
+    csrf: &str,
     name: &str,
 ) -> Result<(TargetHandle, Arc<Reconciler>), Box<Response>> {
+    signed.may_act(csrf)?;
     let chrome = signed.chrome("reconcile");
     let Some(handle) = console
         .state
@@ -303,10 +306,7 @@ pub async fn dry_run(
     Path(target): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = signed.may_act(&form.csrf) {
-        return *refused;
-    }
-    let (handle, r) = match reconcilable(&console, &signed, &target) {
+    let (handle, r) = match reconcilable(&console, &signed, &form.csrf, &target) {
         Ok(found) => found,
         Err(page) => return *page,
     };
@@ -354,10 +354,7 @@ pub async fn apply(
     Path(target): Path<String>,
     Form(form): Form<ApplyForm>,
 ) -> Response {
-    if let Err(refused) = signed.may_act(&form.csrf) {
-        return *refused;
-    }
-    let (handle, r) = match reconcilable(&console, &signed, &target) {
+    let (handle, r) = match reconcilable(&console, &signed, &form.csrf, &target) {
         Ok(found) => found,
         Err(page) => return *page,
     };
