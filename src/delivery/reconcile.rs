@@ -905,19 +905,16 @@ pub struct ReconcileReport {
 
 /// Reconciles `target` whenever `schedule` fires, until `stop`. `schedule` is in the
 /// `cron` crate's form (see `config::normalise_cron`).
-#[allow(clippy::too_many_arguments)]
 pub async fn run_scheduled(
     store: std::sync::Arc<dyn Store>,
-    target: std::sync::Arc<dyn Target>,
-    providers: Vec<String>,
-    policy: Policy,
+    reconciler: std::sync::Arc<Reconciler>,
     schedule: cron::Schedule,
-    guard_config: GuardConfig,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     report: std::sync::Arc<std::sync::Mutex<ReconcileReport>>,
     owner: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let target = &reconciler.target;
     let set = |f: &dyn Fn(&mut ReconcileReport)| match report.lock() {
         Ok(mut r) => f(&mut r),
         Err(p) => f(&mut p.into_inner()),
@@ -946,26 +943,12 @@ pub async fn run_scheduled(
             }
         }
         let started = clock.now();
-        let outcome = match plan(
-            store.as_ref(),
-            target.as_ref(),
-            &providers,
-            &policy,
-            &|_, _| {},
-            clock.now(),
-        )
-        .await
+        let outcome = match reconciler
+            .plan(store.as_ref(), &|_, _| {}, clock.now())
+            .await
         {
             Err(e) => Err(e.to_string()),
-            Ok(p) => match apply(
-                store.as_ref(),
-                target.as_ref(),
-                &p,
-                &guard_config,
-                clock.now(),
-            )
-            .await
-            {
+            Ok(p) => match reconciler.apply(store.as_ref(), &p, clock.now()).await {
                 Ok(a) => Ok((p.items.len(), a)),
                 Err(e) => Err(e.to_string()),
             },
