@@ -16,6 +16,7 @@ mod ondemand;
 mod overview;
 mod page;
 mod people;
+mod plot;
 mod reconcile;
 mod session;
 mod signin;

@@ -15,6 +15,7 @@ use super::trail::{self, Trail};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::identity::Relations;
+use crate::metrics::PerMinute;
 use crate::provlog::{ActionDraft, ActionOutcome, CallRecord, ResourceNames};
 use crate::scim::ResourceKind;
 use crate::store::{Claim, DeliveryOutcome, QueuedDelivery, Store, StoreError, TargetLink};
@@ -75,7 +76,16 @@ pub struct DeliveryCounters {
     pub dead_lettered: AtomicU64,
     /// Destructive deliveries held back by the guard.
     pub paused: AtomicU64,
+    /// The last hour's outcomes per minute, for the console's plots: counter
+    /// [`DELIVERED`] and [`FAILED`] (retried or dead-lettered).
+    pub per_minute: PerMinute<2>,
 }
+
+/// [`DeliveryCounters::per_minute`]'s counter of deliveries done.
+pub const DELIVERED: usize = 0;
+/// [`DeliveryCounters::per_minute`]'s counter of attempts that failed (retried or
+/// dead-lettered).
+pub const FAILED: usize = 1;
 
 /// Delivers one target's queue.
 pub struct Engine {
@@ -544,6 +554,17 @@ impl Engine {
             DeliveryOutcome::Dead { .. } => &self.counters.dead_lettered,
             DeliveryOutcome::Defer { .. } => &self.counters.paused,
         };
+        // The minute first: whoever sees the counter move sees the minute counted.
+        match outcome {
+            DeliveryOutcome::Done => self.counters.per_minute.add(self.clock.now(), DELIVERED, 1),
+            // A group waiting for its members to arrive is the ordinary order of
+            // things, not a failure to plot.
+            DeliveryOutcome::Retry { .. } if said.member_wait => {}
+            DeliveryOutcome::Retry { .. } | DeliveryOutcome::Dead { .. } => {
+                self.counters.per_minute.add(self.clock.now(), FAILED, 1)
+            }
+            DeliveryOutcome::Defer { .. } => {}
+        }
         counter.fetch_add(1, Ordering::Relaxed);
         let target = self.target.name();
         let (provider, kind, id) = (&d.provider, d.kind.name(), &d.resource_id);

@@ -21,7 +21,7 @@ mod target;
 mod trail;
 
 pub use backoff::{Backoff, parse_retry_after};
-pub use engine::{DeliveryCounters, Engine, EngineConfig, OnDemand};
+pub use engine::{DELIVERED, DeliveryCounters, Engine, EngineConfig, FAILED, OnDemand};
 pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
 pub use reconcile::{

@@ -4,14 +4,26 @@
 
 mod dropped;
 mod family;
+mod minutes;
 
 pub use dropped::{DroppedAttribute, MAX_PER_PROVIDER, OTHER};
 pub use family::{Family, Kind, timestamp_seconds};
+pub use minutes::{Hour, MINUTES, PerMinute, minute_of};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// A provider's SCIM requests per minute ([`Metrics::scim_request`]): counter 0 all
+/// of them, counter 1 those answered with an error (4xx or 5xx).
+pub type ScimTraffic = PerMinute<2>;
+/// [`ScimTraffic`]'s counter of every request.
+pub const REQUESTS: usize = 0;
+/// [`ScimTraffic`]'s counter of requests answered 4xx or 5xx.
+pub const ERRORS: usize = 1;
 
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 12] = [
@@ -45,6 +57,8 @@ pub struct Metrics {
     /// Unix time of the last reload refused; zero before the first. Later than the
     /// last applied one: the file on disk is not what runs (an alert watches this).
     last_refused: std::sync::atomic::AtomicI64,
+    /// Each configured provider's SCIM requests over the last hour, for the console.
+    scim_traffic: Mutex<BTreeMap<String, Arc<ScimTraffic>>>,
 }
 
 /// What came of a configuration reload.
@@ -78,6 +92,30 @@ impl Metrics {
             h.sum += s;
             h.count += 1;
         }
+    }
+
+    /// Counts a SCIM request of `provider` answered at `at` with `status`. Callers
+    /// pass only configured providers, so the map stays as small as the config.
+    pub fn scim_request(&self, provider: &str, status: u16, at: DateTime<Utc>) {
+        let traffic = match self.scim_traffic.lock() {
+            Ok(mut m) => match m.get(provider) {
+                Some(t) => Arc::clone(t),
+                None => Arc::clone(m.entry(provider.to_owned()).or_default()),
+            },
+            Err(_) => return,
+        };
+        traffic.add(at, REQUESTS, 1);
+        if status >= 400 {
+            traffic.add(at, ERRORS, 1);
+        }
+    }
+
+    /// `provider`'s SCIM requests over the last hour, when it has made any since start.
+    pub fn scim_traffic(&self, provider: &str) -> Option<Arc<ScimTraffic>> {
+        self.scim_traffic
+            .lock()
+            .ok()
+            .and_then(|m| m.get(provider).cloned())
     }
 
     /// Counts a tolerated IdP quirk.

@@ -89,6 +89,9 @@ pub struct AppState {
     pub resolver: Live<Option<Arc<Resolver>>>,
     /// The provisioning log's audit chain: its export and its state for `/metrics`.
     pub audit: Option<Arc<crate::journal::Journal>>,
+    /// When this state was made (the daemon's start), on its clock: the console's
+    /// per-minute counts begin here.
+    pub started_at: DateTime<Utc>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
 }
@@ -137,6 +140,7 @@ impl AppState {
         vault_state: String,
     ) -> Self {
         AppState {
+            started_at: clock.now(),
             directory,
             clock,
             entropy,
@@ -306,10 +310,23 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     state
         .metrics
         .request(&method, &route, status.as_u16(), took);
+    if let Some(provider) = scim_provider(&path)
+        && state.directory.provider(provider).is_some()
+    {
+        state
+            .metrics
+            .scim_request(provider, code, state.clock.now());
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// The provider a SCIM base path names (`/scim/v2/{provider}/…`).
+fn scim_provider(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/scim/v2/")?;
+    rest.split('/').next().filter(|p| !p.is_empty())
 }
 
 /// 405 with a SCIM body, for every route's unsupported methods.

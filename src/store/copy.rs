@@ -203,8 +203,10 @@ const TABLES: &[Table] = &[
         &[("name", Text), ("tick", Time), ("owner", Text)],
         None,
     ),
-    // The provisioning log and its chain: copied as they are, so the history stays
-    // and the chain (head, seals, checkpoints) carries on where it stopped.
+    // The provisioning log and its chain, so the history stays and the chain (seals,
+    // checkpoints) carries on. SQLite keeps no links on the rows (its chain order is
+    // the id order); PostgreSQL does, so the rows arrive unlinked and the head is
+    // wound back to the oldest record kept (see `AUDIT_HEAD_REWOUND`).
     (
         "audit_log",
         &[
@@ -212,10 +214,6 @@ const TABLES: &[Table] = &[
             ("at", Int),
             ("kind", Text),
             ("body", Text),
-            ("seq", Int),
-            ("prev", Text),
-            ("hash", Text),
-            ("line", Text),
             ("provider", Text),
             ("resource_kind", Text),
             ("resource_id", Text),
@@ -273,6 +271,14 @@ const TABLES: &[Table] = &[
         None,
     ),
 ];
+
+/// The audit head as PostgreSQL gets it: at the oldest record kept (its mark), so
+/// PostgreSQL's chainer links the copied rows again, in the same (id) order over the
+/// same content, to the same hashes the seals signed.
+const AUDIT_HEAD_REWOUND: &str = "SELECT h.one, h.log_id,
+       coalesce((SELECT m.seq FROM audit_marks m ORDER BY m.seq LIMIT 1), h.next_seq),
+       coalesce((SELECT m.prev FROM audit_marks m ORDER BY m.seq LIMIT 1), h.prev)
+     FROM audit_head h";
 
 /// Rows copied per table, in [`TABLES`] order.
 pub type CopyReport = Vec<(&'static str, u64)>;
@@ -364,7 +370,11 @@ pub async fn sqlite_to_postgres(
             ))
             .await?;
         let rows: Vec<Vec<Box<dyn ToSql + Sync + Send>>> = {
-            let mut st = snapshot.prepare(&format!("SELECT {} FROM {table}", list.join(", ")))?;
+            let select = match *table {
+                "audit_head" => AUDIT_HEAD_REWOUND.to_owned(),
+                _ => format!("SELECT {} FROM {table}", list.join(", ")),
+            };
+            let mut st = snapshot.prepare(&select)?;
             let mut rows = st.query([])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {

@@ -455,17 +455,20 @@ async fn rejecting_what_the_guard_holds_dead_letters_it() {
     for id in &ids {
         assert_eq!(scim.delete(&format!("/Users/{id}")).await, 204);
     }
+    // Queued is not yet held: the worker marks each destructive change held when it
+    // reaches it, so wait for what the operator is shown (the held gauge), not the queue.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let m = loop {
         let s = d.delivery("hooks").await;
-        if s["guard"]["state"] == "tripped" && s["queued"] == 2 {
-            break;
+        let m = d.metrics().await;
+        let held = common::sample(&m, "scim_bridge_guard_held_changes{target=\"hooks\"}");
+        if s["guard"]["state"] == "tripped" && s["queued"] == 2 && held == Some(2.0) {
+            break m;
         }
-        assert!(Instant::now() < deadline, "guard never tripped: {s}");
+        assert!(Instant::now() < deadline, "guard never held both: {s}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
     // What the alert rules read: tripped, since when, and how much it holds.
-    let m = d.metrics().await;
     let series = |name: &str| common::sample(&m, &format!("{name}{{target=\"hooks\"}}"));
     assert_eq!(series("scim_bridge_guard_tripped"), Some(1.0), "{m}");
     assert_eq!(series("scim_bridge_guard_held_changes"), Some(2.0), "{m}");

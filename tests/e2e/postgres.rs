@@ -379,6 +379,13 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
         String::from_utf8_lossy(&set.stderr)
     );
     assert_eq!(old.terminate(), Some(0));
+    // Sealed on SQLite, so the chain PostgreSQL rebuilds must meet this signature.
+    let sealed = old.cli(&["audit", "seal"]);
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
 
     let db = old.dir.path().join("data").join("scim-bridge.db");
     let from = format!("sqlite://{}", db.display());
@@ -406,8 +413,13 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
         stdout.contains("api_tokens       1 rows copied"),
         "{stdout}"
     );
+    // The webhook's signing secret and the audit chain's signing key.
     assert!(
-        stdout.contains("secrets          1 rows copied"),
+        stdout.contains("secrets          2 rows copied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("audit_seals      1 rows copied"),
         "{stdout}"
     );
     // The provisioning log comes along: six creations received, and its chain.
@@ -472,6 +484,31 @@ async fn migrate_copies_an_sqlite_deployment_and_refuses_a_used_destination() {
     ]);
     let records = String::from_utf8_lossy(&log.stdout).into_owned();
     assert!(records.contains("\"op\":\"create\""), "{records}");
+    // The audit chain carries on across the move: PostgreSQL links the copied records
+    // again to the hashes SQLite's seals signed, and the export from the genesis on
+    // (the creations before the move, the one after) verifies.
+    let file = new.dir.path().join("after-the-move.jsonl");
+    let out = new.cli(&["audit", "export", "-o", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = new.cli(&["audit", "verify", file.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(exported.contains("m3@firm.example"), "{exported}");
+    assert!(exported.contains("after@firm.example"), "{exported}");
+    let seal_before_the_move = exported
+        .lines()
+        .take_while(|l| !l.contains("after@firm.example"))
+        .any(|l| l.contains(r#""type":"seal""#));
+    assert!(seal_before_the_move, "{exported}");
     let status: Value = serde_json::from_slice(&new.cli(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status["database"]["engine"], "postgres");
     assert_eq!(status["database"]["users"], 6);

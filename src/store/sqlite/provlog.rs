@@ -6,10 +6,9 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 
 use super::SqliteStore;
+use super::chain::Seqs;
 use crate::provlog::{LogEntry, LogQuery, LogRow};
-use crate::store::provisioning_log::{
-    ENTRY_COLUMNS, INSERT_COLUMNS, Param, entry, insert_values, query_sql,
-};
+use crate::store::provisioning_log::{INSERT_COLUMNS, Param, entry, insert_values, query_sql};
 use crate::store::{ProvisioningLog, StoreError};
 
 impl ToSql for Param {
@@ -31,8 +30,23 @@ pub(super) fn insert(c: &Connection, row: &LogRow) -> Result<i64, StoreError> {
     Ok(c.last_insert_rowid())
 }
 
-fn read_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<i64>, i64, String, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+/// The columns read back. A record's audit seq is not stored in SQLite: it follows
+/// from the row's id and the chain's marks (`chain.rs`).
+const ENTRY_COLUMNS: &str = "id, at, kind, body";
+
+type Read = (i64, i64, String, String);
+
+fn read_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Read> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_entry(
+    c: &Connection,
+    seqs: &Seqs,
+    (id, at, kind, body): Read,
+) -> Result<LogEntry, StoreError> {
+    let seq = seqs.of(c, id)?.map(crate::store::audit_chain::sql_seq);
+    entry(id, seq, at, kind, &body)
 }
 
 #[async_trait]
@@ -41,14 +55,12 @@ impl ProvisioningLog for SqliteStore {
         let (filter, params) = query_sql(q, |n| format!("?{n}"));
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log{filter}");
         self.read(move |c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(params_from_iter(params), read_entry)?;
-            let mut out = Vec::new();
-            for r in rows {
-                let (id, seq, at, kind, body) = r?;
-                out.push(entry(id, seq, at, kind, &body)?);
-            }
-            Ok(out)
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(params), read_entry)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let seqs = Seqs::new(c)?;
+            rows.into_iter().map(|r| to_entry(c, &seqs, r)).collect()
         })
         .await
     }
@@ -61,8 +73,8 @@ impl ProvisioningLog for SqliteStore {
                 ))?
                 .query_row([id], read_entry)
                 .optional()?;
-            row.map(|(id, seq, at, kind, body)| entry(id, seq, at, kind, &body))
-                .transpose()
+            let seqs = Seqs::new(c)?;
+            row.map(|r| to_entry(c, &seqs, r)).transpose()
         })
         .await
     }

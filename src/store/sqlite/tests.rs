@@ -154,3 +154,181 @@ async fn change_events_stored_by_earlier_versions_read_back() {
     assert_eq!(details[3].name(), Some("Board"));
     store.close().await;
 }
+
+fn audit_rows(c: &Connection, from: i64, to: i64) -> Vec<crate::store::audit_chain::Unchained> {
+    c.prepare("SELECT id, at, kind, body FROM audit_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id")
+        .unwrap()
+        .query_map([from, to], |r| {
+            Ok(crate::store::audit_chain::Unchained {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn insert_audit_row(c: &Connection, n: i64) {
+    c.execute(
+        "INSERT INTO audit_log (at, kind, body, resource_id, action, outcome)
+         VALUES (?1, 'scim.change', ?2, ?3, 'create', 'success')",
+        params![
+            1_767_322_800_000_000 + n,
+            format!(r#"{{"n": {n}}}"#),
+            format!("u{n}")
+        ],
+    )
+    .unwrap();
+}
+
+/// A database chained by the version that stored seq, hash and line on each row
+/// (schema 12) reads back the same lines after the migration, and its chain goes on
+/// with the rows it had not linked yet and with new ones, whose ids are never reused.
+#[tokio::test]
+async fn a_log_chained_on_its_rows_carries_on_after_the_migration() {
+    use crate::audit::LogId;
+    use crate::store::{AuditChain, AuditHead, ProvisioningLog};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v12.db");
+    let log = LogId::new("old-log").unwrap();
+    let old_lines = {
+        let c = Connection::open(&path).unwrap();
+        schema::create_at_version(&c, 12).unwrap();
+        for n in 1..=7 {
+            insert_audit_row(&c, n);
+        }
+        // The retention had pruned the first two: the chain starts at seq 2 on row 3.
+        let genesis = AuditHead::genesis(log.clone());
+        let all = crate::store::audit_chain::plan_links(&genesis, &audit_rows(&c, 1, 7)).unwrap();
+        c.execute("DELETE FROM audit_log WHERE id <= 2", [])
+            .unwrap();
+        // Rows 3..=5 were chained, 6 and 7 were waiting.
+        for l in &all.links[2..5] {
+            c.execute(
+                "UPDATE audit_log SET seq = ?2, prev = ?3, hash = ?4, line = ?5 WHERE id = ?1",
+                params![l.id, l.seq as i64, l.prev, l.hash, l.line],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO audit_head (one, log_id, next_seq, prev) VALUES (1, ?1, 5, ?2)",
+            params![log.as_str(), all.links[4].hash],
+        )
+        .unwrap();
+        all.links.iter().map(|l| l.line.clone()).collect::<Vec<_>>()
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.migrated_from(), 12);
+    let lines = |from: u64| {
+        let store = &store;
+        async move {
+            store
+                .chained_lines(from, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| (l.seq, l.line))
+                .collect::<Vec<_>>()
+        }
+    };
+    let expect = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| (i as u64, old_lines[i].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines(2).await, expect(2..5));
+    assert_eq!(lines(4).await, expect(4..5));
+    assert_eq!(store.chain_pending(10).await.unwrap().linked, 2);
+    assert_eq!(
+        lines(3).await,
+        expect(3..7),
+        "the waiting rows link on as before"
+    );
+    let id = store
+        .log_append(crate::provlog::LogRow {
+            at: chrono::DateTime::UNIX_EPOCH,
+            kind: crate::provlog::CHANGE,
+            body: "{}".into(),
+            provider: None,
+            resource_kind: None,
+            resource_id: None,
+            user_name_key: None,
+            display_name: None,
+            target: None,
+            action: "create".into(),
+            outcome: "success".into(),
+            change_seq: None,
+            change_seq_last: None,
+            request_id: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 8);
+    assert_eq!(store.chain_pending(10).await.unwrap().linked, 1);
+    assert_eq!(store.log_entry(8).await.unwrap().unwrap().seq, Some(7));
+    assert_eq!(store.log_entry(3).await.unwrap().unwrap().seq, Some(2));
+    store.close().await;
+}
+
+/// Past many marks and a pruning cut between two of them, every record's line, read
+/// from any seq, is the one a replay of the whole chain gives, and every row's seq
+/// is found by its id.
+#[tokio::test]
+async fn lines_rebuilt_from_marks_match_the_whole_chain() {
+    use crate::audit::LogId;
+    use crate::store::{AuditChain, AuditHead, ProvisioningLog};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("marks.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let log = LogId::new("marks").unwrap();
+    store.audit_head(&log).await.unwrap();
+    let rows = 700;
+    {
+        let c = Connection::open(&path).unwrap();
+        for n in 1..=rows {
+            insert_audit_row(&c, n);
+        }
+    }
+    let mut linked = 0;
+    while linked < rows as usize {
+        linked += store.chain_pending(100).await.unwrap().linked;
+    }
+    let whole = {
+        let c = Connection::open(&path).unwrap();
+        crate::store::audit_chain::plan_links(&AuditHead::genesis(log), &audit_rows(&c, 1, rows))
+            .unwrap()
+            .links
+    };
+    for from in [0_u64, 1, 255, 256, 257, 511, 600, 699] {
+        let got = store.chained_lines(from, 3).await.unwrap();
+        let want: Vec<_> = whole[from as usize..].iter().take(3).collect();
+        assert_eq!(got.len(), want.len(), "from {from}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.seq, &g.line), (w.seq, &w.line), "from {from}");
+        }
+    }
+    for id in [1_i64, 256, 257, 258, 700] {
+        let e = store.log_entry(id).await.unwrap().unwrap();
+        assert_eq!(e.seq, Some(id - 1), "row {id}");
+    }
+    // Cut between marks: the kept records still rebuild, and the seqs still hold.
+    while store.prune_chained(300, 64).await.unwrap() > 0 {}
+    assert!(store.log_entry(300).await.unwrap().is_none());
+    let got = store.chained_lines(300, 2).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|l| (l.seq, l.line.as_str()))
+            .collect::<Vec<_>>(),
+        whole[300..302]
+            .iter()
+            .map(|l| (l.seq, l.line.as_str()))
+            .collect::<Vec<_>>()
+    );
+    assert!(store.chained_lines(299, 1).await.unwrap()[0].seq >= 300);
+    assert_eq!(store.log_entry(301).await.unwrap().unwrap().seq, Some(300));
+    assert_eq!(store.log_entry(700).await.unwrap().unwrap().seq, Some(699));
+    store.close().await;
+}
