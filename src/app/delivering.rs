@@ -9,18 +9,15 @@ use secrecy::{ExposeSecret, SecretString};
 use super::AppError;
 use super::targets::{self, Context};
 use crate::config::{Config, SecretRef, TargetConfig, TargetSpec};
-use crate::delivery::{Engine, GuardConfig, Policy, ReconcileReport, Target};
+use crate::delivery::{Engine, ReconcileReport, Reconciler};
 use crate::resolver::Resolver;
 use crate::server::{NetworkPolicy, TargetHandle};
 use crate::targets::ImanageClient;
 
 /// A scheduled reconciliation, built and waiting to be started.
 pub(super) struct Scheduled {
-    pub target: Arc<dyn Target>,
-    pub providers: Vec<String>,
-    pub policy: Policy,
+    pub reconciler: Arc<Reconciler>,
     pub schedule: cron::Schedule,
-    pub guard: GuardConfig,
     pub report: Arc<std::sync::Mutex<ReconcileReport>>,
 }
 
@@ -95,6 +92,14 @@ pub(super) async fn build(
         };
         running.providers = d.providers.clone();
         running.imanage = d.imanage.clone();
+        // A paused target is still read: a dry run is how its admin reviews it.
+        let reconciler = Arc::new(Reconciler {
+            target: Arc::clone(&d.target),
+            providers: d.providers.clone(),
+            policy: d.policy.clone(),
+            guard: d.engine.guard.clone(),
+        });
+        running.handle.reconciler = Some(Arc::clone(&reconciler));
         if running.config.paused {
             // Queued, not delivered: the admin reviews `sync --dry-run` first.
             let name = d.target.name().to_owned();
@@ -107,11 +112,8 @@ pub(super) async fn build(
             let report = Arc::new(std::sync::Mutex::new(ReconcileReport::default()));
             running.handle.reconcile = Some(Arc::clone(&report));
             running.schedule = Some(Scheduled {
-                target: Arc::clone(&d.target),
-                providers: d.providers.clone(),
-                policy: d.policy.clone(),
+                reconciler,
                 schedule,
-                guard: d.engine.guard.clone(),
                 report,
             });
         }
@@ -124,6 +126,7 @@ pub(super) async fn build(
             owner.to_owned(),
         ));
         running.handle.delivery = Some(Arc::clone(&engine.counters));
+        running.handle.engine = Some(Arc::clone(&engine));
         running.engine = Some(engine);
     }
     Ok(out)

@@ -137,11 +137,8 @@ impl AppHandle {
                 format!("schedule {name}"),
                 crate::delivery::run_scheduled(
                     Arc::clone(&self.store),
-                    s.target,
-                    s.providers,
-                    s.policy,
+                    s.reconciler,
                     s.schedule,
-                    s.guard,
                     Arc::clone(&self.state.clock),
                     s.report,
                     self.owner.clone(),

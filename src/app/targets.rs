@@ -74,6 +74,8 @@ async fn build_one(
         delivery: None,
         reconcile: None,
         paused: false,
+        engine: None,
+        reconciler: None,
         pacer: Arc::clone(&pacer),
     };
     let Some(auth) = &target.auth else {

@@ -10,7 +10,7 @@ use crate::app::targets;
 use crate::config::Environment;
 use std::io::IsTerminal;
 
-use crate::delivery::{Action, Plan, PlanItem, apply, plan};
+use crate::delivery::{Action, Plan, PlanItem, Reconciler};
 use crate::store::Store;
 
 /// Whether `sync` changes anything, and whether it asks first.
@@ -91,21 +91,18 @@ pub async fn run(
                 b.set_message(format!("reading {target}: {n} {what}"));
             }
         };
-        let p = plan(
-            store.as_ref(),
-            d.target.as_ref(),
-            &d.providers,
-            &d.policy,
-            &progress,
-            clock.now(),
-        )
-        .await;
+        // The daemon's console runs the same plan and apply through the same type.
+        let r = Reconciler {
+            target: d.target,
+            providers: d.providers,
+            policy: d.policy,
+            guard: d.engine.guard,
+        };
+        let p = r.plan(store.as_ref(), &progress, clock.now()).await;
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
-        let p = p
-            .map_err(|e| Failure::runtime(e.to_string()))?
-            .protect(&d.engine.guard.protected);
+        let p = p.map_err(|e| Failure::runtime(e.to_string()))?;
         if mode == Mode::DryRun {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
@@ -117,18 +114,18 @@ pub async fn run(
         }
         if mode == Mode::Review {
             print_plan(&p);
-            if !p.items.iter().any(|i| changes(i.action)) {
+            if !p.items.iter().any(|i| i.action.changes()) {
                 println!("nothing to apply");
                 return Ok(());
             }
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
-            if !confirm(&mut input, &mut std::io::stdout(), &summary(&p)) {
+            if !confirm(&mut input, &mut std::io::stdout(), &p.summary()) {
                 println!("not applied: nothing changed");
                 return Ok(());
             }
         }
-        let applied = apply(store.as_ref(), d.target.as_ref(), &p, &d.engine.guard, clock.now())
+        let applied = r.apply(store.as_ref(), &p, clock.now())
             .await
             .map_err(|e| Failure::store(e.to_string()))?;
         if as_json {
@@ -158,45 +155,6 @@ pub async fn run(
     result
 }
 
-/// Whether applying the item changes anything at the target or in the store.
-fn changes(action: Action) -> bool {
-    !matches!(
-        action,
-        Action::Protected | Action::Blocked | Action::Ambiguous | Action::Unmanaged
-    )
-}
-
-fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Adopt => "adopt",
-        Action::Members => "members",
-        Action::Deactivate => "deactivate",
-        Action::Deprovision => "deprovision",
-        Action::Protected => "protected",
-        Action::Delete => "delete",
-        Action::Blocked => "blocked",
-        Action::Ambiguous => "ambiguous",
-        Action::Unmanaged => "unmanaged",
-    }
-}
-
-/// One line: how many of each action the plan holds.
-fn summary(p: &Plan) -> String {
-    let count = |a| p.items.iter().filter(|i| i.action == a).count();
-    format!(
-        "{} create, {} update, {} adopt, {} membership, {} deactivate, {} deprovision (left scope), {} delete",
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::Adopt),
-        count(Action::Members),
-        count(Action::Deactivate),
-        count(Action::Deprovision),
-        count(Action::Delete),
-    )
-}
-
 /// Asks whether to apply; only an explicit yes applies.
 fn confirm(
     input: &mut impl std::io::BufRead,
@@ -220,7 +178,7 @@ fn print_rows(items: &[&PlanItem]) {
     for i in items {
         println!(
             "  {:<11} {:<6} {:<36} {:<24} {}",
-            action_name(i.action),
+            i.action.name(),
             i.kind.name(),
             i.name,
             i.target_id.as_deref().unwrap_or("-"),
@@ -242,8 +200,8 @@ fn print_plan(p: &Plan) {
     let section = |pred: &dyn Fn(Action) -> bool| -> Vec<&PlanItem> {
         p.items.iter().filter(|i| pred(i.action)).collect()
     };
-    let planned = section(&changes);
-    let attention = section(&|a| matches!(a, Action::Ambiguous | Action::Blocked));
+    let planned = section(&Action::changes);
+    let attention = section(&Action::needs_attention);
     let protected = section(&|a| a == Action::Protected);
     let unmanaged = section(&|a| a == Action::Unmanaged);
     if planned.is_empty() {
@@ -274,7 +232,7 @@ fn print_plan(p: &Plan) {
     }
     println!(
         "\nplan: {}; {} need attention, {} protected, {} not managed",
-        summary(p),
+        p.summary(),
         attention.len(),
         protected.len(),
         unmanaged.len()

@@ -161,7 +161,7 @@ async fn letter_name(
 /// Records what an admin did in the provisioning log. The action has happened
 /// whatever this answers; a record that cannot be written is logged as an error, so
 /// the gap in the trail is visible.
-async fn audit(console: &Console, signed: &Signed, draft: OperatorDraft) {
+pub(super) async fn audit(console: &Console, signed: &Signed, draft: OperatorDraft) {
     let store = console.state.directory.store();
     let row = OperatorDraft {
         who: signed.session.who.clone(),

@@ -1,6 +1,6 @@
 //! The operator's console: server-rendered pages under `/ui` where an admin sees each
 //! provider and target, finds a person, and steers delivery (dead letters, the
-//! mass-deprovisioning guard). Templates (`templates/`) are compiled into the binary
+//! mass-deprovisioning guard, provision on demand, reconciliation runs). Templates (`templates/`) are compiled into the binary
 //! and HTML-escape what they print; the pages carry no script and a strict
 //! Content-Security-Policy, so the read pages need nothing but HTML and CSS.
 //!
@@ -15,10 +15,12 @@ mod access;
 mod act;
 mod assets;
 mod oidc;
+mod ondemand;
 mod overview;
 mod page;
 mod people;
 mod plot;
+mod reconcile;
 mod session;
 mod signin;
 
@@ -72,6 +74,8 @@ pub struct Console {
     own_listener: bool,
     /// Sign-in through the identity provider, when `[console.oidc]` is configured.
     oidc: Option<oidc::Oidc>,
+    /// Targets with a reconciliation running from the console (one at a time each).
+    reconciling: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -112,6 +116,7 @@ impl Console {
             targets: Live::default(),
             own_listener: cfg.console.listen.is_some(),
             oidc,
+            reconciling: Default::default(),
         };
         console.set_targets(cfg);
         Ok(Arc::new(console))
@@ -133,6 +138,13 @@ impl Console {
             .route("/signin/oidc/callback", get(oidc::callback))
             .route("/people", get(people::search))
             .route("/people/{provider}/{kind}/{id}", get(people::show))
+            .route(
+                "/people/{provider}/{kind}/{id}/provision/{target}",
+                post(ondemand::provision),
+            )
+            .route("/reconcile", get(reconcile::targets))
+            .route("/reconcile/{target}/dry-run", post(reconcile::dry_run))
+            .route("/reconcile/{target}/apply", post(reconcile::apply))
             .route("/dead-letters", get(act::dead_letters))
             .route("/dead-letters/{id}/retry", post(act::retry))
             .route("/dead-letters/{id}/drop", post(act::drop_letter))

@@ -36,6 +36,15 @@ fn kind_segment(kind: ResourceKind) -> &'static str {
     }
 }
 
+/// The kind a console link's segment names.
+pub fn kind_from_segment(segment: &str) -> Option<ResourceKind> {
+    match segment {
+        "users" => Some(ResourceKind::User),
+        "groups" => Some(ResourceKind::Group),
+        _ => None,
+    }
+}
+
 /// The console link to a stored user or group.
 pub fn link(provider: &str, kind: ResourceKind, id: &str) -> String {
     format!(
@@ -209,6 +218,10 @@ const LOG_SHOWN: usize = 50;
 
 struct PerTarget {
     name: String,
+    /// The name as a path segment, for its provision-on-demand form.
+    path: String,
+    /// Paused: nothing is sent to it, on demand or otherwise.
+    paused: bool,
     target_id: String,
     in_scope: bool,
     why: String,
@@ -221,6 +234,8 @@ struct PerTarget {
 struct Person {
     chrome: Chrome,
     name: String,
+    /// This page, where its forms post to.
+    link: String,
     kind: &'static str,
     id: String,
     provider: String,
@@ -237,32 +252,53 @@ struct Person {
     log_more: bool,
 }
 
+/// The stored user or group a console path names (`users` or `groups` as `kind`),
+/// or the page that says there is none.
+pub async fn stored(
+    console: &Console,
+    chrome: &Chrome,
+    provider: &str,
+    kind: &str,
+    id: &str,
+) -> Result<StoredResource, Box<Response>> {
+    let Some(kind) = kind_from_segment(kind) else {
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            chrome.clone(),
+            "Not found",
+            "No such page.",
+        )));
+    };
+    match console
+        .state
+        .directory
+        .store()
+        .get(provider, kind, id)
+        .await
+    {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            chrome.clone(),
+            "Not found",
+            format!(
+                "{provider} has no {} with id {id}.",
+                kind.name().to_lowercase()
+            ),
+        ))),
+        Err(e) => Err(Box::new(failed(chrome.clone(), &e))),
+    }
+}
+
 pub async fn show(
     State(console): State<Arc<Console>>,
     signed: Signed,
     Path((provider, kind, id)): Path<(String, String, String)>,
 ) -> Response {
     let chrome = signed.chrome("people");
-    let kind = match kind.as_str() {
-        "users" => ResourceKind::User,
-        "groups" => ResourceKind::Group,
-        _ => return message(StatusCode::NOT_FOUND, chrome, "Not found", "No such page."),
-    };
-    let store = console.state.directory.store();
-    let r = match store.get(&provider, kind, &id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                chrome,
-                "Not found",
-                format!(
-                    "{provider} has no {} with id {id}.",
-                    kind.name().to_lowercase()
-                ),
-            );
-        }
-        Err(e) => return failed(chrome, &e),
+    let r = match stored(&console, &chrome, &provider, &kind, &id).await {
+        Ok(r) => r,
+        Err(page) => return *page,
     };
     match person(&console, chrome.clone(), r).await {
         Ok(page) => html(StatusCode::OK, &page),
@@ -301,6 +337,7 @@ async fn person(
     };
     related.sort_by_key(|r| r.name.to_lowercase());
     let attempts = store.delivery_attempts(&r.provider, r.kind, &r.id).await?;
+    let handles = console.state.targets.get();
     let mut targets = Vec::new();
     for t in console
         .targets
@@ -339,6 +376,8 @@ async fn person(
             .collect();
         targets.push(PerTarget {
             name: t.name.clone(),
+            path: seg(&t.name),
+            paused: handles.iter().any(|h| h.name == t.name && h.paused),
             target_id: target_id.unwrap_or_else(|| "none recorded".into()),
             in_scope: decision.in_scope,
             why: decision.why,
@@ -352,6 +391,7 @@ async fn person(
         log_more,
         chrome,
         name: label(&r),
+        link: link(&r.provider, r.kind, &r.id),
         kind: r.kind.name(),
         id: r.id.clone(),
         provider: r.provider.clone(),

@@ -18,7 +18,7 @@ use crate::identity::Relations;
 use crate::metrics::PerMinute;
 use crate::provlog::{ActionDraft, ActionOutcome, CallRecord, ResourceNames};
 use crate::scim::ResourceKind;
-use crate::store::{DeliveryOutcome, QueuedDelivery, Store, StoreError, TargetLink};
+use crate::store::{Claim, DeliveryOutcome, QueuedDelivery, Store, StoreError, TargetLink};
 
 /// How often a paused destructive change looks again whether the guard was released.
 const GUARD_RECHECK_SECS: i64 = 5;
@@ -136,6 +136,26 @@ struct Decided {
     /// `create`, `update`, `delete`, `skip`, or `send` when the change was not read.
     action: &'static str,
     names: ResourceNames,
+}
+
+/// How long a delivery asked for on demand waits for one already in flight.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+
+/// What a delivery asked for on demand came to.
+#[derive(Debug)]
+pub enum OnDemand {
+    /// Delivered on the worker's path: its outcome and the provisioning log's record
+    /// of it (steps, HTTP calls, the target's answer); `resync` when nothing was
+    /// queued, so the whole resource was sent again.
+    Ran {
+        outcome: DeliveryOutcome,
+        record: Box<ActionDraft>,
+        resync: bool,
+    },
+    /// A delivery in flight (the worker's) still holds it, until then at most.
+    InFlight {
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// The action of a change left out of the target's scope.
@@ -265,9 +285,86 @@ impl Engine {
         .await;
     }
 
+    /// Runs one resource's delivery to this target now, on the worker's path (its
+    /// lease, scope, matching, guard, retries and provisioning-log record), because
+    /// `asked_by` asked: its queued changes, due or not, or a full resync of it when
+    /// nothing is queued. A delivery the worker has in flight is waited for a few
+    /// seconds, then reported as in flight.
+    pub async fn deliver_now(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        asked_by: &str,
+    ) -> Result<OnDemand, StoreError> {
+        let name = self.target.name();
+        let waiting = std::time::Instant::now();
+        let mut resync = false;
+        loop {
+            let now = self.clock.now();
+            let claim = self
+                .store
+                .claim_delivery(
+                    name,
+                    provider,
+                    kind,
+                    id,
+                    &self.owner,
+                    now,
+                    now + chrono(self.cfg.lease),
+                )
+                .await?;
+            match claim {
+                Claim::Claimed(d) => {
+                    let (outcome, record) = self.deliver_as(d, Some(asked_by)).await;
+                    return Ok(OnDemand::Ran {
+                        outcome,
+                        record: Box::new(record),
+                        resync,
+                    });
+                }
+                Claim::Absent => {
+                    // Queued now and claimed at once; should the worker take it first,
+                    // the next turn waits for it and asks again.
+                    self.store
+                        .enqueue_resync(name, provider, kind, id, now)
+                        .await?;
+                    resync = true;
+                }
+                Claim::Leased { until } => {
+                    if waiting.elapsed() >= IN_FLIGHT_WAIT {
+                        return Ok(OnDemand::InFlight { until });
+                    }
+                    tokio::time::sleep(self.cfg.poll.max(Duration::from_millis(50))).await;
+                }
+            }
+            if waiting.elapsed() >= IN_FLIGHT_WAIT {
+                return Ok(OnDemand::InFlight { until: now });
+            }
+        }
+    }
+
     async fn deliver(&self, d: QueuedDelivery) {
+        self.deliver_as(d, None).await;
+    }
+
+    /// Delivers a claimed row and records its outcome; answers the outcome and the
+    /// provisioning log's record of it. `asked_by` names the operator who asked for
+    /// it (none: the worker's own turn).
+    async fn deliver_as(
+        &self,
+        d: QueuedDelivery,
+        asked_by: Option<&str>,
+    ) -> (DeliveryOutcome, ActionDraft) {
         let started = std::time::Instant::now();
         let mut trail = Trail::default();
+        if let Some(who) = asked_by {
+            trail.step(
+                "asked",
+                "on demand",
+                Some(format!("{who} asked for it in the console")),
+            );
+        }
         let (decided, calls, more_calls) = trail::recording(self.decide(&d, &mut trail)).await;
         let Decided {
             attempted,
@@ -295,17 +392,18 @@ impl Engine {
         }
         // A change the guard holds is looked at again every few seconds; the log
         // records the hold once, not every look (the queue row keeps the reason).
-        let held_again = matches!(&outcome, DeliveryOutcome::Defer { reason, .. }
+        // An operator who asked sees it recorded whatever it came to.
+        let held_again = asked_by.is_none()
+            && matches!(&outcome, DeliveryOutcome::Defer { reason, .. }
             if d.last_error.as_deref() == Some(reason.as_str()));
-        let record = (!held_again)
-            .then(|| self.record(&d, &said, &outcome, names, trail, calls))
-            .map(|r| r.row(self.clock.now()));
+        let draft = self.record(&d, &said, &outcome, names, trail, calls);
+        let record = (!held_again).then(|| draft.row(self.clock.now()));
         if let Err(e) = self
             .store
             .finish_delivery_recorded(
                 d,
                 &self.owner,
-                outcome,
+                outcome.clone(),
                 started.elapsed(),
                 self.clock.now(),
                 record,
@@ -315,6 +413,7 @@ impl Engine {
             // The lease runs out and the change is delivered again: late, never lost.
             tracing::error!(target_name = %self.target.name(), error = %e, "cannot record a delivery outcome");
         }
+        (outcome, draft)
     }
 
     /// Reads the change, applies the target's scope and sends it past the guard,

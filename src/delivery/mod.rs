@@ -21,12 +21,12 @@ mod target;
 mod trail;
 
 pub use backoff::{Backoff, parse_retry_after};
-pub use engine::{DELIVERED, DeliveryCounters, Engine, EngineConfig, FAILED};
+pub use engine::{DELIVERED, DeliveryCounters, Engine, EngineConfig, FAILED, OnDemand};
 pub use guard::{GuardConfig, Verdict, destructive};
 pub use pacer::Pacer;
 pub use reconcile::{
-    Action, Applied, Plan, PlanItem, Policy, ReconcileError, ReconcileReport, apply, plan,
-    run_scheduled,
+    Action, Applied, Plan, PlanItem, Policy, ReconcileError, ReconcileReport, Reconciler, apply,
+    plan, run_scheduled,
 };
 pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{

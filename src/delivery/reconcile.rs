@@ -58,6 +58,39 @@ pub enum Action {
     Delete,
 }
 
+impl Action {
+    /// Its name, as `sync` prints it and its JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Adopt => "adopt",
+            Action::Members => "members",
+            Action::Deactivate => "deactivate",
+            Action::Deprovision => "deprovision",
+            Action::Protected => "protected",
+            Action::Delete => "delete",
+            Action::Blocked => "blocked",
+            Action::Ambiguous => "ambiguous",
+            Action::Unmanaged => "unmanaged",
+        }
+    }
+
+    /// Whether applying an item with this action changes anything at the target or
+    /// in the store.
+    pub fn changes(self) -> bool {
+        !matches!(
+            self,
+            Action::Protected | Action::Blocked | Action::Ambiguous | Action::Unmanaged
+        )
+    }
+
+    /// Whether an item with it waits for an admin to settle it.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Action::Ambiguous | Action::Blocked)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     pub action: Action,
@@ -107,6 +140,90 @@ impl Plan {
             }
         }
         self
+    }
+
+    /// One line: how many of each change the plan holds.
+    pub fn summary(&self) -> String {
+        let count = |a| self.items.iter().filter(|i| i.action == a).count();
+        format!(
+            "{} create, {} update, {} adopt, {} membership, {} deactivate, {} deprovision (left scope), {} delete",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Adopt),
+            count(Action::Members),
+            count(Action::Deactivate),
+            count(Action::Deprovision),
+            count(Action::Delete),
+        )
+    }
+
+    /// A fingerprint of what applying the plan would do: its items, whatever order
+    /// they were found in. An operator confirms the plan they read by its digest, so
+    /// a world that changed since is noticed before anything is applied.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut items: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .collect();
+        items.sort();
+        let mut h = Sha256::new();
+        h.update(self.target.as_bytes());
+        for i in &items {
+            h.update([0]);
+            h.update(i.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// One target's reconciliation as the daemon runs it: what `sync` and the schedule
+/// plan and apply, for the console to run on request.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub target: std::sync::Arc<dyn Target>,
+    pub providers: Vec<String>,
+    pub policy: Policy,
+    pub guard: GuardConfig,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("target", &self.target.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// The plan at `now`, with the guard's protected accounts marked as such.
+    pub async fn plan(
+        &self,
+        store: &dyn Store,
+        progress: &Progress<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, ReconcileError> {
+        Ok(plan(
+            store,
+            self.target.as_ref(),
+            &self.providers,
+            &self.policy,
+            progress,
+            now,
+        )
+        .await?
+        .protect(&self.guard.protected))
+    }
+
+    /// Applies `plan` (one [`Self::plan`] made) within the guard.
+    pub async fn apply(
+        &self,
+        store: &dyn Store,
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        apply(store, self.target.as_ref(), plan, &self.guard, now).await
     }
 }
 
@@ -788,19 +905,16 @@ pub struct ReconcileReport {
 
 /// Reconciles `target` whenever `schedule` fires, until `stop`. `schedule` is in the
 /// `cron` crate's form (see `config::normalise_cron`).
-#[allow(clippy::too_many_arguments)]
 pub async fn run_scheduled(
     store: std::sync::Arc<dyn Store>,
-    target: std::sync::Arc<dyn Target>,
-    providers: Vec<String>,
-    policy: Policy,
+    reconciler: std::sync::Arc<Reconciler>,
     schedule: cron::Schedule,
-    guard_config: GuardConfig,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     report: std::sync::Arc<std::sync::Mutex<ReconcileReport>>,
     owner: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let target = &reconciler.target;
     let set = |f: &dyn Fn(&mut ReconcileReport)| match report.lock() {
         Ok(mut r) => f(&mut r),
         Err(p) => f(&mut p.into_inner()),
@@ -829,26 +943,12 @@ pub async fn run_scheduled(
             }
         }
         let started = clock.now();
-        let outcome = match plan(
-            store.as_ref(),
-            target.as_ref(),
-            &providers,
-            &policy,
-            &|_, _| {},
-            clock.now(),
-        )
-        .await
+        let outcome = match reconciler
+            .plan(store.as_ref(), &|_, _| {}, clock.now())
+            .await
         {
             Err(e) => Err(e.to_string()),
-            Ok(p) => match apply(
-                store.as_ref(),
-                target.as_ref(),
-                &p,
-                &guard_config,
-                clock.now(),
-            )
-            .await
-            {
+            Ok(p) => match reconciler.apply(store.as_ref(), &p, clock.now()).await {
                 Ok(a) => Ok((p.items.len(), a)),
                 Err(e) => Err(e.to_string()),
             },
@@ -872,5 +972,49 @@ pub async fn run_scheduled(
                 Err(e) => r.error = Some(e.clone()),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(action: Action, name: &str, detail: &str) -> PlanItem {
+        PlanItem {
+            action,
+            kind: ResourceKind::User,
+            provider: Some("entra".into()),
+            id: Some(name.into()),
+            target_id: Some(name.to_uppercase()),
+            name: name.into(),
+            detail: detail.into(),
+            matched_by: None,
+        }
+    }
+
+    #[test]
+    fn a_plans_digest_follows_what_it_does_not_the_order_it_was_found_in() {
+        let a = item(Action::Update, "ada", "displayName: \"x\" → \"Ada\"");
+        let b = item(Action::Create, "grace", "");
+        let plan = |items: Vec<PlanItem>| Plan {
+            target: "dms".into(),
+            items,
+            ..Plan::default()
+        };
+        let one = plan(vec![a.clone(), b.clone()]);
+        assert_eq!(one.digest(), plan(vec![b.clone(), a.clone()]).digest());
+        assert_eq!(one.digest().len(), 64);
+        let other = item(Action::Update, "ada", "displayName: \"y\" → \"Ada\"");
+        assert_ne!(one.digest(), plan(vec![other, b.clone()]).digest());
+        assert_ne!(one.digest(), plan(vec![a.clone()]).digest());
+        let elsewhere = Plan {
+            target: "hooks".into(),
+            ..one.clone()
+        };
+        assert_ne!(one.digest(), elsewhere.digest());
+        assert_eq!(
+            one.summary(),
+            "1 create, 1 update, 0 adopt, 0 membership, 0 deactivate, 0 deprovision (left scope), 0 delete"
+        );
     }
 }

@@ -438,7 +438,8 @@ pub struct OperatorDraft {
     pub via: &'static str,
     /// The console session's token id, or the OS user running the CLI.
     pub who: String,
-    /// `dlq.retry`, `dlq.drop`, `guard.approve`, `guard.reject`.
+    /// `dlq.retry`, `dlq.drop`, `guard.approve`, `guard.reject`,
+    /// `provision.on_demand`, `reconcile.dry_run`, `reconcile.apply`.
     pub action: &'static str,
     pub target: Option<String>,
     /// The provider and resource acted on, when one is.

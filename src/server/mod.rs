@@ -112,6 +112,11 @@ pub struct TargetHandle {
     pub reconcile: Option<Arc<Mutex<ReconcileReport>>>,
     /// Deliveries held until the admin removes `paused` from its config.
     pub paused: bool,
+    /// Its delivery engine, for a delivery an operator asks for now; none while
+    /// paused or when nothing is delivered to it.
+    pub engine: Option<Arc<crate::delivery::Engine>>,
+    /// Its reconciliation, for a dry run or an apply an operator asks for.
+    pub reconciler: Option<Arc<crate::delivery::Reconciler>>,
     /// Its request-rate ceiling, shared by its client and, when the token endpoint is
     /// on the target's host, its token source.
     pub pacer: Arc<Pacer>,

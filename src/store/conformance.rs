@@ -14,7 +14,7 @@ use crate::store::postgres::PgStore;
 use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    ApiToken, ChangeOp, ConsoleSessionRow, DeliveryOutcome, IndexKeys, Lookup, MemberChange,
+    ApiToken, ChangeOp, Claim, ConsoleSessionRow, DeliveryOutcome, IndexKeys, Lookup, MemberChange,
     Mutation, MutationKind, QueuedDelivery, Store, StoreError, TargetLink,
 };
 
@@ -1609,6 +1609,86 @@ pub async fn a_resync_requested_mid_delivery_is_not_lost(o: &dyn Opener) {
     store.close().await;
 }
 
+pub async fn one_resource_is_claimed_on_demand_due_or_not(o: &dyn Opener) {
+    let store = o.open().await;
+    store
+        .set_delivery_routes(vec![("app".into(), "entra".into())])
+        .await
+        .unwrap();
+    let one = |h: u32, owner: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .claim_delivery(
+                    "app",
+                    "entra",
+                    ResourceKind::User,
+                    "ada",
+                    owner,
+                    at_hour(h),
+                    at_hour(h + 1),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(one(1, "me").await, Claim::Absent);
+    let create = MutationKind::Create {
+        doc: json!({"userName": "ada"}),
+        members: vec![],
+    };
+    store.apply(user_at("ada", create, 1)).await.unwrap();
+    // Failed once: due again only at hour 5.
+    let d = store
+        .claim_deliveries("app", "me", at_hour(1), at_hour(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    store
+        .finish_delivery(
+            d[0].clone(),
+            "me",
+            DeliveryOutcome::Retry {
+                next_at: at_hour(5),
+                error: "busy".into(),
+            },
+            std::time::Duration::ZERO,
+            at_hour(1),
+        )
+        .await
+        .unwrap();
+    let Claim::Claimed(now) = one(2, "me").await else {
+        panic!("not claimed before it was due");
+    };
+    assert_eq!((now.from_seq, now.last_seq), (d[0].from_seq, d[0].last_seq));
+    assert_eq!(now.attempts, 1);
+    // Leased: neither the worker nor a second request takes it.
+    assert_eq!(one(2, "other").await, Claim::Leased { until: at_hour(3) });
+    assert!(
+        store
+            .claim_deliveries("app", "other", at_hour(2), at_hour(3), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_delivery(
+            now,
+            "me",
+            DeliveryOutcome::Done,
+            std::time::Duration::ZERO,
+            at_hour(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        one(3, "me").await,
+        Claim::Absent,
+        "delivered: nothing queued"
+    );
+    store.close().await;
+}
+
 pub async fn waits_are_released_once_into_the_queue(o: &dyn Opener) {
     let store = o.open().await;
     store
@@ -2632,6 +2712,7 @@ conformance!(
     member_order_and_idempotent_adds,
     waits_are_released_once_into_the_queue,
     a_resync_requested_mid_delivery_is_not_lost,
+    one_resource_is_claimed_on_demand_due_or_not,
     orphans_are_deleted_users_with_a_target_id_and_their_deletion_time,
     ownership_and_guard_holds,
     an_attempted_span_is_retried_unchanged,

@@ -30,6 +30,17 @@ pub struct QueuedDelivery {
     pub resync_requests: i64,
 }
 
+/// What asking for one resource's queued delivery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Leased to the caller, due or not.
+    Claimed(QueuedDelivery),
+    /// Leased to a delivery in flight until then.
+    Leased { until: DateTime<Utc> },
+    /// Nothing queued for it.
+    Absent,
+}
+
 /// What came of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {

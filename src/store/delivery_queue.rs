@@ -2,7 +2,7 @@
 
 use crate::scim::ResourceKind;
 use crate::store::{
-    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, QueuedDelivery, StoreError,
+    Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, QueuedDelivery, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,6 +25,21 @@ pub trait DeliveryQueue: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<QueuedDelivery>, StoreError>;
+
+    /// Leases `target`'s queued delivery of one resource to `owner` until
+    /// `lease_until`, due or not (an operator asked for it now), unless a delivery in
+    /// flight holds it.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_delivery(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
 
     /// Releases every lease `owner` holds: called at start, so a restarted instance takes
     /// back at once what it was delivering when it died.

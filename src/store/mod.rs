@@ -51,8 +51,8 @@ pub use tokens::Tokens;
 pub use vault_rows::VaultRows;
 
 pub use delivery::{
-    DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed, Orphan,
-    QueuedDelivery, TargetLink,
+    Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed,
+    Orphan, QueuedDelivery, TargetLink,
 };
 pub use error::{MemberProblem, StoreError};
 pub use event_detail::EventDetail;

@@ -8,40 +8,18 @@
 use crate::common;
 use crate::console::{start, user};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::webdriver::{self, Browser};
+use common::webdriver::{self, Browser, screenshots};
 use scim_bridge::clock::SystemClock;
 
 /// People stored besides the ones the scenario acts on.
 const PEOPLE: usize = 10_000;
 
-/// `target/console-screenshots`, beside the test binary's `target/debug/deps`.
-fn screenshots() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("target directory")
-        .to_path_buf();
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::disallowed_methods)] // the test run's own switch, not the daemon's
 async fn an_admin_finds_a_person_and_steers_delivery_in_chromium() {
-    let Some((driver, chromium)) = webdriver::installed() else {
-        assert!(
-            std::env::var_os("SCIM_BRIDGE_REQUIRE_BROWSER").is_none(),
-            "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-        );
-        eprintln!(
-            "skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-        );
+    let Some((driver, chromium)) = webdriver::installed_or_skip() else {
         return;
     };
     let fx = start(Arc::new(SystemClock));

@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod console_browser;
 mod console_oidc;
+mod console_ondemand;
 mod console_overview;
 mod delivery;
 mod deployment;

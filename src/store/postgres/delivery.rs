@@ -10,7 +10,7 @@ use super::rows::{Failed, execute, kind, ms, query, query_opt};
 use crate::scim::ResourceKind;
 use crate::store::settle::{Held, Settle, settle};
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    ChangeEvent, ChangeOp, Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
     EventDetail, GuardState, Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
@@ -123,6 +123,52 @@ pub async fn claim(
     let mut out = rows.iter().map(queued).collect::<Result<Vec<_>, _>>()?;
     out.sort_by_key(|(_, next_at)| *next_at);
     Ok(out.into_iter().map(|(d, _)| d).collect())
+}
+
+/// Leases one resource's queued row to `owner` until `until`, due or not, unless a
+/// lease still running holds it.
+#[allow(clippy::too_many_arguments)]
+pub async fn claim_one(
+    c: &impl GenericClient,
+    target: &str,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Claim, StoreError> {
+    let k = kind.name();
+    let claimed = query_opt(
+        c,
+        &format!(
+            "UPDATE delivery_queue q SET lease_owner = $5, lease_until = $6,
+               sent_seq = coalesce(q.sent_seq, q.last_seq)
+             WHERE q.target = $1 AND q.provider = $2 AND q.kind = $3 AND q.resource_id = $4
+               AND (q.lease_until IS NULL OR q.lease_until < $7)
+             RETURNING {CLAIM_COLUMNS}"
+        ),
+        &[&target, &provider, &k, &id, &owner, &ms(until), &ms(now)],
+    )
+    .await?;
+    if let Some(row) = claimed {
+        return Ok(Claim::Claimed(queued(&row)?.0));
+    }
+    let lease = query_opt(
+        c,
+        "SELECT lease_until FROM delivery_queue
+         WHERE target = $1 AND provider = $2 AND kind = $3 AND resource_id = $4",
+        &[&target, &provider, &k, &id],
+    )
+    .await?;
+    Ok(match lease {
+        None => Claim::Absent,
+        Some(row) => match row.try_get::<_, Option<DateTime<Utc>>>(0)? {
+            Some(until) => Claim::Leased { until },
+            // Its lease ran out between the two statements: a retry takes it.
+            None => Claim::Leased { until: now },
+        },
+    })
 }
 
 /// Records the outcome of a claimed delivery: the writes [`settle`] decides, in

@@ -29,10 +29,11 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
-    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
-    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
+    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
+    DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
+    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -776,6 +777,23 @@ impl DeliveryQueue for PgStore {
         }
         let c = self.client().await?;
         delivery::claim(&c, target, owner, now, lease_until, limit).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let c = self.client().await?;
+        delivery::claim_one(&c, target, provider, kind, id, owner, now, lease_until).await
     }
 
     async fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {

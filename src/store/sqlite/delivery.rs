@@ -6,7 +6,7 @@ use super::rows::{fmt_time, parse_kind, parse_time};
 use crate::scim::ResourceKind;
 use crate::store::settle::{Held, Settle, settle};
 use crate::store::{
-    ChangeEvent, ChangeOp, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
+    ChangeEvent, ChangeOp, Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats,
     EventDetail, GuardState, Managed, Orphan, QueuedDelivery, StoreError, TargetLink,
 };
 
@@ -127,6 +127,44 @@ pub(super) fn claim(
         out.push(queued(raw)?);
     }
     Ok(out)
+}
+
+/// Leases one resource's queued row to `owner` until `until`, due or not, unless a
+/// lease still running holds it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn claim_one(
+    c: &Connection,
+    target: &str,
+    provider: &str,
+    kind: ResourceKind,
+    id: &str,
+    owner: &str,
+    now: &str,
+    until: &str,
+) -> Result<Claim, StoreError> {
+    let found: Option<(RawQueued, Option<String>)> = c
+        .prepare_cached(&format!(
+            "SELECT {CLAIM_COLUMNS}, lease_until FROM delivery_queue
+             WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4"
+        ))?
+        .query_row(params![target, provider, kind.name(), id], |r| {
+            Ok((raw_queued(r)?, r.get(10)?))
+        })
+        .optional()?;
+    let Some((raw, lease)) = found else {
+        return Ok(Claim::Absent);
+    };
+    if let Some(lease) = lease.filter(|l| l.as_str() >= now) {
+        return Ok(Claim::Leased {
+            until: parse_time(&lease)?,
+        });
+    }
+    c.prepare_cached(
+        "UPDATE delivery_queue SET lease_owner = ?5, lease_until = ?6, sent_seq = coalesce(sent_seq, last_seq)
+         WHERE target = ?1 AND provider = ?2 AND kind = ?3 AND resource_id = ?4",
+    )?
+    .execute(params![raw.0, raw.1, raw.2, raw.3, owner, until])?;
+    Ok(Claim::Claimed(queued(raw)?))
 }
 
 /// Records the outcome of a claimed delivery: the writes [`settle`] decides, in

@@ -24,10 +24,11 @@ use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
-    ApiToken, ChangeEvent, ChangeLog, Committed, DeadLetter, DeliveryAttempt, DeliveryOutcome,
-    DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed, Mutation, Orphan,
-    Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError, StoreStatus, StoredResource,
-    TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows, stored_member_kind,
+    ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
+    DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
+    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
+    stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -754,6 +755,27 @@ impl DeliveryQueue for SqliteStore {
             return Ok(Vec::new());
         }
         self.exec(move |c| delivery::claim(c, &target, &owner, &now, &until, limit))
+            .await
+    }
+
+    async fn claim_delivery(
+        &self,
+        target: &str,
+        provider: &str,
+        kind: ResourceKind,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let (t, p, i, o) = (
+            target.to_owned(),
+            provider.to_owned(),
+            id.to_owned(),
+            owner.to_owned(),
+        );
+        let (now, until) = (fmt_time(now), fmt_time(lease_until));
+        self.exec(move |c| delivery::claim_one(c, &t, &p, kind, &i, &o, &now, &until))
             .await
     }
 

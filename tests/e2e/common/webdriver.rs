@@ -26,6 +26,23 @@ pub fn installed() -> Option<(String, String)> {
     ))
 }
 
+/// `chromedriver` and `chromium`, or `None` after saying why the browser test is
+/// skipped; where `SCIM_BRIDGE_REQUIRE_BROWSER` is set (CI), their absence fails it.
+#[allow(clippy::disallowed_methods)] // the test run's own switch, not the daemon's
+pub fn installed_or_skip() -> Option<(String, String)> {
+    let found = installed();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SCIM_BRIDGE_REQUIRE_BROWSER").is_none(),
+            "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        );
+    }
+    found
+}
+
 /// A chromedriver process and one browser session on it; both end on drop.
 pub struct Browser {
     driver: Child,
@@ -260,4 +277,17 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// `target/console-screenshots`, beside the test binary's `target/debug/deps`.
+pub fn screenshots() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("target directory")
+        .to_path_buf();
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
 }
