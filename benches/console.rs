@@ -604,7 +604,8 @@ async fn settle(d: &Daemon, http: &reqwest::Client, records: usize) {
             Err(_) => None,
         }
         .and_then(|v| v["audit"]["head_seq"].as_u64())
-        .unwrap_or(0);
+        // `head_seq` is the newest record's seq, counted from 0.
+        .map_or(0, |newest| newest + 1);
         if head >= records as u64 || Instant::now() > deadline {
             println!(
                 "  the daemon chained {head} seeded records in {:.1} s",

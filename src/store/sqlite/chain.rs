@@ -193,7 +193,13 @@ fn cut_at(c: &Connection, head: &AuditHead, last_id: i64, next: u64) -> Result<i
     {
         return Ok(m.log_id);
     }
-    if next >= head.next_seq {
+    if next > head.next_seq {
+        return Err(StoreError::Database(format!(
+            "audit record {next} is past the chain's head ({}), so nothing is pruned",
+            head.next_seq
+        )));
+    }
+    if next == head.next_seq {
         // Everything chained goes: the chain carries on from the head.
         add_mark(c, head.next_seq, last_id + 1, &head.prev.to_hex())?;
         return Ok(last_id + 1);
