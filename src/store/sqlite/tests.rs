@@ -330,5 +330,8 @@ async fn lines_rebuilt_from_marks_match_the_whole_chain() {
     assert!(store.chained_lines(299, 1).await.unwrap()[0].seq >= 300);
     assert_eq!(store.log_entry(301).await.unwrap().unwrap().seq, Some(300));
     assert_eq!(store.log_entry(700).await.unwrap().unwrap().seq, Some(699));
+    // A cut past the head is refused, and leaves the head's records readable.
+    assert!(store.prune_chained(701, 64).await.is_err());
+    assert_eq!(store.chained_lines(699, 1).await.unwrap()[0].seq, 699);
     store.close().await;
 }
