@@ -171,8 +171,12 @@ async fn bulk(mut call: ScimCall, headers: HeaderMap, body: Body) -> Answer {
         .min(call.state.settings.max_body_bytes);
     let body = read_json(&headers, body, limit).await?;
     let (ctx, directory) = call.split();
-    let out = directory.bulk(ctx, &body).await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    let out = directory.bulk(ctx, &body).await;
+    // A bulk request is the burst of small allocations that fragments malloc's
+    // heaps (see `heap`): once its operations are freed, give the pages back.
+    drop(body);
+    let _ = tokio::task::spawn_blocking(super::heap::release_free_memory).await;
+    Ok(scim_json(StatusCode::OK, &out?))
 }
 
 async fn service_provider_config(call: ScimCall) -> Response {
