@@ -603,12 +603,12 @@ fn phase_big_reads(b: &Bench, daemon: &Daemon, gid: &str, members: usize, report
         report.note("3 full reads: no daemon pid, skipped");
         return;
     };
-    let filter = format!("displayName eq \"bench-big-group\"");
+    let filter = "displayName eq \"bench-big-group\"";
     let reads = [
         ("GET /Groups/{id}", format!("/Groups/{gid}"), false),
         (
             "GET /Groups?filter=displayName eq (members included)",
-            format!("/Groups?filter={}", percent_encode(&filter)),
+            format!("/Groups?filter={}", percent_encode(filter)),
             true,
         ),
     ];

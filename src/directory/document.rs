@@ -77,10 +77,10 @@ impl Document {
         futures_util::stream::try_unfold(
             (self.pieces.into_iter(), None::<Cursor>, store),
             |(mut pieces, cursor, store)| async move {
-                if let Some(mut c) = cursor {
-                    if let Some(chunk) = c.next(store.as_ref()).await? {
-                        return Ok(Some((chunk, (pieces, Some(c), store))));
-                    }
+                if let Some(mut c) = cursor
+                    && let Some(chunk) = c.next(store.as_ref()).await?
+                {
+                    return Ok(Some((chunk, (pieces, Some(c), store))));
                 }
                 match pieces.next() {
                     None => Ok(None),

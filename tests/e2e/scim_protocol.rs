@@ -377,7 +377,7 @@ async fn a_large_group_is_streamed_byte_for_byte() {
             "$ref": format!("{}/Users/m-{i}", scim.base),
             "type": "User",
         });
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             m["display"] = json!(format!("Member \"{i}\""));
         }
         m
