@@ -277,28 +277,48 @@ async fn etags_sorting_projection_and_errors() {
     assert_eq!(common::get(d.url("/healthz")).await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn a_group_with_100k_members_is_read_and_patched() {
+/// A daemon, stopped after an okta group "Everyone" (with the attributes of `extra`)
+/// was created through it, for a test to write members into its database; its client
+/// and the group's id.
+async fn stopped_with_group(extra: Value) -> (Daemon, Scim, String) {
     let mut d = Daemon::start("");
     let scim = Scim::new(d.base("okta"), d.token("okta"));
-    let (s, g) = scim
-        .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}))
-        .await;
+    let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let (s, g) = scim.post("/Groups", body).await;
     assert_eq!(s, 201);
     let gid = g["id"].as_str().unwrap().to_owned();
+    d.terminate();
+    (d, scim, gid)
+}
+
+/// SQL inserting `n` users of provider okta, user `i` with the id SQL expression `id`
+/// and userName `m{i}`: tests of large groups write them straight into the database.
+fn okta_users_sql(n: usize, id: &str) -> String {
+    format!(
+        r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
+           INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
+           SELECT 'okta', 'User', {id}, 1,
+                  '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
+                  '{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}}'
+           FROM n;"#,
+        last = n - 1
+    )
+}
+
+#[tokio::test]
+async fn a_group_with_100k_members_is_read_and_patched() {
     // Members must be users of the provider. 100,000 of them are written straight into
     // the database file: through the API they would take minutes in a debug build.
-    d.terminate();
+    let (mut d, scim, gid) = stopped_with_group(json!({})).await;
     rusqlite::Connection::open(d.dir.path().join("data/scim-bridge.db"))
         .unwrap()
-        .execute_batch(
-            r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
-               INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
-               SELECT 'okta', 'User', 'm-' || (i / 1000) || '-' || (i % 1000), 1,
-                      '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
-                      '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}'
-               FROM n"#,
-        )
+        .execute_batch(&okta_users_sql(
+            100_000,
+            "'m-' || (i / 1000) || '-' || (i % 1000)",
+        ))
         .unwrap();
     d.spawn();
     // A new client: the old one's keep-alive connection went with the old daemon.
@@ -335,29 +355,18 @@ async fn a_group_with_100k_members_is_read_and_patched() {
 #[tokio::test]
 async fn a_large_group_is_streamed_byte_for_byte() {
     const N: usize = 50_000;
-    let mut d = Daemon::start("");
-    let scim = Scim::new(d.base("okta"), d.token("okta"));
-    let (s, g) = scim
-        .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone", "externalId": "all"}))
-        .await;
-    assert_eq!(s, 201);
-    let gid = g["id"].as_str().unwrap().to_owned();
     // Written straight into the database file, as in the 100k test above.
-    d.terminate();
+    let (mut d, scim, gid) = stopped_with_group(json!({"externalId": "all"})).await;
     rusqlite::Connection::open(d.dir.path().join("data/scim-bridge.db"))
         .unwrap()
         .execute_batch(&format!(
-            r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
-               INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
-               SELECT 'okta', 'User', 'm-' || i, 1,
-                      '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
-                      '{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}}'
-               FROM n;
+            r#"{users}
                WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
                INSERT INTO group_members (group_seq, member_id, member_type, display, pos)
                SELECT (SELECT seq FROM resources WHERE id = '{gid}'), 'm-' || i, 'User',
                       CASE WHEN i % 2 = 0 THEN 'Member "' || i || '"' END, i
                FROM n;"#,
+            users = okta_users_sql(N, "'m-' || i"),
             last = N - 1
         ))
         .unwrap();
