@@ -160,17 +160,32 @@ impl Directory {
 
 /// The ListResponse; its resources' large member lists are read as it is sent.
 fn list_response(total: usize, start: usize, resources: Vec<Rendered>) -> Document {
-    let head = json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start,
-        "itemsPerPage": resources.len(),
-        "Resources": [],
-    });
-    match head {
+    let count = resources.len();
+    // Nothing to stream (every lookup by userName): one value, written once, as before.
+    if resources.iter().all(|r| matches!(r, Rendered::Whole(_))) {
+        let items = resources
+            .into_iter()
+            .filter_map(|r| match r {
+                Rendered::Whole(v) => Some(v),
+                Rendered::Group { .. } => None,
+            })
+            .collect();
+        return Document::whole(&list_value(total, start, count, items));
+    }
+    match list_value(total, start, count, Vec::new()) {
         Value::Object(o) => Document::with_array(&o, "Resources", resources),
         other => Document::whole(&other),
     }
+}
+
+fn list_value(total: usize, start: usize, count: usize, items: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": count,
+        "Resources": items,
+    })
 }
 
 /// Index lookups that return a superset of what `f` matches, or `None` when only a
