@@ -49,6 +49,7 @@ const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const BULK_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 /// A request slower than this counts as failed, so a wedged server cannot hang the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Members added per PATCH while building the big group.
@@ -95,6 +96,14 @@ struct Settings {
     /// The daemon's `[logging] level`; "info" is what the shipped config uses.
     log_level: String,
     seed: u64,
+    /// Concurrent full reads of the big group (phase 3's memory figure).
+    big_readers: usize,
+    /// Full reads per reader.
+    big_reads: u64,
+    /// Whether to run phase 8 (a fresh daemon loaded through /Bulk).
+    bulk: bool,
+    /// Operations per /Bulk request in phase 8.
+    bulk_ops: usize,
 }
 
 impl Settings {
@@ -120,12 +129,21 @@ impl Settings {
             store_users: env_num("BENCH_STORE_USERS", 20_000)?,
             log_level: std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned()),
             seed: env_num("BENCH_SEED", 20_260_523)?,
+            big_readers: env_num("BENCH_BIG_READERS", 16)?,
+            big_reads: env_num("BENCH_BIG_READS", 2)?,
+            bulk: env_num::<u8>("BENCH_BULK", 1)? != 0,
+            bulk_ops: env_num("BENCH_BULK_OPS", 1000)?,
         };
         // `Duration::from_secs_f64` panics on these, and zero workers would measure nothing.
         if !(s.seconds.is_finite() && s.seconds > 0.0) {
             return Err("BENCH_SECONDS must be a positive number".into());
         }
-        if s.concurrency == 0 || s.client_threads == 0 || s.get_concurrency.contains(&0) {
+        if s.concurrency == 0
+            || s.client_threads == 0
+            || s.get_concurrency.contains(&0)
+            || s.big_readers == 0
+            || s.bulk_ops == 0
+        {
             return Err("connection and thread counts must be at least 1".into());
         }
         Ok(s)
@@ -143,7 +161,8 @@ impl Settings {
             "BENCH_SECONDS={} BENCH_CONCURRENCY={} BENCH_GET_CONCURRENCY={} BENCH_POST_USERS={} \
              BENCH_USERS={} BENCH_GROUP_MEMBERS={} BENCH_MEMBER_PATCHES={} BENCH_GROUPS={} \
              BENCH_PEER={} BENCH_PEER_USERS={} BENCH_PEER_LOW_CONCURRENCY={} BENCH_CLIENT_THREADS={} BENCH_LOG_LEVEL={} \
-             BENCH_BRIDGE={} BENCH_STORES={} BENCH_STORE_USERS={} BENCH_SEED={} cargo bench --bench http",
+             BENCH_BRIDGE={} BENCH_STORES={} BENCH_STORE_USERS={} BENCH_SEED={} \
+             BENCH_BIG_READERS={} BENCH_BIG_READS={} BENCH_BULK={} BENCH_BULK_OPS={} cargo bench --bench http",
             self.seconds,
             self.concurrency,
             get.join(","),
@@ -161,6 +180,10 @@ impl Settings {
             shell_quote(&stores.join(",")),
             self.store_users,
             self.seed,
+            self.big_readers,
+            self.big_reads,
+            u8::from(self.bulk),
+            self.bulk_ops,
         )
     }
 }
@@ -234,7 +257,13 @@ fn run(s: &Settings, report: &mut Report) -> Result<(), String> {
     } else {
         report.note("1-6: skipped (BENCH_BRIDGE=0)");
     }
-    bench_stores(s, &rt, report)
+    bench_stores(s, &rt, report)?;
+    if s.bulk {
+        bench_bulk(s, &rt, report)
+    } else {
+        report.note("8: /Bulk load skipped (BENCH_BULK=0)");
+        Ok(())
+    }
 }
 
 /// A single-threaded runtime by default: it bounds the generator to one core, which
@@ -373,7 +402,10 @@ fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figur
     let post = phase_post(&b, daemon.addr(), report);
     let gets = phase_filter(&b, daemon.addr(), report);
     let big_group = phase_big_group(&b, daemon.addr(), report);
-    phase_groups(&b, &daemon, u64::from(big_group), report);
+    if let Some((gid, members)) = &big_group {
+        phase_big_reads(&b, &daemon, gid, *members, report);
+    }
+    phase_groups(&b, &daemon, u64::from(big_group.is_some()), report);
     phase_restart(&mut daemon, s, report)?;
     match daemon.stop() {
         Ok(took) => report.note(format!("final SIGTERM shutdown took {}", ms(took))),
@@ -480,8 +512,9 @@ fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) -> Vec<(usize,
 }
 
 /// 3: one group with `BENCH_GROUP_MEMBERS` members, then single-member PATCHes on it.
-/// Returns whether the group was created (it counts towards `BENCH_GROUPS`).
-fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> bool {
+/// Returns the group's id and member count if it was created (it counts towards
+/// `BENCH_GROUPS`).
+fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> Option<(String, usize)> {
     let s = b.s;
     let users = b.pop.snapshot();
     // The single-member PATCHes need users that are not members yet.
@@ -500,7 +533,7 @@ fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> bool {
                 "201",
                 false,
             );
-            return false;
+            return None;
         }
     };
     let path = format!("/Groups/{gid}");
@@ -558,7 +591,101 @@ fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> bool {
         "remove 1 member, path members[value eq ...]",
         &remove,
     );
-    true
+    Some((gid, members))
+}
+
+/// 3: full reads of the big group, members included, one reader and then
+/// `BENCH_BIG_READERS` at once, by id and through a filtered list; the daemon's
+/// peak RSS during each (sampled every 2 ms: a body held for less may be missed).
+fn phase_big_reads(b: &Bench, daemon: &Daemon, gid: &str, members: usize, report: &mut Report) {
+    let s = b.s;
+    let Some(pid) = daemon.pid() else {
+        report.note("3 full reads: no daemon pid, skipped");
+        return;
+    };
+    let filter = "displayName eq \"bench-big-group\"";
+    let reads = [
+        ("GET /Groups/{id}", format!("/Groups/{gid}"), false),
+        (
+            "GET /Groups?filter=displayName eq (members included)",
+            format!("/Groups?filter={}", percent_encode(filter)),
+            true,
+        ),
+    ];
+    for (what, path, listed) in reads {
+        for readers in [1, s.big_readers] {
+            report.progress(format!("3: {what}, {readers} at once"));
+            let requests = (0..s.big_reads * readers as u64)
+                .map(|_| Req::get(path.clone()))
+                .collect();
+            let sampler = RssSampler::start(pid);
+            let out = b.drive(
+                Arc::new(BigReads {
+                    requests,
+                    members,
+                    listed,
+                }),
+                Load {
+                    connections: readers,
+                    duration: None,
+                    limit: s.big_reads * readers as u64,
+                },
+            );
+            let peak = sampler.stop();
+            report.check(
+                "3",
+                &format!(
+                    "{what}, {readers} reader(s), {} members: peak VmRSS",
+                    thousands(members as u64)
+                ),
+                peak.map_or_else(|| "unreadable".into(), megabytes),
+                "< 150 MB",
+                peak.is_some_and(|kb| kb * 1024 < 150_000_000) && out.failed == 0,
+            );
+            report.note(format!(
+                "3 {what}, {readers} reader(s): {}; per read p50 {} p99 {}",
+                out.describe(),
+                pct(&out, 50.0),
+                pct(&out, 99.0)
+            ));
+        }
+    }
+    report.note(format!(
+        "3 after full reads: {}",
+        memory_note(pid, &daemon.data_dir())
+    ));
+}
+
+/// Polls a process's VmRSS on a thread and keeps the largest value seen.
+struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<u64>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = None;
+            loop {
+                let done = flag.load(Ordering::Acquire);
+                if let Some(kb) = proc_status_kb(pid, "VmRSS") {
+                    peak = Some(peak.map_or(kb, |p: u64| p.max(kb)));
+                }
+                if done {
+                    return peak;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn stop(self) -> Option<u64> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().ok().flatten()
+    }
 }
 
 fn report_member_patch(report: &mut Report, what: &str, out: &Outcome) {
@@ -914,6 +1041,140 @@ impl StoreSetup {
     }
 }
 
+/// 8: a fresh daemon loaded with `BENCH_USERS` users and `BENCH_GROUPS` groups
+/// through /Bulk (`BENCH_BULK_OPS` operations a request, `BENCH_CONCURRENCY`
+/// requests at once), then its resident memory: what a load path leaves behind.
+fn bench_bulk(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<(), String> {
+    let mut daemon = Daemon::create(&s.log_level)?;
+    let token = daemon.token("entra")?;
+    daemon.start()?;
+    let b = Bench {
+        s,
+        rt,
+        targets: vec![Arc::new(Target::bridge(daemon.port, &token, daemon.pid()))],
+        database: None,
+        pop: Arc::new(Population::default()),
+    };
+    let users: Vec<Value> = (0..s.users)
+        .map(|i| bulk_op("/Users", &format!("u{i}"), user_body(i)))
+        .collect();
+    let groups: Vec<Value> = (0..s.groups)
+        .map(|i| {
+            let name = format!("bulk-group-{i:06}");
+            bulk_op("/Groups", &format!("g{i}"), group_body(&name))
+        })
+        .collect();
+    for (what, ops) in [("users", users), ("groups", groups)] {
+        report.progress(format!(
+            "8: /Bulk: {} {what}, {} operations a request, {} connections",
+            ops.len(),
+            s.bulk_ops,
+            s.concurrency
+        ));
+        let requests: Vec<Req> = ops
+            .chunks(s.bulk_ops)
+            .map(|c| Req::post("/Bulk", &json!({"schemas": [BULK_SCHEMA], "Operations": c})))
+            .collect();
+        let total_ops = ops.len() as u64;
+        drop(ops);
+        let before = ServerMetrics::scrape(daemon.addr());
+        let n = requests.len() as u64;
+        let out = b.drive(
+            Arc::new(BulkCreates { requests }),
+            Load {
+                connections: s.concurrency,
+                duration: None,
+                limit: n,
+            },
+        );
+        let after = ServerMetrics::scrape(daemon.addr());
+        let created = after
+            .as_ref()
+            .map(|m| thousands((m.users + m.groups) as u64));
+        report.check(
+            "8",
+            &format!("/Bulk load of {what}: time, requests not all 201"),
+            format!(
+                "{:.1} s, {} failed",
+                out.elapsed.as_secs_f64(),
+                thousands(out.failed)
+            ),
+            "0 failed",
+            out.failed == 0,
+        );
+        report.note(format!("8 /Bulk {what}: {}", out.describe()));
+        // Every operation of an answered request was checked to be a 201.
+        let acked = if out.failed == 0 { total_ops } else { 0 };
+        report.note(format!(
+            "8 /Bulk {what}: {}",
+            server_note(before, after, acked)
+        ));
+        if let Some(c) = created {
+            report.note(format!("8 /Bulk {what}: users + groups stored {c}"));
+        }
+    }
+    let pid = daemon.pid();
+    let label = format!(
+        "daemon VmRSS after /Bulk load, {} users + {} groups",
+        thousands(s.users),
+        thousands(s.groups)
+    );
+    match pid.and_then(|p| proc_status_kb(p, "VmRSS")) {
+        Some(kb) => report.check(
+            "8",
+            &label,
+            megabytes(kb),
+            "< 150 MB",
+            kb * 1024 < 150_000_000,
+        ),
+        None => report.check("8", &label, "unreadable", "< 150 MB", false),
+    }
+    if let Some(p) = pid {
+        report.note(format!("8 memory: {}", memory_note(p, &daemon.data_dir())));
+        if std::env::var_os("BENCH_TRIM_PROBE").is_some() {
+            report.note(format!("8 memory: {}", trim_probe(p)));
+        }
+    }
+    daemon.stop()?;
+    Ok(())
+}
+
+/// A profiling aid (`BENCH_TRIM_PROBE=1`, needs gdb and ptrace rights): how much of
+/// the daemon's RSS is memory glibc's malloc holds free, by asking it to give back
+/// what it can (`malloc_trim(0)`) and reading VmRSS again.
+fn trim_probe(pid: u32) -> String {
+    let before = proc_status_kb(pid, "VmRSS");
+    let out = Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "call (int) malloc_trim(0)",
+        ])
+        .output();
+    let after = proc_status_kb(pid, "VmRSS");
+    match (out, before, after) {
+        (Ok(o), Some(b), Some(a)) if o.status.success() => format!(
+            "malloc_trim(0) probe: VmRSS {} -> {}",
+            megabytes(b),
+            megabytes(a)
+        ),
+        (Ok(o), ..) => format!(
+            "malloc_trim(0) probe failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        (Err(e), ..) => format!("malloc_trim(0) probe: cannot run gdb: {e}"),
+    }
+}
+
+fn bulk_op(path: &str, bulk_id: &str, data: Value) -> Value {
+    json!({"method": "POST", "path": path, "bulkId": bulk_id, "data": data})
+}
+
 /// 7: for each store, fresh daemons take the POST and GET-filter loads of phases 1
 /// and 2, so the rows compare like with like.
 fn bench_stores(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<(), String> {
@@ -1223,6 +1484,88 @@ impl Workload for Script {
             Ok(())
         } else {
             Err(unexpected(reply))
+        }
+    }
+}
+
+/// Full reads of the big group: each answer must carry all its members (`listed`:
+/// inside a ListResponse of one group).
+struct BigReads {
+    requests: Vec<Req>,
+    members: usize,
+    listed: bool,
+}
+
+#[derive(Deserialize)]
+struct MembersOnly {
+    #[serde(default)]
+    members: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ListOfGroups {
+    #[serde(rename = "Resources")]
+    resources: Vec<MembersOnly>,
+}
+
+impl Workload for BigReads {
+    fn request(&self, n: u64, _: &mut Rng) -> Option<Req> {
+        self.requests.get(usize::try_from(n).ok()?).cloned()
+    }
+    fn check(&self, _: u64, reply: &Reply) -> Result<(), String> {
+        if reply.status != 200 {
+            return Err(unexpected(reply));
+        }
+        let got = if self.listed {
+            let list: ListOfGroups = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("unreadable list response: {e}"))?;
+            match list.resources.as_slice() {
+                [one] => one.members.len(),
+                other => return Err(format!("{} groups listed, wanted 1", other.len())),
+            }
+        } else {
+            serde_json::from_slice::<MembersOnly>(&reply.body)
+                .map_err(|e| format!("unreadable group: {e}"))?
+                .members
+                .len()
+        };
+        if got == self.members {
+            Ok(())
+        } else {
+            Err(format!("{got} members, wanted {}", self.members))
+        }
+    }
+}
+
+/// /Bulk requests; every operation must have succeeded with `201`.
+struct BulkCreates {
+    requests: Vec<Req>,
+}
+
+#[derive(Deserialize)]
+struct BulkAnswer {
+    #[serde(rename = "Operations")]
+    operations: Vec<BulkOpAnswer>,
+}
+
+#[derive(Deserialize)]
+struct BulkOpAnswer {
+    status: String,
+}
+
+impl Workload for BulkCreates {
+    fn request(&self, n: u64, _: &mut Rng) -> Option<Req> {
+        self.requests.get(usize::try_from(n).ok()?).cloned()
+    }
+    fn check(&self, _: u64, reply: &Reply) -> Result<(), String> {
+        if reply.status != 200 {
+            return Err(unexpected(reply));
+        }
+        let answer: BulkAnswer = serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("unreadable BulkResponse: {e}"))?;
+        match answer.operations.iter().find(|o| o.status != "201") {
+            None => Ok(()),
+            Some(o) => Err(format!("a bulk operation answered {}", o.status)),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Value, json};
 
+use super::document::{Document, Rendered};
 use super::render::to_scim;
 use super::{Ctx, Directory, store_error};
 use crate::scim::schema::LIST_RESPONSE_SCHEMA;
@@ -22,7 +23,7 @@ impl Directory {
         ctx: &Ctx,
         kinds: &[ResourceKind],
         params: &ListParams,
-    ) -> Result<Value, ScimError> {
+    ) -> Result<Document, ScimError> {
         let proj = &params.projection;
         let provider = ctx.provider.clone();
         let filter = params.filter.as_ref();
@@ -48,7 +49,7 @@ impl Directory {
                     .await
                     .map_err(store_error)?;
                 for r in &page.items {
-                    resources.push(self.render(ctx, r, proj).await?);
+                    resources.push(self.render_streamed(ctx, r, proj).await?);
                 }
             }
             return Ok(list_response(total as usize, start, resources));
@@ -115,26 +116,20 @@ impl Directory {
         let total = matched.len();
         let mut resources = Vec::new();
         for (r, full) in matched.into_iter().skip(start - 1).take(count) {
-            let full = if r.kind == ResourceKind::Group
+            if r.kind == ResourceKind::Group
                 && proj.wants_members()
                 && full.get("members").is_none()
             {
-                let members = self
-                    .store
-                    .members(&provider.name, &r.id)
-                    .await
-                    .map_err(store_error)?;
-                to_scim(&ctx.base_url, &r, Some(&members))
-            } else {
-                full
-            };
-            resources.push(project(
+                resources.push(self.render_streamed(ctx, &r, proj).await?);
+                continue;
+            }
+            resources.push(Rendered::Whole(project(
                 &full,
                 r.kind,
                 &provider.registry,
                 &proj.attributes,
                 &proj.excluded,
-            ));
+            )));
         }
         Ok(list_response(total, start, resources))
     }
@@ -163,13 +158,33 @@ impl Directory {
     }
 }
 
-fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Value {
+/// The ListResponse; its resources' large member lists are read as it is sent.
+fn list_response(total: usize, start: usize, resources: Vec<Rendered>) -> Document {
+    let count = resources.len();
+    // Nothing to stream (every lookup by userName): one value, written once, as before.
+    if resources.iter().all(|r| matches!(r, Rendered::Whole(_))) {
+        let items = resources
+            .into_iter()
+            .filter_map(|r| match r {
+                Rendered::Whole(v) => Some(v),
+                Rendered::Group { .. } => None,
+            })
+            .collect();
+        return Document::whole(&list_value(total, start, count, items));
+    }
+    match list_value(total, start, count, Vec::new()) {
+        Value::Object(o) => Document::with_array(&o, "Resources", resources),
+        other => Document::whole(&other),
+    }
+}
+
+fn list_value(total: usize, start: usize, count: usize, items: Vec<Value>) -> Value {
     json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
         "totalResults": total,
         "startIndex": start,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
+        "itemsPerPage": count,
+        "Resources": items,
     })
 }
 

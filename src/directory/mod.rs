@@ -5,6 +5,7 @@
 //! (durable state) below, [`crate::server`] above.
 
 mod bulk;
+mod document;
 mod list;
 pub mod log;
 mod operator;
@@ -13,6 +14,7 @@ mod write;
 
 pub use crate::scim::{ListParams, Projection};
 pub use bulk::BulkLimits;
+pub use document::{Document, StreamError};
 pub use operator::TokenFailure;
 pub use render::etag as etag_of;
 pub use write::Written;

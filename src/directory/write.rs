@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::document::Document;
 use super::render::{if_match_allows, member_json, to_scim};
 use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
@@ -70,16 +71,19 @@ impl Directory {
         ))
     }
 
-    /// `GET /{kind}/{id}`.
+    /// `GET /{kind}/{id}`: the body (a large group's members read as it is sent),
+    /// the version and `meta.location` when the projection keeps it.
     pub async fn get(
         &self,
         ctx: &Ctx,
         kind: ResourceKind,
         id: &str,
         proj: &Projection,
-    ) -> Result<(Value, i64), ScimError> {
+    ) -> Result<(Document, i64, Option<String>), ScimError> {
         let r = self.load(ctx, kind, id).await?;
-        Ok((self.render(ctx, &r, proj).await?, r.version))
+        let rendered = self.render_streamed(ctx, &r, proj).await?;
+        let location = rendered.location();
+        Ok((Document::resource(rendered), r.version, location))
     }
 
     /// Validates a POST/PUT body; splits group members off the document.

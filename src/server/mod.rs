@@ -7,6 +7,7 @@ mod body;
 mod call;
 mod conn;
 mod health;
+pub mod heap;
 mod link_routes;
 mod live;
 mod log_routes;

@@ -4,14 +4,44 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use axum::body::Body;
+use futures_util::TryStreamExt;
+
+use crate::directory::Document;
 use crate::scim::ScimError;
+use crate::store::Store;
 
 /// The SCIM media type (RFC 7644 §8.1).
 pub const SCIM_JSON: &str = "application/scim+json";
 
 /// A JSON body with the SCIM content type.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+    scim_text(status, body.to_string())
+}
+
+fn scim_text(status: StatusCode, text: String) -> Response {
+    let mut r = (status, text).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    r
+}
+
+/// A SCIM body that may still have group members to read: small answers go out
+/// whole (with a `Content-Length`), large ones chunked as the members are read. A
+/// failure after the first bytes can no longer become an error status: it is
+/// logged and the connection is cut, so the client sees an incomplete answer
+/// instead of a wrong one.
+pub fn scim_document(status: StatusCode, doc: Document, store: Arc<dyn Store>) -> Response {
+    let doc = match doc.into_text() {
+        Ok(text) => return scim_text(status, text),
+        Err(doc) => doc,
+    };
+    let chunks = doc.into_chunks(store).inspect_err(|e| {
+        tracing::warn!(error = %e, "a streamed SCIM answer was cut");
+    });
+    let mut r = (status, Body::from_stream(chunks)).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     r

@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::auth::require_token;
 use super::body::{ScimBody, read_json};
 use super::call::{Projected, ScimCall, ScimQuery};
-use super::respond::{scim_json, with_resource_headers};
+use super::respond::{scim_document, scim_json, with_resource_headers};
 use super::{AppState, method_not_allowed};
-use crate::directory::Written;
+use crate::directory::{Document, Written};
 use crate::scim::schema_json::{
     resource_type_json, resource_types_list_json, schema_json, schemas_list_json,
     service_provider_config_json,
@@ -64,25 +64,30 @@ fn written(status: StatusCode, body: &Value, w: &Written) -> Response {
     with_resource_headers(scim_json(status, body), w.version, Some(&w.location))
 }
 
+/// A 200 whose large groups' members are read as it is sent.
+fn document(call: &ScimCall, doc: Document) -> Response {
+    scim_document(StatusCode::OK, doc, Arc::clone(call.directory().store()))
+}
+
 async fn list(mut call: ScimCall, ScimQuery(q): ScimQuery) -> Answer {
     let kind = call.kind()?;
     let params = ListParams::from_query(&q, call.filter_rules())?;
     let body = call.directory().list(&call.ctx, &[kind], &params).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(document(&call, body))
 }
 
 async fn search(mut call: ScimCall, ScimBody(body): ScimBody) -> Answer {
     let kind = call.kind()?;
     let params = ListParams::from_search_request(&body, call.filter_rules())?;
     let out = call.directory().list(&call.ctx, &[kind], &params).await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(document(&call, out))
 }
 
 async fn search_all(mut call: ScimCall, ScimBody(body): ScimBody) -> Answer {
     let params = ListParams::from_search_request(&body, call.filter_rules())?;
     let kinds = [ResourceKind::User, ResourceKind::Group];
     let out = call.directory().list(&call.ctx, &kinds, &params).await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(document(&call, out))
 }
 
 async fn create(
@@ -102,16 +107,12 @@ async fn create(
 
 async fn read(call: ScimCall, Projected(proj): Projected) -> Answer {
     let kind = call.kind()?;
-    let (body, version) = call
+    let (body, version, location) = call
         .directory()
         .get(&call.ctx, kind, call.id(), &proj)
         .await?;
-    let location = body
-        .pointer("/meta/location")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     Ok(with_resource_headers(
-        scim_json(StatusCode::OK, &body),
+        document(&call, body),
         version,
         location.as_deref(),
     ))
@@ -170,8 +171,12 @@ async fn bulk(mut call: ScimCall, headers: HeaderMap, body: Body) -> Answer {
         .min(call.state.settings.max_body_bytes);
     let body = read_json(&headers, body, limit).await?;
     let (ctx, directory) = call.split();
-    let out = directory.bulk(ctx, &body).await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    let out = directory.bulk(ctx, &body).await;
+    // A bulk request is the burst of small allocations that fragments malloc's
+    // heaps (see `heap`): once its operations are freed, give the pages back.
+    drop(body);
+    let _ = tokio::task::spawn_blocking(super::heap::release_free_memory).await;
+    Ok(scim_json(StatusCode::OK, &out?))
 }
 
 async fn service_provider_config(call: ScimCall) -> Response {

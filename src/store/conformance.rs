@@ -1164,6 +1164,79 @@ pub async fn member_order_and_idempotent_adds(o: &dyn Opener) {
     store.close().await;
 }
 
+/// Pages of members, in insertion order after a position, guarded by the version.
+pub async fn member_pages_follow_positions_and_stop_at_a_change(o: &dyn Opener) {
+    let store = o.open().await;
+    let first: Vec<MemberRef> = ["e", "d", "c", "b", "a"].into_iter().map(member).collect();
+    store
+        .apply(create(
+            "g",
+            ResourceKind::Group,
+            json!({"displayName": "G"}),
+            first,
+        ))
+        .await
+        .unwrap();
+    let g = store
+        .get("entra", ResourceKind::Group, "g")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .members_page(g.seq, g.version, after, 2)
+            .await
+            .unwrap()
+            .expect("unchanged group");
+        ids.extend(page.iter().map(|(_, m)| m.value.clone()));
+        assert!(page.windows(2).all(|w| w[0].0 < w[1].0), "positions ascend");
+        if let Some((pos, _)) = page.last() {
+            after = Some(*pos);
+        }
+        if page.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(ids, ["e", "d", "c", "b", "a"]);
+    assert_eq!(
+        store
+            .members_page(g.seq, g.version, after, 2)
+            .await
+            .unwrap(),
+        Some(vec![]),
+        "past the end: an empty page, not a change"
+    );
+    let add = Mutation {
+        change: MutationKind::Update {
+            doc: None,
+            members: vec![MemberChange::Add(vec![member("f")])],
+        },
+        ..create("g", ResourceKind::Group, json!({}), vec![])
+    };
+    store.apply(add).await.unwrap();
+    assert_eq!(
+        store.members_page(g.seq, g.version, None, 2).await.unwrap(),
+        None,
+        "a member change moves the version"
+    );
+    let del = Mutation {
+        change: MutationKind::Delete,
+        ..create("g", ResourceKind::Group, json!({}), vec![])
+    };
+    store.apply(del).await.unwrap();
+    assert_eq!(
+        store
+            .members_page(g.seq, g.version + 1, None, 2)
+            .await
+            .unwrap(),
+        None,
+        "a deleted group has no pages"
+    );
+    store.close().await;
+}
+
 fn user_names(found: Vec<crate::store::StoredResource>) -> Vec<(String, String)> {
     let mut v: Vec<_> = found
         .into_iter()
@@ -2710,6 +2783,7 @@ conformance!(
     concurrent_claims_lease_each_row_once,
     racing_creates_of_one_user_name,
     member_order_and_idempotent_adds,
+    member_pages_follow_positions_and_stop_at_a_change,
     waits_are_released_once_into_the_queue,
     a_resync_requested_mid_delivery_is_not_lost,
     one_resource_is_claimed_on_demand_due_or_not,

@@ -43,6 +43,19 @@ pub trait Resources: Send + Sync {
     /// Members of a group, in insertion order.
     async fn members(&self, provider: &str, group_id: &str) -> Result<Vec<MemberRef>, StoreError>;
 
+    /// Up to `limit` members of the group stored at `group_seq`, in insertion order,
+    /// after position `after` (from the start when `None`), each with its position;
+    /// `None` when the group is no longer at `version` (changed or deleted since).
+    /// A large group's answer is read page by page as the client takes it: the version
+    /// check, made in the page's own snapshot, keeps one answer from mixing two versions.
+    async fn members_page(
+        &self,
+        group_seq: i64,
+        version: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, MemberRef)>>, StoreError>;
+
     /// Ids of the groups `member_id` belongs to (for a User's read-only `groups`).
     async fn groups_of(
         &self,

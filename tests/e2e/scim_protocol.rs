@@ -277,28 +277,48 @@ async fn etags_sorting_projection_and_errors() {
     assert_eq!(common::get(d.url("/healthz")).await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn a_group_with_100k_members_is_read_and_patched() {
+/// A daemon, stopped after an okta group "Everyone" (with the attributes of `extra`)
+/// was created through it, for a test to write members into its database; its client
+/// and the group's id.
+async fn stopped_with_group(extra: Value) -> (Daemon, Scim, String) {
     let mut d = Daemon::start("");
     let scim = Scim::new(d.base("okta"), d.token("okta"));
-    let (s, g) = scim
-        .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}))
-        .await;
+    let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let (s, g) = scim.post("/Groups", body).await;
     assert_eq!(s, 201);
     let gid = g["id"].as_str().unwrap().to_owned();
+    d.terminate();
+    (d, scim, gid)
+}
+
+/// SQL inserting `n` users of provider okta, user `i` with the id SQL expression `id`
+/// and userName `m{i}`: tests of large groups write them straight into the database.
+fn okta_users_sql(n: usize, id: &str) -> String {
+    format!(
+        r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
+           INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
+           SELECT 'okta', 'User', {id}, 1,
+                  '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
+                  '{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}}'
+           FROM n;"#,
+        last = n - 1
+    )
+}
+
+#[tokio::test]
+async fn a_group_with_100k_members_is_read_and_patched() {
     // Members must be users of the provider. 100,000 of them are written straight into
     // the database file: through the API they would take minutes in a debug build.
-    d.terminate();
+    let (mut d, scim, gid) = stopped_with_group(json!({})).await;
     rusqlite::Connection::open(d.dir.path().join("data/scim-bridge.db"))
         .unwrap()
-        .execute_batch(
-            r#"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
-               INSERT INTO resources (provider, kind, id, version, created, last_modified, user_name_ci, doc)
-               SELECT 'okta', 'User', 'm-' || (i / 1000) || '-' || (i % 1000), 1,
-                      '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'm' || i,
-                      '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m' || i || '"}'
-               FROM n"#,
-        )
+        .execute_batch(&okta_users_sql(
+            100_000,
+            "'m-' || (i / 1000) || '-' || (i % 1000)",
+        ))
         .unwrap();
     d.spawn();
     // A new client: the old one's keep-alive connection went with the old daemon.
@@ -326,6 +346,145 @@ async fn a_group_with_100k_members_is_read_and_patched() {
     assert_eq!(s, 204);
     let (_, full) = scim.get(&format!("/Groups/{gid}?attributes=members")).await;
     assert_eq!(full["members"].as_array().unwrap().len(), 99_999);
+}
+
+/// A large group's members are sent as they are read from the store (#23): the answer
+/// is chunked, its first chunk is the text before the members (so the body was not
+/// built whole first), and the bytes are what serde_json writes for the whole
+/// document, with projections, in lists, and with the ETag and Location headers.
+#[tokio::test]
+async fn a_large_group_is_streamed_byte_for_byte() {
+    const N: usize = 50_000;
+    // Written straight into the database file, as in the 100k test above.
+    let (mut d, scim, gid) = stopped_with_group(json!({"externalId": "all"})).await;
+    rusqlite::Connection::open(d.dir.path().join("data/scim-bridge.db"))
+        .unwrap()
+        .execute_batch(&format!(
+            r#"{users}
+               WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last})
+               INSERT INTO group_members (group_seq, member_id, member_type, display, pos)
+               SELECT (SELECT seq FROM resources WHERE id = '{gid}'), 'm-' || i, 'User',
+                      CASE WHEN i % 2 = 0 THEN 'Member "' || i || '"' END, i
+               FROM n;"#,
+            users = okta_users_sql(N, "'m-' || i"),
+            last = N - 1
+        ))
+        .unwrap();
+    d.spawn();
+    let scim = Scim::new(d.base("okta"), scim.token.clone());
+    let (s, headers, lean) = scim
+        .req(
+            reqwest::Method::GET,
+            &format!("/Groups/{gid}?excludedAttributes=members"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let member = |i: usize| {
+        let mut m = json!({
+            "value": format!("m-{i}"),
+            "$ref": format!("{}/Users/m-{i}", scim.base),
+            "type": "User",
+        });
+        if i.is_multiple_of(2) {
+            m["display"] = json!(format!("Member \"{i}\""));
+        }
+        m
+    };
+    let members: Vec<Value> = (0..N).map(member).collect();
+    let mut whole = serde_json::Map::new();
+    for (k, v) in lean.as_object().unwrap() {
+        if k == "meta" {
+            whole.insert("members".into(), Value::Array(members.clone()));
+        }
+        whole.insert(k.clone(), v.clone());
+    }
+    let whole = Value::Object(whole);
+    let only = |keys: &[&str]| -> Value {
+        let mut o = serde_json::Map::new();
+        for (k, v) in whole.as_object().unwrap() {
+            if keys.contains(&k.as_str()) {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(o)
+    };
+    let values_only = {
+        let mut g = only(&["schemas", "id"]);
+        g["members"] = Value::Array((0..N).map(|i| json!({"value": format!("m-{i}")})).collect());
+        g
+    };
+    let list = |g: &Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": [g]});
+    let filter = "filter=displayName%20eq%20%22Everyone%22";
+    let cases = [
+        (format!("/Groups/{gid}"), whole.clone()),
+        (
+            format!("/Groups/{gid}?attributes=members.value"),
+            values_only.clone(),
+        ),
+        (
+            format!("/Groups/{gid}?attributes=displayName,members"),
+            only(&["schemas", "id", "displayName", "members"]),
+        ),
+        (
+            format!("/Groups/{gid}?excludedAttributes=meta,externalId"),
+            {
+                let mut g = whole.clone();
+                g.as_object_mut()
+                    .unwrap()
+                    .retain(|k, _| k != "meta" && k != "externalId");
+                g
+            },
+        ),
+        (format!("/Groups?{filter}"), list(&whole)),
+        (
+            format!("/Groups?{filter}&attributes=members.value"),
+            list(&values_only),
+        ),
+        ("/Groups".to_owned(), list(&whole)),
+    ];
+    for (path, want) in cases {
+        let resp = scim
+            .http
+            .get(format!("{}{path}", scim.base))
+            .bearer_auth(&scim.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.content_length().is_none(), "{path}: not sent whole");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/scim+json",
+            "{path}"
+        );
+        if path.starts_with("/Groups/") {
+            assert_eq!(resp.headers().get("etag"), headers.get("etag"), "{path}");
+            let location = want.get("meta").and(headers.get("location"));
+            assert_eq!(resp.headers().get("location"), location, "{path}");
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            if chunks == 0 {
+                assert!(
+                    chunk.len() < 4096,
+                    "{path}: the first chunk is the text before the members, {} bytes",
+                    chunk.len()
+                );
+            }
+            chunks += 1;
+            body.extend_from_slice(&chunk);
+        }
+        assert!(chunks >= N / 1000, "{path}: {chunks} chunks");
+        let got: Value = serde_json::from_slice(&body).unwrap();
+        assert!(got == want, "{path}: not the document rendered whole");
+        assert!(
+            body == want.to_string().as_bytes(),
+            "{path}: not the bytes serde_json writes for it"
+        );
+    }
 }
 
 /// A tenant URL pasted with a trailing slash makes clients send `…/entra//Users`; others

@@ -493,6 +493,51 @@ impl Resources for PgStore {
         .collect()
     }
 
+    async fn members_page(
+        &self,
+        group_seq: i64,
+        version: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, MemberRef)>>, StoreError> {
+        let c = self.client().await?;
+        // One statement, one snapshot: the group's version comes with the page (on a
+        // row of its own when the page is empty).
+        let rows = query(
+            &c,
+            "SELECT g.version, m.pos, m.member_id, m.member_type, m.display
+             FROM resources g
+             LEFT JOIN LATERAL (
+                 SELECT pos, member_id, member_type, display FROM group_members
+                 WHERE group_seq = g.seq AND pos > $2 ORDER BY pos LIMIT $3
+             ) m ON true
+             WHERE g.seq = $1 AND g.kind = 'Group'",
+            &[&group_seq, &after.unwrap_or(-1), &(limit as i64)],
+        )
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        if first.try_get::<_, i64>(0)? != version {
+            return Ok(None);
+        }
+        let mut page = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(pos) = r.try_get::<_, Option<i64>>(1)? else {
+                continue;
+            };
+            page.push((
+                pos,
+                MemberRef {
+                    value: r.try_get(2)?,
+                    kind: stored_member_kind(r.try_get(3)?),
+                    display: r.try_get(4)?,
+                },
+            ));
+        }
+        Ok(Some(page))
+    }
+
     async fn groups_of(
         &self,
         provider: &str,

@@ -457,6 +457,44 @@ impl Resources for SqliteStore {
         .await
     }
 
+    async fn members_page(
+        &self,
+        group_seq: i64,
+        version: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, MemberRef)>>, StoreError> {
+        self.read(move |c| {
+            // One read transaction: the version check and the page see one snapshot.
+            let tx = c.unchecked_transaction()?;
+            let current: Option<i64> = tx
+                .prepare_cached("SELECT version FROM resources WHERE seq = ?1 AND kind = 'Group'")?
+                .query_row(params![group_seq], |r| r.get(0))
+                .optional()?;
+            if current != Some(version) {
+                return Ok(None);
+            }
+            let rows = tx
+                .prepare_cached(
+                    "SELECT pos, member_id, member_type, display FROM group_members
+                     WHERE group_seq = ?1 AND pos > ?2 ORDER BY pos LIMIT ?3",
+                )?
+                .query_map(params![group_seq, after.unwrap_or(-1), limit as i64], |r| {
+                    Ok((
+                        r.get(0)?,
+                        MemberRef {
+                            value: r.get(1)?,
+                            kind: stored_member_kind(r.get(2)?),
+                            display: r.get(3)?,
+                        },
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(rows))
+        })
+        .await
+    }
+
     async fn groups_of(
         &self,
         provider: &str,
