@@ -10,7 +10,7 @@ use super::AppError;
 use crate::clock::Clock;
 use crate::oauth::Linker;
 use crate::server::{AppState, CertStore};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How often expired pending account links are removed.
 const PENDING_SWEEP: Duration = Duration::from_secs(60);
@@ -155,8 +155,9 @@ pub async fn watchdog(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        match tokio::time::timeout(period, store.status()).await {
-            Ok(Ok(s)) => {
+        let checked = async { Ok::<_, StoreError>((store.status().await?, store.counts().await?)) };
+        match tokio::time::timeout(period, checked).await {
+            Ok(Ok((_, s))) => {
                 let line = format!(
                     "serving; {} users, {} groups, {} change events",
                     s.users, s.groups, s.events

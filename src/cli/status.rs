@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Failure, setup};
 use crate::config::Environment;
+use crate::store::StoreError;
 
 pub async fn run(
     config: Option<&Path>,
@@ -18,12 +19,10 @@ pub async fn run(
     let loaded = setup::load_config(config, data_dir, None, env)?;
     let cfg = loaded.config;
     let store = crate::app::setup::open_store(&cfg).await?;
-    let s = store
-        .status()
-        .await
-        .map_err(|e| Failure::store(e.to_string()));
+    let read = async { Ok::<_, StoreError>((store.status().await?, store.counts().await?)) };
+    let read = read.await.map_err(|e| Failure::store(e.to_string()));
     store.close().await;
-    let s = s?;
+    let (s, n) = read?;
     let (ready, daemon) = match readyz(cfg.server.listen).await {
         Some((code, body)) => (code == 200, Some(body)),
         None => (false, None),
@@ -34,8 +33,8 @@ pub async fn run(
             json!({
                 "database": {
                     "engine": s.engine, "location": s.location,
-                    "schema_version": s.schema_version, "users": s.users,
-                    "groups": s.groups, "change_events": s.events,
+                    "schema_version": s.schema_version, "users": n.users,
+                    "groups": n.groups, "change_events": n.events,
                 },
                 "daemon": daemon.clone().unwrap_or(Value::Null),
             })
@@ -45,10 +44,10 @@ pub async fn run(
             "database   {} ({}), schema v{}",
             s.location, s.engine, s.schema_version
         );
-        println!("resources  {} users, {} groups", s.users, s.groups);
+        println!("resources  {} users, {} groups", n.users, n.groups);
         println!(
             "outbox     {} change events (last #{})",
-            s.events, s.last_event_seq
+            n.events, s.last_event_seq
         );
         match &daemon {
             Some(d) => println!(

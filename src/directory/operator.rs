@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Directory;
-use crate::store::{DeliveryStats, GuardState, StoreError, StoreStatus};
+use crate::store::{DeliveryStats, GuardState, StoreCounts, StoreError, StoreStatus};
 use crate::tokens::{self, Refusal, TokenScope};
 
 /// Why a presented bearer token opens nothing.
@@ -63,9 +63,14 @@ impl Directory {
         self.store.touch_tokens(used).await
     }
 
-    /// The store's engine, schema version and counts, for readiness and metrics.
+    /// The store's engine, schema version and newest change, for readiness.
     pub async fn store_status(&self) -> Result<StoreStatus, StoreError> {
         self.store.status().await
+    }
+
+    /// Users, groups and change events, counted (a scan; see [`StoreCounts`]).
+    pub async fn store_counts(&self) -> Result<StoreCounts, StoreError> {
+        self.store.counts().await
     }
 
     /// `target`'s delivery backlog.

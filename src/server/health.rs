@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::AppState;
-use crate::store::{StoreError, StoreStatus};
+use crate::store::{StoreCounts, StoreError, StoreStatus};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -31,15 +31,26 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let shutting_down = state.shutting_down.load(Ordering::SeqCst);
     let ready = ready(&store, shutting_down);
     let database = match &store {
-        Ok(s) => json!({
-                "reachable": true,
-                "engine": s.engine,
-                "schema_version": s.schema_version,
-                "expected_schema_version": s.expected_schema_version,
-                "migrations_current": s.schema_version == s.expected_schema_version,
-                "change_events": s.events,
-                "last_event_seq": s.last_event_seq,
-        }),
+        Ok(s) => {
+            let mut database = json!({
+                    "reachable": true,
+                    "engine": s.engine,
+                    "schema_version": s.schema_version,
+                    "expected_schema_version": s.expected_schema_version,
+                    "migrations_current": s.schema_version == s.expected_schema_version,
+                    "last_event_seq": s.last_event_seq,
+            });
+            // Counts are a convenience here, not readiness: a failed count is shown,
+            // and the answer stays what the status above says.
+            match counts(&state, s.last_event_seq).await {
+                Ok((n, at)) => {
+                    database["change_events"] = n.events.into();
+                    database["counted_at"] = at.to_rfc3339().into();
+                }
+                Err(e) => database["counts_error"] = e.to_string().into(),
+            }
+            database
+        }
         Err(e) => json!({"reachable": false, "error": e.to_string()}),
     };
     let body = json!({
@@ -60,6 +71,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// The store's counts, recounted only as `store_counts` allows.
+async fn counts(
+    state: &AppState,
+    last_event_seq: i64,
+) -> Result<(StoreCounts, chrono::DateTime<chrono::Utc>), StoreError> {
+    state
+        .counts
+        .get(&state.directory, last_event_seq, || state.clock.now())
+        .await
 }
 
 /// Ready: the database answers, is on the current schema, and shutdown has not begun.
@@ -91,14 +113,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         ),
     ];
     if let Ok(s) = &store {
+        if let Ok((n, _)) = counts(&state, s.last_event_seq).await {
+            gauges.extend([
+                ("scim_bridge_users", "Users stored.", n.users as f64),
+                ("scim_bridge_groups", "Groups stored.", n.groups as f64),
+                (
+                    "scim_bridge_change_events",
+                    "Change events in the outbox.",
+                    n.events as f64,
+                ),
+            ]);
+        }
         gauges.extend([
-            ("scim_bridge_users", "Users stored.", s.users as f64),
-            ("scim_bridge_groups", "Groups stored.", s.groups as f64),
-            (
-                "scim_bridge_change_events",
-                "Change events in the outbox.",
-                s.events as f64,
-            ),
             (
                 "scim_bridge_store_write_batches",
                 "Write transactions committed since start (group commits).",
@@ -199,10 +225,7 @@ mod tests {
             location: String::new(),
             schema_version,
             expected_schema_version: 7,
-            events: 0,
             last_event_seq: 0,
-            users: 0,
-            groups: 0,
             write_batches: 0,
             write_jobs: 0,
         })

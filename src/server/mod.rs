@@ -14,6 +14,7 @@ mod log_routes;
 mod netpolicy;
 mod respond;
 mod scim_routes;
+mod store_counts;
 mod target_metrics;
 mod tls;
 mod workspace_routes;
@@ -95,6 +96,8 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
     started: Instant,
     token_use: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The store's counts as `/readyz` and `/metrics` last took them.
+    counts: store_counts::RecentCounts,
 }
 
 /// What the server shows and serves of a target: its token source, user-link flow
@@ -155,6 +158,7 @@ impl AppState {
             audit: None,
             started: Instant::now(),
             token_use: Mutex::new(HashMap::new()),
+            counts: store_counts::RecentCounts::default(),
         }
     }
 

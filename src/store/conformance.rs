@@ -378,10 +378,12 @@ pub async fn reopen_keeps_data_and_tokens(o: &dyn Opener) {
     }
     let store = o.open().await;
     let st = store.status().await.unwrap();
+    let counted = store.counts().await.unwrap();
     assert_eq!(
-        (st.users, st.events, st.schema_version),
+        (counted.users, counted.events, st.schema_version),
         (1, 1, st.expected_schema_version)
     );
+    assert_eq!(st.last_event_seq, 1);
     let t = store.find_token("t1").await.unwrap().unwrap();
     assert_eq!(t.last_used, Some(t0()));
     assert_eq!(t.revoked, Some(t0()));

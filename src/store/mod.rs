@@ -58,7 +58,7 @@ pub use error::{MemberProblem, StoreError};
 pub use event_detail::EventDetail;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
-    MutationKind, Page, SecretRow, StoreStatus, StoredResource, VaultRecord,
+    MutationKind, Page, SecretRow, StoreCounts, StoreStatus, StoredResource, VaultRecord,
 };
 pub(crate) use model::{MemberCheck, UserNameKey, stored_member_kind};
 

@@ -31,9 +31,9 @@ use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
-    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
-    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
-    stored_member_kind,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreCounts,
+    StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord,
+    VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -1071,10 +1071,7 @@ impl Lifecycle for PgStore {
         let r = query_one(
             &c,
             "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),
-                    (SELECT count(*) FROM change_events),
-                    (SELECT coalesce(max(seq), 0) FROM change_events),
-                    (SELECT count(*) FROM resources WHERE kind = 'User'),
-                    (SELECT count(*) FROM resources WHERE kind = 'Group')",
+                    (SELECT coalesce(max(seq), 0) FROM change_events)",
             &[],
         )
         .await?;
@@ -1085,14 +1082,28 @@ impl Lifecycle for PgStore {
             location: self.location.clone(),
             schema_version: version.and_then(|v| v.parse().ok()).unwrap_or(0),
             expected_schema_version: SCHEMA_VERSION,
-            events: r.try_get(1)?,
-            last_event_seq: r.try_get(2)?,
-            users: r.try_get(3)?,
-            groups: r.try_get(4)?,
+            last_event_seq: r.try_get(1)?,
             // Every write is its own transaction here (PostgreSQL groups the WAL
             // flushes of concurrent commits itself).
             write_batches: writes,
             write_jobs: writes,
+        })
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let c = self.client().await?;
+        let r = query_one(
+            &c,
+            "SELECT (SELECT count(*) FROM change_events),
+                    (SELECT count(*) FROM resources WHERE kind = 'User'),
+                    (SELECT count(*) FROM resources WHERE kind = 'Group')",
+            &[],
+        )
+        .await?;
+        Ok(StoreCounts {
+            events: r.try_get(0)?,
+            users: r.try_get(1)?,
+            groups: r.try_get(2)?,
         })
     }
 

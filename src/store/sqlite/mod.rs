@@ -26,9 +26,9 @@ use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
-    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreError,
-    StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord, VaultRows,
-    stored_member_kind,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreCounts,
+    StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord,
+    VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -1071,27 +1071,35 @@ impl Lifecycle for SqliteStore {
                 [],
                 |r| r.get(0),
             )?;
-            let (events, last): (i64, Option<i64>) = c.query_row(
-                "SELECT count(*), max(seq) FROM change_events",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let (users, groups): (i64, i64) = c.query_row(
-                "SELECT count(*) FILTER (WHERE kind = 'User'), count(*) FILTER (WHERE kind = 'Group') FROM resources",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            // max() of the integer primary key is one step to the B-tree's end.
+            let last: Option<i64> =
+                c.query_row("SELECT max(seq) FROM change_events", [], |r| r.get(0))?;
             Ok(StoreStatus {
                 engine: "sqlite",
                 location,
                 schema_version: v.parse().unwrap_or(0),
                 expected_schema_version: SCHEMA_VERSION,
-                events,
                 last_event_seq: last.unwrap_or(0),
-                users,
-                groups,
                 write_batches,
                 write_jobs,
+            })
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.read(|c| {
+            let events: i64 =
+                c.query_row("SELECT count(*) FROM change_events", [], |r| r.get(0))?;
+            let (users, groups): (i64, i64) = c.query_row(
+                "SELECT count(*) FILTER (WHERE kind = 'User'), count(*) FILTER (WHERE kind = 'Group') FROM resources",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(StoreCounts {
+                events,
+                users,
+                groups,
             })
         })
         .await
