@@ -59,6 +59,11 @@ pub(crate) fn settle<'a>(
     let Some(held) = held else {
         return Vec::new();
     };
+    // A change the guard holds is looked at again every few seconds: the attempt log
+    // records the hold once (and again if its reason changes), not every look, or a
+    // held mass deprovisioning of 1,000 people would write 17 million rows a day.
+    let held_again = matches!(outcome, DeliveryOutcome::Defer { reason, .. }
+        if d.last_error.as_deref() == Some(reason.as_str()));
     let log = match outcome {
         DeliveryOutcome::Done => Settle::Log {
             outcome: "delivered",
@@ -77,7 +82,7 @@ pub(crate) fn settle<'a>(
             detail: Some(reason),
         },
     };
-    let mut steps = vec![log];
+    let mut steps = if held_again { Vec::new() } else { vec![log] };
     match outcome {
         DeliveryOutcome::Retry { next_at, error } => {
             steps.push(Settle::Retry {
@@ -131,6 +136,36 @@ mod tests {
 
     fn held(last_seq: i64, resync: i64) -> Option<Held> {
         Some(Held { last_seq, resync })
+    }
+
+    #[test]
+    fn a_hold_is_logged_once_not_at_every_look() {
+        let defer = DeliveryOutcome::Defer {
+            next_at: DateTime::<Utc>::UNIX_EPOCH,
+            reason: "too many deletions".into(),
+        };
+        let first = settle(&claimed(5, 0), &defer, held(5, 0));
+        assert!(matches!(
+            first[0],
+            Settle::Log {
+                outcome: "paused",
+                ..
+            }
+        ));
+        let mut looked = claimed(5, 0);
+        looked.last_error = Some("too many deletions".into());
+        let again = settle(&looked, &defer, held(5, 0));
+        assert!(matches!(again[..], [Settle::Defer { .. }]), "{again:?}");
+        // A new reason is news.
+        looked.last_error = Some("another reason".into());
+        let changed = settle(&looked, &defer, held(5, 0));
+        assert!(matches!(
+            changed[0],
+            Settle::Log {
+                outcome: "paused",
+                ..
+            }
+        ));
     }
 
     #[test]
