@@ -67,17 +67,19 @@ pub fn scim_from(
             Value::Array(members.iter().map(|m| member_json(base_url, m)).collect()),
         );
     }
-    out.insert(
-        "meta".into(),
-        json!({
-            "resourceType": r.kind.name(),
-            "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "location": location(base_url, r.kind, &r.id),
-            "version": etag(r.version),
-        }),
-    );
+    out.insert("meta".into(), meta_json(base_url, r));
     Value::Object(out)
+}
+
+/// `meta` of `r`.
+fn meta_json(base_url: &str, r: &StoredResource) -> Value {
+    json!({
+        "resourceType": r.kind.name(),
+        "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "location": location(base_url, r.kind, &r.id),
+        "version": etag(r.version),
+    })
 }
 
 /// One element of `members`, with `$ref` pointing at the member.
@@ -133,16 +135,7 @@ mod tests {
                 }
             }
         }
-        out.insert(
-            "meta".into(),
-            json!({
-                "resourceType": r.kind.name(),
-                "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "location": location(base_url, r.kind, &r.id),
-                "version": etag(r.version),
-            }),
-        );
+        out.insert("meta".into(), meta_json(base_url, r));
         Value::Object(out)
     }
 
