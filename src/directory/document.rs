@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::render::{member_json, to_scim};
 use super::{Ctx, store_error};
-use crate::scim::{MemberRef, Projection, ResourceKind, ScimError, project};
+use crate::scim::{MemberRef, Projection, ResourceKind, ScimError, project_owned};
 use crate::store::{Store, StoreError, StoredResource};
 
 /// Members read per store round trip. A group with fewer is rendered whole.
@@ -136,8 +136,8 @@ impl MemberPages {
             .collect();
         let mut holder = Map::new();
         holder.insert("members".into(), Value::Array(array));
-        let projected = project(
-            &Value::Object(holder),
+        let projected = project_owned(
+            Value::Object(holder),
             ResourceKind::Group,
             &self.ctx_provider.registry,
             &self.projection.attributes,
@@ -272,13 +272,13 @@ impl super::Directory {
             Some(page) if page.len() < MEMBER_PAGE => {
                 let members: Vec<MemberRef> = page.into_iter().map(|(_, m)| m).collect();
                 let full = to_scim(&ctx.base_url, r, Some(&members));
-                return Ok(Rendered::Whole(self.projected(ctx, r, &full, proj)));
+                return Ok(Rendered::Whole(self.projected(ctx, r, full, proj)));
             }
             None => return Ok(Rendered::Whole(self.render(ctx, r, proj).await?)),
             Some(page) => page,
         };
         let full = to_scim(&ctx.base_url, r, Some(&[]));
-        let skeleton = match self.projected(ctx, r, &full, proj) {
+        let skeleton = match self.projected(ctx, r, full, proj) {
             Value::Object(o) if o.contains_key("members") => o,
             // The projection dropped `members` after all.
             other => return Ok(Rendered::Whole(other)),
@@ -296,8 +296,8 @@ impl super::Directory {
         })
     }
 
-    fn projected(&self, ctx: &Ctx, r: &StoredResource, full: &Value, proj: &Projection) -> Value {
-        project(
+    fn projected(&self, ctx: &Ctx, r: &StoredResource, full: Value, proj: &Projection) -> Value {
+        project_owned(
             full,
             r.kind,
             &ctx.provider.registry,

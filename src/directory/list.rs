@@ -5,11 +5,12 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use super::document::{Document, Rendered};
-use super::render::to_scim;
+use super::render::scim_from;
 use super::{Ctx, Directory, store_error};
 use crate::scim::schema::LIST_RESPONSE_SCHEMA;
 use crate::scim::{
-    AttrPath, CompareOp, Filter, ListParams, ResourceKind, ScimError, compare_for_sort, project,
+    AttrPath, CompareOp, Filter, ListParams, ResourceKind, ScimError, compare_for_sort,
+    project_owned,
 };
 use crate::store::{Lookup, StoredResource};
 
@@ -123,8 +124,8 @@ impl Directory {
                 resources.push(self.render_streamed(ctx, &r, proj).await?);
                 continue;
             }
-            resources.push(Rendered::Whole(project(
-                &full,
+            resources.push(Rendered::Whole(project_owned(
+                full,
                 r.kind,
                 &provider.registry,
                 &proj.attributes,
@@ -140,7 +141,7 @@ impl Directory {
     async fn candidate(
         &self,
         ctx: &Ctx,
-        r: StoredResource,
+        mut r: StoredResource,
         need_members: bool,
     ) -> Result<(StoredResource, Value), ScimError> {
         let members = if need_members {
@@ -153,7 +154,13 @@ impl Directory {
         } else {
             None
         };
-        let full = to_scim(&ctx.base_url, &r, members.as_deref());
+        // A group may still be rendered from `r` (its members streamed); a user is
+        // answered from `full` alone, so its document moves instead of being copied.
+        let doc = match r.kind {
+            ResourceKind::User => std::mem::take(&mut r.doc),
+            ResourceKind::Group => r.doc.clone(),
+        };
+        let full = scim_from(&ctx.base_url, &r, doc, members.as_deref());
         Ok((r, full))
     }
 }

@@ -27,21 +27,38 @@ pub fn location(base_url: &str, kind: ResourceKind, id: &str) -> String {
 
 /// The full resource: schemas, id, document attributes, members, meta.
 pub fn to_scim(base_url: &str, r: &StoredResource, members: Option<&[MemberRef]>) -> Value {
-    let mut out = Map::new();
-    let doc = r.doc.as_object();
-    if let Some(s) = doc.and_then(|d| d.get("schemas")) {
-        out.insert("schemas".into(), s.clone());
-    } else {
-        out.insert("schemas".into(), json!([r.kind.core_schema()]));
-    }
+    scim_from(base_url, r, r.doc.clone(), members)
+}
+
+/// [`to_scim`] with the document `doc` of `r` moved in rather than copied (a
+/// lookup's candidates are read to be answered, not kept).
+pub fn scim_from(
+    base_url: &str,
+    r: &StoredResource,
+    doc: Value,
+    members: Option<&[MemberRef]>,
+) -> Value {
+    let doc = match doc {
+        Value::Object(d) => Some(d),
+        _ => None,
+    };
+    let mut out = Map::with_capacity(doc.as_ref().map_or(0, Map::len) + 3);
+    // `schemas` leads whatever position the document gives it; the placeholder holds
+    // the first place.
+    out.insert("schemas".into(), Value::Null);
     out.insert("id".into(), Value::String(r.id.clone()));
-    if let Some(doc) = doc {
-        for (k, v) in doc {
-            if k != "schemas" && k != "id" && k != "meta" {
-                out.insert(k.clone(), v.clone());
-            }
+    let mut schemas = None;
+    for (k, v) in doc.into_iter().flatten() {
+        if k == "schemas" {
+            schemas = Some(v);
+        } else if k != "id" && k != "meta" {
+            out.insert(k, v);
         }
     }
+    out.insert(
+        "schemas".into(),
+        schemas.unwrap_or_else(|| json!([r.kind.core_schema()])),
+    );
     if let Some(members) = members
         && r.kind == ResourceKind::Group
     {
@@ -50,17 +67,19 @@ pub fn to_scim(base_url: &str, r: &StoredResource, members: Option<&[MemberRef]>
             Value::Array(members.iter().map(|m| member_json(base_url, m)).collect()),
         );
     }
-    out.insert(
-        "meta".into(),
-        json!({
-            "resourceType": r.kind.name(),
-            "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "location": location(base_url, r.kind, &r.id),
-            "version": etag(r.version),
-        }),
-    );
+    out.insert("meta".into(), meta_json(base_url, r));
     Value::Object(out)
+}
+
+/// `meta` of `r`.
+fn meta_json(base_url: &str, r: &StoredResource) -> Value {
+    json!({
+        "resourceType": r.kind.name(),
+        "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "location": location(base_url, r.kind, &r.id),
+        "version": etag(r.version),
+    })
 }
 
 /// One element of `members`, with `$ref` pointing at the member.
@@ -83,6 +102,68 @@ pub fn member_json(base_url: &str, m: &MemberRef) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn stored(kind: ResourceKind, doc: Value) -> StoredResource {
+        let at = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        StoredResource {
+            seq: 1,
+            provider: "p".into(),
+            kind,
+            id: "i1".into(),
+            version: 3,
+            created: at,
+            last_modified: at,
+            doc,
+        }
+    }
+
+    /// The rendering as it was when it copied the document key by key.
+    fn copied(base_url: &str, r: &StoredResource) -> Value {
+        let mut out = Map::new();
+        let doc = r.doc.as_object();
+        if let Some(s) = doc.and_then(|d| d.get("schemas")) {
+            out.insert("schemas".into(), s.clone());
+        } else {
+            out.insert("schemas".into(), json!([r.kind.core_schema()]));
+        }
+        out.insert("id".into(), Value::String(r.id.clone()));
+        if let Some(doc) = doc {
+            for (k, v) in doc {
+                if k != "schemas" && k != "id" && k != "meta" {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        out.insert("meta".into(), meta_json(base_url, r));
+        Value::Object(out)
+    }
+
+    #[test]
+    fn moved_document_renders_as_the_copied_one_did() {
+        let docs = [
+            json!({"userName": "a", "schemas": ["s1"], "id": "x", "meta": {"m": 1}, "b": [1, {"c": 2}]}),
+            json!({"schemas": ["s1", "s2"], "userName": "a", "name": {"givenName": "G"}}),
+            json!({"userName": "a"}),
+            json!("not an object"),
+        ];
+        for doc in docs {
+            let r = stored(ResourceKind::User, doc.clone());
+            let moved = scim_from("https://b/scim/v2/p", &r, doc, None).to_string();
+            assert_eq!(moved, copied("https://b/scim/v2/p", &r).to_string());
+            assert!(moved.starts_with(r#"{"schemas":"#), "{moved}");
+            assert!(moved.contains(r#""id":"i1""#), "{moved}");
+            assert!(moved.ends_with(r#""version":"W/\"3\""}}"#), "{moved}");
+        }
+        let r = stored(
+            ResourceKind::User,
+            json!({"userName": "a", "schemas": ["s1"]}),
+        );
+        assert_eq!(
+            to_scim("b", &r, None).to_string(),
+            r#"{"schemas":["s1"],"id":"i1","userName":"a","meta":{"resourceType":"User","created":"2024-01-02T03:04:05.000Z","lastModified":"2024-01-02T03:04:05.000Z","location":"b/Users/i1","version":"W/\"3\""}}"#
+        );
+    }
 
     #[test]
     fn if_match_accepts_weak_strong_star_and_lists() {

@@ -73,65 +73,60 @@ pub fn project(
     attributes: &[AttrPath],
     excluded: &[AttrPath],
 ) -> Value {
-    let Value::Object(obj) = resource else {
-        return resource.clone();
+    project_owned(resource.clone(), kind, reg, attributes, excluded)
+}
+
+/// [`project`] of a value the caller no longer needs: what is kept is not copied,
+/// and keys keep their order (a lookup answer was rebuilt twice, key by key, before).
+pub fn project_owned(
+    mut resource: Value,
+    kind: ResourceKind,
+    reg: &SchemaRegistry,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+) -> Value {
+    let Value::Object(obj) = &mut resource else {
+        return resource;
     };
     let core_urn = reg.core(kind).id.as_str();
-    let mut out = Map::new();
-    for (k, v) in obj {
+    obj.retain(|k, v| {
         if k.eq_ignore_ascii_case("schemas") {
-            out.insert(k.clone(), v.clone());
-            continue;
+            return true;
         }
         if let Some(ext) = reg.extension_for(kind, k) {
             let whole = |list: &[AttrPath]| {
                 list.iter()
                     .any(|p| p.sub.is_none() && p.qualified_name().eq_ignore_ascii_case(&ext.id))
             };
-            let Value::Object(attrs) = v else { continue };
+            let Value::Object(attrs) = v else {
+                return false;
+            };
             if (!attributes.is_empty() && whole(attributes)) || whole(excluded) {
                 if whole(excluded) {
-                    continue;
+                    return false;
                 }
-                out.insert(
-                    k.clone(),
-                    Value::Object(strip_never(attrs, &ext.attributes)),
-                );
-                continue;
+                strip_never(attrs, &ext.attributes);
+                return true;
             }
-            let mut kept = Map::new();
-            for (ak, av) in attrs {
-                if let Some(pv) = decide(ext.attr(ak), &ext.id, ak, av, attributes, excluded) {
-                    kept.insert(ak.clone(), pv);
-                }
-            }
-            if !kept.is_empty() {
-                out.insert(k.clone(), Value::Object(kept));
-            }
-            continue;
+            attrs.retain(|ak, av| decide(ext.attr(ak), &ext.id, ak, av, attributes, excluded));
+            return !attrs.is_empty();
         }
         let def = reg
             .common()
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(k))
             .or_else(|| reg.core(kind).attr(k));
-        if let Some(pv) = decide(def, core_urn, k, v, attributes, excluded) {
-            out.insert(k.clone(), pv);
-        }
-    }
-    Value::Object(out)
+        decide(def, core_urn, k, v, attributes, excluded)
+    });
+    resource
 }
 
-fn strip_never(attrs: &Map<String, Value>, defs: &[Attribute]) -> Map<String, Value> {
-    attrs
-        .iter()
-        .filter(|(k, _)| {
-            !defs
-                .iter()
-                .any(|d| d.name.eq_ignore_ascii_case(k) && d.returned == Returned::Never)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+fn strip_never(attrs: &mut Map<String, Value>, defs: &[Attribute]) {
+    attrs.retain(|k, _| {
+        !defs
+            .iter()
+            .any(|d| d.name.eq_ignore_ascii_case(k) && d.returned == Returned::Never)
+    });
 }
 
 fn names(p: &AttrPath, urn: &str, name: &str) -> bool {
@@ -141,60 +136,53 @@ fn names(p: &AttrPath, urn: &str, name: &str) -> bool {
             .is_none_or(|s| s.eq_ignore_ascii_case(urn))
 }
 
+/// Whether attribute `name` stays, with `value` narrowed to the sub-attributes asked for.
 fn decide(
     def: Option<&Attribute>,
     urn: &str,
     name: &str,
-    value: &Value,
+    value: &mut Value,
     attributes: &[AttrPath],
     excluded: &[AttrPath],
-) -> Option<Value> {
+) -> bool {
     let returned = def.map_or(Returned::Default, |d| d.returned);
     match returned {
-        Returned::Never => return None,
-        Returned::Always => return Some(value.clone()),
+        Returned::Never => return false,
+        Returned::Always => return true,
         _ => {}
     }
     if !attributes.is_empty() {
         let hits: Vec<&AttrPath> = attributes.iter().filter(|p| names(p, urn, name)).collect();
         if hits.iter().any(|p| p.sub.is_none()) {
-            return Some(value.clone());
+            return true;
         }
         let subs: Vec<&str> = hits.iter().filter_map(|p| p.sub.as_deref()).collect();
         if subs.is_empty() {
-            return None;
+            return false;
         }
-        return Some(map_subs(value, |k| {
-            subs.iter().any(|s| s.eq_ignore_ascii_case(k))
-        }));
+        keep_subs(value, |k| subs.iter().any(|s| s.eq_ignore_ascii_case(k)));
+        return true;
     }
     if returned == Returned::Request {
-        return None;
+        return false;
     }
     let hits: Vec<&AttrPath> = excluded.iter().filter(|p| names(p, urn, name)).collect();
     if hits.iter().any(|p| p.sub.is_none()) {
-        return None;
+        return false;
     }
     let subs: Vec<&str> = hits.iter().filter_map(|p| p.sub.as_deref()).collect();
-    if subs.is_empty() {
-        return Some(value.clone());
+    if !subs.is_empty() {
+        keep_subs(value, |k| !subs.iter().any(|s| s.eq_ignore_ascii_case(k)));
     }
-    Some(map_subs(value, |k| {
-        !subs.iter().any(|s| s.eq_ignore_ascii_case(k))
-    }))
+    true
 }
 
 /// Keeps the sub-attributes `keep` accepts, in an object or in every element of an array.
-fn map_subs(value: &Value, keep: impl Fn(&str) -> bool + Copy) -> Value {
+fn keep_subs(value: &mut Value, keep: impl Fn(&str) -> bool + Copy) {
     match value {
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .filter(|(k, _)| keep(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|i| map_subs(i, keep)).collect()),
-        other => other.clone(),
+        Value::Object(o) => o.retain(|k, _| keep(k)),
+        Value::Array(items) => items.iter_mut().for_each(|i| keep_subs(i, keep)),
+        _ => {}
     }
 }
 

@@ -32,13 +32,12 @@ pub async fn require_token(
     let path = req
         .extensions()
         .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
+        .map_or_else(|| req.uri().path(), |u| u.path());
     let name = path
         .strip_prefix("/scim/v2/")
         .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
-        .to_owned();
-    let Some(provider) = state.directory.provider(&name) else {
+        .unwrap_or_default();
+    let Some(provider) = state.directory.provider(name) else {
         return ScimError::not_found(format!("no provider named {name:?}")).into_response();
     };
     let token = match check_bearer(
@@ -87,7 +86,13 @@ pub async fn check_bearer(
     {
         Ok(id) => {
             if let Ok(mut m) = state.token_use.lock() {
-                m.insert(id.clone(), now);
+                // The same few tokens call all day: no new key for each request.
+                match m.get_mut(&id) {
+                    Some(at) => *at = now,
+                    None => {
+                        m.insert(id.clone(), now);
+                    }
+                }
             }
             Ok(id)
         }

@@ -247,10 +247,12 @@ enum Phase {
     Busy,
 }
 
-/// A connection's phase, shared by its socket, its requests and its watchdog.
+/// A connection's phase, shared by its socket, its requests and its watchdog. A
+/// change of phase does not wake the watchdog (that was two or three wake-ups and
+/// timer re-registrations per request): the watchdog never sleeps past the earliest
+/// deadline any later phase could have (see [`next_check`]), and looks again then.
 struct Activity {
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 impl Activity {
@@ -258,7 +260,6 @@ impl Activity {
         if let Ok(mut p) = self.phase.lock() {
             *p = phase;
         }
-        self.changed.notify_one();
     }
 
     fn phase(&self) -> Phase {
@@ -267,15 +268,10 @@ impl Activity {
 
     /// Bytes arrived: an idle connection starts its header clock.
     fn received(&self) {
-        let started = match self.phase.lock() {
-            Ok(mut p) if matches!(*p, Phase::Idle(_)) => {
-                *p = Phase::Header(Instant::now());
-                true
-            }
-            _ => false,
-        };
-        if started {
-            self.changed.notify_one();
+        if let Ok(mut p) = self.phase.lock()
+            && matches!(*p, Phase::Idle(_))
+        {
+            *p = Phase::Header(Instant::now());
         }
     }
 }
@@ -311,7 +307,6 @@ async fn connection<S>(
     let _open = OpenGauge::new(Arc::clone(&state));
     let activity = Arc::new(Activity {
         phase: Mutex::new(Phase::Idle(Instant::now())),
-        changed: Notify::new(),
     });
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -342,14 +337,9 @@ async fn connection<S>(
     let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
+    let watchdog = tokio::time::sleep_until(next_check(activity.phase(), limits, Instant::now()));
+    tokio::pin!(watchdog);
     loop {
-        let deadline = deadline_of(activity.phase(), limits);
-        let expiry = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -357,19 +347,20 @@ async fn connection<S>(
                 }
                 return;
             }
-            () = expiry => {
-                // The phase may have changed while we slept: only the deadline of the
-                // phase the connection is in now can close it.
-                if let Some((at, reason)) = deadline_of(activity.phase(), limits)
-                    && Instant::now() >= at
+            () = watchdog.as_mut() => {
+                // Only the deadline of the phase the connection is in now can close it.
+                let now = Instant::now();
+                let phase = activity.phase();
+                if let Some((at, reason)) = deadline_of(phase, limits)
+                    && now >= at
                 {
                     state.metrics.connection_closed(reason);
                     tracing::debug!(reason, "closing a connection");
                     // Dropping the connection closes the socket.
                     return;
                 }
+                watchdog.as_mut().reset(next_check(phase, limits, now));
             }
-            () = activity.changed.notified() => {}
             () = pressure.notified() => {
                 if let Phase::Idle(since) = activity.phase()
                     && since.elapsed() >= EVICTABLE_AFTER
@@ -386,6 +377,15 @@ async fn connection<S>(
             }
         }
     }
+}
+
+/// When the watchdog of a connection in `phase` at `now` looks again: at its
+/// deadline, or sooner if a later phase could bring the deadline forward. A phase
+/// entered at `t >= now` has its deadline at `t` plus a timeout, so no deadline can
+/// come before `now` plus the shorter timeout.
+fn next_check(phase: Phase, limits: ConnectionLimits, now: Instant) -> Instant {
+    let soonest = now + limits.idle_timeout.min(limits.header_read_timeout);
+    deadline_of(phase, limits).map_or(soonest, |(at, _)| at.min(soonest))
 }
 
 /// Counts the connection in `scim_bridge_connections_open` while it lives.
@@ -499,8 +499,42 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_path;
+    use super::{ConnectionLimits, Instant, Phase, deadline_of, next_check, normalize_path};
     use axum::http::Uri;
+    use std::time::Duration;
+
+    /// The watchdog is not woken when the phase changes, so it must never sleep past
+    /// a deadline that a phase entered after it fell asleep could have.
+    #[test]
+    fn the_watchdog_never_sleeps_past_a_later_phase_deadline() {
+        let s = Duration::from_secs;
+        for (idle, header) in [(s(60), s(10)), (s(5), s(30)), (s(7), s(7))] {
+            let limits = ConnectionLimits {
+                header_read_timeout: header,
+                idle_timeout: idle,
+                max_connections: 1,
+            };
+            let now = Instant::now();
+            for phase in [
+                Phase::Idle(now - s(3)),
+                Phase::Header(now - s(2)),
+                Phase::Busy,
+            ] {
+                let check = next_check(phase, limits, now);
+                assert!(check > now);
+                if let Some((at, _)) = deadline_of(phase, limits) {
+                    assert!(check <= at, "{phase:?}");
+                }
+                // A request that starts (or a connection that goes idle) any time
+                // from now on: its deadline is not before the check.
+                for later in [Phase::Idle(now), Phase::Header(now)] {
+                    if let Some((at, _)) = deadline_of(later, limits) {
+                        assert!(check <= at, "{phase:?} then {later:?}");
+                    }
+                }
+            }
+        }
+    }
 
     fn norm(s: &str) -> String {
         let mut u: Uri = s.parse().unwrap();

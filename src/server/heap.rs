@@ -8,6 +8,10 @@
 //! handed back all but 36 MB. Trimming walks the arenas' free lists and releases
 //! every whole free page, so it is done after such a burst and, for the load paths
 //! nobody singled out, now and then in the background.
+//!
+//! The daemon's Rust allocations have since moved to mimalloc (`src/main.rs`), which
+//! returns freed pages by itself; what glibc's malloc still serves is C code's
+//! memory (SQLite's caches and statements), and the trim keeps covering that.
 
 use std::time::Duration;
 
