@@ -406,7 +406,13 @@ async fn csrf_is_refused_and_a_viewer_cannot_act() {
     let csrf = page.csrf();
     let guard = v.get("/ui/guard").await;
     assert_eq!(guard.status, 200);
-    assert!(guard.body.contains("grace@firm.example"), "{}", guard.body);
+    // Which deletion the guard let through first depends on timing; it names each
+    // one it holds.
+    let named = ["ada", "grace", "edsger"]
+        .iter()
+        .filter(|n| guard.body.contains(&format!("{n}@firm.example")))
+        .count();
+    assert!(named as u64 >= held, "{}", guard.body);
     assert!(!guard.body.contains("/approve"), "{}", guard.body);
     for path in ["/ui/guard/hooks/approve", "/ui/guard/hooks/reject"] {
         let a = v.post(path, &[("csrf", &csrf)]).await;

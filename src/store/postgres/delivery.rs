@@ -200,7 +200,16 @@ pub async fn finish(
         }),
         None => None,
     };
-    for step in settle(d, outcome, held) {
+    let steps = settle(d, outcome, held);
+    // The provisioning-log record is written whenever the lease still stands (an
+    // empty settlement means another instance took the row over), also when the
+    // attempt log skips a hold it already recorded.
+    if !steps.is_empty()
+        && let Some(row) = record
+    {
+        super::provlog::insert(tx, row).await?;
+    }
+    for step in steps {
         match step {
             Settle::Log { outcome, detail } => {
                 let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
@@ -211,9 +220,6 @@ pub async fn finish(
                     &[&d.target, &d.provider, &kind, &d.resource_id, &d.from_seq, &d.last_seq, &outcome, &detail, &took_ms, &at],
                 )
                 .await?;
-                if let Some(row) = record {
-                    super::provlog::insert(tx, row).await?;
-                }
             }
             Settle::Retry { next_at, error } => {
                 execute(

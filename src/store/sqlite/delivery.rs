@@ -192,7 +192,16 @@ pub(super) fn finish(
             })
         })
         .optional()?;
-    for step in settle(d, outcome, held) {
+    let steps = settle(d, outcome, held);
+    // The provisioning-log record is written whenever the lease still stands (an
+    // empty settlement means another instance took the row over), also when the
+    // attempt log skips a hold it already recorded.
+    if !steps.is_empty()
+        && let Some(row) = record
+    {
+        super::provlog::insert(c, row)?;
+    }
+    for step in steps {
         let pk = params![d.target, d.provider, d.kind.name(), d.resource_id];
         match step {
             Settle::Log { outcome, detail } => {
@@ -212,9 +221,6 @@ pub(super) fn finish(
                     i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
                     at
                 ])?;
-                if let Some(row) = record {
-                    super::provlog::insert(c, row)?;
-                }
             }
             Settle::Retry { next_at, error } => {
                 c.prepare_cached(
