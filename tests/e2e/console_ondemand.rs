@@ -669,6 +669,13 @@ async fn an_admin_provisions_on_demand_and_runs_a_dry_run_in_chromium() {
             .users
             .contains_key("ADA@FIRM.EXAMPLE")
     );
+    // Her page now names the version dms acknowledged, and nothing pending.
+    b.goto(&fx.d.url(&format!("/ui/people/entra/users/{id}")))
+        .await;
+    let text = b.wait_text("Last delivered").await;
+    assert!(text.contains("version 1, "), "{text}");
+    assert!(text.contains("(create)"), "{text}");
+    assert!(!text.contains("pending"), "{text}");
 
     // The dry run: grace was edited at the target.
     b.click("nav a[href='/ui/reconcile']").await;
