@@ -676,6 +676,7 @@ async fn an_admin_provisions_on_demand_and_runs_a_dry_run_in_chromium() {
     assert!(text.contains("version 1, "), "{text}");
     assert!(text.contains("(create)"), "{text}");
     assert!(!text.contains("pending"), "{text}");
+    b.screenshot(&shots.join("person-delivered.png")).await;
 
     // The dry run: grace was edited at the target.
     b.click("nav a[href='/ui/reconcile']").await;
