@@ -126,6 +126,11 @@ impl Fixture {
         r["records"].as_array().unwrap().clone()
     }
 
+    /// Whether `dms` holds the user with this (upper-case) id.
+    fn has(&self, user: &str) -> bool {
+        self.dms.lock().unwrap().users.contains_key(user)
+    }
+
     async fn operator_actions(&self, action: &str) -> Vec<Value> {
         self.log()
             .await
@@ -366,13 +371,7 @@ async fn each_step_is_sent_as_it_happens_before_the_target_answers() {
     assert!(!so_far.contains("Done:"), "{so_far}");
     assert!(!so_far.contains("POST "), "{so_far}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !fx.dms
-            .lock()
-            .unwrap()
-            .users
-            .contains_key("ADA@FIRM.EXAMPLE")
-    );
+    assert!(!fx.has("ADA@FIRM.EXAMPLE"));
 
     // The target answers: its call, then the outcome and the end of the page.
     gate.add_permits(1000);
@@ -394,13 +393,7 @@ async fn each_step_is_sent_as_it_happens_before_the_target_answers() {
         "{page}"
     );
     assert!(page.contains(">201</td>"), "{page}");
-    assert!(
-        fx.dms
-            .lock()
-            .unwrap()
-            .users
-            .contains_key("ADA@FIRM.EXAMPLE")
-    );
+    assert!(fx.has("ADA@FIRM.EXAMPLE"));
     assert_eq!(fx.operator_actions("provision.on_demand").await.len(), 1);
 }
 
@@ -662,13 +655,7 @@ async fn an_admin_provisions_on_demand_and_runs_a_dry_run_in_chromium() {
     assert!(text.contains("no existing account matched"), "{text}");
     assert!(text.contains("POST"), "{text}");
     b.screenshot(&shots.join("provision-on-demand.png")).await;
-    assert!(
-        fx.dms
-            .lock()
-            .unwrap()
-            .users
-            .contains_key("ADA@FIRM.EXAMPLE")
-    );
+    assert!(fx.has("ADA@FIRM.EXAMPLE"));
     // Her page now names the version dms acknowledged, and nothing pending.
     b.goto(&fx.d.url(&format!("/ui/people/entra/users/{id}")))
         .await;
