@@ -457,6 +457,7 @@ async fn what_it_gets(
         role,
         manager,
     } = gets(store, &t.config, &r.provider, r.kind, r, &console.http).await?;
+    let refused = fields.is_err();
     let (fields, note) = match fields {
         Ok(fields) => (
             fields
@@ -489,6 +490,8 @@ async fn what_it_gets(
     }
     let kind = t.config.kind();
     (view.role, view.role_why) = match (kind, role) {
+        // The rules are never reached for a user the mapping refuses.
+        (TargetKind::Scim, None) if refused => ("none".to_owned(), view.note.clone()),
         (TargetKind::Scim, Some((field, decided))) => {
             let role = match decided.outcome {
                 Outcome::Set { role, .. } => role,
