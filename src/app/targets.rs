@@ -277,7 +277,7 @@ pub async fn deliverables(
                 ))
             }
             TargetSpec::Scim { url, .. } => Arc::new(
-                scim_target(t, url, http, credentials, Arc::clone(&ctx.clock), pacer)
+                ScimTarget::configured(t, url, http, credentials, Arc::clone(&ctx.clock), pacer)
                     .with_mapping(mapping),
             ),
             TargetSpec::Imanage { url, library } => {
@@ -474,49 +474,6 @@ pub fn resolver_over(
     Some(Arc::new(
         Resolver::new(cfg.repositories.clone(), &cfg.resolver, clients, clock).with_people(people),
     ))
-}
-
-/// A SCIM target as `t` configures it, without its mapping: delivery adds the
-/// mapping, `explain` uses it as it stands. Builds no connection: `explain` makes one
-/// with an unused client to ask it what it would send.
-pub fn scim_target(
-    t: &TargetConfig,
-    url: &str,
-    http: reqwest::Client,
-    credentials: Credentials,
-    clock: Arc<dyn Clock>,
-    pacer: Arc<Pacer>,
-) -> ScimTarget {
-    let (on_delete, delete_after, roles, contact_types, expand_nested) = match &t.spec {
-        TargetSpec::Scim {
-            on_delete,
-            delete_after,
-            roles,
-            contact_types,
-            expand_nested,
-            ..
-        } => (
-            *on_delete,
-            *delete_after,
-            roles.clone(),
-            contact_types.clone(),
-            *expand_nested,
-        ),
-        _ => Default::default(),
-    };
-    ScimTarget::new(
-        t.name.clone(),
-        url.to_owned(),
-        http,
-        credentials,
-        clock,
-        pacer,
-    )
-    .with_on_delete(on_delete)
-    .with_identity(roles, contact_types)
-    .with_retention(delete_after)
-    .with_nested(expand_nested)
-    .with_matching(t.matching.clone())
 }
 
 /// The address people reach the daemon at, for the links it hands out: the daemon

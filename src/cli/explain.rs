@@ -7,17 +7,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{Failure, setup};
-use std::sync::Arc;
-
-use crate::clock::SystemClock;
-use crate::config::{Config, Environment, TargetConfig, TargetKind, TargetSpec};
+use crate::config::{Config, Environment, TargetConfig};
 use crate::delivery::matching::resource_label;
-use crate::delivery::{Pacer, Target, gather_relations, scoping};
-use crate::identity::{Relations, ScopeDecision};
-use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
-use crate::store::{Lookup, Store, StoredResource};
-use crate::targets::{Explained, Mapping};
+use crate::store::{Lookup, Store, StoreError};
+use crate::targets::Explained;
+use crate::targets::explain::{Gets, Placement, gets, placement};
 
 pub async fn run(
     who: &str,
@@ -82,7 +77,9 @@ async fn every_target(
                 "why": format!("{} takes no changes from {provider}", t.name), "account": null}));
             continue;
         }
-        let (scope, account) = placement(store, t, &provider, kind, &r).await?;
+        let Placement { scope, account, .. } = placement(store, t, &provider, kind, &r)
+            .await
+            .map_err(store_failure)?;
         rows.push(
             json!({"target": t.name, "in_scope": scope.in_scope, "why": scope.why, "account": account}),
         );
@@ -106,59 +103,16 @@ async fn every_target(
     Ok(())
 }
 
-/// Whether the resource is in `t`'s scope, and the account it has there, in words.
-async fn placement(
-    store: &dyn Store,
-    t: &TargetConfig,
-    provider: &str,
-    kind: ResourceKind,
-    r: &StoredResource,
-) -> Result<(ScopeDecision, String), Failure> {
-    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
-    let target_id = store
-        .target_id(&t.name, provider, kind, &r.id)
-        .await
-        .map_err(err)?;
-    let scope = scoping::decide(
-        store,
-        &t.name,
-        t.scope.as_ref(),
-        provider,
-        kind,
-        &r.id,
-        &r.doc,
-    )
-    .await
-    .map_err(err)?;
-    let origin = match &target_id {
-        Some(tid) => store
-            .target_owner(&t.name, kind, tid)
-            .await
-            .map_err(err)?
-            .map(|m| m.link.origin()),
-        None => None,
-    };
-    let account = match (&target_id, origin) {
-        (Some(tid), Some(origin)) => format!("{tid}, {origin}"),
-        (Some(tid), None) => tid.clone(),
-        (None, _) if t.kind() == TargetKind::Webhook => "-".into(),
-        (None, _) if t.matching.of(kind).is_empty() => {
-            "not at the target yet; it will be created (matching is off)".into()
-        }
-        (None, _) => format!(
-            "not at the target yet; before creating one the bridge looks for an existing account by {} and adopts exactly one match",
-            t.matching.of(kind).join(", then ")
-        ),
-    };
-    Ok((scope, account))
+fn store_failure(e: StoreError) -> Failure {
+    Failure::store(e.to_string())
 }
 
 async fn find(
     store: &dyn Store,
     who: &str,
     providers: &[String],
-) -> Result<Option<(String, ResourceKind, StoredResource)>, Failure> {
-    let err = |e: crate::store::StoreError| Failure::store(e.to_string());
+) -> Result<Option<(String, ResourceKind, crate::store::StoredResource)>, Failure> {
+    let err = store_failure;
     for p in providers {
         for kind in [ResourceKind::User, ResourceKind::Group] {
             let by_name = match kind {
@@ -192,52 +146,18 @@ async fn explain(
             ),
         });
     };
-    let target_id = store
-        .target_id(&t.name, &provider, kind, &r.id)
+    let Placement {
+        scope,
+        target_id,
+        account,
+    } = placement(store, t, &provider, kind, &r)
         .await
-        .map_err(|e| Failure::store(e.to_string()))?;
-    let (scope, account) = placement(store, t, &provider, kind, &r).await?;
-    let mapping = Mapping {
-        user: t.user_mapping.clone(),
-        group: t.group_mapping.clone(),
-    };
-    let (fields, note) = match &t.spec {
-        TargetSpec::Imanage { .. } => (mapping.explain_imanage(kind, &r.doc), None),
-        TargetSpec::Scim { url, .. } => {
-            // The target itself says what it would send; it is never asked to send.
-            let app = crate::app::targets::scim_target(
-                t,
-                url,
-                crate::oauth::build_client(std::time::Duration::from_secs(30))
-                    .map_err(Failure::runtime)?,
-                Credentials::None,
-                Arc::new(SystemClock),
-                Arc::new(Pacer::new(None)),
-            )
-            .with_mapping(mapping);
-            let relations = match kind {
-                ResourceKind::User => gather_relations(
-                    store,
-                    &t.name,
-                    app.relation_needs(&provider),
-                    &provider,
-                    &r.id,
-                    &r.doc,
-                )
-                .await
-                .map_err(|e| Failure::store(e.to_string()))?,
-                ResourceKind::Group => Relations::default(),
-            };
-            (
-                app.explain(&provider, kind, &r.doc, &relations),
-                Some("every other attribute goes as stored (without id, meta, groups and members)"),
-            )
-        }
-        TargetSpec::Webhook { .. } => (
-            Ok(Vec::new()),
-            Some("webhooks get the SCIM resource as stored, in a signed CloudEvent"),
-        ),
-    };
+        .map_err(store_failure)?;
+    let http =
+        crate::oauth::build_client(std::time::Duration::from_secs(30)).map_err(Failure::runtime)?;
+    let Gets { fields, note, .. } = gets(store, t, &provider, kind, &r, &http)
+        .await
+        .map_err(store_failure)?;
     let label = r
         .doc
         .get("userName")

@@ -14,6 +14,7 @@
 mod access;
 mod act;
 mod assets;
+mod delivered;
 mod oidc;
 mod ondemand;
 mod overview;
@@ -38,10 +39,12 @@ use crate::server::{AppState, Live};
 pub use session::Role;
 
 /// What the console needs of a configured target beyond its running handle: who it
-/// receives, its scope and its guard's window.
+/// receives, its scope and its guard's window, and its whole table for what it gets.
 #[derive(Debug, Clone)]
 pub struct ConsoleTarget {
     pub name: String,
+    /// As configured: what a person's page explains (mapping, roles, matching).
+    pub config: TargetConfig,
     /// Providers it receives; empty: all.
     pub providers: Vec<String>,
     pub scope: Option<Scope>,
@@ -53,6 +56,7 @@ impl ConsoleTarget {
     fn from_config(t: &TargetConfig) -> Self {
         ConsoleTarget {
             name: t.name.clone(),
+            config: t.clone(),
             providers: t.providers.clone(),
             scope: t.scope.clone(),
             guard_window: t.guard.window,
@@ -76,6 +80,9 @@ pub struct Console {
     oidc: Option<oidc::Oidc>,
     /// Targets with a reconciliation running from the console (one at a time each).
     reconciling: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Held by the SCIM apps' handles a person's page asks what they would send;
+    /// never used to send.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Console {
@@ -117,6 +124,7 @@ impl Console {
             own_listener: cfg.console.listen.is_some(),
             oidc,
             reconciling: Default::default(),
+            http: crate::oauth::build_client(Duration::from_secs(30))?,
         };
         console.set_targets(cfg);
         Ok(Arc::new(console))

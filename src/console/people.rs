@@ -2,7 +2,9 @@
 //! display name, id or externalId, letter case ignored where the index ignores it:
 //! a handful of index lookups per provider whatever the directory's size), and one
 //! person's or group's page: attributes, groups or members, and per target whether
-//! it is in scope and why, its id there and its delivery attempts.
+//! it is in scope and why, its account there, what it gets (a user's role and
+//! manager, every mapped field, as `scim-bridge explain` works them out), the version
+//! it last acknowledged and its delivery attempts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,11 +17,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Console;
+use super::ConsoleTarget;
 use super::access::Signed;
+use super::delivered::{last_delivered, standing};
 use super::page::{Chrome, failed, html, message, seg, when};
-use crate::delivery::scoping;
+use crate::config::TargetKind;
+use crate::identity::{Outcome, manager_id};
 use crate::scim::ResourceKind;
-use crate::store::{Lookup, StoreError, StoredResource};
+use crate::store::{Lookup, Store, StoreError, StoredResource};
+use crate::targets::explain::{Gets, gets, placement};
 
 /// The longest query taken; longer ones cannot be a name.
 const MAX_QUERY: usize = 512;
@@ -223,8 +229,24 @@ struct PerTarget {
     /// Paused: nothing is sent to it, on demand or otherwise.
     paused: bool,
     target_id: String,
+    /// The account in words: how the bridge came to manage it, or what its first
+    /// delivery does.
+    account: String,
     in_scope: bool,
     why: String,
+    /// A user's role there and the rule behind it (empty for a group).
+    role: String,
+    role_why: String,
+    /// A user's manager as the target knows them, by name (empty for a group).
+    manager: String,
+    /// The version it last acknowledged, and when.
+    delivered: String,
+    /// The stored version is newer than that.
+    pending: bool,
+    /// What the mapping fills: field, value, the rule behind it.
+    fields: Vec<(String, String, String)>,
+    /// Why the mapping refuses it, or what the field list leaves unsaid.
+    fields_note: String,
     attempts: Vec<Attempt>,
     more_attempts: usize,
 }
@@ -337,6 +359,7 @@ async fn person(
     };
     related.sort_by_key(|r| r.name.to_lowercase());
     let attempts = store.delivery_attempts(&r.provider, r.kind, &r.id).await?;
+    let delivered = last_delivered(store.as_ref(), &r).await?;
     let handles = console.state.targets.get();
     let mut targets = Vec::new();
     for t in console
@@ -345,17 +368,14 @@ async fn person(
         .iter()
         .filter(|t| t.receives(&r.provider))
     {
-        let decision = scoping::decide(
-            store.as_ref(),
-            &t.name,
-            t.scope.as_ref(),
-            &r.provider,
-            r.kind,
-            &r.id,
-            &r.doc,
-        )
-        .await?;
-        let target_id = store.target_id(&t.name, &r.provider, r.kind, &r.id).await?;
+        let placed = placement(store.as_ref(), &t.config, &r.provider, r.kind, &r).await?;
+        let view = what_it_gets(console, t, &r).await?;
+        let last = delivered.get(&t.name);
+        let copy = standing(
+            last,
+            r.version,
+            &last.map(|d| when(d.at)).unwrap_or_default(),
+        );
         let mine: Vec<_> = attempts.iter().filter(|a| a.target == t.name).collect();
         let shown = mine
             .iter()
@@ -378,9 +398,17 @@ async fn person(
             name: t.name.clone(),
             path: seg(&t.name),
             paused: handles.iter().any(|h| h.name == t.name && h.paused),
-            target_id: target_id.unwrap_or_else(|| "none recorded".into()),
-            in_scope: decision.in_scope,
-            why: decision.why,
+            target_id: placed.target_id.unwrap_or_else(|| "none recorded".into()),
+            account: placed.account,
+            in_scope: placed.scope.in_scope,
+            why: placed.scope.why,
+            role: view.role,
+            role_why: view.role_why,
+            manager: view.manager,
+            delivered: copy.text,
+            pending: copy.pending,
+            fields: view.fields,
+            fields_note: view.note,
             attempts: shown,
             more_attempts: mine.len().saturating_sub(ATTEMPTS_SHOWN),
         });
@@ -403,6 +431,115 @@ async fn person(
         related,
         related_more,
         targets,
+    })
+}
+
+/// What one target gets for `r`, as the person page words it.
+struct View {
+    role: String,
+    role_why: String,
+    manager: String,
+    fields: Vec<(String, String, String)>,
+    note: String,
+}
+
+/// `explain`'s account of what `t` gets for `r`: role and manager by name, and every
+/// mapped field.
+async fn what_it_gets(
+    console: &Console,
+    t: &ConsoleTarget,
+    r: &StoredResource,
+) -> Result<View, StoreError> {
+    let store = console.state.directory.store().as_ref();
+    let Gets {
+        fields,
+        note,
+        role,
+        manager,
+    } = gets(store, &t.config, &r.provider, r.kind, r, &console.http).await?;
+    let refused = fields.is_err();
+    let (fields, note) = match fields {
+        Ok(fields) => (
+            fields
+                .into_iter()
+                .map(|f| {
+                    let value = match f.value {
+                        None => "(left out)".to_owned(),
+                        Some(Value::String(s)) => s,
+                        Some(other) => other.to_string(),
+                    };
+                    (f.field, value, f.source)
+                })
+                .collect(),
+            note.unwrap_or_default().to_owned(),
+        ),
+        Err(e) => (
+            Vec::new(),
+            format!("cannot be mapped, so its deliveries are dead-lettered: {e}"),
+        ),
+    };
+    let mut view = View {
+        role: String::new(),
+        role_why: String::new(),
+        manager: String::new(),
+        fields,
+        note,
+    };
+    if r.kind != ResourceKind::User {
+        return Ok(view);
+    }
+    let kind = t.config.kind();
+    (view.role, view.role_why) = match (kind, role) {
+        // The rules are never reached for a user the mapping refuses.
+        (TargetKind::Scim, None) if refused => ("none".to_owned(), view.note.clone()),
+        (TargetKind::Scim, Some((field, decided))) => {
+            let role = match decided.outcome {
+                Outcome::Set { role, .. } => role,
+                Outcome::Keep { .. } => "the one the app holds (kept)".to_owned(),
+                Outcome::Leave => "none (left out)".to_owned(),
+                Outcome::Clear => "none (cleared at the app)".to_owned(),
+            };
+            (role, format!("{}; written to {field}", decided.why))
+        }
+        (TargetKind::Scim, None) => (
+            "none".to_owned(),
+            format!("{} sets no role rules for {}", t.name, r.provider),
+        ),
+        (TargetKind::Imanage, _) => (
+            "none".to_owned(),
+            "iManage has no user roles; access comes through its groups".to_owned(),
+        ),
+        (TargetKind::Webhook, _) => (
+            "none".to_owned(),
+            "webhooks get the resource as stored".to_owned(),
+        ),
+    };
+    view.manager = match (kind, manager) {
+        (TargetKind::Scim, Some(m)) => {
+            let name = person_name(store, &r.provider, &m.id).await?;
+            match m.target_id {
+                Some(_) => name,
+                None => format!("{name}: not at the target yet, so left out until delivered"),
+            }
+        }
+        (TargetKind::Imanage, _) => "not sent: iManage users have no manager".to_owned(),
+        (TargetKind::Webhook, _) => match manager_id(&r.doc) {
+            Some(id) => format!(
+                "{} (as stored, by the bridge's id)",
+                person_name(store, &r.provider, id).await?
+            ),
+            None => "none".to_owned(),
+        },
+        (TargetKind::Scim, None) => "none".to_owned(),
+    };
+    Ok(view)
+}
+
+/// A user's name (userName), or the id when the bridge no longer has them.
+async fn person_name(store: &dyn Store, provider: &str, id: &str) -> Result<String, StoreError> {
+    Ok(match store.get(provider, ResourceKind::User, id).await? {
+        Some(u) => label(&u),
+        None => format!("{id} (no such user at the bridge)"),
     })
 }
 

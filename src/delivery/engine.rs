@@ -11,7 +11,7 @@ use super::backoff::Backoff;
 use super::guard::{Guard, GuardConfig, Verdict};
 use super::matching::{CorrelateError, Correlation};
 use super::target::{Change, MemberNeeds, State, Target, TargetError};
-use super::trail::{self, Trail};
+use super::trail::{self, Trail, Watch};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::identity::Relations;
@@ -289,13 +289,15 @@ impl Engine {
     /// lease, scope, matching, guard, retries and provisioning-log record), because
     /// `asked_by` asked: its queued changes, due or not, or a full resync of it when
     /// nothing is queued. A delivery the worker has in flight is waited for a few
-    /// seconds, then reported as in flight.
+    /// seconds, then reported as in flight. `watch`, if given, is told each step and
+    /// HTTP call as it happens.
     pub async fn deliver_now(
         &self,
         provider: &str,
         kind: ResourceKind,
         id: &str,
         asked_by: &str,
+        watch: Option<Watch>,
     ) -> Result<OnDemand, StoreError> {
         let name = self.target.name();
         let waiting = std::time::Instant::now();
@@ -316,7 +318,7 @@ impl Engine {
                 .await?;
             match claim {
                 Claim::Claimed(d) => {
-                    let (outcome, record) = self.deliver_as(d, Some(asked_by)).await;
+                    let (outcome, record) = self.deliver_as(d, Some(asked_by), watch).await;
                     return Ok(OnDemand::Ran {
                         outcome,
                         record: Box::new(record),
@@ -345,19 +347,21 @@ impl Engine {
     }
 
     async fn deliver(&self, d: QueuedDelivery) {
-        self.deliver_as(d, None).await;
+        self.deliver_as(d, None, None).await;
     }
 
     /// Delivers a claimed row and records its outcome; answers the outcome and the
     /// provisioning log's record of it. `asked_by` names the operator who asked for
-    /// it (none: the worker's own turn).
+    /// it (none: the worker's own turn), and `watch` who is told each step as it
+    /// happens.
     async fn deliver_as(
         &self,
         d: QueuedDelivery,
         asked_by: Option<&str>,
+        watch: Option<Watch>,
     ) -> (DeliveryOutcome, ActionDraft) {
         let started = std::time::Instant::now();
-        let mut trail = Trail::default();
+        let mut trail = Trail::watched(watch.clone());
         if let Some(who) = asked_by {
             trail.step(
                 "asked",
@@ -365,7 +369,8 @@ impl Engine {
                 Some(format!("{who} asked for it in the console")),
             );
         }
-        let (decided, calls, more_calls) = trail::recording(self.decide(&d, &mut trail)).await;
+        let (decided, calls, more_calls) =
+            trail::recording(self.decide(&d, &mut trail), watch).await;
         let Decided {
             attempted,
             name,
@@ -656,6 +661,7 @@ impl Engine {
                 }
             }
         }
+        trail.sending(action(&change));
         let result = match tokio::time::timeout(self.cfg.timeout, self.target.apply(&change)).await
         {
             Ok(r) => r,

@@ -32,4 +32,4 @@ pub use relations::{flattened_members, gather as gather_relations};
 pub use target::{
     Change, MemberNeeds, Progress, RelationNeeds, Snapshot, State, Target, TargetError,
 };
-pub use trail::record_call;
+pub use trail::{Live, Watch, record_call};

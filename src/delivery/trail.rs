@@ -8,6 +8,9 @@
 //! ([`record_call`]) adds to it, and code outside a delivery (reconciliation reads,
 //! workspace searches) records nothing. Passing a recorder explicitly would widen
 //! every [`Target`](super::Target) method and HTTP helper for the log's sake alone.
+//!
+//! A delivery someone watches (provision on demand) also tells a [`Watch`] each step
+//! and call the moment it is known, so the console can show them as they happen.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -25,16 +28,41 @@ const MAX_CALLS: usize = 50;
 struct Calls {
     kept: Vec<CallRecord>,
     more: usize,
+    watch: Option<Watch>,
 }
+
+/// What a watched delivery reports as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    /// A decision, as the record keeps it.
+    Step(StepRecord),
+    /// The change goes to the target now, as this action (`create`, `update`,
+    /// `delete`); its HTTP calls follow. The record notes the action once the
+    /// outcome is known.
+    Sending(&'static str),
+    /// One HTTP call the target made, with its answer (the first [`MAX_CALLS`]).
+    Call(CallRecord),
+}
+
+/// Where a watched delivery reports; a watcher that has gone away is ignored (the
+/// delivery and its record do not depend on anyone reading).
+pub type Watch = tokio::sync::mpsc::UnboundedSender<Live>;
 
 tokio::task_local! {
     static CALLS: Arc<Mutex<Calls>>;
 }
 
-/// Runs `f` (one delivery) with a call recorder; answers its output, the calls it
-/// made (the first [`MAX_CALLS`]) and how many more there were.
-pub(crate) async fn recording<F: Future>(f: F) -> (F::Output, Vec<CallRecord>, usize) {
-    let calls = Arc::new(Mutex::new(Calls::default()));
+/// Runs `f` (one delivery) with a call recorder, which also tells `watch` each call;
+/// answers its output, the calls it made (the first [`MAX_CALLS`]) and how many more
+/// there were.
+pub(crate) async fn recording<F: Future>(
+    f: F,
+    watch: Option<Watch>,
+) -> (F::Output, Vec<CallRecord>, usize) {
+    let calls = Arc::new(Mutex::new(Calls {
+        watch,
+        ..Calls::default()
+    }));
     let out = CALLS.scope(Arc::clone(&calls), f).await;
     let taken = calls
         .lock()
@@ -48,6 +76,9 @@ pub fn record_call(call: CallRecord) {
     let _ = CALLS.try_with(|calls| {
         if let Ok(mut c) = calls.lock() {
             if c.kept.len() < MAX_CALLS {
+                if let Some(w) = &c.watch {
+                    let _ = w.send(Live::Call(call.clone()));
+                }
                 c.kept.push(call);
             } else {
                 c.more += 1;
@@ -56,15 +87,36 @@ pub fn record_call(call: CallRecord) {
     });
 }
 
-/// The steps of one delivery, in the order they were decided.
+/// The steps of one delivery, in the order they were decided, each also told to
+/// the watcher, if any.
 #[derive(Debug, Default)]
 pub(crate) struct Trail {
     pub steps: Vec<StepRecord>,
+    watch: Option<Watch>,
 }
 
 impl Trail {
+    pub fn watched(watch: Option<Watch>) -> Self {
+        Trail {
+            steps: Vec::new(),
+            watch,
+        }
+    }
+
     pub fn step(&mut self, step: &'static str, result: impl Into<String>, detail: Option<String>) {
-        self.steps.push(StepRecord::new(step, result, detail));
+        let record = StepRecord::new(step, result, detail);
+        if let Some(w) = &self.watch {
+            let _ = w.send(Live::Step(record.clone()));
+        }
+        self.steps.push(record);
+    }
+
+    /// Tells the watcher the change goes to the target now (the record notes the
+    /// action with the outcome).
+    pub fn sending(&self, action: &'static str) {
+        if let Some(w) = &self.watch {
+            let _ = w.send(Live::Sending(action));
+        }
     }
 }
 

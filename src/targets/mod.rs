@@ -1,5 +1,6 @@
 //! Downstream targets: implementations of [`crate::delivery::Target`].
 
+pub mod explain;
 mod http;
 pub mod imanage;
 mod mapping;

@@ -26,6 +26,7 @@ use crate::identity::{
 use crate::oauth::Credentials;
 use crate::scim::ResourceKind;
 
+mod configured;
 mod explain;
 
 const SCIM_JSON: &str = "application/scim+json";

@@ -635,6 +635,137 @@ async fn a_person_page_shows_scope_target_id_groups_and_attempts() {
     assert_eq!(c.get("/ui/people/entra/users/nope").await.status, 404);
 }
 
+/// The text of the `<dd>` after `<dt>{term}</dt>` in `a`'s `n`th target article.
+fn described(body: &str, target: &str, term: &str) -> String {
+    let article = body
+        .split("<article class=\"target\"")
+        .find(|a| a.starts_with(&format!(" aria-label=\"{target}\"")))
+        .unwrap_or_else(|| panic!("no article for {target}: {body}"));
+    let needle = format!("<dt>{term}</dt><dd>");
+    let at = article
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {term} for {target}: {article}"));
+    let rest = &article[at + needle.len()..];
+    rest[..rest.find("</dd>").unwrap()].to_owned()
+}
+
+/// What each target gets, on a person's page: a SCIM app's role from its rules and
+/// the manager by name (never the bridge's id), and the version each target last
+/// acknowledged, marked pending once the person has changed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_page_shows_role_manager_and_the_last_delivered_version() {
+    let receiver = fake_webhook::new_receiver(0.0, 5);
+    let url = fake_webhook::start_blocking(receiver.clone());
+    let extra = format!(
+        r#"
+[console]
+enabled = true
+[[targets]]
+name = "hooks"
+kind = "webhook"
+url = "{url}"
+providers = ["entra"]
+signing_secret = {{ file = "hook.secret" }}
+timeout = "1s"
+[[targets]]
+name = "app"
+kind = "scim"
+url = "http://127.0.0.1:9/scim/v2"
+providers = ["entra"]
+paused = true
+[targets.roles]
+order = ["Owner", "Manager", "Adviser"]
+default = "Adviser"
+[targets.roles.groups]
+Manager = ["Claras-Managers"]
+"#
+    );
+    let t0 = chrono::TimeZone::timestamp_opt(&chrono::Utc, 1_800_000_000, 0).unwrap();
+    let d = InProcess::start_with_clock_and_secrets(
+        &extra,
+        &[("hook.secret", SECRET)],
+        Arc::new(ManualClock::new(t0)),
+    );
+    let entra = Scim::new(d.base("entra"), d.token("entra"));
+    let (_, grace) = entra
+        .post("/Users", user("grace@firm.example", "Grace Hopper"))
+        .await;
+    let grace_id = grace["id"].as_str().unwrap().to_owned();
+    let mut ada = user("ada@firm.example", "Ada Lovelace");
+    ada["schemas"] = json!([
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    ]);
+    ada["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"manager": {"value": grace_id}});
+    let (status, ada) = entra.post("/Users", ada).await;
+    assert_eq!(status, 201, "{ada}");
+    let id = ada["id"].as_str().unwrap().to_owned();
+    let (status, g) = entra
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                   "displayName": "Claras-Managers", "members": [{"value": id}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{g}");
+    d.wait_drained("hooks").await;
+
+    let (mut c, _) = Client::signed_in(&d, &d.admin_token()).await;
+    let path = format!("/ui/people/entra/users/{id}");
+    let a = c.get(&path).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // The app's rules make ada a Manager through her group; the app has not got
+    // grace (it is paused), so her reference waits, named, not by id.
+    let role = described(&a.body, "app", "Role");
+    assert!(role.starts_with("Manager "), "{role}");
+    assert!(role.contains("Claras-Managers"), "{role}");
+    let manager = described(&a.body, "app", "Manager");
+    assert!(
+        manager.starts_with("grace@firm.example: not at the target yet"),
+        "{manager}"
+    );
+    assert!(!manager.contains(&grace_id), "{manager}");
+    assert_eq!(described(&a.body, "app", "Last delivered"), "none recorded");
+    // A webhook gets the resource as stored: no role; the manager by name.
+    assert!(described(&a.body, "hooks", "Role").starts_with("none "));
+    assert_eq!(
+        described(&a.body, "hooks", "Manager"),
+        "grace@firm.example (as stored, by the bridge&#39;s id)"
+    );
+    let delivered = described(&a.body, "hooks", "Last delivered");
+    assert!(
+        delivered.starts_with("version 1, 2027-01-15 08:00:00 UTC (create)"),
+        "{delivered}"
+    );
+    assert!(!delivered.contains("pending"), "{delivered}");
+    assert!(a.body.contains("What app gets"), "{}", a.body);
+
+    // hooks goes down and ada changes: her new version waits, and the page says so.
+    receiver.lock().unwrap().down = true;
+    let (status, body) = entra
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "title", "value": "Countess"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.delivery("hooks").await["retrying"] != 1 {
+        assert!(Instant::now() < deadline, "never retrying");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = c.get(&path).await;
+    let delivered = described(&a.body, "hooks", "Last delivered");
+    assert!(delivered.starts_with("version 1, "), "{delivered}");
+    assert!(
+        delivered.contains("<span class=\"badge warn\">pending</span>"),
+        "{delivered}"
+    );
+    assert!(delivered.contains("version 2 is newer"), "{delivered}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guard_hold_is_logged_once_however_often_it_is_looked_at_again() {
     let t0 = chrono::TimeZone::timestamp_opt(&chrono::Utc, 1_800_000_000, 0).unwrap();

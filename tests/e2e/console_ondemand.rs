@@ -1,6 +1,7 @@
 //! Provision on demand and reconciliation from the console, against the strict
 //! iManage fake: over plain HTTP (a person created downstream with each step and
-//! HTTP call shown by name, a viewer and a forged form refused, a paused target left
+//! HTTP call shown by name, each step streamed before the target has answered, a
+//! viewer and a forged form refused, a paused target left
 //! alone, a guard hold kept, a dry run in names whose apply applies exactly that plan
 //! and refuses a stale one), and in Chromium (one person provisioned on demand, one
 //! dry run, screenshots under `target/console-screenshots/`).
@@ -123,6 +124,11 @@ impl Fixture {
             .await
             .unwrap();
         r["records"].as_array().unwrap().clone()
+    }
+
+    /// Whether `dms` holds the user with this (upper-case) id.
+    fn has(&self, user: &str) -> bool {
+        self.dms.lock().unwrap().users.contains_key(user)
     }
 
     async fn operator_actions(&self, action: &str) -> Vec<Value> {
@@ -268,6 +274,127 @@ async fn provision_on_demand_creates_the_person_and_shows_each_step_by_name() {
     );
     assert!(a.body.contains("(update succeeded)"), "{}", a.body);
     assert_eq!(fx.d.delivery("dms").await["queued"], 0);
+}
+
+/// Reads `s` into `got` until `text` is in it; fails after `within`.
+async fn read_until(
+    s: &mut tokio::net::TcpStream,
+    got: &mut Vec<u8>,
+    text: &str,
+    within: Duration,
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + within;
+    while !String::from_utf8_lossy(got).contains(text) {
+        let mut buf = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no {text:?} within {within:?}: {}",
+                    String::from_utf8_lossy(got)
+                )
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before {text:?}: {}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The page is streamed: over raw HTTP, each step's row arrives while the target
+/// still holds its answer to the creation, and the outcome once it has answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_step_is_sent_as_it_happens_before_the_target_answers() {
+    use tokio::io::AsyncWriteExt;
+    let fx = start();
+    let id = fx.stuck("ada@firm.example", "Ada Lovelace").await;
+    let (mut c, _) = Client::signed_in(&fx.d, &fx.d.admin_token()).await;
+    let csrf = c.get(&format!("/ui/people/entra/users/{id}")).await.csrf();
+    // dms answers reads at once and holds every write until the gate opens.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    fx.dms.lock().unwrap().write_gate = Some(gate.clone());
+
+    let base = reqwest::Url::parse(&fx.d.url("/")).unwrap();
+    let addr = format!("{}:{}", base.host_str().unwrap(), base.port().unwrap());
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let cookie = c
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let form = format!(
+        "csrf={}",
+        percent_encoding::utf8_percent_encode(&csrf, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        provision_path(&id, "dms"),
+        form.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+
+    // Up to the creation sent: asked, scope, the matching reads, match, action.
+    let mut got = Vec::new();
+    let sent = "<th scope=\"row\">action</th><td>create</td>";
+    read_until(&mut s, &mut got, sent, Duration::from_secs(20)).await;
+    let so_far = String::from_utf8_lossy(&got).into_owned();
+    let head = so_far
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{so_far}");
+    assert!(head.contains("transfer-encoding: chunked"), "{so_far}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{so_far}"
+    );
+    let order = [
+        "<th scope=\"row\">asked</th><td>on demand</td>",
+        "<th scope=\"row\">scope</th><td>in</td>",
+        "<th scope=\"row\">call</th><td>GET ",
+        "<th scope=\"row\">match</th><td>none</td>",
+        sent,
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|t| so_far.find(t).unwrap_or_else(|| panic!("{t}: {so_far}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}: {so_far}");
+    // The target has not answered the creation, and the page has no outcome yet.
+    assert!(!so_far.contains("Done:"), "{so_far}");
+    assert!(!so_far.contains("POST "), "{so_far}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!fx.has("ADA@FIRM.EXAMPLE"));
+
+    // The target answers: its call, then the outcome and the end of the page.
+    gate.add_permits(1000);
+    read_until(&mut s, &mut got, "</html>", Duration::from_secs(20)).await;
+    let page = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        page.contains("Done: dms has ada@firm.example (create succeeded)."),
+        "{page}"
+    );
+    let call = page
+        .find("<th scope=\"row\">call</th><td>POST ")
+        .expect(&page);
+    assert!(call > page.find(sent).unwrap(), "{page}");
+    assert!(page.contains("answered 201"), "{page}");
+    // Shown once: the record's own action step repeats the row already sent.
+    assert_eq!(
+        page.matches("<th scope=\"row\">action</th>").count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains(">201</td>"), "{page}");
+    assert!(fx.has("ADA@FIRM.EXAMPLE"));
+    assert_eq!(fx.operator_actions("provision.on_demand").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,13 +655,15 @@ async fn an_admin_provisions_on_demand_and_runs_a_dry_run_in_chromium() {
     assert!(text.contains("no existing account matched"), "{text}");
     assert!(text.contains("POST"), "{text}");
     b.screenshot(&shots.join("provision-on-demand.png")).await;
-    assert!(
-        fx.dms
-            .lock()
-            .unwrap()
-            .users
-            .contains_key("ADA@FIRM.EXAMPLE")
-    );
+    assert!(fx.has("ADA@FIRM.EXAMPLE"));
+    // Her page now names the version dms acknowledged, and nothing pending.
+    b.goto(&fx.d.url(&format!("/ui/people/entra/users/{id}")))
+        .await;
+    let text = b.wait_text("Last delivered").await;
+    assert!(text.contains("version 1, "), "{text}");
+    assert!(text.contains("(create)"), "{text}");
+    assert!(!text.contains("pending"), "{text}");
+    b.screenshot(&shots.join("person-delivered.png")).await;
 
     // The dry run: grace was edited at the target.
     b.click("nav a[href='/ui/reconcile']").await;

@@ -136,6 +136,9 @@ pub struct Dms {
     pub revocations: Vec<(String, String)>,
     /// Numbers codes and per-user tokens.
     pub minted: u64,
+    /// While set, every write (not a GET) waits for a permit of this gate before it
+    /// is answered: a target slow to answer, whose answer the test lets go.
+    pub write_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for Dms {
@@ -171,6 +174,7 @@ impl Default for Dms {
             acted_as: Vec::new(),
             revocations: Vec::new(),
             minted: 0,
+            write_gate: None,
         }
     }
 }
@@ -375,6 +379,7 @@ pub fn start_blocking(dms: Shared) -> String {
                     get(children),
                 )
                 .fallback(unrouted)
+                .layer(axum::middleware::from_fn_with_state(dms.clone(), gated))
                 .with_state(dms);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(format!("http://{}", listener.local_addr().unwrap()))
@@ -383,6 +388,19 @@ pub fn start_blocking(dms: Shared) -> String {
         });
     });
     rx.recv().unwrap()
+}
+
+/// Holds a write until the test opens [`Dms::write_gate`].
+async fn gated(
+    State(d): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let gate = d.lock().unwrap().write_gate.clone();
+    if let Some(gate) = gate.filter(|_| req.method() != Method::GET) {
+        let _open = gate.acquire().await;
+    }
+    next.run(req).await
 }
 
 /// Any path no route matches: iManage's 404 envelope, recorded for the test.
