@@ -1,5 +1,7 @@
 //! Resource changes: the steps of `store::plan` (the resource row, its e-mail and
-//! member rows) and the change event with its delivery fan-out, in one transaction.
+//! member rows) and the change event with its delivery fan-out, in one transaction;
+//! a create that only writes rows is all of that in one statement
+//! ([`create_at_once`]).
 
 use std::sync::LazyLock;
 
