@@ -193,6 +193,9 @@ impl PgStore {
 
     async fn apply_once(&self, m: &Mutation) -> Result<Committed, Failed> {
         let mut c = self.writer().await?;
+        if let Some(out) = write::create_at_once(&c, m).await? {
+            return Ok(out);
+        }
         let tx = c.transaction().await?;
         let out = write::apply(&tx, m).await?;
         tx.commit().await?;
@@ -364,16 +367,26 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// A lookup's statement: `$1` provider, `$2` kind, `$3` the keys ([`Lookup::keys`]).
-fn lookup_query(lookup: &Lookup) -> String {
-    let cond = match lookup {
-        Lookup::Ids(_) => "id = ANY($3)",
-        Lookup::UserNames(_) => "user_name_ci = ANY($3)",
-        Lookup::ExternalIds(_) => "external_id = ANY($3)",
-        Lookup::DisplayNames(_) => "display_name_ci = ANY($3)",
+/// A lookup's statement: `$1` provider, `$2` kind, `$3` the keys ([`Lookup::keys`]):
+/// one key as a scalar (`= $3`), several as an array (`= ANY($3)`). A filter
+/// `userName eq "…"` names one key, and the scalar spares both sides building and
+/// taking apart an array on every GET.
+fn lookup_query(lookup: &Lookup, one: bool) -> String {
+    let cond = match (lookup, one) {
+        (Lookup::Ids(_), true) => "id = $3",
+        (Lookup::Ids(_), false) => "id = ANY($3)",
+        (Lookup::UserNames(_), true) => "user_name_ci = $3",
+        (Lookup::UserNames(_), false) => "user_name_ci = ANY($3)",
+        (Lookup::ExternalIds(_), true) => "external_id = $3",
+        (Lookup::ExternalIds(_), false) => "external_id = ANY($3)",
+        (Lookup::DisplayNames(_), true) => "display_name_ci = $3",
+        (Lookup::DisplayNames(_), false) => "display_name_ci = ANY($3)",
         // An array built first, so the plan starts from the email index: as a
         // semi-join, a generic plan may walk every resource and probe its emails.
-        Lookup::Emails(_) => {
+        (Lookup::Emails(_), true) => {
+            "seq = ANY(ARRAY(SELECT resource_seq FROM resource_emails WHERE value_ci = $3))"
+        }
+        (Lookup::Emails(_), false) => {
             "seq = ANY(ARRAY(SELECT resource_seq FROM resource_emails WHERE value_ci = ANY($3)))"
         }
     };
@@ -415,15 +428,19 @@ impl Resources for PgStore {
         lookup: Lookup,
     ) -> Result<Vec<StoredResource>, StoreError> {
         let c = self.client().await?;
-        query(
-            &c,
-            &lookup_query(&lookup),
-            &[&provider, &kind.name(), &lookup.keys()],
-        )
-        .await?
-        .iter()
-        .map(resource)
-        .collect()
+        let (kind, keys) = (kind.name(), lookup.keys());
+        let rows = match keys.as_slice() {
+            [key] => query(&c, &lookup_query(&lookup, true), &[&provider, &kind, key]).await?,
+            _ => {
+                query(
+                    &c,
+                    &lookup_query(&lookup, false),
+                    &[&provider, &kind, &keys],
+                )
+                .await?
+            }
+        };
+        rows.iter().map(resource).collect()
     }
 
     async fn scan(

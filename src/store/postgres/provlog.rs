@@ -14,7 +14,7 @@ use crate::store::provisioning_log::{
 use crate::store::{ProvisioningLog, StoreError};
 
 /// The values as tokio-postgres binds them.
-fn bound(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+pub(super) fn bound(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
         .iter()
         .map(|p| match p {
