@@ -17,6 +17,8 @@ const RANKS: &[(&str, u8)] = &[
     ("clock", 0),
     ("entropy", 0),
     ("metrics", 0),
+    // Canonical JSON: the one byte form the log's records are written and hashed in.
+    ("canonical", 0),
     // The template language, over SCIM values.
     ("template", 1),
     // The tamper-evident chain of the provisioning log (pure; keys from entropy).

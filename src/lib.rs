@@ -15,6 +15,7 @@ pub mod app;
 #[cfg(test)]
 mod architecture;
 pub mod audit;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -14,10 +14,10 @@
 use std::io::Write;
 
 use super::AuditError;
-use super::canonical::Object;
 use super::key::{Algorithm, KeyId};
 use super::record::{LogId, Record, VERSION};
 use super::seal::{Checkpoint, Seal};
+use crate::canonical::Object;
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "scim-bridge-audit";

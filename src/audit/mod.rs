@@ -12,7 +12,6 @@
 //! - [`key`]: Ed25519 (primary) or HMAC-SHA256 keys;
 //! - [`export`]: the file format and its writer; [`verify`](mod@verify): the checker.
 
-mod canonical;
 pub mod export;
 pub mod key;
 pub mod record;
@@ -24,9 +23,11 @@ mod tests;
 
 pub use export::{Exporter, Header, Start};
 pub use key::{Algorithm, KeyId, SigningKey, VerifyingKey};
-pub use record::{Chain, Digest, Head, LogId, Record};
+pub use record::{Appended, Chain, Digest, Head, LogId, Record};
 pub use seal::{Checkpoint, Seal};
 pub use verify::{Anchor, Report, parse_seal, verify, verify_witnessed};
+
+use crate::canonical;
 
 /// Everything that can go wrong building, exporting or verifying an audit log.
 /// Tampering names the sequence number of the record it concerns.
@@ -58,6 +59,12 @@ pub enum AuditError {
     },
     #[error("the file is truncated{}: {how}", after_seq(*.after))]
     Truncated { after: Option<u64>, how: String },
+}
+
+impl From<canonical::NotInteger> for AuditError {
+    fn from(e: canonical::NotInteger) -> Self {
+        AuditError::Invalid(e.to_string())
+    }
 }
 
 fn after_seq(after: Option<u64>) -> String {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::AuditError;
-use super::canonical::Object;
+use crate::canonical::{self, Object};
 use crate::entropy::Entropy;
 
 /// Version of the record encoding, written in every line as `"v"`.
@@ -126,6 +126,15 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     (format_time(t) == s).then_some(t)
 }
 
+fn check_kind(kind: &str) -> Result<(), AuditError> {
+    if kind.is_empty() || kind.len() > 64 || kind.chars().any(char::is_control) {
+        return Err(AuditError::Invalid(format!(
+            "record kind {kind:?}: 1 to 64 printable characters"
+        )));
+    }
+    Ok(())
+}
+
 /// One entry of the log, with its canonical line (what is stored, exported and
 /// hashed) computed once.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,11 +158,7 @@ impl Record {
         body: Value,
         prev: Digest,
     ) -> Result<Self, AuditError> {
-        if kind.is_empty() || kind.len() > 64 || kind.chars().any(char::is_control) {
-            return Err(AuditError::Invalid(format!(
-                "record kind {kind:?}: 1 to 64 printable characters"
-            )));
-        }
+        check_kind(kind)?;
         if !body.is_object() {
             return Err(AuditError::Invalid("a record body is a JSON object".into()));
         }
@@ -212,6 +217,17 @@ impl Record {
     }
 }
 
+/// A record appended by [`Chain::append_text`]: what the store keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub prev: Digest,
+    /// SHA-256 of `line`: the next record's `prev`.
+    pub hash: Digest,
+    /// The canonical JSON line (no newline), as exported.
+    pub line: String,
+}
+
 /// The writer's side of the chain: where the next record goes and what it links to.
 /// It holds no records; the store keeps them, and resumes a chain from its last row
 /// (or from a checkpoint once everything older is pruned).
@@ -253,6 +269,54 @@ impl Chain {
         self.prev = record.hash;
         self.head = Some(record.head());
         Ok(record)
+    }
+
+    /// Append a record whose body is stored JSON text, and answer only its line
+    /// and links. A body already in canonical form (as the provisioning log writes
+    /// its records) goes into the line as it is, without being parsed; any other is
+    /// parsed and written canonically, which gives the same line for the same value,
+    /// so rows stored before bodies were canonical still hash as they did.
+    pub fn append_text(
+        &mut self,
+        time: DateTime<Utc>,
+        kind: &str,
+        body: &str,
+    ) -> Result<Appended, AuditError> {
+        if !canonical::is_canonical_object(body) {
+            let value: Value = serde_json::from_str(body)
+                .map_err(|e| AuditError::Invalid(format!("a record body is not JSON: {e}")))?;
+            let r = self.append(time, kind, value)?;
+            return Ok(Appended {
+                seq: r.seq,
+                prev: r.prev,
+                hash: r.hash,
+                line: canonical::into_text(r.line),
+            });
+        }
+        check_kind(kind)?;
+        let mut line = Vec::with_capacity(body.len() + 200);
+        Object::new(&mut line)
+            .raw("body", body)
+            .str("kind", kind)
+            .str("prev", &self.prev.to_hex())
+            .u64("seq", self.next_seq)
+            .str("time", &format_time(time))
+            .str("type", "record")
+            .u64("v", VERSION)
+            .end();
+        let done = Appended {
+            seq: self.next_seq,
+            prev: self.prev,
+            hash: Digest::of(&line),
+            line: canonical::into_text(line),
+        };
+        self.next_seq = done.seq.saturating_add(1);
+        self.prev = done.hash;
+        self.head = Some(Head {
+            seq: done.seq,
+            hash: done.hash,
+        });
+        Ok(done)
     }
 
     /// The newest record appended or resumed from; `None` for an empty log.

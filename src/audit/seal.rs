@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::AuditError;
-use super::canonical::Object;
 use super::key::{KeyId, SigningKey};
 use super::record::{Digest, Head, LogId, VERSION, format_time};
+use crate::canonical::Object;
 
 const SIGNATURE_TAG: &[u8] = b"scim-bridge-audit/v1/signature\0";
 

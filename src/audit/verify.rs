@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::AuditError;
-use super::canonical;
 use super::export::{FORMAT, Header, Start};
 use super::key::{Algorithm, KeyId, VerifyingKey};
 use super::record::{Digest, Head, LogId, VERSION, parse_time, strict_hex};
 use super::seal::{Checkpoint, Seal};
+use crate::canonical;
 
 /// Longest line read (a record with a very large group's membership change fits).
 const MAX_LINE: u64 = 8 << 20;

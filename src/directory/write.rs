@@ -6,7 +6,7 @@ use super::document::Document;
 use super::render::{if_match_allows, member_json, to_scim};
 use super::{Ctx, Directory, group_store_error, store_error};
 use crate::entropy::uuid_v7;
-use crate::provlog::{ChangeDraft, ChangeOp, Origin, PreparedChange, ResourceNames, diff};
+use crate::provlog::{Between, ChangeOp, Origin, PreparedChange, ResourceNames};
 use crate::scim::json::remove_ci;
 use crate::scim::{
     AttrPath, MemberOp, MemberRef, Projection, ResourceKind, ScimError, apply_patch,
@@ -153,20 +153,20 @@ impl Directory {
             },
             |doc| ResourceNames::of(kind, id, doc),
         );
-        ChangeDraft {
-            origin: Origin {
-                provider: ctx.provider.name.clone(),
-                request_id: ctx.request_id.clone(),
-                client: ctx.client.clone(),
-                token: ctx.token.clone(),
-            },
-            op,
-            resource: names,
-            changes: diff(kind, &ctx.provider.registry, old, new),
-            status,
-        }
+        let origin = Origin {
+            provider: ctx.provider.name.clone(),
+            request_id: ctx.request_id.clone(),
+            client: ctx.client.clone(),
+            token: ctx.token.clone(),
+        };
+        let between = Between {
+            kind,
+            registry: &ctx.provider.registry,
+            old,
+            new,
+        };
         // Rendered here, on the request's task, not in the store's writer.
-        .prepare()
+        PreparedChange::of(origin, op, names, between, status)
     }
 
     /// `POST /{kind}`: 201 with the new resource.

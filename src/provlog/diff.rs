@@ -8,8 +8,11 @@
 //! `mutability: writeOnly`, shows only that it changed. No hash of the secret
 //! either: a hash of a low-entropy password is a leak.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
+use crate::canonical::{Object, write_list, write_str, write_value};
 use crate::scim::{Attribute, Mutability, ResourceKind, Returned, SchemaRegistry};
 
 /// One attribute a change touched.
@@ -40,6 +43,148 @@ impl AttrChange {
         }
         Value::Object(o)
     }
+
+    /// [`AttrChange::to_json`] in canonical form (keys sorted).
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        let json = self.to_json();
+        let mark = out.len();
+        if write_value(out, &json).is_err() {
+            // A float, which `diff` never gives: as serde_json writes it (chained
+            // by the road that parses the body).
+            out.truncate(mark);
+            out.extend_from_slice(json.to_string().as_bytes());
+        }
+    }
+}
+
+/// A change as the walk finds it, borrowing what it can from the documents.
+struct Found<'a> {
+    path: Cow<'a, str>,
+    old: Option<Shown<'a>>,
+    new: Option<Shown<'a>>,
+    redacted: bool,
+}
+
+/// A value as the log shows it: text, or a sorted list of texts for arrays (order
+/// within a multi-valued attribute carries no meaning in SCIM).
+#[derive(PartialEq, Eq)]
+enum Shown<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl Shown<'_> {
+    fn to_value(&self) -> Value {
+        match self {
+            Shown::One(s) => Value::String(s.clone().into_owned()),
+            Shown::Many(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|s| Value::String(s.clone().into_owned()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn write(out: &mut Vec<u8>, shown: Option<&Self>) {
+        match shown {
+            None => out.extend_from_slice(b"null"),
+            Some(Shown::One(s)) => write_str(out, s),
+            Some(Shown::Many(items)) => write_list(out, items, |out, s| write_str(out, s)),
+        }
+    }
+}
+
+impl Found<'_> {
+    fn to_change(&self) -> AttrChange {
+        AttrChange {
+            path: self.path.clone().into_owned(),
+            old: self.old.as_ref().map(Shown::to_value),
+            new: self.new.as_ref().map(Shown::to_value),
+            redacted: self.redacted,
+        }
+    }
+
+    /// [`AttrChange::to_json`] in canonical form (keys sorted), written straight.
+    fn write(&self, out: &mut Vec<u8>) {
+        let o = Object::new(out);
+        if self.redacted {
+            o.str("path", &self.path).bool("redacted", true).end();
+            return;
+        }
+        o.with("new", |out| Shown::write(out, self.new.as_ref()))
+            .with("old", |out| Shown::write(out, self.old.as_ref()))
+            .str("path", &self.path)
+            .end();
+    }
+}
+
+/// What a write did to a resource: `old` → `new` (either absent for a creation or
+/// a deletion), read by the schema of its kind.
+#[derive(Clone, Copy)]
+pub struct Between<'a> {
+    pub kind: ResourceKind,
+    pub registry: &'a SchemaRegistry,
+    pub old: Option<&'a Value>,
+    pub new: Option<&'a Value>,
+}
+
+impl Between<'_> {
+    /// The attributes that differ, in document order: `new`'s keys first, then
+    /// those only `old` had.
+    pub fn changes(&self) -> Vec<AttrChange> {
+        let mut out = Vec::new();
+        self.walk(&mut |f| out.push(f.to_change()));
+        out
+    }
+
+    /// [`Between::changes`] as the record's canonical JSON array, written as the
+    /// changes are found (no value built for them): a creation lists every
+    /// attribute, and this runs on each write's request.
+    pub fn write_changes(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        let mut first = true;
+        self.walk(&mut |f| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            f.write(out);
+        });
+        out.push(b']');
+    }
+
+    fn walk(&self, emit: &mut dyn FnMut(Found<'_>)) {
+        let (kind, registry) = (self.kind, self.registry);
+        let empty = Map::new();
+        let old = self.old.and_then(Value::as_object).unwrap_or(&empty);
+        let new = self.new.and_then(Value::as_object).unwrap_or(&empty);
+        for key in keys(old, new) {
+            if NOT_ATTRIBUTES.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+                continue;
+            }
+            let (o, n) = (get(old, key), get(new, key));
+            if let Some(ext) = registry.extension_for(kind, key) {
+                // An extension's attributes are nested under its URN.
+                let eo = o.and_then(Value::as_object).unwrap_or(&empty);
+                let en = n.and_then(Value::as_object).unwrap_or(&empty);
+                for sub in keys(eo, en) {
+                    let attr = ext.attr(sub);
+                    let path = format!("{}:{}", ext.id, attr.map_or(sub, |a| a.name.as_str()));
+                    compare(emit, path.into(), attr, get(eo, sub), get(en, sub));
+                }
+                continue;
+            }
+            let attr = registry.core(kind).attr(key).or_else(|| {
+                registry
+                    .common()
+                    .iter()
+                    .find(|a| a.name.eq_ignore_ascii_case(key))
+            });
+            let path = attr.map_or(key, |a| a.name.as_str());
+            compare(emit, path.into(), attr, o, n);
+        }
+    }
 }
 
 /// Top-level keys that are not attributes a person changes.
@@ -53,36 +198,13 @@ pub fn diff(
     old: Option<&Value>,
     new: Option<&Value>,
 ) -> Vec<AttrChange> {
-    let empty = Map::new();
-    let old = old.and_then(Value::as_object).unwrap_or(&empty);
-    let new = new.and_then(Value::as_object).unwrap_or(&empty);
-    let mut out = Vec::new();
-    for key in keys(old, new) {
-        if NOT_ATTRIBUTES.iter().any(|k| k.eq_ignore_ascii_case(key)) {
-            continue;
-        }
-        let (o, n) = (get(old, key), get(new, key));
-        if let Some(ext) = registry.extension_for(kind, key) {
-            // An extension's attributes are nested under its URN.
-            let eo = o.and_then(Value::as_object).unwrap_or(&empty);
-            let en = n.and_then(Value::as_object).unwrap_or(&empty);
-            for sub in keys(eo, en) {
-                let attr = ext.attr(sub);
-                let path = format!("{}:{}", ext.id, attr.map_or(sub, |a| a.name.as_str()));
-                compare(&mut out, path, attr, get(eo, sub), get(en, sub));
-            }
-            continue;
-        }
-        let attr = registry.core(kind).attr(key).or_else(|| {
-            registry
-                .common()
-                .iter()
-                .find(|a| a.name.eq_ignore_ascii_case(key))
-        });
-        let path = attr.map_or(key, |a| a.name.as_str()).to_owned();
-        compare(&mut out, path, attr, o, n);
+    Between {
+        kind,
+        registry,
+        old,
+        new,
     }
-    out
+    .changes()
 }
 
 /// Keys of `new`, then keys only `old` has.
@@ -106,18 +228,18 @@ fn get<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
-/// Records `path` if it changed: a single-valued complex attribute (`name`) by its
+/// Reports `path` if it changed: a single-valued complex attribute (`name`) by its
 /// sub-attributes, anything else as one rendered value.
-fn compare(
-    out: &mut Vec<AttrChange>,
-    path: String,
+fn compare<'a>(
+    emit: &mut dyn FnMut(Found<'_>),
+    path: Cow<'_, str>,
     attr: Option<&Attribute>,
-    old: Option<&Value>,
-    new: Option<&Value>,
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
 ) {
     if attr.is_some_and(secret) || path.eq_ignore_ascii_case("password") {
         if old != new {
-            out.push(AttrChange {
+            emit(Found {
                 path,
                 old: None,
                 new: None,
@@ -136,13 +258,13 @@ fn compare(
         for sub in keys(so, sn) {
             let sa = attr.and_then(|a| a.sub(sub));
             let sub_path = format!("{path}.{}", sa.map_or(sub, |a| a.name.as_str()));
-            compare(out, sub_path, sa, get(so, sub), get(sn, sub));
+            compare(emit, sub_path.into(), sa, get(so, sub), get(sn, sub));
         }
         return;
     }
     let (o, n) = (old.map(render), new.map(render));
     if o != n {
-        out.push(AttrChange {
+        emit(Found {
             path,
             old: o,
             new: n,
@@ -156,31 +278,30 @@ fn secret(a: &Attribute) -> bool {
     a.returned == Returned::Never || a.mutability == Mutability::WriteOnly
 }
 
-/// A value as the log shows it: a string, or a sorted list of strings for arrays
-/// (order within a multi-valued attribute carries no meaning in SCIM).
-fn render(v: &Value) -> Value {
+/// A value as the log shows it: text, or a sorted list of texts for arrays.
+fn render(v: &Value) -> Shown<'_> {
     match v {
         Value::Array(items) => {
-            let mut shown: Vec<String> = items.iter().map(element).collect();
+            let mut shown: Vec<Cow<'_, str>> = items.iter().map(element).collect();
             shown.sort();
-            Value::Array(shown.into_iter().map(Value::String).collect())
+            Shown::Many(shown)
         }
-        other => Value::String(element(other)),
+        other => Shown::One(element(other)),
     }
 }
 
 /// One value as text: a multi-valued element as `type: value (primary)`.
-fn element(v: &Value) -> String {
+fn element(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Bool(_) | Value::Number(_) => v.to_string(),
-        Value::Array(_) => v.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
+        Value::Bool(_) | Value::Number(_) => Cow::Owned(v.to_string()),
+        Value::Array(_) => Cow::Owned(v.to_string()),
         Value::Object(o) => {
             let field = |k: &str| get(o, k);
             let Some(value) = field("value").or_else(|| field("display")) else {
                 // No `value`: the whole element, compactly (an address, say).
-                return Value::Object(o.clone()).to_string();
+                return Cow::Owned(Value::Object(o.clone()).to_string());
             };
             let mut s = String::new();
             if let Some(t) = field("type").and_then(Value::as_str) {
@@ -191,7 +312,7 @@ fn element(v: &Value) -> String {
             if field("primary").and_then(Value::as_bool) == Some(true) {
                 s.push_str(" (primary)");
             }
-            s
+            Cow::Owned(s)
         }
     }
 }

@@ -10,7 +10,7 @@ mod query;
 mod record;
 pub mod render;
 
-pub use diff::{AttrChange, diff};
+pub use diff::{AttrChange, Between, diff};
 pub use query::{LogQuery, MAX_LIMIT, Subject, parse_time};
 pub use record::{
     ACTION, ActionDraft, ActionOutcome, CHANGE, CallRecord, ChangeDraft, ChangeOp, LogEntry,

@@ -11,7 +11,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::diff::AttrChange;
+use super::diff::{AttrChange, Between};
+use crate::canonical::{Object, into_text, write_list, write_str, write_value};
 use crate::scim::ResourceKind;
 use crate::scim::username::comparison_key;
 
@@ -65,6 +66,20 @@ impl ResourceNames {
             email,
             target_id: None,
         }
+    }
+
+    /// The names as a canonical JSON object (keys sorted: what the audit chain hashes
+    /// as stored).
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .some_str("displayName", self.display_name.as_deref())
+            .some_str("email", self.email.as_deref())
+            .some_str("externalId", self.external_id.as_deref())
+            .str("id", &self.id)
+            .some_str("targetId", self.target_id.as_deref())
+            .some_str("type", self.kind.map(ResourceKind::name))
+            .some_str("userName", self.user_name.as_deref())
+            .end();
     }
 
     fn to_json(&self) -> Value {
@@ -162,32 +177,14 @@ impl ChangeDraft {
     /// everything but what the transaction decides, so the store's writer (one
     /// thread on SQLite) only appends a few fields.
     pub fn prepare(&self) -> PreparedChange {
-        let mut body = Map::new();
-        body.insert("provider".into(), self.origin.provider.clone().into());
-        if let Some(r) = &self.origin.request_id {
-            body.insert("requestId".into(), r.clone().into());
-        }
-        if let Some(c) = &self.origin.client {
-            body.insert("client".into(), c.clone().into());
-        }
-        if let Some(t) = &self.origin.token {
-            body.insert("token".into(), t.clone().into());
-        }
-        body.insert("op".into(), self.op.as_str().into());
-        body.insert(
-            "changes".into(),
-            Value::Array(self.changes.iter().map(AttrChange::to_json).collect()),
-        );
-        body.insert("status".into(), json!(self.status));
-        let mut head = Value::Object(body).to_string();
-        // An object's text ends in `}`: leave it open for the store's fields.
-        head.pop();
+        let mut changes = Vec::with_capacity(16 + 96 * self.changes.len());
+        write_list(&mut changes, &self.changes, |out, c| c.write_canonical(out));
         PreparedChange {
-            head,
+            changes: into_text(changes),
+            origin: self.origin.clone(),
+            status: self.status,
             resource: self.resource.clone(),
             op: self.op,
-            provider: self.origin.provider.clone(),
-            request_id: self.origin.request_id.clone(),
         }
     }
 
@@ -207,19 +204,42 @@ impl ChangeDraft {
 /// A [`ChangeDraft`] rendered up to what the store's transaction decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedChange {
-    /// The body's JSON object without its closing brace.
-    head: String,
+    /// The attribute changes as a canonical JSON array: the costly part, rendered
+    /// on the request's task rather than in the store's writer.
+    changes: String,
+    origin: Origin,
+    status: u16,
     /// Who the change is about; a deletion's names are filled in by the store from
     /// the row it deletes.
     pub resource: ResourceNames,
     op: ChangeOp,
-    provider: String,
-    request_id: Option<String>,
 }
 
 impl PreparedChange {
+    /// What [`ChangeDraft::prepare`] gives for a draft of `between.changes()`, with
+    /// the changes written straight to JSON as they are found: the SCIM front
+    /// prepares one for every write, on the request's task.
+    pub fn of(
+        origin: Origin,
+        op: ChangeOp,
+        resource: ResourceNames,
+        between: Between<'_>,
+        status: u16,
+    ) -> Self {
+        let mut changes = Vec::with_capacity(512);
+        between.write_changes(&mut changes);
+        PreparedChange {
+            changes: into_text(changes),
+            origin,
+            status,
+            resource,
+            op,
+        }
+    }
+
     /// The row to insert once the store has written change event `change_seq`, which
-    /// left the resource at `version`.
+    /// left the resource at `version`. The body is written in canonical form (keys
+    /// sorted), so the audit chain hashes it as stored.
     pub fn row(
         &self,
         at: DateTime<Utc>,
@@ -227,43 +247,29 @@ impl PreparedChange {
         version: i64,
         members: MembersChanged<'_>,
     ) -> LogRow {
-        let mut tail = Map::new();
-        tail.insert("resource".into(), self.resource.to_json());
-        if !members.added.is_empty() || !members.removed.is_empty() || members.replaced {
-            let mut m = Map::new();
-            let mut list = |k: &str, ids: &[String]| {
-                if !ids.is_empty() {
-                    let shown: Vec<Value> = ids
-                        .iter()
-                        .take(MAX_MEMBER_IDS)
-                        .map(|i| i.clone().into())
-                        .collect();
-                    m.insert(k.into(), Value::Array(shown));
-                    if ids.len() > MAX_MEMBER_IDS {
-                        m.insert(format!("{k}Count"), json!(ids.len()));
-                    }
-                }
-            };
-            list("added", members.added);
-            list("removed", members.removed);
-            if members.replaced {
-                m.insert("replaced".into(), Value::Bool(true));
-            }
-            tail.insert("members".into(), Value::Object(m));
-        }
-        tail.insert("changeSeq".into(), json!(change_seq));
-        tail.insert("version".into(), json!(version));
-        let tail = Value::Object(tail).to_string();
-        let mut body = String::with_capacity(self.head.len() + tail.len());
-        body.push_str(&self.head);
-        // `tail` is `{…}`: its fields join the head's.
-        body.push(',');
-        body.push_str(tail.get(1..).unwrap_or("}"));
+        let mut body = Vec::with_capacity(self.changes.len() + 384);
+        let o = Object::new(&mut body)
+            .i64("changeSeq", change_seq)
+            .raw("changes", &self.changes)
+            .some_str("client", self.origin.client.as_deref());
+        let o = if !members.added.is_empty() || !members.removed.is_empty() || members.replaced {
+            o.with("members", |out| members.write_canonical(out))
+        } else {
+            o
+        };
+        o.str("op", self.op.as_str())
+            .str("provider", &self.origin.provider)
+            .some_str("requestId", self.origin.request_id.as_deref())
+            .with("resource", |out| self.resource.write_canonical(out))
+            .u64("status", u64::from(self.status))
+            .some_str("token", self.origin.token.as_deref())
+            .i64("version", version)
+            .end();
         LogRow {
             at,
             kind: CHANGE,
-            body,
-            provider: Some(self.provider.clone()),
+            body: into_text(body),
+            provider: Some(self.origin.provider.clone()),
             resource_kind: self.resource.kind.map(|k| k.name().to_owned()),
             resource_id: Some(self.resource.id.clone()),
             user_name_key: self.resource.user_name.as_deref().map(comparison_key),
@@ -273,8 +279,55 @@ impl PreparedChange {
             outcome: "success".to_owned(),
             change_seq: Some(change_seq),
             change_seq_last: Some(change_seq),
-            request_id: self.request_id.clone(),
+            request_id: self.origin.request_id.clone(),
         }
+    }
+}
+
+impl MembersChanged<'_> {
+    /// `{"added": […], "addedCount": n, "removed": …, "replaced": true}`, keys sorted,
+    /// at most [`MAX_MEMBER_IDS`] ids a list.
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        let o = member_list(Object::new(out), ("added", "addedCount"), self.added);
+        let o = member_list(o, ("removed", "removedCount"), self.removed);
+        let o = if self.replaced {
+            o.bool("replaced", true)
+        } else {
+            o
+        };
+        o.end();
+    }
+}
+
+/// One list of member ids, and its length when it was cut.
+fn member_list<'o>(
+    o: Object<'o>,
+    (key, count): (&'static str, &'static str),
+    ids: &[String],
+) -> Object<'o> {
+    if ids.is_empty() {
+        return o;
+    }
+    let o = o.with(key, |out| {
+        write_list(out, ids.iter().take(MAX_MEMBER_IDS), |out, id| {
+            write_str(out, id);
+        });
+    });
+    if ids.len() > MAX_MEMBER_IDS {
+        o.u64(count, u64::try_from(ids.len()).unwrap_or(u64::MAX))
+    } else {
+        o
+    }
+}
+
+/// `value` in canonical form (keys sorted), so the audit chain hashes it as stored.
+/// Record bodies hold no floats; one that did would be written as serde_json writes
+/// it, and chained by the slower road that parses it.
+fn canonical_text(value: &Value) -> String {
+    let mut out = Vec::with_capacity(512);
+    match write_value(&mut out, value) {
+        Ok(()) => into_text(out),
+        Err(_) => value.to_string(),
     }
 }
 
@@ -414,7 +467,7 @@ impl ActionDraft {
         LogRow {
             at,
             kind: ACTION,
-            body: Value::Object(body).to_string(),
+            body: canonical_text(&Value::Object(body)),
             provider: Some(self.provider.clone()),
             resource_kind: self.resource.kind.map(|k| k.name().to_owned()),
             resource_id: Some(self.resource.id.clone()),
@@ -468,7 +521,7 @@ impl OperatorDraft {
         LogRow {
             at,
             kind: OPERATOR,
-            body: Value::Object(body).to_string(),
+            body: canonical_text(&Value::Object(body)),
             provider: self.resource.as_ref().map(|(p, _)| p.clone()),
             resource_kind: r.and_then(|r| r.kind).map(|k| k.name().to_owned()),
             resource_id: r.map(|r| r.id.clone()),
@@ -634,6 +687,64 @@ mod tests {
         assert!(body.get("members").is_none());
         assert_eq!(row.user_name_key.as_deref(), Some("ann@firm.example"));
         assert_eq!(row.action, "update");
+        // Written canonical, so the audit chain hashes it as stored.
+        assert!(
+            crate::canonical::is_canonical_object(&row.body),
+            "{}",
+            row.body
+        );
+        assert_eq!(
+            row.body,
+            r#"{"changeSeq":42,"changes":[{"new":"Partner","old":"Associate","path":"title"}],"client":"10.0.0.7","op":"update","provider":"entra","requestId":"r-1","resource":{"displayName":"Ann Lee","id":"u-1","type":"User","userName":"Ann@Firm.example"},"status":200,"token":"tok1","version":3}"#
+        );
+    }
+
+    #[test]
+    fn changes_written_as_found_are_the_draft_of_the_diff() {
+        let registry = crate::scim::SchemaRegistry::new();
+        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let old = json!({"userName": "ann", "title": "Associate", "password": "x",
+            "emails": [{"type": "work", "value": "a@f.example", "primary": true}],
+            "addresses": [{"street\u{0}Address": "1 \"Main\" St"}],
+            urn: {"department": "Tax"}, "nickName": "Annie"});
+        let new = json!({"userName": "ann", "title": "Partner\n", "password": "y",
+            "name": {"givenName": "Ann", "familyName": null}, "active": true, "x": 3,
+            "emails": [{"type": "home", "value": "a@h.example"}, {"value": "é"}],
+            urn: {"department": "Litigation", "manager": {"value": "m-1"}}});
+        let origin = Origin {
+            provider: "entra".into(),
+            request_id: None,
+            client: Some("10.0.0.7".into()),
+            token: None,
+        };
+        for (o, n) in [
+            (None, Some(&new)),
+            (Some(&old), Some(&new)),
+            (Some(&old), None),
+        ] {
+            let resource = ResourceNames::of(ResourceKind::User, "u-1", n.or(o).unwrap());
+            let draft = ChangeDraft {
+                origin: origin.clone(),
+                op: ChangeOp::Update,
+                resource: resource.clone(),
+                changes: super::super::diff(ResourceKind::User, &registry, o, n),
+                status: 200,
+            };
+            let between = Between {
+                kind: ResourceKind::User,
+                registry: &registry,
+                old: o,
+                new: n,
+            };
+            let of = PreparedChange::of(origin.clone(), ChangeOp::Update, resource, between, 200);
+            assert_eq!(of, draft.prepare());
+            let row = of.row(at(), 1, 1, MembersChanged::default());
+            assert!(
+                crate::canonical::is_canonical_object(&row.body),
+                "{}",
+                row.body
+            );
+        }
     }
 
     #[test]
@@ -662,6 +773,7 @@ mod tests {
             Some(MAX_MEMBER_IDS)
         );
         assert_eq!(body["members"]["addedCount"], MAX_MEMBER_IDS + 5);
+        assert!(crate::canonical::is_canonical_object(&row.body));
     }
 
     #[test]
@@ -691,6 +803,7 @@ mod tests {
             next_at: None,
         };
         let row = draft.row(at());
+        assert!(crate::canonical::is_canonical_object(&row.body));
         let body: Value = serde_json::from_str(&row.body).unwrap();
         assert_eq!(body["calls"][0]["status"], 400);
         assert!(body["error"].as_str().unwrap().len() <= MAX_ERROR_BYTES + '…'.len_utf8());

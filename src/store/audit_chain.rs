@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::audit::{Chain, Digest, Head, LogId, Record, Seal};
+use crate::audit::{Appended, Chain, Digest, Head, LogId, Seal};
 use crate::store::StoreError;
 use crate::store::provisioning_log::from_micros;
 
@@ -207,22 +207,25 @@ pub trait AuditChain: Send + Sync {
     async fn prune_chained(&self, next: u64, batch: usize) -> Result<usize, StoreError>;
 }
 
-/// The body that is hashed: the stored JSON, or, when it cannot be read or is not
-/// what a record may carry (not an object, a float), the stored text under
-/// `unreadable`, so one bad row is still chained (and visible) instead of halting
-/// the chain for good.
-fn record(chain: &mut Chain, row: &Unchained) -> Result<Record, StoreError> {
+/// The body that is hashed: the stored JSON (as stored when it is canonical, as
+/// the log writes it), or, when it cannot be read or is not what a record may carry
+/// (not an object, a float), the stored text under `unreadable`, so one bad row is
+/// still chained (and visible) instead of halting the chain for good.
+fn record(chain: &mut Chain, row: &Unchained) -> Result<Appended, StoreError> {
     let time = from_micros(row.at);
-    if let Ok(body) = serde_json::from_str::<Value>(&row.body) {
-        let mut attempt = chain.clone();
-        if let Ok(r) = attempt.append(time, &row.kind, body) {
-            *chain = attempt;
-            return Ok(r);
-        }
+    // A refused body leaves the chain where it was.
+    if let Ok(r) = chain.append_text(time, &row.kind, &row.body) {
+        return Ok(r);
     }
     let body = json!({ "kind": row.kind, "unreadable": row.body });
     chain
         .append(time, "unreadable", body)
+        .map(|r| Appended {
+            seq: r.seq(),
+            prev: r.prev(),
+            hash: r.hash(),
+            line: String::from_utf8_lossy(r.line()).into_owned(),
+        })
         .map_err(|e| StoreError::Database(format!("audit record {}: {e}", row.id)))
 }
 
@@ -234,10 +237,10 @@ pub(crate) fn plan_links(head: &AuditHead, rows: &[Unchained]) -> Result<LinkPla
         let r = record(&mut chain, row)?;
         links.push(Link {
             id: row.id,
-            seq: r.seq(),
-            prev: r.prev().to_hex(),
-            hash: r.hash().to_hex(),
-            line: String::from_utf8_lossy(r.line()).into_owned(),
+            seq: r.seq,
+            prev: r.prev.to_hex(),
+            hash: r.hash.to_hex(),
+            line: r.line,
         });
     }
     let (next_seq, prev) = match chain.head() {
@@ -288,6 +291,7 @@ pub(crate) fn head_moved() -> StoreError {
 mod tests {
     use super::*;
     use crate::audit::{Exporter, Header, SigningKey, Start, verify};
+    use serde_json::Value;
 
     fn row(id: i64, body: &str) -> Unchained {
         Unchained {
@@ -351,6 +355,34 @@ mod tests {
         assert!(plan.links[0].line.contains(r#""unreadable":"{not json""#));
         assert!(plan.links[1].line.contains(r#""kind":"unreadable""#));
         assert_eq!(plan.next_seq, 2);
+    }
+
+    #[test]
+    fn a_body_stored_before_bodies_were_canonical_hashes_as_it_did() {
+        // Rows written before the log stored canonical bodies keep their keys in
+        // the order they were built; the canonical one hashes as stored. Both must
+        // give one line, so chains made before still verify.
+        let head = AuditHead::genesis(LogId::new("l").unwrap());
+        let old = r#"{"provider":"entra","op":"create","changes":[{"path":"title","old":null,"new":"Aé"}],"status":201}"#;
+        let new = r#"{"changes":[{"new":"Aé","old":null,"path":"title"}],"op":"create","provider":"entra","status":201}"#;
+        assert!(!crate::canonical::is_canonical_object(old));
+        assert!(crate::canonical::is_canonical_object(new));
+        let a = plan_links(&head, &[row(1, old), row(2, old)]).unwrap();
+        let b = plan_links(&head, &[row(1, new), row(2, new)]).unwrap();
+        assert_eq!(a, b);
+        assert!(
+            a.links[0]
+                .line
+                .starts_with(&format!(r#"{{"body":{new},"kind":"#))
+        );
+        // And as `Chain::append` writes it from the parsed value.
+        let mut chain = head.chain();
+        let value: Value = serde_json::from_str(old).unwrap();
+        let r = chain
+            .append(from_micros(row(1, old).at), "scim.change", value)
+            .unwrap();
+        assert_eq!(a.links[0].line.as_bytes(), r.line());
+        assert_eq!(a.links[0].hash, r.hash().to_hex());
     }
 
     #[test]
