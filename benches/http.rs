@@ -528,9 +528,7 @@ fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) {
 fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> Option<(String, usize)> {
     let s = b.s;
     let users = b.pop.snapshot();
-    // The single-member PATCHes need users that are not members yet.
-    let singles = s.member_patches.min(users.len() as u64) as usize;
-    let members = s.group_members.min((users.len() - singles) as u64) as usize;
+    let (members, singles) = group_split(users.len(), s.group_members, s.member_patches);
     report.progress(format!(
         "3: group with {members} members, then {singles} + {singles} single PATCHes"
     ));
@@ -603,6 +601,15 @@ fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> Option<(
         &remove,
     );
     Some((gid, members))
+}
+
+/// Of `users`, how many go into a group of (at most) `members`, and how many stay out
+/// of it for (at most) `singles` single-member PATCHes, which need users that are not
+/// members yet.
+fn group_split(users: usize, members: u64, singles: u64) -> (usize, usize) {
+    let singles = singles.min(users as u64) as usize;
+    let members = members.min((users - singles) as u64) as usize;
+    (members, singles)
 }
 
 /// 3: full reads of the big group, members included, one reader and then

@@ -282,8 +282,7 @@ fn member_patches(
 ) -> Result<(Outcome, Outcome), String> {
     let s = b.s;
     let users = b.pop.snapshot();
-    let singles = s.peer_member_patches.min(users.len() as u64) as usize;
-    let members = s.peer_group_members.min((users.len() - singles) as u64) as usize;
+    let (members, singles) = group_split(users.len(), s.peer_group_members, s.peer_member_patches);
     report.progress(format!(
         "6: {name}: group of {members} members, then {singles} single-member PATCHes"
     ));
