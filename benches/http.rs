@@ -1,5 +1,6 @@
 //! HTTP load benchmark: drives the real release `scim-bridge` binary over
-//! loopback HTTP and, for comparison, the `scim2-server` reference server.
+//! loopback HTTP and, for comparison at the same size, its peers `scim2-server` and
+//! `scimgateway` (phase 6, in `common/http_peers.rs`).
 //!
 //! Run with `cargo bench --bench http`: Cargo builds `target/release/scim-bridge`
 //! first, because a bench target gets `CARGO_BIN_EXE_scim-bridge`. Scale with the
@@ -36,6 +37,10 @@ use scim_bridge::store::postgres::testkit::{ClusterOptions, TestCluster};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
+
+#[path = "common/http_peers.rs"]
+mod peers;
+use peers::PeerKind;
 
 const BUILT_BIN: &str = env!("CARGO_BIN_EXE_scim-bridge");
 
@@ -79,12 +84,21 @@ struct Settings {
     member_patches: u64,
     /// Groups stored (including the big one) for the memory figure.
     groups: u64,
-    /// Whether to run the scim2-server comparison.
+    /// Whether to run phase 6, the bridge beside its peers at the same N.
     peer: bool,
-    /// Users stored in scim2-server before its GET-filter load.
+    /// The peers of phase 6, in order.
+    peers: Vec<PeerKind>,
+    /// Users stored in each server of phase 6 before its GET-filter load.
     peer_users: u64,
-    /// Connections for an extra scim2-server run within its listen backlog (0: skip).
+    /// Connections for extra phase 6 loads within scim2-server's listen backlog (0: skip).
     peer_low_concurrency: usize,
+    /// Members of phase 6's group (a size every peer survives).
+    peer_group_members: u64,
+    /// Single-member PATCHes timed on phase 6's group.
+    peer_member_patches: u64,
+    /// A peer that cannot run fails the bench instead of being skipped (`CI=true`
+    /// or `BENCH_REQUIRE_PEERS=1`).
+    require_peers: bool,
     /// Tokio worker threads of the load generator.
     client_threads: usize,
     /// Whether to run phases 1-5 (the full single-daemon run on SQLite).
@@ -118,8 +132,16 @@ impl Settings {
             member_patches: env_num("BENCH_MEMBER_PATCHES", 500)?,
             groups: env_num("BENCH_GROUPS", 10_000)?,
             peer: env_num::<u8>("BENCH_PEER", 1)? != 0,
+            peers: PeerKind::parse_list(
+                &std::env::var("BENCH_PEERS")
+                    .unwrap_or_else(|_| "scim2-server,scimgateway".to_owned()),
+            )?,
             peer_users: env_num("BENCH_PEER_USERS", 10_000)?,
             peer_low_concurrency: env_num("BENCH_PEER_LOW_CONCURRENCY", 4)?,
+            peer_group_members: env_num("BENCH_PEER_GROUP_MEMBERS", 5_000)?,
+            peer_member_patches: env_num("BENCH_PEER_MEMBER_PATCHES", 100)?,
+            require_peers: std::env::var("CI").is_ok_and(|v| v == "true")
+                || env_num::<u8>("BENCH_REQUIRE_PEERS", 0)? != 0,
             client_threads: env_num("BENCH_CLIENT_THREADS", 1)?,
             bridge: env_num::<u8>("BENCH_BRIDGE", 1)? != 0,
             stores: StoreSetup::parse_list(
@@ -157,10 +179,12 @@ impl Settings {
     fn command(&self) -> String {
         let get: Vec<String> = self.get_concurrency.iter().map(|c| c.to_string()).collect();
         let stores: Vec<String> = self.stores.iter().map(|st| st.name()).collect();
+        let peers: Vec<&str> = self.peers.iter().map(|p| p.name()).collect();
         format!(
             "BENCH_SECONDS={} BENCH_CONCURRENCY={} BENCH_GET_CONCURRENCY={} BENCH_POST_USERS={} \
              BENCH_USERS={} BENCH_GROUP_MEMBERS={} BENCH_MEMBER_PATCHES={} BENCH_GROUPS={} \
-             BENCH_PEER={} BENCH_PEER_USERS={} BENCH_PEER_LOW_CONCURRENCY={} BENCH_CLIENT_THREADS={} BENCH_LOG_LEVEL={} \
+             BENCH_PEER={} BENCH_PEERS={} BENCH_PEER_USERS={} BENCH_PEER_LOW_CONCURRENCY={} \
+             BENCH_PEER_GROUP_MEMBERS={} BENCH_PEER_MEMBER_PATCHES={} BENCH_CLIENT_THREADS={} BENCH_LOG_LEVEL={} \
              BENCH_BRIDGE={} BENCH_STORES={} BENCH_STORE_USERS={} BENCH_SEED={} \
              BENCH_BIG_READERS={} BENCH_BIG_READS={} BENCH_BULK={} BENCH_BULK_OPS={} cargo bench --bench http",
             self.seconds,
@@ -172,8 +196,11 @@ impl Settings {
             self.member_patches,
             self.groups,
             u8::from(self.peer),
+            shell_quote(&peers.join(",")),
             self.peer_users,
             self.peer_low_concurrency,
+            self.peer_group_members,
+            self.peer_member_patches,
             self.client_threads,
             shell_quote(&self.log_level),
             u8::from(self.bridge),
@@ -242,20 +269,14 @@ fn main() -> ExitCode {
 fn run(s: &Settings, report: &mut Report) -> Result<(), String> {
     let rt = runtime(s.client_threads)?;
     if s.bridge {
-        let bridge = bench_bridge(s, &rt, report)?;
-        if !s.peer {
-            report.note("6: scim2-server comparison skipped (BENCH_PEER=0)");
-        } else {
-            match bench_peer(s, &rt, report) {
-                Ok(peer) => compare(report, &bridge, &peer, s),
-                Err(e) => {
-                    report.row("6", "scim2-server comparison", "not run", "");
-                    report.note(format!("6: scim2-server could not be run: {e}"));
-                }
-            }
-        }
+        bench_bridge(s, &rt, report)?;
     } else {
-        report.note("1-6: skipped (BENCH_BRIDGE=0)");
+        report.note("1-5: skipped (BENCH_BRIDGE=0)");
+    }
+    if s.peer {
+        peers::bench_peers(s, &rt, report)?;
+    } else {
+        report.note("6: peer comparison skipped (BENCH_PEER=0)");
     }
     bench_stores(s, &rt, report)?;
     if s.bulk {
@@ -294,12 +315,6 @@ fn print_header(s: &Settings) {
     );
     println!("command   : {}", s.command());
     println!();
-}
-
-/// Load figures that are compared between the two servers.
-struct Figures {
-    post: Outcome,
-    gets: Vec<(usize, Outcome)>,
 }
 
 // ---------------------------------------------------------------------------
@@ -380,7 +395,7 @@ impl Bench<'_> {
     }
 }
 
-fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figures, String> {
+fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<(), String> {
     let mut daemon = Daemon::create(&s.log_level)?;
     let token = daemon.token("entra")?;
     let boot = daemon.start()?;
@@ -399,8 +414,8 @@ fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figur
         database: None,
         pop: Arc::new(Population::default()),
     };
-    let post = phase_post(&b, daemon.addr(), report);
-    let gets = phase_filter(&b, daemon.addr(), report);
+    phase_post(&b, daemon.addr(), report);
+    phase_filter(&b, daemon.addr(), report);
     let big_group = phase_big_group(&b, daemon.addr(), report);
     if let Some((gid, members)) = &big_group {
         phase_big_reads(&b, &daemon, gid, *members, report);
@@ -411,11 +426,11 @@ fn bench_bridge(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figur
         Ok(took) => report.note(format!("final SIGTERM shutdown took {}", ms(took))),
         Err(e) => report.note(format!("final shutdown: {e}")),
     }
-    Ok(Figures { post, gets })
+    Ok(())
 }
 
 /// 1: POST /Users for the configured time or user count.
-fn phase_post(b: &Bench, addr: SocketAddr, report: &mut Report) -> Outcome {
+fn phase_post(b: &Bench, addr: SocketAddr, report: &mut Report) {
     let s = b.s;
     report.progress(format!(
         "1: POST /Users with {} connections for {} s or {} users",
@@ -441,11 +456,10 @@ fn phase_post(b: &Bench, addr: SocketAddr, report: &mut Report) -> Outcome {
         "1 POST /Users: {}",
         server_note(before, after, out.ok)
     ));
-    out
 }
 
 /// 2: fill the store to `BENCH_USERS`, then look users up by userName.
-fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) -> Vec<(usize, Outcome)> {
+fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) {
     let s = b.s;
     let missing = s.users.saturating_sub(b.pop.len());
     report.progress(format!(
@@ -480,7 +494,6 @@ fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) -> Vec<(usize,
     report.note(format!("2 load: {}", server_note(before, after, load.ok)));
     report.note(format!("2 load: users stored {}", thousands(b.pop.len())));
 
-    let mut gets = Vec::new();
     for &c in &s.get_concurrency {
         report.progress(format!(
             "2: GET /Users?filter=userName eq ... with {c} connections for {} s",
@@ -506,9 +519,7 @@ fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) -> Vec<(usize,
             "2 GET filter c={c}: {}",
             server_note(before, after, 0)
         ));
-        gets.push((c, out));
     }
-    gets
 }
 
 /// 3: one group with `BENCH_GROUP_MEMBERS` members, then single-member PATCHes on it.
@@ -517,9 +528,7 @@ fn phase_filter(b: &Bench, addr: SocketAddr, report: &mut Report) -> Vec<(usize,
 fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> Option<(String, usize)> {
     let s = b.s;
     let users = b.pop.snapshot();
-    // The single-member PATCHes need users that are not members yet.
-    let singles = s.member_patches.min(users.len() as u64) as usize;
-    let members = s.group_members.min((users.len() - singles) as u64) as usize;
+    let (members, singles) = group_split(users.len(), s.group_members, s.member_patches);
     report.progress(format!(
         "3: group with {members} members, then {singles} + {singles} single PATCHes"
     ));
@@ -592,6 +601,15 @@ fn phase_big_group(b: &Bench, addr: SocketAddr, report: &mut Report) -> Option<(
         &remove,
     );
     Some((gid, members))
+}
+
+/// Of `users`, how many go into a group of (at most) `members`, and how many stay out
+/// of it for (at most) `singles` single-member PATCHes, which need users that are not
+/// members yet.
+fn group_split(users: usize, members: u64, singles: u64) -> (usize, usize) {
+    let singles = singles.min(users as u64) as usize;
+    let members = members.min((users - singles) as u64) as usize;
+    (members, singles)
 }
 
 /// 3: full reads of the big group, members included, one reader and then
@@ -859,138 +877,6 @@ fn report_rate(
             );
         }
         None => report.row(key, "  latency p50 / p99", value, ""),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// scim2-server phase (6)
-
-fn bench_peer(s: &Settings, rt: &Runtime, report: &mut Report) -> Result<Figures, String> {
-    report.progress("6: starting scim2-server");
-    let mut peer = Peer::start()?;
-    let b = Bench {
-        s,
-        rt,
-        targets: vec![Arc::new(Target::peer(peer.port, peer.process.pid()))],
-        database: None,
-        pop: Arc::new(Population::default()),
-    };
-    report.note(format!(
-        "6 scim2-server {}: in-memory; Python wsgiref with a thread per request (one core at most, under the GIL); \
-         HTTP/1.0, so a new connection per request; listen backlog 5, so bursts of more connects than that \
-         wait for SYN retransmits (1 s, 3 s, ...): that is where its p99 comes from",
-        peer_version()
-    ));
-    let cap = s.post_users.min(s.peer_users);
-    report.progress(format!(
-        "6: scim2-server POST /Users for {} s or {cap} users",
-        s.seconds
-    ));
-    let post = b.create_users(s.concurrency, Some(s.duration()), cap);
-    report.note(format!("6 scim2-server POST: {}", post.describe()));
-    let missing = s.peer_users.saturating_sub(b.pop.len());
-    report.progress(format!("6: scim2-server: loading {missing} more users"));
-    let load = b.create_users(s.concurrency, None, missing);
-    report.note(format!(
-        "6 scim2-server load to {} users: {}",
-        thousands(b.pop.len()),
-        load.describe()
-    ));
-    let mut gets = Vec::new();
-    for &c in &s.get_concurrency {
-        report.progress(format!("6: scim2-server GET filter with {c} connections"));
-        let out = b.filter_users(c);
-        report.note(format!(
-            "6 scim2-server GET filter c={c}: {}",
-            out.describe()
-        ));
-        gets.push((c, out));
-    }
-    peer_low_concurrency(&b, report);
-    // SIGINT: Python dies of an unhandled SIGTERM, but exits cleanly on KeyboardInterrupt.
-    if let Err(e) = peer.process.stop(libc::SIGINT) {
-        report.note(format!("6 scim2-server shutdown: {e}"));
-    }
-    Ok(Figures { post, gets })
-}
-
-/// scim2-server's best case: fewer connections than its listen backlog, so no
-/// connect waits for a SYN retransmit. Shows how much of its figures at the
-/// common concurrency is that artefact rather than request handling.
-fn peer_low_concurrency(b: &Bench, report: &mut Report) {
-    let c = b.s.peer_low_concurrency;
-    if c == 0 {
-        return;
-    }
-    report.progress(format!(
-        "6: scim2-server GET filter and POST with {c} connections"
-    ));
-    let get = b.filter_users(c);
-    let post = b.create_users(c, Some(b.s.duration()), b.s.post_users);
-    report.row(
-        "6",
-        &format!("scim2-server alone, {c} conns: GET filter / POST req/s"),
-        two_rates(&get, &post),
-        "",
-    );
-    report.note(format!(
-        "6 scim2-server GET filter c={c}: {}",
-        get.describe()
-    ));
-    report.note(format!("6 scim2-server POST c={c}: {}", post.describe()));
-}
-
-/// 6: scim-bridge figures next to scim2-server's, with their ratio.
-fn compare(report: &mut Report, bridge: &Figures, peer: &Figures, s: &Settings) {
-    report.note(format!(
-        "6: POST loads are alike for both servers; GET filter ran on {} users in scim-bridge and {} in scim2-server",
-        thousands(s.users),
-        thousands(s.peer_users)
-    ));
-    compare_load(
-        report,
-        &format!("POST /Users, {} conns", s.concurrency),
-        &bridge.post,
-        &peer.post,
-    );
-    for ((c, ours), (_, theirs)) in bridge.gets.iter().zip(&peer.gets) {
-        compare_load(report, &format!("GET filter, {c} conns"), ours, theirs);
-    }
-}
-
-fn compare_load(report: &mut Report, what: &str, ours: &Outcome, theirs: &Outcome) {
-    let ratio = |a: f64, b: f64| if b > 0.0 { times(a / b) } else { "n/a".into() };
-    report.row(
-        "6",
-        &format!("{what}: req/s bridge / scim2-server"),
-        format!(
-            "{} / {} = {}",
-            thousands(ours.rate() as u64),
-            thousands(theirs.rate() as u64),
-            ratio(ours.rate(), theirs.rate())
-        ),
-        "",
-    );
-    for p in [50.0, 99.0] {
-        let (a, b) = (ours.percentile(p), theirs.percentile(p));
-        let r = match (a, b) {
-            (Some(a), Some(b)) => ratio(a.as_secs_f64(), b.as_secs_f64()),
-            _ => "n/a".into(),
-        };
-        report.row(
-            "6",
-            &format!("  p{p} bridge / scim2-server"),
-            format!("{} / {} = {r}", pct(ours, p), pct(theirs, p)),
-            "",
-        );
-    }
-    if theirs.failed > 0 {
-        report.row(
-            "6",
-            "  scim2-server failed answers",
-            thousands(theirs.failed),
-            "",
-        );
     }
 }
 
@@ -1993,25 +1879,19 @@ struct Target {
 }
 
 impl Target {
-    fn bridge(port: u16, token: &str, pid: Option<u32>) -> Target {
+    /// A server on loopback `port` whose SCIM base path is `base`.
+    fn new(port: u16, base: &str, authorization: Option<String>, pid: Option<u32>) -> Target {
         Target {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             host: format!("127.0.0.1:{port}"),
-            base: "/scim/v2/entra".into(),
-            authorization: Some(format!("Bearer {token}")),
+            base: base.into(),
+            authorization,
             pid,
         }
     }
 
-    /// scim2-server as scripts/peer/scim2-server.sh starts it: no token, base `/v2`.
-    fn peer(port: u16, pid: Option<u32>) -> Target {
-        Target {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            host: format!("127.0.0.1:{port}"),
-            base: "/v2".into(),
-            authorization: None,
-            pid,
-        }
+    fn bridge(port: u16, token: &str, pid: Option<u32>) -> Target {
+        Target::new(port, "/scim/v2/entra", Some(format!("Bearer {token}")), pid)
     }
 
     fn request(&self, req: &Req) -> Result<Request<Full<Bytes>>, String> {
@@ -2419,70 +2299,6 @@ impl Daemon {
     }
 }
 
-/// scim2-server from the peer venv, started by scripts/peer/scim2-server.sh.
-struct Peer {
-    _dir: tempfile::TempDir,
-    port: u16,
-    process: Process,
-}
-
-impl Peer {
-    fn start() -> Result<Peer, String> {
-        ensure_peer_venv()?;
-        let dir = tempfile::Builder::new()
-            .prefix("scim2-server-bench-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temp dir: {e}"))?;
-        let log_path = dir.path().join("scim2-server.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("peer log: {e}"))?;
-        let log2 = log.try_clone().map_err(|e| format!("peer log: {e}"))?;
-        let port = free_port()?;
-        // The script `exec`s the server, so the child's pid is the server's own.
-        let child = Command::new(Path::new(REPO).join("scripts/peer/scim2-server.sh"))
-            .arg(port.to_string())
-            .current_dir(REPO)
-            .env_remove("SCIM2_SERVER_TOKEN")
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .map_err(|e| format!("cannot run scripts/peer/scim2-server.sh: {e}"))?;
-        let mut process = Process { child: Some(child) };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        process
-            .wait_ok(addr, "/v2/ServiceProviderConfig", Duration::from_secs(60))
-            .map_err(|e| format!("scim2-server {e}; log tail:\n{}", tail(&log_path, 20)))?;
-        Ok(Peer {
-            _dir: dir,
-            port,
-            process,
-        })
-    }
-}
-
-/// Installs the peer venv with scripts/peer/install.sh when scim2-server is missing.
-fn ensure_peer_venv() -> Result<(), String> {
-    let venv = std::env::var("PEER_VENV").unwrap_or_else(|_| "target/peer-venv".into());
-    let server = Path::new(REPO).join(venv).join("bin/scim2-server");
-    if server.exists() {
-        return Ok(());
-    }
-    eprintln!(
-        "{} missing; running scripts/peer/install.sh",
-        server.display()
-    );
-    let status = Command::new(Path::new(REPO).join("scripts/peer/install.sh"))
-        .current_dir(REPO)
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| format!("cannot run scripts/peer/install.sh: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("scripts/peer/install.sh failed ({status})"))
-    }
-}
-
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -2659,15 +2475,6 @@ fn filesystem_of(path: &Path) -> String {
         .map_or_else(|| "unknown filesystem".into(), |(_, kind)| kind)
 }
 
-/// The pinned scim2-server version, from scripts/peer/requirements.txt.
-fn peer_version() -> String {
-    std::fs::read_to_string(Path::new(REPO).join("scripts/peer/requirements.txt"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("scim2-server==").map(str::to_owned))
-        .unwrap_or_else(|| "(version unknown)".into())
-}
-
 // ---------------------------------------------------------------------------
 // Report
 
@@ -2675,6 +2482,8 @@ fn peer_version() -> String {
 struct Report {
     started: Instant,
     rows: Vec<Row>,
+    /// Tables of their own (a title line, then aligned lines), printed after the rows.
+    tables: Vec<Vec<String>>,
     notes: Vec<String>,
 }
 
@@ -2692,6 +2501,7 @@ impl Report {
         Report {
             started,
             rows: Vec::new(),
+            tables: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -2722,6 +2532,14 @@ impl Report {
             target: target.into(),
             pass,
         });
+    }
+
+    /// A table printed as it is, after the rows.
+    fn table(&mut self, lines: Vec<String>) {
+        for line in &lines {
+            self.progress(format!("   {line}"));
+        }
+        self.tables.push(lines);
     }
 
     fn note(&mut self, text: impl Into<String>) {
@@ -2784,6 +2602,12 @@ impl Report {
         let met = checked.iter().filter(|&&p| p).count();
         println!();
         println!("targets met: {met} of {}", checked.len());
+        for table in &self.tables {
+            println!();
+            for line in table {
+                println!("{line}");
+            }
+        }
         println!();
         println!("details:");
         for n in &self.notes {
