@@ -398,9 +398,7 @@ impl Engine {
         // A change the guard holds is looked at again every few seconds; the log
         // records the hold once, not every look (the queue row keeps the reason).
         // An operator who asked sees it recorded whatever it came to.
-        let held_again = asked_by.is_none()
-            && matches!(&outcome, DeliveryOutcome::Defer { reason, .. }
-            if d.last_error.as_deref() == Some(reason.as_str()));
+        let held_again = asked_by.is_none() && outcome.holds_again(d.last_error.as_deref());
         let draft = self.record(&d, &said, &outcome, names, trail, calls);
         let record = (!held_again).then(|| draft.row(self.clock.now()));
         if let Err(e) = self

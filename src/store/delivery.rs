@@ -60,6 +60,15 @@ pub enum DeliveryOutcome {
     },
 }
 
+impl DeliveryOutcome {
+    /// The guard still holds the change for the reason the queue row already records
+    /// (`last_error`): a change held is looked at again every few seconds, and the
+    /// logs record the hold once (and again if its reason changes), not every look.
+    pub fn holds_again(&self, last_error: Option<&str>) -> bool {
+        matches!(self, DeliveryOutcome::Defer { reason, .. } if last_error == Some(reason.as_str()))
+    }
+}
+
 /// Changes set aside with the target's answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetter {

@@ -59,11 +59,9 @@ pub(crate) fn settle<'a>(
     let Some(held) = held else {
         return Vec::new();
     };
-    // A change the guard holds is looked at again every few seconds: the attempt log
-    // records the hold once (and again if its reason changes), not every look, or a
-    // held mass deprovisioning of 1,000 people would write 17 million rows a day.
-    let held_again = matches!(outcome, DeliveryOutcome::Defer { reason, .. }
-        if d.last_error.as_deref() == Some(reason.as_str()));
+    // Logged at every look, a held mass deprovisioning of 1,000 people would write
+    // 17 million rows a day.
+    let held_again = outcome.holds_again(d.last_error.as_deref());
     let log = match outcome {
         DeliveryOutcome::Done => Settle::Log {
             outcome: "delivered",
