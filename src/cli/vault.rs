@@ -14,7 +14,7 @@ pub use crate::app::vault::unlock;
 use crate::app::vault::{params, passphrase, passphrase_from};
 use crate::config::{Config, Environment, SecretRef};
 use crate::entropy::OsEntropy;
-use crate::store::Store;
+use crate::store::{SecretWrite, Store};
 use crate::vault::{Vault, VaultHeader, rekey, secret_aad};
 
 /// Vault actions.
@@ -377,7 +377,7 @@ async fn secret_action(
                 .seal(&secret_aad(&name), &value, &OsEntropy)
                 .map_err(|e| vault_failure(e.to_string()))?;
             store
-                .put_secret(&name, sealed, &header, clock.now())
+                .put_secret(&name, sealed, &header, clock.now(), SecretWrite::Replace)
                 .await
                 .map_err(|e| Failure::store(e.to_string()))?;
             println!("secret {name} stored ({} bytes, encrypted)", value.len());

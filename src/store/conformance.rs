@@ -15,7 +15,7 @@ use crate::store::postgres::testkit::TestCluster;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     ApiToken, ChangeOp, Claim, ConsoleSessionRow, DeliveryOutcome, IndexKeys, Lookup, MemberChange,
-    Mutation, MutationKind, QueuedDelivery, Store, StoreError, TargetLink,
+    Mutation, MutationKind, QueuedDelivery, SecretWrite, Store, StoreError, TargetLink,
 };
 
 /// Opens (or re-opens) the store under test; every call opens the same database.
@@ -730,19 +730,46 @@ pub async fn vault_secrets_and_rotation(o: &dyn Opener) {
         (v.header.as_str(), v.created, v.rotated),
         ("h1", t0(), None)
     );
+    let replace = SecretWrite::Replace;
     assert!(matches!(
-        store.put_secret("a", vec![1], "h0", t0()).await,
+        store.put_secret("a", vec![1], "h0", t0(), replace).await,
         Err(StoreError::Conflict(_))
     ));
-    store.put_secret("b", vec![2, 2], "h1", t0()).await.unwrap();
-    store.put_secret("a", vec![1], "h1", t0()).await.unwrap();
+    assert!(
+        store
+            .put_secret("b", vec![2, 2], "h1", t0(), replace)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_secret("a", vec![1], "h1", t0(), replace)
+            .await
+            .unwrap()
+    );
     let later = t0() + chrono::Duration::seconds(5);
-    store
-        .put_secret("a", vec![1, 1], "h1", later)
-        .await
-        .unwrap();
+    assert!(
+        store
+            .put_secret("a", vec![1, 1], "h1", later, replace)
+            .await
+            .unwrap()
+    );
     let a = store.secret("a").await.unwrap().unwrap();
     assert_eq!((a.sealed, a.created, a.updated), (vec![1, 1], t0(), later));
+    // A value made on first use: the first stored stays, a later one is not written.
+    assert!(
+        !store
+            .put_secret("a", vec![7], "h1", later, SecretWrite::IfAbsent)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.secret("a").await.unwrap().unwrap().sealed, vec![1, 1]);
+    assert!(matches!(
+        store
+            .put_secret("z", vec![7], "h0", later, SecretWrite::IfAbsent)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
     let names: Vec<_> = store
         .secrets()
         .await
@@ -775,7 +802,7 @@ pub async fn vault_secrets_and_rotation(o: &dyn Opener) {
     assert_eq!(store.secret("b").await.unwrap().unwrap().sealed, vec![8]);
     // A process still holding the old key cannot write any more.
     assert!(matches!(
-        store.put_secret("c", vec![3], "h1", later).await,
+        store.put_secret("c", vec![3], "h1", later, replace).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(store.delete_secret("a").await.unwrap());

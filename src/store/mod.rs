@@ -48,7 +48,7 @@ pub use schedules::Schedules;
 pub use target_links::TargetLinks;
 pub use token_lease::{TokenLease, Watched};
 pub use tokens::Tokens;
-pub use vault_rows::VaultRows;
+pub use vault_rows::{SecretWrite, VaultRows};
 
 pub use delivery::{
     Claim, DeadLetter, DeliveryAttempt, DeliveryOutcome, DeliveryStats, GuardState, Managed,

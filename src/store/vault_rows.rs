@@ -4,6 +4,18 @@ use crate::store::{SecretRow, StoreError, VaultRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// What [`VaultRows::put_secret`] does when the name is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    /// The new value replaces the stored one (`vault secret set`, a refreshed token).
+    Replace,
+    /// The stored value stays: a value made on first use by whichever instance comes
+    /// first, which every other instance must then read and use (the audit signing
+    /// key), where a replacing write by a second instance starting at the same
+    /// moment would leave the first holding a value no longer stored.
+    IfAbsent,
+}
+
 /// The vault's header and sealed secrets (the store never sees a key).
 #[async_trait]
 pub trait VaultRows: Send + Sync {
@@ -14,17 +26,20 @@ pub trait VaultRows: Send + Sync {
     /// one exists (a second init would orphan every stored secret).
     async fn init_vault(&self, header: String, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Creates or replaces a sealed secret. `sealed_under` is the vault header the
-    /// caller's key was derived from: when the vault has been rotated since, the write
-    /// fails with [`StoreError::Conflict`], so a long-running process holding the old
-    /// key can never store a secret the new passphrase cannot open.
+    /// Stores a sealed secret; `true` when it was written, `false` when `write` is
+    /// [`SecretWrite::IfAbsent`] and a secret of that name was already stored (it is
+    /// left as it was). `sealed_under` is the vault header the caller's key was
+    /// derived from: when the vault has been rotated since, the write fails with
+    /// [`StoreError::Conflict`], so a long-running process holding the old key can
+    /// never store a secret the new passphrase cannot open.
     async fn put_secret(
         &self,
         name: &str,
         sealed: Vec<u8>,
         sealed_under: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        write: SecretWrite,
+    ) -> Result<bool, StoreError>;
 
     /// One sealed secret.
     async fn secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{VaultError, VaultKey};
 use crate::clock::Clock;
 use crate::entropy::Entropy;
-use crate::store::{SecretRow, Store, StoreError};
+use crate::store::{SecretRow, SecretWrite, Store, StoreError};
 
 /// The associated data binding a sealed secret to its name, so a ciphertext copied
 /// onto another row does not open.
@@ -100,6 +100,24 @@ impl Secrets {
 
     /// Creates or replaces a secret.
     pub async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretsError> {
+        self.write(name, value, SecretWrite::Replace)
+            .await
+            .map(drop)
+    }
+
+    /// Creates a secret unless one of that name is stored already (then it is kept,
+    /// and `false` returned): for a value made on first use, which instances starting
+    /// together must agree on.
+    pub async fn add(&self, name: &str, value: &SecretString) -> Result<bool, SecretsError> {
+        self.write(name, value, SecretWrite::IfAbsent).await
+    }
+
+    async fn write(
+        &self,
+        name: &str,
+        value: &SecretString,
+        write: SecretWrite,
+    ) -> Result<bool, SecretsError> {
         let sealed = self
             .key
             .seal(
@@ -112,7 +130,7 @@ impl Secrets {
                 source,
             })?;
         self.store
-            .put_secret(name, sealed, &self.header, self.clock.now())
+            .put_secret(name, sealed, &self.header, self.clock.now(), write)
             .await
             .map_err(|source| SecretsError::Store {
                 name: name.to_owned(),

@@ -31,9 +31,9 @@ use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
-    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreCounts,
-    StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord,
-    VaultRows, stored_member_kind,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, SecretWrite,
+    StoreCounts, StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens,
+    VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -275,7 +275,8 @@ impl PgStore {
         sealed: &[u8],
         sealed_under: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), Failed> {
+        write: SecretWrite,
+    ) -> Result<bool, Failed> {
         let mut c = self.writer().await?;
         let tx = c.transaction().await?;
         let current: Option<String> =
@@ -290,15 +291,19 @@ impl PgStore {
             )
             .into());
         }
-        execute(
-            &tx,
-            "INSERT INTO secrets (name, sealed, created, updated) VALUES ($1, $2, $3, $3)
-             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
-            &[&name, &sealed, &ms(at)],
-        )
-        .await?;
+        let sql = match write {
+            SecretWrite::Replace => {
+                "INSERT INTO secrets (name, sealed, created, updated) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated"
+            }
+            SecretWrite::IfAbsent => {
+                "INSERT INTO secrets (name, sealed, created, updated) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (name) DO NOTHING"
+            }
+        };
+        let n = execute(&tx, sql, &[&name, &sealed, &ms(at)]).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(n > 0)
     }
 }
 
@@ -771,8 +776,9 @@ impl VaultRows for PgStore {
         sealed: Vec<u8>,
         sealed_under: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        retrying!(self.put_secret_once(name, &sealed, sealed_under, at))
+        write: SecretWrite,
+    ) -> Result<bool, StoreError> {
+        retrying!(self.put_secret_once(name, &sealed, sealed_under, at, write))
     }
 
     async fn secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {

@@ -26,9 +26,9 @@ use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
-    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, StoreCounts,
-    StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens, VaultRecord,
-    VaultRows, stored_member_kind,
+    Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, SecretWrite,
+    StoreCounts, StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens,
+    VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -666,7 +666,8 @@ impl VaultRows for SqliteStore {
         sealed: Vec<u8>,
         sealed_under: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        write: SecretWrite,
+    ) -> Result<bool, StoreError> {
         let name = name.to_owned();
         let sealed_under = sealed_under.to_owned();
         self.exec(move |c| {
@@ -679,12 +680,8 @@ impl VaultRows for SqliteStore {
                     "the vault was rotated or re-created since this process unlocked it; nothing was stored. Restart with the current passphrase".into(),
                 ));
             }
-            c.execute(
-                "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
-                params![name, sealed, fmt_time(at)],
-            )?;
-            Ok(())
+            let n = c.execute(put_secret_sql(write), params![name, sealed, fmt_time(at)])?;
+            Ok(n > 0)
         })
         .await
     }
@@ -1130,6 +1127,20 @@ struct RawSecret {
     sealed: Vec<u8>,
     created: String,
     updated: String,
+}
+
+/// The insert for [`SecretWrite`] (the same text in both engines' placeholders).
+fn put_secret_sql(write: SecretWrite) -> &'static str {
+    match write {
+        SecretWrite::Replace => {
+            "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated"
+        }
+        SecretWrite::IfAbsent => {
+            "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO NOTHING"
+        }
+    }
 }
 
 fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSecret> {
