@@ -56,8 +56,12 @@ pub enum StreamError {
 impl Document {
     /// A body rendered whole.
     pub fn whole(v: &Value) -> Document {
+        // Straight into a byte buffer: `Display` goes through `fmt::Write` a piece at
+        // a time. Serialising a `Value` cannot fail (its keys are strings); the
+        // fallback only keeps that true without a panic.
+        let text = serde_json::to_string(v).unwrap_or_else(|_| v.to_string());
         Document {
-            pieces: vec![Piece::Text(v.to_string())],
+            pieces: vec![Piece::Text(text)],
         }
     }
 

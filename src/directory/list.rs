@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::document::{Document, Rendered};
 use super::render::scim_from;
@@ -186,13 +186,15 @@ fn list_response(total: usize, start: usize, resources: Vec<Rendered>) -> Docume
 }
 
 fn list_value(total: usize, start: usize, count: usize, items: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start,
-        "itemsPerPage": count,
-        "Resources": items,
-    })
+    // Built by hand: `json!` would serialise `items` into a second copy of every
+    // resource (it takes each value through `to_value`), a tenth of a lookup's CPU.
+    let mut o = Map::with_capacity(5);
+    o.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    o.insert("totalResults".into(), total.into());
+    o.insert("startIndex".into(), start.into());
+    o.insert("itemsPerPage".into(), count.into());
+    o.insert("Resources".into(), Value::Array(items));
+    Value::Object(o)
 }
 
 /// Index lookups that return a superset of what `f` matches, or `None` when only a

@@ -38,27 +38,20 @@ pub fn scim_from(
     doc: Value,
     members: Option<&[MemberRef]>,
 ) -> Value {
-    let doc = match doc {
-        Value::Object(d) => Some(d),
-        _ => None,
+    // The document's own map, reordered in place (moving its entries into a new map
+    // hashed every key again): `schemas` first whatever position the document gives
+    // it, then `id`, the document's attributes in their order, and `meta` last.
+    let mut out = match doc {
+        Value::Object(d) => d,
+        _ => Map::new(),
     };
-    let mut out = Map::with_capacity(doc.as_ref().map_or(0, Map::len) + 3);
-    // `schemas` leads whatever position the document gives it; the placeholder holds
-    // the first place.
-    out.insert("schemas".into(), Value::Null);
-    out.insert("id".into(), Value::String(r.id.clone()));
-    let mut schemas = None;
-    for (k, v) in doc.into_iter().flatten() {
-        if k == "schemas" {
-            schemas = Some(v);
-        } else if k != "id" && k != "meta" {
-            out.insert(k, v);
-        }
-    }
-    out.insert(
-        "schemas".into(),
-        schemas.unwrap_or_else(|| json!([r.kind.core_schema()])),
-    );
+    out.shift_remove("meta");
+    out.shift_remove("id");
+    let schemas = out
+        .shift_remove("schemas")
+        .unwrap_or_else(|| json!([r.kind.core_schema()]));
+    out.shift_insert(0, "schemas".into(), schemas);
+    out.shift_insert(1, "id".into(), Value::String(r.id.clone()));
     if let Some(members) = members
         && r.kind == ResourceKind::Group
     {
