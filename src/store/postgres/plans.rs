@@ -169,3 +169,89 @@ async fn lookups_use_their_own_index_under_a_generic_plan_before_any_analyze() {
     let _ = task.await;
     store.close().await;
 }
+
+/// The provisioning log indexes only the rows that have a target, and a seq once
+/// chained (migration 0010): the queries by target and by seq must still use them
+/// under a generic plan, where the value is a parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_queries_by_target_and_seq_use_their_partial_indexes() {
+    use crate::provlog::LogQuery;
+    use crate::store::provisioning_log::{ENTRY_COLUMNS, query_sql};
+
+    let Some(cluster) = TestCluster::start().unwrap() else {
+        return;
+    };
+    let url = cluster.create_database("log_plans").await.unwrap();
+    let store = PgStore::open(&url, 2).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    // 20,000 records: a change received (no target) for every nine delivery actions
+    // spread over a hundred targets; the oldest half chained.
+    client
+        .batch_execute(
+            "INSERT INTO audit_log (at, kind, body, target, action, outcome, seq)
+             SELECT n, 'delivery.action', '{}',
+                    CASE WHEN n % 10 = 0 THEN NULL ELSE 't' || (n % 100) END,
+                    'create', 'ok', CASE WHEN n < 10000 THEN n END
+             FROM generate_series(1, 20000) AS n;
+             ANALYZE audit_log;
+             SET plan_cache_mode = force_generic_plan;",
+        )
+        .await
+        .unwrap();
+    let q = LogQuery {
+        target: Some("t1".into()),
+        limit: 50,
+        ..LogQuery::default()
+    };
+    let (filter, _) = query_sql(&q, |n| format!("${n}"));
+    let explain = |name: &str, sql: String, arg: &str| {
+        let client = &client;
+        let (name, arg) = (name.to_owned(), arg.to_owned());
+        async move {
+            client
+                .batch_execute(&format!("PREPARE {name} AS {sql}"))
+                .await
+                .unwrap();
+            client
+                .simple_query(&format!("EXPLAIN EXECUTE {name}({arg})"))
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let plan = explain(
+        "by_target",
+        format!("SELECT {ENTRY_COLUMNS} FROM audit_log{filter}"),
+        "'t1', 50",
+    )
+    .await;
+    assert!(plan.contains("audit_log_target"), "{plan}");
+    let plan = explain(
+        "by_seq",
+        "SELECT seq, at, line FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2".into(),
+        "5000, 100",
+    )
+    .await;
+    assert!(plan.contains("audit_log_seq "), "{plan}");
+    for index in ["audit_log_target", "audit_log_seq"] {
+        let def: String = client
+            .query_one(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+                &[&index],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(def.contains("IS NOT NULL"), "{def}");
+    }
+    drop(client);
+    let _ = task.await;
+    store.close().await;
+}

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_user_name_keys.sql"),
     include_str!("migrations/0008_provisioning_log.sql"),
     include_str!("migrations/0009_console_sessions.sql"),
+    include_str!("migrations/0010_sparse_log_indexes.sql"),
 ];
 
 /// The schema version this binary writes.

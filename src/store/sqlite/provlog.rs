@@ -32,7 +32,7 @@ pub(super) fn insert(c: &Connection, row: &LogRow) -> Result<i64, StoreError> {
 
 /// The columns read back. A record's audit seq is not stored in SQLite: it follows
 /// from the row's id and the chain's marks (`chain.rs`).
-const ENTRY_COLUMNS: &str = "id, at, kind, body";
+pub(super) const ENTRY_COLUMNS: &str = "id, at, kind, body";
 
 type Read = (i64, i64, String, String);
 

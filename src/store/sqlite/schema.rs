@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_provisioning_log.sql"),
     include_str!("migrations/0013_audit_marks.sql"),
     include_str!("migrations/0014_console_sessions.sql"),
+    include_str!("migrations/0015_sparse_log_indexes.sql"),
 ];
 
 /// Brings a new file to schema `version` exactly, as an older binary left it: what

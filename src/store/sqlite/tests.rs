@@ -335,3 +335,53 @@ async fn lines_rebuilt_from_marks_match_the_whole_chain() {
     assert_eq!(store.chained_lines(699, 1).await.unwrap()[0].seq, 699);
     store.close().await;
 }
+
+/// The provisioning log's target index holds only the rows that have a target
+/// (migration 0015); a query by target must still use it.
+#[tokio::test]
+async fn log_queries_by_target_use_the_partial_index() {
+    use super::provlog::ENTRY_COLUMNS;
+    use crate::provlog::LogQuery;
+    use crate::store::provisioning_log::query_sql;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    SqliteStore::open(&path).unwrap().close().await;
+    let c = Connection::open(&path).unwrap();
+    c.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO audit_log (at, kind, body, target, action, outcome)
+         SELECT i, 'delivery.action', '{}',
+                CASE WHEN i % 10 = 0 THEN NULL ELSE 't' || (i % 100) END, 'create', 'ok'
+         FROM n;
+         ANALYZE;",
+    )
+    .unwrap();
+    let q = LogQuery {
+        target: Some("t1".into()),
+        limit: 50,
+        ..LogQuery::default()
+    };
+    let (filter, _) = query_sql(&q, |n| format!("?{n}"));
+    let plan: Vec<String> = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT {ENTRY_COLUMNS} FROM audit_log{filter}"
+        ))
+        .unwrap()
+        .query_map(rusqlite::params!["t1", 50], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|d| d.contains("audit_log_target")),
+        "{plan:?}"
+    );
+    let def: String = c
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'audit_log_target'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(def.contains("IS NOT NULL"), "{def}");
+}
