@@ -206,9 +206,9 @@ const TABLES: &[Table] = &[
         None,
     ),
     // The provisioning log and its chain, so the history stays and the chain (seals,
-    // checkpoints) carries on. SQLite keeps no links (its chain order is the id
-    // order); PostgreSQL keeps them in `audit_chain`, so the rows arrive unlinked and
-    // the head is wound back to the oldest record kept (see `AUDIT_HEAD_REWOUND`).
+    // checkpoints) carries on. SQLite keeps no links on the rows (its chain order is
+    // the id order); PostgreSQL does, so the rows arrive unlinked and the head is
+    // wound back to the oldest record kept (see `AUDIT_HEAD_REWOUND`).
     (
         "audit_log",
         &[
@@ -282,11 +282,6 @@ const AUDIT_HEAD_REWOUND: &str = "SELECT h.one, h.log_id,
        coalesce((SELECT m.prev FROM audit_marks m ORDER BY m.seq LIMIT 1), h.prev)
      FROM audit_head h";
 
-/// PostgreSQL's tables of the audit chain's links, which SQLite does not have (its
-/// chain order is the id order): emptied before a copy, then every record copied is
-/// queued in `audit_unchained`.
-const PG_CHAIN_TABLES: [&str; 2] = ["audit_chain", "audit_unchained"];
-
 /// Rows copied per table, in [`TABLES`] order.
 pub type CopyReport = Vec<(&'static str, u64)>;
 
@@ -353,9 +348,7 @@ pub async fn sqlite_to_postgres(
             "{location} already holds scim-bridge data ({occupied} resources, events, tokens and secrets); nothing was copied. Pass --force to replace it"
         )));
     }
-    // PostgreSQL's own chain tables are emptied too: the records arrive unlinked.
-    let mut names: Vec<&str> = TABLES.iter().map(|t| t.0).collect();
-    names.extend(PG_CHAIN_TABLES);
+    let names: Vec<&str> = TABLES.iter().map(|t| t.0).collect();
     tx.batch_execute(&format!("TRUNCATE {}", names.join(", ")))
         .await?;
 
@@ -424,13 +417,6 @@ pub async fn sqlite_to_postgres(
         report.push((*table, rows.len() as u64));
     }
     drop(snapshot);
-    // Every record copied waits for the chainer, which links it from the wound-back
-    // head as it would a record just written.
-    tx.execute(
-        "INSERT INTO audit_unchained (id) SELECT id FROM audit_log",
-        &[],
-    )
-    .await?;
     tx.commit().await?;
     // Statistics now, not at autovacuum's next round: until a table is analysed the
     // planner takes `provider = $1` for a selective condition, and the daemon about

@@ -33,10 +33,8 @@ pub trait ProvisioningLog: Send + Sync {
 /// The columns an INSERT names, in the order [`insert_values`] gives them.
 pub(crate) const INSERT_COLUMNS: &str = "at, kind, body, provider, resource_kind, resource_id, user_name_key, display_name, target, action, outcome, change_seq, change_seq_last, request_id";
 
-/// The columns a PostgreSQL query reads, in the order [`entry`] takes them: a
-/// record's seq is in its `audit_chain` row once linked (SQLite derives it).
-pub(crate) const ENTRY_COLUMNS: &str =
-    "id, (SELECT c.seq FROM audit_chain c WHERE c.log_id = audit_log.id) AS seq, at, kind, body";
+/// The columns a query reads, in the order [`entry`] takes them.
+pub(crate) const ENTRY_COLUMNS: &str = "id, seq, at, kind, body";
 
 /// A bound value of a log query.
 #[derive(Debug, Clone, PartialEq, Eq)]

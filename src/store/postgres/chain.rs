@@ -68,14 +68,12 @@ impl PgStore {
         let Some(head) = read_head(&tx, true).await? else {
             return Ok(Chained::default());
         };
-        // SKIP LOCKED: a record still being written by an open SCIM transaction is
-        // not visible anyway; one locked by a racing chainer is left to it.
+        // SKIP LOCKED: a row still being written by an open SCIM transaction is not
+        // visible anyway; one locked by a racing chainer is left to it.
         let rows = query(
             &tx,
-            "SELECT a.id, a.at, a.kind, a.body
-             FROM audit_unchained u JOIN audit_log a ON a.id = u.id
-             ORDER BY u.id LIMIT $1
-             FOR UPDATE OF u SKIP LOCKED",
+            "SELECT id, at, kind, body FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT $1
+             FOR UPDATE SKIP LOCKED",
             &[&batch],
         )
         .await?
@@ -96,24 +94,18 @@ impl PgStore {
             let prevs: Vec<&str> = plan.links.iter().map(|l| l.prev.as_str()).collect();
             let hashes: Vec<&str> = plan.links.iter().map(|l| l.hash.as_str()).collect();
             let lines: Vec<&str> = plan.links.iter().map(|l| l.line.as_str()).collect();
-            // The records leave the queue they were locked in and join the chain;
-            // `audit_chain`'s keys refuse a record or a seq linked twice.
             let n = execute(
                 &tx,
-                "DELETE FROM audit_unchained WHERE id = ANY($1)",
-                &[&ids],
+                "UPDATE audit_log SET seq = u.seq, prev = u.prev, hash = u.hash, line = u.line
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                      AS u(id, seq, prev, hash, line)
+                 WHERE audit_log.id = u.id AND audit_log.seq IS NULL",
+                &[&ids, &seqs, &prevs, &hashes, &lines],
             )
             .await?;
             if n != ids.len() as u64 {
                 return Err(head_moved());
             }
-            execute(
-                &tx,
-                "INSERT INTO audit_chain (seq, log_id, prev, hash, line)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])",
-                &[&seqs, &ids, &prevs, &hashes, &lines],
-            )
-            .await?;
         }
         let moved = execute(
             &tx,
@@ -258,8 +250,7 @@ impl AuditChain for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         query(
             &c,
-            "SELECT c.seq, a.at, c.line FROM audit_chain c JOIN audit_log a ON a.id = c.log_id
-             WHERE c.seq >= $1 ORDER BY c.seq LIMIT $2",
+            "SELECT seq, at, line FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
             &[&sql_seq(from), &limit],
         )
         .await?
@@ -279,8 +270,7 @@ impl AuditChain for PgStore {
         let c = self.client().await?;
         let seq: Option<i64> = query_one(
             &c,
-            "SELECT min(c.seq) FROM audit_log a JOIN audit_chain c ON c.log_id = a.id
-             WHERE a.at >= $1",
+            "SELECT min(seq) FROM audit_log WHERE seq IS NOT NULL AND at >= $1",
             &[&micros(at)],
         )
         .await?
@@ -292,8 +282,7 @@ impl AuditChain for PgStore {
         let c = self.client().await?;
         let seq: Option<i64> = query_one(
             &c,
-            "SELECT max(c.seq) FROM audit_log a JOIN audit_chain c ON c.log_id = a.id
-             WHERE a.at < $1",
+            "SELECT max(seq) FROM audit_log WHERE seq IS NOT NULL AND at < $1",
             &[&micros(at)],
         )
         .await?
@@ -305,20 +294,13 @@ impl AuditChain for PgStore {
         let c = self.writer().await?;
         let batch = i64::try_from(batch).unwrap_or(i64::MAX);
         let next = sql_seq(next);
-        let n: i64 = query_one(
+        let n = execute(
             &c,
-            "WITH gone AS (
-               DELETE FROM audit_chain WHERE seq IN (
-                 SELECT seq FROM audit_chain WHERE seq < $1 ORDER BY seq LIMIT $2)
-               RETURNING log_id
-             ), records AS (
-               DELETE FROM audit_log WHERE id IN (SELECT log_id FROM gone)
-             )
-             SELECT count(*) FROM gone",
+            "DELETE FROM audit_log WHERE id IN (
+               SELECT id FROM audit_log WHERE seq < $1 ORDER BY seq LIMIT $2)",
             &[&next, &batch],
         )
-        .await?
-        .try_get(0)?;
+        .await?;
         if n == 0 {
             execute(&c, "DELETE FROM audit_seals WHERE seq < $1", &[&next]).await?;
             execute(
@@ -329,105 +311,5 @@ impl AuditChain for PgStore {
             .await?;
         }
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio_postgres::NoTls;
-
-    use super::*;
-    use crate::store::{Lifecycle, ProvisioningLog};
-    use crate::store::postgres::testkit::TestCluster;
-
-    fn lines(l: &[ChainedLine]) -> Vec<&str> {
-        l.iter().map(|l| l.line.as_str()).collect()
-    }
-
-    /// A database whose chainer linked records on their rows (before migration 0011)
-    /// keeps those links, and the records still unlinked then are linked after,
-    /// continuing the same chain: the lines are the ones one chainer linking all of
-    /// them would have written.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn links_made_on_the_rows_carry_over_and_the_chain_continues() {
-        let Some(cluster) = TestCluster::start().unwrap() else {
-            return;
-        };
-        let url = cluster.create_database("chain_apart").await.unwrap();
-        let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-        let task = tokio::spawn(conn);
-        super::super::schema::create_at_version(&client, 10)
-            .await
-            .unwrap();
-        let head = AuditHead::genesis(LogId::new("upgrade-test").unwrap());
-        client
-            .execute(
-                "INSERT INTO audit_head (one, log_id, next_seq, prev) VALUES (1, $1, 0, $2)",
-                &[&head.log.as_str(), &head.prev.to_hex()],
-            )
-            .await
-            .unwrap();
-        let rows: Vec<Unchained> = (0..5)
-            .map(|i| Unchained {
-                id: i + 1,
-                at: 1_700_000_000_000_000 + i,
-                kind: "scim.change".into(),
-                body: format!("{{\"n\":{i}}}"),
-            })
-            .collect();
-        for r in &rows {
-            client
-                .execute(
-                    "INSERT INTO audit_log (id, at, kind, body, action, outcome)
-                     VALUES ($1, $2, $3, $4, 'create', 'ok')",
-                    &[&r.id, &r.at, &r.kind, &r.body],
-                )
-                .await
-                .unwrap();
-        }
-        // The old chainer linked the first three on their rows.
-        let old = plan_links(&head, &rows[..3]).unwrap();
-        for l in &old.links {
-            client
-                .execute(
-                    "UPDATE audit_log SET seq = $2, prev = $3, hash = $4, line = $5 WHERE id = $1",
-                    &[&l.id, &sql_seq(l.seq), &l.prev, &l.hash, &l.line],
-                )
-                .await
-                .unwrap();
-        }
-        client
-            .execute(
-                "UPDATE audit_head SET next_seq = $1, prev = $2",
-                &[&sql_seq(old.next_seq), &old.prev.to_hex()],
-            )
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-
-        let store = PgStore::open(&url, 2).await.unwrap();
-        assert_eq!(store.migrated_from(), 10);
-        let before: Vec<&str> = old.links.iter().map(|l| l.line.as_str()).collect();
-        assert_eq!(lines(&store.chained_lines(0, 10).await.unwrap()), before);
-        assert_eq!(store.log_entry(3).await.unwrap().unwrap().seq, Some(2));
-        assert_eq!(store.log_entry(4).await.unwrap().unwrap().seq, None);
-
-        assert_eq!(store.chain_pending(128).await.unwrap().linked, 2);
-        let whole = plan_links(&head, &rows).unwrap();
-        let all: Vec<&str> = whole.links.iter().map(|l| l.line.as_str()).collect();
-        assert_eq!(lines(&store.chained_lines(0, 10).await.unwrap()), all);
-        assert_eq!(store.log_entry(5).await.unwrap().unwrap().seq, Some(4));
-        assert_eq!(store.chain_pending(128).await.unwrap().linked, 0);
-
-        // Pruning below seq 2 takes the records and their links, nothing else.
-        assert_eq!(store.prune_chained(2, 100).await.unwrap(), 2);
-        assert_eq!(
-            lines(&store.chained_lines(0, 10).await.unwrap()),
-            all[2..].to_vec()
-        );
-        assert!(store.log_entry(1).await.unwrap().is_none());
-        assert!(store.log_entry(3).await.unwrap().is_some());
-        store.close().await;
     }
 }

@@ -170,11 +170,11 @@ async fn lookups_use_their_own_index_under_a_generic_plan_before_any_analyze() {
     store.close().await;
 }
 
-/// The provisioning log indexes only the rows that have a target (migration 0010):
-/// a query by target must still use the index under a generic plan, where the
-/// target is a parameter.
+/// The provisioning log indexes only the rows that have a target, and a seq once
+/// chained (migration 0010): the queries by target and by seq must still use them
+/// under a generic plan, where the value is a parameter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_queries_by_target_use_the_partial_index() {
+async fn log_queries_by_target_and_seq_use_their_partial_indexes() {
     use crate::provlog::LogQuery;
     use crate::store::provisioning_log::{ENTRY_COLUMNS, query_sql};
 
@@ -186,13 +186,13 @@ async fn log_queries_by_target_use_the_partial_index() {
     let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
     let task = tokio::spawn(conn);
     // 20,000 records: a change received (no target) for every nine delivery actions
-    // spread over a hundred targets.
+    // spread over a hundred targets; the oldest half chained.
     client
         .batch_execute(
-            "INSERT INTO audit_log (at, kind, body, target, action, outcome)
+            "INSERT INTO audit_log (at, kind, body, target, action, outcome, seq)
              SELECT n, 'delivery.action', '{}',
                     CASE WHEN n % 10 = 0 THEN NULL ELSE 't' || (n % 100) END,
-                    'create', 'ok'
+                    'create', 'ok', CASE WHEN n < 10000 THEN n END
              FROM generate_series(1, 20000) AS n;
              ANALYZE audit_log;
              SET plan_cache_mode = force_generic_plan;",
@@ -233,15 +233,24 @@ async fn log_queries_by_target_use_the_partial_index() {
     )
     .await;
     assert!(plan.contains("audit_log_target"), "{plan}");
-    let def: String = client
-        .query_one(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_log_target'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(def.contains("IS NOT NULL"), "{def}");
+    let plan = explain(
+        "by_seq",
+        "SELECT seq, at, line FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2".into(),
+        "5000, 100",
+    )
+    .await;
+    assert!(plan.contains("audit_log_seq "), "{plan}");
+    for index in ["audit_log_target", "audit_log_seq"] {
+        let def: String = client
+            .query_one(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+                &[&index],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(def.contains("IS NOT NULL"), "{def}");
+    }
     drop(client);
     let _ = task.await;
     store.close().await;

@@ -30,13 +30,7 @@ pub(super) async fn insert(c: &impl GenericClient, row: &LogRow) -> Result<i64, 
     let r = query_one(
         c,
         &format!(
-            "WITH record AS (
-               INSERT INTO audit_log ({INSERT_COLUMNS})
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
-             ), unchained AS (
-               INSERT INTO audit_unchained (id) SELECT id FROM record
-             )
-             SELECT id FROM record"
+            "INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
         ),
         &bound(&values),
     )

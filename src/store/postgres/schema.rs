@@ -25,28 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_provisioning_log.sql"),
     include_str!("migrations/0009_console_sessions.sql"),
     include_str!("migrations/0010_sparse_log_indexes.sql"),
-    include_str!("migrations/0011_audit_chain_apart.sql"),
 ];
-
-/// Brings an empty database to schema `version` exactly, as an older binary left
-/// it: what migration tests start from.
-#[cfg(test)]
-pub(super) async fn create_at_version(
-    client: &tokio_postgres::Client,
-    version: usize,
-) -> Result<(), StoreError> {
-    for sql in &MIGRATIONS[..version] {
-        client.batch_execute(sql).await?;
-    }
-    let version = version.to_string();
-    client
-        .execute(
-            "INSERT INTO meta (key, value) VALUES ('app', $1), ('schema_version', $2)",
-            &[&APP_MARKER, &version],
-        )
-        .await?;
-    Ok(())
-}
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -354,8 +354,7 @@ const SEQ_PLACEHOLDER: i64 = i64::MIN;
 /// The one statement of [`create_at_once`]. `ev` selects from `r`, so the event's
 /// seq is allocated after the new row holds its keys in the unique indexes (the
 /// ordering rule at the top of this file); `fan` and `log` select from `ev`. `log`
-/// writes nothing when `$15` (the record's kind) is NULL: a mutation without a draft;
-/// `unchained` queues the record it writes for the audit chainer.
+/// writes nothing when `$15` (the record's kind) is NULL: a mutation without a draft.
 static CREATE_AT_ONCE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH r AS (
@@ -379,9 +378,6 @@ static CREATE_AT_ONCE: LazyLock<String> = LazyLock::new(|| {
                   $19::text, $20::text, $21::text, $22::text, $23::text, $24::text, $25::text,
                   ev.seq, ev.seq, $26::text
            FROM ev WHERE $15::text IS NOT NULL
-           RETURNING id
-         ), unchained AS (
-           INSERT INTO audit_unchained (id) SELECT id FROM log
          )
          SELECT ev.seq FROM ev"
     )
