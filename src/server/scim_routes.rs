@@ -162,6 +162,14 @@ async fn delete(call: ScimCall) -> Answer {
 }
 
 async fn bulk(mut call: ScimCall, headers: HeaderMap, body: Body) -> Answer {
+    // Memory: a few bulk requests at a time (`BULK_AT_ONCE`), each read only once
+    // it is its turn. The gate is never closed.
+    let state = Arc::clone(&call.state);
+    let _turn = state
+        .bulk_gate
+        .acquire()
+        .await
+        .map_err(|_| ScimError::new(503, None, "the server is shutting down"))?;
     // Bulk has its own, advertised, payload limit.
     let limit = call
         .directory()

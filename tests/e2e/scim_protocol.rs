@@ -133,6 +133,39 @@ async fn bulk_with_bulk_id_references_and_fail_on_errors() {
     );
 }
 
+/// A few /Bulk requests are processed at a time and the rest wait their turn
+/// (memory: each holds its parsed operations); waiting ones are answered in full,
+/// none refused or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bulk_requests_queue_and_all_complete() {
+    let d = InProcess::start("");
+    let scim = Scim::new(d.base("entra"), d.token("entra"));
+    let requests = (0..24).map(|r| {
+        let ops: Vec<Value> = (0..20)
+            .map(|i| {
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+                       "data": user(&format!("bulk{r}-{i}@firm.example"))})
+            })
+            .collect();
+        let scim = &scim;
+        async move {
+            scim.post(
+                "/Bulk",
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                       "Operations": ops}),
+            )
+            .await
+        }
+    });
+    for (s, out) in futures_util::future::join_all(requests).await {
+        assert_eq!(s, 200, "{out}");
+        let ops = out["Operations"].as_array().unwrap();
+        assert_eq!(ops.len(), 20, "{out}");
+        assert!(ops.iter().all(|o| o["status"] == "201"), "{out}");
+    }
+    assert_eq!(scim.get("/Users?count=0").await.1["totalResults"], 480);
+}
+
 #[tokio::test]
 async fn etags_sorting_projection_and_errors() {
     let d = InProcess::start("");
