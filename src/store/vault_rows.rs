@@ -16,6 +16,25 @@ pub enum SecretWrite {
     IfAbsent,
 }
 
+/// The insert behind [`VaultRows::put_secret`], with placeholders spelled by `ph`
+/// (`?1` on SQLite, `$1` on PostgreSQL): written once so both engines store alike.
+pub(crate) fn put_secret_sql(write: SecretWrite, ph: fn(usize) -> String) -> String {
+    let on_conflict = match write {
+        SecretWrite::Replace => {
+            "DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated"
+        }
+        SecretWrite::IfAbsent => "DO NOTHING",
+    };
+    format!(
+        "INSERT INTO secrets (name, sealed, created, updated) VALUES ({}, {}, {}, {})
+         ON CONFLICT (name) {on_conflict}",
+        ph(1),
+        ph(2),
+        ph(3),
+        ph(3)
+    )
+}
+
 /// The vault's header and sealed secrets (the store never sees a key).
 #[async_trait]
 pub trait VaultRows: Send + Sync {

@@ -26,6 +26,10 @@ const CHAIN_LOCK: i64 = 0x5C1B_A0D1_7C4A_0001;
 
 const SEAL_COLUMNS: &str = "seq, head, at, key_id, line";
 
+/// An export's page of chained records (`plans.rs` checks it walks `audit_log_seq`).
+pub(super) const CHAINED_LINES: &str =
+    "SELECT seq, at, line FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2";
+
 async fn read_head(c: &impl GenericClient, lock: bool) -> Result<Option<AuditHead>, StoreError> {
     let sql = if lock {
         "SELECT log_id, next_seq, prev FROM audit_head WHERE one = 1 FOR UPDATE"
@@ -248,22 +252,18 @@ impl AuditChain for PgStore {
     async fn chained_lines(&self, from: u64, limit: usize) -> Result<Vec<ChainedLine>, StoreError> {
         let c = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        query(
-            &c,
-            "SELECT seq, at, line FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
-            &[&sql_seq(from), &limit],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let line: Option<String> = r.try_get(2)?;
-            Ok(ChainedLine {
-                seq: seq_of(r.try_get(0)?),
-                at: from_micros(r.try_get(1)?),
-                line: line.unwrap_or_default(),
+        query(&c, CHAINED_LINES, &[&sql_seq(from), &limit])
+            .await?
+            .iter()
+            .map(|r| {
+                let line: Option<String> = r.try_get(2)?;
+                Ok(ChainedLine {
+                    seq: seq_of(r.try_get(0)?),
+                    at: from_micros(r.try_get(1)?),
+                    line: line.unwrap_or_default(),
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     async fn first_seq_since(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {

@@ -28,6 +28,7 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 
 use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::vault_rows::put_secret_sql;
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
@@ -291,17 +292,8 @@ impl PgStore {
             )
             .into());
         }
-        let sql = match write {
-            SecretWrite::Replace => {
-                "INSERT INTO secrets (name, sealed, created, updated) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated"
-            }
-            SecretWrite::IfAbsent => {
-                "INSERT INTO secrets (name, sealed, created, updated) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (name) DO NOTHING"
-            }
-        };
-        let n = execute(&tx, sql, &[&name, &sealed, &ms(at)]).await?;
+        let sql = put_secret_sql(write, |n| format!("${n}"));
+        let n = execute(&tx, &sql, &[&name, &sealed, &ms(at)]).await?;
         tx.commit().await?;
         Ok(n > 0)
     }

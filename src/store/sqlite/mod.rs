@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use self::rows::{RESOURCE_COLUMNS, fmt_time, parse_time, resource};
 use self::writer::Job;
 use crate::scim::{MemberRef, ResourceKind};
+use crate::store::vault_rows::put_secret_sql;
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
@@ -680,7 +681,10 @@ impl VaultRows for SqliteStore {
                     "the vault was rotated or re-created since this process unlocked it; nothing was stored. Restart with the current passphrase".into(),
                 ));
             }
-            let n = c.execute(put_secret_sql(write), params![name, sealed, fmt_time(at)])?;
+            let n = c.execute(
+                &put_secret_sql(write, |n| format!("?{n}")),
+                params![name, sealed, fmt_time(at)],
+            )?;
             Ok(n > 0)
         })
         .await
@@ -1127,20 +1131,6 @@ struct RawSecret {
     sealed: Vec<u8>,
     created: String,
     updated: String,
-}
-
-/// The insert for [`SecretWrite`] (the same text in both engines' placeholders).
-fn put_secret_sql(write: SecretWrite) -> &'static str {
-    match write {
-        SecretWrite::Replace => {
-            "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated"
-        }
-        SecretWrite::IfAbsent => {
-            "INSERT INTO secrets (name, sealed, created, updated) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (name) DO NOTHING"
-        }
-    }
 }
 
 fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSecret> {
