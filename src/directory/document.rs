@@ -65,6 +65,13 @@ impl Document {
         }
     }
 
+    /// A body already written out.
+    pub fn text(text: String) -> Document {
+        Document {
+            pieces: vec![Piece::Text(text)],
+        }
+    }
+
     /// The whole text when nothing is left to read (small answers), else `Err(self)`.
     pub fn into_text(mut self) -> Result<String, Document> {
         match self.pieces.as_mut_slice() {

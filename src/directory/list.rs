@@ -6,8 +6,10 @@ use serde_json::{Map, Value, json};
 
 use super::document::{Document, Rendered};
 use super::render::scim_from;
+use super::text;
 use super::{Ctx, Directory, store_error};
 use crate::scim::schema::LIST_RESPONSE_SCHEMA;
+use crate::scim::username::comparison_key;
 use crate::scim::{
     AttrPath, CompareOp, Filter, ListParams, ResourceKind, ScimError, compare_for_sort,
     project_owned,
@@ -34,6 +36,10 @@ impl Directory {
             .unwrap_or(self.limits.default_page_size)
             .min(self.limits.max_page_size);
         let sort = params.sort.as_ref();
+
+        if let Some(answer) = self.user_name_lookup(ctx, kinds, params, count).await? {
+            return Ok(answer);
+        }
 
         // Unfiltered, unsorted, one type: page straight from the store.
         if let ([kind], None, None) = (kinds, filter, sort) {
@@ -137,6 +143,63 @@ impl Directory {
 }
 
 impl Directory {
+    /// `filter=userName eq "…"` on `/Users` with no sort and no projection, answered
+    /// from the stored text (see [`super::text`]); `None` for any other request, or
+    /// when a candidate needs the `Value` path, which then answers the whole request.
+    async fn user_name_lookup(
+        &self,
+        ctx: &Ctx,
+        kinds: &[ResourceKind],
+        params: &ListParams,
+        count: usize,
+    ) -> Result<Option<Document>, ScimError> {
+        let ([ResourceKind::User], Some(filter), None) = (kinds, &params.filter, &params.sort)
+        else {
+            return Ok(None);
+        };
+        let Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Value::String(name),
+        } = filter
+        else {
+            return Ok(None);
+        };
+        if params.projection.is_requested() {
+            return Ok(None);
+        }
+        let lookup = match indexed(path, ResourceKind::User, name) {
+            Some(mut l) if l.len() == 1 && matches!(l[0], Lookup::UserNames(_)) => l.remove(0),
+            _ => return Ok(None),
+        };
+        let found = self
+            .store
+            .lookup_text(&ctx.provider.name, ResourceKind::User, lookup)
+            .await
+            .map_err(store_error)?;
+        let want = comparison_key(name);
+        let mut matched = Vec::with_capacity(found.len());
+        for r in &found {
+            match text::user(&ctx.base_url, r, &ctx.provider.registry, &want) {
+                text::Candidate::Rendered(t) => matched.push(t),
+                text::Candidate::NoMatch => {}
+                text::Candidate::Parse => return Ok(None),
+            }
+        }
+        // The store answers in creation order, as the general path sorts users.
+        let total = matched.len();
+        let page: Vec<String> = matched
+            .into_iter()
+            .skip(params.start_index - 1)
+            .take(count)
+            .collect();
+        Ok(Some(Document::text(text::list(
+            total,
+            params.start_index,
+            &page,
+        ))))
+    }
+
     /// A resource rendered for filter evaluation (members only when the filter needs them).
     async fn candidate(
         &self,
@@ -183,6 +246,12 @@ fn list_response(total: usize, start: usize, resources: Vec<Rendered>) -> Docume
         Value::Object(o) => Document::with_array(&o, "Resources", resources),
         other => Document::whole(&other),
     }
+}
+
+/// [`list_value`] for `text`'s tests, which hold its ListResponse to this one.
+#[cfg(test)]
+pub(super) fn list_value_for_tests(total: usize, start: usize, items: Vec<Value>) -> Value {
+    list_value(total, start, items.len(), items)
 }
 
 fn list_value(total: usize, start: usize, count: usize, items: Vec<Value>) -> Value {

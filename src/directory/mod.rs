@@ -10,6 +10,7 @@ mod list;
 pub mod log;
 mod operator;
 mod render;
+mod text;
 mod write;
 
 pub use crate::scim::{ListParams, Projection};

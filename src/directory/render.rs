@@ -1,6 +1,6 @@
 //! Stored resources to their SCIM representation (`id`, `meta`, `members`).
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::scim::{MemberRef, ResourceKind};
@@ -64,12 +64,17 @@ pub fn scim_from(
     Value::Object(out)
 }
 
+/// `meta.created` and `meta.lastModified`: RFC 3339 UTC with milliseconds.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// `meta` of `r`.
 fn meta_json(base_url: &str, r: &StoredResource) -> Value {
     json!({
         "resourceType": r.kind.name(),
-        "created": r.created.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "lastModified": r.last_modified.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "created": timestamp(r.created),
+        "lastModified": timestamp(r.last_modified),
         "location": location(base_url, r.kind, &r.id),
         "version": etag(r.version),
     })

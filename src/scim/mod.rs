@@ -36,7 +36,7 @@ pub use schema::{
 };
 
 pub use list_params::{ListParams, Sort};
-pub use project::{Projection, parse_attr_list, project, project_owned};
+pub use project::{DefaultKeep, Projection, default_keep, parse_attr_list, project, project_owned};
 pub use sort::compare_for_sort;
 pub use validate::{check_immutable, normalize_resource};
 

@@ -121,6 +121,47 @@ pub fn project_owned(
     resource
 }
 
+/// What [`project_owned`] with no `attributes` and no `excludedAttributes` does with
+/// a top-level attribute, decided from its name alone where it can be. This is the
+/// same decision `project_owned` makes; `directory::text` uses it to answer from the
+/// stored JSON text without parsing it, and a property test holds the two together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultKeep {
+    /// Returned as it is.
+    Keep,
+    /// Left out (`returned: never` or `request`).
+    Drop,
+    /// An extension object: returned as it is when it is a non-empty object.
+    KeepNonEmptyObject,
+    /// Depends on what is inside (an extension with attributes that are left out).
+    Inspect,
+}
+
+/// See [`DefaultKeep`].
+pub fn default_keep(kind: ResourceKind, reg: &SchemaRegistry, key: &str) -> DefaultKeep {
+    if key.eq_ignore_ascii_case("schemas") {
+        return DefaultKeep::Keep;
+    }
+    let shown = |r: Returned| matches!(r, Returned::Default | Returned::Always);
+    if let Some(ext) = reg.extension_for(kind, key) {
+        return if ext.attributes.iter().all(|a| shown(a.returned)) {
+            DefaultKeep::KeepNonEmptyObject
+        } else {
+            DefaultKeep::Inspect
+        };
+    }
+    let def = reg
+        .common()
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(key))
+        .or_else(|| reg.core(kind).attr(key));
+    if def.is_none_or(|d| shown(d.returned)) {
+        DefaultKeep::Keep
+    } else {
+        DefaultKeep::Drop
+    }
+}
+
 fn strip_never(attrs: &mut Map<String, Value>, defs: &[Attribute]) {
     attrs.retain(|k, _| {
         !defs

@@ -157,6 +157,19 @@ pub async fn create_read_update_delete_with_events(o: &dyn Opener) {
         .await
         .unwrap();
     assert_eq!(by_name.len(), 1);
+    // The same lookup unparsed: the document exactly as `serde_json` wrote it, which
+    // the userName answer is copied from (`directory::text`).
+    let as_text = store
+        .lookup_text(
+            "entra",
+            ResourceKind::User,
+            Lookup::UserNames(vec!["alice@example.COM".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(as_text.len(), 1);
+    assert_eq!(as_text[0].doc, doc.to_string());
+    assert_eq!(as_text[0].clone().parse().unwrap(), by_name[0]);
     let by_mail = store
         .lookup(
             "entra",

@@ -58,7 +58,8 @@ pub use error::{MemberProblem, StoreError};
 pub use event_detail::EventDetail;
 pub use model::{
     ApiToken, ChangeEvent, ChangeOp, Committed, IndexKeys, Lookup, MemberChange, Mutation,
-    MutationKind, Page, SecretRow, StoreCounts, StoreStatus, StoredResource, VaultRecord,
+    MutationKind, Page, SecretRow, StoreCounts, StoreStatus, StoredResource, StoredText,
+    VaultRecord,
 };
 pub(crate) use model::{MemberCheck, UserNameKey, stored_member_kind};
 

@@ -8,9 +8,10 @@ use crate::scim::{MemberRef, ResourceKind};
 use crate::store::{EventDetail, MemberProblem, StoreError};
 
 /// A stored User or Group. `doc` is the normalised SCIM document without `id`,
-/// `meta` and (for groups) `members`, which live in their own rows.
+/// `meta` and (for groups) `members`, which live in their own rows: parsed (`Value`,
+/// the default), or the compact JSON text it is stored as ([`StoredText`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredResource {
+pub struct StoredResource<D = Value> {
     /// Position in creation order; used for keyset paging.
     pub seq: i64,
     /// The identity provider that owns it.
@@ -26,7 +27,29 @@ pub struct StoredResource {
     /// `meta.lastModified`.
     pub last_modified: DateTime<Utc>,
     /// The document.
-    pub doc: Value,
+    pub doc: D,
+}
+
+/// A stored resource with its document as stored: compact JSON, as `serde_json`
+/// writes a `Value` (both engines store `doc.to_string()`).
+pub type StoredText = StoredResource<String>;
+
+impl StoredText {
+    /// The resource with its document parsed.
+    pub fn parse(self) -> Result<StoredResource, StoreError> {
+        let doc = serde_json::from_str(&self.doc)
+            .map_err(|e| StoreError::Database(format!("bad stored document: {e}")))?;
+        Ok(StoredResource {
+            seq: self.seq,
+            provider: self.provider,
+            kind: self.kind,
+            id: self.id,
+            version: self.version,
+            created: self.created,
+            last_modified: self.last_modified,
+            doc,
+        })
+    }
 }
 
 /// Values the store indexes, extracted from a document by [`IndexKeys::from_doc`].

@@ -1,7 +1,7 @@
 //! Users and groups: the one write path and every read of resources and memberships.
 
 use crate::scim::{MemberRef, ResourceKind};
-use crate::store::{Committed, Lookup, Mutation, Page, StoreError, StoredResource};
+use crate::store::{Committed, Lookup, Mutation, Page, StoreError, StoredResource, StoredText};
 use async_trait::async_trait;
 
 /// Users and groups: the one write path and every read of resources and memberships.
@@ -18,13 +18,29 @@ pub trait Resources: Send + Sync {
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError>;
 
-    /// Resources found through an index (ids, userNames, externalIds, displayNames, emails).
+    /// Resources found through an index (ids, userNames, externalIds, displayNames,
+    /// emails), in creation order, each once.
     async fn lookup(
         &self,
         provider: &str,
         kind: ResourceKind,
         lookup: Lookup,
-    ) -> Result<Vec<StoredResource>, StoreError>;
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        self.lookup_text(provider, kind, lookup)
+            .await?
+            .into_iter()
+            .map(StoredText::parse)
+            .collect()
+    }
+
+    /// [`Self::lookup`] with the documents as stored, unparsed: the answer to an
+    /// IdP's `userName eq` lookup is written from this text (`directory::text`).
+    async fn lookup_text(
+        &self,
+        provider: &str,
+        kind: ResourceKind,
+        lookup: Lookup,
+    ) -> Result<Vec<StoredText>, StoreError>;
 
     /// Up to `limit` resources in creation order after `after_seq`, skipping the first
     /// `skip` of those: keyset paging for full scans, offset paging for listings.

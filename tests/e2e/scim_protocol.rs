@@ -920,3 +920,80 @@ case_exact = true
         .await;
     assert_eq!(found["totalResults"], 1, "{found}");
 }
+
+/// The body of GET `path` with `query`, as sent.
+async fn raw_get(scim: &Scim, path: &str, query: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(&format!("{}{path}", scim.base), query).unwrap();
+    let resp = scim
+        .http
+        .get(url)
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn user_name_lookups_are_answered_byte_for_byte_as_any_other_filter() {
+    // `userName eq` alone is written from the stored text (directory/text.rs); the
+    // same filter with `and userName pr` goes the general way (parse, render,
+    // project, serialise). Both must send the same bytes.
+    let d = InProcess::start(&dilitrust_provider());
+    let scim = Scim::new(d.base("dilitrust"), d.token("dilitrust"));
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let users = [
+        json!({"schemas": [core], "userName": "plain@firm.example"}),
+        json!({
+            "schemas": [core, ent, DILITRUST],
+            "userName": "Zoë.Ångström@firm.example",
+            "externalId": "e-1",
+            "name": {"givenName": "Zoë", "familyName": "Ångström", "formatted": "Zoë \"Z\" Ångström\t"},
+            "displayName": "Zoë Ångström",
+            "emails": [{"value": "zoe@firm.example", "type": "work", "primary": true}],
+            "password": "Secr3t!Secr3t!",
+            "active": true,
+            ent: {"department": "Litigation", "employeeNumber": "42"},
+            DILITRUST: {"roleId": ROLE_A},
+        }),
+        // A userName with an escape is answered by the general path for both.
+        json!({"schemas": [core], "userName": "o\"brien@firm.example"}),
+    ];
+    for u in users {
+        let (s, created) = scim.post("/Users", u.clone()).await;
+        assert_eq!(s, 201, "{created}");
+        let name = u["userName"].as_str().unwrap();
+        for asked in [name.to_string(), name.to_uppercase()] {
+            let quoted = serde_json::to_string(&asked).unwrap();
+            let fast = format!("userName eq {quoted}");
+            let general = format!("userName eq {quoted} and userName pr");
+            for paging in [vec![], vec![("startIndex", "2")], vec![("count", "0")]] {
+                let mut q = vec![("filter", fast.as_str())];
+                q.extend(paging.iter().copied());
+                let a = raw_get(&scim, "/Users", &q).await;
+                q[0].1 = general.as_str();
+                let b = raw_get(&scim, "/Users", &q).await;
+                assert_eq!(a, b, "{fast} {paging:?}");
+                let v: Value = serde_json::from_str(&a).unwrap();
+                assert_eq!(v["totalResults"], 1, "{a}");
+            }
+            let page: Value =
+                serde_json::from_str(&raw_get(&scim, "/Users", &[("filter", fast.as_str())]).await)
+                    .unwrap();
+            assert_eq!(page["Resources"][0]["id"], created["id"]);
+            assert!(page["Resources"][0].get("password").is_none(), "{page}");
+        }
+    }
+    let none = raw_get(
+        &scim,
+        "/Users",
+        &[("filter", "userName eq \"nobody@firm.example\"")],
+    )
+    .await;
+    assert_eq!(
+        none,
+        r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"startIndex":1,"itemsPerPage":0,"Resources":[]}"#
+    );
+}

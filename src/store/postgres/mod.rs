@@ -26,15 +26,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-use self::rows::{Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource};
+use self::rows::{
+    Failed, RESOURCE_COLUMNS, execute, ms, query, query_one, query_opt, resource, resource_text,
+};
 use crate::scim::{MemberRef, ResourceKind};
 use crate::store::vault_rows::put_secret_sql;
 use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
     Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, SecretWrite,
-    StoreCounts, StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens,
-    VaultRecord, VaultRows, stored_member_kind,
+    StoreCounts, StoreError, StoreStatus, StoredResource, StoredText, TargetLink, TargetLinks,
+    Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -418,12 +420,12 @@ impl Resources for PgStore {
         .transpose()
     }
 
-    async fn lookup(
+    async fn lookup_text(
         &self,
         provider: &str,
         kind: ResourceKind,
         lookup: Lookup,
-    ) -> Result<Vec<StoredResource>, StoreError> {
+    ) -> Result<Vec<StoredText>, StoreError> {
         let c = self.client().await?;
         let (kind, keys) = (kind.name(), lookup.keys());
         let rows = match keys.as_slice() {
@@ -437,7 +439,7 @@ impl Resources for PgStore {
                 .await?
             }
         };
-        rows.iter().map(resource).collect()
+        rows.iter().map(resource_text).collect()
     }
 
     async fn scan(

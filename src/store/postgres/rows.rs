@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::scim::ResourceKind;
 use crate::store::model::parse_kind;
-use crate::store::{StoreError, StoredResource};
+use crate::store::{StoreError, StoredResource, StoredText};
 
 /// Columns [`resource`] expects, in order.
 pub const RESOURCE_COLUMNS: &str = "seq, provider, kind, id, version, created, last_modified, doc";
@@ -135,9 +135,13 @@ pub async fn execute(
 
 /// Reads [`RESOURCE_COLUMNS`].
 pub fn resource(r: &Row) -> Result<StoredResource, StoreError> {
+    resource_text(r)?.parse()
+}
+
+/// [`resource`] with the document left as stored.
+pub fn resource_text(r: &Row) -> Result<StoredText, StoreError> {
     let kind: String = r.try_get(2)?;
-    let doc: String = r.try_get(7)?;
-    Ok(StoredResource {
+    Ok(StoredText {
         seq: r.try_get(0)?,
         provider: r.try_get(1)?,
         kind: parse_kind(&kind)?,
@@ -145,8 +149,7 @@ pub fn resource(r: &Row) -> Result<StoredResource, StoreError> {
         version: r.try_get(4)?,
         created: r.try_get(5)?,
         last_modified: r.try_get(6)?,
-        doc: serde_json::from_str(&doc)
-            .map_err(|e| StoreError::Database(format!("bad stored document: {e}")))?,
+        doc: r.try_get(7)?,
     })
 }
 

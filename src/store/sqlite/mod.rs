@@ -28,8 +28,8 @@ use crate::store::{
     ApiToken, ChangeEvent, ChangeLog, Claim, Committed, DeadLetter, DeliveryAttempt,
     DeliveryOutcome, DeliveryQueue, DeliveryStats, GuardState, Guards, Lifecycle, Lookup, Managed,
     Mutation, Orphan, Page, QueuedDelivery, Resources, Schedules, SecretRow, SecretWrite,
-    StoreCounts, StoreError, StoreStatus, StoredResource, TargetLink, TargetLinks, Tokens,
-    VaultRecord, VaultRows, stored_member_kind,
+    StoreCounts, StoreError, StoreStatus, StoredResource, StoredText, TargetLink, TargetLinks,
+    Tokens, VaultRecord, VaultRows, stored_member_kind,
 };
 
 pub use self::schema::SCHEMA_VERSION;
@@ -337,7 +337,7 @@ fn lookup_by(
     provider: &str,
     kind: ResourceKind,
     lookup: &Lookup,
-) -> Result<Vec<StoredResource>, StoreError> {
+) -> Result<Vec<StoredText>, StoreError> {
     let sql = match lookup {
         Lookup::Ids(_) => "id = ?3",
         Lookup::UserNames(_) => "user_name_ci = ?3",
@@ -350,13 +350,13 @@ fn lookup_by(
     let mut st = c.prepare_cached(&format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources WHERE provider = ?1 AND kind = ?2 AND {sql}"
     ))?;
-    let mut out: Vec<StoredResource> = Vec::new();
+    let mut out: Vec<StoredText> = Vec::new();
     for key in lookup.keys() {
         let found = st
             .query_map(params![provider, kind.name(), key], resource)?
             .collect::<Result<Vec<_>, _>>()?;
         for raw in found {
-            let r = raw.into_resource()?;
+            let r = raw.into_text()?;
             if !out.iter().any(|o| o.seq == r.seq) {
                 out.push(r);
             }
@@ -382,12 +382,12 @@ impl Resources for SqliteStore {
         self.read_point(move |c| get_one(c, &p, kind, &i)).await
     }
 
-    async fn lookup(
+    async fn lookup_text(
         &self,
         provider: &str,
         kind: ResourceKind,
         lookup: Lookup,
-    ) -> Result<Vec<StoredResource>, StoreError> {
+    ) -> Result<Vec<StoredText>, StoreError> {
         let p = provider.to_owned();
         self.read_point(move |c| lookup_by(c, &p, kind, &lookup))
             .await

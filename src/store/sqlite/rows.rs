@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Row;
 
-use crate::store::{StoreError, StoredResource};
+use crate::store::{StoreError, StoredResource, StoredText};
 
 /// Columns [`resource`] expects, in order.
 pub const RESOURCE_COLUMNS: &str = "seq, provider, kind, id, version, created, last_modified, doc";
@@ -51,7 +51,12 @@ pub fn resource(r: &Row<'_>) -> rusqlite::Result<RawResource> {
 impl RawResource {
     /// The typed resource.
     pub fn into_resource(self) -> Result<StoredResource, StoreError> {
-        Ok(StoredResource {
+        self.into_text()?.parse()
+    }
+
+    /// The typed resource, its document left as stored.
+    pub fn into_text(self) -> Result<StoredText, StoreError> {
+        Ok(StoredText {
             seq: self.seq,
             provider: self.provider,
             kind: parse_kind(&self.kind)?,
@@ -59,8 +64,7 @@ impl RawResource {
             version: self.version,
             created: parse_time(&self.created)?,
             last_modified: parse_time(&self.last_modified)?,
-            doc: serde_json::from_str(&self.doc)
-                .map_err(|e| StoreError::Database(format!("bad stored document: {e}")))?,
+            doc: self.doc,
         })
     }
 }
