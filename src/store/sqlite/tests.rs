@@ -385,3 +385,119 @@ async fn log_queries_by_target_use_the_partial_index() {
         .unwrap();
     assert!(def.contains("IS NOT NULL"), "{def}");
 }
+
+fn create_user(id: &str, name: &str) -> crate::store::Mutation {
+    use crate::store::{Mutation, MutationKind};
+    Mutation {
+        provider: "entra".into(),
+        kind: ResourceKind::User,
+        id: id.into(),
+        expected_version: None,
+        at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
+        request_id: None,
+        check_members: false,
+        log: None,
+        change: MutationKind::Create {
+            doc: serde_json::json!({"userName": name}),
+            members: vec![],
+        },
+    }
+}
+
+/// Point reads keep their read transaction between requests (`snapshot.rs`); a
+/// commit by this store or by another connection (the CLI writes the file itself)
+/// must still be seen by the very next read, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_see_every_commit_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.readers.wal_index.is_some(), "the WAL index is mapped");
+    store
+        .apply(create_user("u1", "ada@firm.example"))
+        .await
+        .unwrap();
+    let other = Connection::open(&path).unwrap();
+    for round in 0..50 {
+        // Twice, so the second read runs in the snapshot the first one kept.
+        for _ in 0..2 {
+            let got = store
+                .get("entra", ResourceKind::User, "u1")
+                .await
+                .unwrap()
+                .unwrap();
+            let want = (round > 0).then(|| serde_json::json!(format!("t{}", round - 1)));
+            assert_eq!(got.doc.get("title").cloned(), want, "round {round}");
+        }
+        other
+            .execute(
+                "UPDATE resources SET doc = json_set(doc, '$.title', ?1) WHERE id = 'u1'",
+                [format!("t{round}")],
+            )
+            .unwrap();
+        let found = store
+            .lookup(
+                "entra",
+                ResourceKind::User,
+                Lookup::UserNames(vec!["ada@firm.example".into()]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found[0].doc["title"], format!("t{round}"), "round {round}");
+        // And this store's own writes.
+        let id = format!("n{round}");
+        store
+            .apply(create_user(&id, &format!("{id}@firm.example")))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .get("entra", ResourceKind::User, &id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+/// An idle reader's kept snapshot would hold checkpoints back for good; the
+/// checkpointer ends the out-of-date ones, so the WAL can still be emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_do_not_hold_the_wal_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .apply(create_user("u0", "u0@firm.example"))
+        .await
+        .unwrap();
+    // Every reader keeps a snapshot, then the database moves on.
+    let mut reads = Vec::new();
+    let store = Arc::new(store);
+    for _ in 0..READERS * 4 {
+        let s = Arc::clone(&store);
+        reads.push(tokio::spawn(async move {
+            s.get("entra", ResourceKind::User, "u0").await
+        }));
+    }
+    for r in reads {
+        r.await.unwrap().unwrap();
+    }
+    for i in 1..200 {
+        store
+            .apply(create_user(&format!("u{i}"), &format!("u{i}@firm.example")))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+    let c = Connection::open(&path).unwrap();
+    let (busy, log, done): (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(busy, 0, "no reader held the checkpoint back");
+    assert_eq!(log, done);
+    let wal = std::fs::metadata(dir.path().join("db.sqlite-wal")).unwrap();
+    assert_eq!(wal.len(), 0, "the WAL was emptied");
+}
