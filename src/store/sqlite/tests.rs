@@ -45,6 +45,7 @@ async fn reopening_reports_the_version_it_migrated_from() {
 /// in to an empty pool ("read pool empty": 500s and failed deliveries under load).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_dropped_mid_read_leave_the_pool_whole() {
+    use crate::store::{Mutation, MutationKind};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
     let mut writes = Vec::new();
@@ -52,10 +53,20 @@ async fn readers_dropped_mid_read_leave_the_pool_whole() {
         let store = Arc::clone(&store);
         writes.push(tokio::spawn(async move {
             store
-                .apply(create_user(
-                    &format!("u{i}"),
-                    serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
-                ))
+                .apply(Mutation {
+                    provider: "entra".into(),
+                    kind: ResourceKind::User,
+                    id: format!("u{i}"),
+                    expected_version: None,
+                    at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
+                    request_id: None,
+                    check_members: false,
+                    log: None,
+                    change: MutationKind::Create {
+                        doc: serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
+                        members: vec![],
+                    },
+                })
                 .await
                 .unwrap();
         }));
@@ -375,8 +386,7 @@ async fn log_queries_by_target_use_the_partial_index() {
     assert!(def.contains("IS NOT NULL"), "{def}");
 }
 
-/// A user created with `doc`, as the directory would.
-fn create_user(id: &str, doc: serde_json::Value) -> crate::store::Mutation {
+fn create_user(id: &str, name: &str) -> crate::store::Mutation {
     use crate::store::{Mutation, MutationKind};
     Mutation {
         provider: "entra".into(),
@@ -388,14 +398,10 @@ fn create_user(id: &str, doc: serde_json::Value) -> crate::store::Mutation {
         check_members: false,
         log: None,
         change: MutationKind::Create {
-            doc,
+            doc: serde_json::json!({"userName": name}),
             members: vec![],
         },
     }
-}
-
-fn user_doc(name: &str) -> serde_json::Value {
-    serde_json::json!({ "userName": name })
 }
 
 /// Point reads keep their read transaction between requests (`snapshot.rs`); a
@@ -408,7 +414,7 @@ async fn kept_snapshots_see_every_commit_at_once() {
     let store = SqliteStore::open(&path).unwrap();
     assert!(store.readers.wal_index.is_some(), "the WAL index is mapped");
     store
-        .apply(create_user("u1", user_doc("ada@firm.example")))
+        .apply(create_user("u1", "ada@firm.example"))
         .await
         .unwrap();
     let other = Connection::open(&path).unwrap();
@@ -443,7 +449,7 @@ async fn kept_snapshots_see_every_commit_at_once() {
         // And this store's own writes.
         let id = format!("n{round}");
         store
-            .apply(create_user(&id, user_doc(&format!("{id}@firm.example"))))
+            .apply(create_user(&id, &format!("{id}@firm.example")))
             .await
             .unwrap();
         assert!(
@@ -465,7 +471,7 @@ async fn kept_snapshots_do_not_hold_the_wal_back() {
     let path = dir.path().join("db.sqlite");
     let store = SqliteStore::open(&path).unwrap();
     store
-        .apply(create_user("u0", user_doc("u0@firm.example")))
+        .apply(create_user("u0", "u0@firm.example"))
         .await
         .unwrap();
     let store = Arc::new(store);
@@ -487,10 +493,7 @@ async fn kept_snapshots_do_not_hold_the_wal_back() {
     // again (current snapshots, each holding its mark in the WAL).
     for i in 1..200 {
         store
-            .apply(create_user(
-                &format!("u{i}"),
-                user_doc(&format!("u{i}@firm.example")),
-            ))
+            .apply(create_user(&format!("u{i}"), &format!("u{i}@firm.example")))
             .await
             .unwrap();
     }
