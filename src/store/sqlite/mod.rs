@@ -90,13 +90,13 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
-                    readers.release_idle();
+                    readers.release_stale(false);
                     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
                 }
                 // Writes have stopped: fold everything in and shrink the WAL.
-                readers.release_idle();
+                readers.release_stale(true);
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                     tracing::warn!(error = %e, "final WAL checkpoint failed");
                 }
@@ -129,8 +129,6 @@ struct Reader {
     conn: Connection,
     /// The WAL-index header read before its open read transaction began.
     kept: Option<snapshot::Stamp>,
-    /// The header its last point read found.
-    seen: Option<snapshot::Stamp>,
 }
 
 impl Reader {
@@ -171,17 +169,11 @@ impl ReadPool {
             .map_err(|_| StoreError::Closed)?;
         let mut reader = self.take()?;
         let now = self.wal_index.as_ref().and_then(snapshot::WalIndex::stamp);
-        let seen = std::mem::replace(&mut reader.seen, now);
-        if now.is_none() || reader.kept != now {
+        if reader.kept.is_none() || reader.kept != now {
             reader.release();
-            // A snapshot is kept once the database has stood still between two
-            // reads: while writes stream in, each read would find its snapshot out
-            // of date, and one kept between reads would only hold the WAL back
-            // (it cannot restart under a reader). Deferred: the snapshot is taken by
-            // `f`'s first read, after `now` was read, so it is never older than the
-            // header it is kept by.
+            // Deferred: the snapshot is taken by `f`'s first read, after `now` was
+            // read, so it is never older than the header it is kept by.
             if let Some(stamp) = now
-                && seen == now
                 && run_cached(&reader.conn, "BEGIN").is_ok()
             {
                 reader.kept = Some(stamp);
@@ -208,14 +200,16 @@ impl ReadPool {
         out
     }
 
-    /// Ends the snapshots kept by idle connections. A kept snapshot holds
-    /// checkpoints back as any open reader does (the WAL cannot restart or be
-    /// truncated under it, by this process or by another), so none is left idle past
-    /// a checkpoint tick; a busy connection begins a new one on its next read.
-    fn release_idle(&self) {
+    /// Ends the snapshots kept by idle connections that are out of date: an open
+    /// reader holds back checkpoints, and an idle one would hold them for good.
+    /// `all` ends every one (the store is closing).
+    fn release_stale(&self, all: bool) {
+        let now = self.wal_index.as_ref().and_then(snapshot::WalIndex::stamp);
         if let Ok(mut conns) = self.conns.lock() {
             for r in conns.iter_mut() {
-                r.release();
+                if all || r.kept != now {
+                    r.release();
+                }
             }
         }
     }
@@ -269,11 +263,7 @@ impl SqliteStore {
         for _ in 0..READERS {
             let conn = schema::connect(path, true, READER_CACHE_KIB)?;
             conn.execute_batch("PRAGMA query_only = ON")?;
-            conns.push(Reader {
-                conn,
-                kept: None,
-                seen: None,
-            });
+            conns.push(Reader { conn, kept: None });
         }
         let readers = Arc::new(ReadPool {
             conns: Mutex::new(conns),

@@ -8,10 +8,7 @@
 //!
 //! A reader connection now keeps its read transaction open after a point read and
 //! reuses it for the next one while the WAL-index header is byte for byte the one
-//! read before the transaction began. It only begins keeping one when the header
-//! has not changed since its previous read: under a stream of writes every kept
-//! snapshot would be out of date by the next read, and snapshots kept between reads
-//! would stop the WAL from restarting (measured: POST /Users fell by a tenth). Every commit, by any connection in any process
+//! read before the transaction began. Every commit, by any connection in any process
 //! (the CLI writes the file itself), rewrites that header before the commit returns
 //! (`iChange` counts transactions; `mxFrame`, the salts and a checksum move with
 //! it), so an unchanged header means no commit since, and the kept snapshot is what
@@ -25,8 +22,8 @@
 //! Format" in SQLite's file format notes); the header's version field is checked, and
 //! any other version, or a file that cannot be mapped, only means every read begins
 //! its own transaction again, as before. A kept snapshot holds back checkpoints like
-//! any open reader, so the checkpointer ends the ones left idle at each of its
-//! ticks ([`super::ReadPool::release_idle`]).
+//! any open reader, so the checkpointer ends the ones left idle and out of date
+//! ([`super::ReadPool::release_stale`]).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
