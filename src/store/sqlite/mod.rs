@@ -7,7 +7,6 @@ mod delivery;
 mod provlog;
 mod rows;
 mod schema;
-mod snapshot;
 mod token_watch;
 mod writer;
 
@@ -82,7 +81,7 @@ impl Drop for SqliteStore {
 }
 
 impl Checkpointer {
-    fn start(conn: Connection, readers: Arc<ReadPool>) -> Result<Self, StoreError> {
+    fn start(conn: Connection) -> Result<Self, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -90,13 +89,11 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
-                    readers.release_stale(false);
                     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
                 }
                 // Writes have stopped: fold everything in and shrink the WAL.
-                readers.release_stale(true);
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                     tracing::warn!(error = %e, "final WAL checkpoint failed");
                 }
@@ -115,49 +112,14 @@ impl Checkpointer {
 }
 
 struct ReadPool {
-    conns: Mutex<Vec<Reader>>,
+    conns: Mutex<Vec<Connection>>,
     /// One permit per connection. A permit lives as long as its connection is out of
     /// the pool: a blocking read keeps its own (see [`SqliteStore::read`]).
     permits: Arc<Semaphore>,
-    /// The WAL-index header point reads keep their snapshots by; `None` when it
-    /// cannot be read, and every read then begins its own transaction.
-    wal_index: Option<snapshot::WalIndex>,
-}
-
-/// A reader connection and the snapshot it keeps open, if any.
-struct Reader {
-    conn: Connection,
-    /// The WAL-index header read before its open read transaction began.
-    kept: Option<snapshot::Stamp>,
-}
-
-impl Reader {
-    /// Ends the kept read transaction, if there is one.
-    fn release(&mut self) {
-        if self.kept.take().is_some() {
-            // A read transaction has nothing to commit; should ending it fail, the
-            // next point read begins again from autocommit or finds it still open
-            // and ends it then (`is_autocommit`).
-            if let Err(e) = run_cached(&self.conn, "COMMIT") {
-                tracing::warn!(error = %e, "ending a kept read snapshot failed");
-            }
-        } else if !self.conn.is_autocommit() {
-            let _ = run_cached(&self.conn, "ROLLBACK");
-        }
-    }
-}
-
-/// Runs a statement without parameters, prepared once per connection: under a
-/// stream of writes every point read ends and begins a snapshot, and parsing
-/// `BEGIN` and `COMMIT` each time would cost more than the locks they save.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute([])
 }
 
 impl ReadPool {
-    /// See [`SqliteStore::read_point`]. The read runs in the connection's kept
-    /// snapshot when the database has not changed since it began (see
-    /// [`snapshot`]), else in a new one it then keeps.
+    /// See [`SqliteStore::read_point`].
     async fn point<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -167,65 +129,25 @@ impl ReadPool {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let mut reader = self.take()?;
-        let now = self.wal_index.as_ref().and_then(snapshot::WalIndex::stamp);
-        if reader.kept.is_none() || reader.kept != now {
-            reader.release();
-            // Deferred: the snapshot is taken by `f`'s first read, after `now` was
-            // read, so it is never older than the header it is kept by.
-            if let Some(stamp) = now
-                && run_cached(&reader.conn, "BEGIN").is_ok()
-            {
-                reader.kept = Some(stamp);
-            }
-        }
-        let out = f(&reader.conn);
-        if out.is_err() {
-            reader.release();
-        }
-        self.put(reader);
-        out
+        self.with_conn(f)
     }
 
-    /// Runs `f` on a connection taken out of the pool, in autocommit mode (it may
-    /// begin its own transaction); the caller holds a permit.
+    /// Runs `f` on a connection taken out of the pool; the caller holds a permit.
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut reader = self.take()?;
-        reader.release();
-        let out = f(&reader.conn);
-        self.put(reader);
-        out
-    }
-
-    /// Ends the snapshots kept by idle connections that are out of date: an open
-    /// reader holds back checkpoints, and an idle one would hold them for good.
-    /// `all` ends every one (the store is closing).
-    fn release_stale(&self, all: bool) {
-        let now = self.wal_index.as_ref().and_then(snapshot::WalIndex::stamp);
-        if let Ok(mut conns) = self.conns.lock() {
-            for r in conns.iter_mut() {
-                if all || r.kept != now {
-                    r.release();
-                }
-            }
-        }
-    }
-
-    fn take(&self) -> Result<Reader, StoreError> {
-        self.conns
+        let conn = self
+            .conns
             .lock()
             .map_err(|_| StoreError::Database("read pool poisoned".into()))?
             .pop()
-            .ok_or_else(|| StoreError::Database("read pool empty".into()))
-    }
-
-    fn put(&self, reader: Reader) {
+            .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
+        let out = f(&conn);
         if let Ok(mut v) = self.conns.lock() {
-            v.push(reader);
+            v.push(conn);
         }
+        out
     }
 }
 
@@ -259,20 +181,13 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}"
         ))?;
+        let checkpointer = Checkpointer::start(schema::connect(path, false, 1024)?)?;
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let conn = schema::connect(path, true, READER_CACHE_KIB)?;
-            conn.execute_batch("PRAGMA query_only = ON")?;
-            conns.push(Reader { conn, kept: None });
+            let c = schema::connect(path, true, READER_CACHE_KIB)?;
+            c.execute_batch("PRAGMA query_only = ON")?;
+            conns.push(c);
         }
-        let readers = Arc::new(ReadPool {
-            conns: Mutex::new(conns),
-            permits: Arc::new(Semaphore::new(READERS)),
-            // The writer has the file open in WAL mode, so the -shm file exists.
-            wal_index: snapshot::WalIndex::open(path),
-        });
-        let checkpointer =
-            Checkpointer::start(schema::connect(path, false, 1024)?, Arc::clone(&readers))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(writer::WriterStats::default());
         let writer_stats = Arc::clone(&stats);
@@ -284,7 +199,10 @@ impl SqliteStore {
             path: path.to_owned(),
             sender: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
-            readers,
+            readers: Arc::new(ReadPool {
+                conns: Mutex::new(conns),
+                permits: Arc::new(Semaphore::new(READERS)),
+            }),
             migrated_from,
             stats,
             checkpointer: Mutex::new(Some(checkpointer)),
