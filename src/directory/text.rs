@@ -39,7 +39,12 @@ pub(super) fn user(
     reg: &SchemaRegistry,
     want_key: &str,
 ) -> Candidate {
-    if r.kind != ResourceKind::User {
+    // `id` and `meta` are written by this function; a schema that hides them is
+    // left to the `Value` path. Checked before any of the answer is built.
+    if r.kind != ResourceKind::User
+        || default_keep(ResourceKind::User, reg, "id") != DefaultKeep::Keep
+        || default_keep(ResourceKind::User, reg, "meta") != DefaultKeep::Keep
+    {
         return Candidate::Parse;
     }
     let Some(members) = top_level_members(&r.doc) else {
@@ -65,11 +70,6 @@ pub(super) fn user(
             push_string(&mut out, ResourceKind::User.core_schema());
             out.push(b']');
         }
-    }
-    if default_keep(ResourceKind::User, reg, "id") != DefaultKeep::Keep
-        || default_keep(ResourceKind::User, reg, "meta") != DefaultKeep::Keep
-    {
-        return Candidate::Parse;
     }
     out.extend_from_slice(b",\"id\":");
     push_string(&mut out, &r.id);
