@@ -7,6 +7,7 @@ mod delivery;
 mod provlog;
 mod rows;
 mod schema;
+mod snapshot;
 mod token_watch;
 mod writer;
 
@@ -81,7 +82,7 @@ impl Drop for SqliteStore {
 }
 
 impl Checkpointer {
-    fn start(conn: Connection) -> Result<Self, StoreError> {
+    fn start(conn: Connection, readers: Arc<ReadPool>) -> Result<Self, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -89,11 +90,13 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
+                    readers.release_idle();
                     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
                 }
                 // Writes have stopped: fold everything in and shrink the WAL.
+                readers.release_idle();
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                     tracing::warn!(error = %e, "final WAL checkpoint failed");
                 }
@@ -112,14 +115,51 @@ impl Checkpointer {
 }
 
 struct ReadPool {
-    conns: Mutex<Vec<Connection>>,
+    conns: Mutex<Vec<Reader>>,
     /// One permit per connection. A permit lives as long as its connection is out of
     /// the pool: a blocking read keeps its own (see [`SqliteStore::read`]).
     permits: Arc<Semaphore>,
 }
 
+/// A reader connection and the snapshot it keeps open, if any.
+struct Reader {
+    conn: Connection,
+    /// Its WAL-index header, which point reads keep their snapshots by; `None` when
+    /// it cannot be read, and every read then begins its own transaction.
+    index: Option<snapshot::WalIndex>,
+    /// The WAL-index header read before its open read transaction began.
+    kept: Option<snapshot::Stamp>,
+    /// The header its last point read found.
+    seen: Option<snapshot::Stamp>,
+}
+
+impl Reader {
+    /// Ends the kept read transaction, if there is one.
+    fn release(&mut self) {
+        if self.kept.take().is_some() {
+            // A read transaction has nothing to commit; should ending it fail, the
+            // next point read begins again from autocommit or finds it still open
+            // and ends it then (`is_autocommit`).
+            if let Err(e) = run_cached(&self.conn, "COMMIT") {
+                tracing::warn!(error = %e, "ending a kept read snapshot failed");
+            }
+        } else if !self.conn.is_autocommit() {
+            let _ = run_cached(&self.conn, "ROLLBACK");
+        }
+    }
+}
+
+/// Runs a statement without parameters, prepared once per connection: under a
+/// stream of writes every point read ends and begins a snapshot, and parsing
+/// `BEGIN` and `COMMIT` each time would cost more than the locks they save.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
 impl ReadPool {
-    /// See [`SqliteStore::read_point`].
+    /// See [`SqliteStore::read_point`]. The read runs in the connection's kept
+    /// snapshot when the database has not changed since it began (see
+    /// [`snapshot`]), else in a new one it then keeps.
     async fn point<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -129,25 +169,69 @@ impl ReadPool {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
-        self.with_conn(f)
+        let mut reader = self.take()?;
+        let now = reader.index.as_ref().and_then(|i| i.stamp(&reader.conn));
+        let seen = std::mem::replace(&mut reader.seen, now);
+        if now.is_none() || reader.kept != now {
+            reader.release();
+            // A snapshot is kept once the database has stood still between two
+            // reads: while writes stream in, each read would find its snapshot out
+            // of date, and one kept between reads would only hold the WAL back
+            // (it cannot restart under a reader). Deferred: the snapshot is taken by
+            // `f`'s first read, after `now` was read, so it is never older than the
+            // header it is kept by.
+            if let Some(stamp) = now
+                && seen == now
+                && run_cached(&reader.conn, "BEGIN").is_ok()
+            {
+                reader.kept = Some(stamp);
+            }
+        }
+        let out = f(&reader.conn);
+        if out.is_err() {
+            reader.release();
+        }
+        self.put(reader);
+        out
     }
 
-    /// Runs `f` on a connection taken out of the pool; the caller holds a permit.
+    /// Runs `f` on a connection taken out of the pool, in autocommit mode (it may
+    /// begin its own transaction); the caller holds a permit.
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self
-            .conns
+        let mut reader = self.take()?;
+        reader.release();
+        let out = f(&reader.conn);
+        self.put(reader);
+        out
+    }
+
+    /// Ends the snapshots kept by idle connections. A kept snapshot holds
+    /// checkpoints back as any open reader does (the WAL cannot restart or be
+    /// truncated under it, by this process or by another), so none is left idle past
+    /// a checkpoint tick; a busy connection begins a new one on its next read.
+    fn release_idle(&self) {
+        if let Ok(mut conns) = self.conns.lock() {
+            for r in conns.iter_mut() {
+                r.release();
+            }
+        }
+    }
+
+    fn take(&self) -> Result<Reader, StoreError> {
+        self.conns
             .lock()
             .map_err(|_| StoreError::Database("read pool poisoned".into()))?
             .pop()
-            .ok_or_else(|| StoreError::Database("read pool empty".into()))?;
-        let out = f(&conn);
+            .ok_or_else(|| StoreError::Database("read pool empty".into()))
+    }
+
+    fn put(&self, reader: Reader) {
         if let Ok(mut v) = self.conns.lock() {
-            v.push(conn);
+            v.push(reader);
         }
-        out
     }
 }
 
@@ -181,13 +265,23 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}"
         ))?;
-        let checkpointer = Checkpointer::start(schema::connect(path, false, 1024)?)?;
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let c = schema::connect(path, true, READER_CACHE_KIB)?;
-            c.execute_batch("PRAGMA query_only = ON")?;
-            conns.push(c);
+            let conn = schema::connect(path, true, READER_CACHE_KIB)?;
+            conn.execute_batch("PRAGMA query_only = ON")?;
+            conns.push(Reader {
+                index: snapshot::WalIndex::of(&conn),
+                conn,
+                kept: None,
+                seen: None,
+            });
         }
+        let readers = Arc::new(ReadPool {
+            conns: Mutex::new(conns),
+            permits: Arc::new(Semaphore::new(READERS)),
+        });
+        let checkpointer =
+            Checkpointer::start(schema::connect(path, false, 1024)?, Arc::clone(&readers))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(writer::WriterStats::default());
         let writer_stats = Arc::clone(&stats);
@@ -199,10 +293,7 @@ impl SqliteStore {
             path: path.to_owned(),
             sender: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
-            readers: Arc::new(ReadPool {
-                conns: Mutex::new(conns),
-                permits: Arc::new(Semaphore::new(READERS)),
-            }),
+            readers,
             migrated_from,
             stats,
             checkpointer: Mutex::new(Some(checkpointer)),

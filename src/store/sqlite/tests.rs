@@ -45,7 +45,6 @@ async fn reopening_reports_the_version_it_migrated_from() {
 /// in to an empty pool ("read pool empty": 500s and failed deliveries under load).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_dropped_mid_read_leave_the_pool_whole() {
-    use crate::store::{Mutation, MutationKind};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
     let mut writes = Vec::new();
@@ -53,20 +52,10 @@ async fn readers_dropped_mid_read_leave_the_pool_whole() {
         let store = Arc::clone(&store);
         writes.push(tokio::spawn(async move {
             store
-                .apply(Mutation {
-                    provider: "entra".into(),
-                    kind: ResourceKind::User,
-                    id: format!("u{i}"),
-                    expected_version: None,
-                    at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
-                    request_id: None,
-                    check_members: false,
-                    log: None,
-                    change: MutationKind::Create {
-                        doc: serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
-                        members: vec![],
-                    },
-                })
+                .apply(create_user(
+                    &format!("u{i}"),
+                    serde_json::json!({"userName": format!("user{i}@firm.example"), "title": "x".repeat(200)}),
+                ))
                 .await
                 .unwrap();
         }));
@@ -384,4 +373,256 @@ async fn log_queries_by_target_use_the_partial_index() {
         )
         .unwrap();
     assert!(def.contains("IS NOT NULL"), "{def}");
+}
+
+/// A user created with `doc`, as the directory would.
+fn create_user(id: &str, doc: serde_json::Value) -> crate::store::Mutation {
+    use crate::store::{Mutation, MutationKind};
+    Mutation {
+        provider: "entra".into(),
+        kind: ResourceKind::User,
+        id: id.into(),
+        expected_version: None,
+        at: chrono::TimeZone::timestamp_opt(&Utc, 1_700_000_000, 0).unwrap(),
+        request_id: None,
+        check_members: false,
+        log: None,
+        change: MutationKind::Create {
+            doc,
+            members: vec![],
+        },
+    }
+}
+
+fn user_doc(name: &str) -> serde_json::Value {
+    serde_json::json!({ "userName": name })
+}
+
+/// Point reads keep their read transaction between requests (`snapshot.rs`); a
+/// commit by this store or by another connection (the CLI writes the file itself)
+/// must still be seen by the very next read, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_see_every_commit_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(
+        store
+            .readers
+            .conns
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.index.is_some()),
+        "every reader reaches its WAL index"
+    );
+    store
+        .apply(create_user("u1", user_doc("ada@firm.example")))
+        .await
+        .unwrap();
+    let other = Connection::open(&path).unwrap();
+    for round in 0..50 {
+        // Three times: after a change the first read runs on its own, the second
+        // begins a snapshot it keeps (the database stood still between them), and
+        // the third runs in that kept snapshot.
+        for _ in 0..3 {
+            let got = store
+                .get("entra", ResourceKind::User, "u1")
+                .await
+                .unwrap()
+                .unwrap();
+            let want = (round > 0).then(|| serde_json::json!(format!("t{}", round - 1)));
+            assert_eq!(got.doc.get("title").cloned(), want, "round {round}");
+        }
+        other
+            .execute(
+                "UPDATE resources SET doc = json_set(doc, '$.title', ?1) WHERE id = 'u1'",
+                [format!("t{round}")],
+            )
+            .unwrap();
+        let found = store
+            .lookup(
+                "entra",
+                ResourceKind::User,
+                Lookup::UserNames(vec!["ada@firm.example".into()]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found[0].doc["title"], format!("t{round}"), "round {round}");
+        // And this store's own writes.
+        let id = format!("n{round}");
+        store
+            .apply(create_user(&id, user_doc(&format!("{id}@firm.example"))))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .get("entra", ResourceKind::User, &id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
+
+/// An idle reader's kept snapshot would hold checkpoints back for good, whether
+/// out of date or current (a WAL restart waits for every reader of it); the
+/// checkpointer ends idle ones, so another process can still empty the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_do_not_hold_the_wal_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .apply(create_user("u0", user_doc("u0@firm.example")))
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+    // Every reader keeps a snapshot.
+    let read_all = || async {
+        let mut reads = Vec::new();
+        for _ in 0..READERS * 4 {
+            let s = Arc::clone(&store);
+            reads.push(tokio::spawn(async move {
+                s.get("entra", ResourceKind::User, "u0").await
+            }));
+        }
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+    };
+    read_all().await;
+    // The database moves on (their snapshots are out of date), and they read
+    // again (current snapshots, each holding its mark in the WAL).
+    for i in 1..200 {
+        store
+            .apply(create_user(
+                &format!("u{i}"),
+                user_doc(&format!("u{i}@firm.example")),
+            ))
+            .await
+            .unwrap();
+    }
+    // Twice: a snapshot is kept once the database stood still between two reads.
+    // (The checkpointer may end them between the reads and this look: retried.)
+    let kept = || {
+        store
+            .readers
+            .conns
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.kept.is_some())
+    };
+    let mut tries = 0;
+    while !kept() {
+        tries += 1;
+        assert!(tries < 20, "readers keep snapshots");
+        read_all().await;
+        read_all().await;
+    }
+    tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+    let c = Connection::open(&path).unwrap();
+    let (busy, log, done): (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(busy, 0, "no reader held the checkpoint back");
+    assert_eq!(log, done);
+    let wal = std::fs::metadata(dir.path().join("db.sqlite-wal")).unwrap();
+    assert_eq!(wal.len(), 0, "the WAL was emptied");
+}
+
+/// Names the database [`another_process_writes`] opens, in the process that runs it.
+const OTHER_PROCESS_DB: &str = "SCIM_BRIDGE_TEST_OTHER_PROCESS_DB";
+
+/// The other process of the test below: opens the database as the CLI would,
+/// writes a title and exits.
+#[test]
+#[ignore = "run as a child process by kept_snapshots_survive_another_process_opening_the_database"]
+#[allow(clippy::disallowed_methods)] // what the parent test hands its child, not the daemon's
+fn another_process_writes() {
+    use std::os::fd::AsRawFd;
+    let path = std::env::var(OTHER_PROCESS_DB).expect("run by the test below");
+    let title = std::env::var("SCIM_BRIDGE_TEST_TITLE").unwrap();
+    // Before SQLite opens it here: the daemon's process must still hold its shared
+    // lock on the WAL index's dead-man-switch byte (`UNIX_SHM_DMS` in SQLite's
+    // os_unix.c: 128, after the eight lock bytes from 120). Without it, this process
+    // takes itself for the first to open the database and truncates the index under
+    // the daemon's mapping. Asked with F_GETLK, which reports other processes' locks.
+    let shm = std::fs::File::open(format!("{path}-shm")).unwrap();
+    // SAFETY: a zeroed `flock` is a valid value; F_GETLK only writes into it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 128;
+    lock.l_len = 1;
+    // SAFETY: `shm` is open; `lock` is a valid `flock`.
+    let rc = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &raw mut lock) };
+    assert_eq!(rc, 0);
+    assert_eq!(
+        lock.l_type,
+        libc::F_RDLCK as libc::c_short,
+        "the daemon's process holds its lock on the WAL index"
+    );
+    drop(shm);
+    let c = Connection::open(path).unwrap();
+    c.execute(
+        "UPDATE resources SET doc = json_set(doc, '$.title', ?1) WHERE id = 'u1'",
+        [title],
+    )
+    .unwrap();
+}
+
+/// The first form of kept snapshots read the WAL-index header through a descriptor
+/// of its own and closed it, which dropped every POSIX lock this process held on
+/// the `-shm` file: another process opening the database then took itself for the
+/// first, truncated the file, and this process died of SIGBUS at its next read.
+/// Here the CLI's part is played by this test binary, run again as a child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_snapshots_survive_another_process_opening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .apply(create_user("u1", user_doc("ada@firm.example")))
+        .await
+        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..3 {
+        // Every reader keeps a snapshot: the database stood still between reads.
+        for _ in 0..READERS * 3 {
+            store.get("entra", ResourceKind::User, "u1").await.unwrap();
+        }
+        let title = format!("from another process {round}");
+        let status = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "store::sqlite::tests::another_process_writes",
+                "--ignored",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(OTHER_PROCESS_DB, &path)
+            .env("SCIM_BRIDGE_TEST_TITLE", &title)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the other process wrote: {status}");
+        let shm = std::fs::metadata(dir.path().join("db.sqlite-shm")).unwrap();
+        assert!(
+            shm.len() >= 32_768,
+            "the WAL index was left whole: {} bytes",
+            shm.len()
+        );
+        for _ in 0..READERS * 3 {
+            let got = store
+                .get("entra", ResourceKind::User, "u1")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.doc["title"], title.as_str(), "round {round}");
+        }
+    }
 }
