@@ -626,3 +626,26 @@ async fn kept_snapshots_survive_another_process_opening_the_database() {
         }
     }
 }
+
+/// `.cargo/config.toml` builds SQLite without one page-cache group shared by every
+/// connection under a process-wide mutex (the daemon's worker threads contended
+/// for it on every page of every point read) and without allocation statistics.
+#[test]
+fn sqlite_is_built_with_unshared_page_caches() {
+    let c = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = c
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "built with ENABLE_MEMORY_MANAGEMENT (a stale target directory? `cargo clean -p libsqlite3-sys`): {options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}
