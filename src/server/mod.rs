@@ -35,7 +35,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::delivery::{DeliveryCounters, Pacer, ReconcileReport};
 use crate::directory::Directory;
-use crate::entropy::{Entropy, uuid_v4};
+use crate::entropy::{Entropy, RequestIds};
 use crate::metrics::Metrics;
 use crate::oauth::{Linker, TokenSource};
 use crate::resolver::Resolver;
@@ -71,8 +71,10 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
-    /// Randomness (request ids).
+    /// Randomness (console sessions and their CSRF tokens).
     pub entropy: Arc<dyn Entropy>,
+    /// Ids for requests that come without an `X-Request-Id`.
+    request_ids: RequestIds,
     /// HTTP settings.
     pub settings: Settings,
     /// Which client networks may call the SCIM bases and the admin API; a reload
@@ -156,6 +158,7 @@ impl AppState {
             started_at: clock.now(),
             directory,
             clock,
+            request_ids: RequestIds::new(entropy.as_ref()),
             entropy,
             settings,
             network: Live::default(),
@@ -275,7 +278,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid_v4(state.entropy.as_ref()));
+        .unwrap_or_else(|| state.request_ids.next());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let route = req
