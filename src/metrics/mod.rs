@@ -37,10 +37,15 @@ struct Histogram {
     count: u64,
 }
 
+/// One method's request counts by route, then status.
+type RequestsOfMethod = BTreeMap<String, BTreeMap<u16, u64>>;
+
 /// Counters and latency histograms, labelled.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Requests by method, then route, then status: nested so that counting one
+    /// looks its labels up by reference, with no owned key built per request.
+    requests: Mutex<BTreeMap<String, RequestsOfMethod>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     quirks: Mutex<BTreeMap<(String, String), u64>>,
     auth_failures: Mutex<BTreeMap<String, u64>>,
@@ -78,11 +83,21 @@ impl Metrics {
     /// Records one HTTP request.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
+            let routes = match m.get_mut(method) {
+                Some(routes) => routes,
+                None => m.entry(method.to_owned()).or_default(),
+            };
+            let statuses = match routes.get_mut(route) {
+                Some(statuses) => statuses,
+                None => routes.entry(route.to_owned()).or_default(),
+            };
+            *statuses.entry(status).or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
-            let h = m.entry(route.to_owned()).or_default();
+            let h = match m.get_mut(route) {
+                Some(h) => h,
+                None => m.entry(route.to_owned()).or_default(),
+            };
             let s = took.as_secs_f64();
             for (i, b) in BUCKETS.iter().enumerate() {
                 if s <= *b {
@@ -211,12 +226,16 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP scim_bridge_http_requests_total HTTP requests by method, route and status.\n# TYPE scim_bridge_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
-            for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "scim_bridge_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
+            for (method, routes) in m.iter() {
+                for (route, statuses) in routes {
+                    for (status, n) in statuses {
+                        let _ = writeln!(
+                            out,
+                            "scim_bridge_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                            escape(route)
+                        );
+                    }
+                }
             }
         }
         out.push_str("# HELP scim_bridge_http_request_duration_seconds Request latency by route.\n# TYPE scim_bridge_http_request_duration_seconds histogram\n");
@@ -337,6 +356,44 @@ mod tests {
     fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
         text.lines()
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+    }
+
+    #[test]
+    fn requests_are_counted_by_method_route_and_status_in_label_order() {
+        let m = Metrics::default();
+        let ms = Duration::from_millis(1);
+        for (method, route, status) in [
+            ("POST", "/scim/v2/{provider}/{kind}", 201),
+            ("GET", "/scim/v2/{provider}/{kind}", 200),
+            ("GET", "/scim/v2/{provider}/{kind}", 200),
+            ("GET", "/healthz", 200),
+            ("GET", "/scim/v2/{provider}/{kind}", 404),
+        ] {
+            m.request(method, route, status, ms);
+        }
+        let text = m.render(&[]);
+        let counted: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("scim_bridge_http_requests_total{"))
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                r#"scim_bridge_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+                r#"scim_bridge_http_requests_total{method="GET",route="/scim/v2/{provider}/{kind}",status="200"} 2"#,
+                r#"scim_bridge_http_requests_total{method="GET",route="/scim/v2/{provider}/{kind}",status="404"} 1"#,
+                r#"scim_bridge_http_requests_total{method="POST",route="/scim/v2/{provider}/{kind}",status="201"} 1"#,
+            ]
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"scim_bridge_http_request_duration_seconds_count{route="/scim/v2/{provider}/{kind}"}"#
+            ),
+            Some(
+                r#"scim_bridge_http_request_duration_seconds_count{route="/scim/v2/{provider}/{kind}"} 4"#
+            )
+        );
     }
 
     #[test]

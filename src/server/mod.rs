@@ -261,15 +261,12 @@ pub fn router_with(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Route
 /// `app` behind the network policy, with request ids, timeout and access log: what
 /// every listener of the daemon serves through, its own or the console's.
 pub fn layered(state: Arc<AppState>, app: Router<Arc<AppState>>) -> Router {
-    app.layer(middleware::from_fn_with_state(
-        Arc::clone(&state),
-        netpolicy::enforce,
-    ))
-    .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
-    .with_state(state)
+    app.layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
 }
 
-/// Request id, span, timeout, access log and metrics around every request.
+/// Request id, span, timeout, access log and metrics around every request, and
+/// inside them the network policy ([`netpolicy::refusal`]).
 async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
@@ -280,11 +277,10 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .map(str::to_owned)
         .unwrap_or_else(|| state.request_ids.next());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // Cloned, not turned into strings: a standard method and a matched path are
+    // shared, so neither allocates on each request.
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let path = req.uri().path().to_owned();
     // Reads are the bulk of IdP traffic (Entra looks every user up before each change)
     // and change nothing: their request line is debug unless they fail. Writes and
@@ -297,6 +293,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     };
     let timeout = state.settings.request_timeout;
     let mut resp = async {
+        if let Some(refused) = netpolicy::refusal(&state, &req) {
+            return refused;
+        }
         match tokio::time::timeout(timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {
@@ -325,9 +324,12 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     } else {
         tracing::debug!(request_id = %id, %method, %path, status = code, ms, "request");
     }
-    state
-        .metrics
-        .request(&method, &route, status.as_u16(), took);
+    state.metrics.request(
+        method.as_str(),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        status.as_u16(),
+        took,
+    );
     if let Some(provider) = scim_provider(&path)
         && state.directory.provider(provider).is_some()
     {

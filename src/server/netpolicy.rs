@@ -10,10 +10,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -93,16 +91,17 @@ impl NetworkPolicy {
     }
 }
 
-/// Refuses requests from networks the path's allow-list does not hold, with a SCIM
-/// 403, counted in `scim_bridge_network_denied_total`.
-pub async fn enforce(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// The SCIM 403 for a request from a network the path's allow-list does not hold,
+/// counted in `scim_bridge_network_denied_total`; `None` lets it through. Called by
+/// the request layer (`server::observe`) rather than being a layer of its own: each
+/// `from_fn` layer on the router is another boxed service that axum clones, with
+/// everything beneath it, on every request.
+pub fn refusal(state: &AppState, req: &Request) -> Option<Response> {
     let policy = state.network.get();
     if policy.is_empty() {
-        return next.run(req).await;
+        return None;
     }
-    let Some((list, scope)) = policy.list_for(req.uri().path()) else {
-        return next.run(req).await;
-    };
+    let (list, scope) = policy.list_for(req.uri().path())?;
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let forwarded = req
         .headers()
@@ -110,7 +109,7 @@ pub async fn enforce(State(state): State<Arc<AppState>>, req: Request, next: Nex
         .and_then(|v| v.to_str().ok());
     let client = peer.and_then(|p| policy.client(p, forwarded));
     if client.is_some_and(|ip| allowed(list, ip)) {
-        return next.run(req).await;
+        return None;
     }
     state.metrics.network_denied(&scope);
     let who = client.map_or_else(
@@ -123,12 +122,14 @@ pub async fn enforce(State(state): State<Arc<AppState>>, req: Request, next: Nex
         format!("the allow list of provider {scope:?}")
     };
     tracing::info!(client = %who, scope = %scope, "request refused: client network not allowed");
-    ScimError::new(
-        403,
-        None,
-        format!("requests from {who} are not allowed here (see {key})"),
+    Some(
+        ScimError::new(
+            403,
+            None,
+            format!("requests from {who} are not allowed here (see {key})"),
+        )
+        .into_response(),
     )
-    .into_response()
 }
 
 #[cfg(test)]
