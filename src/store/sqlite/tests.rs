@@ -398,14 +398,25 @@ fn user_doc(name: &str) -> serde_json::Value {
     serde_json::json!({ "userName": name })
 }
 
+/// A store in a directory of its own (kept alive by the first value) at the path
+/// returned, holding one user `id` named `name`.
+async fn store_with_user(
+    id: &str,
+    name: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store.apply(create_user(id, user_doc(name))).await.unwrap();
+    (dir, path, store)
+}
+
 /// Point reads keep their read transaction between requests (`snapshot.rs`); a
 /// commit by this store or by another connection (the CLI writes the file itself)
 /// must still be seen by the very next read, every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_snapshots_see_every_commit_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    let store = SqliteStore::open(&path).unwrap();
+    let (_dir, path, store) = store_with_user("u1", "ada@firm.example").await;
     assert!(
         store
             .readers
@@ -416,10 +427,6 @@ async fn kept_snapshots_see_every_commit_at_once() {
             .all(|r| r.index.is_some()),
         "every reader reaches its WAL index"
     );
-    store
-        .apply(create_user("u1", user_doc("ada@firm.example")))
-        .await
-        .unwrap();
     let other = Connection::open(&path).unwrap();
     for round in 0..50 {
         // Three times: after a change the first read runs on its own, the second
@@ -470,13 +477,7 @@ async fn kept_snapshots_see_every_commit_at_once() {
 /// checkpointer ends idle ones, so another process can still empty the WAL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_snapshots_do_not_hold_the_wal_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    let store = SqliteStore::open(&path).unwrap();
-    store
-        .apply(create_user("u0", user_doc("u0@firm.example")))
-        .await
-        .unwrap();
+    let (dir, path, store) = store_with_user("u0", "u0@firm.example").await;
     let store = Arc::new(store);
     // Every reader keeps a snapshot.
     let read_all = || async {
@@ -582,13 +583,7 @@ fn another_process_writes() {
 /// Here the CLI's part is played by this test binary, run again as a child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_snapshots_survive_another_process_opening_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    let store = SqliteStore::open(&path).unwrap();
-    store
-        .apply(create_user("u1", user_doc("ada@firm.example")))
-        .await
-        .unwrap();
+    let (dir, path, store) = store_with_user("u1", "ada@firm.example").await;
     let exe = std::env::current_exe().unwrap();
     for round in 0..3 {
         // Every reader keeps a snapshot: the database stood still between reads.
