@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -102,10 +103,30 @@ impl FromRequestParts<Arc<AppState>> for ScimCall {
                 ScimError::new(500, None, "the request was not authenticated").into_response(),
             );
         };
-        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        // The route's own parameters, read where the router left them. Deserialising
+        // them into a `HashMap<String, String>` built a map and a string for every
+        // name and value on each request; and its rejection was axum's plain text,
+        // not a SCIM error.
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(IntoResponse::into_response)?;
-        let kind = match params.get("kind").map(String::as_str) {
+            .map_err(|rejection| match rejection {
+                RawPathParamsRejection::InvalidUtf8InPathParam(_) => ScimError::new(
+                    400,
+                    None,
+                    "the path holds a percent-encoded byte sequence that is not UTF-8",
+                )
+                .into_response(),
+                other => other.into_response(),
+            })?;
+        let (mut kind, mut id) = (None, None);
+        for (name, value) in &params {
+            match name {
+                "kind" => kind = Some(value),
+                "id" => id = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        let kind = match kind {
             None => None,
             Some("Users") => Some(ResourceKind::User),
             Some("Groups") => Some(ResourceKind::Group),
@@ -132,7 +153,7 @@ impl FromRequestParts<Arc<AppState>> for ScimCall {
             },
             state: Arc::clone(state),
             kind,
-            id: params.remove("id"),
+            id,
             if_match,
         })
     }

@@ -297,6 +297,26 @@ async fn etags_sorting_projection_and_errors() {
     .unwrap();
     assert_eq!(r.status(), 415);
 
+    // The path's parameters: an unknown resource type, an id that is not UTF-8 once
+    // decoded, and a percent-encoded id that is one (found by its decoded form).
+    let (s, e) = scim.get("/Widgets").await;
+    assert_eq!(s, 404, "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("use /Users or /Groups"),
+        "{e}"
+    );
+    let (s, headers, e) = scim.req(reqwest::Method::GET, "/Users/%FF%FE", None).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(headers["content-type"], "application/scim+json");
+    assert_eq!(e["status"], "400");
+    assert!(e["detail"].as_str().unwrap().contains("not UTF-8"), "{e}");
+    let encoded = id.replace('-', "%2D");
+    let (s, found) = scim.get(&format!("/Users/{encoded}")).await;
+    assert_eq!((s, found["id"].as_str()), (200, Some(id)), "{found}");
+
     // Health and readiness.
     let ready: Value = common::get(d.url("/readyz"))
         .await
