@@ -115,11 +115,12 @@ impl RequestIds {
         let tail = mix(head ^ self.tail_key);
         let mut b = [0u8; 16];
         // The head's 64 bits fill the places the version and variant leave free
-        // in the first nine bytes: 48 + 4 + 8 + 4.
+        // in the first nine bytes: 48 + 4 + 8 + 4. The tail's 58 follow: two bits
+        // of its last byte beside the variant, then its first seven bytes.
         b[..6].copy_from_slice(&head.to_be_bytes()[..6]);
         b[6] = 0x40 | ((head >> 12) & 0x0f) as u8;
         b[7] = (head >> 4) as u8;
-        b[8] = 0x80 | (((tail >> 56) as u8) & 0x30) | (head & 0x0f) as u8;
+        b[8] = 0x80 | ((tail as u8) & 0x30) | (head & 0x0f) as u8;
         b[9..].copy_from_slice(&tail.to_be_bytes()[..7]);
         hyphenated(&b)
     }

@@ -90,12 +90,20 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
+                    // Before: an idle snapshot would keep the checkpoint from
+                    // copying what was written after it began. After: snapshots
+                    // begun while it ran hold marks in the WAL, which would keep the
+                    // next write from restarting it (busy ones end at their next
+                    // read, their stamp having moved with the checkpoint).
                     readers.release_idle();
                     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
+                    readers.release_idle();
                 }
-                // Writes have stopped: fold everything in and shrink the WAL.
+                // Writes have stopped: fold everything in and shrink the WAL, with no
+                // read that comes late keeping a snapshot in its way.
+                readers.stop_keeping();
                 readers.release_idle();
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                     tracing::warn!(error = %e, "final WAL checkpoint failed");
@@ -119,6 +127,9 @@ struct ReadPool {
     /// One permit per connection. A permit lives as long as its connection is out of
     /// the pool: a blocking read keeps its own (see [`SqliteStore::read`]).
     permits: Arc<Semaphore>,
+    /// Set at close: point reads no longer keep snapshots, so none stands in the
+    /// way of the last checkpoint.
+    closing: AtomicBool,
 }
 
 /// A reader connection and the snapshot it keeps open, if any.
@@ -134,17 +145,16 @@ struct Reader {
 }
 
 impl Reader {
-    /// Ends the kept read transaction, if there is one.
+    /// Ends the open read transaction, if there is one: the kept snapshot, or one
+    /// a blocking read left open. A reader's transactions have nothing to commit,
+    /// and `ROLLBACK`, unlike `COMMIT`, also ends one with a statement still
+    /// running. [`ReadPool::point`] checks that it ended before it reads.
     fn release(&mut self) {
-        if self.kept.take().is_some() {
-            // A read transaction has nothing to commit; should ending it fail, the
-            // next point read begins again from autocommit or finds it still open
-            // and ends it then (`is_autocommit`).
-            if let Err(e) = run_cached(&self.conn, "COMMIT") {
-                tracing::warn!(error = %e, "ending a kept read snapshot failed");
-            }
-        } else if !self.conn.is_autocommit() {
-            let _ = run_cached(&self.conn, "ROLLBACK");
+        self.kept = None;
+        if !self.conn.is_autocommit()
+            && let Err(e) = run_cached(&self.conn, "ROLLBACK")
+        {
+            tracing::warn!(error = %e, "ending a reader's transaction failed");
         }
     }
 }
@@ -174,6 +184,13 @@ impl ReadPool {
         let seen = std::mem::replace(&mut reader.seen, now);
         if now.is_none() || reader.kept != now {
             reader.release();
+            if !reader.conn.is_autocommit() {
+                // Reading on would read the old snapshot.
+                self.put(reader);
+                return Err(StoreError::Database(
+                    "a reader connection could not end its read transaction".into(),
+                ));
+            }
             // A snapshot is kept once the database has stood still between two
             // reads: while writes stream in, each read would find its snapshot out
             // of date, and one kept between reads would only hold the WAL back
@@ -182,6 +199,7 @@ impl ReadPool {
             // header it is kept by.
             if let Some(stamp) = now
                 && seen == now
+                && !self.closing.load(Ordering::Acquire)
                 && run_cached(&reader.conn, "BEGIN").is_ok()
             {
                 reader.kept = Some(stamp);
@@ -206,6 +224,11 @@ impl ReadPool {
         let out = f(&reader.conn);
         self.put(reader);
         out
+    }
+
+    /// From now on point reads keep no snapshot (the store is closing).
+    fn stop_keeping(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     /// Ends the snapshots kept by idle connections. A kept snapshot holds
@@ -279,6 +302,7 @@ impl SqliteStore {
         let readers = Arc::new(ReadPool {
             conns: Mutex::new(conns),
             permits: Arc::new(Semaphore::new(READERS)),
+            closing: AtomicBool::new(false),
         });
         let checkpointer =
             Checkpointer::start(schema::connect(path, false, 1024)?, Arc::clone(&readers))?;

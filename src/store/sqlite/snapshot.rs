@@ -4,7 +4,8 @@
 //! it begins and drops it when it ends: an `fcntl` on the `-shm` file whenever no
 //! other connection of this process holds that mark, under a process-wide mutex the
 //! daemon's worker threads contend for. A point read (one index probe) paid this
-//! twice, about a tenth of a lookup's CPU.
+//! twice, about a tenth of a lookup's CPU. (Reading the header below still takes
+//! that mutex once, inside the VFS's `xShmMap`, but makes no system call.)
 //!
 //! A reader connection now keeps its read transaction open after a point read and
 //! reuses it for the next one while the WAL-index header is byte for byte the one
@@ -32,8 +33,9 @@
 //! ("WAL-Index Format" in SQLite's file format notes) and its version field is
 //! checked: any other version, or an index that cannot be reached, only means every
 //! read begins its own transaction again, as before. A kept snapshot holds back
-//! checkpoints like any open reader, so the checkpointer ends the ones left idle at
-//! each of its ticks ([`super::ReadPool::release_idle`]).
+//! checkpoints like any open reader, so the checkpointer ends the ones left idle
+//! before and after each of its checkpoints ([`super::ReadPool::release_idle`]),
+//! and a checkpoint ends busy ones at their next read (see [`Stamp`]).
 
 use std::ffi::{c_int, c_void};
 
@@ -44,14 +46,25 @@ use rusqlite::ffi;
 const WAL_INDEX_VERSION: u32 = 3_007_000;
 /// `sizeof(WalIndexHdr)`.
 const HEADER: usize = 48;
+/// Offset of `nBackfill`, the first field of the checkpoint information that
+/// follows the header's two copies: how much of the WAL has been copied back into
+/// the database.
+const N_BACKFILL: usize = 2 * HEADER;
 /// Offset of `isInit` (after `iVersion`, `unused` and `iChange`).
 const IS_INIT: usize = 12;
 /// `WALINDEX_PGSZ`: the size of every region of the WAL index. The VFS maps regions
 /// of the size the first caller asked for, so this must be SQLite's own.
 const REGION: c_int = 32_768;
 
-/// The WAL-index header as read at one moment.
-pub(super) type Stamp = [u8; HEADER];
+/// The WAL-index header as read at one moment, and `nBackfill` after it.
+///
+/// The header alone decides whether a kept snapshot is current. `nBackfill` makes a
+/// checkpoint end kept snapshots too: one begun while the WAL held frames not yet
+/// copied back holds a read mark in the WAL, and a writer can only restart the WAL
+/// from its beginning when no reader holds one. Begun again after the checkpoint,
+/// a snapshot reads the database file alone and holds no mark; without this, reads
+/// that never pause kept the WAL from ever restarting.
+pub(super) type Stamp = [u8; HEADER + 4];
 
 /// The signature of `sqlite3_io_methods::xShmMap`.
 type ShmMap =
@@ -136,17 +149,26 @@ impl WalIndex {
             return None;
         }
         let base = region.cast::<u8>().cast_const();
-        // SAFETY: both copies lie within the region (32 KiB); volatile reads because
-        // other processes write this memory. Read as SQLite's `walIndexTryHdr` does:
-        // the first copy, a barrier, the second copy.
-        let (first, second) = unsafe {
-            let first = std::ptr::read_volatile(base.cast::<Stamp>());
+        // SAFETY: both copies and `nBackfill` lie within the region (32 KiB);
+        // volatile reads because other processes write this memory. Read as SQLite's
+        // `walIndexTryHdr` does: the first copy, a barrier, the second copy; then
+        // `nBackfill`, which SQLite reads on its own too (`walCkptInfo`), an aligned
+        // 32-bit word.
+        let (first, second, backfilled) = unsafe {
+            let first = std::ptr::read_volatile(base.cast::<[u8; HEADER]>());
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let second = std::ptr::read_volatile(base.add(HEADER).cast::<Stamp>());
-            (first, second)
+            let second = std::ptr::read_volatile(base.add(HEADER).cast::<[u8; HEADER]>());
+            let backfilled = std::ptr::read_volatile(base.add(N_BACKFILL).cast::<[u8; 4]>());
+            (first, second, backfilled)
         };
         let version = u32::from_ne_bytes([first[0], first[1], first[2], first[3]]);
-        (first == second && version == WAL_INDEX_VERSION && first[IS_INIT] == 1).then_some(first)
+        if first != second || version != WAL_INDEX_VERSION || first[IS_INIT] != 1 {
+            return None;
+        }
+        let mut stamp = [0u8; HEADER + 4];
+        stamp[..HEADER].copy_from_slice(&first);
+        stamp[HEADER..].copy_from_slice(&backfilled);
+        Some(stamp)
     }
 }
 
@@ -189,6 +211,15 @@ mod tests {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); INSERT INTO t VALUES (4);")
             .unwrap();
         assert_ne!(index.stamp(&reader).unwrap(), stamp, "a WAL restart");
+        // A checkpoint that copies frames back changes it without a commit: the
+        // header stays, `nBackfill` moves.
+        let stamp = index.stamp(&reader).unwrap();
+        writer
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+            .unwrap();
+        let after = index.stamp(&reader).unwrap();
+        assert_eq!(after[..HEADER], stamp[..HEADER], "no commit");
+        assert_ne!(after, stamp, "a checkpoint");
     }
 
     #[test]
