@@ -411,6 +411,21 @@ async fn store_with_user(
     (dir, path, store)
 }
 
+/// The creation of user `u{i}`, named `u{i}@firm.example`.
+fn numbered_user(i: usize) -> crate::store::Mutation {
+    create_user(&format!("u{i}"), user_doc(&format!("u{i}@firm.example")))
+}
+
+/// `f` of the reader connections in the pool.
+fn with_readers<T>(store: &SqliteStore, f: impl FnOnce(&[Reader]) -> T) -> T {
+    f(&store.readers.conns.lock().unwrap())
+}
+
+/// Whether any reader connection in the pool keeps a snapshot.
+fn any_kept(store: &SqliteStore) -> bool {
+    with_readers(store, |rs| rs.iter().any(|r| r.kept.is_some()))
+}
+
 /// Point reads keep their read transaction between requests (`snapshot.rs`); a
 /// commit by this store or by another connection (the CLI writes the file itself)
 /// must still be seen by the very next read, every time.
@@ -418,13 +433,7 @@ async fn store_with_user(
 async fn kept_snapshots_see_every_commit_at_once() {
     let (_dir, path, store) = store_with_user("u1", "ada@firm.example").await;
     assert!(
-        store
-            .readers
-            .conns
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|r| r.index.is_some()),
+        with_readers(&store, |rs| rs.iter().all(|r| r.index.is_some())),
         "every reader reaches its WAL index"
     );
     let other = Connection::open(&path).unwrap();
@@ -496,27 +505,12 @@ async fn kept_snapshots_do_not_hold_the_wal_back() {
     // The database moves on (their snapshots are out of date), and they read
     // again (current snapshots, each holding its mark in the WAL).
     for i in 1..200 {
-        store
-            .apply(create_user(
-                &format!("u{i}"),
-                user_doc(&format!("u{i}@firm.example")),
-            ))
-            .await
-            .unwrap();
+        store.apply(numbered_user(i)).await.unwrap();
     }
     // Twice: a snapshot is kept once the database stood still between two reads.
     // (The checkpointer may end them between the reads and this look: retried.)
-    let kept = || {
-        store
-            .readers
-            .conns
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.kept.is_some())
-    };
     let mut tries = 0;
-    while !kept() {
+    while !any_kept(&store) {
         tries += 1;
         assert!(tries < 20, "readers keep snapshots");
         read_all().await;
@@ -567,13 +561,7 @@ async fn the_wal_restarts_under_steady_reads_and_occasional_writes() {
     let before = wal_restarts(dir.path());
     for i in 1..=40 {
         tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
-        store
-            .apply(create_user(
-                &format!("u{i}"),
-                user_doc(&format!("u{i}@firm.example")),
-            ))
-            .await
-            .unwrap();
+        store.apply(numbered_user(i)).await.unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     for r in readers {
@@ -592,18 +580,9 @@ async fn the_wal_restarts_under_steady_reads_and_occasional_writes() {
 #[tokio::test]
 async fn a_closing_store_keeps_no_snapshot() {
     let (_dir, _path, store) = store_with_user("u0", "u0@firm.example").await;
-    let kept = |store: &SqliteStore| {
-        store
-            .readers
-            .conns
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.kept.is_some())
-    };
     // (The checkpointer may end it between the reads and this look: retried.)
     let mut tries = 0;
-    while !kept(&store) {
+    while !any_kept(&store) {
         tries += 1;
         assert!(tries < 20, "an open store keeps one");
         for _ in 0..3 {
@@ -615,7 +594,7 @@ async fn a_closing_store_keeps_no_snapshot() {
     for _ in 0..3 {
         store.get("entra", ResourceKind::User, "u0").await.unwrap();
     }
-    assert!(!kept(&store), "a closing store keeps none");
+    assert!(!any_kept(&store), "a closing store keeps none");
 }
 
 /// Names the database [`another_process_writes`] opens, in the process that runs it.
