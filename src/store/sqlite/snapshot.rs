@@ -127,14 +127,21 @@ impl WalIndex {
             (*methods).xShmMap?
         };
         let index = WalIndex { db, file, map };
-        // A layout this code does not know is left alone.
-        index.stamp(conn).map(|_| index)
+        // A layout this code does not know is left alone. Only the version is
+        // checked here: a commit by another process rewriting the header at this
+        // moment would otherwise leave this connection without kept snapshots for
+        // good.
+        let base = index.region(conn)?;
+        // SAFETY: the version is the region's first aligned 32-bit word; it never
+        // changes while the index exists.
+        let version =
+            u32::from_ne_bytes(unsafe { std::ptr::read_volatile(base.cast::<[u8; 4]>()) });
+        (version == WAL_INDEX_VERSION).then_some(index)
     }
 
-    /// The header, or `None` while a commit is rewriting it, when it is not one this
-    /// code knows how to read, or when `conn` is not the connection this was made
-    /// for.
-    pub(super) fn stamp(&self, conn: &Connection) -> Option<Stamp> {
+    /// The start of `conn`'s mapping of WAL-index region 0, or `None` when `conn`
+    /// is not the connection this was made for or the VFS has no such region.
+    fn region(&self, conn: &Connection) -> Option<*const u8> {
         // SAFETY: comparing pointers; `conn` is open while borrowed.
         if unsafe { conn.handle() } != self.db {
             return None;
@@ -145,10 +152,14 @@ impl WalIndex {
         // no extending is what SQLite's `walIndexPage` asks for; the VFS returns
         // its existing mapping (null if the index is shorter than a region).
         let rc = unsafe { (self.map)(self.file, 0, REGION, 0, &raw mut region) };
-        if rc != ffi::SQLITE_OK || region.is_null() {
-            return None;
-        }
-        let base = region.cast::<u8>().cast_const();
+        (rc == ffi::SQLITE_OK && !region.is_null()).then(|| region.cast::<u8>().cast_const())
+    }
+
+    /// The header, or `None` while a commit is rewriting it, when it is not one this
+    /// code knows how to read, or when `conn` is not the connection this was made
+    /// for.
+    pub(super) fn stamp(&self, conn: &Connection) -> Option<Stamp> {
+        let base = self.region(conn)?;
         // SAFETY: both copies and `nBackfill` lie within the region (32 KiB);
         // volatile reads because other processes write this memory. Read as SQLite's
         // `walIndexTryHdr` does: the first copy, a barrier, the second copy; then

@@ -648,7 +648,7 @@ async fn kept_snapshots_survive_another_process_opening_the_database() {
     let (dir, path, store) = store_with_user("u1", "ada@firm.example").await;
     let exe = std::env::current_exe().unwrap();
     for round in 0..3 {
-        // Every reader keeps a snapshot: the database stood still between reads.
+        // A reader keeps a snapshot: the database stood still between its reads.
         for _ in 0..READERS * 3 {
             store.get("entra", ResourceKind::User, "u1").await.unwrap();
         }
